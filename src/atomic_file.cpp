@@ -1,0 +1,88 @@
+#include <localvm/atomic_file.hpp>
+#include <localvm/error.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+namespace localvm {
+namespace {
+
+[[noreturn]] void fail(const char* what, const std::filesystem::path& path, int err) {
+    throw_error(errc::io_error,
+                std::string(what) + " " + path.string() + ": " + std::strerror(err));
+}
+
+// Owns the temporary file until it is renamed into place.
+class temp_file {
+public:
+    explicit temp_file(const std::filesystem::path& target) : target_(target) {
+        std::string pattern = target.string() + ".tmp-XXXXXX";
+        fd_ = ::mkstemp(pattern.data());
+        if (fd_ < 0)
+            fail("cannot create a temporary file for", target, errno);
+        name_ = pattern;
+    }
+    temp_file(const temp_file&) = delete;
+    temp_file& operator=(const temp_file&) = delete;
+    ~temp_file() {
+        if (fd_ >= 0)
+            ::close(fd_);
+        if (!name_.empty())
+            ::unlink(name_.c_str());
+    }
+
+    void write(std::string_view bytes) {
+        while (!bytes.empty()) {
+            ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                fail("cannot write", target_, errno);
+            bytes.remove_prefix(static_cast<std::size_t>(n));
+        }
+    }
+
+    void commit(std::filesystem::perms mode) {
+        if (::fchmod(fd_, static_cast<mode_t>(mode)) != 0)
+            fail("cannot set the mode of", target_, errno);
+        if (::fsync(fd_) != 0)
+            fail("cannot flush", target_, errno);
+        int fd = fd_;
+        fd_ = -1;
+        if (::close(fd) != 0)
+            fail("cannot close", target_, errno);
+        if (::rename(name_.c_str(), target_.c_str()) != 0)
+            fail("cannot rename a temporary file onto", target_, errno);
+        name_.clear();
+    }
+
+private:
+    std::filesystem::path target_;
+    std::string name_;
+    int fd_ = -1;
+};
+
+} // namespace
+
+void write_file_atomic(const std::filesystem::path& path, std::string_view contents,
+                       std::filesystem::perms mode) {
+    temp_file file(path);
+    file.write(contents);
+    file.commit(mode);
+}
+
+void write_file_atomic(const std::filesystem::path& path,
+                       const std::function<void(const byte_writer&)>& producer,
+                       std::filesystem::perms mode) {
+    temp_file file(path);
+    producer([&](std::string_view chunk) { file.write(chunk); });
+    file.commit(mode);
+}
+
+} // namespace localvm
