@@ -1,0 +1,137 @@
+// The abstract VM manager: the awaitable lifecycle of one virtual machine.
+#pragma once
+
+#include <localvm/output.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace localvm {
+
+/// Direct kernel boot: QEMU loads the kernel and initrd itself (`-kernel`,
+/// `-initrd`, `-append`). Absent in `start_options` means firmware boot.
+struct direct_boot {
+    std::filesystem::path kernel; ///< Kernel image (bzImage or ELF vmlinux).
+    std::filesystem::path initrd; ///< Initial ramdisk; empty for none.
+    /// Kernel command line. It is normalised: `BOOT_IMAGE=...` and
+    /// `$vt_handoff` are dropped, `rootwait` and the serial console
+    /// (`console=ttyS0` on amd64, `console=ttyAMA0` on arm64) are added when
+    /// missing, and repeated words are kept once.
+    std::string cmdline;
+};
+
+/// A host TCP port forwarded to a guest TCP port (user-mode networking).
+struct port_forward {
+    std::string host_address = "127.0.0.1"; ///< Host address to listen on (an IPv4 literal).
+    std::uint16_t host_port = 0;             ///< 0 picks a free port; read it back from the manager.
+    std::uint16_t guest_port = 0;            ///< Port in the guest (e.g. 22).
+};
+
+/// What `start` boots. Defaults follow the original tool: 2 CPUs, 4G.
+struct start_options {
+    std::string user_data;          ///< cloud-init user-data put on the NoCloud seed (may be empty).
+    unsigned cpus = 2;              ///< Virtual CPUs (1..255).
+    /// Guest memory with QEMU's suffixes: "512M", "4G", "1T"; a plain number
+    /// means MiB. Anything else is `errc::invalid_argument`.
+    std::string memory = "4G";
+    std::string ssh_authorized_key; ///< Public key put in meta-data `public-keys` (may be empty).
+    bool monitor = false;           ///< Interactive HMP monitor on the caller's terminal (`-monitor stdio`).
+    std::optional<direct_boot> boot; ///< Direct kernel boot; absent means firmware (UEFI) boot.
+    std::vector<port_forward> ports; ///< Host->guest TCP forwards.
+};
+
+/// Options for `shell`.
+struct shell_options {
+    /// Kills ssh when it passes; zero means no timeout. Default: none.
+    std::chrono::milliseconds timeout{0};
+    /// Receives stdout line by line; when both sinks are empty, stdout and
+    /// stderr are captured together into `shell_result::output`.
+    line_sink out;
+    line_sink err; ///< Receives stderr line by line (see `out`).
+};
+
+/// How a remote command ended.
+struct shell_result {
+    int exit_status = -1; ///< The remote command's exit status.
+    std::string output;   ///< Combined output when no sinks were given.
+};
+
+/// Options for `sync` (rsync over ssh).
+struct sync_options {
+    std::string chown;                 ///< `--chown` value ("user:group"); empty: none.
+    std::vector<std::string> excludes; ///< `--exclude` patterns; empty strings are ignored.
+};
+
+/// The lifecycle of one VM, every call an awaitable on the caller's executor.
+/// Implementations: `localvm::qemu::manager`. Errors are `localvm::error`.
+class manager {
+public:
+    virtual ~manager() = default;
+
+    /// The host's address as seen from the guest (10.0.2.2 with user networking).
+    virtual std::string addr() const = 0;
+
+    /// Where lifecycle messages and child output go, line by line. Default: nowhere.
+    virtual void set_output(line_sink sink) = 0;
+
+    /// Creates the VM's disk as a copy-on-write overlay on `base_image`.
+    /// Throws `errc::not_found` for a missing base, `errc::already_exists` when
+    /// the VM exists, `errc::process_failed` when qemu-img fails; leaves no
+    /// partial file behind.
+    virtual boost::asio::awaitable<void> create(std::filesystem::path base_image) = 0;
+
+    /// True when the VM's disk exists.
+    virtual boost::asio::awaitable<bool> exists() = 0;
+
+    /// Boots the VM and returns once QEMU runs and its monitor answers. Throws
+    /// `errc::already_running`, `errc::invalid_argument` for bad options,
+    /// `errc::not_found` when the VM was not created, `errc::process_failed`
+    /// with QEMU's stderr when it exits during start. A failed or cancelled
+    /// start leaves no QEMU running.
+    virtual boost::asio::awaitable<void> start(start_options opts) = 0;
+
+    /// True while the VM's QEMU process runs (safe against stale state and pid reuse).
+    virtual boost::asio::awaitable<bool> running() = 0;
+
+    /// The running QEMU's pid; nullopt when not running.
+    virtual boost::asio::awaitable<std::optional<pid_t>> pid() = 0;
+
+    /// Waits until SSH in the guest answers (its banner, or a real login),
+    /// failing fast with `errc::guest_died` and the console tail if QEMU
+    /// exits, or with `errc::ssh_unreachable` after `timeout`.
+    virtual boost::asio::awaitable<void> wait_ready(std::chrono::milliseconds timeout) = 0;
+
+    /// Runs `command` in the guest over ssh. An empty command opens an
+    /// interactive session on the caller's terminal. The remote exit status
+    /// is returned; ssh failures throw `errc::ssh_unreachable`; the timeout
+    /// throws `errc::timeout`. Cancellation kills ssh.
+    virtual boost::asio::awaitable<shell_result> shell(std::string command, shell_options opts) = 0;
+
+    /// Attaches the caller's terminal to the serial console until Ctrl-]
+    /// or the VM stops. Throws `errc::not_running`.
+    virtual boost::asio::awaitable<void> console() = 0;
+
+    /// Copies `from` (a host path) to `to` (a guest path) with rsync over ssh.
+    /// Throws `errc::process_failed` with rsync's exit status and stderr.
+    virtual boost::asio::awaitable<void> sync(std::filesystem::path from, std::string to,
+                                              sync_options opts) = 0;
+
+    /// Stops the VM: ACPI power button, then `quit`, then SIGTERM, then
+    /// SIGKILL, each with its own timeout. Returns when QEMU is gone. Throws
+    /// `errc::not_running`.
+    virtual boost::asio::awaitable<void> stop() = 0;
+
+    /// Deletes the VM's disk, seed and runtime files. Throws
+    /// `errc::already_running` for a running VM; a VM that does not exist is a no-op.
+    virtual boost::asio::awaitable<void> remove() = 0;
+};
+
+} // namespace localvm

@@ -1,0 +1,92 @@
+// The QEMU command line, built as a pure function of a resolved launch plan.
+#pragma once
+
+#include <localvm/manager.hpp>
+
+#include <boost/system/error_code.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace localvm::qemu {
+
+/// Guest architecture.
+enum class arch { amd64, arm64 };
+
+/// Accelerator choice. `automatic` resolves to kvm or tcg (see accel.hpp).
+enum class accelerator { automatic, kvm, tcg };
+
+/// Guest networking (QEMU user-mode networking, with the port forwards).
+enum class network {
+    user,       ///< NAT: the guest reaches what the host reaches (the original's default).
+    restricted, ///< `restrict=on`: the guest reaches nothing; only the forwards work.
+};
+
+/// UEFI firmware images for firmware boot.
+struct firmware {
+    std::filesystem::path code; ///< Read-only code image (OVMF_CODE / AAVMF_CODE).
+    std::filesystem::path vars; ///< The VM's own writable copy of the variable store.
+};
+
+/// Everything the command line depends on, already validated and resolved.
+struct launch_plan {
+    std::string name;                        ///< VM name (shown by QEMU as the guest name).
+    arch architecture = arch::amd64;         ///< amd64: q35; arm64: virt.
+    accelerator accel = accelerator::tcg;    ///< kvm or tcg (automatic is resolved before).
+    std::filesystem::path qemu_binary;       ///< argv[0].
+    unsigned cpus = 2;                       ///< -smp.
+    std::uint64_t memory_mib = 4096;         ///< -m, in MiB.
+    std::filesystem::path disk;              ///< qcow2 overlay, first virtio disk.
+    std::filesystem::path seed;              ///< NoCloud ISO, second virtio disk (read-only); empty: none.
+    std::optional<direct_boot> boot;         ///< Direct kernel boot (cmdline already normalised).
+    std::optional<firmware> uefi;            ///< Firmware boot; ignored with `boot`.
+    network net = network::user;             ///< User-mode networking flavour.
+    std::vector<port_forward> ports;         ///< hostfwd rules (host_port 0: QEMU picks).
+    std::filesystem::path qmp_socket;        ///< QMP control socket (unix, server).
+    std::filesystem::path console_socket;    ///< Serial console socket (unix, server).
+    std::filesystem::path console_log;       ///< The serial console's log file (appended).
+    std::filesystem::path pidfile;           ///< QEMU's -pidfile (QEMU holds a write lock on it).
+    bool monitor = false;                    ///< `-monitor stdio`.
+    bool paused = true;                      ///< `-S`: start paused until QMP `cont`.
+};
+
+/// The argv for `plan`: q35 + virtio on amd64, virt on arm64, the
+/// accelerator, direct or firmware boot, disk and seed as virtio-blk, user
+/// networking with the forwards, QMP and the serial console on unix
+/// sockets, the console log, a virtio RNG (guests need entropy for SSH host
+/// keys), and `-S`. Values that QEMU parses as option lists have commas
+/// doubled. Pure; never fails (validate the plan first).
+std::vector<std::string> command_line(const launch_plan& plan);
+
+/// Doubles every comma, so that a value inside a QEMU option list
+/// (`file=a,,b`) is read as one value.
+std::string escape_option_value(std::string_view value);
+
+/// Normalises a kernel command line like the original tool: drops
+/// `BOOT_IMAGE=...` and `$vt_handoff`, adds `rootwait` and the serial
+/// console for `a` when missing, keeps each repeated word once. Words are
+/// separated by blanks; quoted words are kept whole.
+std::string normalize_kernel_cmdline(std::string_view cmdline, arch a);
+
+/// Parses a memory size with QEMU's suffixes (K, M, G, T, optionally
+/// followed by "B" or "iB", any case; a plain number is MiB) into MiB.
+/// Returns nullopt and sets `ec` to `errc::invalid_argument` for anything
+/// else, a size below 16 MiB, or a size that is not a whole number of MiB.
+std::optional<std::uint64_t> parse_memory_mib(std::string_view text,
+                                              boost::system::error_code& ec);
+
+/// The serial console device name the kernel uses on `a` (ttyS0, ttyAMA0).
+std::string_view serial_console_device(arch a) noexcept;
+
+/// Parses HMP `info usernet` text into the host ports QEMU bound for the
+/// given forwards: for each forward in `wanted` (in order) the host port
+/// listed for the same host address and guest port. Returns nullopt when
+/// any forward is missing from the text.
+std::optional<std::vector<std::uint16_t>>
+parse_usernet_ports(std::string_view info_usernet, const std::vector<port_forward>& wanted);
+
+} // namespace localvm::qemu

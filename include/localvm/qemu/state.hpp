@@ -1,0 +1,52 @@
+// The VM's state file: what a later process needs to find and judge a VM.
+#pragma once
+
+#include <localvm/manager.hpp>
+#include <localvm/qemu/arguments.hpp>
+
+#include <boost/system/error_code.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace localvm::qemu {
+
+/// How a VM last ended.
+enum class end_reason {
+    none,           ///< It has not ended (or never ran).
+    stopped,        ///< localvm's `stop` ended it.
+    guest_shutdown, ///< The guest powered off by itself.
+    crashed,        ///< QEMU exited with an error or died of a signal other than SIGKILL.
+    killed,         ///< QEMU was killed (SIGKILL) by someone other than localvm.
+};
+
+/// The stable word for a reason: "none", "stopped", "guest-shutdown", "crashed", "killed".
+std::string_view to_string(end_reason r) noexcept;
+
+/// What the state file records.
+struct vm_state {
+    std::int64_t pid = 0;                 ///< QEMU's pid when it was started.
+    accelerator accel = accelerator::tcg; ///< The accelerator QEMU runs with.
+    std::vector<port_forward> ports;      ///< Forwards with the host ports QEMU bound.
+    std::int64_t started_at = 0;          ///< Unix time of the start, seconds.
+    bool stopping = false;                ///< localvm's `stop` has begun (intent recorded).
+    end_reason last_end = end_reason::none; ///< How the VM last ended.
+    std::string last_end_detail;          ///< e.g. "exited 0", "signaled 9", QMP SHUTDOWN reason.
+    std::int64_t ended_at = 0;            ///< Unix time of the end, seconds; 0 if running.
+};
+
+/// Renders `s` as a JSON object (one line, stable key order).
+std::string render_state(const vm_state& s);
+
+/// Parses a state file. On malformed input returns nullopt and sets `ec`
+/// to `errc::protocol_error`.
+std::optional<vm_state> parse_state(std::string_view json, boost::system::error_code& ec);
+
+/// Judges how QEMU ended from the supervisor's exit status ("exited N" /
+/// "signaled N") and whether localvm's stop was under way.
+end_reason classify_end(std::string_view how, int number, bool stopping) noexcept;
+
+} // namespace localvm::qemu

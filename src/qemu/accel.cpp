@@ -1,0 +1,74 @@
+#include <localvm/error.hpp>
+#include <localvm/qemu/accel.hpp>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+namespace localvm::qemu {
+
+std::string kvm_problem(arch a) {
+#if defined(__x86_64__)
+    const arch host = arch::amd64;
+#elif defined(__aarch64__)
+    const arch host = arch::arm64;
+#else
+    return "KVM: unsupported host architecture";
+#endif
+    if (a != host)
+        return "KVM cannot run a guest of another architecture";
+    int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return std::string("/dev/kvm: ") + std::strerror(errno);
+    std::string problem;
+    int version = ::ioctl(fd, KVM_GET_API_VERSION, 0);
+    if (version != KVM_API_VERSION) {
+        problem = "/dev/kvm: unexpected API version " + std::to_string(version);
+    } else {
+        int vm = ::ioctl(fd, KVM_CREATE_VM, 0);
+        if (vm < 0)
+            problem = std::string("/dev/kvm: cannot create a VM: ") + std::strerror(errno);
+        else
+            ::close(vm);
+    }
+    ::close(fd);
+    return problem;
+}
+
+accel_choice resolve_accelerator(accelerator requested, arch a,
+                                 const std::filesystem::path& hang_marker) {
+    if (requested == accelerator::tcg)
+        return {accelerator::tcg, "tcg requested", false};
+    if (requested == accelerator::kvm) {
+        if (auto problem = kvm_problem(a); !problem.empty())
+            throw_error(errc::unsupported, "accelerator kvm: " + problem);
+        return {accelerator::kvm, "kvm requested", false};
+    }
+    if (const char* env = std::getenv("LOCALVM_ACCEL"); env && *env) {
+        std::string v = env;
+        if (v == "tcg")
+            return {accelerator::tcg, "LOCALVM_ACCEL=tcg", false};
+        if (v == "kvm")
+            return resolve_accelerator(accelerator::kvm, a, hang_marker);
+        if (v != "auto")
+            throw_error(errc::invalid_argument,
+                        "LOCALVM_ACCEL=" + v + ": expected kvm, tcg or auto");
+    }
+    if (auto problem = kvm_problem(a); !problem.empty())
+        return {accelerator::tcg, problem + "; using tcg", false};
+    std::error_code ec;
+    if (std::filesystem::exists(hang_marker, ec))
+        return {accelerator::tcg,
+                "KVM hung an earlier boot on this host (" + hang_marker.string() +
+                    "); using tcg",
+                false};
+    return {accelerator::kvm, "/dev/kvm is usable", true};
+}
+
+} // namespace localvm::qemu

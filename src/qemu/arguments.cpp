@@ -1,0 +1,197 @@
+#include <localvm/error.hpp>
+#include <localvm/qemu/arguments.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <sstream>
+
+namespace localvm::qemu {
+namespace {
+
+// Splits on blanks; a double-quoted stretch (param="a b") stays in one word.
+std::vector<std::string> split_cmdline(std::string_view s) {
+    std::vector<std::string> words;
+    std::string cur;
+    bool quoted = false, any = false;
+    for (char c : s) {
+        if (c == '"') {
+            quoted = !quoted;
+            cur += c;
+            any = true;
+        } else if (!quoted && (c == ' ' || c == '\t' || c == '\n')) {
+            if (any)
+                words.push_back(std::move(cur));
+            cur.clear();
+            any = false;
+        } else {
+            cur += c;
+            any = true;
+        }
+    }
+    if (any)
+        words.push_back(std::move(cur));
+    return words;
+}
+
+std::string path_value(const std::filesystem::path& p) { return escape_option_value(p.string()); }
+
+} // namespace
+
+std::string escape_option_value(std::string_view value) {
+    std::string out;
+    out.reserve(value.size());
+    for (char c : value) {
+        out += c;
+        if (c == ',')
+            out += ',';
+    }
+    return out;
+}
+
+std::string_view serial_console_device(arch a) noexcept {
+    return a == arch::arm64 ? "ttyAMA0" : "ttyS0";
+}
+
+std::string normalize_kernel_cmdline(std::string_view cmdline, arch a) {
+    std::vector<std::string> kept;
+    for (auto& w : split_cmdline(cmdline)) {
+        if (w.rfind("BOOT_IMAGE=", 0) == 0 || w == "$vt_handoff")
+            continue;
+        if (std::find(kept.begin(), kept.end(), w) == kept.end())
+            kept.push_back(std::move(w));
+    }
+    if (std::find(kept.begin(), kept.end(), "rootwait") == kept.end())
+        kept.emplace_back("rootwait");
+    std::string console = "console=" + std::string(serial_console_device(a));
+    bool has_console = std::any_of(kept.begin(), kept.end(), [&](const std::string& w) {
+        return w == console || w.rfind(console + ",", 0) == 0;
+    });
+    if (!has_console)
+        kept.push_back(console);
+    std::string out;
+    for (auto& w : kept) {
+        if (!out.empty())
+            out += ' ';
+        out += w;
+    }
+    return out;
+}
+
+std::optional<std::uint64_t> parse_memory_mib(std::string_view text,
+                                              boost::system::error_code& ec) {
+    ec = make_error_code(errc::invalid_argument);
+    std::uint64_t n = 0;
+    auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (err != std::errc() || end == text.data())
+        return std::nullopt;
+    std::string suffix(end, text.data() + text.size());
+    std::transform(suffix.begin(), suffix.end(), suffix.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    if (suffix.size() > 1 && (suffix.substr(1) == "B" || suffix.substr(1) == "IB"))
+        suffix.resize(1);
+    std::uint64_t kib_per_unit = 0;
+    if (suffix.empty() || suffix == "M")
+        kib_per_unit = 1024;
+    else if (suffix == "K")
+        kib_per_unit = 1;
+    else if (suffix == "G")
+        kib_per_unit = 1024ull * 1024;
+    else if (suffix == "T")
+        kib_per_unit = 1024ull * 1024 * 1024;
+    else
+        return std::nullopt;
+    constexpr std::uint64_t max_kib = 16ull * 1024 * 1024 * 1024; // 16 TiB
+    if (n > max_kib / kib_per_unit)
+        return std::nullopt;
+    std::uint64_t kib = n * kib_per_unit;
+    if (kib % 1024 != 0 || kib < 16 * 1024)
+        return std::nullopt;
+    ec = {};
+    return kib / 1024;
+}
+
+std::vector<std::string> command_line(const launch_plan& p) {
+    const bool arm = p.architecture == arch::arm64;
+    std::vector<std::string> a;
+    auto add = [&](std::initializer_list<std::string> words) {
+        a.insert(a.end(), words.begin(), words.end());
+    };
+    a.push_back(p.qemu_binary.string());
+    add({"-name", "guest=" + escape_option_value(p.name)});
+    add({"-machine", arm ? "virt,gic-version=max" : "q35"});
+    add({"-accel", p.accel == accelerator::kvm ? "kvm" : "tcg"});
+    add({"-cpu", p.accel == accelerator::kvm ? "host" : "max"});
+    add({"-smp", std::to_string(p.cpus)});
+    add({"-m", std::to_string(p.memory_mib) + "M"});
+    add({"-nodefaults", "-no-user-config", "-display", "none"});
+    if (p.paused)
+        a.push_back("-S");
+    add({"-chardev", "socket,id=qmp,path=" + path_value(p.qmp_socket) + ",server=on,wait=off"});
+    add({"-mon", "chardev=qmp,mode=control"});
+    add({"-chardev", "socket,id=serial0,path=" + path_value(p.console_socket) +
+                         ",server=on,wait=off,logfile=" + path_value(p.console_log) +
+                         ",logappend=on"});
+    add({"-serial", "chardev:serial0"});
+    add({"-drive", "file=" + path_value(p.disk) + ",if=virtio,format=qcow2,discard=unmap"});
+    if (!p.seed.empty())
+        add({"-drive", "file=" + path_value(p.seed) + ",if=virtio,format=raw,readonly=on"});
+    std::string nic = "user,model=virtio-net-pci";
+    if (p.net == network::restricted)
+        nic += ",restrict=on";
+    for (const auto& f : p.ports)
+        nic += ",hostfwd=tcp:" + f.host_address + ":" + std::to_string(f.host_port) + "-:" +
+               std::to_string(f.guest_port);
+    add({"-nic", nic});
+    add({"-device", "virtio-rng-pci"});
+    if (p.boot) {
+        add({"-kernel", p.boot->kernel.string()});
+        if (!p.boot->initrd.empty())
+            add({"-initrd", p.boot->initrd.string()});
+        add({"-append", p.boot->cmdline});
+    } else if (p.uefi) {
+        add({"-drive",
+             "if=pflash,format=raw,unit=0,readonly=on,file=" + path_value(p.uefi->code)});
+        add({"-drive", "if=pflash,format=raw,unit=1,file=" + path_value(p.uefi->vars)});
+    }
+    add({"-pidfile", p.pidfile.string()});
+    if (p.monitor)
+        add({"-monitor", "stdio"});
+    return a;
+}
+
+std::optional<std::vector<std::uint16_t>>
+parse_usernet_ports(std::string_view text, const std::vector<port_forward>& wanted) {
+    struct entry {
+        std::string address;
+        unsigned host_port = 0, guest_port = 0;
+        bool used = false;
+    };
+    std::vector<entry> entries;
+    std::istringstream in{std::string(text)};
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.find("HOST_FORWARD") == std::string::npos)
+            continue;
+        std::istringstream words(line);
+        std::string proto, fd, src, dst;
+        entry e;
+        if (words >> proto >> fd >> src >> e.host_port >> dst >> e.guest_port) {
+            e.address = src;
+            entries.push_back(std::move(e));
+        }
+    }
+    std::vector<std::uint16_t> ports;
+    for (const auto& w : wanted) {
+        auto it = std::find_if(entries.begin(), entries.end(), [&](const entry& e) {
+            return !e.used && e.address == w.host_address && e.guest_port == w.guest_port &&
+                   (w.host_port == 0 || e.host_port == w.host_port);
+        });
+        if (it == entries.end())
+            return std::nullopt;
+        it->used = true;
+        ports.push_back(static_cast<std::uint16_t>(it->host_port));
+    }
+    return ports;
+}
+
+} // namespace localvm::qemu

@@ -1,0 +1,110 @@
+#include "lock.hpp"
+
+#include <localvm/error.hpp>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace localvm::qemu::detail {
+namespace asio = boost::asio;
+using namespace boost::asio::experimental::awaitable_operators;
+
+namespace {
+
+int listen_on(const std::filesystem::path& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    ::unlink(path.c_str());
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(fd, 128) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+} // namespace
+
+vm_lock::vm_lock(int file_fd, int listen_fd, std::filesystem::path socket) noexcept
+    : file_fd_(file_fd)
+    , listen_fd_(listen_fd)
+    , socket_(std::move(socket)) {}
+
+vm_lock::vm_lock(vm_lock&& other) noexcept
+    : file_fd_(std::exchange(other.file_fd_, -1))
+    , listen_fd_(std::exchange(other.listen_fd_, -1))
+    , socket_(std::move(other.socket_)) {}
+
+vm_lock::~vm_lock() {
+    if (listen_fd_ >= 0) {
+        ::unlink(socket_.c_str());
+        ::close(listen_fd_); // wakes every waiter connected to it
+    }
+    if (file_fd_ >= 0)
+        ::close(file_fd_); // releases the flock
+}
+
+asio::awaitable<vm_lock> vm_lock::acquire(std::filesystem::path lock_file,
+                                          std::filesystem::path socket,
+                                          std::chrono::milliseconds timeout, std::string what) {
+    auto executor = co_await asio::this_coro::executor;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto backoff = std::chrono::milliseconds(5);
+    for (;;) {
+        int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+            throw_error(errc::io_error,
+                        "cannot open lock file " + lock_file.string() + ": " + std::strerror(errno));
+        if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            int lfd = listen_on(socket);
+            co_return vm_lock(fd, lfd, socket);
+        }
+        int err = errno;
+        ::close(fd);
+        if (err != EWOULDBLOCK)
+            throw_error(errc::io_error, "cannot lock " + lock_file.string() + ": " +
+                                            std::strerror(err));
+        if (std::chrono::steady_clock::now() >= deadline)
+            throw_error(errc::timeout, "waiting for another process to finish with " + what);
+
+        // Sleep until the holder lets go: its listening socket closes, which
+        // resets our (possibly not yet accepted) connection. Until the holder
+        // has bound its socket there is nothing to wait on but a short timer.
+        asio::local::stream_protocol::socket waiter(executor);
+        asio::steady_timer timer(executor, deadline);
+        boost::system::error_code ec;
+        waiter.open();
+        waiter.non_blocking(true); // a full backlog must not block the thread
+        waiter.connect(asio::local::stream_protocol::endpoint(socket.string()), ec);
+        if (!ec) {
+            char byte;
+            auto nothing = asio::redirect_error(asio::use_awaitable, ec);
+            co_await (waiter.async_read_some(asio::buffer(&byte, 1), nothing) ||
+                      timer.async_wait(nothing));
+            backoff = std::chrono::milliseconds(5);
+        } else {
+            timer.expires_after(backoff);
+            co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            backoff = std::min(backoff * 2, std::chrono::milliseconds(100));
+        }
+    }
+}
+
+} // namespace localvm::qemu::detail

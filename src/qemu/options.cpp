@@ -1,0 +1,81 @@
+#include <localvm/error.hpp>
+#include <localvm/qemu/options.hpp>
+
+#include <cstdlib>
+
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace localvm::qemu {
+namespace {
+
+std::filesystem::path env_path(const char* name) {
+    const char* v = std::getenv(name);
+    return v && *v ? std::filesystem::path(v) : std::filesystem::path();
+}
+
+std::filesystem::path default_data_dir() {
+    if (auto x = env_path("XDG_DATA_HOME"); !x.empty())
+        return x / "localvm";
+    if (auto h = env_path("HOME"); !h.empty())
+        return h / ".local" / "share" / "localvm";
+    return std::filesystem::path("/tmp") / ("localvm-data-" + std::to_string(::getuid()));
+}
+
+std::filesystem::path default_runtime_dir() {
+    if (auto x = env_path("XDG_RUNTIME_DIR"); !x.empty())
+        return x / "localvm";
+    return std::filesystem::path("/tmp") / ("localvm-" + std::to_string(::getuid()));
+}
+
+} // namespace
+
+std::string check_name(std::string_view name) {
+    if (name.empty())
+        return "VM name is empty";
+    if (name.size() > 64)
+        return "VM name is longer than 64 characters";
+    if (name == "." || name == "..")
+        return "VM name \"" + std::string(name) + "\" is not allowed";
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return "VM name \"" + std::string(name) +
+                   "\" may only contain letters, digits, '.', '_' and '-'";
+    }
+    return {};
+}
+
+layout make_layout(const options& opts) {
+    if (auto problem = check_name(opts.name); !problem.empty())
+        throw_error(errc::invalid_argument, problem);
+    auto data = opts.data_dir.empty() ? default_data_dir() : opts.data_dir;
+    auto run = opts.runtime_dir.empty() ? default_runtime_dir() : opts.runtime_dir;
+    layout l;
+    l.data = std::filesystem::absolute(data) / opts.name;
+    l.runtime = std::filesystem::absolute(run) / opts.name;
+    l.disk = l.data / "disk.qcow2";
+    l.seed = l.data / "seed.iso";
+    l.efi_vars = l.data / "efi-vars.fd";
+    l.qmp_socket = l.runtime / "qmp.sock";
+    l.console_socket = l.runtime / "console.sock";
+    l.console_log = l.runtime / "console.log";
+    l.qemu_log = l.runtime / "qemu.log";
+    l.pidfile = l.runtime / "qemu.pid";
+    l.state = l.runtime / "state.json";
+    l.lock = l.runtime / "lock";
+    l.exit_status = l.runtime / "exit-status";
+    l.known_hosts = l.runtime / "known_hosts";
+    constexpr std::size_t max_socket_path = sizeof(sockaddr_un::sun_path) - 1;
+    for (const auto* p : {&l.qmp_socket, &l.console_socket}) {
+        if (p->string().size() > max_socket_path)
+            throw_error(errc::invalid_argument,
+                        "socket path " + p->string() + " is longer than " +
+                            std::to_string(max_socket_path) +
+                            " bytes; choose a shorter runtime directory");
+    }
+    return l;
+}
+
+} // namespace localvm::qemu

@@ -1,0 +1,61 @@
+#define BOOST_TEST_MODULE qemu_state
+#include <localvm/error.hpp>
+#include <localvm/qemu/state.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include <csignal>
+
+using namespace localvm::qemu;
+using localvm::errc;
+
+BOOST_AUTO_TEST_CASE(round_trip) {
+    vm_state s;
+    s.pid = 4242;
+    s.accel = accelerator::kvm;
+    s.ports = {{"127.0.0.1", 34145, 22}, {"0.0.0.0", 8080, 80}};
+    s.started_at = 1795726297;
+    s.stopping = true;
+    s.last_end = end_reason::guest_shutdown;
+    s.last_end_detail = "exited 0";
+    s.ended_at = 1795726300;
+    auto text = render_state(s);
+    BOOST_TEST(text ==
+               "{\"pid\":4242,\"accelerator\":\"kvm\",\"ports\":[{\"host_address\":\"127.0.0.1\","
+               "\"host_port\":34145,\"guest_port\":22},{\"host_address\":\"0.0.0.0\",\"host_port\":"
+               "8080,\"guest_port\":80}],\"started_at\":1795726297,\"stopping\":true,\"last_end\":"
+               "\"guest-shutdown\",\"last_end_detail\":\"exited 0\",\"ended_at\":1795726300}\n");
+    boost::system::error_code ec;
+    auto back = parse_state(text, ec);
+    BOOST_REQUIRE(back);
+    BOOST_TEST(!ec);
+    BOOST_TEST(back->pid == 4242);
+    BOOST_TEST((back->accel == accelerator::kvm));
+    BOOST_TEST(back->ports.size() == 2u);
+    BOOST_TEST(back->ports[1].host_address == "0.0.0.0");
+    BOOST_TEST(back->ports[0].host_port == 34145);
+    BOOST_TEST(back->stopping);
+    BOOST_TEST((back->last_end == end_reason::guest_shutdown));
+    BOOST_TEST(back->last_end_detail == "exited 0");
+    BOOST_TEST(back->ended_at == 1795726300);
+}
+
+BOOST_AUTO_TEST_CASE(malformed_state_is_an_error_code) {
+    boost::system::error_code ec;
+    for (const char* bad : {"", "{", "[]", "{\"pid\":\"x\",\"started_at\":1}", "{\"pid\":1}",
+                            "{\"pid\":1,\"started_at\":1,\"ports\":[1]}",
+                            "{\"pid\":1,\"started_at\":1,\"ports\":[{\"host_port\":1}]}"}) {
+        BOOST_TEST(!parse_state(bad, ec), bad);
+        BOOST_TEST((ec == errc::protocol_error), bad);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(end_classification) {
+    BOOST_TEST((classify_end("exited", 0, true) == end_reason::stopped));
+    BOOST_TEST((classify_end("signaled", SIGKILL, true) == end_reason::stopped));
+    BOOST_TEST((classify_end("exited", 0, false) == end_reason::guest_shutdown));
+    BOOST_TEST((classify_end("exited", 1, false) == end_reason::crashed));
+    BOOST_TEST((classify_end("signaled", SIGKILL, false) == end_reason::killed));
+    BOOST_TEST((classify_end("signaled", SIGSEGV, false) == end_reason::crashed));
+    BOOST_TEST(to_string(end_reason::guest_shutdown) == "guest-shutdown");
+}
