@@ -1,0 +1,91 @@
+// The NoCloud seed: what cloud-init reads from a volume labelled `cidata`.
+// Pure rendering functions plus the one call that writes the seed image.
+#pragma once
+
+#include <localvm/atomic_file.hpp>
+#include <localvm/cloudinit/iso9660.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace localvm::cloudinit {
+
+/// The meta-data fields localvm renders.
+///
+/// Every value must be valid UTF-8 without control characters (C0, DEL,
+/// C1, U+2028, U+2029, U+FEFF, U+FFFE, U+FFFF): such input is rejected, not
+/// escaped, so that a value always renders on one line. Anything else,
+/// quotes, backslashes, `:`, `#`, a leading `-`, braces, unicode, is
+/// rendered as a YAML double-quoted scalar and reads back unchanged.
+struct meta_data {
+    /// Required, non-empty, without '/' and not "." or ".." (cloud-init
+    /// uses it as a directory name). cloud-init runs its per-instance
+    /// modules (users, keys, user-data scripts) only when this changes:
+    /// under an unchanged instance-id it silently ignores new user-data, so
+    /// give a new id (e.g. one derived from the user-data's hash) whenever
+    /// the guest must apply changed user-data.
+    std::string instance_id;
+    /// The guest's host name; empty (the default) omits the key.
+    std::string local_hostname;
+    /// SSH public keys for the default user, each non-empty, one per line
+    /// (e.g. "ssh-ed25519 AAAA... user@host"); none (the default) omits the
+    /// key.
+    std::vector<std::string> public_keys;
+};
+
+/// Renders `md` as NoCloud meta-data, keys in this order, exactly:
+///
+///     instance-id: "iid-example"
+///     local-hostname: "vm1"
+///     public-keys:
+///       - "ssh-ed25519 AAAA... user@host"
+///
+/// each value a double-quoted scalar with only `\\` and `\"` escapes, each
+/// line ending in '\n'. Throws `localvm::error` with `errc::invalid_argument`
+/// naming the field (e.g. "meta-data local-hostname: contains a control
+/// character (U+000A)") when a value cannot be represented as described on
+/// meta_data.
+std::string render_meta_data(const meta_data& md);
+
+/// A network-config (version 2) that brings up DHCPv4 on every Ethernet
+/// interface whose name starts with `e` (eth0, ens3, enp0s2: the virtio NIC
+/// whatever the guest calls it).
+std::string_view default_network_config() noexcept;
+
+/// Everything a NoCloud seed holds.
+struct seed {
+    /// user-data, written verbatim (typically "#cloud-config\n..." or a
+    /// script starting "#!"); may be empty.
+    std::string user_data;
+    /// Rendered with render_meta_data unless raw_meta_data is set.
+    meta_data meta;
+    /// meta-data written verbatim instead of rendering `meta` (e.g. a file
+    /// the user supplies, as cloud-localds accepts). Default: unset.
+    std::optional<std::string> raw_meta_data;
+    /// network-config, verbatim; unset (the default) writes no file and
+    /// cloud-init falls back to DHCP on the first NIC. See
+    /// default_network_config().
+    std::optional<std::string> network_config;
+    /// vendor-data, verbatim; unset (the default) writes no file.
+    std::optional<std::string> vendor_data;
+};
+
+/// The files of the seed image: `user-data`, `meta-data` and, when set,
+/// `network-config` and `vendor-data`. Throws as render_meta_data does.
+std::vector<iso_file> seed_files(const seed& s);
+
+/// Writes the seed image (volume id "cidata" unless `options` says
+/// otherwise) to `out`. Throws as render_meta_data and write_iso do.
+void write_seed(const seed& s, const byte_writer& out, const iso_options& options = {});
+
+/// Writes the seed image to `path` atomically (write_iso_file: temporary
+/// file in the same directory, then rename, replacing an older seed), mode
+/// 0600. Throws `errc::invalid_argument` as render_meta_data does, before
+/// touching the file system, and `errc::io_error` on write failure.
+void write_seed_file(const std::filesystem::path& path, const seed& s,
+                     const iso_options& options = {});
+
+} // namespace localvm::cloudinit

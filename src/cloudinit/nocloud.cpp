@@ -1,0 +1,103 @@
+#include <localvm/cloudinit/nocloud.hpp>
+#include <localvm/error.hpp>
+
+#include "utf8.hpp"
+
+#include <cstdio>
+
+namespace localvm::cloudinit {
+namespace {
+
+// Characters a YAML reader would treat as a line break, a BOM or a
+// non-printable, or that make no sense in a one-line value.
+bool forbidden(char32_t cp) {
+    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0) || cp == 0x2028 ||
+           cp == 0x2029 || cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF;
+}
+
+// Appends `value` as a YAML double-quoted scalar, or throws naming `field`.
+void append_quoted(std::string& out, std::string_view value, const std::string& field) {
+    out += '"';
+    for (std::size_t pos = 0; pos < value.size();) {
+        const std::size_t start = pos;
+        const auto cp = detail::next_code_point(value, pos);
+        if (!cp)
+            throw_error(errc::invalid_argument, "meta-data " + field +
+                                                    ": not valid UTF-8 at byte " +
+                                                    std::to_string(start));
+        if (forbidden(*cp)) {
+            char code[16];
+            std::snprintf(code, sizeof code, "U+%04X", static_cast<unsigned>(*cp));
+            throw_error(errc::invalid_argument,
+                        "meta-data " + field + ": contains a control character (" + code +
+                            ") at byte " + std::to_string(start));
+        }
+        if (*cp == U'"' || *cp == U'\\')
+            out += '\\';
+        out.append(value.substr(start, pos - start));
+    }
+    out += '"';
+}
+
+} // namespace
+
+std::string render_meta_data(const meta_data& md) {
+    if (md.instance_id.empty())
+        throw_error(errc::invalid_argument, "meta-data instance-id: empty");
+    if (md.instance_id == "." || md.instance_id == ".." ||
+        md.instance_id.find('/') != std::string::npos)
+        throw_error(errc::invalid_argument,
+                    "meta-data instance-id: \"/\", \".\" and \"..\" are not allowed (cloud-init "
+                    "uses it as a directory name)");
+    std::string out = "instance-id: ";
+    append_quoted(out, md.instance_id, "instance-id");
+    out += '\n';
+    if (!md.local_hostname.empty()) {
+        out += "local-hostname: ";
+        append_quoted(out, md.local_hostname, "local-hostname");
+        out += '\n';
+    }
+    if (!md.public_keys.empty()) {
+        out += "public-keys:\n";
+        for (std::size_t i = 0; i < md.public_keys.size(); ++i) {
+            const std::string field = "public-keys[" + std::to_string(i) + "]";
+            if (md.public_keys[i].empty())
+                throw_error(errc::invalid_argument, "meta-data " + field + ": empty");
+            out += "  - ";
+            append_quoted(out, md.public_keys[i], field);
+            out += '\n';
+        }
+    }
+    return out;
+}
+
+std::string_view default_network_config() noexcept {
+    return "version: 2\n"
+           "ethernets:\n"
+           "  ethernet:\n"
+           "    match:\n"
+           "      name: \"e*\"\n"
+           "    dhcp4: true\n";
+}
+
+std::vector<iso_file> seed_files(const seed& s) {
+    std::vector<iso_file> files;
+    files.push_back({"meta-data", s.raw_meta_data ? *s.raw_meta_data : render_meta_data(s.meta)});
+    files.push_back({"user-data", s.user_data});
+    if (s.network_config)
+        files.push_back({"network-config", *s.network_config});
+    if (s.vendor_data)
+        files.push_back({"vendor-data", *s.vendor_data});
+    return files;
+}
+
+void write_seed(const seed& s, const byte_writer& out, const iso_options& options) {
+    write_iso(seed_files(s), out, options);
+}
+
+void write_seed_file(const std::filesystem::path& path, const seed& s,
+                     const iso_options& options) {
+    write_iso_file(path, seed_files(s), options);
+}
+
+} // namespace localvm::cloudinit
