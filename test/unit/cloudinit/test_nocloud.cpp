@@ -1,0 +1,186 @@
+// meta-data rendering (the exact shape the test guest's shell parser reads),
+// rejection of unrepresentable values, and the seed's file set.
+#define BOOST_TEST_MODULE nocloud
+#include <localvm/cloudinit/nocloud.hpp>
+#include <localvm/error.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <unistd.h>
+
+using namespace localvm::cloudinit;
+using localvm::errc;
+
+namespace {
+
+void expect_rejected(const meta_data& md, const std::string& needle) {
+    BOOST_TEST_CONTEXT(needle) {
+        try {
+            render_meta_data(md);
+            BOOST_ERROR("accepted");
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == errc::invalid_argument);
+            BOOST_TEST(e.diagnostic().find(needle) != std::string::npos, e.diagnostic());
+        }
+    }
+}
+
+meta_data with_hostname(std::string h) { return {"iid-1", std::move(h), {}}; }
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(renders_the_fixed_shape) {
+    const meta_data md{"iid-example", "vm1", {"ssh-ed25519 AAAA... user@host"}};
+    BOOST_TEST(render_meta_data(md) == "instance-id: \"iid-example\"\n"
+                                       "local-hostname: \"vm1\"\n"
+                                       "public-keys:\n"
+                                       "  - \"ssh-ed25519 AAAA... user@host\"\n");
+    const meta_data two{"i", "h", {"k1", "k2"}};
+    BOOST_TEST(render_meta_data(two) ==
+               "instance-id: \"i\"\nlocal-hostname: \"h\"\npublic-keys:\n  - \"k1\"\n  - \"k2\"\n");
+}
+
+BOOST_AUTO_TEST_CASE(omits_empty_optional_keys) {
+    BOOST_TEST(render_meta_data({"iid-1", "", {}}) == "instance-id: \"iid-1\"\n");
+    BOOST_TEST(render_meta_data({"iid-1", "", {"k"}}) ==
+               "instance-id: \"iid-1\"\npublic-keys:\n  - \"k\"\n");
+}
+
+BOOST_AUTO_TEST_CASE(escapes_only_quote_and_backslash) {
+    BOOST_TEST(render_meta_data(with_hostname(R"(a"b\c)")) ==
+               "instance-id: \"iid-1\"\nlocal-hostname: \"a\\\"b\\\\c\"\n");
+    // Everything else is literal inside double quotes: no key can be injected.
+    const std::string hostile = "x\"\nevil: 1 # - {a: b} [c] &d *e !f |g >h %i @j `k \xC3\xA9";
+    BOOST_TEST(render_meta_data(with_hostname("- {a: b}: c # d")) ==
+               "instance-id: \"iid-1\"\nlocal-hostname: \"- {a: b}: c # d\"\n");
+    expect_rejected(with_hostname(hostile), "local-hostname");
+}
+
+BOOST_AUTO_TEST_CASE(rejects_unrepresentable_values_naming_the_field) {
+    expect_rejected({"", "vm", {}}, "meta-data instance-id: empty");
+    expect_rejected({"a/b", "vm", {}}, "meta-data instance-id");
+    expect_rejected({"..", "vm", {}}, "meta-data instance-id");
+    expect_rejected({"iid\n", "vm", {}}, "meta-data instance-id: contains a control character (U+000A)");
+    expect_rejected(with_hostname("vm1\nfoo: bar"),
+                    "meta-data local-hostname: contains a control character (U+000A) at byte 3");
+    expect_rejected(with_hostname("a\rb"), "local-hostname: contains a control character (U+000D)");
+    expect_rejected(with_hostname("a\tb"), "U+0009");
+    expect_rejected(with_hostname(std::string("a\0b", 3)), "U+0000");
+    expect_rejected(with_hostname("a\x7F"), "U+007F");
+    expect_rejected(with_hostname("a\xC2\x85"), "U+0085");          // NEL
+    expect_rejected(with_hostname("a\xE2\x80\xA8"), "U+2028");      // line separator
+    expect_rejected(with_hostname("a\xE2\x80\xA9"), "U+2029");      // paragraph separator
+    expect_rejected(with_hostname("\xEF\xBB\xBF" "a"), "U+FEFF");   // BOM
+    expect_rejected(with_hostname("a\xFF"), "local-hostname: not valid UTF-8 at byte 1");
+    expect_rejected(with_hostname("\xED\xA0\x80"), "not valid UTF-8"); // surrogate
+    expect_rejected(with_hostname("\xE0\x80\xAF"), "not valid UTF-8"); // overlong
+    expect_rejected(with_hostname("\xC3"), "not valid UTF-8");         // truncated
+    expect_rejected({"iid", "vm", {"ok", ""}}, "meta-data public-keys[1]: empty");
+    expect_rejected({"iid", "vm", {"ok", "ssh-rsa A\nB"}}, "meta-data public-keys[1]: contains");
+}
+
+BOOST_AUTO_TEST_CASE(default_network_config_matches_every_ethernet_by_name) {
+    BOOST_TEST(default_network_config() == "version: 2\n"
+                                           "ethernets:\n"
+                                           "  ethernet:\n"
+                                           "    match:\n"
+                                           "      name: \"e*\"\n"
+                                           "    dhcp4: true\n");
+}
+
+BOOST_AUTO_TEST_CASE(seed_files_hold_the_nocloud_names) {
+    seed s;
+    s.user_data = "#cloud-config\n";
+    s.meta.instance_id = "iid-1";
+    auto files = seed_files(s);
+    BOOST_TEST_REQUIRE(files.size() == 2u);
+    BOOST_TEST(files[0].name == "meta-data");
+    BOOST_TEST(files[0].contents == "instance-id: \"iid-1\"\n");
+    BOOST_TEST(files[1].name == "user-data");
+    BOOST_TEST(files[1].contents == "#cloud-config\n");
+
+    s.raw_meta_data = "instance-id: raw\n";
+    s.network_config = std::string(default_network_config());
+    s.vendor_data = "";
+    s.meta.instance_id = ""; // ignored: the raw meta-data wins
+    files = seed_files(s);
+    BOOST_TEST_REQUIRE(files.size() == 4u);
+    BOOST_TEST(files[0].contents == "instance-id: raw\n");
+    BOOST_TEST(files[2].name == "network-config");
+    BOOST_TEST(files[2].contents == default_network_config());
+    BOOST_TEST(files[3].name == "vendor-data");
+    BOOST_TEST(files[3].contents.empty());
+
+    s.raw_meta_data.reset();
+    BOOST_CHECK_THROW(seed_files(s), localvm::error);
+}
+
+BOOST_AUTO_TEST_CASE(seed_image_is_deterministic_and_labelled) {
+    seed s;
+    s.user_data = "#cloud-config\n";
+    s.meta = {"iid-1", "vm1", {"ssh-ed25519 AAAA k"}};
+    std::string a, b;
+    write_seed(s, [&](std::string_view c) { a.append(c); });
+    write_seed(s, [&](std::string_view c) { b.append(c); });
+    BOOST_TEST((a == b));
+    BOOST_TEST(a.substr(16 * 2048 + 40, 6) == "cidata");
+    BOOST_TEST((a == render_iso(seed_files(s))));
+}
+
+namespace {
+struct temp_dir {
+    std::filesystem::path path;
+    temp_dir() {
+        std::string t = (std::filesystem::temp_directory_path() / "localvm-seed-XXXXXX").string();
+        BOOST_TEST_REQUIRE(::mkdtemp(t.data()) != nullptr);
+        path = t;
+    }
+    ~temp_dir() { std::filesystem::remove_all(path); }
+};
+std::string slurp(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(seed_file_is_written_atomically_and_replaced) {
+    temp_dir dir;
+    const auto path = dir.path / "seed.iso";
+    seed s;
+    s.user_data = "#cloud-config\n";
+    s.meta.instance_id = "iid-1";
+    write_seed_file(path, s);
+    std::string first = slurp(path);
+    BOOST_TEST((first == render_iso(seed_files(s))));
+    BOOST_TEST((std::filesystem::status(path).permissions() == std::filesystem::perms(0600)));
+
+    s.meta.instance_id = "iid-2";
+    write_seed_file(path, s);
+    BOOST_TEST((slurp(path) == render_iso(seed_files(s))));
+    BOOST_TEST((slurp(path) != first));
+
+    // Invalid input leaves the old seed alone and no temporary file behind.
+    s.meta.instance_id = "";
+    BOOST_CHECK_THROW(write_seed_file(path, s), localvm::error);
+    s.meta.instance_id = "iid-2";
+    BOOST_TEST((slurp(path) == render_iso(seed_files(s))));
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path))
+        names.push_back(e.path().filename().string());
+    BOOST_TEST(names == std::vector<std::string>{"seed.iso"}, boost::test_tools::per_element());
+
+    // A missing directory is an I/O error naming the path.
+    try {
+        write_seed_file(dir.path / "no" / "seed.iso", s);
+        BOOST_ERROR("accepted");
+    } catch (const localvm::error& e) {
+        BOOST_TEST(e.code() == errc::io_error);
+        BOOST_TEST(e.diagnostic().find("seed.iso") != std::string::npos);
+    }
+}
