@@ -1,0 +1,323 @@
+// wait_for_banner against in-process fake listeners on 127.0.0.1, on the
+// test's own io_context: accept-and-close (hostfwd with nothing behind it),
+// accept-and-stay-silent, a banner that starts at an event, the abort hook.
+#define BOOST_TEST_MODULE ssh_probe
+#include <localvm/ssh/probe.hpp>
+
+#include <localvm/error.hpp>
+#include <localvm/testing/run.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+using localvm::errc;
+using localvm::ssh::probe_options;
+using localvm::ssh::wait_for_banner;
+
+namespace {
+
+const std::string banner = "SSH-2.0-FakeSSH_1.0";
+
+// Completion handler for helper coroutines: a failure surfaces from run().
+const auto rethrow = [](std::exception_ptr e) {
+    if (e)
+        std::rethrow_exception(e);
+};
+
+// A one-shot event: wait() completes once fire() was called (or at once if
+// it already was). No sleeping: a timer that never expires, cancelled.
+class event {
+public:
+    explicit event(asio::any_io_executor ex) : timer_(ex, asio::steady_timer::time_point::max()) {}
+    void fire() {
+        fired_ = true;
+        timer_.cancel();
+    }
+    bool fired() const { return fired_; }
+    asio::awaitable<void> wait() {
+        while (!fired_) {
+            auto [ec] = co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+            if (!fired_ && ec == asio::error::operation_aborted) {
+                auto cs = co_await asio::this_coro::cancellation_state;
+                if (cs.cancelled() != asio::cancellation_type::none)
+                    throw boost::system::system_error(asio::error::operation_aborted);
+            }
+        }
+    }
+
+private:
+    asio::steady_timer timer_;
+    bool fired_ = false;
+};
+
+// Listens on 127.0.0.1:<free port>. Before `ready` fires, each accepted
+// connection is closed at once (`close_early`) or held silent; when it
+// fires, held connections get the banner, as do all later ones.
+struct fake_listener {
+    tcp::acceptor acceptor;
+    bool close_early;
+    event ready;
+    std::vector<std::shared_ptr<tcp::socket>> held;
+    int accepted = 0;
+
+    fake_listener(asio::any_io_executor ex, bool close_early_)
+        : acceptor(ex, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+          close_early(close_early_), ready(ex) {}
+
+    std::uint16_t port() const { return acceptor.local_endpoint().port(); }
+
+    asio::awaitable<void> send_banner(std::shared_ptr<tcp::socket> s) {
+        std::string line = "not ssh yet\r\n" + banner + "\r\n";
+        co_await asio::async_write(*s, asio::buffer(line), asio::as_tuple(asio::use_awaitable));
+    }
+
+    void fire() {
+        ready.fire();
+        for (auto& s : held)
+            asio::co_spawn(acceptor.get_executor(), send_banner(s), rethrow);
+    }
+
+    asio::awaitable<void> serve() {
+        for (;;) {
+            auto s = std::make_shared<tcp::socket>(acceptor.get_executor());
+            auto [ec] = co_await acceptor.async_accept(*s, asio::as_tuple(asio::use_awaitable));
+            if (ec)
+                co_return;
+            ++accepted;
+            if (ready.fired()) {
+                co_await send_banner(s);
+                held.push_back(s); // kept open, as an SSH server would
+            } else if (!close_early) {
+                held.push_back(s);
+            } // else: s goes out of scope, closing the connection
+        }
+    }
+};
+
+asio::awaitable<void> after(std::chrono::milliseconds d) {
+    asio::steady_timer t(co_await asio::this_coro::executor, d);
+    co_await t.async_wait(asio::use_awaitable);
+}
+
+template <class F>
+void expect_error(F&& f, errc code, std::vector<std::string> fragments) {
+    try {
+        f();
+        BOOST_FAIL("no exception");
+    } catch (const localvm::error& e) {
+        BOOST_TEST(e.code() == localvm::make_error_code(code), e.what());
+        for (auto& frag : fragments)
+            BOOST_TEST(std::string(e.what()).find(frag) != std::string::npos,
+                       "'" << frag << "' not in: " << e.what());
+    }
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(closing_listener_then_banner) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        fake_listener l(ex, true);
+        asio::co_spawn(ex, l.serve(), rethrow);
+        asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
+            co_await after(150ms);
+            l.fire();
+        }, rethrow);
+        auto got = co_await wait_for_banner("127.0.0.1", l.port());
+        BOOST_TEST(got == banner);
+        BOOST_TEST(l.ready.fired());
+        BOOST_TEST(l.accepted > 3); // it retried after each close
+        l.acceptor.close();
+    }, 30s);
+}
+
+BOOST_AUTO_TEST_CASE(silent_listener_banner_arrives_on_the_same_connection) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        fake_listener l(ex, false);
+        asio::co_spawn(ex, l.serve(), rethrow);
+        asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
+            co_await after(300ms);
+            l.fire();
+        }, rethrow);
+        probe_options o;
+        o.attempt_timeout = 20s; // longer than the test: a second connection would be a bug
+        auto got = co_await wait_for_banner("127.0.0.1", l.port(), o);
+        BOOST_TEST(got == banner);
+        BOOST_TEST(l.accepted == 1);
+        l.acceptor.close();
+    }, 30s);
+}
+
+BOOST_AUTO_TEST_CASE(silent_listener_past_the_attempt_timeout_reconnects) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        fake_listener l(ex, false);
+        asio::co_spawn(ex, l.serve(), rethrow);
+        probe_options o;
+        o.attempt_timeout = 50ms;
+        o.timeout = 400ms;
+        try {
+            co_await wait_for_banner("127.0.0.1", l.port(), o);
+            BOOST_FAIL("no exception");
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable));
+            std::string what = e.what();
+            BOOST_TEST(what.find("127.0.0.1:" + std::to_string(l.port())) != std::string::npos, what);
+            BOOST_TEST(what.find("no SSH banner within") != std::string::npos, what);
+        }
+        BOOST_TEST(l.accepted >= 3);
+        l.acceptor.close();
+    }, 30s);
+}
+
+BOOST_AUTO_TEST_CASE(refused_until_the_deadline_is_ssh_unreachable) {
+    // A port that was just free: nothing listens there.
+    std::uint16_t port;
+    {
+        asio::io_context ctx;
+        tcp::acceptor a(ctx, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+        port = a.local_endpoint().port();
+    }
+    expect_error(
+        [&] {
+            localvm::testing::run_coroutine([&]() -> asio::awaitable<void> {
+                probe_options o;
+                o.timeout = 200ms;
+                co_await wait_for_banner("127.0.0.1", port, o);
+            }, 30s);
+        },
+        errc::ssh_unreachable,
+        {"127.0.0.1:" + std::to_string(port), "within 200 ms", "last: connect: Connection refused"});
+}
+
+BOOST_AUTO_TEST_CASE(bad_arguments) {
+    expect_error(
+        [] {
+            localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+                co_await wait_for_banner("127.0.0.1", 0);
+            }, 30s);
+        },
+        errc::invalid_argument, {"port 0"});
+    expect_error(
+        [] {
+            localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+                probe_options o;
+                o.timeout = 0ms;
+                co_await wait_for_banner("127.0.0.1", 22, o);
+            }, 30s);
+        },
+        errc::invalid_argument, {"positive"});
+}
+
+BOOST_AUTO_TEST_CASE(abort_hook_ends_the_wait_with_guest_died) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        fake_listener l(ex, true); // never sends a banner
+        asio::co_spawn(ex, l.serve(), rethrow);
+        event qemu_exited(ex);
+        asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
+            co_await after(100ms);
+            qemu_exited.fire();
+        }, rethrow);
+        int accepted_at_abort = -1;
+        auto hook = [&]() -> asio::awaitable<std::string> {
+            co_await qemu_exited.wait();
+            accepted_at_abort = l.accepted;
+            co_return "qemu exited with status 1; console: Kernel panic";
+        };
+        try {
+            co_await wait_for_banner("127.0.0.1", l.port(), {}, hook); // default timeout: 120 s
+            BOOST_FAIL("no exception");
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == localvm::make_error_code(errc::guest_died));
+            BOOST_TEST(e.diagnostic().find("Kernel panic") != std::string::npos, e.what());
+            BOOST_TEST(e.diagnostic().find("127.0.0.1:" + std::to_string(l.port())) != std::string::npos);
+        }
+        BOOST_TEST(accepted_at_abort >= 1);
+        // The probe stopped with the hook: no connection after it.
+        BOOST_TEST(l.accepted == accepted_at_abort);
+        l.acceptor.close();
+    }, 30s);
+}
+
+BOOST_AUTO_TEST_CASE(abort_hook_is_cancelled_when_the_banner_arrives) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        fake_listener l(ex, false);
+        l.fire();
+        asio::co_spawn(ex, l.serve(), rethrow);
+        event never(ex);
+        bool hook_cancelled = false;
+        auto hook = [&]() -> asio::awaitable<std::string> {
+            try {
+                co_await never.wait();
+            } catch (const boost::system::system_error& e) {
+                hook_cancelled = e.code() == asio::error::operation_aborted;
+                throw;
+            }
+            co_return "unreachable";
+        };
+        auto got = co_await wait_for_banner("127.0.0.1", l.port(), {}, hook);
+        BOOST_TEST(got == banner);
+        BOOST_TEST(hook_cancelled);
+        l.acceptor.close();
+    }, 30s);
+}
+
+BOOST_AUTO_TEST_CASE(a_failing_probe_does_not_wait_for_the_hook) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        event never(ex);
+        auto hook = [&]() -> asio::awaitable<std::string> {
+            co_await never.wait();
+            co_return "unreachable";
+        };
+        probe_options o;
+        o.timeout = 100ms;
+        try {
+            co_await wait_for_banner("127.0.0.1", 1, o, hook);
+            BOOST_FAIL("no exception");
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable));
+        }
+    }, 30s);
+}
+
+BOOST_AUTO_TEST_CASE(cancellation_stops_the_probe) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        fake_listener l(ex, false); // silent forever
+        asio::co_spawn(ex, l.serve(), rethrow);
+        asio::steady_timer t(ex, 100ms);
+        auto [order, e0, r0, e1] =
+            co_await asio::experimental::make_parallel_group(
+                asio::co_spawn(ex, wait_for_banner("127.0.0.1", l.port()), asio::deferred),
+                t.async_wait(asio::deferred))
+                .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+        BOOST_TEST(order[0] == 1u);
+        BOOST_TEST(!e1);
+        BOOST_TEST_REQUIRE(static_cast<bool>(e0));
+        try {
+            std::rethrow_exception(e0);
+        } catch (const boost::system::system_error& e) {
+            BOOST_TEST(e.code() == asio::error::operation_aborted);
+        }
+        l.acceptor.close();
+    }, 30s);
+}
