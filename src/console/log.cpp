@@ -1,0 +1,359 @@
+#include <localvm/console/log.hpp>
+#include <localvm/error.hpp>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include <fcntl.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace localvm::console {
+
+namespace {
+
+constexpr std::size_t max_line_length = 64 * 1024;
+constexpr std::size_t read_chunk = 64 * 1024;
+constexpr std::size_t read_budget = 1024 * 1024; // per read_lines call
+constexpr std::uint64_t tail_window_limit = 4 * 1024 * 1024;
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+bool blank(std::string_view s) {
+    return s.find_first_not_of(" \t") == std::string_view::npos;
+}
+
+// Length of a valid UTF-8 sequence at s[i], 0 when invalid or truncated.
+std::size_t utf8_length(std::string_view s, std::size_t i) {
+    auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    unsigned char c = at(i);
+    std::size_t len;
+    unsigned char lo = 0x80, hi = 0xbf; // allowed range of the second byte
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0; // overlong
+        if (c == 0xed)
+            hi = 0x9f; // surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        if (c == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (i + len > s.size())
+        return 0;
+    if (at(i + 1) < lo || at(i + 1) > hi)
+        return 0;
+    for (std::size_t k = 2; k < len; ++k)
+        if (at(i + k) < 0x80 || at(i + k) > 0xbf)
+            return 0;
+    return len;
+}
+
+// Splits `buf` into cleaned lines; when `drop_first`, the first (possibly cut)
+// line is skipped. A final line without '\n' is included.
+std::vector<std::string> split_lines(std::string_view buf, bool drop_first) {
+    std::vector<std::string> lines;
+    std::size_t pos = 0;
+    bool first = true;
+    while (pos <= buf.size()) {
+        auto nl = buf.find('\n', pos);
+        bool last = nl == std::string_view::npos;
+        auto raw = buf.substr(pos, last ? std::string_view::npos : nl - pos);
+        if (!(first && drop_first) && !(last && raw.empty()))
+            lines.push_back(clean_line(raw));
+        first = false;
+        if (last)
+            break;
+        pos = nl + 1;
+    }
+    return lines;
+}
+
+} // namespace
+
+std::string clean_line(std::string_view raw) {
+    std::string out;
+    out.reserve(raw.size());
+    const std::size_t n = raw.size();
+    auto at = [&](std::size_t k) { return static_cast<unsigned char>(raw[k]); };
+    std::size_t i = 0;
+    while (i < n) {
+        unsigned char c = at(i);
+        if (c == 0x1b) { // terminal escape sequences carry no text
+            std::size_t j = i + 1;
+            if (j < n && raw[j] == '[') { // CSI: parameters, intermediates, final byte
+                ++j;
+                while (j < n && at(j) >= 0x20 && at(j) <= 0x3f)
+                    ++j;
+                if (j < n && at(j) >= 0x40 && at(j) <= 0x7e)
+                    ++j;
+            } else if (j < n && raw[j] == ']') { // OSC: up to BEL or ESC '\'
+                ++j;
+                while (j < n && at(j) != 0x07 && at(j) != 0x1b)
+                    ++j;
+                if (j < n)
+                    j += at(j) == 0x07 ? 1 : (j + 1 < n ? 2 : 1);
+            } else { // ESC, intermediates, final byte (e.g. "ESC ( B", "ESC c")
+                while (j < n && at(j) >= 0x20 && at(j) <= 0x2f)
+                    ++j;
+                if (j < n && at(j) >= 0x30 && at(j) <= 0x7e)
+                    ++j;
+            }
+            i = j;
+        } else if (c < 0x20 || c == 0x7f) {
+            if (c == '\t')
+                out += '\t';
+            ++i;
+        } else if (c < 0x80) {
+            out += static_cast<char>(c);
+            ++i;
+        } else if (auto len = utf8_length(raw, i)) {
+            out.append(raw.substr(i, len));
+            i += len;
+        } else {
+            out += '?';
+            ++i;
+        }
+    }
+    return out;
+}
+
+std::string read_tail(const std::filesystem::path& log, std::size_t max_lines) {
+    if (max_lines == 0)
+        return {};
+    int fd = ::open(log.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return {};
+    struct stat st {};
+    std::vector<std::string> lines;
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        const auto size = static_cast<std::uint64_t>(st.st_size);
+        std::uint64_t window = 64 * 1024;
+        for (;;) {
+            window = std::min({window, size, tail_window_limit});
+            std::string buf(window, '\0');
+            std::size_t got = 0;
+            while (got < window) {
+                auto r = ::pread(fd, buf.data() + got, window - got,
+                                 static_cast<off_t>(size - window + got));
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r <= 0)
+                    break;
+                got += static_cast<std::size_t>(r);
+            }
+            buf.resize(got);
+            bool whole = window == size && got == window;
+            lines = split_lines(buf, !whole);
+            std::erase_if(lines, [](const std::string& l) { return blank(l); });
+            if (lines.size() >= max_lines || whole || window >= tail_window_limit ||
+                got < window)
+                break;
+            window *= 4;
+        }
+    }
+    ::close(fd);
+    std::string out;
+    auto first = lines.size() > max_lines ? lines.size() - max_lines : 0;
+    for (auto i = first; i < lines.size(); ++i) {
+        if (i != first)
+            out += '\n';
+        out += lines[i];
+    }
+    return out;
+}
+
+struct console_log::impl {
+    std::filesystem::path file;
+    int fd = -1;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    std::uint64_t offset = 0;
+    std::string partial_raw;
+    std::string last_line;
+    bool caught_up = true;
+
+    std::optional<boost::asio::posix::stream_descriptor> notify;
+    std::array<char, 4096> events{};
+
+    ~impl() {
+        if (fd >= 0)
+            ::close(fd);
+    }
+
+    void reset_to_start() {
+        offset = 0;
+        partial_raw.clear();
+    }
+
+    // Opens the file when it appeared, reopens it when replaced, restarts it
+    // when truncated. False when there is no file to read.
+    bool sync_file() {
+        struct stat st {};
+        if (::stat(file.c_str(), &st) == 0) {
+            if (fd >= 0 && (st.st_dev != dev || st.st_ino != ino)) {
+                ::close(fd);
+                fd = -1;
+                reset_to_start();
+            }
+            if (fd < 0) {
+                fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0) {
+                    if (errno == ENOENT) // removed between stat and open
+                        return false;
+                    throw_error(errc::io_error,
+                                "opening console log " + file.string() + ": " + errno_text(errno));
+                }
+                struct stat own {};
+                if (::fstat(fd, &own) == 0) {
+                    dev = own.st_dev;
+                    ino = own.st_ino;
+                }
+            }
+        } else if (fd < 0) {
+            return false;
+        } // else: removed; its last writes are still readable through fd
+        struct stat own {};
+        if (::fstat(fd, &own) == 0 && static_cast<std::uint64_t>(own.st_size) < offset)
+            reset_to_start(); // truncated
+        return true;
+    }
+
+    void emit(std::string_view raw, std::vector<std::string>& out) {
+        auto line = clean_line(raw);
+        if (!blank(line))
+            last_line = line;
+        out.push_back(std::move(line));
+    }
+
+    void feed(std::string_view data, std::vector<std::string>& out) {
+        while (!data.empty()) {
+            auto nl = data.find('\n');
+            auto piece = data.substr(0, nl);
+            partial_raw.append(piece);
+            while (partial_raw.size() >= max_line_length) {
+                emit(std::string_view(partial_raw).substr(0, max_line_length), out);
+                partial_raw.erase(0, max_line_length);
+            }
+            if (nl == std::string_view::npos)
+                break;
+            emit(partial_raw, out);
+            partial_raw.clear();
+            data.remove_prefix(nl + 1);
+        }
+    }
+
+    void add_file_watch() {
+        // Follows symlinks: the directory watch alone misses writes to a
+        // symlinked log's target. ENOENT: not created yet, the directory
+        // watch reports its creation.
+        ::inotify_add_watch(notify->native_handle(), file.c_str(),
+                            IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
+    }
+};
+
+console_log::console_log(std::filesystem::path file, std::uint64_t start_offset)
+    : impl_(std::make_unique<impl>()) {
+    impl_->file = std::move(file);
+    if (start_offset == end) {
+        impl_->offset = 0;
+        if (impl_->sync_file()) {
+            struct stat st {};
+            if (::fstat(impl_->fd, &st) == 0)
+                impl_->offset = static_cast<std::uint64_t>(st.st_size);
+        }
+    } else {
+        impl_->offset = start_offset;
+    }
+}
+
+console_log::~console_log() = default;
+console_log::console_log(console_log&&) noexcept = default;
+console_log& console_log::operator=(console_log&&) noexcept = default;
+
+std::vector<std::string> console_log::read_lines() {
+    auto& s = *impl_;
+    std::vector<std::string> out;
+    s.caught_up = true;
+    if (!s.sync_file())
+        return out;
+    std::string buf(read_chunk, '\0');
+    std::size_t budget = read_budget;
+    for (;;) {
+        if (budget == 0) {
+            s.caught_up = false;
+            break;
+        }
+        auto want = std::min(read_chunk, budget);
+        auto r = ::pread(s.fd, buf.data(), want, static_cast<off_t>(s.offset));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            throw_error(errc::io_error,
+                        "reading console log " + s.file.string() + ": " + errno_text(errno));
+        }
+        if (r == 0)
+            break;
+        auto got = static_cast<std::size_t>(r);
+        s.offset += got;
+        budget -= got;
+        s.feed(std::string_view(buf.data(), got), out);
+    }
+    return out;
+}
+
+bool console_log::caught_up() const noexcept { return impl_->caught_up; }
+
+std::string console_log::partial_line() const { return clean_line(impl_->partial_raw); }
+
+std::string console_log::latest_line() const {
+    auto partial = partial_line();
+    return blank(partial) ? impl_->last_line : partial;
+}
+
+std::uint64_t console_log::offset() const noexcept { return impl_->offset; }
+
+const std::filesystem::path& console_log::file() const noexcept { return impl_->file; }
+
+boost::asio::awaitable<void> console_log::wait_change() {
+    auto& s = *impl_;
+    if (!s.notify) {
+        auto ex = co_await boost::asio::this_coro::executor;
+        int ifd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (ifd < 0)
+            throw_error(errc::io_error, "inotify_init1: " + errno_text(errno));
+        boost::asio::posix::stream_descriptor notify(ex, ifd);
+        auto dir = s.file.parent_path();
+        if (dir.empty())
+            dir = ".";
+        if (::inotify_add_watch(ifd, dir.c_str(),
+                                IN_CREATE | IN_MODIFY | IN_ATTRIB | IN_MOVED_TO | IN_MOVED_FROM |
+                                    IN_DELETE | IN_ONLYDIR) < 0) {
+            int err = errno;
+            throw_error(err == ENOENT || err == ENOTDIR ? errc::not_found : errc::io_error,
+                        "watching " + dir.string() + " for the console log: " + errno_text(err));
+        }
+        s.notify.emplace(std::move(notify));
+        s.add_file_watch();
+        co_return; // the caller reads once more, now that nothing can be missed
+    }
+    s.add_file_watch(); // the file may have been created or replaced since
+    co_await s.notify->async_read_some(boost::asio::buffer(s.events), boost::asio::use_awaitable);
+}
+
+} // namespace localvm::console

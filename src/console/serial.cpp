@@ -1,0 +1,205 @@
+#include <localvm/console/serial.hpp>
+#include <localvm/error.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <termios.h>
+
+namespace localvm::console {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+// Restores an fd's status flags: asio sets O_NONBLOCK on the open file
+// description, which a dup shares with the caller's stdin.
+struct flags_guard {
+    int fd;
+    int flags;
+    explicit flags_guard(int f) : fd(f), flags(::fcntl(f, F_GETFL)) {
+        if (flags < 0)
+            throw_error(errc::invalid_argument,
+                        "attach: fd " + std::to_string(f) + " is not open: " + std::strerror(errno));
+    }
+    ~flags_guard() { ::fcntl(fd, F_SETFL, flags); }
+    flags_guard(const flags_guard&) = delete;
+    flags_guard& operator=(const flags_guard&) = delete;
+};
+
+// Raw mode for a terminal, and its exact termios back on every way out.
+struct raw_mode_guard {
+    int fd = -1;
+    termios saved{};
+    void enter(int f) {
+        if (!::isatty(f) || ::tcgetattr(f, &saved) != 0)
+            return;
+        termios raw = saved;
+        ::cfmakeraw(&raw);
+        raw.c_cc[VMIN] = 1;
+        raw.c_cc[VTIME] = 0;
+        if (::tcsetattr(f, TCSANOW, &raw) != 0)
+            throw_error(errc::io_error,
+                        std::string("attach: putting the terminal in raw mode: ") +
+                            std::strerror(errno));
+        fd = f;
+    }
+    ~raw_mode_guard() {
+        if (fd >= 0)
+            ::tcsetattr(fd, TCSANOW, &saved);
+    }
+};
+
+asio::posix::stream_descriptor dup_descriptor(const asio::any_io_executor& ex, int fd) {
+    int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0)
+        throw_error(errc::invalid_argument,
+                    "attach: cannot dup fd " + std::to_string(fd) + ": " + std::strerror(errno));
+    asio::posix::stream_descriptor d(ex);
+    error_code ec;
+    d.assign(copy, ec);
+    if (ec) {
+        ::close(copy);
+        throw_error(errc::io_error, "attach: fd " + std::to_string(fd) + ": " + ec.message());
+    }
+    return d;
+}
+
+[[noreturn]] void rethrow_io(const error_code& ec, const std::string& what) {
+    if (ec == asio::error::operation_aborted)
+        throw boost::system::system_error(ec);
+    throw_error(errc::io_error, "attach: " + what + ": " + ec.message());
+}
+
+bool peer_gone(const error_code& ec) {
+    return ec == asio::error::eof || ec == asio::error::connection_reset ||
+           ec == asio::error::broken_pipe;
+}
+
+} // namespace
+
+std::string attach_hint(std::string_view vm_name) {
+    return "Connected to the serial console of " + std::string(vm_name) + "; Ctrl-] detaches.";
+}
+
+asio::awaitable<attach_end> attach(std::filesystem::path socket, attach_options options) {
+    auto ex = co_await asio::this_coro::executor;
+    flags_guard in_flags(options.input_fd);
+    flags_guard out_flags(options.output_fd);
+
+    asio::local::stream_protocol::endpoint endpoint;
+    try {
+        endpoint = asio::local::stream_protocol::endpoint(socket.string());
+    } catch (const boost::system::system_error& e) {
+        throw_error(errc::invalid_argument,
+                    "console socket path " + socket.string() + ": " + e.code().message());
+    }
+    asio::local::stream_protocol::socket sock(ex);
+    error_code ec;
+    co_await sock.async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::operation_aborted)
+        throw boost::system::system_error(ec);
+    if (ec == boost::system::errc::no_such_file_or_directory ||
+        ec == asio::error::connection_refused)
+        throw_error(errc::not_running,
+                    "nothing listens on the serial console socket " + socket.string() + " (" +
+                        ec.message() + ")");
+    if (ec)
+        throw_error(errc::io_error,
+                    "connecting to the serial console socket " + socket.string() + ": " +
+                        ec.message());
+
+    // Declared before the descriptors: they close first, then flags and
+    // termios come back.
+    raw_mode_guard raw;
+    if (options.raw_mode)
+        raw.enter(options.input_fd);
+    auto in = dup_descriptor(ex, options.input_fd);
+    auto out = dup_descriptor(ex, options.output_fd);
+
+    if (!options.hint.empty()) {
+        auto line = options.hint + "\r\n";
+        co_await asio::async_write(out, asio::buffer(line),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        if (ec)
+            rethrow_io(ec, "writing to the terminal");
+    }
+
+    auto to_terminal = [&]() -> asio::awaitable<void> {
+        std::array<char, 4096> buf;
+        for (;;) {
+            error_code rec;
+            auto n = co_await sock.async_read_some(asio::buffer(buf),
+                                                   asio::redirect_error(asio::use_awaitable, rec));
+            if (peer_gone(rec))
+                co_return;
+            if (rec)
+                rethrow_io(rec, "reading the console socket");
+            co_await asio::async_write(out, asio::buffer(buf.data(), n),
+                                       asio::redirect_error(asio::use_awaitable, rec));
+            if (rec)
+                rethrow_io(rec, "writing to the terminal");
+        }
+    };
+    auto to_vm = [&]() -> asio::awaitable<attach_end> {
+        std::array<char, 4096> buf;
+        for (;;) {
+            error_code rec;
+            auto n = co_await in.async_read_some(asio::buffer(buf),
+                                                 asio::redirect_error(asio::use_awaitable, rec));
+            // EIO: the terminal hung up (a pty whose master closed).
+            if (rec == asio::error::eof || rec == boost::system::errc::io_error)
+                co_return attach_end::input_closed;
+            if (rec)
+                rethrow_io(rec, "reading the terminal");
+            std::size_t send = n;
+            bool detach = false;
+            if (options.escape) {
+                auto* hit = static_cast<char*>(std::memchr(buf.data(), *options.escape, n));
+                if (hit) {
+                    send = static_cast<std::size_t>(hit - buf.data());
+                    detach = true;
+                }
+            }
+            if (send > 0) {
+                co_await asio::async_write(sock, asio::buffer(buf.data(), send),
+                                           asio::redirect_error(asio::use_awaitable, rec));
+                if (peer_gone(rec))
+                    co_return attach_end::vm_closed;
+                if (rec)
+                    rethrow_io(rec, "writing to the console socket");
+            }
+            if (detach)
+                co_return attach_end::detached;
+        }
+    };
+
+    auto [order, terminal_ex, vm_ex, end] =
+        co_await asio::experimental::make_parallel_group(
+            asio::co_spawn(ex, to_terminal(), asio::deferred),
+            asio::co_spawn(ex, to_vm(), asio::deferred))
+            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    if (order[0] == 0) {
+        if (terminal_ex)
+            std::rethrow_exception(terminal_ex);
+        co_return attach_end::vm_closed;
+    }
+    if (vm_ex)
+        std::rethrow_exception(vm_ex);
+    co_return end;
+}
+
+} // namespace localvm::console

@@ -1,0 +1,140 @@
+#include <localvm/console/log.hpp>
+#include <localvm/console/wait.hpp>
+#include <localvm/error.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <memory>
+#include <optional>
+
+namespace localvm::console {
+
+text_matcher::text_matcher(std::string substring)
+    : description_('"' + substring + '"') {
+    test_ = [s = std::move(substring)](std::string_view line) {
+        return line.find(s) != std::string_view::npos;
+    };
+}
+
+text_matcher::text_matcher(const char* substring) : text_matcher(std::string(substring)) {}
+
+text_matcher::text_matcher(std::regex re, std::string description)
+    : description_(std::move(description)) {
+    // shared: std::function needs a copyable target, and regexes are heavy
+    test_ = [re = std::make_shared<const std::regex>(std::move(re))](std::string_view line) {
+        return std::regex_search(line.begin(), line.end(), *re);
+    };
+}
+
+text_matcher text_matcher::regex(const std::string& pattern) {
+    try {
+        return text_matcher(std::regex(pattern), "regex /" + pattern + "/");
+    } catch (const std::regex_error& e) {
+        throw_error(errc::invalid_argument,
+                    "invalid regular expression /" + pattern + "/: " + e.what());
+    }
+}
+
+bool text_matcher::matches(std::string_view line) const { return test_(line); }
+
+namespace {
+
+std::string with_tail(std::string text, const std::filesystem::path& log, std::size_t lines) {
+    auto tail = read_tail(log, lines);
+    if (tail.empty())
+        return text + "; the console log " + log.string() + " is empty or missing";
+    text += "; last lines of the console log " + log.string() + ":";
+    std::size_t pos = 0;
+    while (pos <= tail.size()) {
+        auto nl = tail.find('\n', pos);
+        text += "\n  | " + tail.substr(pos, nl == std::string::npos ? nl : nl - pos);
+        if (nl == std::string::npos)
+            break;
+        pos = nl + 1;
+    }
+    return text;
+}
+
+} // namespace
+
+boost::asio::awaitable<std::string> wait_for_console(std::filesystem::path log,
+                                                     text_matcher matcher,
+                                                     std::chrono::milliseconds timeout,
+                                                     abort_hook abort, wait_options options) {
+    namespace asio = boost::asio;
+    auto ex = co_await asio::this_coro::executor;
+    console_log reader(log, options.start_offset);
+
+    auto scan = [&]() -> std::optional<std::string> {
+        do {
+            for (auto& line : reader.read_lines())
+                if (matcher.matches(line))
+                    return std::move(line);
+        } while (!reader.caught_up());
+        if (options.match_partial_line) {
+            auto partial = reader.partial_line();
+            if (!partial.empty() && matcher.matches(partial))
+                return partial;
+        }
+        return std::nullopt;
+    };
+    if (auto found = scan())
+        co_return *found;
+
+    auto follow = [&]() -> asio::awaitable<std::string> {
+        for (;;) {
+            co_await reader.wait_change();
+            if (auto found = scan())
+                co_return *found;
+        }
+    };
+    // Without a hook, the third racer never completes.
+    asio::steady_timer never(ex, asio::steady_timer::time_point::max());
+    auto aborted = [&]() -> asio::awaitable<void> {
+        if (abort)
+            co_await abort();
+        else
+            co_await never.async_wait(asio::use_awaitable);
+    };
+    asio::steady_timer deadline(ex);
+    deadline.expires_after(timeout);
+
+    // wait_for_one, not awaitable_operators' ||: an error (a missing
+    // directory) must end the race at once rather than wait for the deadline.
+    auto [order, follow_ex, line, deadline_ec, abort_ex] =
+        co_await asio::experimental::make_parallel_group(
+            asio::co_spawn(ex, follow(), asio::deferred), deadline.async_wait(asio::deferred),
+            asio::co_spawn(ex, aborted(), asio::deferred))
+            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+
+    auto what = "waiting for " + matcher.description() + " on the serial console";
+    switch (order[0]) {
+    case 0:
+        if (follow_ex)
+            std::rethrow_exception(follow_ex);
+        co_return line;
+    case 1:
+        if (deadline_ec) // cancelled from outside
+            throw boost::system::system_error(deadline_ec);
+        if (auto found = scan())
+            co_return *found;
+        throw_error(errc::timeout,
+                    with_tail(what + ": no match within " + std::to_string(timeout.count()) +
+                                  " ms",
+                              log, options.tail_lines));
+    default:
+        if (abort_ex)
+            std::rethrow_exception(abort_ex);
+        if (auto found = scan())
+            co_return *found;
+        throw_error(errc::guest_died, with_tail(what + ": the guest died (QEMU exited)", log,
+                                                options.tail_lines));
+    }
+}
+
+} // namespace localvm::console

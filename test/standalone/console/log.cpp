@@ -1,0 +1,2 @@
+#include <localvm/console/log.hpp>
+#include <localvm/console/log.hpp> // include guard works

@@ -1,0 +1,2 @@
+#include <localvm/console/serial.hpp>
+#include <localvm/console/serial.hpp> // include guard works

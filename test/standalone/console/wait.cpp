@@ -1,0 +1,2 @@
+#include <localvm/console/wait.hpp>
+#include <localvm/console/wait.hpp> // include guard works

@@ -1,0 +1,46 @@
+// Shared helpers for the console tests: temp dirs and file appends.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace console_test {
+
+/// A fresh directory under $TMPDIR, removed with its contents at scope end.
+struct temp_dir {
+    std::filesystem::path path;
+    temp_dir() {
+        auto base = std::filesystem::temp_directory_path() / "localvm-console-XXXXXX";
+        std::string templ = base.string();
+        if (!::mkdtemp(templ.data()))
+            throw std::runtime_error("mkdtemp failed");
+        path = templ;
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+    std::filesystem::path operator/(std::string_view name) const { return path / name; }
+};
+
+/// Appends `text` to `file` (creating it), as QEMU's logfile= does.
+inline void append(const std::filesystem::path& file, std::string_view text) {
+    std::ofstream out(file, std::ios::binary | std::ios::app);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    if (!out)
+        throw std::runtime_error("append failed: " + file.string());
+}
+
+/// Replaces the contents of `file` with `text`.
+inline void overwrite(const std::filesystem::path& file, std::string_view text) {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+}
+
+} // namespace console_test
