@@ -1,0 +1,92 @@
+# Helpers shared by the guest builders (sourced by test/guests/build and the
+# per-guest build.sh scripts; bash, set -euo pipefail in force).
+
+die() {
+  echo "error: $*" >&2
+  exit 1
+}
+
+# Prints a progress note to the build log (stdout of a builder goes there).
+note() {
+  echo "[$(date +%H:%M:%S)] $*"
+}
+
+need_cmd() {
+  local c
+  for c in "$@"; do
+    command -v "$c" >/dev/null 2>&1 || die "'$c' is missing: run scripts/setup (as root) first"
+  done
+}
+
+# Makes sure apt knows package $1; runs `apt-get update` once if it doesn't
+# (a fresh machine may have no package lists yet).
+apt_knows() {
+  [[ -n $(apt-cache show --no-all-versions "$1" 2>/dev/null | sed -n 's/^Version: //p') ]]
+}
+apt_ensure_lists() {
+  apt_knows "$1" && return 0
+  apt-get update -q >/dev/null 2>&1 || true
+  apt_knows "$1" || die "apt does not know package '$1' (apt-get update failed or no Debian mirror is configured)"
+}
+
+# Candidate version of package $1.
+apt_version() {
+  apt-cache show --no-all-versions "$1" 2>/dev/null | sed -n 's/^Version: //p' | head -n1
+}
+
+# The versioned kernel image package that linux-image-amd64 depends on,
+# e.g. linux-image-6.1.0-56-amd64.
+kernel_package() {
+  apt_ensure_lists linux-image-amd64
+  local dep
+  dep=$(apt-cache show --no-all-versions linux-image-amd64 \
+    | sed -n 's/^Depends: //p' | tr ',' '\n' | sed 's/^ *//; s/ .*//' \
+    | grep -m1 '^linux-image-[0-9]') || die "cannot resolve the kernel package behind linux-image-amd64"
+  echo "$dep"
+}
+
+# Downloads package $1 at version $2 into directory $3 (a download cache kept
+# between builds) unless it is there already; prints the .deb's path.
+fetch_deb() {
+  local pkg=$1 ver=$2 dir=$3 file
+  file=$(apt-cache show "$pkg=$ver" 2>/dev/null | sed -n 's/^Filename: //p' | head -n1)
+  [[ -n $file ]] || die "apt has no $pkg=$ver"
+  file=$dir/$(basename "$file")
+  # The pool file name escapes the epoch colon as %3a; apt-get download
+  # writes it the same way.
+  if [[ ! -s $file ]]; then
+    mkdir -p "$dir"
+    local log
+    log=$(cd "$dir" && apt-get download -q "$pkg=$ver" 2>&1) \
+      || die "apt-get download $pkg=$ver failed: $log"
+    [[ -s $file ]] || die "apt-get download $pkg=$ver did not produce $file"
+  fi
+  echo "$file"
+}
+
+# Extracts the uncompressed ELF vmlinux from bzImage $1 into $2, the way the
+# kernel's scripts/extract-vmlinux does: find each compressed-stream magic,
+# decompress from there, keep the first result that is an ELF file. QEMU boots
+# an ELF vmlinux through PVH, skipping the in-guest decompression (~4 s under
+# TCG). Returns non-zero if no ELF was found.
+extract_vmlinux() {
+  local img=$1 out=$2 pos magic tag cmd
+  # magic (as tr octal escapes), a placeholder string, the decompressor
+  local -a methods=(
+    '\3757zXZ\000' abcde 'xz -dc'
+    '\050\265\057\375' xxxx 'zstd -dc'
+    '\037\213\010' xy 'gzip -dc'
+  )
+  local i
+  for ((i = 0; i < ${#methods[@]}; i += 3)); do
+    magic=${methods[i]} tag=${methods[i + 1]} cmd=${methods[i + 2]}
+    for pos in $(tr "${magic}\n${tag}" "\n${tag}=" <"$img" | grep -abo "^${tag}" | cut -d: -f1); do
+      tail -c+"$pos" "$img" | $cmd >"$out" 2>/dev/null || true
+      if file -b "$out" | grep -q '^ELF 64-bit'; then
+        return 0
+      fi
+    done
+  done
+  rm -f "$out"
+  return 1
+}
