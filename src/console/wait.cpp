@@ -112,6 +112,11 @@ boost::asio::awaitable<std::string> wait_for_console(std::filesystem::path log,
             asio::co_spawn(ex, aborted(), asio::deferred))
             .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
 
+    // Cancelled from outside: every racer ended, none of them decides.
+    auto cancel_state = co_await asio::this_coro::cancellation_state;
+    if (cancel_state.cancelled() != asio::cancellation_type::none)
+        throw boost::system::system_error(asio::error::operation_aborted);
+
     auto what = "waiting for " + matcher.description() + " on the serial console";
     switch (order[0]) {
     case 0:
@@ -119,7 +124,7 @@ boost::asio::awaitable<std::string> wait_for_console(std::filesystem::path log,
             std::rethrow_exception(follow_ex);
         co_return line;
     case 1:
-        if (deadline_ec) // cancelled from outside
+        if (deadline_ec)
             throw boost::system::system_error(deadline_ec);
         if (auto found = scan())
             co_return *found;
