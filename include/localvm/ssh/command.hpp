@@ -1,0 +1,168 @@
+// Commands in a guest over ssh, and files into it with rsync over ssh.
+#pragma once
+
+#include <localvm/output.hpp>
+#include <localvm/ssh/probe.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace localvm::ssh {
+
+/// Where and as whom to log in.
+///
+/// Host keys: guests regenerate their host keys on every boot, so the caller
+/// (the VM backend) calls `reset_known_hosts` each time it starts the VM.
+/// With `known_host_keys` empty, ssh then trusts the first key it sees
+/// (StrictHostKeyChecking=accept-new) and insists on it until the next
+/// reset; with keys given, only those are accepted (StrictHostKeyChecking=yes).
+struct target {
+    std::string host = "127.0.0.1";           ///< Default 127.0.0.1 (the hostfwd side).
+    std::uint16_t port = 0;                   ///< Required (the forwarded SSH port).
+    std::string user = "debian";              ///< Default "debian".
+    std::filesystem::path identity_file;      ///< Required: private key (-i, IdentitiesOnly).
+    /// Required: this VM's own known_hosts file (never /dev/null, never the
+    /// user's ~/.ssh/known_hosts). Paths may contain spaces and quotes but
+    /// not "${" (ssh would expand it as an environment variable).
+    std::filesystem::path known_hosts_file;
+    std::chrono::seconds connect_timeout{10}; ///< ssh's ConnectTimeout. Default 10 s.
+    /// Host key lines as in a `.pub` file ("ssh-ed25519 AAAA... comment") to
+    /// pin; written by `reset_known_hosts`. Default empty: trust on first use.
+    std::vector<std::string> known_host_keys;
+};
+
+/// Quotes `word` for a POSIX shell: returned as is when it consists only of
+/// characters no shell treats specially, else in single quotes (a quote in
+/// it becomes '\''). The empty word becomes ''. Never throws but bad_alloc.
+std::string shell_quote(std::string_view word);
+
+/// Joins `argv` into one command line for the remote shell, each word
+/// quoted with `shell_quote`, so that the remote program gets exactly these
+/// arguments. Use it to pass an argv to `shell`.
+std::string shell_join(const std::vector<std::string>& argv);
+
+/// The ssh argument vector (pure): `ssh -p PORT -i IDENTITY -o
+/// IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=FILE -o
+/// StrictHostKeyChecking=accept-new -o ConnectTimeout=N -o LogLevel=ERROR
+/// user@host -- command`. `interactive` puts `-t` in place of BatchMode
+/// (so passphrase or password prompts still work). An empty `command` ends
+/// the vector at user@host (a login shell). `command` is passed as one word;
+/// ssh hands it to the remote user's shell, which parses it. Paths are
+/// escaped for ssh's own expansion (a `%` is doubled; the known_hosts path
+/// is quoted for ssh's option parser). Does not validate (see `shell`).
+std::vector<std::string> ssh_argv(const target& t, std::string_view command,
+                                  bool interactive = false);
+
+/// The contents `reset_known_hosts` writes: one "[host]:port key" line per
+/// entry of `t.known_host_keys` ("host key" for port 22); empty without keys.
+std::string known_hosts_content(const target& t);
+
+/// Replaces `t.known_hosts_file` atomically with `known_hosts_content(t)`,
+/// forgetting the keys of the guest's previous boot. Throws `localvm::error`
+/// (`errc::io_error`) naming the path; `errc::invalid_argument` if unset.
+void reset_known_hosts(const target& t);
+
+/// How `shell` treats the command's output.
+struct shell_options {
+    /// Deadline for the whole command; zero (the default) means none. When
+    /// it passes ssh is terminated and `errc::timeout` is thrown.
+    std::chrono::milliseconds timeout{0};
+    /// Receives stdout lines as they arrive. Unset (the default): stdout is
+    /// captured into `shell_result::output`.
+    line_sink stdout_sink;
+    /// Receives stderr lines as they arrive. Unset (the default): stderr is
+    /// captured into `shell_result::output`, interleaved with stdout by line.
+    line_sink stderr_sink;
+    /// Bytes of `shell_result::output` kept (the first ones). Default 16 MiB.
+    std::size_t capture_limit = 16u << 20;
+};
+
+/// How a remote command ended.
+struct shell_result {
+    int exit_status = 0;    ///< The remote command's exit status (0..254).
+    std::string output;     ///< Captured lines, each ending in '\n' (see shell_options).
+    bool truncated = false; ///< Output beyond `capture_limit` was dropped.
+};
+
+/// Runs `command` in the guest (`ssh_argv(t, command)`, stdin /dev/null)
+/// and returns its exit status: a failing remote command is a result, not
+/// an exception. An empty `command` opens an interactive login shell on the
+/// caller's terminal instead (stdin, stdout and stderr inherited, `-t`);
+/// sinks are then unused.
+///
+/// Throws `localvm::error`: `errc::invalid_argument` for an unset port,
+/// identity or known_hosts file; `errc::ssh_unreachable` when ssh exits with
+/// 255 (it could not connect or authenticate; a remote command that itself
+/// exits 255 is indistinguishable and reported the same way), with the
+/// tail of ssh's stderr; `errc::timeout` when `opts.timeout` passes;
+/// `errc::process_failed` when ssh cannot be run or is killed by a signal.
+/// Cancellation terminates ssh (SIGTERM, then SIGKILL) and completes with
+/// `operation_aborted`. Without a pty, the remote command is not signalled
+/// when ssh ends; it gets EOF/SIGPIPE on its next write.
+boost::asio::awaitable<shell_result> shell(target t, std::string command,
+                                           shell_options opts = {});
+
+/// Knobs of `wait_for_login`. Every duration must be positive.
+struct login_options {
+    std::chrono::milliseconds timeout{60000};           ///< Overall deadline. Default 60 s.
+    std::chrono::milliseconds retry_interval{100};      ///< First pause, doubling. Default 100 ms.
+    std::chrono::milliseconds max_retry_interval{1000}; ///< Cap of the pause. Default 1 s.
+};
+
+/// Second readiness stage: runs `ssh ... true` (BatchMode) until it
+/// succeeds, for guests whose sshd answers before the user's key is in
+/// place. Returns once a login worked. `abort` is raced against the whole
+/// wait as in `wait_for_banner` (`errc::guest_died`). Throws
+/// `localvm::error`: `errc::ssh_unreachable` when the deadline passes,
+/// with the last attempt's stderr; as `shell` for invalid targets.
+/// Cancellation terminates the running ssh and completes with `operation_aborted`.
+boost::asio::awaitable<void> wait_for_login(target t, login_options opts = {},
+                                            abort_hook abort = {});
+
+/// How `sync` copies.
+struct sync_options {
+    /// "--chown=USER:GROUP" for the copied files; empty (default) keeps owners.
+    std::string chown;
+    /// One "--exclude=PATTERN" each; empty patterns are dropped.
+    std::vector<std::string> excludes;
+    /// The remote rsync command (--rsync-path). Default "sudo rsync", so files
+    /// can be written anywhere; the guest user needs password-less sudo.
+    std::string rsync_path = "sudo rsync";
+    /// Pass --delete: remove remote files absent from `from`. Default false.
+    bool delete_extraneous = false;
+    /// Receives rsync's stdout and stderr lines; unset discards them (the
+    /// stderr tail still goes into error diagnostics).
+    line_sink output;
+    /// Deadline for the whole transfer; zero (default) means none.
+    std::chrono::milliseconds timeout{0};
+};
+
+/// Quotes `word` for rsync's own `-e` command splitting: as is when it has
+/// no space or quote, else in single quotes with each ' doubled.
+std::string rsync_quote(std::string_view word);
+
+/// The rsync argument vector (pure): `rsync -a [--delete] [--chown=C]
+/// [--exclude=E]... --rsync-path=RSYNC_PATH -e "SSH" from user@host:to`,
+/// where SSH is `ssh_argv`'s options (up to LogLevel) joined with
+/// `rsync_quote`. `from` keeps rsync's meaning of a trailing slash (copy the
+/// directory's contents rather than the directory).
+std::vector<std::string> rsync_argv(const target& t, const std::string& from, const std::string& to,
+                                    const sync_options& opts);
+
+/// Copies local `from` to `to` in the guest with `rsync_argv`. Throws
+/// `localvm::error`: `errc::ssh_unreachable` when rsync exits with 255 (its
+/// ssh could not connect or authenticate), `errc::process_failed` for any
+/// other failure, naming rsync's exit code with its last stderr lines;
+/// `errc::timeout`; `errc::invalid_argument` as `shell`. Cancellation
+/// terminates rsync (and with it ssh) and completes with `operation_aborted`.
+boost::asio::awaitable<void> sync(target t, std::string from, std::string to,
+                                  sync_options opts = {});
+
+} // namespace localvm::ssh

@@ -1,0 +1,233 @@
+// ssh and rsync argument vectors byte for byte; shell_quote round trips
+// through a real /bin/sh; rsync_quote through rsync's -e splitting rules.
+#define BOOST_TEST_MODULE ssh_argv
+#include <localvm/ssh/command.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+using namespace std::chrono_literals;
+using localvm::ssh::rsync_argv;
+using localvm::ssh::rsync_quote;
+using localvm::ssh::shell_join;
+using localvm::ssh::shell_quote;
+using localvm::ssh::ssh_argv;
+using localvm::ssh::sync_options;
+using localvm::ssh::target;
+using strings = std::vector<std::string>;
+
+namespace {
+
+target vm() {
+    target t;
+    t.port = 2222;
+    t.identity_file = "/home/me/.local/share/localvm/keys/id_ed25519";
+    t.known_hosts_file = "/run/user/1000/localvm/dev/known_hosts";
+    return t;
+}
+
+// Runs /bin/sh -c SCRIPT and returns its stdout (no shell on our side).
+std::string sh(const std::string& script) {
+    int fds[2];
+    BOOST_REQUIRE(pipe(fds) == 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    posix_spawn_file_actions_addclose(&fa, fds[1]);
+    std::string a0 = "/bin/sh", a1 = "-c";
+    std::string a2 = script;
+    char* argv[] = {a0.data(), a1.data(), a2.data(), nullptr};
+    pid_t pid;
+    BOOST_REQUIRE(posix_spawn(&pid, "/bin/sh", &fa, nullptr, argv, environ) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fds[0], buf, sizeof buf)) > 0)
+        out.append(buf, static_cast<std::size_t>(n));
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(WEXITSTATUS(status) == 0);
+    return out;
+}
+
+// rsync's -e splitting (main.c do_cmd): spaces separate words; ' or " start
+// a quoted run; inside it, a doubled quote is a literal quote.
+strings rsync_split(const std::string& cmd) {
+    strings out;
+    std::size_t i = 0;
+    while (i < cmd.size()) {
+        if (cmd[i] == ' ') {
+            ++i;
+            continue;
+        }
+        std::string w;
+        char q = 0;
+        while (i < cmd.size() && (cmd[i] != ' ' || q)) {
+            char c = cmd[i];
+            if (c == '\'' || c == '"') {
+                if (!q) {
+                    q = c;
+                    ++i;
+                    continue;
+                }
+                if (c == q) {
+                    if (i + 1 < cmd.size() && cmd[i + 1] == q) {
+                        w.push_back(q);
+                        i += 2;
+                        continue;
+                    }
+                    q = 0;
+                    ++i;
+                    continue;
+                }
+            }
+            w.push_back(c);
+            ++i;
+        }
+        BOOST_TEST(q == 0, "unterminated quote in " << cmd);
+        out.push_back(w);
+    }
+    return out;
+}
+
+const strings nasty = {"",        "plain",   "a b",     "it's",     "'",       "''",
+                       "\"dq\"",  "$HOME",   "`id`",    "$(id)",    "a\\b",    "*",
+                       "?",       "~",       "~root",   "-n",       "a\nb",    "tab\there",
+                       "!",       "#x",      "semi;co", "&",        "|",       "<>",
+                       "{a,b}",   "[x]",     "é ü",     "=",        "FOO=bar", "%",
+                       "a%b",     "--x=y z", " lead",   "trail ",   "\\",      "a'b'c"};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(shell_quote_leaves_plain_words_alone) {
+    BOOST_TEST(shell_quote("ls") == "ls");
+    BOOST_TEST(shell_quote("/usr/bin/env") == "/usr/bin/env");
+    BOOST_TEST(shell_quote("a-b_c.d,e:f@g%h+i") == "a-b_c.d,e:f@g%h+i");
+    BOOST_TEST(shell_quote("") == "''");
+    BOOST_TEST(shell_quote("a b") == "'a b'");
+    BOOST_TEST(shell_quote("it's") == "'it'\\''s'");
+    BOOST_TEST(shell_quote("FOO=bar") == "'FOO=bar'"); // not an assignment as the first word
+    BOOST_TEST(shell_join({"echo", "a b", ""}) == "echo 'a b' ''");
+}
+
+BOOST_AUTO_TEST_CASE(shell_quote_round_trips_through_sh) {
+    std::string expected;
+    for (const auto& w : nasty) {
+        expected += w;
+        expected.push_back('\0');
+    }
+    // One word at a time (clear failures), then all of them joined.
+    for (const auto& w : nasty) {
+        std::string got = sh("printf '%s\\0' " + shell_quote(w));
+        BOOST_TEST(got == w + std::string(1, '\0'), "word [" << w << "] quoted as " << shell_quote(w));
+    }
+    BOOST_TEST(sh("printf '%s\\0' " + shell_join(nasty)) == expected);
+    // As ssh delivers it: the remote shell parses the joined command line.
+    BOOST_TEST(sh(shell_join({"printf", "%s\\0", "x y", "$HOME"})) == std::string("x y\0$HOME\0", 10));
+}
+
+BOOST_AUTO_TEST_CASE(ssh_argv_batch) {
+    BOOST_TEST(ssh_argv(vm(), "uname -a") ==
+                   (strings{"ssh", "-p", "2222", "-i", "/home/me/.local/share/localvm/keys/id_ed25519",
+                            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o",
+                            "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts", "-o",
+                            "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=10", "-o",
+                            "LogLevel=ERROR", "debian@127.0.0.1", "--", "uname -a"}),
+               boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(ssh_argv_interactive_and_login_shell) {
+    auto t = vm();
+    t.user = "root";
+    t.host = "::1";
+    t.connect_timeout = 3s;
+    BOOST_TEST(ssh_argv(t, "", true) ==
+                   (strings{"ssh", "-p", "2222", "-i", "/home/me/.local/share/localvm/keys/id_ed25519",
+                            "-o", "IdentitiesOnly=yes", "-t", "-o",
+                            "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts", "-o",
+                            "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=3", "-o",
+                            "LogLevel=ERROR", "root@::1"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(ssh_argv(t, "top", true).back() == "top");
+    BOOST_TEST(ssh_argv(t, "top", true)[17] == "--");
+}
+
+BOOST_AUTO_TEST_CASE(ssh_argv_paths_with_spaces_quotes_and_percent) {
+    auto t = vm();
+    t.identity_file = "/keys/my key's %d/id";
+    t.known_hosts_file = "/state/my \"vm\"\\x/known hosts";
+    t.known_host_keys = {"ssh-ed25519 AAAAC3Nza test"};
+    auto a = ssh_argv(t, "true");
+    BOOST_TEST(a[4] == "/keys/my key's %%d/id");
+    BOOST_TEST(a[10] == "UserKnownHostsFile=\"/state/my \\\"vm\\\"\\\\x/known hosts\"");
+    BOOST_TEST(a[12] == "StrictHostKeyChecking=yes"); // pinned keys
+}
+
+BOOST_AUTO_TEST_CASE(known_hosts_content_pins_keys_per_port) {
+    auto t = vm();
+    BOOST_TEST(localvm::ssh::known_hosts_content(t) == "");
+    t.known_host_keys = {"ssh-ed25519 AAAA1 root@guest", "", "ecdsa-sha2-nistp256 AAAA2"};
+    BOOST_TEST(localvm::ssh::known_hosts_content(t) ==
+               "[127.0.0.1]:2222 ssh-ed25519 AAAA1 root@guest\n[127.0.0.1]:2222 ecdsa-sha2-nistp256 AAAA2\n");
+    t.port = 22;
+    BOOST_TEST(localvm::ssh::known_hosts_content(t) ==
+               "127.0.0.1 ssh-ed25519 AAAA1 root@guest\n127.0.0.1 ecdsa-sha2-nistp256 AAAA2\n");
+}
+
+BOOST_AUTO_TEST_CASE(rsync_quote_survives_rsync_splitting) {
+    BOOST_TEST(rsync_quote("ssh") == "ssh");
+    BOOST_TEST(rsync_quote("a b") == "'a b'");
+    BOOST_TEST(rsync_quote("it's") == "'it''s'");
+    BOOST_TEST(rsync_quote("") == "''");
+    std::string joined;
+    for (const auto& w : nasty)
+        joined += (joined.empty() ? "" : " ") + rsync_quote(w);
+    BOOST_TEST(rsync_split(joined) == nasty, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(rsync_argv_defaults) {
+    BOOST_TEST(rsync_argv(vm(), "./src/", "/srv/app", {}) ==
+                   (strings{"rsync", "-a", "--rsync-path=sudo rsync", "-e",
+                            "ssh -p 2222 -i /home/me/.local/share/localvm/keys/id_ed25519 -o "
+                            "IdentitiesOnly=yes -o BatchMode=yes -o "
+                            "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts -o "
+                            "StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o LogLevel=ERROR",
+                            "./src/", "debian@127.0.0.1:/srv/app"}),
+               boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(rsync_argv_options_and_quoted_ssh_command) {
+    auto t = vm();
+    t.identity_file = "/keys/my key's/id";
+    t.known_hosts_file = "/state/known hosts";
+    sync_options o;
+    o.chown = "debian:debian";
+    o.excludes = {".git", "", "build dir/", ""};
+    o.rsync_path = "rsync";
+    o.delete_extraneous = true;
+    auto a = rsync_argv(t, "/home/me/my project/", "/home/debian/my project", o);
+    BOOST_TEST(a == (strings{"rsync", "-a", "--delete", "--chown=debian:debian", "--exclude=.git",
+                             "--exclude=build dir/", "--rsync-path=rsync", "-e",
+                             "ssh -p 2222 -i '/keys/my key''s/id' -o IdentitiesOnly=yes -o "
+                             "BatchMode=yes -o 'UserKnownHostsFile=\"/state/known hosts\"' -o "
+                             "StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o LogLevel=ERROR",
+                             "/home/me/my project/", "debian@127.0.0.1:/home/debian/my project"}),
+               boost::test_tools::per_element());
+    // rsync recovers exactly ssh_argv's options from -e.
+    auto ssh = ssh_argv(t, "");
+    ssh.pop_back(); // destination
+    BOOST_TEST(rsync_split(a[8]) == ssh, boost::test_tools::per_element());
+}
