@@ -1,0 +1,327 @@
+// Detached processes: fork -> setsid -> fork, so that the program is
+// re-parented away from us at once (never our zombie) and survives our exit.
+// With an exit status file there is one more level: the process we fork
+// exits at once, its child is the supervisor (not our child either, so its
+// exit leaves no zombie here) and the supervisor's child is the program.
+// Everything between fork and exec is async-signal-safe: paths, argv and
+// envp are prepared before the first fork.
+#include "exec.hpp"
+
+#include <localvm/error.hpp>
+#include <localvm/process/detached.hpp>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace localvm::process {
+
+namespace asio = boost::asio;
+using detail::exec_report;
+using detail::exec_stage;
+
+namespace {
+
+struct prepared {
+    std::string stdout_path; // empty: /dev/null
+    std::string stderr_path;
+    std::string status_path; // empty: no supervisor
+    std::string status_tmp;
+};
+
+// Async-signal-safe "exited 3\n": no printf, no allocation.
+std::size_t format_status(char* buf, const char* word, int n) {
+    std::size_t len = 0;
+    for (const char* w = word; *w; ++w)
+        buf[len++] = *w;
+    buf[len++] = ' ';
+    char digits[12];
+    std::size_t d = 0;
+    unsigned v = n < 0 ? static_cast<unsigned>(-static_cast<long>(n)) : static_cast<unsigned>(n);
+    do {
+        digits[d++] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    if (n < 0)
+        buf[len++] = '-';
+    while (d > 0)
+        buf[len++] = digits[--d];
+    buf[len++] = '\n';
+    return len;
+}
+
+int open_output(const std::string& path) {
+    if (path.empty())
+        return ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+}
+
+// The program itself: stdio, then exec. Never returns.
+[[noreturn]] void exec_program(const detail::exec_plan& plan, const prepared& p, int report_fd) {
+    int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int out = open_output(p.stdout_path);
+    if (out < 0) {
+        detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::open_stdout), errno});
+        ::_exit(127);
+    }
+    int err = open_output(p.stderr_path);
+    if (err < 0) {
+        detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::open_stderr), errno});
+        ::_exit(127);
+    }
+    int fds[3] = {in, out, err};
+    if (in < 0 || !detail::install_stdio(fds)) {
+        detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::stdio), errno});
+        ::_exit(127);
+    }
+    detail::reset_signals();
+    detail::exec_or_report(plan, report_fd);
+    ::_exit(127);
+}
+
+void write_all(int fd, const char* p, std::size_t n) {
+    while (n > 0) {
+        ssize_t w = ::write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+}
+
+// The supervisor: forks the program, tells our starter its pid (or why it
+// could not exec), waits for it and records how it ended. Never returns.
+[[noreturn]] void supervise(const detail::exec_plan& plan, const prepared& p, int report_fd) {
+    ::prctl(PR_SET_NAME, "localvm-superv", 0, 0, 0);
+    // Hold nothing of our starter's open: its pipes would never see EOF.
+    int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    int fds[3] = {null_fd, null_fd, null_fd};
+    if (null_fd >= 0)
+        detail::install_stdio(fds);
+    if (report_fd > 3)
+        ::close_range(3, static_cast<unsigned>(report_fd) - 1, 0);
+    ::close_range(static_cast<unsigned>(report_fd) + 1, ~0U, 0);
+    detail::reset_signals();
+
+    // The program reports exec failures to us first, so that we write no
+    // status file for a program that never ran.
+    int q[2];
+    if (::pipe2(q, O_CLOEXEC) != 0) {
+        detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::fork), errno});
+        ::_exit(1);
+    }
+    pid_t prog = ::fork();
+    if (prog < 0) {
+        detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::fork), errno});
+        ::_exit(1);
+    }
+    if (prog == 0) {
+        ::close(q[0]);
+        ::close(report_fd);
+        exec_program(plan, p, q[1]);
+    }
+    ::close(q[1]);
+    exec_report r{};
+    std::size_t have = 0;
+    while (have < sizeof r) {
+        ssize_t n = ::read(q[0], reinterpret_cast<char*>(&r) + have, sizeof r - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        have += static_cast<std::size_t>(n);
+    }
+    ::close(q[0]);
+    int st = 0;
+    if (have == sizeof r && r.tag == 'E') {
+        detail::write_report(report_fd, r);
+        while (::waitpid(prog, &st, 0) < 0 && errno == EINTR) {
+        }
+        ::_exit(1);
+    }
+    detail::write_report(report_fd, {'P', 0, prog});
+    ::close(report_fd); // our starter sees EOF now
+
+    while (::waitpid(prog, &st, 0) < 0) {
+        if (errno != EINTR)
+            ::_exit(1);
+    }
+    char buf[32];
+    std::size_t len = WIFSIGNALED(st) ? format_status(buf, "signaled", WTERMSIG(st))
+                                      : format_status(buf, "exited", WEXITSTATUS(st));
+    int fd = ::open(p.status_tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        write_all(fd, buf, len);
+        ::fsync(fd);
+        ::close(fd);
+        ::rename(p.status_tmp.c_str(), p.status_path.c_str());
+    }
+    ::_exit(0);
+}
+
+struct fd_pair {
+    int fd[2] = {-1, -1};
+    ~fd_pair() {
+        for (int f : fd)
+            if (f >= 0)
+                ::close(f);
+    }
+};
+
+} // namespace
+
+pid_t spawn_detached(const detached_options& opts) {
+    detail::exec_plan plan(opts.argv, opts.environment, {}, opts.working_directory);
+    prepared p;
+    // Relative output paths mean relative to our directory, not the program's.
+    auto absolute = [](const std::filesystem::path& f) {
+        return f.empty() ? std::string() : std::filesystem::absolute(f).string();
+    };
+    p.stdout_path = absolute(opts.stdout_file);
+    p.stderr_path = absolute(opts.stderr_file);
+    p.status_path = absolute(opts.exit_status_file);
+    if (!p.status_path.empty()) {
+        p.status_tmp = p.status_path + ".tmp";
+        // A status left by an earlier run must not describe this one.
+        if (::unlink(p.status_path.c_str()) != 0 && errno != ENOENT)
+            throw_error(errc::io_error, "cannot remove the old exit status file " + p.status_path +
+                                            ": " + std::strerror(errno));
+    }
+
+    fd_pair report;
+    if (::pipe2(report.fd, O_CLOEXEC) != 0)
+        throw_error(errc::process_failed, "cannot create a pipe for " + plan.command() + ": " +
+                                              std::strerror(errno));
+    const int wfd = report.fd[1];
+
+    pid_t first = ::fork();
+    if (first < 0)
+        throw_error(errc::process_failed,
+                    "cannot fork for " + plan.command() + ": " + std::strerror(errno));
+    if (first == 0) {
+        // Only async-signal-safe calls from here on.
+        ::close(report.fd[0]);
+        ::setsid();
+        pid_t next = ::fork();
+        if (next < 0) {
+            detail::write_report(wfd, {'E', static_cast<int>(exec_stage::fork), errno});
+            ::_exit(1);
+        }
+        if (next == 0) {
+            if (!p.status_path.empty())
+                supervise(plan, p, wfd);
+            exec_program(plan, p, wfd);
+        }
+        if (p.status_path.empty())
+            detail::write_report(wfd, {'P', 0, next});
+        ::_exit(0);
+    }
+    ::close(report.fd[1]);
+    report.fd[1] = -1;
+    auto outcome = detail::read_reports(report.fd[0]); // EOF: exec'd, or failed
+    int st = 0;
+    while (::waitpid(first, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (outcome.error) {
+        auto stage = static_cast<exec_stage>(outcome.error->stage);
+        std::string extra = stage == exec_stage::open_stdout   ? p.stdout_path
+                            : stage == exec_stage::open_stderr ? p.stderr_path
+                                                               : std::string();
+        detail::throw_exec_failure(plan, *outcome.error, extra);
+    }
+    if (outcome.pid <= 0)
+        throw_error(errc::process_failed,
+                    "starting " + plan.command() + " detached: no pid came back");
+    return outcome.pid;
+}
+
+std::optional<std::pair<std::string, int>> read_exit_status(const std::filesystem::path& file) {
+    std::ifstream in(file);
+    if (!in)
+        return std::nullopt;
+    std::string word;
+    long n = 0;
+    if (!(in >> word >> n) || (word != "exited" && word != "signaled"))
+        return std::nullopt;
+    return std::make_pair(word, static_cast<int>(n));
+}
+
+bool alive(pid_t pid) noexcept {
+    if (pid <= 0)
+        return false;
+    if (::kill(pid, 0) != 0 && errno != EPERM)
+        return false;
+    // kill() also succeeds on a zombie: ask /proc for the state.
+    char path[32];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[512];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    const char* close_paren = std::strrchr(buf, ')'); // comm may contain ')'
+    if (!close_paren || close_paren[1] != ' ')
+        return true;
+    char state = close_paren[2];
+    return state != 'Z' && state != 'X' && state != 'x';
+}
+
+asio::awaitable<bool> wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
+    using namespace asio::experimental::awaitable_operators;
+    if (pid <= 0)
+        throw_error(errc::invalid_argument, "wait_exit: invalid pid " + std::to_string(pid));
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (fd < 0) {
+        if (errno == ESRCH)
+            co_return true;
+        throw_error(errc::unsupported, "pidfd_open(" + std::to_string(pid) +
+                                           ") (needs Linux >= 5.3): " + std::strerror(errno));
+    }
+    auto ex = co_await asio::this_coro::executor;
+    asio::posix::stream_descriptor pidfd(ex, fd);
+    auto exited = [fd] {
+        pollfd pfd{fd, POLLIN, 0};
+        return ::poll(&pfd, 1, 0) > 0;
+    };
+    if (exited())
+        co_return true;
+    if (timeout.count() <= 0)
+        co_return false;
+    asio::steady_timer t(ex, timeout);
+    for (;;) {
+        auto r = co_await (pidfd.async_wait(asio::posix::descriptor_base::wait_read,
+                                            asio::use_awaitable) ||
+                           t.async_wait(asio::use_awaitable));
+        if (r.index() == 1)
+            co_return exited();
+        // Why check again: asio (1.81) can hand a new descriptor that reuses
+        // a just-closed fd number a readiness event meant for the old one.
+        if (exited())
+            co_return true;
+    }
+}
+
+} // namespace localvm::process

@@ -1,0 +1,68 @@
+// Test helpers that look at /proc: our zombie children, our open fds, the
+// session and parent of a process.
+#pragma once
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+#include <unistd.h>
+
+namespace proc_util {
+
+struct stat_fields {
+    char state = '?';
+    pid_t ppid = 0;
+    pid_t session = 0;
+};
+
+// Fields of /proc/<pid>/stat; nullopt when the process is gone.
+inline std::optional<stat_fields> read_stat(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string text;
+    if (!std::getline(in, text))
+        return std::nullopt;
+    auto close = text.rfind(')');
+    if (close == std::string::npos)
+        return std::nullopt;
+    std::istringstream rest(text.substr(close + 2));
+    stat_fields f;
+    pid_t pgrp = 0;
+    rest >> f.state >> f.ppid >> pgrp >> f.session;
+    return f;
+}
+
+// Our children in state Z (zombies we failed to reap).
+inline std::vector<pid_t> zombie_children() {
+    std::vector<pid_t> found;
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+        const auto name = e.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos)
+            continue;
+        auto f = read_stat(static_cast<pid_t>(std::stol(name)));
+        if (f && f->ppid == ::getpid() && f->state == 'Z')
+            found.push_back(static_cast<pid_t>(std::stol(name)));
+    }
+    return found;
+}
+
+// The fd numbers open in process `pid`.
+inline std::vector<int> open_fds(pid_t pid) {
+    std::vector<int> fds;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+        fds.push_back(std::stoi(e.path().filename().string()));
+    std::sort(fds.begin(), fds.end());
+    return fds;
+}
+
+inline std::size_t count_own_fds() {
+    // The directory iterator's own fd is counted both times: it cancels out.
+    return open_fds(::getpid()).size();
+}
+
+} // namespace proc_util

@@ -1,0 +1,241 @@
+// Detached processes: they outlive their starter, are nobody's zombie here,
+// run in their own session with only 0, 1, 2 open, and their supervisor
+// records how they ended. wait_exit wakes on a non-child's exit.
+#define BOOST_TEST_MODULE process_detached
+#include <localvm/error.hpp>
+#include <localvm/process/child.hpp>
+#include <localvm/process/detached.hpp>
+#include <localvm/testing/run.hpp>
+
+#include "proc_util.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace asio = boost::asio;
+namespace lp = localvm::process;
+namespace fs = std::filesystem;
+using localvm::errc;
+using namespace std::chrono_literals;
+using localvm::testing::run_coroutine;
+
+namespace {
+
+std::string helper_path() {
+    auto& suite = boost::unit_test::framework::master_test_suite();
+    for (int i = 1; i < suite.argc; ++i)
+        if (std::string(suite.argv[i]).find("process_detach_helper") != std::string::npos)
+            return suite.argv[i];
+    BOOST_FAIL("pass the path of process_detach_helper after --");
+    return {};
+}
+
+struct temp_dir {
+    fs::path path;
+    temp_dir() {
+        std::string templ = (fs::temp_directory_path() / "localvm-detached-XXXXXX").string();
+        path = ::mkdtemp(templ.data());
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::string comm(pid_t pid) {
+    std::string c = slurp("/proc/" + std::to_string(pid) + "/comm");
+    if (!c.empty() && c.back() == '\n')
+        c.pop_back();
+    return c;
+}
+
+// Runs the helper (which exits at once) and returns the detached pid.
+asio::awaitable<pid_t> start_via_helper(const std::string& status, const std::string& out,
+                                        const std::string& err, std::vector<std::string> program) {
+    lp::options o;
+    o.argv = {helper_path(), status.empty() ? "-" : status, out.empty() ? "-" : out,
+              err.empty() ? "-" : err, "--"};
+    o.argv.insert(o.argv.end(), program.begin(), program.end());
+    o.timeout = 30s; // the detached process must not hold the helper's stdout
+    auto r = co_await lp::run_checked(std::move(o));
+    co_return static_cast<pid_t>(std::stol(r.out));
+}
+
+void check_no_zombies() {
+    auto z = proc_util::zombie_children();
+    BOOST_TEST(z.empty(), "zombie children left: " << z.size());
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(outlives_its_starter_and_records_the_killing_signal) {
+    temp_dir dir;
+    const auto status = dir.path / "exit-status";
+    run_coroutine([&]() -> asio::awaitable<void> {
+        // (named, not braced in the co_await: GCC 12 miscompiles that)
+        std::vector<std::string> program{"sleep", "30"};
+        std::string none;
+        pid_t pid = co_await start_via_helper(status.string(), none, none, program);
+        BOOST_REQUIRE(pid > 0);
+        BOOST_TEST(lp::alive(pid));
+        auto st = proc_util::read_stat(pid);
+        BOOST_REQUIRE(st);
+        BOOST_TEST(st->state != 'Z');
+        BOOST_TEST(st->ppid != ::getpid());
+        BOOST_TEST(st->session != ::getsid(0));
+        BOOST_TEST(comm(pid) == "sleep");
+        // Its parent is the supervisor, also in the new session, holding nothing of ours.
+        const pid_t super = st->ppid;
+        BOOST_TEST(comm(super) == "localvm-superv");
+        auto sst = proc_util::read_stat(super);
+        BOOST_REQUIRE(sst);
+        BOOST_TEST(sst->ppid != ::getpid());
+        BOOST_TEST(sst->session == st->session);
+        BOOST_TEST((proc_util::open_fds(pid) == std::vector<int>{0, 1, 2}));
+        BOOST_TEST((proc_util::open_fds(super) == std::vector<int>{0, 1, 2}));
+        BOOST_TEST(!lp::read_exit_status(status).has_value());
+
+        // Still running: wait_exit times out.
+        bool exited1 = co_await lp::wait_exit(pid, 50ms);
+        BOOST_TEST(!exited1);
+        ::kill(pid, SIGTERM);
+        bool exited2 = co_await lp::wait_exit(pid, 10s);
+        BOOST_TEST(exited2);
+        BOOST_TEST(!lp::alive(pid));
+        bool exited3 = co_await lp::wait_exit(super, 10s);
+        BOOST_TEST(exited3);
+        auto es = lp::read_exit_status(status);
+        BOOST_REQUIRE(es);
+        BOOST_TEST(es->first == "signaled");
+        BOOST_TEST(es->second == SIGTERM);
+        BOOST_TEST(slurp(status) == "signaled 15\n");
+        BOOST_TEST(!fs::exists(status.string() + ".tmp"));
+    }, 60s);
+    check_no_zombies();
+}
+
+BOOST_AUTO_TEST_CASE(records_the_exit_code_and_appends_output_to_files) {
+    temp_dir dir;
+    const auto status = dir.path / "exit-status";
+    const auto fifo = dir.path / "go";
+    const auto out = dir.path / "out.log", err = dir.path / "err.log";
+    BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    std::ofstream(out) << "earlier\n";
+    std::ofstream(status) << "exited 99\n"; // from an earlier run: must go
+    run_coroutine([&]() -> asio::awaitable<void> {
+        std::vector<std::string> program{
+            "sh", "-c", "read x < '" + fifo.string() + "'; echo to-out; echo to-err >&2; exit 3"};
+        pid_t pid = co_await start_via_helper(status.string(), out.string(), err.string(), program);
+        auto st = proc_util::read_stat(pid);
+        BOOST_REQUIRE(st);
+        const pid_t super = st->ppid;
+        BOOST_TEST(!fs::exists(status));
+        BOOST_TEST(lp::alive(pid));
+        {
+            std::ofstream go(fifo); // blocks until sh opens the fifo for reading
+            go << "go\n";
+        }
+        bool exited4 = co_await lp::wait_exit(pid, 10s);
+        BOOST_TEST(exited4);
+        bool exited5 = co_await lp::wait_exit(super, 10s);
+        BOOST_TEST(exited5);
+        auto es = lp::read_exit_status(status);
+        BOOST_REQUIRE(es);
+        BOOST_TEST(es->first == "exited");
+        BOOST_TEST(es->second == 3);
+        BOOST_TEST(slurp(out) == "earlier\nto-out\n");
+        BOOST_TEST(slurp(err) == "to-err\n");
+        struct stat sb {};
+        BOOST_REQUIRE(::stat(err.c_str(), &sb) == 0);
+        BOOST_TEST((sb.st_mode & 0777) == 0600u);
+    }, 60s);
+    check_no_zombies();
+}
+
+BOOST_AUTO_TEST_CASE(in_process_spawn_without_supervisor_leaves_no_zombie) {
+    run_coroutine([&]() -> asio::awaitable<void> {
+        lp::detached_options o;
+        o.argv = {"sleep", "30"};
+        pid_t pid = lp::spawn_detached(o);
+        auto st = proc_util::read_stat(pid);
+        BOOST_REQUIRE(st);
+        BOOST_TEST(st->ppid != ::getpid());
+        BOOST_TEST(st->session != ::getsid(0));
+        BOOST_TEST(comm(pid) == "sleep");
+        check_no_zombies(); // the intermediate process is reaped already
+        ::kill(pid, SIGKILL);
+        bool exited6 = co_await lp::wait_exit(pid, 10s);
+        BOOST_TEST(exited6);
+    }, 30s);
+    check_no_zombies();
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_the_problem) {
+    temp_dir dir;
+    auto plain = dir.path / "not-executable";
+    std::ofstream(plain) << "#!/bin/sh\n";
+    fs::permissions(plain, fs::perms::owner_read | fs::perms::owner_write);
+    auto expect = [&](lp::detached_options o, errc code, const std::string& needle) {
+        for (bool supervised : {false, true}) {
+            o.exit_status_file = supervised ? dir.path / "status" : fs::path();
+            try {
+                lp::spawn_detached(o);
+                BOOST_FAIL("no error for " << needle);
+            } catch (const localvm::error& e) {
+                BOOST_TEST(e.code() == code, e.what());
+                BOOST_TEST(std::string(e.what()).find(needle) != std::string::npos, e.what());
+            }
+            // No status file for a program that never ran.
+            BOOST_TEST(!fs::exists(dir.path / "status"));
+        }
+    };
+    auto opts = [](std::vector<std::string> argv) {
+        lp::detached_options o;
+        o.argv = std::move(argv);
+        return o;
+    };
+    expect(opts({"localvm-no-such-program"}), errc::not_found, "localvm-no-such-program");
+    expect(opts({"/nonexistent/prog"}), errc::not_found, "/nonexistent/prog");
+    expect(opts({plain.string()}), errc::process_failed, "Permission denied");
+    expect(opts({}), errc::invalid_argument, "empty");
+    auto bad_out = opts({"true"});
+    bad_out.stdout_file = dir.path / "no-dir" / "out.log";
+    expect(bad_out, errc::io_error, "no-dir/out.log");
+    auto bad_cwd = opts({"true"});
+    bad_cwd.working_directory = dir.path / "missing";
+    expect(bad_cwd, errc::not_found, "missing");
+    check_no_zombies();
+}
+
+BOOST_AUTO_TEST_CASE(wait_exit_is_cancellable) {
+    run_coroutine([&]() -> asio::awaitable<void> {
+        using namespace asio::experimental::awaitable_operators;
+        auto ex = co_await asio::this_coro::executor;
+        asio::steady_timer t(ex, 50ms);
+        auto r = co_await (lp::wait_exit(::getpid(), 30s) || t.async_wait(asio::use_awaitable));
+        BOOST_TEST(r.index() == 1u);
+    }, 30s);
+}
