@@ -1,0 +1,582 @@
+#include <localvm/qmp/client.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <array>
+#include <deque>
+#include <exception>
+#include <unordered_map>
+#include <vector>
+
+namespace localvm::qmp {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using boost::system::error_code;
+using clock_type = std::chrono::steady_clock;
+
+command_error::command_error(std::string command, std::string error_class, std::string desc)
+    : localvm::error(errc::qmp_error, command + ": " + error_class + ": " + desc)
+    , command_(std::move(command))
+    , error_class_(std::move(error_class))
+    , desc_(std::move(desc)) {}
+
+namespace detail {
+
+namespace {
+
+template <class... F> struct overloaded : F... { using F::operator()...; };
+template <class... F> overloaded(F...) -> overloaded<F...>;
+
+clock_type::time_point deadline_after(clock_type::duration d) {
+    return d.count() > 0 ? clock_type::now() + d : clock_type::time_point::max();
+}
+
+// Waits on `t` until someone cancels it (a wake-up) or `deadline` passes.
+// Returns true when the deadline passed. A wake-up and a cancellation of the
+// awaiting coroutine look alike here; callers check their state first, then
+// `throw_if_cancelled`.
+asio::awaitable<bool> sleep(asio::steady_timer& t, clock_type::time_point deadline) {
+    t.expires_at(deadline);
+    error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_return !ec;
+}
+
+asio::awaitable<void> throw_if_cancelled() {
+    asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none)
+        throw boost::system::system_error(asio::error::operation_aborted);
+}
+
+std::string ms(clock_type::duration d) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) +
+           " ms";
+}
+
+// Runs `f` when the scope ends, however it ends.
+template <class F> struct scope_exit {
+    F f;
+    ~scope_exit() { f(); }
+};
+template <class F> scope_exit(F) -> scope_exit<F>;
+
+} // namespace
+
+struct pending_call {
+    asio::steady_timer* timer = nullptr;
+    bool done = false;
+    std::optional<json::value> value;
+    std::optional<failure> fail;
+    error_code closed; // set when the connection ended first
+    std::string closed_diagnostic;
+};
+
+struct client_impl;
+
+struct subscriber {
+    subscriber(asio::any_io_executor ex, std::weak_ptr<client_impl> o) : timer(ex), owner(std::move(o)) {}
+    bool matches(const event& e) const {
+        if (filter)
+            return filter(e);
+        return name.empty() || name == e.name;
+    }
+
+    std::string name;
+    std::function<bool(const event&)> filter;
+    std::size_t capacity = 0;
+    std::deque<event> queue;
+    std::uint64_t lost = 0;
+    asio::steady_timer timer;
+    bool waiting = false;
+    bool closed = false;
+    error_code close_code;
+    std::string close_diagnostic;
+    std::weak_ptr<client_impl> owner;
+};
+
+struct client_impl : std::enable_shared_from_this<client_impl> {
+    client_impl(asio::any_io_executor e, client_options o, std::string p)
+        : ex(e), options(o), path(std::move(p)), socket(e), dec(o.max_message_size), write_signal(e) {}
+
+    asio::any_io_executor ex;
+    client_options options;
+    std::string path;
+    asio::local::stream_protocol::socket socket;
+    decoder dec;
+    encoder enc;
+    std::string out;     // commands not yet handed to the socket
+    std::string writing; // the bytes of the write in flight
+    asio::steady_timer write_signal;
+    std::unordered_map<std::uint64_t, pending_call*> pending;
+    std::vector<std::shared_ptr<subscriber>> subscribers;
+    std::optional<qmp::greeting> greet;
+    asio::steady_timer* greeting_waiter = nullptr;
+    std::vector<asio::steady_timer*> close_waiters;
+    bool oob = false;
+    bool quit_sent = false;
+    std::optional<event> shutdown;
+    connection_end end = connection_end::open;
+    error_code close_code;
+    std::string close_diagnostic;
+    std::array<char, 4096> readbuf{};
+
+    [[noreturn]] void throw_closed(const std::string& what) const {
+        throw localvm::error(close_code, what + ": " + close_diagnostic);
+    }
+
+    // The peer ended the connection: clean when QEMU announced it (SHUTDOWN)
+    // or was told to (quit) first.
+    void peer_closed(std::string diagnostic) {
+        finish(shutdown || quit_sent ? connection_end::clean : connection_end::unexpected,
+               errc::monitor_closed, std::move(diagnostic));
+    }
+
+    void finish(connection_end how, error_code code, std::string diagnostic) {
+        if (end != connection_end::open)
+            return;
+        end = how;
+        close_code = code;
+        close_diagnostic = "QMP connection to " + path + " " + std::move(diagnostic);
+        error_code ignored;
+        socket.shutdown(asio::socket_base::shutdown_both, ignored);
+        socket.close(ignored);
+        write_signal.cancel();
+        for (auto& [id, call] : pending) {
+            call->done = true;
+            call->closed = close_code;
+            call->closed_diagnostic = close_diagnostic;
+            call->timer->cancel();
+        }
+        pending.clear();
+        for (auto& s : subscribers) {
+            s->closed = true;
+            s->close_code = close_code;
+            s->close_diagnostic = close_diagnostic;
+            s->timer.cancel();
+        }
+        if (greeting_waiter)
+            greeting_waiter->cancel();
+        for (auto* t : close_waiters)
+            t->cancel();
+    }
+
+    void complete(const json::value& id, auto&& fill) {
+        auto n = numeric_id(id);
+        if (!n)
+            return; // not ours (or QEMU could not read the id): nobody waits for it
+        auto it = pending.find(*n);
+        if (it == pending.end())
+            return; // a cancelled or timed-out call's late reply
+        auto* call = it->second;
+        pending.erase(it);
+        fill(*call);
+        call->done = true;
+        call->timer->cancel();
+    }
+
+    void dispatch(message&& m) {
+        std::visit(overloaded{
+                       [&](qmp::greeting& g) {
+                           if (greet)
+                               return;
+                           greet = std::move(g);
+                           if (greeting_waiter)
+                               greeting_waiter->cancel();
+                       },
+                       [&](success& s) {
+                           complete(s.id, [&](pending_call& c) { c.value = std::move(s.result); });
+                       },
+                       [&](failure& f) {
+                           complete(f.id, [&](pending_call& c) { c.fail = std::move(f); });
+                       },
+                       [&](event& e) {
+                           if (e.name == "SHUTDOWN" && !shutdown)
+                               shutdown = e;
+                           for (auto& s : subscribers) {
+                               if (!s->matches(e))
+                                   continue;
+                               if (s->queue.size() >= s->capacity) {
+                                   ++s->lost;
+                                   continue;
+                               }
+                               s->queue.push_back(e);
+                               s->timer.cancel();
+                           }
+                       },
+                   },
+                   m);
+    }
+
+    static asio::awaitable<void> read_loop(std::shared_ptr<client_impl> self) {
+        for (;;) {
+            error_code ec;
+            auto n = co_await self->socket.async_read_some(
+                asio::buffer(self->readbuf), asio::redirect_error(asio::use_awaitable, ec));
+            if (self->end != connection_end::open)
+                co_return;
+            if (ec == asio::error::eof) {
+                self->peer_closed("ended (EOF)");
+                co_return;
+            }
+            if (ec) {
+                self->peer_closed("failed: " + ec.message());
+                co_return;
+            }
+            std::string_view in(self->readbuf.data(), n);
+            while (!in.empty() && self->end == connection_end::open) {
+                auto m = self->dec.consume(in, ec);
+                if (ec) {
+                    self->finish(connection_end::protocol_error, ec,
+                                 "closed: the server sent a bad message (" + ec.message() + ")");
+                    co_return;
+                }
+                if (m)
+                    self->dispatch(std::move(*m));
+            }
+        }
+    }
+
+    static asio::awaitable<void> write_loop(std::shared_ptr<client_impl> self) {
+        for (;;) {
+            while (self->out.empty()) {
+                if (self->end != connection_end::open)
+                    co_return;
+                co_await sleep(self->write_signal, clock_type::time_point::max());
+            }
+            if (self->end != connection_end::open)
+                co_return;
+            std::swap(self->out, self->writing);
+            error_code ec;
+            co_await asio::async_write(self->socket, asio::buffer(self->writing),
+                                       asio::redirect_error(asio::use_awaitable, ec));
+            self->writing.clear();
+            if (ec) {
+                self->peer_closed("failed while writing: " + ec.message());
+                co_return;
+            }
+        }
+    }
+
+    // Loops run detached from any caller, so nothing cancels them but
+    // `finish`; should one still fail, the failure closes the connection
+    // and reaches every waiter instead of vanishing.
+    void spawn(asio::awaitable<void> (*loop)(std::shared_ptr<client_impl>)) {
+        std::weak_ptr<client_impl> weak = shared_from_this();
+        asio::co_spawn(ex, loop(shared_from_this()), [weak](std::exception_ptr e) {
+            if (!e)
+                return;
+            auto self = weak.lock();
+            if (!self)
+                return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+                self->finish(connection_end::unexpected, errc::monitor_closed,
+                             std::string("closed: internal failure: ") + x.what());
+            } catch (...) {
+                self->finish(connection_end::unexpected, errc::monitor_closed,
+                             "closed: internal failure");
+            }
+        });
+    }
+
+    static asio::awaitable<json::value> execute(std::shared_ptr<client_impl> self,
+                                                std::string command, json::object arguments,
+                                                execute_options options) {
+        if (self->end != connection_end::open)
+            self->throw_closed(command);
+        asio::steady_timer timer(self->ex);
+        pending_call call;
+        call.timer = &timer;
+        auto id = self->enc.encode(self->out, command, arguments, options.out_of_band);
+        if (command == "quit")
+            self->quit_sent = true;
+        self->pending.emplace(id, &call);
+        scope_exit forget{[&] { self->pending.erase(id); }};
+        self->write_signal.cancel();
+
+        auto deadline = deadline_after(options.timeout);
+        while (!call.done) {
+            bool expired = co_await sleep(timer, deadline);
+            if (call.done)
+                break;
+            if (expired)
+                throw localvm::error(errc::timeout, "QMP command " + command + ": no reply within " +
+                                                        ms(options.timeout));
+            co_await throw_if_cancelled();
+        }
+        if (call.closed)
+            throw localvm::error(call.closed, command + ": " + call.closed_diagnostic);
+        if (call.fail)
+            throw command_error(command, std::move(call.fail->error_class),
+                                std::move(call.fail->desc));
+        co_return std::move(*call.value);
+    }
+
+    static asio::awaitable<void> handshake(std::shared_ptr<client_impl> self) {
+        asio::local::stream_protocol::endpoint ep;
+        try {
+            ep = asio::local::stream_protocol::endpoint(self->path);
+        } catch (const boost::system::system_error& e) {
+            throw localvm::error(errc::invalid_argument,
+                                 "QMP socket path " + self->path + ": " + e.code().message());
+        }
+        error_code ec;
+        co_await self->socket.async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec == asio::error::operation_aborted)
+            co_await throw_if_cancelled();
+        if (ec == boost::system::errc::no_such_file_or_directory)
+            throw localvm::error(errc::not_found, "connecting to QMP socket " + self->path +
+                                                      ": " + ec.message());
+        if (ec)
+            throw localvm::error(errc::monitor_closed, "connecting to QMP socket " + self->path +
+                                                           ": " + ec.message());
+        self->spawn(&client_impl::read_loop);
+        self->spawn(&client_impl::write_loop);
+
+        asio::steady_timer timer(self->ex);
+        scope_exit unregister{[&] { self->greeting_waiter = nullptr; }};
+        while (!self->greet) {
+            if (self->end != connection_end::open)
+                self->throw_closed("waiting for the QMP greeting");
+            self->greeting_waiter = &timer;
+            co_await sleep(timer, clock_type::time_point::max());
+            if (!self->greet && self->end == connection_end::open)
+                co_await throw_if_cancelled();
+        }
+        bool offered = false;
+        for (auto& c : self->greet->capabilities)
+            offered = offered || c == "oob";
+        json::object args;
+        if (self->options.enable_oob && offered)
+            args["enable"] = json::array{"oob"};
+        co_await execute(self, "qmp_capabilities", std::move(args), {});
+        self->oob = self->options.enable_oob && offered;
+    }
+};
+
+} // namespace detail
+
+// --- subscription ----------------------------------------------------------
+
+subscription::subscription(std::shared_ptr<detail::subscriber> s) : s_(std::move(s)) {}
+subscription::subscription(subscription&&) noexcept = default;
+
+subscription& subscription::operator=(subscription&& o) noexcept {
+    if (this != &o) {
+        subscription gone(std::move(*this));
+        s_ = std::move(o.s_);
+    }
+    return *this;
+}
+
+subscription::~subscription() {
+    if (!s_)
+        return;
+    if (auto owner = s_->owner.lock())
+        std::erase(owner->subscribers, s_);
+    s_->timer.cancel();
+}
+
+asio::awaitable<event> subscription::next(clock_type::duration timeout) {
+    auto s = s_; // keeps the state alive even if *this is moved from meanwhile
+    if (!s)
+        throw localvm::error(errc::invalid_argument, "next() on a moved-from QMP subscription");
+    if (s->waiting)
+        throw localvm::error(errc::invalid_argument,
+                             "another next() already waits on this QMP subscription");
+    auto deadline = detail::deadline_after(timeout);
+    const std::string what = s->name.empty() ? "a QMP event" : "QMP event " + s->name;
+    while (s->queue.empty()) {
+        if (s->closed)
+            throw localvm::error(s->close_code, "waiting for " + what + ": " + s->close_diagnostic);
+        s->waiting = true;
+        detail::scope_exit idle{[&] { s->waiting = false; }};
+        bool expired = co_await detail::sleep(s->timer, deadline);
+        if (!s->queue.empty() || s->closed)
+            continue;
+        if (expired)
+            throw localvm::error(errc::timeout, what + " did not arrive within " +
+                                                    detail::ms(timeout));
+        co_await detail::throw_if_cancelled();
+    }
+    event e = std::move(s->queue.front());
+    s->queue.pop_front();
+    co_return e;
+}
+
+std::optional<event> subscription::try_next() {
+    if (!s_ || s_->queue.empty())
+        return std::nullopt;
+    event e = std::move(s_->queue.front());
+    s_->queue.pop_front();
+    return e;
+}
+
+std::size_t subscription::buffered() const noexcept { return s_ ? s_->queue.size() : 0; }
+std::uint64_t subscription::lost() const noexcept { return s_ ? s_->lost : 0; }
+
+// --- client ------------------------------------------------------------------
+
+client::client(std::shared_ptr<detail::client_impl> impl) : impl_(std::move(impl)) {}
+client::client(client&&) noexcept = default;
+
+client& client::operator=(client&& o) noexcept {
+    if (this != &o) {
+        close();
+        impl_ = std::move(o.impl_);
+    }
+    return *this;
+}
+
+client::~client() { close(); }
+
+void client::close() noexcept {
+    if (impl_)
+        impl_->finish(connection_end::local, errc::monitor_closed, "closed by the client");
+}
+
+asio::awaitable<client> client::connect(std::string path, client_options options) {
+    auto ex = co_await asio::this_coro::executor;
+    auto impl = std::make_shared<detail::client_impl>(ex, options, std::move(path));
+    asio::steady_timer deadline(ex, options.connect_timeout);
+    auto [order, failed, timer_ec] =
+        co_await asio::experimental::make_parallel_group(
+            asio::co_spawn(ex, detail::client_impl::handshake(impl), asio::deferred),
+            deadline.async_wait(asio::deferred))
+            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    (void)timer_ec;
+    if (order[0] == 1) {
+        impl->finish(connection_end::local, errc::timeout, "timed out while connecting");
+        throw localvm::error(errc::timeout, "connecting to QMP at " + impl->path +
+                                                ": no greeting and capabilities within " +
+                                                detail::ms(options.connect_timeout));
+    }
+    if (failed) {
+        impl->finish(connection_end::local, errc::monitor_closed, "closed: connecting failed");
+        std::rethrow_exception(failed);
+    }
+    co_return client(std::move(impl));
+}
+
+asio::awaitable<json::value> client::execute(std::string command, json::object arguments,
+                                             execute_options options) {
+    if (!impl_)
+        throw localvm::error(errc::monitor_closed, command + ": moved-from QMP client");
+    return detail::client_impl::execute(impl_, std::move(command), std::move(arguments), options);
+}
+
+subscription client::subscribe(std::string name, std::size_t capacity) {
+    auto s = std::make_shared<detail::subscriber>(impl_->ex, impl_);
+    s->name = std::move(name);
+    s->capacity = capacity ? capacity : impl_->options.event_buffer;
+    if (impl_->end != connection_end::open) {
+        s->closed = true;
+        s->close_code = impl_->close_code;
+        s->close_diagnostic = impl_->close_diagnostic;
+    }
+    impl_->subscribers.push_back(s);
+    return subscription(std::move(s));
+}
+
+subscription client::subscribe(std::function<bool(const event&)> filter, std::size_t capacity) {
+    auto sub = subscribe(std::string{}, capacity);
+    sub.s_->filter = std::move(filter);
+    return sub;
+}
+
+asio::awaitable<run_status> client::query_status() {
+    auto v = co_await execute("query-status");
+    auto* o = v.if_object();
+    auto* st = o ? o->if_contains("status") : nullptr;
+    auto* run = o ? o->if_contains("running") : nullptr;
+    if (!st || !st->is_string() || !run || !run->is_bool())
+        throw localvm::error(errc::protocol_error, "query-status: unexpected reply " +
+                                                       json::serialize(v));
+    co_return run_status{std::string(st->get_string()), run->get_bool()};
+}
+
+asio::awaitable<version> client::query_version() {
+    auto v = co_await execute("query-version");
+    auto* o = v.if_object();
+    auto* q = o ? o->if_contains("qemu") : nullptr;
+    auto* qo = q ? q->if_object() : nullptr;
+    auto num = [&](const char* k) -> int {
+        auto* x = qo ? qo->if_contains(k) : nullptr;
+        if (!x || !x->is_int64())
+            throw localvm::error(errc::protocol_error, "query-version: unexpected reply " +
+                                                           json::serialize(v));
+        return static_cast<int>(x->get_int64());
+    };
+    version out;
+    out.major = num("major");
+    out.minor = num("minor");
+    out.micro = num("micro");
+    if (auto* p = o->if_contains("package"); p && p->is_string())
+        out.package = p->get_string();
+    co_return out;
+}
+
+asio::awaitable<void> client::stop() { co_await execute("stop"); }
+asio::awaitable<void> client::cont() { co_await execute("cont"); }
+asio::awaitable<void> client::system_powerdown() { co_await execute("system_powerdown"); }
+
+asio::awaitable<void> client::quit() {
+    try {
+        co_await execute("quit");
+    } catch (const localvm::error& e) {
+        // QEMU may close the socket before its reply reaches us.
+        if (e.code() != errc::monitor_closed || !impl_ || impl_->end != connection_end::clean)
+            throw;
+    }
+}
+
+asio::awaitable<std::string> client::human_monitor_command(std::string command_line) {
+    json::object args;
+    args["command-line"] = command_line;
+    auto v = co_await execute("human-monitor-command", std::move(args));
+    if (!v.is_string())
+        throw localvm::error(errc::protocol_error,
+                             "human-monitor-command: unexpected reply " + json::serialize(v));
+    co_return std::string(v.get_string());
+}
+
+asio::awaitable<connection_end> client::wait_closed(clock_type::duration timeout) {
+    auto impl = impl_;
+    if (!impl)
+        co_return connection_end::local;
+    auto deadline = detail::deadline_after(timeout);
+    asio::steady_timer timer(impl->ex);
+    while (impl->end == connection_end::open) {
+        impl->close_waiters.push_back(&timer);
+        detail::scope_exit unregister{[&] { std::erase(impl->close_waiters, &timer); }};
+        bool expired = co_await detail::sleep(timer, deadline);
+        if (impl->end != connection_end::open)
+            break;
+        if (expired)
+            throw localvm::error(errc::timeout, "QMP connection to " + impl->path +
+                                                    " did not end within " + detail::ms(timeout));
+        co_await detail::throw_if_cancelled();
+    }
+    co_return impl->end;
+}
+
+const qmp::greeting& client::greeting() const noexcept { return *impl_->greet; }
+bool client::oob_enabled() const noexcept { return impl_ && impl_->oob; }
+connection_end client::end() const noexcept {
+    return impl_ ? impl_->end : connection_end::local;
+}
+const std::optional<event>& client::shutdown_event() const noexcept { return impl_->shutdown; }
+
+} // namespace localvm::qmp
