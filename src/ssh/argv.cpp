@@ -16,8 +16,10 @@ bool shell_safe(char c) {
            std::string_view("_@%+:,./-").find(c) != std::string_view::npos;
 }
 
-// ssh expands %-tokens (and ${VAR}) in -i and UserKnownHostsFile; "%%" is a
-// literal percent. "${" cannot be escaped: detail::target_problem rejects it.
+// ssh expands %-tokens (and ${VAR}) in UserKnownHostsFile; "%%" is a literal
+// percent. "${" cannot be escaped: detail::target_problem rejects it. (-i is
+// checked with stat() unexpanded, then expanded when loaded, so a '%' can
+// never work there: target_problem rejects that too.)
 std::string ssh_path(const std::filesystem::path& p) {
     std::string out;
     for (char c : p.string()) {
@@ -49,7 +51,7 @@ std::string destination(const target& t) {
 
 // Everything up to (not including) the destination.
 std::vector<std::string> ssh_options(const target& t, bool interactive) {
-    std::vector<std::string> a = {"ssh", "-p", std::to_string(t.port), "-i", ssh_path(t.identity_file),
+    std::vector<std::string> a = {"ssh", "-p", std::to_string(t.port), "-i", t.identity_file.string(),
                                   "-o", "IdentitiesOnly=yes"};
     if (interactive)
         a.push_back("-t");
@@ -163,6 +165,9 @@ std::string target_problem(const target& t) {
         if (p->string().find("${") != std::string::npos)
             return "ssh target " + who + ": path '" + p->string() +
                    "' contains \"${\", which ssh would expand";
+    if (t.identity_file.string().find('%') != std::string::npos)
+        return "ssh target " + who + ": identity_file '" + t.identity_file.string() +
+               "' contains '%', which ssh would expand";
     return {};
 }
 

@@ -121,7 +121,11 @@ asio::awaitable<int> login_loop(target t, login_options opts) {
         auto r = co_await process::run(std::move(po));
         if (r.success())
             co_return attempts;
-        last = r.timed_out ? "ssh did not finish before the deadline" : r.describe() + ": " + tail_text(r);
+        if (!r.timed_out)
+            last = r.describe() + ": " + tail_text(r);
+        else if (last.empty())
+            last = "ssh did not finish before the deadline";
+        // else: keep the previous attempt's reason; this one was cut off.
         if (clock::now() >= deadline)
             break;
         timer.expires_after(std::min<clock::duration>(interval, deadline - clock::now()));

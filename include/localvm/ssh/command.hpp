@@ -27,10 +27,13 @@ struct target {
     std::string host = "127.0.0.1";           ///< Default 127.0.0.1 (the hostfwd side).
     std::uint16_t port = 0;                   ///< Required (the forwarded SSH port).
     std::string user = "debian";              ///< Default "debian".
-    std::filesystem::path identity_file;      ///< Required: private key (-i, IdentitiesOnly).
+    /// Required: the private key (-i, IdentitiesOnly). Spaces and quotes
+    /// are fine; '%' and "${" are not (ssh expands them after checking the
+    /// file exists, so no escape works), nor a leading '~'.
+    std::filesystem::path identity_file;
     /// Required: this VM's own known_hosts file (never /dev/null, never the
-    /// user's ~/.ssh/known_hosts). Paths may contain spaces and quotes but
-    /// not "${" (ssh would expand it as an environment variable).
+    /// user's ~/.ssh/known_hosts). Spaces, quotes and '%' are fine; "${" is
+    /// not (ssh would expand it as an environment variable).
     std::filesystem::path known_hosts_file;
     std::chrono::seconds connect_timeout{10}; ///< ssh's ConnectTimeout. Default 10 s.
     /// Host key lines as in a `.pub` file ("ssh-ed25519 AAAA... comment") to

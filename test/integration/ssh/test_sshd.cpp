@@ -1,0 +1,438 @@
+// The ssh layer against a real OpenSSH sshd that each test case starts on
+// 127.0.0.1 (unprivileged port, generated host key, a generated client key
+// in a directory whose name has a space and a quote; known_hosts files in a
+// directory whose name has a space and a percent sign).
+#define BOOST_TEST_MODULE ssh_sshd
+#include <localvm/ssh/command.hpp>
+#include <localvm/ssh/probe.hpp>
+
+#include <localvm/error.hpp>
+#include <localvm/process/child.hpp>
+#include <localvm/process/detached.hpp>
+#include <localvm/testing/run.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using localvm::errc;
+namespace ssh = localvm::ssh;
+namespace process = localvm::process;
+
+namespace {
+
+struct environment {
+    fs::path dir;         // everything lives here; removed at the end
+    fs::path key;         // authorized client key (path with space and quote)
+    fs::path stranger;    // a key that is not authorized
+    fs::path host_key;    // sshd's host key
+    std::string host_pub; // its public half ("ssh-ed25519 AAAA...")
+    fs::path config;
+};
+
+environment* env = nullptr;
+
+std::string read_all(const fs::path& p) {
+    std::ifstream f(p);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+void keygen(const fs::path& path) {
+    localvm::testing::run_coroutine([&]() -> asio::awaitable<void> {
+        process::options o;
+        o.argv = {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "localvm-test", "-f", path.string()};
+        co_await process::run_checked(std::move(o));
+    });
+}
+
+struct global_setup {
+    global_setup() {
+        for (const char* tool : {"/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen", "/usr/bin/rsync"})
+            if (!fs::exists(tool)) {
+                std::cerr << "skipping: " << tool << " is not installed\n";
+                std::_Exit(77);
+            }
+        static environment e;
+        char tmpl[] = "/tmp/localvm-ssh-test.XXXXXX";
+        BOOST_TEST_REQUIRE(mkdtemp(tmpl) != nullptr);
+        e.dir = tmpl;
+        fs::create_directories(e.dir / "key dir 'q'");
+        e.key = e.dir / "key dir 'q'" / "id_ed25519";
+        e.stranger = e.dir / "stranger";
+        e.host_key = e.dir / "ssh_host_ed25519_key";
+        keygen(e.key);
+        keygen(e.stranger);
+        keygen(e.host_key);
+        e.host_pub = read_all(e.host_key.string() + ".pub");
+        while (!e.host_pub.empty() && e.host_pub.back() == '\n')
+            e.host_pub.pop_back();
+        fs::copy_file(e.key.string() + ".pub", e.dir / "authorized_keys");
+        e.config = e.dir / "sshd_config";
+        std::ofstream(e.config) << "HostKey " << e.host_key.string() << "\n"
+                                << "AuthorizedKeysFile " << (e.dir / "authorized_keys").string() << "\n"
+                                << "PidFile none\n"
+                                << "StrictModes no\n"
+                                << "UsePAM no\n"
+                                << "PermitRootLogin yes\n"
+                                << "PasswordAuthentication no\n"
+                                << "KbdInteractiveAuthentication no\n"
+                                << "LogLevel ERROR\n";
+        // sshd insists on its privilege separation directory (the package's
+        // service unit creates it at boot; no service runs here).
+        fs::create_directories("/run/sshd");
+        env = &e;
+    }
+    ~global_setup() {
+        if (env) {
+            std::error_code ec;
+            fs::remove_all(env->dir, ec);
+        }
+    }
+};
+BOOST_TEST_GLOBAL_FIXTURE(global_setup);
+
+std::uint16_t free_port() {
+    asio::io_context ctx;
+    asio::ip::tcp::acceptor a(ctx, {asio::ip::make_address("127.0.0.1"), 0});
+    return a.local_endpoint().port();
+}
+
+// A running sshd; destroying it kills sshd (the child's destructor).
+struct sshd {
+    std::uint16_t port;
+    std::unique_ptr<process::child> proc;
+};
+
+// Starts sshd and waits for its banner with our own probe; sshd exiting
+// first (e.g. the port was taken meanwhile) is the abort hook.
+asio::awaitable<sshd> start_sshd() {
+    auto ex = co_await asio::this_coro::executor;
+    for (int tries = 0;; ++tries) {
+        sshd s{free_port(), nullptr};
+        process::options o;
+        o.argv = {"/usr/sbin/sshd", "-D", "-e", "-f", env->config.string(), "-p", std::to_string(s.port),
+                  "-o", "ListenAddress=127.0.0.1"};
+        o.out.mode = process::stream_mode::null;
+        // sshd's errors in the test log, without the line it writes for
+        // every probe connection that leaves after the banner.
+        o.err.mode = process::stream_mode::sink;
+        o.err.sink = [](std::string_view line) {
+            if (line.find("kex_exchange_identification") == std::string_view::npos)
+                std::cerr << "sshd: " << line << "\n";
+        };
+        s.proc = std::make_unique<process::child>(ex, std::move(o));
+        const pid_t pid = s.proc->pid();
+        auto died = [pid]() -> asio::awaitable<std::string> {
+            co_await process::wait_exit(pid, std::chrono::milliseconds(3600 * 1000));
+            co_return "sshd exited";
+        };
+        ssh::probe_options po;
+        po.timeout = 10s;
+        try {
+            auto banner = co_await ssh::wait_for_banner("127.0.0.1", s.port, po, died);
+            BOOST_TEST(banner.starts_with("SSH-2.0-OpenSSH"), banner);
+            co_return s;
+        } catch (const localvm::error& e) {
+            if (e.code() != localvm::make_error_code(errc::guest_died) || tries == 3)
+                throw;
+        }
+    }
+}
+
+ssh::target target_for(const sshd& s) {
+    ssh::target t;
+    t.port = s.port;
+    t.user = "root";
+    t.identity_file = env->key;
+    t.known_hosts_file = env->dir / "state dir %h" / ("known_hosts." + std::to_string(s.port));
+    fs::create_directories(t.known_hosts_file.parent_path());
+    ssh::reset_known_hosts(t);
+    return t;
+}
+
+template <class F>
+void expect_error(F&& f, errc code, std::vector<std::string> fragments) {
+    try {
+        f();
+        BOOST_FAIL("no exception");
+    } catch (const localvm::error& e) {
+        BOOST_TEST(e.code() == localvm::make_error_code(code), e.what());
+        for (auto& frag : fragments)
+            BOOST_TEST(std::string(e.what()).find(frag) != std::string::npos,
+                       "'" << frag << "' not in: " << e.what());
+    }
+}
+
+// Our children named `comm` (ssh, rsync) that still exist, zombies included.
+int children_named(const std::string& comm) {
+    int n = 0;
+    for (const auto& d : fs::directory_iterator("/proc")) {
+        std::string stat = read_all(d.path() / "stat");
+        auto close = stat.rfind(')');
+        auto open = stat.find('(');
+        if (close == std::string::npos || open == std::string::npos)
+            continue;
+        std::istringstream rest(stat.substr(close + 2));
+        char state;
+        pid_t ppid = 0;
+        rest >> state >> ppid;
+        if (ppid == getpid() && stat.substr(open + 1, close - open - 1) == comm)
+            ++n;
+    }
+    return n;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(probe_sees_the_openssh_banner) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto s = co_await start_sshd(); // checks the banner itself
+        auto banner = co_await ssh::wait_for_banner("127.0.0.1", s.port);
+        BOOST_TEST(banner.starts_with("SSH-2.0-OpenSSH_"), banner);
+        BOOST_TEST(banner.find('\r') == std::string::npos);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(shell_streams_stdout_and_stderr_apart) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto s = co_await start_sshd();
+        std::vector<std::string> out, err;
+        ssh::shell_options o;
+        o.stdout_sink = [&](std::string_view l) { out.emplace_back(l); };
+        o.stderr_sink = [&](std::string_view l) { err.emplace_back(l); };
+        auto r = co_await ssh::shell(target_for(s), "echo one; echo oops >&2; printf 'two\\nthree'", o);
+        BOOST_TEST(r.exit_status == 0);
+        BOOST_TEST(out == (std::vector<std::string>{"one", "two", "three"}), boost::test_tools::per_element());
+        BOOST_TEST(err == (std::vector<std::string>{"oops"}), boost::test_tools::per_element());
+        BOOST_TEST(r.output.empty());
+    });
+}
+
+BOOST_AUTO_TEST_CASE(shell_captures_combined_output_and_reports_exit_status) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto s = co_await start_sshd();
+        auto t = target_for(s);
+        auto r = co_await ssh::shell(t, "echo to-stdout; echo to-stderr >&2; exit 42");
+        BOOST_TEST(r.exit_status == 42);
+        BOOST_TEST(r.output.find("to-stdout\n") != std::string::npos, r.output);
+        BOOST_TEST(r.output.find("to-stderr\n") != std::string::npos, r.output);
+        // An argv, quoted word by word for the remote shell.
+        // (the vector is a named local: GCC 12 rejects an initializer list
+        // inside a co_await expression, "array used as initializer")
+        const std::vector<std::string> words = {"printf", "[%s]", "a b", "it's", "$HOME", ""};
+        r = co_await ssh::shell(t, ssh::shell_join(words));
+        BOOST_TEST(r.exit_status == 0);
+        BOOST_TEST(r.output == "[a b][it's][$HOME][]\n");
+        // The host key was learned on first use, in the per-VM file.
+        BOOST_TEST(read_all(t.known_hosts_file).find("ssh-ed25519") != std::string::npos);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(shell_timeout_kills_ssh) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto s = co_await start_sshd();
+        auto t = target_for(s);
+        const fs::path pidfile = env->dir / "remote-sleep.pid";
+        ssh::shell_options o;
+        o.timeout = 2s;
+        try {
+            co_await ssh::shell(t, "echo $$ > " + ssh::shell_quote(pidfile.string()) + "; exec sleep 600", o);
+            BOOST_FAIL("no exception");
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == localvm::make_error_code(errc::timeout), e.what());
+            BOOST_TEST(std::string(e.what()).find("2000 ms") != std::string::npos, e.what());
+        }
+        BOOST_TEST(children_named("ssh") == 0);
+        // Without a pty the remote command outlives ssh: end it by its pid.
+        pid_t remote = std::atoi(read_all(pidfile).c_str());
+        if (remote > 1)
+            ::kill(remote, SIGKILL);
+    }, 30s);
+}
+
+BOOST_AUTO_TEST_CASE(shell_cancellation_kills_ssh) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto s = co_await start_sshd();
+        auto t = target_for(s);
+        auto ex = co_await asio::this_coro::executor;
+        const fs::path pidfile = env->dir / "remote-sleep2.pid";
+        // Cancel once the remote command has started (its first line), not
+        // after a guessed delay: a never-expiring timer cancelled by the sink.
+        bool started = false;
+        asio::steady_timer timer(ex, asio::steady_timer::time_point::max());
+        ssh::shell_options o;
+        o.stdout_sink = [&](std::string_view) {
+            started = true;
+            timer.expires_at(asio::steady_timer::time_point::min()); // fire now
+        };
+        auto outcome =
+            co_await asio::experimental::make_parallel_group(
+                asio::co_spawn(ex,
+                               ssh::shell(t,
+                                          "echo $$ > " + ssh::shell_quote(pidfile.string()) +
+                                              "; echo started; exec sleep 600",
+                                          o),
+                               asio::deferred),
+                timer.async_wait(asio::deferred))
+                .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+        std::size_t first = std::get<0>(outcome)[0];
+        std::exception_ptr e0 = std::get<1>(outcome);
+        BOOST_TEST(first == 1u);
+        BOOST_TEST(started);
+        BOOST_TEST_REQUIRE(static_cast<bool>(e0));
+        try {
+            std::rethrow_exception(e0);
+        } catch (const boost::system::system_error& e) {
+            BOOST_TEST(e.code() == asio::error::operation_aborted, e.what());
+        }
+        BOOST_TEST(children_named("ssh") == 0);
+        pid_t remote = std::atoi(read_all(pidfile).c_str());
+        if (remote > 1)
+            ::kill(remote, SIGKILL);
+    }, 30s);
+}
+
+BOOST_AUTO_TEST_CASE(ssh_failures_are_ssh_unreachable_with_stderr) {
+    std::uint16_t port = 0;
+    ssh::target wrong_key;
+    localvm::testing::run_coroutine([&]() -> asio::awaitable<void> {
+        auto s = co_await start_sshd();
+        wrong_key = target_for(s);
+        wrong_key.identity_file = env->stranger;
+        port = free_port(); // nothing listens there
+        try {
+            co_await ssh::shell(wrong_key, "true");
+            BOOST_FAIL("no exception");
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable), e.what());
+            BOOST_TEST(std::string(e.what()).find("Permission denied") != std::string::npos, e.what());
+        }
+        // A pinned host key that is not the server's.
+        auto pinned = target_for(s);
+        pinned.known_host_keys = {env->host_pub};
+        ssh::reset_known_hosts(pinned);
+        BOOST_TEST((co_await ssh::shell(pinned, "true")).exit_status == 0);
+        pinned.known_host_keys = {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGFrZWtleWZha2VrZXlmYWtla2V5ZmFrZWtleWZha2U"};
+        ssh::reset_known_hosts(pinned);
+        try {
+            co_await ssh::shell(pinned, "true");
+            BOOST_FAIL("no exception");
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable), e.what());
+            BOOST_TEST(std::string(e.what()).find("Host key verification failed") != std::string::npos,
+                       e.what());
+        }
+    });
+    expect_error(
+        [&] {
+            localvm::testing::run_coroutine([&]() -> asio::awaitable<void> {
+                auto t = wrong_key;
+                t.identity_file = env->key;
+                t.port = port;
+                co_await ssh::shell(t, "true");
+            });
+        },
+        errc::ssh_unreachable, {"Connection refused", "root@127.0.0.1:" + std::to_string(port)});
+    expect_error(
+        [&] {
+            localvm::testing::run_coroutine([&]() -> asio::awaitable<void> {
+                auto t = wrong_key;
+                t.known_hosts_file.clear();
+                co_await ssh::shell(t, "true");
+            });
+        },
+        errc::invalid_argument, {"known_hosts_file"});
+}
+
+BOOST_AUTO_TEST_CASE(wait_for_login_succeeds_or_names_the_last_failure) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto s = co_await start_sshd();
+        auto t = target_for(s);
+        co_await ssh::wait_for_login(t);
+        t.identity_file = env->stranger;
+        ssh::login_options o;
+        o.timeout = 1500ms;
+        try {
+            co_await ssh::wait_for_login(t, o);
+            BOOST_FAIL("no exception");
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable), e.what());
+            BOOST_TEST(std::string(e.what()).find("Permission denied") != std::string::npos, e.what());
+        }
+    });
+}
+
+BOOST_AUTO_TEST_CASE(sync_copies_a_tree_with_spaces_excludes_and_chown) {
+    const fs::path src = env->dir / "source tree";
+    const fs::path dst = env->dir / "dest dir" / "it's here";
+    fs::create_directories(src / "sub dir");
+    std::ofstream(src / "a file.txt") << "hello\n";
+    std::ofstream(src / "sub dir" / "b 'quoted'.txt") << "world\n";
+    std::ofstream(src / "debug.log") << "excluded\n";
+    fs::create_directories(dst.parent_path());
+    std::vector<std::string> lines;
+    localvm::testing::run_coroutine([&]() -> asio::awaitable<void> {
+        auto s = co_await start_sshd();
+        ssh::sync_options o;
+        o.chown = "nobody:nogroup";
+        o.excludes = {"", "*.log"};
+        o.output = [&](std::string_view l) { lines.emplace_back(l); };
+        // Default rsync_path "sudo rsync": runs as root through sudo.
+        co_await ssh::sync(target_for(s), src.string() + "/", dst.string(), o);
+    });
+    BOOST_TEST(read_all(dst / "a file.txt") == "hello\n");
+    BOOST_TEST(read_all(dst / "sub dir" / "b 'quoted'.txt") == "world\n");
+    BOOST_TEST(!fs::exists(dst / "debug.log"));
+    struct stat st {};
+    BOOST_TEST_REQUIRE(::stat((dst / "a file.txt").c_str(), &st) == 0);
+    BOOST_TEST(st.st_uid == 65534u); // nobody
+}
+
+BOOST_AUTO_TEST_CASE(sync_failures) {
+    const fs::path src = env->dir / "small";
+    fs::create_directories(src);
+    std::ofstream(src / "f") << "x";
+    localvm::testing::run_coroutine([&]() -> asio::awaitable<void> {
+        auto s = co_await start_sshd();
+        auto t = target_for(s);
+        ssh::sync_options o;
+        o.rsync_path = "rsync";
+        try {
+            co_await ssh::sync(t, (env->dir / "no such source").string(), "/tmp/x", o);
+            BOOST_FAIL("no exception");
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == localvm::make_error_code(errc::process_failed), e.what());
+            BOOST_TEST(std::string(e.what()).find("exited with status 23") != std::string::npos, e.what());
+            BOOST_TEST(std::string(e.what()).find("no such source") != std::string::npos, e.what());
+        }
+        t.port = free_port();
+        try {
+            co_await ssh::sync(t, src.string(), "/tmp/x", o);
+            BOOST_FAIL("no exception");
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable), e.what());
+            BOOST_TEST(std::string(e.what()).find("Connection refused") != std::string::npos, e.what());
+        }
+    });
+}
