@@ -107,10 +107,16 @@ int main(int argc, char* argv[]) {
     for (const auto& f : seed_files(s))
         std::ofstream(dir / f.name, std::ios::binary) << f.contents;
     const bool have_genisoimage = on_path("genisoimage");
-    const std::vector<std::string> geniso = {
-        "genisoimage", "-output", (dir / "geniso.iso").string(), "-volid", "cidata", "-joliet",
-        "-rock",       (dir / "user-data").string(), (dir / "meta-data").string(),
-        (dir / "network-config").string()};
+    const std::vector<std::string> geniso = {"genisoimage",
+                                             "-output",
+                                             (dir / "geniso.iso").string(),
+                                             "-volid",
+                                             "cidata",
+                                             "-joliet",
+                                             "-rock",
+                                             (dir / "user-data").string(),
+                                             (dir / "meta-data").string(),
+                                             (dir / "network-config").string()};
 
     std::vector<double> render_ms, plain_ms, atomic_ms, geniso_ms;
     for (int i = 0; i < runs; ++i) {

@@ -1,14 +1,14 @@
 #include <localvm/cloudinit/iso9660.hpp>
 #include <localvm/error.hpp>
 
-#include "utf8.hpp"
-
 #include <algorithm>
-#include <array>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <set>
 #include <vector>
+
+#include "utf8.hpp"
 
 // Image layout (2048-byte sectors):
 //   0-15   system area (zeros)
@@ -105,8 +105,8 @@ const std::string unset_volume_date = std::string(16, '0') + '\0';
 
 struct entry {
     const iso_file* file;
-    std::string iso_id;        // primary tree, "NAME.EXT;1"
-    std::u16string joliet_id;  // Joliet tree
+    std::string iso_id;       // primary tree, "NAME.EXT;1"
+    std::u16string joliet_id; // Joliet tree
     std::uint32_t location = 0;
 };
 
@@ -167,7 +167,9 @@ iso_name level1_name(const std::string& name) {
             d_chars(std::string_view(name).substr(dot + 1), 3)};
 }
 
-std::string id_of(const iso_name& n) { return n.base + '.' + n.ext + ";1"; }
+std::string id_of(const iso_name& n) {
+    return n.base + '.' + n.ext + ";1";
+}
 
 // 9.3: order by name then extension, each padded with spaces.
 bool iso_less(const std::string& a, const std::string& b) {
@@ -216,7 +218,9 @@ std::string rr_er() {
     return e;
 }
 
-std::string rr_sp() { return susp_header("SP", 7) + "\xBE\xEF" + '\0'; }
+std::string rr_sp() {
+    return susp_header("SP", 7) + "\xBE\xEF" + '\0';
+}
 
 std::string rr_ce(std::uint32_t location, std::uint32_t length) {
     std::string e = susp_header("CE", 28);
@@ -403,9 +407,9 @@ layout plan(std::span<const iso_file> files, const iso_options& options) {
     for (const auto& e : l.entries) {
         const auto mode = 0100000u | (static_cast<std::uint32_t>(e.file->mode) & 07777u);
         const auto size = static_cast<std::uint32_t>(e.file->contents.size());
-        l.iso_records.push_back(dir_record(
-            e.iso_id, 0, size, l.date, false,
-            rr_rr(true) + rr_nm(e.file->name) + rr_px(mode, 1) + rr_tf(l.date)));
+        l.iso_records.push_back(
+            dir_record(e.iso_id, 0, size, l.date, false,
+                       rr_rr(true) + rr_nm(e.file->name) + rr_px(mode, 1) + rr_tf(l.date)));
     }
     // Joliet order: by UCS-2 name (the same rule as 9.3 applied to UCS-2).
     std::vector<const entry*> joliet_order;
@@ -463,8 +467,8 @@ std::string volume_descriptor(const layout& l, bool joliet) {
     auto text = [&](std::size_t at, std::size_t n, std::string_view s) {
         d.replace(at, n, joliet ? ucs2_padded(s, n) : padded(s, n));
     };
-    text(8, 32, "");                   // system identifier
-    text(40, 32, l.volume_id);         // volume identifier
+    text(8, 32, "");                    // system identifier
+    text(40, 32, l.volume_id);          // volume identifier
     put_both32(d, 80, l.total_sectors); // volume space size
     if (joliet)
         d.replace(88, 3, "%/E"); // UCS-2 level 3
@@ -542,7 +546,8 @@ void write_iso(std::span<const iso_file> files, const byte_writer& out,
 std::string render_iso(std::span<const iso_file> files, const iso_options& options) {
     std::string img;
     img.reserve(iso_image_size(files, options));
-    write_iso(files, [&](std::string_view chunk) { img.append(chunk); }, options);
+    write_iso(
+        files, [&](std::string_view chunk) { img.append(chunk); }, options);
     return img;
 }
 

@@ -1,9 +1,9 @@
 #include <localvm/cloudinit/nocloud.hpp>
 #include <localvm/error.hpp>
 
-#include "utf8.hpp"
-
 #include <cstdio>
+
+#include "utf8.hpp"
 
 namespace localvm::cloudinit {
 namespace {
@@ -11,8 +11,8 @@ namespace {
 // Characters a YAML reader would treat as a line break, a BOM or a
 // non-printable, or that make no sense in a one-line value.
 bool forbidden(char32_t cp) {
-    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0) || cp == 0x2028 ||
-           cp == 0x2029 || cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF;
+    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0) || cp == 0x2028 || cp == 0x2029 ||
+           cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF;
 }
 
 // Appends `value` as a YAML double-quoted scalar, or throws naming `field`.
@@ -28,9 +28,9 @@ void append_quoted(std::string& out, std::string_view value, const std::string& 
         if (forbidden(*cp)) {
             char code[16];
             std::snprintf(code, sizeof code, "U+%04X", static_cast<unsigned>(*cp));
-            throw_error(errc::invalid_argument,
-                        "meta-data " + field + ": contains a control character (" + code +
-                            ") at byte " + std::to_string(start));
+            throw_error(errc::invalid_argument, "meta-data " + field +
+                                                    ": contains a control character (" + code +
+                                                    ") at byte " + std::to_string(start));
         }
         if (*cp == U'"' || *cp == U'\\')
             out += '\\';
@@ -95,8 +95,7 @@ void write_seed(const seed& s, const byte_writer& out, const iso_options& option
     write_iso(seed_files(s), out, options);
 }
 
-void write_seed_file(const std::filesystem::path& path, const seed& s,
-                     const iso_options& options) {
+void write_seed_file(const std::filesystem::path& path, const seed& s, const iso_options& options) {
     write_iso_file(path, seed_files(s), options);
 }
 

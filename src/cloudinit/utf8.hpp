@@ -13,7 +13,9 @@ namespace localvm::cloudinit::detail {
 /// truncated sequence, an overlong form, a surrogate or a value above
 /// U+10FFFF (`pos` is then left unchanged).
 inline std::optional<char32_t> next_code_point(std::string_view s, std::size_t& pos) {
-    auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(s[i]); };
+    auto byte = [&](std::size_t i) {
+        return static_cast<std::uint8_t>(s[i]);
+    };
     const std::uint8_t b0 = byte(pos);
     if (b0 < 0x80) {
         ++pos;

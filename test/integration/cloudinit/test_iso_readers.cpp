@@ -35,8 +35,9 @@ std::string pseudo_random(std::size_t n, std::uint64_t seed) {
 
 std::vector<iso_file> sized_files() {
     const std::pair<const char*, std::size_t> sizes[] = {
-        {"empty", 0},         {"one-byte", 1},        {"size-2047", 2047},
-        {"size-2048", 2048},  {"size-2049", 2049},    {"one-mib", 1 << 20},
+        {"empty", 0},          {"one-byte", 1},
+        {"size-2047", 2047},   {"size-2048", 2048},
+        {"size-2049", 2049},   {"one-mib", 1 << 20},
         {"ten-mib", 10 << 20}, {"Mixed.Case Name.txt", 100}};
     std::vector<iso_file> files;
     std::uint64_t k = 1;
@@ -120,8 +121,8 @@ void expect_tree(const fs::path& root, const std::vector<iso_file>& files) {
     BOOST_TEST(seen == files.size());
 }
 
-void each_image(image_fixture& fx, const std::function<void(const fs::path&,
-                                                             const std::vector<iso_file>&)>& check) {
+void each_image(image_fixture& fx,
+                const std::function<void(const fs::path&, const std::vector<iso_file>&)>& check) {
     const auto sized = sized_files();
     check(fx.write("sized.iso", sized), sized);
     const auto many = many_files();
@@ -144,8 +145,9 @@ BOOST_AUTO_TEST_CASE(rock_ridge_lists_and_extracts) {
             BOOST_TEST((slurp(out) == f.contents), "isoinfo -R -x " << f.name);
         }
         BOOST_TEST(listing.find("dr-xr-xr-x") != std::string::npos);
-        BOOST_TEST(run("isoinfo -d -i " + img.string()).find("Rock Ridge signatures version 1 found") !=
-                   std::string::npos);
+        BOOST_TEST(
+            run("isoinfo -d -i " + img.string()).find("Rock Ridge signatures version 1 found") !=
+            std::string::npos);
     });
 }
 
@@ -170,7 +172,8 @@ BOOST_FIXTURE_TEST_SUITE(xorriso, image_fixture)
 BOOST_AUTO_TEST_CASE(lists_and_extracts) {
     int n = 0;
     each_image(*this, [&](const fs::path& img, const std::vector<iso_file>& files) {
-        const auto listing = run("xorriso -indev " + img.string() + " -pvd_info -find / -type f 2>&1");
+        const auto listing =
+            run("xorriso -indev " + img.string() + " -pvd_info -find / -type f 2>&1");
         BOOST_TEST(listing.find("Volume Id    : cidata") != std::string::npos);
         for (const auto& f : files)
             BOOST_TEST(listing.find("'/" + f.name + "'\n") != std::string::npos, f.name);

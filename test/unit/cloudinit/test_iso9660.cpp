@@ -18,7 +18,9 @@ namespace {
 
 constexpr std::size_t S = 2048;
 
-std::uint8_t u8(const std::string& b, std::size_t at) { return static_cast<std::uint8_t>(b.at(at)); }
+std::uint8_t u8(const std::string& b, std::size_t at) {
+    return static_cast<std::uint8_t>(b.at(at));
+}
 std::uint32_t le(const std::string& b, std::size_t at, int n) {
     std::uint32_t v = 0;
     for (int i = n - 1; i >= 0; --i)
@@ -168,7 +170,8 @@ BOOST_AUTO_TEST_CASE(volume_descriptors) {
     BOOST_TEST(svd.substr(813, 17) == date);
 
     const std::string term = img.substr(18 * S, S);
-    BOOST_TEST(term.substr(0, 7) == "\xFF" "CD001\1");
+    BOOST_TEST(term.substr(0, 7) == "\xFF"
+                                    "CD001\1");
     BOOST_TEST(term.substr(7) == std::string(S - 7, '\0'));
 }
 
@@ -255,7 +258,8 @@ BOOST_AUTO_TEST_CASE(primary_directory_and_rock_ridge) {
                 BOOST_TEST(r.location() == next_data);
                 BOOST_TEST(img.substr(std::size_t{r.location()} * S, r.size()) == want[i].contents);
                 const std::size_t end = std::size_t{r.location()} * S + r.size();
-                BOOST_TEST(img.substr(end, (S - end % S) % S) == std::string((S - end % S) % S, '\0'));
+                BOOST_TEST(img.substr(end, (S - end % S) % S) ==
+                           std::string((S - end % S) % S, '\0'));
                 next_data += (r.size() + S - 1) / S;
             }
             auto su_e = susp(r.system_use());
@@ -308,16 +312,16 @@ BOOST_AUTO_TEST_CASE(joliet_names_are_utf16) {
 
 BOOST_AUTO_TEST_CASE(primary_names_are_level1_and_unique) {
     std::vector<iso_file> files;
-    for (const char* n : {"user-data", "user-data2", "user-data3", "a.b.tar.gz", ".hidden",
-                          "UPPER", "x"})
+    for (const char* n :
+         {"user-data", "user-data2", "user-data3", "a.b.tar.gz", ".hidden", "UPPER", "x"})
         files.push_back({n, "1"});
     const std::string img = render_iso(files);
     std::vector<std::string> ids;
     for (const auto& r : read_directory(img, 23, 2048))
         ids.push_back(r.id());
-    const std::vector<std::string> want = {std::string(1, '\0'), "\1", ".HID;1", "A_B_TAR.GZ;1",
-                                           "UPPER.;1", "USER_DA1.;1", "USER_DA2.;1",
-                                           "USER_DAT.;1", "X.;1"};
+    const std::vector<std::string> want = {std::string(1, '\0'), "\1",          ".HID;1",
+                                           "A_B_TAR.GZ;1",       "UPPER.;1",    "USER_DA1.;1",
+                                           "USER_DA2.;1",        "USER_DAT.;1", "X.;1"};
     BOOST_TEST(ids == want, boost::test_tools::per_element());
 }
 
@@ -392,7 +396,7 @@ BOOST_AUTO_TEST_CASE(invalid_input_is_rejected) {
     expect_invalid({{"\xFF", "x"}}, "UTF-8");
     expect_invalid({{"\xC0\xAF", "x"}}, "UTF-8"); // overlong '/'
     expect_invalid({{std::string(65, 'a'), "x"}}, "64 UTF-16");
-    expect_invalid({{std::string(43, 'a') + std::string(30, '\xE2') , "x"}}, "UTF-8");
+    expect_invalid({{std::string(43, 'a') + std::string(30, '\xE2'), "x"}}, "UTF-8");
     std::string long_bytes;
     for (int i = 0; i < 50; ++i)
         long_bytes += "\xC3\xA9"; // 50 units, 100 bytes: fine

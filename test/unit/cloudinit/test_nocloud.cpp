@@ -29,7 +29,9 @@ void expect_rejected(const meta_data& md, const std::string& needle) {
     }
 }
 
-meta_data with_hostname(std::string h) { return {"iid-1", std::move(h), {}}; }
+meta_data with_hostname(std::string h) {
+    return {"iid-1", std::move(h), {}};
+}
 
 } // namespace
 
@@ -64,17 +66,20 @@ BOOST_AUTO_TEST_CASE(rejects_unrepresentable_values_naming_the_field) {
     expect_rejected({"", "vm", {}}, "meta-data instance-id: empty");
     expect_rejected({"a/b", "vm", {}}, "meta-data instance-id");
     expect_rejected({"..", "vm", {}}, "meta-data instance-id");
-    expect_rejected({"iid\n", "vm", {}}, "meta-data instance-id: contains a control character (U+000A)");
+    expect_rejected({"iid\n", "vm", {}},
+                    "meta-data instance-id: contains a control character (U+000A)");
     expect_rejected(with_hostname("vm1\nfoo: bar"),
                     "meta-data local-hostname: contains a control character (U+000A) at byte 3");
     expect_rejected(with_hostname("a\rb"), "local-hostname: contains a control character (U+000D)");
     expect_rejected(with_hostname("a\tb"), "U+0009");
     expect_rejected(with_hostname(std::string("a\0b", 3)), "U+0000");
     expect_rejected(with_hostname("a\x7F"), "U+007F");
-    expect_rejected(with_hostname("a\xC2\x85"), "U+0085");          // NEL
-    expect_rejected(with_hostname("a\xE2\x80\xA8"), "U+2028");      // line separator
-    expect_rejected(with_hostname("a\xE2\x80\xA9"), "U+2029");      // paragraph separator
-    expect_rejected(with_hostname("\xEF\xBB\xBF" "a"), "U+FEFF");   // BOM
+    expect_rejected(with_hostname("a\xC2\x85"), "U+0085");     // NEL
+    expect_rejected(with_hostname("a\xE2\x80\xA8"), "U+2028"); // line separator
+    expect_rejected(with_hostname("a\xE2\x80\xA9"), "U+2029"); // paragraph separator
+    expect_rejected(with_hostname("\xEF\xBB\xBF"
+                                  "a"),
+                    "U+FEFF"); // BOM
     expect_rejected(with_hostname("a\xFF"), "local-hostname: not valid UTF-8 at byte 1");
     expect_rejected(with_hostname("\xED\xA0\x80"), "not valid UTF-8"); // surrogate
     expect_rejected(with_hostname("\xE0\x80\xAF"), "not valid UTF-8"); // overlong
