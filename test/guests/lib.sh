@@ -18,30 +18,29 @@ need_cmd() {
   done
 }
 
-# Makes sure apt knows package $1; runs `apt-get update` once if it doesn't
-# (a fresh machine may have no package lists yet).
-apt_knows() {
-  [[ -n $(apt-cache show --no-all-versions "$1" 2>/dev/null | sed -n 's/^Version: //p') ]]
-}
-apt_ensure_lists() {
-  apt_knows "$1" && return 0
+# `apt-cache show` of the candidates of the given packages. Runs
+# `apt-get update` once if apt does not know them (a fresh machine may have
+# no package lists yet). Each apt-cache call reads the whole package cache,
+# which takes seconds on a busy machine: ask for everything at once.
+apt_show() {
+  apt-cache show --no-all-versions "$@" 2>/dev/null && return 0
   apt-get update -q >/dev/null 2>&1 || true
-  apt_knows "$1" || die "apt does not know package '$1' (apt-get update failed or no Debian mirror is configured)"
+  apt-cache show --no-all-versions "$@" 2>/dev/null \
+    || die "apt does not know all of: $* (apt-get update failed or no Debian mirror is configured)"
 }
 
-# Candidate version of package $1.
-apt_version() {
-  apt-cache show --no-all-versions "$1" 2>/dev/null | sed -n 's/^Version: //p' | head -n1
+# Prints "PACKAGE VERSION" (the candidate) for each package.
+apt_versions() {
+  apt_show "$@" | awk '/^Package: / { p = $2 } /^Version: / { print p, $2 }'
 }
 
-# The versioned kernel image package that linux-image-amd64 depends on,
-# e.g. linux-image-6.1.0-56-amd64.
+# Prints "PACKAGE VERSION" of the versioned kernel image that
+# linux-image-amd64 depends on, e.g. "linux-image-6.1.0-56-amd64 6.1.192-2".
 kernel_package() {
-  apt_ensure_lists linux-image-amd64
   local dep
-  dep=$(apt-cache show --no-all-versions linux-image-amd64 \
-    | sed -n 's/^Depends: //p' | tr ',' '\n' | sed 's/^ *//; s/ .*//' \
-    | grep -m1 '^linux-image-[0-9]') || die "cannot resolve the kernel package behind linux-image-amd64"
+  dep=$(apt_show linux-image-amd64 | sed -n 's/^Depends: //p' | tr ',' '\n' \
+    | sed -n 's/^ *\(linux-image-[0-9][^ ]*\) *(= *\([^)]*\)).*/\1 \2/p' | head -n1)
+  [[ -n $dep ]] || die "cannot resolve the kernel package behind linux-image-amd64"
   echo "$dep"
 }
 

@@ -37,9 +37,7 @@ check_host() {
 
 inputs() {
   check_host
-  local kpkg
-  kpkg=$(kernel_package)
-  echo "kernel $kpkg $(apt_version "$kpkg")"
+  echo "kernel $(kernel_package)"
   dpkg-query -W -f='package ${Package} ${Version}\n' "${host_packages[@]}"
   local f
   for f in "${host_binaries[@]}" $(libraries); do
@@ -61,8 +59,7 @@ build() {
   mkdir -p "$out" "$work"
 
   local kpkg kver deb
-  kpkg=$(kernel_package)
-  kver=$(apt_version "$kpkg")
+  read -r kpkg kver <<<"$(kernel_package)"
   note "kernel package $kpkg $kver"
   deb=$(fetch_deb "$kpkg" "$kver" "$debs")
   note "unpacking $deb"
