@@ -1,0 +1,248 @@
+// QMP round trips against one real, paused QEMU (TCG): the client serially,
+// a minimal blocking raw-socket loop (the limit QEMU itself sets), the client
+// with 16 coroutines at once (with and without `oob`), latency percentiles,
+// and the heap an idle connection holds. Prints `metric NAME VALUE UNIT`.
+//
+// Usage: bench_qmp [ROUND_TRIPS]   (default 4000 per measurement)
+#include <localvm/qmp/client.hpp>
+
+#include "qemu_process.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <vector>
+
+#include <malloc.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+// Live heap bytes, counted by replacing the global allocation functions.
+static std::atomic<long long> live_bytes{0};
+
+void* operator new(std::size_t n) {
+    void* p = std::malloc(n ? n : 1);
+    if (!p)
+        throw std::bad_alloc();
+    live_bytes += static_cast<long long>(malloc_usable_size(p));
+    return p;
+}
+void* operator new[](std::size_t n) { return operator new(n); }
+void operator delete(void* p) noexcept {
+    if (p)
+        live_bytes -= static_cast<long long>(malloc_usable_size(p));
+    std::free(p);
+}
+void operator delete[](void* p) noexcept { operator delete(p); }
+void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
+void operator delete[](void* p, std::size_t) noexcept { operator delete(p); }
+
+namespace asio = boost::asio;
+namespace qmp = localvm::qmp;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+void metric(const char* name, double value, const char* unit) {
+    std::printf("metric %s %.6g %s\n", name, value, unit);
+    std::fflush(stdout);
+}
+
+double percentile(std::vector<double> v, double p) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<std::size_t>(p * v.size()))];
+}
+
+// The minimal blocking client: write a command, read lines until its reply.
+struct raw_client {
+    int fd = -1;
+    std::string buf;
+    explicit raw_client(const std::string& path) {
+        fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+            throw std::runtime_error("raw connect failed");
+        line(); // greeting
+        roundtrip("{\"execute\":\"qmp_capabilities\"}\r\n");
+    }
+    ~raw_client() { ::close(fd); }
+    std::string line() {
+        for (;;) {
+            auto nl = buf.find('\n');
+            if (nl != std::string::npos) {
+                auto l = buf.substr(0, nl);
+                buf.erase(0, nl + 1);
+                return l;
+            }
+            char tmp[4096];
+            auto n = ::read(fd, tmp, sizeof tmp);
+            if (n <= 0)
+                throw std::runtime_error("raw read failed");
+            buf.append(tmp, static_cast<std::size_t>(n));
+        }
+    }
+    void roundtrip(const std::string& cmd) {
+        if (::write(fd, cmd.data(), cmd.size()) != static_cast<ssize_t>(cmd.size()))
+            throw std::runtime_error("raw write failed");
+        while (line().find("\"return\"") == std::string::npos) {
+        }
+    }
+};
+
+struct result {
+    double per_s = 0;
+    std::vector<double> latencies_us;
+};
+
+result raw_serial(const std::string& path, int n) {
+    raw_client r(path);
+    result out;
+    auto start = clock_type::now();
+    for (int i = 0; i < n; ++i) {
+        auto t0 = clock_type::now();
+        r.roundtrip("{\"execute\":\"query-status\",\"id\":" + std::to_string(i) + "}\r\n");
+        out.latencies_us.push_back(
+            std::chrono::duration<double, std::micro>(clock_type::now() - t0).count());
+    }
+    out.per_s = n / std::chrono::duration<double>(clock_type::now() - start).count();
+    return out;
+}
+
+template <class T> T run(std::function<asio::awaitable<T>()> f) {
+    asio::io_context ctx;
+    std::optional<T> value;
+    std::exception_ptr failure;
+    asio::co_spawn(ctx, std::move(f), [&](std::exception_ptr e, T v) {
+        failure = e;
+        if (!e)
+            value = std::move(v);
+    });
+    ctx.run();
+    if (failure)
+        std::rethrow_exception(failure);
+    return std::move(*value);
+}
+
+result client_serial(const std::string& path, int n) {
+    return run<result>([&]() -> asio::awaitable<result> {
+        auto c = co_await qmp::client::connect(path);
+        result out;
+        auto start = clock_type::now();
+        for (int i = 0; i < n; ++i) {
+            auto t0 = clock_type::now();
+            co_await c.query_status();
+            out.latencies_us.push_back(
+                std::chrono::duration<double, std::micro>(clock_type::now() - t0).count());
+        }
+        out.per_s = n / std::chrono::duration<double>(clock_type::now() - start).count();
+        co_return out;
+    });
+}
+
+result client_concurrent(const std::string& path, int n, int workers, bool oob) {
+    return run<result>([&]() -> asio::awaitable<result> {
+        auto ex = co_await asio::this_coro::executor;
+        auto c = co_await qmp::client::connect(path, {.enable_oob = oob});
+        if (c.oob_enabled() != oob)
+            throw std::runtime_error("oob negotiation differs");
+        result out;
+        int running = workers;
+        asio::steady_timer done(ex, clock_type::time_point::max());
+        std::exception_ptr failure;
+        auto start = clock_type::now();
+        for (int w = 0; w < workers; ++w)
+            asio::co_spawn(
+                ex,
+                [&]() -> asio::awaitable<void> {
+                    for (int i = 0; i < n / workers; ++i) {
+                        auto t0 = clock_type::now();
+                        co_await c.query_status();
+                        out.latencies_us.push_back(
+                            std::chrono::duration<double, std::micro>(clock_type::now() - t0)
+                                .count());
+                    }
+                },
+                [&](std::exception_ptr e) {
+                    if (e)
+                        failure = e;
+                    if (--running == 0)
+                        done.cancel();
+                });
+        boost::system::error_code ec;
+        co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (failure)
+            std::rethrow_exception(failure);
+        out.per_s = (n / workers) * workers /
+                    std::chrono::duration<double>(clock_type::now() - start).count();
+        co_return out;
+    });
+}
+
+long long idle_connection_bytes(const std::string& path) {
+    return run<long long>([&]() -> asio::awaitable<long long> {
+        auto before = live_bytes.load();
+        auto c = co_await qmp::client::connect(path);
+        co_await c.query_status(); // settled: a round trip done, nothing in flight
+        auto after = live_bytes.load();
+        co_return after - before;
+    });
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    int n = argc > 1 ? std::atoi(argv[1]) : 4000;
+    localvm::test::qemu_process qemu;
+    run<bool>([&]() -> asio::awaitable<bool> {
+        co_await qemu.wait_for_socket(std::chrono::seconds(30));
+        co_return true;
+    });
+    auto path = qemu.socket();
+    // Warm up QEMU and the caches, then alternate raw and client runs so that
+    // load from other processes on the machine hits both alike.
+    raw_serial(path, 500);
+    client_serial(path, 500);
+    std::vector<double> raw_rates, client_rates;
+    result raw, cli;
+    for (int round = 0; round < 3; ++round) {
+        auto r = raw_serial(path, n);
+        auto c = client_serial(path, n);
+        raw_rates.push_back(r.per_s);
+        client_rates.push_back(c.per_s);
+        raw.latencies_us.insert(raw.latencies_us.end(), r.latencies_us.begin(), r.latencies_us.end());
+        cli.latencies_us.insert(cli.latencies_us.end(), c.latencies_us.begin(), c.latencies_us.end());
+    }
+    auto raw_rate = percentile(raw_rates, 0.5), client_rate = percentile(client_rates, 0.5);
+    metric("qmp_raw_roundtrips_per_s", raw_rate, "1/s");
+    metric("qmp_serial_roundtrips_per_s", client_rate, "1/s");
+    metric("qmp_roundtrip_ratio_vs_raw", client_rate / raw_rate, "ratio");
+    metric("qmp_raw_p50_latency_us", percentile(raw.latencies_us, 0.5), "us");
+    metric("qmp_serial_p50_latency_us", percentile(cli.latencies_us, 0.5), "us");
+    metric("qmp_serial_p99_latency_us", percentile(cli.latencies_us, 0.99), "us");
+
+    std::vector<double> oob_rates, plain_rates;
+    result conc;
+    for (int round = 0; round < 3; ++round) {
+        auto o = client_concurrent(path, n, 16, true);
+        oob_rates.push_back(o.per_s);
+        conc.latencies_us.insert(conc.latencies_us.end(), o.latencies_us.begin(), o.latencies_us.end());
+        plain_rates.push_back(client_concurrent(path, n, 16, false).per_s);
+    }
+    auto oob_rate = percentile(oob_rates, 0.5);
+    metric("qmp_concurrent16_oob_roundtrips_per_s", oob_rate, "1/s");
+    metric("qmp_concurrent_ratio_vs_serial", oob_rate / client_rate, "ratio");
+    metric("qmp_concurrent16_no_oob_roundtrips_per_s", percentile(plain_rates, 0.5), "1/s");
+    metric("qmp_concurrent16_oob_p50_latency_us", percentile(conc.latencies_us, 0.5), "us");
+    metric("qmp_concurrent16_oob_p99_latency_us", percentile(conc.latencies_us, 0.99), "us");
+    metric("qmp_idle_connection_heap_bytes", static_cast<double>(idle_connection_bytes(path)), "bytes");
+    return 0;
+}
