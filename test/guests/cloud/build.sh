@@ -79,8 +79,9 @@ build() {
   # The image's files only; the kernel and initrd stay on it too (small).
   mkfs.ext4 -q -F -L root -d "$rootfs" -E lazy_itable_init=0,lazy_journal_init=0 \
     "$work/disk.raw" "$disk_size"
-  note "qcow2 (compressed)"
-  qemu-img convert -c -f raw -O qcow2 "$work/disk.raw" "$out/disk.qcow2"
+  note "qcow2 (compressed, zstd)"
+  # zstd: faster to write here and to read for every VM than zlib
+  qemu-img convert -c -f raw -O qcow2 -o compression_type=zstd "$work/disk.raw" "$out/disk.qcow2"
   rm -f "$work/disk.raw"
 
   echo "root=/dev/vda rw console=ttyS0 quiet" >"$out/cmdline"
