@@ -143,6 +143,10 @@ std::vector<std::string> command_line(const launch_plan& p) {
                std::to_string(f.guest_port);
     add({"-nic", nic});
     add({"-device", "virtio-rng-pci"});
+    // A guest kernel panic makes QEMU exit (status 1) instead of rebooting
+    // or hanging: waiters fail fast and the end is recorded as a crash.
+    add({"-device", arm ? "pvpanic-pci" : "pvpanic"});
+    add({"-action", "panic=exit-failure"});
     if (p.boot) {
         add({"-kernel", p.boot->kernel.string()});
         if (!p.boot->initrd.empty())

@@ -95,9 +95,10 @@ asio::awaitable<vm_lock> vm_lock::acquire(std::filesystem::path lock_file,
         waiter.connect(asio::local::stream_protocol::endpoint(socket.string()), ec);
         if (!ec) {
             char byte;
-            auto nothing = asio::redirect_error(asio::use_awaitable, ec);
-            co_await (waiter.async_read_some(asio::buffer(&byte, 1), nothing) ||
-                      timer.async_wait(nothing));
+            boost::system::error_code read_ec, timer_ec; // outcomes do not matter: retry
+            co_await (waiter.async_read_some(asio::buffer(&byte, 1),
+                                             asio::redirect_error(asio::use_awaitable, read_ec)) ||
+                      timer.async_wait(asio::redirect_error(asio::use_awaitable, timer_ec)));
             backoff = std::chrono::milliseconds(5);
         } else {
             timer.expires_after(backoff);

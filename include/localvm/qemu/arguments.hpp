@@ -58,7 +58,8 @@ struct launch_plan {
 /// accelerator, direct or firmware boot, disk and seed as virtio-blk, user
 /// networking with the forwards, QMP and the serial console on unix
 /// sockets, the console log, a virtio RNG (guests need entropy for SSH host
-/// keys), and `-S`. Values that QEMU parses as option lists have commas
+/// keys), a pvpanic device with `-action panic=exit-failure` (a guest
+/// kernel panic ends QEMU with status 1), and `-S`. Values that QEMU parses as option lists have commas
 /// doubled. Pure; never fails (validate the plan first).
 std::vector<std::string> command_line(const launch_plan& plan);
 

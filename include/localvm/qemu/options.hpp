@@ -54,6 +54,12 @@ struct options {
     stop_options stop;
     /// How long `start` waits for QEMU's monitor to answer. Default 30 s.
     std::chrono::milliseconds start_timeout{std::chrono::seconds(30)};
+    /// How long a lifecycle call waits for another one on the same VM (in
+    /// any process) to finish. Default 10 minutes.
+    std::chrono::milliseconds lock_timeout{std::chrono::minutes(10)};
+    /// With `accelerator::automatic` picking KVM: how long `start` waits for
+    /// the first console output before deciding KVM hangs. Default 20 s.
+    std::chrono::milliseconds kvm_watchdog{std::chrono::seconds(20)};
 };
 
 /// Where one VM's files live. All paths are absolute.

@@ -1,0 +1,114 @@
+// The QEMU backend: one VM's lifecycle on the caller's io_context.
+#pragma once
+
+#include <localvm/manager.hpp>
+#include <localvm/qemu/options.hpp>
+#include <localvm/qemu/state.hpp>
+#include <localvm/ssh/command.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace localvm::qemu {
+
+/// A snapshot of one VM for status displays.
+struct status {
+    bool exists = false;           ///< The disk overlay exists.
+    bool running = false;          ///< QEMU runs (its pid file lock is held).
+    std::optional<pid_t> pid;      ///< QEMU's pid while running.
+    std::optional<vm_state> state; ///< The state file, with `last_end` brought up to date.
+};
+
+/// Manages one VM named `options::name` with QEMU. Every lifecycle call is
+/// an awaitable on the executor given at construction; the object keeps no
+/// connection between calls, so any number of processes may manage the same
+/// VM at once: create/start/stop/remove are serialised by a lock file, and
+/// `running`/`pid` read QEMU's own pid file lock (safe against stale files
+/// and pid reuse). The VM outlives this object and this process.
+class manager final : public localvm::manager {
+public:
+    /// Validates `opts` (throws `errc::invalid_argument` naming the problem);
+    /// touches no file.
+    manager(boost::asio::any_io_executor executor, options opts);
+
+    std::string addr() const override;         ///< "10.0.2.2" (user-mode networking).
+    void set_output(line_sink sink) override;  ///< Lifecycle messages and QEMU's stderr.
+
+    /// `qemu-img create -f qcow2 -F <format of base> -b <base>` into a
+    /// temporary name, renamed into place on success (see localvm::manager).
+    boost::asio::awaitable<void> create(std::filesystem::path base_image) override;
+    boost::asio::awaitable<bool> exists() override;
+
+    /// Writes the seed (instance-id derived from the name, user-data and
+    /// key, so changed user-data makes cloud-init run again), spawns QEMU
+    /// detached and paused, connects QMP, reads the bound forward ports,
+    /// records the state, continues the guest and returns. With
+    /// `accelerator::automatic` choosing KVM, it then waits up to
+    /// `options::kvm_watchdog` for console output and restarts under TCG
+    /// when none comes (see accel.hpp). A failure or cancellation kills the
+    /// QEMU it spawned and throws (see localvm::manager).
+    boost::asio::awaitable<void> start(start_options opts) override;
+
+    boost::asio::awaitable<bool> running() override;
+    boost::asio::awaitable<std::optional<pid_t>> pid() override;
+
+    /// Waits for the SSH banner on the forward to guest port 22, then (when
+    /// `options::ssh_identity_file` is set) for a real login. Throws
+    /// `errc::not_running`, `errc::invalid_argument` when no forward goes
+    /// to port 22, `errc::guest_died` with the console tail when QEMU exits,
+    /// `errc::ssh_unreachable` after `timeout`.
+    boost::asio::awaitable<void> wait_ready(std::chrono::milliseconds timeout) override;
+
+    boost::asio::awaitable<shell_result> shell(std::string command, shell_options opts) override;
+    boost::asio::awaitable<void> console() override;
+    boost::asio::awaitable<void> sync(std::filesystem::path from, std::string to,
+                                      sync_options opts) override;
+
+    /// Escalates `system_powerdown` -> `quit` -> SIGTERM -> SIGKILL with the
+    /// timeouts in `options::stop`; records `end_reason::stopped` and removes
+    /// the sockets and pid file (logs and state stay for diagnosis).
+    boost::asio::awaitable<void> stop() override;
+    boost::asio::awaitable<void> remove() override;
+
+    /// Running state, pid and the state file (how it last ended).
+    boost::asio::awaitable<status> query();
+
+    /// The forwards with the host ports QEMU bound. Throws `errc::not_running`.
+    boost::asio::awaitable<std::vector<port_forward>> ports();
+
+    /// Waits until a serial console line contains `text` (from this boot's
+    /// start), failing fast with `errc::guest_died` if QEMU exits and with
+    /// `errc::timeout` after `timeout`; both carry the console tail.
+    boost::asio::awaitable<std::string> wait_for_console(std::string text,
+                                                         std::chrono::milliseconds timeout);
+
+    /// The last `lines` lines of the serial console log ("" when none).
+    std::string console_tail(std::size_t lines = 20) const;
+
+    const options& config() const noexcept { return opts_; }  ///< The options, defaults applied.
+    const layout& files() const noexcept { return layout_; }  ///< Where the VM's files are.
+
+private:
+    ssh::target ssh_target() const;
+    void say(const std::string& line) const;
+    void forward_qemu_log() const;
+    void ensure_dirs() const;
+    std::optional<vm_state> read_state() const;
+    void write_state(const vm_state& s) const;
+    std::optional<vm_state> settle_state(bool persist) const;
+    void clean_runtime(bool keep_logs) const;
+    std::string qemu_log_tail(std::size_t lines) const;
+    boost::asio::awaitable<void> bring_up(pid_t pid, const launch_plan& plan, bool watch_boot,
+                                          std::int64_t started_at);
+
+    boost::asio::any_io_executor executor_;
+    options opts_;
+    layout layout_;
+    line_sink output_;
+    mutable std::uint64_t qemu_log_forwarded_ = 0;
+};
+
+} // namespace localvm::qemu

@@ -1,0 +1,679 @@
+#include "lock.hpp"
+#include "watch.hpp"
+
+#include <localvm/atomic_file.hpp>
+#include <localvm/cloudinit/nocloud.hpp>
+#include <localvm/console/log.hpp>
+#include <localvm/console/serial.hpp>
+#include <localvm/console/wait.hpp>
+#include <localvm/error.hpp>
+#include <localvm/process/child.hpp>
+#include <localvm/process/detached.hpp>
+#include <localvm/qemu/accel.hpp>
+#include <localvm/qemu/manager.hpp>
+#include <localvm/qmp/client.hpp>
+#include <localvm/ssh/command.hpp>
+#include <localvm/ssh/probe.hpp>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/json.hpp>
+
+#include <arpa/inet.h>
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include <signal.h>
+#include <sys/stat.h>
+
+namespace localvm::qemu {
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace asio::experimental::awaitable_operators;
+using detail::lock_owner;
+using std::chrono::milliseconds;
+
+namespace {
+
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// The start options checked and turned into command-line terms, before
+// anything is spawned or written.
+struct checked_start {
+    std::uint64_t memory_mib = 0;
+    std::optional<direct_boot> boot;
+    std::optional<firmware> uefi;
+};
+
+std::optional<fs::path> find_firmware(arch a, std::string& package) {
+    std::vector<fs::path> candidates;
+    if (a == arch::amd64) {
+        package = "ovmf";
+        candidates = {"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_CODE.fd",
+                      "/usr/share/ovmf/OVMF.fd"};
+    } else {
+        package = "qemu-efi-aarch64";
+        candidates = {"/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"};
+    }
+    for (auto& c : candidates)
+        if (fs::exists(c))
+            return c;
+    return std::nullopt;
+}
+
+fs::path firmware_vars_template(const fs::path& code) {
+    auto name = code.filename().string();
+    auto pos = name.find("CODE");
+    if (pos == std::string::npos)
+        return {};
+    name.replace(pos, 4, "VARS");
+    auto vars = code.parent_path() / name;
+    return fs::exists(vars) ? vars : fs::path();
+}
+
+checked_start check_start_options(const start_options& so, arch a) {
+    checked_start c;
+    if (so.cpus < 1 || so.cpus > 255)
+        throw_error(errc::invalid_argument,
+                    "cpus: " + std::to_string(so.cpus) + " is outside 1..255");
+    boost::system::error_code ec;
+    auto mib = parse_memory_mib(so.memory, ec);
+    if (!mib)
+        throw_error(errc::invalid_argument,
+                    "memory: \"" + so.memory +
+                        "\" is not a size like 512M or 4G (at least 16M, whole MiB)");
+    c.memory_mib = *mib;
+    std::set<std::pair<std::string, std::uint16_t>> bound;
+    for (const auto& p : so.ports) {
+        in_addr addr{};
+        if (::inet_pton(AF_INET, p.host_address.c_str(), &addr) != 1)
+            throw_error(errc::invalid_argument,
+                        "port forward: host address \"" + p.host_address +
+                            "\" is not an IPv4 address");
+        if (p.guest_port == 0)
+            throw_error(errc::invalid_argument, "port forward: guest port 0");
+        if (p.host_port != 0 && !bound.insert({p.host_address, p.host_port}).second)
+            throw_error(errc::invalid_argument, "port forward: host port " +
+                                                    std::to_string(p.host_port) +
+                                                    " is forwarded twice");
+    }
+    if (so.boot) {
+        direct_boot b = *so.boot;
+        if (!fs::is_regular_file(b.kernel))
+            throw_error(errc::not_found, "kernel " + b.kernel.string() + " does not exist");
+        if (!b.initrd.empty() && !fs::is_regular_file(b.initrd))
+            throw_error(errc::not_found, "initrd " + b.initrd.string() + " does not exist");
+        b.kernel = fs::absolute(b.kernel);
+        if (!b.initrd.empty())
+            b.initrd = fs::absolute(b.initrd);
+        b.cmdline = normalize_kernel_cmdline(b.cmdline, a);
+        c.boot = std::move(b);
+    } else {
+        std::string package;
+        auto code = find_firmware(a, package);
+        if (!code)
+            throw_error(errc::unsupported, "firmware boot needs UEFI firmware; install the " +
+                                               package + " package (or use direct boot)");
+        c.uefi = firmware{*code, {}};
+    }
+    return c;
+}
+
+std::string instance_id(const std::string& name, const start_options& so) {
+    std::size_t h = std::hash<std::string>{}(so.user_data + '\n' + so.ssh_authorized_key);
+    std::ostringstream os;
+    os << "iid-" << name << "-" << std::hex << h;
+    return os.str();
+}
+
+std::string slurp_tail_lines(const fs::path& file, std::size_t lines) {
+    return console::read_tail(file, lines);
+}
+
+fs::path default_qemu_binary(arch a) {
+    return a == arch::arm64 ? "qemu-system-aarch64" : "qemu-system-x86_64";
+}
+
+struct kvm_hang {};
+
+} // namespace
+
+manager::manager(asio::any_io_executor executor, options opts)
+    : executor_(std::move(executor))
+    , opts_(std::move(opts))
+    , layout_(make_layout(opts_)) {
+    if (opts_.qemu_binary.empty())
+        opts_.qemu_binary = default_qemu_binary(opts_.architecture);
+}
+
+std::string manager::addr() const { return "10.0.2.2"; }
+
+void manager::set_output(line_sink sink) { output_ = std::move(sink); }
+
+void manager::say(const std::string& line) const {
+    if (output_)
+        output_("[" + opts_.name + "] " + line);
+}
+
+// QEMU's stderr goes to qemu.log; what it wrote since the last call goes to
+// the output sink too.
+void manager::forward_qemu_log() const {
+    if (!output_)
+        return;
+    std::ifstream in(layout_.qemu_log, std::ios::binary);
+    if (!in)
+        return;
+    in.seekg(0, std::ios::end);
+    auto size = static_cast<std::uint64_t>(in.tellg());
+    if (size <= qemu_log_forwarded_) {
+        qemu_log_forwarded_ = size;
+        return;
+    }
+    in.seekg(static_cast<std::streamoff>(qemu_log_forwarded_));
+    std::string line;
+    while (std::getline(in, line))
+        output_("[" + opts_.name + "] qemu: " + line);
+    qemu_log_forwarded_ = size;
+}
+
+void manager::ensure_dirs() const {
+    std::error_code ec;
+    fs::create_directories(layout_.runtime, ec);
+    if (ec)
+        throw_error(errc::io_error,
+                    "cannot create runtime directory " + layout_.runtime.string() + ": " +
+                        ec.message());
+    // Sockets and logs are the VM owner's alone.
+    fs::permissions(layout_.runtime, fs::perms::owner_all, ec);
+    fs::create_directories(layout_.data, ec);
+    if (ec)
+        throw_error(errc::io_error,
+                    "cannot create data directory " + layout_.data.string() + ": " + ec.message());
+}
+
+std::optional<vm_state> manager::read_state() const {
+    std::ifstream in(layout_.state, std::ios::binary);
+    if (!in)
+        return std::nullopt;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    boost::system::error_code ec;
+    return parse_state(ss.str(), ec);
+}
+
+void manager::write_state(const vm_state& s) const {
+    write_file_atomic(layout_.state, render_state(s), fs::perms(0600));
+}
+
+std::string manager::qemu_log_tail(std::size_t lines) const {
+    return slurp_tail_lines(layout_.qemu_log, lines);
+}
+
+std::string manager::console_tail(std::size_t lines) const {
+    return slurp_tail_lines(layout_.console_log, lines);
+}
+
+// Brings the recorded state up to date when QEMU has ended since it was
+// written: how it ended comes from the supervisor's exit-status file and,
+// for a clean exit nobody asked for, from QEMU's own log.
+std::optional<vm_state> manager::settle_state(bool persist) const {
+    auto s = read_state();
+    if (!s || s->ended_at != 0 || s->pid == 0)
+        return s;
+    if (lock_owner(layout_.pidfile))
+        return s;
+    auto how = process::read_exit_status(layout_.exit_status);
+    if (how) {
+        s->last_end = classify_end(how->first, how->second, s->stopping);
+        s->last_end_detail = how->first + " " + std::to_string(how->second);
+        if (s->last_end == end_reason::guest_shutdown &&
+            qemu_log_tail(5).find("terminating on signal") != std::string::npos) {
+            s->last_end = end_reason::killed;
+            s->last_end_detail += " (terminated by a signal)";
+        }
+    } else {
+        s->last_end = s->stopping ? end_reason::stopped : end_reason::crashed;
+        s->last_end_detail = "QEMU is gone; no exit status was recorded";
+    }
+    s->ended_at = unix_now();
+    s->stopping = false;
+    if (persist)
+        write_state(*s);
+    return s;
+}
+
+void manager::clean_runtime(bool keep_logs) const {
+    std::error_code ec;
+    for (const auto* p : {&layout_.qmp_socket, &layout_.console_socket, &layout_.pidfile,
+                          &layout_.exit_status})
+        fs::remove(*p, ec);
+    if (!keep_logs) {
+        fs::remove(layout_.console_log, ec);
+        fs::remove(layout_.qemu_log, ec);
+        fs::remove(layout_.known_hosts, ec);
+        qemu_log_forwarded_ = 0;
+    }
+}
+
+asio::awaitable<void> manager::create(fs::path base_image) {
+    if (!fs::exists(base_image))
+        throw_error(errc::not_found, "base image " + base_image.string() + " does not exist");
+    base_image = fs::absolute(base_image);
+    ensure_dirs();
+    auto lock = co_await detail::vm_lock::acquire(layout_.lock, layout_.runtime / "lock.sock",
+                                                  opts_.lock_timeout, "VM " + opts_.name);
+    if (fs::exists(layout_.disk))
+        throw_error(errc::already_exists,
+                    "VM " + opts_.name + " already exists (" + layout_.disk.string() + ")");
+
+    process::options info;
+    info.argv = {opts_.qemu_img.string(), "info", "--output=json", base_image.string()};
+    auto r = co_await process::run_checked(info);
+    boost::json::error_code jec;
+    auto v = boost::json::parse(r.out, jec);
+    const boost::json::value* fmt = nullptr;
+    if (!jec && v.is_object())
+        fmt = v.get_object().if_contains("format");
+    if (!fmt || !fmt->is_string())
+        throw_error(errc::process_failed, "qemu-img info " + base_image.string() +
+                                              " gave no image format");
+    std::string format(fmt->get_string());
+
+    auto tmp = layout_.disk;
+    tmp += ".tmp-create";
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    process::options mk;
+    mk.argv = {opts_.qemu_img.string(), "create", "-q", "-f", "qcow2", "-F", format,
+               "-b", base_image.string(), tmp.string()};
+    if (!opts_.disk_size.empty())
+        mk.argv.push_back(opts_.disk_size);
+    say("creating " + layout_.disk.string() + " on " + base_image.string() + " (" + format + ")");
+    try {
+        co_await process::run_checked(mk);
+        fs::rename(tmp, layout_.disk);
+    } catch (...) {
+        fs::remove(tmp, ec);
+        throw;
+    }
+}
+
+asio::awaitable<bool> manager::exists() { co_return fs::exists(layout_.disk); }
+
+asio::awaitable<bool> manager::running() { co_return lock_owner(layout_.pidfile).has_value(); }
+
+asio::awaitable<std::optional<pid_t>> manager::pid() { co_return lock_owner(layout_.pidfile); }
+
+asio::awaitable<status> manager::query() {
+    status st;
+    st.exists = fs::exists(layout_.disk);
+    st.pid = lock_owner(layout_.pidfile);
+    st.running = st.pid.has_value();
+    if (!st.running && fs::exists(layout_.state) && !fs::exists(layout_.exit_status)) {
+        // QEMU just ended: its supervisor writes the exit status right after.
+        co_await detail::wait_for_path(layout_.exit_status, milliseconds(1000));
+    }
+    st.state = settle_state(false);
+    co_return st;
+}
+
+asio::awaitable<std::vector<port_forward>> manager::ports() {
+    auto s = read_state();
+    if (!lock_owner(layout_.pidfile) || !s)
+        throw_error(errc::not_running, "VM " + opts_.name + " is not running");
+    co_return s->ports;
+}
+
+asio::awaitable<void> manager::start(start_options so) {
+    auto checked = check_start_options(so, opts_.architecture);
+    cloudinit::seed seed;
+    seed.user_data = so.user_data;
+    seed.meta.instance_id = instance_id(opts_.name, so);
+    seed.meta.local_hostname = opts_.name;
+    if (!so.ssh_authorized_key.empty())
+        seed.meta.public_keys.push_back(so.ssh_authorized_key);
+    cloudinit::seed_files(seed); // validates meta-data before anything is touched
+
+    ensure_dirs();
+    auto lock = co_await detail::vm_lock::acquire(layout_.lock, layout_.runtime / "lock.sock",
+                                                  opts_.lock_timeout, "VM " + opts_.name);
+    if (auto owner = lock_owner(layout_.pidfile))
+        throw_error(errc::already_running, "VM " + opts_.name + " is already running (pid " +
+                                               std::to_string(*owner) + ")");
+    if (!fs::exists(layout_.disk))
+        throw_error(errc::not_found, "VM " + opts_.name + " was not created (no disk at " +
+                                         layout_.disk.string() + ")");
+    auto previous = settle_state(true);
+
+    launch_plan plan;
+    plan.name = opts_.name;
+    plan.architecture = opts_.architecture;
+    plan.qemu_binary = opts_.qemu_binary;
+    plan.cpus = so.cpus;
+    plan.memory_mib = checked.memory_mib;
+    plan.disk = layout_.disk;
+    plan.seed = layout_.seed;
+    plan.boot = checked.boot;
+    plan.net = opts_.net;
+    plan.ports = so.ports;
+    plan.qmp_socket = layout_.qmp_socket;
+    plan.console_socket = layout_.console_socket;
+    plan.console_log = layout_.console_log;
+    plan.pidfile = layout_.pidfile;
+    plan.monitor = so.monitor;
+    if (checked.uefi) {
+        plan.uefi = firmware{checked.uefi->code, layout_.efi_vars};
+        if (!fs::exists(layout_.efi_vars)) {
+            auto tmpl = firmware_vars_template(checked.uefi->code);
+            std::error_code ec;
+            if (!tmpl.empty())
+                fs::copy_file(tmpl, layout_.efi_vars, ec);
+            else
+                fs::resize_file(layout_.efi_vars, 0, ec);
+            if (ec)
+                throw_error(errc::io_error, "cannot create " + layout_.efi_vars.string() + ": " +
+                                                ec.message());
+        }
+    }
+    if (so.monitor)
+        throw_error(errc::unsupported,
+                    "monitor: an interactive monitor on the terminal is not supported by the "
+                    "detached QEMU backend yet; use QMP (qmp.sock) instead");
+
+    clean_runtime(false);
+    cloudinit::write_seed_file(layout_.seed, seed);
+
+    auto choice = resolve_accelerator(opts_.accel, opts_.architecture,
+                                      layout_.runtime.parent_path() / "kvm-hangs");
+    plan.accel = choice.accel;
+    for (;;) {
+        auto argv = command_line(plan);
+        say("starting " + plan.qemu_binary.string() + " (" + choice.reason + ")");
+        process::detached_options d;
+        d.argv = argv;
+        d.stdout_file = layout_.qemu_log;
+        d.stderr_file = layout_.qemu_log;
+        d.exit_status_file = layout_.exit_status;
+        pid_t pid = process::spawn_detached(d);
+        std::exception_ptr failure;
+        bool hung = false;
+        try {
+            co_await bring_up(pid, plan, choice.watch_boot, unix_now());
+        } catch (const kvm_hang&) {
+            hung = true;
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (!hung && !failure) {
+            forward_qemu_log();
+            say("running, pid " + std::to_string(pid));
+            co_return;
+        }
+        // Nothing half-done: the QEMU we spawned goes, with its sockets.
+        detail::kill_now(pid);
+        forward_qemu_log();
+        clean_runtime(true);
+        std::error_code ec;
+        fs::remove(layout_.state, ec);
+        if (previous)
+            write_state(*previous);
+        if (failure)
+            std::rethrow_exception(failure);
+        say("no console output under KVM within " +
+            std::to_string(opts_.kvm_watchdog.count()) + " ms: KVM hangs here; restarting with tcg");
+        write_file_atomic(layout_.runtime.parent_path() / "kvm-hangs",
+                          "KVM hung a guest boot; localvm's automatic accelerator uses tcg\n");
+        plan.accel = accelerator::tcg;
+        choice = {accelerator::tcg, "KVM hung; tcg", false};
+        clean_runtime(false);
+    }
+}
+
+asio::awaitable<void> manager::bring_up(pid_t pid, const launch_plan& plan, bool watch_boot,
+                                        std::int64_t started_at) {
+    auto deadline = std::chrono::steady_clock::now() + opts_.start_timeout;
+    auto remaining = [&] {
+        return std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(
+                                             deadline - std::chrono::steady_clock::now()));
+    };
+    auto exited = [&](const std::string& during) -> std::string {
+        std::string how = "exited";
+        if (auto st = process::read_exit_status(layout_.exit_status))
+            how = st->first + " " + std::to_string(st->second);
+        auto tail = qemu_log_tail(20);
+        return plan.qemu_binary.string() + " " + how + " " + during +
+               (tail.empty() ? std::string() : ":\n" + tail);
+    };
+
+    auto appeared = co_await (detail::wait_for_path(layout_.qmp_socket, remaining()) ||
+                              process::wait_exit(pid, remaining()));
+    if (appeared.index() == 1 && std::get<1>(appeared)) {
+        co_await detail::wait_for_path(layout_.exit_status, milliseconds(2000));
+        throw_error(errc::process_failed, exited("during start"));
+    }
+    if (appeared.index() == 0 && !std::get<0>(appeared))
+        throw_error(errc::timeout, "waiting " + std::to_string(opts_.start_timeout.count()) +
+                                       " ms for QEMU's monitor socket " +
+                                       layout_.qmp_socket.string());
+
+    qmp::client_options co;
+    co.connect_timeout = remaining();
+    auto client = co_await qmp::client::connect(layout_.qmp_socket.string(), co);
+    vm_state s;
+    s.pid = pid;
+    s.accel = plan.accel;
+    s.started_at = started_at;
+    s.ports = plan.ports;
+    if (!plan.ports.empty()) {
+        auto text = co_await client.human_monitor_command("info usernet");
+        auto bound = parse_usernet_ports(text, plan.ports);
+        if (!bound)
+            throw_error(errc::protocol_error, "QEMU's info usernet lacks a forward:\n" + text);
+        for (std::size_t i = 0; i < bound->size(); ++i)
+            s.ports[i].host_port = (*bound)[i];
+    }
+    write_state(s);
+    co_await client.cont();
+    auto st = co_await client.query_status();
+    if (!st.running)
+        throw_error(errc::process_failed, "QEMU did not run after cont (status " + st.status + ")");
+    client.close();
+
+    if (watch_boot) {
+        auto abort = [pid]() -> asio::awaitable<void> {
+            co_await process::wait_exit(pid, milliseconds(std::chrono::hours(24)));
+        };
+        console::wait_options wo;
+        wo.start_offset = 0;
+        try {
+            co_await console::wait_for_console(layout_.console_log,
+                                               console::text_matcher(std::regex(".")),
+                                               opts_.kvm_watchdog, abort, wo);
+        } catch (const localvm::error& e) {
+            if (e.code() == errc::timeout)
+                throw kvm_hang{};
+            if (e.code() == errc::guest_died)
+                throw_error(errc::process_failed, exited("while booting"));
+            throw;
+        }
+    }
+}
+
+asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto t = ssh_target();
+    auto owner = lock_owner(layout_.pidfile);
+    if (!owner)
+        throw_error(errc::not_running, "VM " + opts_.name + " is not running");
+    pid_t pid = *owner;
+    auto abort = [this, pid]() -> asio::awaitable<std::string> {
+        co_await process::wait_exit(pid, milliseconds(std::chrono::hours(24)));
+        co_return "QEMU (pid " + std::to_string(pid) +
+            ") exited while waiting for SSH; serial console:\n" + console_tail(30);
+    };
+    ssh::probe_options po;
+    po.timeout = timeout;
+    auto banner = co_await ssh::wait_for_banner(t.host, t.port, po, abort);
+    say("ssh answers: " + banner);
+    if (opts_.ssh_identity_file.empty())
+        co_return;
+    ssh::login_options lo;
+    lo.timeout = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(
+                                               deadline - std::chrono::steady_clock::now()));
+    co_await ssh::wait_for_login(t, lo, abort);
+    say("ssh login works");
+}
+
+ssh::target manager::ssh_target() const {
+    auto s = read_state();
+    if (!lock_owner(layout_.pidfile) || !s)
+        throw_error(errc::not_running, "VM " + opts_.name + " is not running");
+    const port_forward* fwd = nullptr;
+    for (const auto& p : s->ports)
+        if (p.guest_port == 22)
+            fwd = &p;
+    if (!fwd)
+        throw_error(errc::invalid_argument,
+                    "VM " + opts_.name + " has no port forward to guest port 22");
+    ssh::target t;
+    t.host = fwd->host_address == "0.0.0.0" ? "127.0.0.1" : fwd->host_address;
+    t.port = fwd->host_port;
+    t.user = opts_.ssh_user;
+    t.identity_file = opts_.ssh_identity_file;
+    t.known_hosts_file = layout_.known_hosts;
+    return t;
+}
+
+asio::awaitable<shell_result> manager::shell(std::string command, shell_options opts) {
+    auto t = ssh_target();
+    ssh::shell_options so;
+    so.timeout = opts.timeout;
+    so.stdout_sink = std::move(opts.out);
+    so.stderr_sink = std::move(opts.err);
+    auto r = co_await ssh::shell(std::move(t), std::move(command), std::move(so));
+    co_return shell_result{r.exit_status, std::move(r.output)};
+}
+
+asio::awaitable<void> manager::sync(fs::path from, std::string to, sync_options opts) {
+    auto t = ssh_target();
+    ssh::sync_options so;
+    so.chown = std::move(opts.chown);
+    so.excludes = std::move(opts.excludes);
+    so.output = output_;
+    co_await ssh::sync(std::move(t), from.string(), std::move(to), std::move(so));
+}
+
+asio::awaitable<void> manager::console() {
+    if (!lock_owner(layout_.pidfile))
+        throw_error(errc::not_running, "VM " + opts_.name + " is not running");
+    console::attach_options ao;
+    ao.hint = console::attach_hint(opts_.name);
+    co_await console::attach(layout_.console_socket, ao);
+}
+
+asio::awaitable<std::string> manager::wait_for_console(std::string text, milliseconds timeout) {
+    auto owner = lock_owner(layout_.pidfile);
+    if (!owner)
+        throw_error(errc::not_running, "VM " + opts_.name + " is not running");
+    pid_t pid = *owner;
+    auto abort = [pid]() -> asio::awaitable<void> {
+        co_await process::wait_exit(pid, milliseconds(std::chrono::hours(24)));
+    };
+    co_return co_await console::wait_for_console(layout_.console_log,
+                                                 console::text_matcher(std::move(text)), timeout,
+                                                 abort);
+}
+
+asio::awaitable<void> manager::stop() {
+    ensure_dirs();
+    auto lock = co_await detail::vm_lock::acquire(layout_.lock, layout_.runtime / "lock.sock",
+                                                  opts_.lock_timeout, "VM " + opts_.name);
+    auto owner = lock_owner(layout_.pidfile);
+    if (!owner) {
+        settle_state(true);
+        throw_error(errc::not_running, "VM " + opts_.name + " is not running");
+    }
+    pid_t pid = *owner;
+    auto s = read_state().value_or(vm_state{});
+    s.pid = pid;
+    s.stopping = true;
+    write_state(s);
+
+    const auto& t = opts_.stop;
+    std::optional<qmp::client> client;
+    try {
+        qmp::client_options co;
+        co.connect_timeout = std::chrono::seconds(5);
+        client.emplace(co_await qmp::client::connect(layout_.qmp_socket.string(), co));
+    } catch (const localvm::error& e) {
+        say(std::string("no QMP connection (") + e.what() + "); using signals");
+    }
+    bool gone = false;
+    if (client) {
+        say("stopping: ACPI power button");
+        try {
+            co_await client->system_powerdown();
+            gone = co_await process::wait_exit(pid, t.powerdown_timeout);
+        } catch (const localvm::error& e) {
+            say(std::string("system_powerdown failed: ") + e.what());
+        }
+        if (!gone) {
+            say("the guest did not power off within " +
+                std::to_string(t.powerdown_timeout.count()) + " ms; quit");
+            try {
+                co_await client->quit();
+            } catch (const localvm::error& e) {
+                say(std::string("quit failed: ") + e.what());
+            }
+            gone = co_await process::wait_exit(pid, t.quit_timeout);
+        }
+        client.reset();
+    }
+    if (!gone) {
+        say("SIGTERM");
+        ::kill(pid, SIGTERM);
+        gone = co_await process::wait_exit(pid, t.term_timeout);
+    }
+    if (!gone) {
+        say("SIGKILL");
+        ::kill(pid, SIGKILL);
+        gone = co_await process::wait_exit(pid, t.kill_timeout);
+    }
+    if (!gone)
+        throw_error(errc::process_failed,
+                    "QEMU (pid " + std::to_string(pid) + ") did not exit after SIGKILL");
+    co_await detail::wait_for_path(layout_.exit_status, milliseconds(2000));
+    settle_state(true);
+    forward_qemu_log();
+    clean_runtime(true);
+    say("stopped");
+}
+
+asio::awaitable<void> manager::remove() {
+    if (!fs::exists(layout_.runtime) && !fs::exists(layout_.data))
+        co_return;
+    ensure_dirs();
+    auto lock = co_await detail::vm_lock::acquire(layout_.lock, layout_.runtime / "lock.sock",
+                                                  opts_.lock_timeout, "VM " + opts_.name);
+    if (auto owner = lock_owner(layout_.pidfile))
+        throw_error(errc::already_running, "VM " + opts_.name + " is running (pid " +
+                                               std::to_string(*owner) + "); stop it first");
+    std::error_code ec;
+    fs::remove_all(layout_.data, ec);
+    if (ec)
+        throw_error(errc::io_error, "cannot remove " + layout_.data.string() + ": " + ec.message());
+    fs::remove_all(layout_.runtime, ec);
+    if (ec)
+        throw_error(errc::io_error,
+                    "cannot remove " + layout_.runtime.string() + ": " + ec.message());
+    say("removed");
+}
+
+} // namespace localvm::qemu

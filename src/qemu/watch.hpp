@@ -1,0 +1,27 @@
+// Small system helpers of the QEMU backend.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+
+#include <sys/types.h>
+
+namespace localvm::qemu::detail {
+
+/// Waits until `path` exists, with inotify on its directory (no polling).
+/// Returns false when `timeout` passes first. Cancellation: operation_aborted.
+boost::asio::awaitable<bool> wait_for_path(std::filesystem::path path,
+                                           std::chrono::milliseconds timeout);
+
+/// The pid of the process holding a write lock on `pidfile` (QEMU holds one
+/// on its -pidfile for its whole life), or nullopt when none does.
+std::optional<pid_t> lock_owner(const std::filesystem::path& pidfile);
+
+/// SIGKILLs `pid` and waits (blocking, at most `limit`) until it is gone.
+/// For cleanup paths that must not be cancelled. Returns whether it is gone.
+bool kill_now(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(5)) noexcept;
+
+} // namespace localvm::qemu::detail
