@@ -25,7 +25,9 @@ constexpr std::size_t read_chunk = 64 * 1024;
 constexpr std::size_t read_budget = 1024 * 1024; // per read_lines call
 constexpr std::uint64_t tail_window_limit = 4 * 1024 * 1024;
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+    return std::strerror(err);
+}
 
 bool blank(std::string_view s) {
     return s.find_first_not_of(" \t") == std::string_view::npos;
@@ -33,7 +35,9 @@ bool blank(std::string_view s) {
 
 // Length of a valid UTF-8 sequence at s[i], 0 when invalid or truncated.
 std::size_t utf8_length(std::string_view s, std::size_t i) {
-    auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    auto at = [&](std::size_t k) {
+        return static_cast<unsigned char>(s[k]);
+    };
     unsigned char c = at(i);
     std::size_t len;
     unsigned char lo = 0x80, hi = 0xbf; // allowed range of the second byte
@@ -90,7 +94,9 @@ std::string clean_line(std::string_view raw) {
     std::string out;
     out.reserve(raw.size());
     const std::size_t n = raw.size();
-    auto at = [&](std::size_t k) { return static_cast<unsigned char>(raw[k]); };
+    auto at = [&](std::size_t k) {
+        return static_cast<unsigned char>(raw[k]);
+    };
     std::size_t i = 0;
     while (i < n) {
         unsigned char c = at(i);
@@ -136,7 +142,7 @@ std::string clean_line(std::string_view raw) {
 std::string read_tail(const std::filesystem::path& log, std::size_t max_lines) {
     if (max_lines == 0)
         return {};
-    int fd = ::open(log.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = ::open(log.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return {};
     struct stat st {};
@@ -161,8 +167,7 @@ std::string read_tail(const std::filesystem::path& log, std::size_t max_lines) {
             bool whole = window == size && got == window;
             lines = split_lines(buf, !whole);
             std::erase_if(lines, [](const std::string& l) { return blank(l); });
-            if (lines.size() >= max_lines || whole || window >= tail_window_limit ||
-                got < window)
+            if (lines.size() >= max_lines || whole || window >= tail_window_limit || got < window)
                 break;
             window *= 4;
         }
@@ -212,7 +217,7 @@ struct console_log::impl {
                 reset_to_start();
             }
             if (fd < 0) {
-                fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
                 if (fd < 0) {
                     if (errno == ENOENT) // removed between stat and open
                         return false;
@@ -317,18 +322,26 @@ std::vector<std::string> console_log::read_lines() {
     return out;
 }
 
-bool console_log::caught_up() const noexcept { return impl_->caught_up; }
+bool console_log::caught_up() const noexcept {
+    return impl_->caught_up;
+}
 
-std::string console_log::partial_line() const { return clean_line(impl_->partial_raw); }
+std::string console_log::partial_line() const {
+    return clean_line(impl_->partial_raw);
+}
 
 std::string console_log::latest_line() const {
     auto partial = partial_line();
     return blank(partial) ? impl_->last_line : partial;
 }
 
-std::uint64_t console_log::offset() const noexcept { return impl_->offset; }
+std::uint64_t console_log::offset() const noexcept {
+    return impl_->offset;
+}
 
-const std::filesystem::path& console_log::file() const noexcept { return impl_->file; }
+const std::filesystem::path& console_log::file() const noexcept {
+    return impl_->file;
+}
 
 boost::asio::awaitable<void> console_log::wait_change() {
     auto& s = *impl_;

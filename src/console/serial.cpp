@@ -30,10 +30,12 @@ namespace {
 struct flags_guard {
     int fd;
     int flags;
-    explicit flags_guard(int f) : fd(f), flags(::fcntl(f, F_GETFL)) {
+    explicit flags_guard(int f)
+        : fd(f)
+        , flags(::fcntl(f, F_GETFL)) {
         if (flags < 0)
-            throw_error(errc::invalid_argument,
-                        "attach: fd " + std::to_string(f) + " is not open: " + std::strerror(errno));
+            throw_error(errc::invalid_argument, "attach: fd " + std::to_string(f) +
+                                                    " is not open: " + std::strerror(errno));
     }
     ~flags_guard() { ::fcntl(fd, F_SETFL, flags); }
     flags_guard(const flags_guard&) = delete;
@@ -52,9 +54,8 @@ struct raw_mode_guard {
         raw.c_cc[VMIN] = 1;
         raw.c_cc[VTIME] = 0;
         if (::tcsetattr(f, TCSANOW, &raw) != 0)
-            throw_error(errc::io_error,
-                        std::string("attach: putting the terminal in raw mode: ") +
-                            std::strerror(errno));
+            throw_error(errc::io_error, std::string("attach: putting the terminal in raw mode: ") +
+                                            std::strerror(errno));
         fd = f;
     }
     ~raw_mode_guard() {
@@ -114,13 +115,11 @@ asio::awaitable<attach_end> attach(std::filesystem::path socket, attach_options 
         throw boost::system::system_error(ec);
     if (ec == boost::system::errc::no_such_file_or_directory ||
         ec == asio::error::connection_refused)
-        throw_error(errc::not_running,
-                    "nothing listens on the serial console socket " + socket.string() + " (" +
-                        ec.message() + ")");
+        throw_error(errc::not_running, "nothing listens on the serial console socket " +
+                                           socket.string() + " (" + ec.message() + ")");
     if (ec)
-        throw_error(errc::io_error,
-                    "connecting to the serial console socket " + socket.string() + ": " +
-                        ec.message());
+        throw_error(errc::io_error, "connecting to the serial console socket " + socket.string() +
+                                        ": " + ec.message());
 
     // Declared before the descriptors: they close first, then flags and
     // termios come back.

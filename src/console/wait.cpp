@@ -21,7 +21,8 @@ text_matcher::text_matcher(std::string substring)
     };
 }
 
-text_matcher::text_matcher(const char* substring) : text_matcher(std::string(substring)) {}
+text_matcher::text_matcher(const char* substring)
+    : text_matcher(std::string(substring)) {}
 
 text_matcher::text_matcher(std::regex re, std::string description)
     : description_(std::move(description)) {
@@ -40,7 +41,9 @@ text_matcher text_matcher::regex(const std::string& pattern) {
     }
 }
 
-bool text_matcher::matches(std::string_view line) const { return test_(line); }
+bool text_matcher::matches(std::string_view line) const {
+    return test_(line);
+}
 
 namespace {
 
@@ -129,16 +132,15 @@ boost::asio::awaitable<std::string> wait_for_console(std::filesystem::path log,
         if (auto found = scan())
             co_return *found;
         throw_error(errc::timeout,
-                    with_tail(what + ": no match within " + std::to_string(timeout.count()) +
-                                  " ms",
+                    with_tail(what + ": no match within " + std::to_string(timeout.count()) + " ms",
                               log, options.tail_lines));
     default:
         if (abort_ex)
             std::rethrow_exception(abort_ex);
         if (auto found = scan())
             co_return *found;
-        throw_error(errc::guest_died, with_tail(what + ": the guest died (QEMU exited)", log,
-                                                options.tail_lines));
+        throw_error(errc::guest_died,
+                    with_tail(what + ": the guest died (QEMU exited)", log, options.tail_lines));
     }
 }
 

@@ -76,10 +76,8 @@ struct wait_options {
 /// lines of the log. `errc::not_found` when the log's directory does not
 /// exist, `errc::io_error` when reading fails. Cancellation stops the wait
 /// and the hook and completes with `boost::asio::error::operation_aborted`.
-boost::asio::awaitable<std::string> wait_for_console(std::filesystem::path log,
-                                                     text_matcher matcher,
-                                                     std::chrono::milliseconds timeout,
-                                                     abort_hook abort = {},
-                                                     wait_options options = {});
+boost::asio::awaitable<std::string>
+wait_for_console(std::filesystem::path log, text_matcher matcher, std::chrono::milliseconds timeout,
+                 abort_hook abort = {}, wait_options options = {});
 
 } // namespace localvm::console

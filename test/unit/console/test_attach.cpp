@@ -16,12 +16,11 @@
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include "common.hpp"
-
 #include <chrono>
 #include <cstring>
 #include <optional>
 
+#include "common.hpp"
 #include <fcntl.h>
 #include <pty.h>
 #include <sys/socket.h>
@@ -91,8 +90,8 @@ asio::awaitable<std::string> read_to_eof(unix_socket& s) {
     for (;;) {
         char buf[512];
         boost::system::error_code ec;
-        auto n =
-            co_await s.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        auto n = co_await s.async_read_some(asio::buffer(buf),
+                                            asio::redirect_error(asio::use_awaitable, ec));
         if (ec == asio::error::eof)
             co_return got;
         if (ec)
@@ -373,11 +372,11 @@ BOOST_AUTO_TEST_CASE(waiters_and_an_attached_user_at_the_same_time) {
                     asio::co_spawn(exec, user(), asio::deferred),
                     asio::co_spawn(exec, localvm::console::wait_for_console(log, "login:", forever),
                                    asio::deferred),
-                    asio::co_spawn(exec,
-                                   localvm::console::wait_for_console(
-                                       log, localvm::console::text_matcher::regex("ttyS0$"),
-                                       forever),
-                                   asio::deferred))
+                    asio::co_spawn(
+                        exec,
+                        localvm::console::wait_for_console(
+                            log, localvm::console::text_matcher::regex("ttyS0$"), forever),
+                        asio::deferred))
                     .async_wait(ex::wait_for_one_error(), asio::use_awaitable);
             rethrow_any({attach_ex, qemu_ex, user_ex, w1_ex, w2_ex});
             BOOST_TEST((end == attach_end::detached));

@@ -11,9 +11,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include "common.hpp"
-
 #include <chrono>
+
+#include "common.hpp"
 
 using namespace std::chrono_literals;
 using console_test::append;
@@ -74,11 +74,13 @@ BOOST_AUTO_TEST_CASE(read_tail_of_long_lines_reads_far_enough_back) {
 }
 
 BOOST_AUTO_TEST_CASE(clean_line_strips_escapes_and_keeps_utf8) {
-    BOOST_TEST(clean_line("[\x1b[0;32m  OK  \x1b[0m] Reached target \x1b[0;1;39mMulti-User\x1b[0m.") ==
-               "[  OK  ] Reached target Multi-User.");
+    BOOST_TEST(
+        clean_line("[\x1b[0;32m  OK  \x1b[0m] Reached target \x1b[0;1;39mMulti-User\x1b[0m.") ==
+        "[  OK  ] Reached target Multi-User.");
     BOOST_TEST(clean_line("a\rb\tc\x07") == "ab\tc");
     BOOST_TEST(clean_line("\x1b]0;title\x07text") == "text");
-    BOOST_TEST(clean_line("\x1b(Bx\x1b" "c") == "x");
+    BOOST_TEST(clean_line("\x1b(Bx\x1b"
+                          "c") == "x");
     BOOST_TEST(clean_line("gr\xc3\xbc\xc3\x9f \xe2\x82\xac") == "gr\xc3\xbc\xc3\x9f \xe2\x82\xac");
     BOOST_TEST(clean_line("bad \xc3 \xed\xa0\x80 \xc0\xaf") == "bad ? ??? ??");
     BOOST_TEST(clean_line("") == "");
