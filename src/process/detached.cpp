@@ -140,6 +140,10 @@ void write_all(int fd, const char* p, std::size_t n) {
         exec_program(plan, p, q[1]);
     }
     ::close(q[1]);
+    // The supervisor may live long: keep no directory busy (its paths are
+    // absolute; the program, forked already, kept our working directory).
+    if (::chdir("/") != 0) {
+    }
     exec_report r{};
     std::size_t have = 0;
     while (have < sizeof r) {

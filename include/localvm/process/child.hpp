@@ -23,6 +23,7 @@ enum class stream_mode {
     inherit, ///< The child writes to the parent's stream.
     null,    ///< Discarded (/dev/null).
     sink,    ///< Each line goes to `output_stream::sink`, in order; a partial last line is flushed at EOF.
+             ///< A line longer than `capture_limit` is delivered in pieces of that size.
     capture, ///< Collected into `result::out`/`err`, at most `capture_limit` bytes.
 };
 
@@ -47,7 +48,8 @@ struct options {
     std::vector<std::string> argv;
     /// The complete environment as "NAME=value"; nullopt inherits the parent's.
     std::optional<std::vector<std::string>> environment;
-    /// "NAME=value" entries set on top of the (inherited or given) environment.
+    /// "NAME=value" entries set on top of the (inherited or given) environment;
+    /// a bare "NAME" removes NAME. PATH lookup of `argv[0]` uses the result.
     std::vector<std::string> env_overrides;
     /// Working directory; empty inherits the parent's.
     std::filesystem::path working_directory;
@@ -61,7 +63,9 @@ struct options {
     std::chrono::milliseconds timeout{0};
     /// Time between SIGTERM and SIGKILL when the child must be ended. Default 2 s.
     std::chrono::milliseconds kill_grace{2000};
-    /// Start the child in a new session (setsid), away from our terminal's signals.
+    /// Start the child in a new session (setsid), away from our terminal's
+    /// signals. The SIGTERM/SIGKILL of a timeout, cancellation or `terminate`
+    /// then go to its whole process group (its own children too).
     bool new_session = false;
 };
 
@@ -84,7 +88,11 @@ struct result {
 };
 
 /// A running child process bound to an executor. Movable, not copyable.
-/// Destroying a child that still runs kills it (SIGKILL) and reaps it.
+/// Destroying a child that still runs kills it (SIGKILL) and reaps it
+/// (blocking briefly). Its exit is awaited on a pidfd: no SIGCHLD handler is
+/// installed, and other children of the process are never reaped by it.
+/// Only fds 0, 1 and 2 are open in the child; signal dispositions and mask
+/// are reset to the defaults.
 class child {
 public:
     /// Spawns `opts.argv` now. Throws `localvm::error`: `errc::invalid_argument`
@@ -99,16 +107,23 @@ public:
     /// The child's process id.
     pid_t pid() const noexcept;
 
-    /// Waits until the child has exited and its output is drained; applies
-    /// `options::timeout`. Cancellation terminates the child (SIGTERM, then
-    /// SIGKILL after `kill_grace`), reaps it, then completes with
-    /// `boost::asio::error::operation_aborted`. Never leaves a zombie.
+    /// Waits until the child has exited and its output is drained (EOF on the
+    /// pipes); applies `options::timeout` (counted from the spawn).
+    /// Cancellation (terminal, e.g. losing an `||` race or a cancellation
+    /// slot) terminates the child (SIGTERM, then SIGKILL after `kill_grace`,
+    /// a sequence that further cancellation does not shorten), reaps it, then
+    /// completes with `boost::asio::error::operation_aborted`. An exception
+    /// from a sink likewise ends the child and is rethrown. Never leaves a
+    /// zombie. Once it has completed, later calls return the same result; a
+    /// second call while one is in progress throws `errc::invalid_argument`.
     boost::asio::awaitable<result> wait();
 
-    /// Sends `signo` to the child if it still runs.
+    /// Sends `signo` to the child if it still runs (not yet reaped).
     void signal(int signo) noexcept;
 
-    /// Ends the child: SIGTERM, then SIGKILL after `grace`; returns its result.
+    /// Ends the child: SIGTERM, then SIGKILL after `grace`; returns its result
+    /// (output read so far and what was left in the pipes). Cancellation sends
+    /// SIGKILL at once, reaps, and completes with operation_aborted.
     boost::asio::awaitable<result> terminate(std::chrono::milliseconds grace);
 
 private:
@@ -126,7 +141,9 @@ boost::asio::awaitable<result> run(options opts);
 /// command, how it ended and the tail of its stderr.
 boost::asio::awaitable<result> run_checked(options opts);
 
-/// Renders an argv for messages: words joined by spaces, quoted where needed.
+/// Renders an argv for messages: words joined by spaces; a word with
+/// characters other than letters, digits and `_@%+=:,./-` (or an empty one)
+/// is single-quoted the POSIX shell way (`'it'\''s'`).
 std::string format_command(const std::vector<std::string>& argv);
 
 } // namespace localvm::process

@@ -314,6 +314,27 @@ BOOST_AUTO_TEST_CASE(sink_flushes_a_partial_last_line_and_capture_counts_drops) 
     }, 30s);
 }
 
+BOOST_AUTO_TEST_CASE(a_throwing_sink_ends_the_child_and_its_exception_comes_out) {
+    pid_t pid = -1;
+    run_coroutine([&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        auto o = sh("echo bad; exec sleep 30");
+        o.out.mode = lp::stream_mode::sink;
+        o.out.sink = [](std::string_view l) { throw std::runtime_error("sink refused " + std::string(l)); };
+        o.kill_grace = 100ms;
+        lp::child c(ex, std::move(o));
+        pid = c.pid();
+        try {
+            co_await c.wait();
+            BOOST_FAIL("no throw");
+        } catch (const std::runtime_error& e) {
+            BOOST_TEST(std::string(e.what()) == "sink refused bad");
+        }
+        BOOST_TEST(!proc_util::read_stat(pid).has_value());
+    }, 30s);
+    check_no_zombies();
+}
+
 BOOST_AUTO_TEST_CASE(environment_and_working_directory_are_applied) {
     temp_dir dir;
     run_coroutine([&]() -> asio::awaitable<void> {

@@ -116,6 +116,9 @@ BOOST_AUTO_TEST_CASE(outlives_its_starter_and_records_the_killing_signal) {
         BOOST_TEST(sst->session == st->session);
         BOOST_TEST((proc_util::open_fds(pid) == std::vector<int>{0, 1, 2}));
         BOOST_TEST((proc_util::open_fds(super) == std::vector<int>{0, 1, 2}));
+        // The program keeps our working directory; the supervisor holds none.
+        BOOST_TEST(fs::read_symlink("/proc/" + std::to_string(pid) + "/cwd") == fs::current_path());
+        BOOST_TEST(fs::read_symlink("/proc/" + std::to_string(super) + "/cwd") == fs::path("/"));
         BOOST_TEST(!lp::read_exit_status(status).has_value());
 
         // Still running: wait_exit times out.
