@@ -89,3 +89,8 @@ extract_vmlinux() {
   rm -f "$out"
   return 1
 }
+
+# Kernel parameters that only make a boot faster under TCG (measured here:
+# ~4 s less for the tiny guest): no crypto self-tests, no CPU vulnerability
+# mitigations (test VMs), one UART, trust RDRAND, no IO-APIC timer check.
+fast_boot_cmdline="cryptomgr.notests mitigations=off 8250.nr_uarts=1 random.trust_cpu=on no_timer_check"

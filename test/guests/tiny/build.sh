@@ -173,7 +173,8 @@ EOF
     | cpio --null -o -H newc --quiet --reproducible >"$work/initrd.cpio")
   mv "$work/initrd.cpio" "$out/initrd.img"
 
-  echo "console=ttyS0 quiet panic=-1" >"$out/cmdline"
+  # panic=-1: reboot at once on a panic (QEMU with -no-reboot exits).
+  echo "console=ttyS0 quiet panic=-1 $fast_boot_cmdline" >"$out/cmdline"
   cat >"$out/env" <<EOF
 KERNEL='$out/vmlinux'
 INITRD='$out/initrd.img'
