@@ -16,9 +16,14 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include "common.hpp"
-
 #include <chrono>
+
+#include <spawn.h>
+#include <sys/wait.h>
+
+extern char** environ;
+
+#include "common.hpp"
 
 using namespace std::chrono_literals;
 using console_test::append;
@@ -145,12 +150,38 @@ BOOST_AUTO_TEST_CASE(regex_on_a_line_split_across_many_writes) {
             auto line = co_await with_writer(
                 wait_for_console(log, text_matcher::regex("vm ttyS[0-9]$"), forever),
                 [&]() -> asio::awaitable<void> {
-                    for (auto piece : {"Debian GNU/", "Linux 12 v", "m tty", "S", "0", "\r", "\n"}) {
+                    for (auto piece :
+                         {"Debian GNU/", "Linux 12 v", "m tty", "S", "0", "\r", "\n"}) {
                         co_await yield_a_while();
                         append(log, piece);
                     }
                 });
             BOOST_TEST(line == "Debian GNU/Linux 12 vm ttyS0");
+        },
+        test_deadline);
+}
+
+BOOST_AUTO_TEST_CASE(text_written_by_another_process) {
+    temp_dir dir;
+    auto log = dir / "c.log";
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto line = co_await with_writer(
+                wait_for_console(log, "from the child", forever), [&]() -> asio::awaitable<void> {
+                    co_await yield_a_while();
+                    std::string script =
+                        "printf 'partial ' >> \"$0\"; printf 'from the child\\r\\n' >> \"$0\"";
+                    std::string file = log.string();
+                    std::vector<char*> argv{const_cast<char*>("sh"), const_cast<char*>("-c"),
+                                            script.data(), file.data(), nullptr};
+                    pid_t child;
+                    BOOST_REQUIRE(
+                        ::posix_spawnp(&child, "sh", nullptr, nullptr, argv.data(), environ) == 0);
+                    int status = 0;
+                    ::waitpid(child, &status, 0); // sh exits at once; reaps it
+                    BOOST_TEST(status == 0);
+                });
+            BOOST_TEST(line == "partial from the child");
         },
         test_deadline);
 }
@@ -180,13 +211,13 @@ BOOST_AUTO_TEST_CASE(only_new_output_and_truncation) {
         [&]() -> asio::awaitable<void> {
             wait_options opts;
             opts.start_offset = console_log::end;
-            auto line = co_await with_writer(
-                wait_for_console(log, "login:", forever, {}, opts), [&]() -> asio::awaitable<void> {
-                    co_await yield_a_while();
-                    append(log, "new boot\r\n");
-                    co_await yield_a_while();
-                    overwrite(log, "after truncation login: ");
-                });
+            auto line = co_await with_writer(wait_for_console(log, "login:", forever, {}, opts),
+                                             [&]() -> asio::awaitable<void> {
+                                                 co_await yield_a_while();
+                                                 append(log, "new boot\r\n");
+                                                 co_await yield_a_while();
+                                                 overwrite(log, "after truncation login: ");
+                                             });
             BOOST_TEST(line == "after truncation login: ");
 
             opts.start_offset = 6; // "after " skipped
