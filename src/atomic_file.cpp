@@ -48,10 +48,10 @@ public:
         }
     }
 
-    void commit(std::filesystem::perms mode) {
+    void commit(std::filesystem::perms mode, bool sync) {
         if (::fchmod(fd_, static_cast<mode_t>(mode)) != 0)
             fail("cannot set the mode of", target_, errno);
-        if (::fsync(fd_) != 0)
+        if (sync && ::fsync(fd_) != 0)
             fail("cannot flush", target_, errno);
         int fd = fd_;
         fd_ = -1;
@@ -71,18 +71,18 @@ private:
 } // namespace
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents,
-                       std::filesystem::perms mode) {
+                       std::filesystem::perms mode, bool sync) {
     temp_file file(path);
     file.write(contents);
-    file.commit(mode);
+    file.commit(mode, sync);
 }
 
 void write_file_atomic(const std::filesystem::path& path,
                        const std::function<void(const byte_writer&)>& producer,
-                       std::filesystem::perms mode) {
+                       std::filesystem::perms mode, bool sync) {
     temp_file file(path);
     producer([&](std::string_view chunk) { file.write(chunk); });
-    file.commit(mode);
+    file.commit(mode, sync);
 }
 
 } // namespace localvm

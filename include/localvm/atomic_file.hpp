@@ -11,18 +11,21 @@ namespace localvm {
 using byte_writer = std::function<void(std::string_view)>;
 
 /// Writes `contents` to `path` atomically: into a temporary file in the same
-/// directory, flushed to disk, then renamed over `path` (replacing an older
-/// file). Readers see the old file or the new one, never a mix. Throws
+/// directory, flushed to disk (unless `sync` is false: for files rebuilt on
+/// every use, where only atomicity matters), then renamed over `path`
+/// (replacing an older file). Readers see the old file or the new one, never a mix. Throws
 /// `localvm::error` with `errc::io_error` naming the path and errno's text;
 /// on failure the temporary file is removed and `path` is untouched.
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents,
-                       std::filesystem::perms mode = std::filesystem::perms(0644));
+                       std::filesystem::perms mode = std::filesystem::perms(0644),
+                       bool sync = true);
 
 /// As above, but the contents come from `producer`, which is handed a writer
 /// to call once per chunk (for large outputs such as ISO images). An
 /// exception from `producer` propagates after the temporary file is removed.
 void write_file_atomic(const std::filesystem::path& path,
                        const std::function<void(const byte_writer&)>& producer,
-                       std::filesystem::perms mode = std::filesystem::perms(0644));
+                       std::filesystem::perms mode = std::filesystem::perms(0644),
+                       bool sync = true);
 
 } // namespace localvm

@@ -554,8 +554,10 @@ std::string render_iso(std::span<const iso_file> files, const iso_options& optio
 void write_iso_file(const std::filesystem::path& path, std::span<const iso_file> files,
                     const iso_options& options, std::filesystem::perms mode) {
     plan(files, options); // reject bad input before creating a temporary file
+    // Atomic but not fsync'd: a seed is rebuilt on every start, and a flush
+    // would cost more than writing the whole image (see bench/cloudinit).
     write_file_atomic(
-        path, [&](const byte_writer& out) { write_iso(files, out, options); }, mode);
+        path, [&](const byte_writer& out) { write_iso(files, out, options); }, mode, false);
 }
 
 } // namespace localvm::cloudinit

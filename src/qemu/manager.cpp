@@ -16,7 +16,9 @@
 #include <localvm/ssh/probe.hpp>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
 #include <arpa/inet.h>
@@ -424,14 +426,29 @@ asio::awaitable<void> manager::start(start_options so) {
         fs::remove(layout_.state, ec);
         if (previous)
             write_state(*previous);
-        if (failure)
+        if (failure && !choice.watch_boot)
             std::rethrow_exception(failure);
-        say("no console output under KVM within " +
-            std::to_string(opts_.kvm_watchdog.count()) + " ms: KVM hangs here; restarting with tcg");
+        // KVM was the automatic choice and did not work: fall back to TCG,
+        // and remember it so that later automatic starts skip KVM.
+        std::string why;
+        if (failure) {
+            try {
+                std::rethrow_exception(failure);
+            } catch (const localvm::error& e) {
+                if (e.code() == boost::asio::error::operation_aborted)
+                    throw;
+                why = e.what();
+            }
+        } else {
+            why = "no console output within " + std::to_string(opts_.kvm_watchdog.count()) +
+                  " ms: KVM hangs here";
+        }
+        say("KVM did not work (" + why.substr(0, why.find('\n')) + "); restarting with tcg");
         write_file_atomic(layout_.runtime.parent_path() / "kvm-hangs",
-                          "KVM hung a guest boot; localvm's automatic accelerator uses tcg\n");
+                          "localvm's automatic accelerator uses tcg on this host: KVM failed:\n" +
+                              why + "\n");
         plan.accel = accelerator::tcg;
-        choice = {accelerator::tcg, "KVM hung; tcg", false};
+        choice = {accelerator::tcg, "tcg after KVM failed", false};
         clean_runtime(false);
     }
 }
@@ -463,9 +480,27 @@ asio::awaitable<void> manager::bring_up(pid_t pid, const launch_plan& plan, bool
                                        " ms for QEMU's monitor socket " +
                                        layout_.qmp_socket.string());
 
-    qmp::client_options co;
-    co.connect_timeout = remaining();
-    auto client = co_await qmp::client::connect(layout_.qmp_socket.string(), co);
+    // QEMU creates the socket file a moment before it listens on it: a
+    // refused connection in that window is retried briefly.
+    std::optional<qmp::client> connected;
+    for (auto pause = milliseconds(1);; pause = std::min(pause * 2, milliseconds(50))) {
+        qmp::client_options co;
+        co.connect_timeout = remaining();
+        try {
+            connected.emplace(co_await qmp::client::connect(layout_.qmp_socket.string(), co));
+            break;
+        } catch (const localvm::error& e) {
+            if (e.code() != errc::monitor_closed || std::chrono::steady_clock::now() >= deadline)
+                throw;
+        }
+        if (!process::alive(pid)) {
+            co_await detail::wait_for_path(layout_.exit_status, milliseconds(2000));
+            throw_error(errc::process_failed, exited("during start"));
+        }
+        asio::steady_timer t(co_await asio::this_coro::executor, pause);
+        co_await t.async_wait(asio::use_awaitable);
+    }
+    auto& client = *connected;
     vm_state s;
     s.pid = pid;
     s.accel = plan.accel;
@@ -571,11 +606,15 @@ asio::awaitable<void> manager::sync(fs::path from, std::string to, sync_options 
 }
 
 asio::awaitable<void> manager::console() {
-    if (!lock_owner(layout_.pidfile))
-        throw_error(errc::not_running, "VM " + opts_.name + " is not running");
     console::attach_options ao;
     ao.hint = console::attach_hint(opts_.name);
-    co_await console::attach(layout_.console_socket, ao);
+    co_await attach_console(std::move(ao));
+}
+
+asio::awaitable<console::attach_end> manager::attach_console(console::attach_options opts) {
+    if (!lock_owner(layout_.pidfile))
+        throw_error(errc::not_running, "VM " + opts_.name + " is not running");
+    co_return co_await console::attach(layout_.console_socket, std::move(opts));
 }
 
 asio::awaitable<std::string> manager::wait_for_console(std::string text, milliseconds timeout) {

@@ -64,7 +64,8 @@ void write_iso(std::span<const iso_file> files, const byte_writer& out,
 std::string render_iso(std::span<const iso_file> files, const iso_options& options = {});
 
 /// Writes the image to `path` atomically (write_file_atomic: a temporary
-/// file in the same directory, flushed, renamed over an older image), with
+/// file in the same directory, renamed over an older image; not fsync'd:
+/// seeds are rebuilt on every start), with
 /// permissions `mode` (default 0600: seeds may hold secrets). Throws
 /// `errc::invalid_argument` as write_iso does (leaving `path` untouched) and
 /// `errc::io_error` when the file cannot be written.

@@ -28,8 +28,9 @@ std::string kvm_problem(arch a);
 ///   `hang_marker` exists (an earlier automatic start saw KVM hang); else
 ///   KVM with `watch_boot` set. A KVM that opens but hangs real kernels is
 ///   common in nested setups, so `start` then watches for console output
-///   and, when none comes within its watchdog time, restarts with TCG and
-///   creates `hang_marker` so later starts go straight to TCG.
+///   and, when none comes within its watchdog time or when QEMU fails under
+///   KVM (e.g. a host that rejects `-cpu host` MSRs), restarts with TCG and
+///   creates `hang_marker` (with the reason) so later starts go straight to TCG.
 accel_choice resolve_accelerator(accelerator requested, arch a,
                                  const std::filesystem::path& hang_marker);
 

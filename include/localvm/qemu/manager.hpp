@@ -1,6 +1,7 @@
 // The QEMU backend: one VM's lifecycle on the caller's io_context.
 #pragma once
 
+#include <localvm/console/serial.hpp>
 #include <localvm/manager.hpp>
 #include <localvm/qemu/options.hpp>
 #include <localvm/qemu/state.hpp>
@@ -63,7 +64,12 @@ public:
     boost::asio::awaitable<void> wait_ready(std::chrono::milliseconds timeout) override;
 
     boost::asio::awaitable<shell_result> shell(std::string command, shell_options opts) override;
+    /// Attaches stdin/stdout (see `attach_console`) with the usual hint.
     boost::asio::awaitable<void> console() override;
+    /// Attaches the terminal (or any fds) in `opts` to the serial console
+    /// until Ctrl-] (or `opts.escape`), end of input, or the VM stopping.
+    /// Throws `errc::not_running`.
+    boost::asio::awaitable<console::attach_end> attach_console(console::attach_options opts);
     boost::asio::awaitable<void> sync(std::filesystem::path from, std::string to,
                                       sync_options opts) override;
 

@@ -71,7 +71,7 @@ bool has_zombie_children() {
     return false;
 }
 
-asio::awaitable<int> run_starter(const lvtest::vm_home& h, const std::string& verb,
+asio::awaitable<int> run_starter(const lvtest::vm_home& h, std::string verb,
                                  std::string* out = nullptr) {
     const char* starter = std::getenv("LOCALVM_STARTER");
     BOOST_REQUIRE(starter);

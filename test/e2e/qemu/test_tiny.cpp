@@ -1,0 +1,252 @@
+#define BOOST_TEST_MODULE e2e_tiny
+#include "guest.hpp"
+
+#include <localvm/process/child.hpp>
+#include <localvm/process/detached.hpp>
+#include <localvm/qemu/manager.hpp>
+#include <localvm/testing/run.hpp>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <fstream>
+#include <pty.h>
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using localvm::errc;
+using localvm::qemu::end_reason;
+using namespace std::chrono_literals;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+asio::awaitable<fs::path> blank_base(const lve2e::home& h) {
+    auto base = h.root / "base.qcow2";
+    if (!fs::exists(base)) {
+        localvm::process::options o;
+        o.argv = {"qemu-img", "create", "-q", "-f", "qcow2", base.string(), "64M"};
+        co_await localvm::process::run_checked(o);
+    }
+    co_return base;
+}
+
+template <class F> asio::awaitable<std::string> expect_error(errc code, F&& f) {
+    try {
+        co_await f();
+    } catch (const localvm::error& e) {
+        BOOST_TEST(e.code() == code, "got " << e.what());
+        co_return e.what();
+    }
+    BOOST_FAIL("expected error " << localvm::make_error_code(code).message());
+    co_return "";
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+}
+
+std::string joined(const std::vector<std::string>& lines) {
+    std::string s;
+    for (auto& l : lines)
+        s += l + "\n";
+    return s;
+}
+
+// Reads the pty master until `needle` shows up (or the deadline passes).
+asio::awaitable<bool> read_until(asio::posix::stream_descriptor& master, std::string& seen,
+                                 const std::string& needle, std::chrono::seconds limit) {
+    asio::steady_timer timer(co_await asio::this_coro::executor, limit);
+    while (seen.find(needle) == std::string::npos) {
+        char buf[512];
+        boost::system::error_code ec, tec;
+        auto r = co_await (
+            master.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec)) ||
+            timer.async_wait(asio::redirect_error(asio::use_awaitable, tec)));
+        if (r.index() == 1 || ec)
+            co_return false;
+        seen.append(buf, std::get<0>(r));
+    }
+    co_return true;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(tiny_guest_full_lifecycle) {
+    auto g = lve2e::load_guest("tiny");
+    lve2e::home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto base = co_await blank_base(h);
+            localvm::qemu::manager m(ex, h.options("tiny"));
+            std::vector<std::string> log;
+            m.set_output([&](std::string_view l) { log.emplace_back(l); });
+            co_await m.create(base);
+            auto s = lve2e::tiny_start(g, h);
+            s.user_data = "#!/bin/sh\necho localvm-e2e-marker > /run/marker\n";
+            co_await m.start(s);
+            co_await m.wait_ready(180s);
+            co_await m.wait_for_console("localvm-tiny: ssh ready", 10s);
+
+            auto r = co_await m.shell("uname -a", {});
+            BOOST_TEST(r.exit_status == 0);
+            BOOST_TEST(r.output.find("Linux") != std::string::npos, r.output);
+
+            // stdout and stderr apart, and the remote exit status.
+            std::vector<std::string> out, err;
+            localvm::shell_options so;
+            so.out = [&](std::string_view l) { out.emplace_back(l); };
+            so.err = [&](std::string_view l) { err.emplace_back(l); };
+            r = co_await m.shell("echo to-stdout; echo to-stderr >&2; exit 42", so);
+            BOOST_TEST(r.exit_status == 42);
+            BOOST_TEST(joined(out) == "to-stdout\n");
+            BOOST_TEST(joined(err) == "to-stderr\n");
+
+            // A command that outlives its timeout is killed.
+            localvm::shell_options slow;
+            slow.timeout = 2s;
+            co_await expect_error(errc::timeout, [&] { return m.shell("sleep 600", slow); });
+
+            // The user-data script ran before SSH answered.
+            r = co_await m.shell("cat /run/marker", {});
+            BOOST_TEST(r.output == "localvm-e2e-marker\n");
+
+            // sync: names with spaces, an exclude (and an empty one), chown.
+            auto src = h.root / "src tree";
+            write_file(src / "a file.txt", "alpha\n");
+            write_file(src / "skip.log", "excluded\n");
+            write_file(src / "sub dir" / "b c", "beta\n");
+            localvm::sync_options sy;
+            sy.chown = "debian:debian";
+            sy.excludes = {"*.log", ""};
+            co_await m.sync(src.string() + "/", "/home/debian/dst", sy);
+            r = co_await m.shell("cd /home/debian/dst && find . -type f | sort && "
+                                 "stat -c %U 'a file.txt' && cat 'sub dir/b c'",
+                                 {});
+            BOOST_TEST(r.output == "./a file.txt\n./sub dir/b c\ndebian\nbeta\n", r.output);
+
+            // The serial console through a pty: what we type reaches the guest's
+            // ttyS0 and its echo comes back; Ctrl-] detaches.
+            int master_fd = -1, slave_fd = -1;
+            BOOST_REQUIRE(::openpty(&master_fd, &slave_fd, nullptr, nullptr, nullptr) == 0);
+            asio::posix::stream_descriptor master(ex, master_fd);
+            localvm::console::attach_options ao;
+            ao.input_fd = slave_fd;
+            ao.output_fd = slave_fd;
+            std::string seen;
+            auto typing = [&]() -> asio::awaitable<bool> {
+                co_await asio::async_write(master, asio::buffer(std::string("\r")),
+                                           asio::use_awaitable);
+                co_await asio::async_write(
+                    master, asio::buffer(std::string("\recho console-$((6*7))\r")),
+                    asio::use_awaitable);
+                bool ok = co_await read_until(master, seen, "echo console-$((6*7))", 60s);
+                co_await asio::async_write(master, asio::buffer(std::string("\x1d")),
+                                           asio::use_awaitable);
+                co_return ok;
+            };
+            auto [how, ok] = co_await (m.attach_console(ao) && typing());
+            BOOST_TEST(ok, "console output: " << seen);
+            BOOST_TEST((how == localvm::console::attach_end::detached));
+            ::close(slave_fd);
+
+            // stop goes through the guest's ACPI shutdown.
+            log.clear();
+            co_await m.stop();
+            BOOST_TEST(!co_await m.running());
+            for (auto& l : log)
+                BOOST_TEST(l.find("quit") == std::string::npos, l);
+            BOOST_TEST(m.console_tail(50).find("power button") != std::string::npos);
+            auto st = co_await m.query();
+            BOOST_REQUIRE(st.state);
+            BOOST_TEST((st.state->last_end == end_reason::stopped));
+            co_await expect_error(errc::not_running, [&] { return m.shell("true", {}); });
+            co_await expect_error(errc::not_running, [&] { return m.console(); });
+            co_await m.remove();
+            BOOST_TEST(!co_await m.exists());
+        },
+        600s);
+}
+
+BOOST_AUTO_TEST_CASE(three_tiny_guests_at_once) {
+    auto g = lve2e::load_guest("tiny");
+    lve2e::home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto base = co_await blank_base(h);
+            auto one = [&](std::string name) -> asio::awaitable<std::uint16_t> {
+                localvm::qemu::manager m(ex, h.options(name));
+                co_await m.create(base);
+                co_await m.start(lve2e::tiny_start(g, h));
+                co_await m.wait_ready(300s);
+                auto r = co_await m.shell("hostname", {});
+                BOOST_TEST(r.output == name + "\n");
+                auto ports = co_await m.ports();
+                co_await m.stop();
+                co_await m.remove();
+                co_return ports.at(0).host_port;
+            };
+            auto [a, b, c] = co_await (one("vm-a") && one("vm-b") && one("vm-c"));
+            BOOST_TEST(a != b);
+            BOOST_TEST(b != c);
+            BOOST_TEST(a != c);
+        },
+        900s);
+}
+
+BOOST_AUTO_TEST_CASE(a_guest_that_panics_fails_wait_ready_fast) {
+    auto g = lve2e::load_guest("tiny");
+    lve2e::home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto base = co_await blank_base(h);
+            localvm::qemu::manager m(ex, h.options("panics"));
+            co_await m.create(base);
+            co_await m.start(lve2e::tiny_start(g, h, "localvm.panic=1"));
+            // A deadline far beyond the test's own: only a fast failure passes.
+            auto what = co_await expect_error(errc::guest_died, [&] { return m.wait_ready(3600s); });
+            BOOST_TEST(what.find("panic") != std::string::npos, what);
+            auto st = co_await m.query();
+            BOOST_TEST(!st.running);
+            BOOST_REQUIRE(st.state);
+            BOOST_TEST((st.state->last_end == end_reason::crashed),
+                       to_string(st.state->last_end) << " " << st.state->last_end_detail);
+            co_await m.remove();
+        },
+        300s);
+}
+
+BOOST_AUTO_TEST_CASE(stop_escalates_when_the_guest_ignores_acpi) {
+    auto g = lve2e::load_guest("tiny");
+    lve2e::home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto base = co_await blank_base(h);
+            auto o = h.options("noacpi");
+            o.stop.powerdown_timeout = 3s;
+            localvm::qemu::manager m(ex, o);
+            std::vector<std::string> log;
+            m.set_output([&](std::string_view l) { log.emplace_back(l); });
+            co_await m.create(base);
+            co_await m.start(lve2e::tiny_start(g, h, "localvm.noacpi=1"));
+            co_await m.wait_ready(300s);
+            log.clear();
+            co_await m.stop();
+            BOOST_TEST(!co_await m.running());
+            BOOST_TEST(joined(log).find("quit") != std::string::npos, joined(log));
+            co_await m.remove();
+        },
+        600s);
+}
