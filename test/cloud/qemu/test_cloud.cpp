@@ -1,0 +1,83 @@
+#define BOOST_TEST_MODULE cloud_guest
+#include "../../e2e/qemu/guest.hpp"
+
+#include <localvm/process/child.hpp>
+#include <localvm/qemu/manager.hpp>
+#include <localvm/testing/run.hpp>
+
+#include <boost/asio/this_coro.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <fstream>
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using localvm::qemu::end_reason;
+using namespace std::chrono_literals;
+
+// A real Debian image with real cloud-init reading localvm's NoCloud seed.
+BOOST_AUTO_TEST_CASE(cloud_init_guest_lifecycle) {
+    auto g = lve2e::load_guest("cloud");
+    lve2e::home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto o = h.options("cloud");
+            o.ssh_user = "tester"; // created by the user-data below
+            o.stop.powerdown_timeout = 120s;
+            localvm::qemu::manager m(ex, o);
+            std::vector<std::string> log;
+            m.set_output([&](std::string_view l) { log.emplace_back(l); });
+            co_await m.create(g["DISK"]);
+
+            localvm::start_options s;
+            s.cpus = 2;
+            s.memory = "1G";
+            s.boot = localvm::direct_boot{g["KERNEL"], g["INITRD"], g["CMDLINE"]};
+            s.ports = {{"127.0.0.1", 0, 22}};
+            s.ssh_authorized_key = h.public_key; // meta-data public-keys: the default user
+            s.user_data = "#cloud-config\n"
+                          "manage_etc_hosts: true\n"
+                          "users:\n"
+                          "  - default\n"
+                          "  - name: tester\n"
+                          "    sudo: ALL=(ALL) NOPASSWD:ALL\n"
+                          "    shell: /bin/bash\n"
+                          "    ssh_authorized_keys:\n"
+                          "      - " +
+                          h.public_key +
+                          "\n"
+                          "runcmd:\n"
+                          "  - [sh, -c, 'echo localvm-cloud-marker > /run/marker']\n";
+            co_await m.start(s);
+            co_await m.wait_ready(600s);
+
+            auto r = co_await m.shell("cloud-init status --wait", {});
+            BOOST_TEST(r.exit_status == 0, r.output);
+            BOOST_TEST(r.output.find("status: done") != std::string::npos, r.output);
+            r = co_await m.shell("id -un; sudo -n id -u; cat /run/marker; hostname", {});
+            BOOST_TEST(r.output == "tester\n0\nlocalvm-cloud-marker\ncloud\n", r.output);
+
+            auto src = h.root / "payload";
+            fs::create_directories(src / "sub dir");
+            std::ofstream(src / "sub dir" / "file one") << "payload\n";
+            localvm::sync_options sy;
+            sy.chown = "tester:tester";
+            co_await m.sync(src.string() + "/", "/srv/payload", sy);
+            r = co_await m.shell("stat -c %U '/srv/payload/sub dir/file one' && cat "
+                                 "'/srv/payload/sub dir/file one'",
+                                 {});
+            BOOST_TEST(r.output == "tester\npayload\n", r.output);
+
+            log.clear();
+            co_await m.stop();
+            for (auto& l : log)
+                BOOST_TEST(l.find("quit") == std::string::npos, l); // a clean guest shutdown
+            auto st = co_await m.query();
+            BOOST_REQUIRE(st.state);
+            BOOST_TEST((st.state->last_end == end_reason::stopped));
+            BOOST_TEST(st.state->last_end_detail == "exited 0");
+            co_await m.remove();
+        },
+        1200s);
+}
