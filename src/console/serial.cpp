@@ -85,9 +85,13 @@ asio::posix::stream_descriptor dup_descriptor(const asio::any_io_executor& ex, i
     throw_error(errc::io_error, "attach: " + what + ": " + ec.message());
 }
 
+// EINVAL and ENOTCONN too: when QEMU exits while our connection still waits
+// in its listen backlog (another client attached), the kernel drops the
+// embryonic peer and our reads fail with EINVAL instead of EOF.
 bool peer_gone(const error_code& ec) {
     return ec == asio::error::eof || ec == asio::error::connection_reset ||
-           ec == asio::error::broken_pipe;
+           ec == asio::error::broken_pipe || ec == asio::error::not_connected ||
+           ec == asio::error::invalid_argument;
 }
 
 } // namespace

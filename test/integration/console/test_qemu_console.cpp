@@ -125,6 +125,10 @@ BOOST_AUTO_TEST_CASE(attach_detach_reattach_and_qemu_exit) {
     pty p;
     localvm::testing::run_coroutine(
         [&]() -> asio::awaitable<void> {
+            auto exec = co_await asio::this_coro::executor;
+            int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, vm.pid, 0));
+            BOOST_REQUIRE(pidfd >= 0);
+            asio::posix::stream_descriptor exited(exec, pidfd);
             auto type_escape = [](asio::posix::stream_descriptor& m) {
                 BOOST_REQUIRE(::write(m.native_handle(), "ls\x1d", 3) == 3);
             };
@@ -136,6 +140,10 @@ BOOST_AUTO_TEST_CASE(attach_detach_reattach_and_qemu_exit) {
                 ::kill(vm.pid, SIGTERM);
             };
             BOOST_TEST((co_await attach_and(vm.sock, p, kill_qemu) == attach_end::vm_closed));
+            // SIGTERM: QEMU drops clients first and removes the socket as it
+            // exits; wait for the exit itself before expecting not_running.
+            co_await exited.async_wait(asio::posix::descriptor_base::wait_read,
+                                       asio::use_awaitable);
             vm.pid = -1;
             try {
                 attach_options opts;
