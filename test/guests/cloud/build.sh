@@ -48,6 +48,7 @@ build() {
       echo "${packages[*]}"
     )" \
     --aptopt='Acquire::Languages "none"' \
+    --dpkgopt='force-unsafe-io' \
     --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     --dpkgopt='path-include=/usr/share/locale/locale.alias' \
@@ -84,7 +85,7 @@ build() {
   qemu-img convert -c -f raw -O qcow2 -o compression_type=zstd "$work/disk.raw" "$out/disk.qcow2"
   rm -f "$work/disk.raw"
 
-  echo "root=/dev/vda rw console=ttyS0 quiet" >"$out/cmdline"
+  echo "root=/dev/vda rw console=ttyS0 quiet $fast_boot_cmdline" >"$out/cmdline"
   cat >"$out/env" <<EOF
 KERNEL='$out/vmlinux'
 INITRD='$out/initrd.img'
