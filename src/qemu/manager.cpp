@@ -145,6 +145,12 @@ fs::path default_qemu_binary(arch a) {
 
 struct kvm_hang {};
 
+// Serialises lifecycle calls on one VM across processes.
+asio::awaitable<detail::vm_lock> lock_vm(const layout& l, const options& o) {
+    co_return co_await detail::vm_lock::acquire(l.lock, l.runtime / "lock.sock", o.lock_timeout,
+                                                "VM " + o.name);
+}
+
 } // namespace
 
 manager::manager(asio::any_io_executor executor, options opts)
@@ -269,8 +275,7 @@ asio::awaitable<void> manager::create(fs::path base_image) {
         throw_error(errc::not_found, "base image " + base_image.string() + " does not exist");
     base_image = fs::absolute(base_image);
     ensure_dirs();
-    auto lock = co_await detail::vm_lock::acquire(layout_.lock, layout_.runtime / "lock.sock",
-                                                  opts_.lock_timeout, "VM " + opts_.name);
+    auto lock = co_await lock_vm(layout_, opts_);
     if (fs::exists(layout_.disk))
         throw_error(errc::already_exists,
                     "VM " + opts_.name + " already exists (" + layout_.disk.string() + ")");
@@ -344,8 +349,7 @@ asio::awaitable<void> manager::start(start_options so) {
     cloudinit::seed_files(seed); // validates meta-data before anything is touched
 
     ensure_dirs();
-    auto lock = co_await detail::vm_lock::acquire(layout_.lock, layout_.runtime / "lock.sock",
-                                                  opts_.lock_timeout, "VM " + opts_.name);
+    auto lock = co_await lock_vm(layout_, opts_);
     if (auto owner = lock_owner(layout_.pidfile))
         throw_error(errc::already_running, "VM " + opts_.name + " is already running (pid " +
                                                std::to_string(*owner) + ")");
@@ -544,10 +548,7 @@ asio::awaitable<void> manager::bring_up(pid_t pid, const launch_plan& plan, bool
 asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     auto t = ssh_target();
-    auto owner = lock_owner(layout_.pidfile);
-    if (!owner)
-        throw_error(errc::not_running, "VM " + opts_.name + " is not running");
-    pid_t pid = *owner;
+    pid_t pid = running_pid();
     auto abort = [this, pid]() -> asio::awaitable<std::string> {
         co_await process::wait_exit(pid, milliseconds(std::chrono::hours(24)));
         co_return "QEMU (pid " + std::to_string(pid) +
@@ -564,6 +565,13 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
                                                deadline - std::chrono::steady_clock::now()));
     co_await ssh::wait_for_login(t, lo, abort);
     say("ssh login works");
+}
+
+pid_t manager::running_pid() const {
+    auto owner = lock_owner(layout_.pidfile);
+    if (!owner)
+        throw_error(errc::not_running, "VM " + opts_.name + " is not running");
+    return *owner;
 }
 
 ssh::target manager::ssh_target() const {
@@ -612,16 +620,12 @@ asio::awaitable<void> manager::console() {
 }
 
 asio::awaitable<console::attach_end> manager::attach_console(console::attach_options opts) {
-    if (!lock_owner(layout_.pidfile))
-        throw_error(errc::not_running, "VM " + opts_.name + " is not running");
+    running_pid();
     co_return co_await console::attach(layout_.console_socket, std::move(opts));
 }
 
 asio::awaitable<std::string> manager::wait_for_console(std::string text, milliseconds timeout) {
-    auto owner = lock_owner(layout_.pidfile);
-    if (!owner)
-        throw_error(errc::not_running, "VM " + opts_.name + " is not running");
-    pid_t pid = *owner;
+    pid_t pid = running_pid();
     auto abort = [pid]() -> asio::awaitable<void> {
         co_await process::wait_exit(pid, milliseconds(std::chrono::hours(24)));
     };
@@ -632,8 +636,7 @@ asio::awaitable<std::string> manager::wait_for_console(std::string text, millise
 
 asio::awaitable<void> manager::stop() {
     ensure_dirs();
-    auto lock = co_await detail::vm_lock::acquire(layout_.lock, layout_.runtime / "lock.sock",
-                                                  opts_.lock_timeout, "VM " + opts_.name);
+    auto lock = co_await lock_vm(layout_, opts_);
     auto owner = lock_owner(layout_.pidfile);
     if (!owner) {
         settle_state(true);
@@ -699,8 +702,7 @@ asio::awaitable<void> manager::remove() {
     if (!fs::exists(layout_.runtime) && !fs::exists(layout_.data))
         co_return;
     ensure_dirs();
-    auto lock = co_await detail::vm_lock::acquire(layout_.lock, layout_.runtime / "lock.sock",
-                                                  opts_.lock_timeout, "VM " + opts_.name);
+    auto lock = co_await lock_vm(layout_, opts_);
     if (auto owner = lock_owner(layout_.pidfile))
         throw_error(errc::already_running, "VM " + opts_.name + " is running (pid " +
                                                std::to_string(*owner) + "); stop it first");

@@ -98,6 +98,7 @@ public:
     const layout& files() const noexcept { return layout_; }  ///< Where the VM's files are.
 
 private:
+    pid_t running_pid() const; // throws errc::not_running
     ssh::target ssh_target() const;
     void say(const std::string& line) const;
     void forward_qemu_log() const;
