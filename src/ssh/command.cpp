@@ -47,6 +47,35 @@ std::string tail_text(const process::result& r) {
 
 std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
+// rsync passes its ssh's exit status 255 on, except when it notices the
+// broken protocol stream first: then it exits 12 (seen with a refused
+// connection). ssh's own messages on stderr tell that case apart from a
+// remote rsync that died.
+bool ssh_failed_under_rsync(const process::result& r) {
+    if (r.signal != 0 || r.timed_out)
+        return false;
+    if (r.exit_code == ssh_failure_status)
+        return true;
+    if (r.exit_code != 12)
+        return false;
+    static constexpr std::string_view markers[] = {
+        "Permission denied (",        // authentication
+        "Host key verification failed",
+        "kex_exchange_identification:",
+        "Connection closed by ",
+        "Connection reset by ",
+        "Connection timed out during banner exchange",
+    };
+    for (const auto& line : r.err_tail) {
+        if (line.starts_with("ssh: "))
+            return true;
+        for (auto m : markers)
+            if (line.find(m) != std::string::npos) // e.g. "user@host: Permission denied (publickey)."
+                return true;
+    }
+    return false;
+}
+
 } // namespace
 
 void reset_known_hosts(const target& t) {
@@ -178,8 +207,10 @@ asio::awaitable<void> sync(target t, std::string from, std::string to, sync_opti
         co_return;
     if (r.timed_out)
         throw_error(errc::timeout, what + " did not finish within " + ms_text(opts.timeout));
-    if (r.signal == 0 && r.exit_code == ssh_failure_status)
-        throw_error(errc::ssh_unreachable, what + ": ssh failed (exit status 255): " + tail_text(r));
+    if (ssh_failed_under_rsync(r))
+        throw_error(errc::ssh_unreachable,
+                    what + ": ssh failed (rsync exit status " + std::to_string(r.exit_code) +
+                        "): " + tail_text(r));
     throw_error(errc::process_failed, what + ": rsync " + r.describe() + ": " + tail_text(r));
 }
 

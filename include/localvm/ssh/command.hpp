@@ -105,7 +105,8 @@ struct shell_result {
 /// 255 (it could not connect or authenticate; a remote command that itself
 /// exits 255 is indistinguishable and reported the same way), with the
 /// tail of ssh's stderr; `errc::timeout` when `opts.timeout` passes;
-/// `errc::process_failed` when ssh cannot be run or is killed by a signal.
+/// `errc::not_found` when ssh is not installed; `errc::process_failed`
+/// when ssh cannot be run or is killed by a signal.
 /// Cancellation terminates ssh (SIGTERM, then SIGKILL) and completes with
 /// `operation_aborted`. Without a pty, the remote command is not signalled
 /// when ssh ends; it gets EOF/SIGPIPE on its next write.
@@ -160,10 +161,12 @@ std::vector<std::string> rsync_argv(const target& t, const std::string& from, co
                                     const sync_options& opts);
 
 /// Copies local `from` to `to` in the guest with `rsync_argv`. Throws
-/// `localvm::error`: `errc::ssh_unreachable` when rsync exits with 255 (its
-/// ssh could not connect or authenticate), `errc::process_failed` for any
+/// `localvm::error`: `errc::ssh_unreachable` when its ssh could not connect
+/// or authenticate (rsync exits 255, or 12 with ssh's own error message on
+/// stderr when it notices the broken stream first), `errc::process_failed` for any
 /// other failure, naming rsync's exit code with its last stderr lines;
-/// `errc::timeout`; `errc::invalid_argument` as `shell`. Cancellation
+/// `errc::timeout`; `errc::invalid_argument` as `shell`; `errc::not_found`
+/// when rsync is not installed. Cancellation
 /// terminates rsync (and with it ssh) and completes with `operation_aborted`.
 boost::asio::awaitable<void> sync(target t, std::string from, std::string to,
                                   sync_options opts = {});

@@ -250,8 +250,9 @@ BOOST_AUTO_TEST_CASE(abort_hook_ends_the_wait_with_guest_died) {
             BOOST_TEST(e.diagnostic().find("127.0.0.1:" + std::to_string(l.port())) != std::string::npos);
         }
         BOOST_TEST(accepted_at_abort >= 1);
-        // The probe stopped with the hook: no connection after it.
-        BOOST_TEST(l.accepted == accepted_at_abort);
+        // The probe stopped with the hook: at most a connect already in
+        // flight (completed by the kernel) was accepted after it.
+        BOOST_TEST(l.accepted <= accepted_at_abort + 1);
         l.acceptor.close();
     }, 30s);
 }
