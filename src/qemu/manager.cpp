@@ -224,6 +224,19 @@ std::string manager::qemu_log_tail(std::size_t lines) const {
     return slurp_tail_lines(layout_.qemu_log, lines);
 }
 
+// The console's last lines, led by the line that says the guest kernel
+// panicked when there is one (a panic's stack dump pushes it out of a short tail).
+std::string manager::console_diagnosis() const {
+    std::string panic;
+    std::istringstream in(console_tail(400));
+    for (std::string line; std::getline(in, line);)
+        if (panic.empty() && (line.find("Kernel panic") != std::string::npos ||
+                              line.find("sysrq: Trigger a crash") != std::string::npos))
+            panic = line;
+    return (panic.empty() ? std::string() : "; the guest kernel panicked: " + panic) +
+           "; serial console:\n" + console_tail(30);
+}
+
 std::string manager::console_tail(std::size_t lines) const {
     return slurp_tail_lines(layout_.console_log, lines);
 }
@@ -551,8 +564,8 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
     pid_t pid = running_pid();
     auto abort = [this, pid]() -> asio::awaitable<std::string> {
         co_await process::wait_exit(pid, milliseconds(std::chrono::hours(24)));
-        co_return "QEMU (pid " + std::to_string(pid) +
-            ") exited while waiting for SSH; serial console:\n" + console_tail(30);
+        co_return "QEMU (pid " + std::to_string(pid) + ") exited while waiting for SSH" +
+            console_diagnosis();
     };
     ssh::probe_options po;
     po.timeout = timeout;

@@ -99,6 +99,7 @@ public:
 
 private:
     pid_t running_pid() const; // throws errc::not_running
+    std::string console_diagnosis() const;
     ssh::target ssh_target() const;
     void say(const std::string& line) const;
     void forward_qemu_log() const;
