@@ -86,12 +86,6 @@ build() {
   rm -f "$work/disk.raw"
 
   echo "root=/dev/vda rw console=ttyS0 quiet $fast_boot_cmdline" >"$out/cmdline"
-  cat >"$out/env" <<EOF
-KERNEL='$out/vmlinux'
-INITRD='$out/initrd.img'
-CMDLINE='$(cat "$out/cmdline")'
-DISK='$out/disk.qcow2'
-EOF
   note "disk.qcow2 $(du -h "$out/disk.qcow2" | cut -f1), initrd $(du -h "$out/initrd.img" | cut -f1)"
 }
 

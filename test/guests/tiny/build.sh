@@ -175,11 +175,6 @@ EOF
 
   # panic=-1: reboot at once on a panic (QEMU with -no-reboot exits).
   echo "console=ttyS0 quiet panic=-1 $fast_boot_cmdline" >"$out/cmdline"
-  cat >"$out/env" <<EOF
-KERNEL='$out/vmlinux'
-INITRD='$out/initrd.img'
-CMDLINE='$(cat "$out/cmdline")'
-EOF
   echo "$release" >"$out/kernel-release"
   note "initrd $(du -h "$out/initrd.img" | cut -f1), vmlinux $(du -h "$out/vmlinux" | cut -f1)"
 }
