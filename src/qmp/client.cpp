@@ -46,7 +46,7 @@ clock_type::time_point deadline_after(clock_type::duration d) {
 // Returns true when the deadline passed. A wake-up and a cancellation of the
 // awaiting coroutine look alike here; callers check their state first, then
 // `throw_if_cancelled`.
-asio::awaitable<bool> sleep(asio::steady_timer& t, clock_type::time_point deadline) {
+asio::awaitable<bool> wait_for_wakeup(asio::steady_timer& t, clock_type::time_point deadline) {
     t.expires_at(deadline);
     error_code ec;
     co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -252,7 +252,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
             while (self->out.empty()) {
                 if (self->end != connection_end::open)
                     co_return;
-                co_await sleep(self->write_signal, clock_type::time_point::max());
+                co_await wait_for_wakeup(self->write_signal, clock_type::time_point::max());
             }
             if (self->end != connection_end::open)
                 co_return;
@@ -308,7 +308,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
 
         auto deadline = deadline_after(options.timeout);
         while (!call.done) {
-            bool expired = co_await sleep(timer, deadline);
+            bool expired = co_await wait_for_wakeup(timer, deadline);
             if (call.done)
                 break;
             if (expired)
@@ -351,7 +351,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
             if (self->end != connection_end::open)
                 self->throw_closed("waiting for the QMP greeting");
             self->greeting_waiter = &timer;
-            co_await sleep(timer, clock_type::time_point::max());
+            co_await wait_for_wakeup(timer, clock_type::time_point::max());
             if (!self->greet && self->end == connection_end::open)
                 co_await throw_if_cancelled();
         }
@@ -403,7 +403,7 @@ asio::awaitable<event> subscription::next(clock_type::duration timeout) {
             throw localvm::error(s->close_code, "waiting for " + what + ": " + s->close_diagnostic);
         s->waiting = true;
         detail::scope_exit idle{[&] { s->waiting = false; }};
-        bool expired = co_await detail::sleep(s->timer, deadline);
+        bool expired = co_await detail::wait_for_wakeup(s->timer, deadline);
         if (!s->queue.empty() || s->closed)
             continue;
         if (expired)
@@ -561,7 +561,7 @@ asio::awaitable<connection_end> client::wait_closed(clock_type::duration timeout
     while (impl->end == connection_end::open) {
         impl->close_waiters.push_back(&timer);
         detail::scope_exit unregister{[&] { std::erase(impl->close_waiters, &timer); }};
-        bool expired = co_await detail::sleep(timer, deadline);
+        bool expired = co_await detail::wait_for_wakeup(timer, deadline);
         if (impl->end != connection_end::open)
             break;
         if (expired)
