@@ -135,10 +135,6 @@ std::string instance_id(const std::string& name, const start_options& so) {
     return os.str();
 }
 
-std::string slurp_tail_lines(const fs::path& file, std::size_t lines) {
-    return console::read_tail(file, lines);
-}
-
 fs::path default_qemu_binary(arch a) {
     return a == arch::arm64 ? "qemu-system-aarch64" : "qemu-system-x86_64";
 }
@@ -221,7 +217,7 @@ void manager::write_state(const vm_state& s) const {
 }
 
 std::string manager::qemu_log_tail(std::size_t lines) const {
-    return slurp_tail_lines(layout_.qemu_log, lines);
+    return console::read_tail(layout_.qemu_log, lines);
 }
 
 // The console's last lines, led by the line that says the guest kernel
@@ -238,7 +234,7 @@ std::string manager::console_diagnosis() const {
 }
 
 std::string manager::console_tail(std::size_t lines) const {
-    return slurp_tail_lines(layout_.console_log, lines);
+    return console::read_tail(layout_.console_log, lines);
 }
 
 // Brings the recorded state up to date when QEMU has ended since it was
