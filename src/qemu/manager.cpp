@@ -542,7 +542,7 @@ asio::awaitable<void> manager::bring_up(pid_t pid, const launch_plan& plan, bool
         wo.start_offset = 0;
         try {
             co_await console::wait_for_console(layout_.console_log,
-                                               console::text_matcher(std::regex(".")),
+                                               console::text_matcher(std::string()), // any output
                                                opts_.kvm_watchdog, abort, wo);
         } catch (const localvm::error& e) {
             if (e.code() == errc::timeout)
