@@ -161,6 +161,8 @@ std::string manager::addr() const { return "10.0.2.2"; }
 
 void manager::set_output(line_sink sink) { output_ = std::move(sink); }
 
+void manager::set_stage_sink(stage_sink sink) { stages_ = std::move(sink); }
+
 void manager::say(const std::string& line) const {
     if (output_)
         output_("[" + opts_.name + "] " + line);
@@ -417,6 +419,8 @@ asio::awaitable<void> manager::start(start_options so) {
         d.stderr_file = layout_.qemu_log;
         d.exit_status_file = layout_.exit_status;
         pid_t pid = process::spawn_detached(d);
+        if (stages_)
+            stages_(boot_stage::qemu_spawned, "pid " + std::to_string(pid));
         std::exception_ptr failure;
         bool hung = false;
         try {
@@ -514,6 +518,8 @@ asio::awaitable<void> manager::bring_up(pid_t pid, const launch_plan& plan, bool
         co_await t.async_wait(asio::use_awaitable);
     }
     auto& client = *connected;
+    if (stages_)
+        stages_(boot_stage::qmp_ready, {});
     vm_state s;
     s.pid = pid;
     s.accel = plan.accel;
@@ -532,6 +538,8 @@ asio::awaitable<void> manager::bring_up(pid_t pid, const launch_plan& plan, bool
     auto st = co_await client.query_status();
     if (!st.running)
         throw_error(errc::process_failed, "QEMU did not run after cont (status " + st.status + ")");
+    if (stages_)
+        stages_(boot_stage::guest_running, plan.accel == accelerator::kvm ? "kvm" : "tcg");
     client.close();
 
     if (watch_boot) {
@@ -567,6 +575,8 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
     po.timeout = timeout;
     auto banner = co_await ssh::wait_for_banner(t.host, t.port, po, abort);
     say("ssh answers: " + banner);
+    if (stages_)
+        stages_(boot_stage::ssh_banner, banner);
     if (opts_.ssh_identity_file.empty())
         co_return;
     ssh::login_options lo;
@@ -574,6 +584,8 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
                                                deadline - std::chrono::steady_clock::now()));
     co_await ssh::wait_for_login(t, lo, abort);
     say("ssh login works");
+    if (stages_)
+        stages_(boot_stage::ssh_login, opts_.ssh_user);
 }
 
 pid_t manager::running_pid() const {

@@ -4,6 +4,7 @@
 #include <localvm/console/serial.hpp>
 #include <localvm/manager.hpp>
 #include <localvm/qemu/options.hpp>
+#include <localvm/qemu/stage.hpp>
 #include <localvm/qemu/state.hpp>
 #include <localvm/ssh/command.hpp>
 
@@ -37,6 +38,9 @@ public:
 
     std::string addr() const override;         ///< "10.0.2.2" (user-mode networking).
     void set_output(line_sink sink) override;  ///< Lifecycle messages and QEMU's stderr.
+    /// Where `start` and `wait_ready` report each `boot_stage` as it
+    /// happens (for progress displays and boot timelines). Default: nowhere.
+    void set_stage_sink(stage_sink sink);
 
     /// `qemu-img create -f qcow2 -F <format of base> -b <base>` into a
     /// temporary name, renamed into place on success (see localvm::manager).
@@ -116,6 +120,7 @@ private:
     options opts_;
     layout layout_;
     line_sink output_;
+    stage_sink stages_;
     mutable std::uint64_t qemu_log_forwarded_ = 0;
 };
 

@@ -1,0 +1,28 @@
+// Moments of a VM's boot, reported as they happen: for progress displays
+// and boot timelines.
+#pragma once
+
+#include <functional>
+#include <string_view>
+
+namespace localvm::qemu {
+
+/// A moment in bringing a VM up, in the order they normally happen.
+enum class boot_stage {
+    qemu_spawned,  ///< QEMU was spawned (paused); again after a KVM -> TCG fallback.
+    qmp_ready,     ///< QEMU's QMP monitor answered.
+    guest_running, ///< The guest's CPUs were started (`cont`): the guest boots from here.
+    ssh_banner,    ///< The guest's SSH server sent its identification line.
+    ssh_login,     ///< A login with `options::ssh_identity_file` worked.
+};
+
+/// The stable word for a stage: "qemu-spawned", "qmp-ready",
+/// "guest-running", "ssh-banner", "ssh-login".
+std::string_view to_string(boot_stage s) noexcept;
+
+/// Receives each stage as it happens, with a detail for people ("pid 1234",
+/// the SSH banner, ...; may be empty). Called on the io_context's thread,
+/// synchronously from the lifecycle call; it must not block or throw.
+using stage_sink = std::function<void(boot_stage stage, std::string_view detail)>;
+
+} // namespace localvm::qemu
