@@ -1,0 +1,179 @@
+// The localvm command line: every subcommand parses, bad usage is a usage
+// error naming the problem, defaults come from the library.
+#define BOOST_TEST_MODULE cli_parse
+#include "cli.hpp"
+
+#include <localvm/qemu/options.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include <initializer_list>
+
+using namespace localvm::cli;
+using localvm::qemu::accelerator;
+using localvm::qemu::network;
+
+namespace {
+
+std::variant<invocation, usage_error> run(std::initializer_list<const char*> words) {
+    std::vector<std::string> args(words.begin(), words.end());
+    return parse(args);
+}
+
+invocation ok(std::initializer_list<const char*> words) {
+    auto r = run(words);
+    if (auto* e = std::get_if<usage_error>(&r))
+        BOOST_FAIL("usage error: " << e->message);
+    return std::get<invocation>(r);
+}
+
+std::string bad(std::initializer_list<const char*> words) {
+    auto r = run(words);
+    if (std::holds_alternative<invocation>(r)) {
+        BOOST_ERROR("parsed, but a usage error was expected");
+        return {};
+    }
+    return std::get<usage_error>(r).message;
+}
+
+bool contains(const std::string& hay, const std::string& needle) {
+    return hay.find(needle) != std::string::npos;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(no_arguments_is_usage) {
+    BOOST_TEST(bad({}) == "missing command");
+    BOOST_TEST(contains(bad({"frobnicate"}), "unknown command \"frobnicate\""));
+    BOOST_TEST(contains(bad({"--frob"}), "unknown option \"--frob\""));
+}
+
+BOOST_AUTO_TEST_CASE(help_everywhere) {
+    BOOST_TEST(ok({"--help"}).help);
+    BOOST_TEST((ok({"--help"}).cmd == command::usage));
+    BOOST_TEST((ok({"help", "up"}).cmd == command::up));
+    BOOST_TEST((ok({"--version"}).cmd == command::version));
+    for (auto word : {"create", "start", "up", "status", "shell", "console", "sync", "stop",
+                      "delete", "cidata"}) {
+        BOOST_TEST_CONTEXT(word) {
+            // --help needs no operands and wins over anything missing.
+            auto i = ok({word, "--help"});
+            BOOST_TEST(i.help);
+            BOOST_TEST(command_word(i.cmd) == word);
+            BOOST_TEST(ok({word, "-h"}).help);
+            auto text = help_text(i.cmd);
+            BOOST_TEST(text.starts_with("usage: localvm " + std::string(word)));
+            BOOST_TEST(contains(text, "--help"));
+        }
+    }
+    BOOST_TEST(contains(help_text(command::usage), "cidata"));
+}
+
+BOOST_AUTO_TEST_CASE(help_shows_library_defaults) {
+    auto text = help_text(command::up);
+    localvm::start_options s;
+    localvm::qemu::options o;
+    BOOST_TEST(contains(text, "Default " + std::to_string(s.cpus) + "."));
+    BOOST_TEST(contains(text, "Default " + s.memory + "."));
+    BOOST_TEST(contains(text, "Default " + o.ssh_user + "."));
+    BOOST_TEST(contains(text, "--timeline FILE"));
+}
+
+BOOST_AUTO_TEST_CASE(up_with_everything) {
+    auto i = ok({"up", "vm1", "--base", "b.qcow2", "--kernel=k", "--initrd", "i", "--cmdline",
+                 "quiet -- x", "--cpus", "1", "--memory", "512M", "--forward", "2222:22",
+                 "--forward", "10.0.0.1:0:80", "--accel", "tcg", "--net", "restricted",
+                 "--identity", "id", "--user", "root", "--timeout", "30", "--timeline", "t.json",
+                 "-q", "--data-dir", "/d", "--runtime-dir", "/r", "--", "uname", "-a"});
+    BOOST_TEST((i.cmd == command::up));
+    BOOST_TEST(i.name == "vm1");
+    BOOST_TEST(i.base == "b.qcow2");
+    BOOST_TEST(i.kernel == "k");
+    BOOST_TEST(i.initrd == "i");
+    BOOST_TEST(i.cmdline == "quiet -- x");
+    BOOST_TEST(*i.cpus == 1u);
+    BOOST_TEST(i.memory == "512M");
+    BOOST_REQUIRE(i.forwards.size() == 2u);
+    BOOST_TEST(i.forwards[0].host_address == "127.0.0.1");
+    BOOST_TEST(i.forwards[0].host_port == 2222);
+    BOOST_TEST(i.forwards[1].host_address == "10.0.0.1");
+    BOOST_TEST(i.forwards[1].guest_port == 80);
+    BOOST_TEST((*i.accel == accelerator::tcg));
+    BOOST_TEST((*i.net == network::restricted));
+    BOOST_TEST(i.identity == "id");
+    BOOST_TEST(i.user == "root");
+    BOOST_TEST(i.timeout.count() == 30);
+    BOOST_TEST(i.timeline_file == "t.json");
+    BOOST_TEST((i.level == verbosity::quiet));
+    BOOST_TEST(i.data_dir == "/d");
+    BOOST_TEST(i.runtime_dir == "/r");
+    BOOST_TEST((i.remote_command == std::vector<std::string>{"uname", "-a"}));
+    BOOST_TEST(joined_command(i.remote_command) == "uname -a");
+}
+
+BOOST_AUTO_TEST_CASE(defaults_are_unset) {
+    auto i = ok({"start", "vm1"});
+    BOOST_TEST(!i.cpus);
+    BOOST_TEST(i.memory.empty());
+    BOOST_TEST(!i.accel);
+    BOOST_TEST(!i.net);
+    BOOST_TEST(i.forwards.empty());
+    BOOST_TEST(i.identity.empty());
+    BOOST_TEST(i.data_dir.empty());
+    BOOST_TEST((i.level == verbosity::normal));
+    BOOST_TEST((ok({"start", "vm1", "--accel", "auto"}).accel == accelerator::automatic));
+    BOOST_TEST((ok({"stop", "-v", "vm1"}).level == verbosity::verbose));
+}
+
+BOOST_AUTO_TEST_CASE(bad_values_name_the_option) {
+    BOOST_TEST(bad({"start", "vm1", "--cpus", "0"}) == "start: --cpus: expected 1..255, got \"0\"");
+    BOOST_TEST(contains(bad({"start", "vm1", "--cpus", "x"}), "--cpus"));
+    BOOST_TEST(contains(bad({"start", "vm1", "--memory", "lots"}), "--memory"));
+    BOOST_TEST(contains(bad({"start", "vm1", "--forward", "a:b"}), "--forward"));
+    BOOST_TEST(contains(bad({"start", "vm1", "--forward", "1:2:3:4"}), "--forward"));
+    BOOST_TEST(contains(bad({"start", "vm1", "--accel", "hvf"}), "--accel"));
+    BOOST_TEST(contains(bad({"start", "vm1", "--net", "bridge"}), "--net"));
+    BOOST_TEST(contains(bad({"up", "vm1", "--timeout", "-1"}), "--timeout"));
+    BOOST_TEST(bad({"start", "vm1", "--cpus"}) == "start: --cpus: missing N");
+    BOOST_TEST(bad({"status", "vm1", "--json=yes"}) == "status: --json takes no value");
+}
+
+BOOST_AUTO_TEST_CASE(options_belong_to_their_commands) {
+    BOOST_TEST(bad({"stop", "vm1", "--cpus", "2"}) == "stop: unknown option \"--cpus\"");
+    BOOST_TEST(bad({"status", "vm1", "--base", "x"}) == "status: unknown option \"--base\"");
+    BOOST_TEST(bad({"stop", "vm1", "-x"}) == "stop: unknown option \"-x\"");
+    BOOST_TEST(contains(bad({"stop", "vm1", "--", "x"}), "only for shell and up"));
+}
+
+BOOST_AUTO_TEST_CASE(operands) {
+    BOOST_TEST(bad({"stop"}) == "stop: missing NAME");
+    BOOST_TEST(bad({"stop", "a", "b"}) == "stop: unexpected argument \"b\"");
+    BOOST_TEST(contains(bad({"stop", "a/b"}), "may only contain"));
+    BOOST_TEST(bad({"create", "vm1"}) == "create: missing --base IMAGE");
+    BOOST_TEST(bad({"start", "vm1", "--initrd", "i"}) == "start: --initrd needs --kernel");
+    BOOST_TEST(bad({"shell", "vm1", "--"}) == "shell: missing COMMAND after '--'");
+    BOOST_TEST(bad({"sync", "vm1", "a"}) == "sync: missing TO");
+    auto s = ok({"sync", "vm1", "./src/", "/tmp/src", "--exclude", "*.o", "--chown", "a:b"});
+    BOOST_TEST(s.from == "./src/");
+    BOOST_TEST(s.to == "/tmp/src");
+    BOOST_TEST((s.excludes == std::vector<std::string>{"*.o"}));
+    BOOST_TEST(s.chown == "a:b");
+    auto sh = ok({"shell", "vm1", "--", "ls", "--", "-l"});
+    BOOST_TEST((sh.remote_command == std::vector<std::string>{"ls", "--", "-l"}));
+    BOOST_TEST(ok({"shell", "vm1"}).remote_command.empty());
+}
+
+BOOST_AUTO_TEST_CASE(cidata) {
+    auto i = ok({"cidata", "seed.iso", "ud", "--hostname", "h", "--ssh-key", "k.pub",
+                 "--network-config", "nc"});
+    BOOST_TEST(i.output == "seed.iso");
+    BOOST_TEST(i.user_data == "ud");
+    BOOST_TEST(i.hostname == "h");
+    BOOST_TEST(i.ssh_keys.size() == 1u);
+    BOOST_TEST(i.network_config == "nc");
+    BOOST_TEST(ok({"cidata", "seed.iso", "ud", "md"}).meta_data == "md");
+    BOOST_TEST(bad({"cidata"}) == "cidata: missing OUTPUT");
+    BOOST_TEST(contains(bad({"cidata", "o", "u", "m", "--hostname", "h"}), "verbatim"));
+    BOOST_TEST(contains(bad({"cidata", "o", "u", "m", "x"}), "unexpected argument"));
+    BOOST_TEST(bad({"cidata", "o", "--data-dir", "d"}) == "cidata: unknown option \"--data-dir\"");
+}

@@ -1,0 +1,126 @@
+// What the localvm command prints: the status JSON (stable keys, parsed
+// back with Boost.JSON), the timeline, the progress line.
+#define BOOST_TEST_MODULE cli_report
+#include "report.hpp"
+
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+using namespace localvm::cli;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+status_report sample(bool running) {
+    status_report r;
+    r.name = "vm1";
+    r.st.exists = true;
+    r.st.running = running;
+    localvm::qemu::vm_state s;
+    s.pid = 4242;
+    s.accel = localvm::qemu::accelerator::tcg;
+    s.ports = {{"127.0.0.1", 40000, 22}};
+    s.started_at = 1000;
+    if (running) {
+        r.st.pid = 4242;
+    } else {
+        s.last_end = localvm::qemu::end_reason::stopped;
+        s.last_end_detail = "exited 0";
+    }
+    r.st.state = s;
+    localvm::qemu::options o;
+    o.name = "vm1";
+    o.data_dir = "/d";
+    o.runtime_dir = "/r";
+    r.files = localvm::qemu::make_layout(o);
+    r.identity = "/d/vm1/id_ed25519";
+    r.now = 1012;
+    return r;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(status_json_running) {
+    auto text = render_status_json(sample(true));
+    BOOST_TEST(text.find('\n') == std::string::npos);
+    auto v = json::parse(text).as_object();
+    std::vector<std::string> keys;
+    for (const auto& kv : v)
+        keys.emplace_back(kv.key());
+    BOOST_TEST((keys == std::vector<std::string>{"name", "state", "pid", "accelerator", "ports",
+                                                  "uptime_seconds", "last_end", "last_end_detail",
+                                                  "paths"}));
+    BOOST_TEST(v.at("name").as_string() == "vm1");
+    BOOST_TEST(v.at("state").as_string() == "running");
+    BOOST_TEST(v.at("pid").to_number<int>() == 4242);
+    BOOST_TEST(v.at("accelerator").as_string() == "tcg");
+    BOOST_TEST(v.at("uptime_seconds").to_number<int>() == 12);
+    auto& p = v.at("ports").as_array().at(0).as_object();
+    BOOST_TEST(p.at("host_address").as_string() == "127.0.0.1");
+    BOOST_TEST(p.at("host_port").to_number<int>() == 40000);
+    BOOST_TEST(p.at("guest_port").to_number<int>() == 22);
+    auto& paths = v.at("paths").as_object();
+    BOOST_TEST(paths.at("disk").as_string() == "/d/vm1/disk.qcow2");
+    BOOST_TEST(paths.at("console_log").as_string() == "/r/vm1/console.log");
+    BOOST_TEST(paths.at("identity").as_string() == "/d/vm1/id_ed25519");
+}
+
+BOOST_AUTO_TEST_CASE(status_json_stopped) {
+    auto v = json::parse(render_status_json(sample(false))).as_object();
+    BOOST_TEST(v.at("state").as_string() == "stopped");
+    BOOST_TEST(v.at("pid").is_null());
+    BOOST_TEST(v.at("accelerator").is_null());
+    BOOST_TEST(v.at("uptime_seconds").is_null());
+    BOOST_TEST(v.at("ports").as_array().empty());
+    BOOST_TEST(v.at("last_end").as_string() == "stopped");
+    BOOST_TEST(v.at("last_end_detail").as_string() == "exited 0");
+    auto r = sample(false);
+    r.st.exists = false;
+    r.st.state.reset();
+    auto absent = json::parse(render_status_json(r)).as_object();
+    BOOST_TEST(absent.at("state").as_string() == "absent");
+    BOOST_TEST(absent.at("last_end").as_string() == "none");
+}
+
+BOOST_AUTO_TEST_CASE(status_text) {
+    auto t = render_status_text(sample(true));
+    BOOST_TEST(t.find("state:    running (pid 4242, tcg, up 12 s)") != std::string::npos, t);
+    BOOST_TEST(t.find("ports:    127.0.0.1:40000 -> 22") != std::string::npos, t);
+    auto s = render_status_text(sample(false));
+    BOOST_TEST(s.find("stopped (last end: stopped, exited 0)") != std::string::npos, s);
+}
+
+BOOST_AUTO_TEST_CASE(timeline_renders) {
+    timeline t;
+    t.vm = "vm1";
+    t.entries = {{"qemu-spawned", 0.05, "pid 7"}, {"qmp-ready", 0.1, ""},
+                 {"console-output", 1.5, ""}, {"ssh-banner", 9.25, "SSH-2.0-x"},
+                 {"ssh-login", 9.5, "debian"}};
+    auto table = render_timeline_table(t);
+    BOOST_TEST(table ==
+               "boot timeline of vm1:\n"
+               "    0.05 s    +0.05 s  QEMU spawned         pid 7\n"
+               "    0.10 s    +0.05 s  QMP ready\n"
+               "    1.50 s    +1.40 s  first console output\n"
+               "    9.25 s    +7.75 s  SSH banner           SSH-2.0-x\n"
+               "    9.50 s    +0.25 s  SSH login            debian\n");
+    auto v = json::parse(render_timeline_json(t)).as_object();
+    BOOST_TEST(v.at("vm").as_string() == "vm1");
+    auto& stages = v.at("stages").as_array();
+    BOOST_REQUIRE(stages.size() == 5u);
+    BOOST_TEST(stages[3].as_object().at("stage").as_string() == "ssh-banner");
+    BOOST_TEST(stages[3].as_object().at("seconds").to_number<double>() == 9.25);
+    BOOST_TEST(stages[3].as_object().at("detail").as_string() == "SSH-2.0-x");
+}
+
+BOOST_AUTO_TEST_CASE(progress_line) {
+    BOOST_TEST(status_line(12345ms, "booting", "", 80) == "[  12.3s] booting");
+    BOOST_TEST(status_line(500ms, "booting", "Run /init", 80) == "[   0.5s] booting | Run /init");
+    auto cut = status_line(500ms, "booting", "a very long console line indeed", 20);
+    BOOST_TEST(cut == "[   0.5s] booting |\u2026");
+    // Code points, not bytes: a multi-byte character is never split.
+    auto u = status_line(0ms, "x", "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9", 16);
+    BOOST_TEST(u == "[   0.0s] x | \u00e9\u2026");
+    BOOST_TEST(status_line(0ms, "x", "", 0).empty());
+}

@@ -1,0 +1,499 @@
+#include "cli.hpp"
+
+#include <localvm/error.hpp>
+#include <localvm/qemu/forward.hpp>
+#include <localvm/qemu/options.hpp>
+
+#include <charconv>
+#include <functional>
+
+namespace localvm::cli {
+namespace {
+
+using mask = unsigned;
+constexpr mask bit(command c) { return 1u << static_cast<unsigned>(c); }
+
+constexpr mask vm_commands = bit(command::create) | bit(command::start) | bit(command::up) |
+                             bit(command::status) | bit(command::shell) | bit(command::console) |
+                             bit(command::sync) | bit(command::stop) | bit(command::remove);
+constexpr mask boot_commands = bit(command::start) | bit(command::up);
+constexpr mask login_commands = boot_commands | bit(command::shell) | bit(command::sync);
+constexpr mask create_commands = bit(command::create) | bit(command::up);
+constexpr mask all_commands = vm_commands | bit(command::cidata);
+
+struct subcommand {
+    command cmd;
+    std::string_view word;
+    std::string_view operands; // for the usage line
+    std::string_view summary;
+};
+
+const subcommand subcommands[] = {
+    {command::create, "create", "NAME --base IMAGE",
+     "Create the VM's disk as a qcow2 overlay on a base image."},
+    {command::start, "start", "NAME",
+     "Boot the VM; returns once QEMU runs (the VM outlives this command)."},
+    {command::up, "up", "NAME [-- COMMAND...]",
+     "Create the VM if needed, start it if needed, wait until SSH works,\n"
+     "then run COMMAND in it (its exit status is up's) and show the boot timeline."},
+    {command::status, "status", "NAME", "Show whether the VM runs, its pid, ports and files."},
+    {command::shell, "shell", "NAME [-- COMMAND...]",
+     "Run COMMAND in the guest over SSH (exit status: the command's), or open\n"
+     "an interactive shell when none is given."},
+    {command::console, "console", "NAME",
+     "Attach the terminal to the VM's serial console; Ctrl-] detaches."},
+    {command::sync, "sync", "NAME FROM TO",
+     "Copy the host path FROM to the guest path TO with rsync over SSH\n"
+     "(a trailing '/' on FROM copies a folder's contents)."},
+    {command::stop, "stop", "NAME",
+     "Stop the VM: ACPI power button, then QMP quit, SIGTERM, SIGKILL."},
+    {command::remove, "delete", "NAME", "Delete the VM's disk, seed and runtime files."},
+    {command::cidata, "cidata", "OUTPUT [USER_DATA [META_DATA]]",
+     "Write a NoCloud seed ISO (volume 'cidata') from files, like cloud-localds.\n"
+     "Without META_DATA, meta-data is rendered from --instance-id, --hostname\n"
+     "and --ssh-key."},
+};
+
+const subcommand* find_subcommand(command c) {
+    for (const auto& s : subcommands)
+        if (s.cmd == c)
+            return &s;
+    return nullptr;
+}
+
+// An option: its setter returns "" or what is wrong with the value.
+struct option_spec {
+    std::string_view name;
+    char short_name;
+    std::string_view metavar; // empty: a flag
+    mask commands;
+    std::string help;
+    std::function<std::string(invocation&, const std::string&)> apply;
+};
+
+std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
+
+std::optional<unsigned long> parse_number(const std::string& s) {
+    unsigned long v = 0;
+    auto [end, err] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || err != std::errc() || end != s.data() + s.size())
+        return std::nullopt;
+    return v;
+}
+
+const std::vector<option_spec>& options_table() {
+    static const std::vector<option_spec> table = [] {
+        const start_options start_defaults;
+        const qemu::options vm_defaults;
+        std::vector<option_spec> t = {
+            {"help", 'h', "", all_commands, "Show this help and exit.",
+             [](invocation& i, const std::string&) {
+                 i.help = true;
+                 return std::string();
+             }},
+            {"quiet", 'q', "", all_commands, "Print nothing but errors (and a command's output).",
+             [](invocation& i, const std::string&) {
+                 i.level = verbosity::quiet;
+                 return std::string();
+             }},
+            {"verbose", 'v', "", all_commands,
+             "Also print lifecycle messages, QEMU's stderr and the serial console.",
+             [](invocation& i, const std::string&) {
+                 i.level = verbosity::verbose;
+                 return std::string();
+             }},
+            {"data-dir", 0, "DIR", vm_commands,
+             "Where VMs' disks live. Default: $XDG_DATA_HOME/localvm, else\n"
+             "~/.local/share/localvm.",
+             [](invocation& i, const std::string& v) {
+                 i.data_dir = v;
+                 return v.empty() ? std::string("expected a directory") : std::string();
+             }},
+            {"runtime-dir", 0, "DIR", vm_commands,
+             "Where sockets, logs and state live. Default: $XDG_RUNTIME_DIR/localvm,\n"
+             "else /tmp/localvm-UID.",
+             [](invocation& i, const std::string& v) {
+                 i.runtime_dir = v;
+                 return v.empty() ? std::string("expected a directory") : std::string();
+             }},
+            {"base", 0, "IMAGE", create_commands,
+             "Base image of the disk overlay (any format qemu-img reads).",
+             [](invocation& i, const std::string& v) {
+                 i.base = v;
+                 return v.empty() ? std::string("expected a file") : std::string();
+             }},
+            {"disk-size", 0, "SIZE", create_commands,
+             "Virtual size of the overlay, e.g. 20G. Default: the base image's.",
+             [](invocation& i, const std::string& v) {
+                 i.disk_size = v;
+                 return v.empty() ? std::string("expected a size") : std::string();
+             }},
+            {"kernel", 0, "FILE", boot_commands,
+             "Boot this kernel directly (else UEFI firmware boots the disk).",
+             [](invocation& i, const std::string& v) {
+                 i.kernel = v;
+                 return v.empty() ? std::string("expected a file") : std::string();
+             }},
+            {"initrd", 0, "FILE", boot_commands, "Initial ramdisk for --kernel.",
+             [](invocation& i, const std::string& v) {
+                 i.initrd = v;
+                 return std::string();
+             }},
+            {"cmdline", 0, "TEXT", boot_commands,
+             "Kernel command line for --kernel (the serial console is added).",
+             [](invocation& i, const std::string& v) {
+                 i.cmdline = v;
+                 return std::string();
+             }},
+            {"cpus", 0, "N", boot_commands,
+             "Virtual CPUs, 1..255. Default " + std::to_string(start_defaults.cpus) + ".",
+             [](invocation& i, const std::string& v) {
+                 auto n = parse_number(v);
+                 if (!n || *n < 1 || *n > 255)
+                     return "expected 1..255, got " + in_quotes(v);
+                 i.cpus = static_cast<unsigned>(*n);
+                 return std::string();
+             }},
+            {"memory", 0, "SIZE", boot_commands,
+             "Guest memory: 512M, 4G (a plain number is MiB). Default " + start_defaults.memory +
+                 ".",
+             [](invocation& i, const std::string& v) {
+                 boost::system::error_code ec;
+                 if (!qemu::parse_memory_mib(v, ec))
+                     return "expected a size such as 512M or 4G, got " + in_quotes(v);
+                 i.memory = v;
+                 return std::string();
+             }},
+            {"forward", 0, "[ADDR:]HOST:GUEST", boot_commands,
+             "Forward a host TCP port to a guest port; HOST 0 picks a free one.\n"
+             "Repeatable. Default: 127.0.0.1:0:22 (SSH).",
+             [](invocation& i, const std::string& v) {
+                 boost::system::error_code ec;
+                 auto f = qemu::parse_port_forward(v, ec);
+                 if (!f)
+                     return "expected [ADDR:]HOST_PORT:GUEST_PORT, got " + in_quotes(v);
+                 i.forwards.push_back(*f);
+                 return std::string();
+             }},
+            {"user-data", 0, "FILE", boot_commands,
+             "cloud-init user-data for the NoCloud seed. Default: none.",
+             [](invocation& i, const std::string& v) {
+                 i.user_data = v;
+                 return v.empty() ? std::string("expected a file") : std::string();
+             }},
+            {"accel", 0, "auto|kvm|tcg", boot_commands,
+             "Accelerator. Default auto: KVM where it really boots guests, else TCG\n"
+             "(LOCALVM_ACCEL=kvm|tcg overrides auto).",
+             [](invocation& i, const std::string& v) {
+                 if (v == "auto" || v == "automatic")
+                     i.accel = qemu::accelerator::automatic;
+                 else if (v == "kvm")
+                     i.accel = qemu::accelerator::kvm;
+                 else if (v == "tcg")
+                     i.accel = qemu::accelerator::tcg;
+                 else
+                     return "expected auto, kvm or tcg, got " + in_quotes(v);
+                 return std::string();
+             }},
+            {"net", 0, "user|restricted", boot_commands,
+             std::string("Networking: user (NAT) or restricted (only the forwards).\nDefault ") +
+                 (vm_defaults.net == qemu::network::user ? "user" : "restricted") + ".",
+             [](invocation& i, const std::string& v) {
+                 if (v == "user")
+                     i.net = qemu::network::user;
+                 else if (v == "restricted")
+                     i.net = qemu::network::restricted;
+                 else
+                     return "expected user or restricted, got " + in_quotes(v);
+                 return std::string();
+             }},
+            {"qemu", 0, "FILE", boot_commands,
+             "QEMU binary. Default: qemu-system-x86_64 from PATH.",
+             [](invocation& i, const std::string& v) {
+                 i.qemu_binary = v;
+                 return v.empty() ? std::string("expected a file") : std::string();
+             }},
+            {"identity", 0, "FILE", login_commands,
+             "SSH private key (FILE.pub goes to the guest). Default: the VM's own\n"
+             "DATA_DIR/NAME/id_ed25519, made on first start.",
+             [](invocation& i, const std::string& v) {
+                 i.identity = v;
+                 return v.empty() ? std::string("expected a file") : std::string();
+             }},
+            {"user", 0, "USER", login_commands, "Guest user to log in as. Default " +
+                                                    vm_defaults.ssh_user + ".",
+             [](invocation& i, const std::string& v) {
+                 i.user = v;
+                 return v.empty() ? std::string("expected a user name") : std::string();
+             }},
+            {"timeout", 0, "SECONDS", bit(command::up),
+             "How long to wait for SSH to work. Default 300.",
+             [](invocation& i, const std::string& v) {
+                 auto n = parse_number(v);
+                 if (!n || *n == 0 || *n > 86400)
+                     return "expected 1..86400 seconds, got " + in_quotes(v);
+                 i.timeout = std::chrono::seconds(*n);
+                 return std::string();
+             }},
+            {"timeline", 0, "FILE", bit(command::up),
+             "Also write the boot timeline to FILE as JSON.",
+             [](invocation& i, const std::string& v) {
+                 i.timeline_file = v;
+                 return v.empty() ? std::string("expected a file") : std::string();
+             }},
+            {"json", 0, "", bit(command::status), "Print one JSON object (stable keys).",
+             [](invocation& i, const std::string&) {
+                 i.json = true;
+                 return std::string();
+             }},
+            {"chown", 0, "USER:GROUP", bit(command::sync), "Owner of the copied files.",
+             [](invocation& i, const std::string& v) {
+                 if (v.find(':') == std::string::npos)
+                     return "expected USER:GROUP, got " + in_quotes(v);
+                 i.chown = v;
+                 return std::string();
+             }},
+            {"exclude", 0, "PATTERN", bit(command::sync), "Skip files matching PATTERN (rsync).",
+             [](invocation& i, const std::string& v) {
+                 i.excludes.push_back(v);
+                 return std::string();
+             }},
+            {"network-config", 0, "FILE", bit(command::cidata),
+             "network-config, copied verbatim. Default: none.",
+             [](invocation& i, const std::string& v) {
+                 i.network_config = v;
+                 return v.empty() ? std::string("expected a file") : std::string();
+             }},
+            {"vendor-data", 0, "FILE", bit(command::cidata),
+             "vendor-data, copied verbatim. Default: none.",
+             [](invocation& i, const std::string& v) {
+                 i.vendor_data = v;
+                 return v.empty() ? std::string("expected a file") : std::string();
+             }},
+            {"instance-id", 0, "ID", bit(command::cidata),
+             "meta-data instance-id. Default iid-local01.",
+             [](invocation& i, const std::string& v) {
+                 i.instance_id = v;
+                 return v.empty() ? std::string("expected an id") : std::string();
+             }},
+            {"hostname", 0, "NAME", bit(command::cidata),
+             "meta-data local-hostname. Default: none.",
+             [](invocation& i, const std::string& v) {
+                 i.hostname = v;
+                 return v.empty() ? std::string("expected a host name") : std::string();
+             }},
+            {"ssh-key", 0, "FILE", bit(command::cidata),
+             "A public key file for meta-data public-keys. Repeatable.",
+             [](invocation& i, const std::string& v) {
+                 i.ssh_keys.emplace_back(v);
+                 return v.empty() ? std::string("expected a file") : std::string();
+             }},
+        };
+        return t;
+    }();
+    return table;
+}
+
+const option_spec* find_long(std::string_view name, command c) {
+    for (const auto& o : options_table())
+        if (o.name == name && (o.commands & bit(c)))
+            return &o;
+    return nullptr;
+}
+
+const option_spec* find_short(char name, command c) {
+    for (const auto& o : options_table())
+        if (o.short_name == name && (o.commands & bit(c)))
+            return &o;
+    return nullptr;
+}
+
+// The operands each subcommand takes, in order, and how many are required.
+std::string take_operands(invocation& i, const std::vector<std::string>& ops) {
+    auto expect = [&](std::size_t min, std::size_t max, std::string_view what) -> std::string {
+        if (ops.size() < min)
+            return "missing " + std::string(what);
+        if (ops.size() > max)
+            return "unexpected argument " + in_quotes(ops[max]);
+        return {};
+    };
+    std::string err;
+    switch (i.cmd) {
+    case command::cidata:
+        if (!(err = expect(1, 3, "OUTPUT")).empty())
+            return err;
+        i.output = ops[0];
+        if (ops.size() > 1)
+            i.user_data = ops[1];
+        if (ops.size() > 2)
+            i.meta_data = ops[2];
+        if (!i.meta_data.empty() &&
+            (!i.instance_id.empty() || !i.hostname.empty() || !i.ssh_keys.empty()))
+            return "META_DATA is copied verbatim: --instance-id, --hostname and --ssh-key "
+                   "cannot be used with it";
+        return {};
+    case command::sync:
+        if (!(err = expect(3, 3, ops.size() < 1 ? "NAME" : ops.size() < 2 ? "FROM" : "TO"))
+                 .empty())
+            return err;
+        i.name = ops[0];
+        i.from = ops[1];
+        i.to = ops[2];
+        break;
+    default:
+        if (!(err = expect(1, 1, "NAME")).empty())
+            return err;
+        i.name = ops[0];
+        break;
+    }
+    if (auto problem = qemu::check_name(i.name); !problem.empty())
+        return problem;
+    if (i.cmd == command::create && i.base.empty())
+        return "missing --base IMAGE";
+    if (!i.initrd.empty() && i.kernel.empty())
+        return "--initrd needs --kernel";
+    if (!i.cmdline.empty() && i.kernel.empty())
+        return "--cmdline needs --kernel";
+    return {};
+}
+
+} // namespace
+
+std::string_view command_word(command cmd) noexcept {
+    if (auto* s = find_subcommand(cmd))
+        return s->word;
+    return cmd == command::version ? "version" : "";
+}
+
+std::string joined_command(const std::vector<std::string>& words) {
+    std::string s;
+    for (const auto& w : words)
+        s += (s.empty() ? "" : " ") + w;
+    return s;
+}
+
+std::variant<invocation, usage_error> parse(std::span<const std::string> args) {
+    invocation inv;
+    if (args.empty())
+        return usage_error{"missing command", command::usage};
+    const std::string& first = args[0];
+    if (first == "--help" || first == "-h" || first == "help") {
+        inv.help = true;
+        if (first == "help" && args.size() > 1) {
+            for (const auto& s : subcommands)
+                if (s.word == args[1]) {
+                    inv.cmd = s.cmd;
+                    return inv;
+                }
+            return usage_error{"help: unknown command " + in_quotes(args[1]), command::usage};
+        }
+        return inv;
+    }
+    if (first == "--version") {
+        inv.cmd = command::version;
+        return inv;
+    }
+    const subcommand* sub = nullptr;
+    for (const auto& s : subcommands)
+        if (s.word == first)
+            sub = &s;
+    if (!sub)
+        return usage_error{first.starts_with("-") ? "unknown option " + in_quotes(first) +
+                                                        " before the command"
+                                                  : "unknown command " + in_quotes(first),
+                           command::usage};
+    inv.cmd = sub->cmd;
+    const std::string prefix = std::string(sub->word) + ": ";
+    auto fail = [&](const std::string& m) -> std::variant<invocation, usage_error> {
+        return usage_error{prefix + m, inv.cmd};
+    };
+
+    std::vector<std::string> operands;
+    for (std::size_t k = 1; k < args.size(); ++k) {
+        const std::string& a = args[k];
+        if (a == "--") {
+            if (inv.cmd != command::shell && inv.cmd != command::up)
+                return fail("'--' is only for shell and up");
+            inv.remote_command.assign(args.begin() + static_cast<std::ptrdiff_t>(k) + 1,
+                                      args.end());
+            if (inv.remote_command.empty())
+                return fail("missing COMMAND after '--'");
+            break;
+        }
+        const option_spec* spec = nullptr;
+        std::optional<std::string> value;
+        std::string shown = a;
+        if (a.starts_with("--")) {
+            auto eq = a.find('=');
+            auto name = std::string_view(a).substr(2, eq == std::string::npos ? eq : eq - 2);
+            shown = "--" + std::string(name);
+            spec = find_long(name, inv.cmd);
+            if (eq != std::string::npos)
+                value = a.substr(eq + 1);
+        } else if (a.size() == 2 && a[0] == '-' && a[1] != '-') {
+            spec = find_short(a[1], inv.cmd);
+        } else {
+            operands.push_back(a);
+            continue;
+        }
+        if (!spec)
+            return fail("unknown option " + in_quotes(shown));
+        if (spec->metavar.empty() && value)
+            return fail(shown + " takes no value");
+        if (!spec->metavar.empty() && !value) {
+            if (k + 1 == args.size())
+                return fail(shown + ": missing " + std::string(spec->metavar));
+            value = args[++k];
+        }
+        if (auto err = spec->apply(inv, value.value_or("")); !err.empty())
+            return fail(shown + ": " + err);
+    }
+    if (inv.help)
+        return inv;
+    if (auto err = take_operands(inv, operands); !err.empty())
+        return fail(err);
+    return inv;
+}
+
+std::string help_text(command cmd) {
+    std::string out;
+    if (cmd == command::usage || cmd == command::version) {
+        out = "usage: localvm COMMAND [OPTIONS] [ARGS]\n\n"
+              "Local QEMU virtual machines: create, boot, reach over SSH, stop.\n\n"
+              "Commands:\n";
+        for (const auto& s : subcommands) {
+            std::string line = "  " + std::string(s.word);
+            line.resize(12, ' ');
+            auto summary = std::string(s.summary);
+            out += line + summary.substr(0, summary.find('\n')) + "\n";
+        }
+        out += "\n'localvm COMMAND --help' describes a command and its options.\n"
+               "Exit status: 0 success, 1 failure (one line on stderr says what failed),\n"
+               "2 bad usage; shell and up with a COMMAND exit with the command's status.\n";
+        return out;
+    }
+    const auto* sub = find_subcommand(cmd);
+    out = "usage: localvm " + std::string(sub->word) + " " + std::string(sub->operands) +
+          " [OPTIONS]\n\n" + std::string(sub->summary) + "\n\nOptions:\n";
+    for (const auto& o : options_table()) {
+        if (!(o.commands & bit(cmd)))
+            continue;
+        std::string head = "  ";
+        head += o.short_name ? std::string("-") + o.short_name + ", " : std::string("    ");
+        head += "--" + std::string(o.name);
+        if (!o.metavar.empty())
+            head += " " + std::string(o.metavar);
+        std::string indent(28, ' ');
+        if (head.size() < 27)
+            head.resize(28, ' ');
+        else
+            head += "\n" + indent;
+        std::string text;
+        for (char c : o.help)
+            text += c == '\n' ? "\n" + indent : std::string(1, c);
+        out += head + text + "\n";
+    }
+    return out;
+}
+
+} // namespace localvm::cli

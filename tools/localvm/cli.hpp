@@ -1,0 +1,117 @@
+// The localvm command line: what the user asked for, parsed without side
+// effects (no file is read, nothing is run), so that it can be unit tested.
+#pragma once
+
+#include <localvm/manager.hpp>
+#include <localvm/qemu/arguments.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace localvm::cli {
+
+/// The subcommands, plus `usage` (help for the whole program) and `version`.
+enum class command {
+    usage,
+    version,
+    create,
+    start,
+    up,
+    status,
+    shell,
+    console,
+    sync,
+    stop,
+    remove, ///< `delete` on the command line.
+    cidata,
+};
+
+/// How much the command says on stderr.
+enum class verbosity {
+    quiet,   ///< Errors only.
+    normal,  ///< A status line (terminal) or plain stage lines, and the timeline.
+    verbose, ///< Also lifecycle messages, QEMU's stderr and the serial console.
+};
+
+/// One parsed command line. Fields a subcommand does not take keep their
+/// defaults; "unset" means the library's default applies.
+struct invocation {
+    command cmd = command::usage;
+    bool help = false;      ///< `--help`: print the help of `cmd` and exit 0.
+    std::string name;       ///< VM name (checked with qemu::check_name).
+    std::filesystem::path data_dir;    ///< --data-dir; empty: the library's XDG default.
+    std::filesystem::path runtime_dir; ///< --runtime-dir; empty: the library's XDG default.
+    verbosity level = verbosity::normal;
+
+    // Logging in (start, up, shell, sync).
+    std::filesystem::path identity; ///< --identity; empty: DATA/NAME/id_ed25519, made on first use.
+    std::string user;               ///< --user; empty: the library's default.
+
+    // Creating (create, up).
+    std::filesystem::path base;     ///< --base image of the disk overlay.
+    std::string disk_size;          ///< --disk-size; empty keeps the base image's size.
+
+    // Booting (start, up).
+    std::optional<qemu::accelerator> accel; ///< --accel auto|kvm|tcg.
+    std::optional<qemu::network> net;       ///< --net user|restricted.
+    std::filesystem::path qemu_binary;      ///< --qemu.
+    std::filesystem::path kernel;           ///< --kernel: direct boot when set.
+    std::filesystem::path initrd;           ///< --initrd.
+    std::string cmdline;                    ///< --cmdline.
+    std::optional<unsigned> cpus;           ///< --cpus.
+    std::string memory;                     ///< --memory; empty: the library's default.
+    std::vector<port_forward> forwards;     ///< --forward; none: 127.0.0.1:0 -> 22.
+    std::filesystem::path user_data;        ///< --user-data FILE (start, up, cidata).
+
+    // up
+    std::chrono::seconds timeout{300};      ///< --timeout: for SSH to work.
+    std::filesystem::path timeline_file;    ///< --timeline FILE (JSON).
+
+    // shell, up: the words after `--`, joined with spaces into one remote command.
+    std::vector<std::string> remote_command;
+
+    // status
+    bool json = false; ///< --json
+
+    // sync
+    std::string from;                  ///< Host path.
+    std::string to;                    ///< Guest path.
+    std::string chown;                 ///< --chown USER:GROUP.
+    std::vector<std::string> excludes; ///< --exclude PATTERN, repeatable.
+
+    // cidata
+    std::filesystem::path output;         ///< The ISO to write.
+    std::filesystem::path meta_data;      ///< Verbatim meta-data file (else rendered).
+    std::filesystem::path network_config; ///< --network-config FILE.
+    std::filesystem::path vendor_data;    ///< --vendor-data FILE.
+    std::string instance_id;              ///< --instance-id; default "iid-local01".
+    std::string hostname;                 ///< --hostname.
+    std::vector<std::filesystem::path> ssh_keys; ///< --ssh-key FILE (public keys), repeatable.
+};
+
+/// A command line that cannot be run: exit status 2.
+struct usage_error {
+    std::string message; ///< One line, e.g. "start: --cpus: expected 1..255, got \"x\"".
+    command cmd = command::usage; ///< The subcommand, for "try 'localvm CMD --help'".
+};
+
+/// Parses the arguments after the program name. Pure.
+std::variant<invocation, usage_error> parse(std::span<const std::string> args);
+
+/// The `--help` text of `cmd` (usage, what it does, its options with the
+/// library's defaults); `command::usage` gives the program's overview.
+std::string help_text(command cmd);
+
+/// The subcommand's word ("delete" for `command::remove`).
+std::string_view command_word(command cmd) noexcept;
+
+/// The remote command `shell`/`up` run: the words after `--` joined by
+/// spaces, as ssh does (the guest's shell splits them again).
+std::string joined_command(const std::vector<std::string>& words);
+
+} // namespace localvm::cli

@@ -1,0 +1,183 @@
+#include "report.hpp"
+
+#include <boost/json.hpp>
+
+#include <cstdio>
+
+namespace localvm::cli {
+namespace json = boost::json;
+
+namespace {
+
+std::string seconds_text(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", s);
+    return buf;
+}
+
+std::string_view stage_label(std::string_view stage) {
+    if (stage == "qemu-spawned")
+        return "QEMU spawned";
+    if (stage == "qmp-ready")
+        return "QMP ready";
+    if (stage == "guest-running")
+        return "guest CPUs started";
+    if (stage == "console-output")
+        return "first console output";
+    if (stage == "ssh-banner")
+        return "SSH banner";
+    if (stage == "ssh-login")
+        return "SSH login";
+    return stage;
+}
+
+std::string pad(std::string s, std::size_t n) {
+    if (s.size() < n)
+        s.resize(n, ' ');
+    return s;
+}
+
+std::string pad_left(const std::string& s, std::size_t n) {
+    return s.size() >= n ? s : std::string(n - s.size(), ' ') + s;
+}
+
+// Bytes of `s` holding at most `n` UTF-8 code points.
+std::size_t prefix_bytes(std::string_view s, std::size_t n) {
+    std::size_t points = 0;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if ((static_cast<unsigned char>(s[i]) & 0xC0) == 0x80)
+            continue;
+        if (points == n)
+            return i;
+        ++points;
+    }
+    return s.size();
+}
+
+std::size_t code_points(std::string_view s) {
+    std::size_t n = 0;
+    for (unsigned char c : s)
+        n += (c & 0xC0) != 0x80;
+    return n;
+}
+
+} // namespace
+
+std::string render_timeline_table(const timeline& t) {
+    std::string out = "boot timeline of " + t.vm + ":\n";
+    double previous = 0;
+    for (const auto& e : t.entries) {
+        out += pad_left(seconds_text(e.seconds), 8) + " s  " +
+               pad_left("+" + seconds_text(e.seconds - previous), 7) + " s  " +
+               pad(std::string(stage_label(e.stage)), 21);
+        if (!e.detail.empty())
+            out += e.detail;
+        while (!out.empty() && out.back() == ' ')
+            out.pop_back();
+        out += "\n";
+        previous = e.seconds;
+    }
+    return out;
+}
+
+std::string render_timeline_json(const timeline& t) {
+    json::array stages;
+    for (const auto& e : t.entries) {
+        json::object o;
+        o["stage"] = e.stage;
+        o["seconds"] = e.seconds;
+        o["detail"] = e.detail;
+        stages.push_back(std::move(o));
+    }
+    json::object root;
+    root["vm"] = t.vm;
+    root["stages"] = std::move(stages);
+    return json::serialize(root);
+}
+
+std::string_view state_word(const qemu::status& st) noexcept {
+    if (st.running)
+        return "running";
+    return st.exists ? "stopped" : "absent";
+}
+
+std::string render_status_json(const status_report& r) {
+    const auto& s = r.st;
+    json::object o;
+    o["name"] = r.name;
+    o["state"] = state_word(s);
+    o["pid"] = s.running && s.pid ? json::value(*s.pid) : json::value(nullptr);
+    o["accelerator"] = s.running && s.state
+                           ? json::value(s.state->accel == qemu::accelerator::kvm ? "kvm" : "tcg")
+                           : json::value(nullptr);
+    json::array ports;
+    if (s.running && s.state)
+        for (const auto& p : s.state->ports) {
+            json::object f;
+            f["host_address"] = p.host_address;
+            f["host_port"] = p.host_port;
+            f["guest_port"] = p.guest_port;
+            ports.push_back(std::move(f));
+        }
+    o["ports"] = std::move(ports);
+    o["uptime_seconds"] = s.running && s.state && s.state->started_at > 0
+                              ? json::value(std::max<std::int64_t>(0, r.now - s.state->started_at))
+                              : json::value(nullptr);
+    o["last_end"] = s.state ? qemu::to_string(s.state->last_end) : "none";
+    o["last_end_detail"] = s.state ? s.state->last_end_detail : "";
+    json::object paths;
+    paths["data"] = r.files.data.string();
+    paths["runtime"] = r.files.runtime.string();
+    paths["disk"] = r.files.disk.string();
+    paths["seed"] = r.files.seed.string();
+    paths["console_log"] = r.files.console_log.string();
+    paths["qemu_log"] = r.files.qemu_log.string();
+    paths["qmp_socket"] = r.files.qmp_socket.string();
+    paths["console_socket"] = r.files.console_socket.string();
+    paths["identity"] = r.identity.string();
+    o["paths"] = std::move(paths);
+    return json::serialize(o);
+}
+
+std::string render_status_text(const status_report& r) {
+    const auto& s = r.st;
+    std::string state(state_word(s));
+    if (s.running && s.state) {
+        state += " (pid " + std::to_string(s.pid.value_or(static_cast<pid_t>(s.state->pid))) +
+                 ", " + (s.state->accel == qemu::accelerator::kvm ? "kvm" : "tcg") + ", up " +
+                 std::to_string(std::max<std::int64_t>(0, r.now - s.state->started_at)) + " s)";
+    } else if (s.state && s.state->last_end != qemu::end_reason::none) {
+        state += " (last end: " + std::string(qemu::to_string(s.state->last_end));
+        if (!s.state->last_end_detail.empty())
+            state += ", " + s.state->last_end_detail;
+        state += ")";
+    }
+    std::string out = "name:     " + r.name + "\nstate:    " + state + "\n";
+    if (s.running && s.state) {
+        std::string ports;
+        for (const auto& p : s.state->ports)
+            ports += (ports.empty() ? "" : ", ") + p.host_address + ":" +
+                     std::to_string(p.host_port) + " -> " + std::to_string(p.guest_port);
+        out += "ports:    " + (ports.empty() ? std::string("none") : ports) + "\n";
+    }
+    out += "data:     " + r.files.data.string() + "\nruntime:  " + r.files.runtime.string() +
+           "\nconsole:  " + r.files.console_log.string() + "\n";
+    return out;
+}
+
+std::string status_line(std::chrono::milliseconds elapsed, std::string_view stage,
+                        std::string_view console, std::size_t width) {
+    char head[32];
+    std::snprintf(head, sizeof head, "[%6.1fs] ", static_cast<double>(elapsed.count()) / 1000.0);
+    std::string line = head + std::string(stage);
+    if (!console.empty())
+        line += " | " + std::string(console);
+    if (code_points(line) <= width)
+        return line;
+    if (width == 0)
+        return {};
+    line.resize(prefix_bytes(line, width - 1));
+    return line + "\u2026";
+}
+
+} // namespace localvm::cli

@@ -1,0 +1,64 @@
+// What the localvm command prints: the status object, the boot timeline and
+// the progress line. Pure functions, unit tested.
+#pragma once
+
+#include <localvm/qemu/manager.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace localvm::cli {
+
+/// One moment of a boot timeline.
+struct timeline_entry {
+    std::string stage;      ///< A qemu::boot_stage word, or "console-output".
+    double seconds = 0;     ///< Since the command began.
+    std::string detail;     ///< For people ("pid 123", the SSH banner, ...).
+};
+
+/// The moments `up` saw, in the order they happened.
+struct timeline {
+    std::string vm;                      ///< The VM's name.
+    std::vector<timeline_entry> entries; ///< In order.
+};
+
+/// A table for people: one line per entry with its time and the time since
+/// the previous entry, under a heading naming the VM.
+std::string render_timeline_table(const timeline& t);
+
+/// One JSON object: {"vm": NAME, "stages": [{"stage", "seconds", "detail"}...]}.
+std::string render_timeline_json(const timeline& t);
+
+/// What `status` knows about a VM.
+struct status_report {
+    std::string name;
+    qemu::status st;                ///< From qemu::manager::query().
+    qemu::layout files;             ///< From qemu::manager::files().
+    std::filesystem::path identity; ///< The SSH key `shell` uses.
+    std::int64_t now = 0;           ///< Unix time, seconds (for the uptime).
+};
+
+/// "running" (QEMU runs), "stopped" (the disk exists) or "absent".
+std::string_view state_word(const qemu::status& st) noexcept;
+
+/// The `status --json` object, one line, keys in this order: name, state,
+/// pid (null when not running), accelerator ("kvm"/"tcg", null when not
+/// running), ports ([{host_address, host_port, guest_port}], empty when not
+/// running), uptime_seconds (null when not running), last_end (how it last
+/// ended: an end_reason word), last_end_detail, paths {data, runtime, disk,
+/// seed, console_log, qemu_log, qmp_socket, console_socket, identity}.
+std::string render_status_json(const status_report& r);
+
+/// The same for people, a few aligned lines.
+std::string render_status_text(const status_report& r);
+
+/// The progress line: "[  12.3s] STAGE | CONSOLE" cut to `width` columns
+/// (counted in UTF-8 code points; a cut ends in "…"), without a newline.
+std::string status_line(std::chrono::milliseconds elapsed, std::string_view stage,
+                        std::string_view console, std::size_t width);
+
+} // namespace localvm::cli
