@@ -11,7 +11,9 @@ namespace localvm::cli {
 namespace {
 
 using mask = unsigned;
-constexpr mask bit(command c) { return 1u << static_cast<unsigned>(c); }
+constexpr mask bit(command c) {
+    return 1u << static_cast<unsigned>(c);
+}
 
 constexpr mask vm_commands = bit(command::create) | bit(command::start) | bit(command::up) |
                              bit(command::status) | bit(command::shell) | bit(command::console) |
@@ -71,7 +73,9 @@ struct option_spec {
     std::function<std::string(invocation&, const std::string&)> apply;
 };
 
-std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
+std::string in_quotes(const std::string& s) {
+    return "\"" + s + "\"";
+}
 
 std::optional<unsigned long> parse_number(const std::string& s) {
     unsigned long v = 0;
@@ -220,8 +224,8 @@ const std::vector<option_spec>& options_table() {
                  i.identity = v;
                  return v.empty() ? std::string("expected a file") : std::string();
              }},
-            {"user", 0, "USER", login_commands, "Guest user to log in as. Default " +
-                                                    vm_defaults.ssh_user + ".",
+            {"user", 0, "USER", login_commands,
+             "Guest user to log in as. Default " + vm_defaults.ssh_user + ".",
              [](invocation& i, const std::string& v) {
                  i.user = v;
                  return v.empty() ? std::string("expected a user name") : std::string();
@@ -333,8 +337,7 @@ std::string take_operands(invocation& i, const std::vector<std::string>& ops) {
                    "cannot be used with it";
         return {};
     case command::sync:
-        if (!(err = expect(3, 3, ops.size() < 1 ? "NAME" : ops.size() < 2 ? "FROM" : "TO"))
-                 .empty())
+        if (!(err = expect(3, 3, ops.size() < 1 ? "NAME" : ops.size() < 2 ? "FROM" : "TO")).empty())
             return err;
         i.name = ops[0];
         i.from = ops[1];
@@ -398,9 +401,9 @@ std::variant<invocation, usage_error> parse(std::span<const std::string> args) {
         if (s.word == first)
             sub = &s;
     if (!sub)
-        return usage_error{first.starts_with("-") ? "unknown option " + in_quotes(first) +
-                                                        " before the command"
-                                                  : "unknown command " + in_quotes(first),
+        return usage_error{first.starts_with("-")
+                               ? "unknown option " + in_quotes(first) + " before the command"
+                               : "unknown command " + in_quotes(first),
                            command::usage};
     inv.cmd = sub->cmd;
     const std::string prefix = std::string(sub->word) + ": ";

@@ -42,8 +42,8 @@ enum class verbosity {
 /// defaults; "unset" means the library's default applies.
 struct invocation {
     command cmd = command::usage;
-    bool help = false;      ///< `--help`: print the help of `cmd` and exit 0.
-    std::string name;       ///< VM name (checked with qemu::check_name).
+    bool help = false;                 ///< `--help`: print the help of `cmd` and exit 0.
+    std::string name;                  ///< VM name (checked with qemu::check_name).
     std::filesystem::path data_dir;    ///< --data-dir; empty: the library's XDG default.
     std::filesystem::path runtime_dir; ///< --runtime-dir; empty: the library's XDG default.
     verbosity level = verbosity::normal;
@@ -53,8 +53,8 @@ struct invocation {
     std::string user;               ///< --user; empty: the library's default.
 
     // Creating (create, up).
-    std::filesystem::path base;     ///< --base image of the disk overlay.
-    std::string disk_size;          ///< --disk-size; empty keeps the base image's size.
+    std::filesystem::path base; ///< --base image of the disk overlay.
+    std::string disk_size;      ///< --disk-size; empty keeps the base image's size.
 
     // Booting (start, up).
     std::optional<qemu::accelerator> accel; ///< --accel auto|kvm|tcg.
@@ -69,8 +69,8 @@ struct invocation {
     std::filesystem::path user_data;        ///< --user-data FILE (start, up, cidata).
 
     // up
-    std::chrono::seconds timeout{300};      ///< --timeout: for SSH to work.
-    std::filesystem::path timeline_file;    ///< --timeline FILE (JSON).
+    std::chrono::seconds timeout{300};   ///< --timeout: for SSH to work.
+    std::filesystem::path timeline_file; ///< --timeline FILE (JSON).
 
     // shell, up: the words after `--`, joined with spaces into one remote command.
     std::vector<std::string> remote_command;
@@ -85,18 +85,18 @@ struct invocation {
     std::vector<std::string> excludes; ///< --exclude PATTERN, repeatable.
 
     // cidata
-    std::filesystem::path output;         ///< The ISO to write.
-    std::filesystem::path meta_data;      ///< Verbatim meta-data file (else rendered).
-    std::filesystem::path network_config; ///< --network-config FILE.
-    std::filesystem::path vendor_data;    ///< --vendor-data FILE.
-    std::string instance_id;              ///< --instance-id; default "iid-local01".
-    std::string hostname;                 ///< --hostname.
+    std::filesystem::path output;                ///< The ISO to write.
+    std::filesystem::path meta_data;             ///< Verbatim meta-data file (else rendered).
+    std::filesystem::path network_config;        ///< --network-config FILE.
+    std::filesystem::path vendor_data;           ///< --vendor-data FILE.
+    std::string instance_id;                     ///< --instance-id; default "iid-local01".
+    std::string hostname;                        ///< --hostname.
     std::vector<std::filesystem::path> ssh_keys; ///< --ssh-key FILE (public keys), repeatable.
 };
 
 /// A command line that cannot be run: exit status 2.
 struct usage_error {
-    std::string message; ///< One line, e.g. "start: --cpus: expected 1..255, got \"x\"".
+    std::string message;          ///< One line, e.g. "start: --cpus: expected 1..255, got \"x\"".
     command cmd = command::usage; ///< The subcommand, for "try 'localvm CMD --help'".
 };
 

@@ -1,8 +1,4 @@
 // The localvm command: a thin client of the library's public API.
-#include "cli.hpp"
-#include "progress.hpp"
-#include "report.hpp"
-
 #include <localvm/atomic_file.hpp>
 #include <localvm/cloudinit/nocloud.hpp>
 #include <localvm/error.hpp>
@@ -25,6 +21,9 @@
 #include <string>
 #include <vector>
 
+#include "cli.hpp"
+#include "progress.hpp"
+#include "report.hpp"
 #include <unistd.h>
 
 #ifndef LOCALVM_VERSION
@@ -85,7 +84,8 @@ vm_setup setup_for(const cli::invocation& i) {
         o.disk_size = i.disk_size;
     v.files = qemu::make_layout(o);
     // Without --identity the VM has its own key pair, deleted with it.
-    o.ssh_identity_file = i.identity.empty() ? v.files.data / "id_ed25519" : fs::absolute(i.identity);
+    o.ssh_identity_file =
+        i.identity.empty() ? v.files.data / "id_ed25519" : fs::absolute(i.identity);
     return v;
 }
 
@@ -120,9 +120,9 @@ localvm::start_options start_options_for(const cli::invocation& i, std::string p
     if (!i.user_data.empty())
         s.user_data = read_file(i.user_data, "user-data file");
     if (!i.kernel.empty())
-        s.boot = localvm::direct_boot{fs::absolute(i.kernel),
-                                      i.initrd.empty() ? fs::path() : fs::absolute(i.initrd),
-                                      i.cmdline};
+        s.boot =
+            localvm::direct_boot{fs::absolute(i.kernel),
+                                 i.initrd.empty() ? fs::path() : fs::absolute(i.initrd), i.cmdline};
     s.ports = i.forwards;
     if (s.ports.empty())
         s.ports = {localvm::port_forward{"127.0.0.1", 0, 22}};
@@ -131,9 +131,8 @@ localvm::start_options start_options_for(const cli::invocation& i, std::string p
 
 void attach_progress(qemu::manager& vm, cli::progress& p) {
     vm.set_output([&p](std::string_view line) { p.message(line); });
-    vm.set_stage_sink([&p](qemu::boot_stage s, std::string_view detail) {
-        p.stage(qemu::to_string(s), detail);
-    });
+    vm.set_stage_sink(
+        [&p](qemu::boot_stage s, std::string_view detail) { p.stage(qemu::to_string(s), detail); });
 }
 
 std::string ssh_summary(const std::vector<localvm::port_forward>& ports) {
@@ -144,8 +143,8 @@ std::string ssh_summary(const std::vector<localvm::port_forward>& ports) {
 }
 
 asio::awaitable<void> boot(qemu::manager& vm, const cli::invocation& i, cli::progress& p) {
-    auto key = co_await localvm::ssh::ensure_key_pair(vm.config().ssh_identity_file,
-                                                      "localvm-" + i.name);
+    auto key =
+        co_await localvm::ssh::ensure_key_pair(vm.config().ssh_identity_file, "localvm-" + i.name);
     auto s = start_options_for(i, key);
     p.activity("starting QEMU");
     co_await vm.start(std::move(s));
@@ -166,8 +165,7 @@ asio::awaitable<int> cmd_start(const cli::invocation& i, qemu::manager& vm, cli:
     auto st = co_await vm.query();
     if (i.level != cli::verbosity::quiet && st.state)
         out_line(stderr, "started " + i.name + " (pid " + std::to_string(st.pid.value_or(0)) +
-                             ", " +
-                             (st.state->accel == qemu::accelerator::kvm ? "kvm" : "tcg") +
+                             ", " + (st.state->accel == qemu::accelerator::kvm ? "kvm" : "tcg") +
                              "); ssh: " + ssh_summary(st.state->ports));
     co_return 0;
 }
@@ -178,8 +176,12 @@ asio::awaitable<int> run_remote(qemu::manager& vm, const cli::invocation& i) {
         co_return r.exit_status;
     }
     localvm::shell_options so;
-    so.out = [](std::string_view line) { out_line(stdout, line); };
-    so.err = [](std::string_view line) { out_line(stderr, line); };
+    so.out = [](std::string_view line) {
+        out_line(stdout, line);
+    };
+    so.err = [](std::string_view line) {
+        out_line(stderr, line);
+    };
     auto r = co_await vm.shell(cli::joined_command(i.remote_command), std::move(so));
     co_return r.exit_status;
 }
@@ -220,8 +222,8 @@ asio::awaitable<int> cmd_status(const cli::invocation& i, qemu::manager& vm) {
     r.identity = vm.config().ssh_identity_file;
     r.now = unix_now();
     if (!r.st.exists && !r.st.running)
-        throw_error(errc::not_found, "VM " + i.name + " does not exist (no disk at " +
-                                         r.files.disk.string() + ")");
+        throw_error(errc::not_found,
+                    "VM " + i.name + " does not exist (no disk at " + r.files.disk.string() + ")");
     auto text = i.json ? cli::render_status_json(r) + "\n" : cli::render_status_text(r);
     std::fputs(text.c_str(), stdout);
     co_return 0;
@@ -247,10 +249,12 @@ asio::awaitable<int> cmd_stop(const cli::invocation& i, qemu::manager& vm, cli::
 }
 
 asio::awaitable<int> cmd_delete(const cli::invocation& i, qemu::manager& vm) {
-    if (!(co_await vm.exists()) && !(co_await vm.running()) && !fs::exists(vm.files().data) &&
-        !fs::exists(vm.files().runtime))
+    // Each co_await on its own: GCC 12 miscompiles co_await inside `&&`.
+    bool exists = co_await vm.exists();
+    bool running = co_await vm.running();
+    co_await vm.remove(); // also clears what a failed create or a stray call left
+    if (!exists && !running)
         throw_error(errc::not_found, "VM " + i.name + " does not exist");
-    co_await vm.remove();
     if (i.level != cli::verbosity::quiet)
         out_line(stderr, "deleted " + i.name);
     co_return 0;
@@ -282,7 +286,8 @@ int cmd_cidata(const cli::invocation& i) {
 
 asio::awaitable<int> run(const cli::invocation& i, cli::progress& p) {
     auto setup = setup_for(i);
-    qemu::manager vm(co_await asio::this_coro::executor, setup.options);
+    auto executor = co_await asio::this_coro::executor;
+    qemu::manager vm(executor, setup.options);
     attach_progress(vm, p);
     switch (i.cmd) {
     case cli::command::create:

@@ -71,9 +71,8 @@ void progress::stage(std::string_view word, std::string_view detail) {
         redraw();
         return;
     }
-    print_line(status_line(ms, std::string(word) + (detail.empty() ? "" : " ") +
-                                   std::string(detail),
-                           {}, 100000));
+    print_line(status_line(
+        ms, std::string(word) + (detail.empty() ? "" : " ") + std::string(detail), {}, 100000));
 }
 
 void progress::activity(std::string text) {
@@ -97,7 +96,9 @@ void progress::console_line(const std::string& line) {
         print_line("console: " + line);
 }
 
-void progress::console_latest(std::string text) { console_ = std::move(text); }
+void progress::console_latest(std::string text) {
+    console_ = std::move(text);
+}
 
 void progress::message(std::string_view line) {
     if (level_ == verbosity::verbose)

@@ -2,9 +2,6 @@
 // terminal, plain lines otherwise, and the boot timeline it records.
 #pragma once
 
-#include "cli.hpp"
-#include "report.hpp"
-
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
@@ -12,6 +9,9 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+
+#include "cli.hpp"
+#include "report.hpp"
 
 namespace localvm::cli {
 

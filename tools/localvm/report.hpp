@@ -15,9 +15,9 @@ namespace localvm::cli {
 
 /// One moment of a boot timeline.
 struct timeline_entry {
-    std::string stage;      ///< A qemu::boot_stage word, or "console-output".
-    double seconds = 0;     ///< Since the command began.
-    std::string detail;     ///< For people ("pid 123", the SSH banner, ...).
+    std::string stage;  ///< A qemu::boot_stage word, or "console-output".
+    double seconds = 0; ///< Since the command began.
+    std::string detail; ///< For people ("pid 123", the SSH banner, ...).
 };
 
 /// The moments `up` saw, in the order they happened.

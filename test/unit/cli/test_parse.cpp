@@ -1,13 +1,13 @@
 // The localvm command line: every subcommand parses, bad usage is a usage
 // error naming the problem, defaults come from the library.
 #define BOOST_TEST_MODULE cli_parse
-#include "cli.hpp"
-
 #include <localvm/qemu/options.hpp>
 
 #include <boost/test/unit_test.hpp>
 
 #include <initializer_list>
+
+#include "cli.hpp"
 
 using namespace localvm::cli;
 using localvm::qemu::accelerator;
@@ -80,11 +80,43 @@ BOOST_AUTO_TEST_CASE(help_shows_library_defaults) {
 }
 
 BOOST_AUTO_TEST_CASE(up_with_everything) {
-    auto i = ok({"up", "vm1", "--base", "b.qcow2", "--kernel=k", "--initrd", "i", "--cmdline",
-                 "quiet -- x", "--cpus", "1", "--memory", "512M", "--forward", "2222:22",
-                 "--forward", "10.0.0.1:0:80", "--accel", "tcg", "--net", "restricted",
-                 "--identity", "id", "--user", "root", "--timeout", "30", "--timeline", "t.json",
-                 "-q", "--data-dir", "/d", "--runtime-dir", "/r", "--", "uname", "-a"});
+    auto i = ok({"up",
+                 "vm1",
+                 "--base",
+                 "b.qcow2",
+                 "--kernel=k",
+                 "--initrd",
+                 "i",
+                 "--cmdline",
+                 "quiet -- x",
+                 "--cpus",
+                 "1",
+                 "--memory",
+                 "512M",
+                 "--forward",
+                 "2222:22",
+                 "--forward",
+                 "10.0.0.1:0:80",
+                 "--accel",
+                 "tcg",
+                 "--net",
+                 "restricted",
+                 "--identity",
+                 "id",
+                 "--user",
+                 "root",
+                 "--timeout",
+                 "30",
+                 "--timeline",
+                 "t.json",
+                 "-q",
+                 "--data-dir",
+                 "/d",
+                 "--runtime-dir",
+                 "/r",
+                 "--",
+                 "uname",
+                 "-a"});
     BOOST_TEST((i.cmd == command::up));
     BOOST_TEST(i.name == "vm1");
     BOOST_TEST(i.base == "b.qcow2");

@@ -1,10 +1,10 @@
 // What the localvm command prints: the status JSON (stable keys, parsed
 // back with Boost.JSON), the timeline, the progress line.
 #define BOOST_TEST_MODULE cli_report
-#include "report.hpp"
-
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
+
+#include "report.hpp"
 
 using namespace localvm::cli;
 namespace json = boost::json;
@@ -49,8 +49,8 @@ BOOST_AUTO_TEST_CASE(status_json_running) {
     for (const auto& kv : v)
         keys.emplace_back(kv.key());
     BOOST_TEST((keys == std::vector<std::string>{"name", "state", "pid", "accelerator", "ports",
-                                                  "uptime_seconds", "last_end", "last_end_detail",
-                                                  "paths"}));
+                                                 "uptime_seconds", "last_end", "last_end_detail",
+                                                 "paths"}));
     BOOST_TEST(v.at("name").as_string() == "vm1");
     BOOST_TEST(v.at("state").as_string() == "running");
     BOOST_TEST(v.at("pid").to_number<int>() == 4242);
@@ -94,17 +94,18 @@ BOOST_AUTO_TEST_CASE(status_text) {
 BOOST_AUTO_TEST_CASE(timeline_renders) {
     timeline t;
     t.vm = "vm1";
-    t.entries = {{"qemu-spawned", 0.05, "pid 7"}, {"qmp-ready", 0.1, ""},
-                 {"console-output", 1.5, ""}, {"ssh-banner", 9.25, "SSH-2.0-x"},
+    t.entries = {{"qemu-spawned", 0.05, "pid 7"},
+                 {"qmp-ready", 0.1, ""},
+                 {"console-output", 1.5, ""},
+                 {"ssh-banner", 9.25, "SSH-2.0-x"},
                  {"ssh-login", 9.5, "debian"}};
     auto table = render_timeline_table(t);
-    BOOST_TEST(table ==
-               "boot timeline of vm1:\n"
-               "    0.05 s    +0.05 s  QEMU spawned         pid 7\n"
-               "    0.10 s    +0.05 s  QMP ready\n"
-               "    1.50 s    +1.40 s  first console output\n"
-               "    9.25 s    +7.75 s  SSH banner           SSH-2.0-x\n"
-               "    9.50 s    +0.25 s  SSH login            debian\n");
+    BOOST_TEST(table == "boot timeline of vm1:\n"
+                        "    0.05 s    +0.05 s  QEMU spawned         pid 7\n"
+                        "    0.10 s    +0.05 s  QMP ready\n"
+                        "    1.50 s    +1.40 s  first console output\n"
+                        "    9.25 s    +7.75 s  SSH banner           SSH-2.0-x\n"
+                        "    9.50 s    +0.25 s  SSH login            debian\n");
     auto v = json::parse(render_timeline_json(t)).as_object();
     BOOST_TEST(v.at("vm").as_string() == "vm1");
     auto& stages = v.at("stages").as_array();

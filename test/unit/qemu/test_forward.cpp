@@ -32,9 +32,9 @@ BOOST_AUTO_TEST_CASE(parses_the_three_forms) {
 }
 
 BOOST_AUTO_TEST_CASE(rejects_the_rest) {
-    for (auto text : {"", ":", "0", "65536", "1:0", "-1:22", "+1:22", "a:22", "22:", ":22",
-                      "localhost:1:22", "1.2.3:1:22", "1.2.3.4:1:2:3", " 22", "2222 :22",
-                      "::1:22", "100000:22"}) {
+    for (auto text :
+         {"", ":", "0", "65536", "1:0", "-1:22", "+1:22", "a:22", "22:", ":22", "localhost:1:22",
+          "1.2.3:1:22", "1.2.3.4:1:2:3", " 22", "2222 :22", "::1:22", "100000:22"}) {
         BOOST_TEST_CONTEXT(text) {
             boost::system::error_code ec;
             BOOST_TEST(!parse_port_forward(text, ec));

@@ -1,0 +1,106 @@
+// The localvm command against the tiny guest, on one boot: up (create,
+// start, wait for SSH, run a command, timeline), status --json, shell, sync,
+// console, up again on the running VM, stop, delete. TCG and restricted
+// networking; temporary XDG directories.
+#define BOOST_TEST_MODULE cli_e2e
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include "../../integration/cli/run_cli.hpp"
+#include "../qemu/guest.hpp"
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+using lvcli::run;
+using namespace std::chrono_literals;
+
+BOOST_AUTO_TEST_CASE(lifecycle_on_one_boot) {
+    auto g = lve2e::load_guest("tiny");
+    lvcli::scratch s;
+    auto env = s.env();
+    auto base = s.root / "base.qcow2";
+    auto mk = lvcli::run_program({"qemu-img", "create", "-q", "-f", "qcow2", base.string(), "64M"});
+    BOOST_REQUIRE_MESSAGE(mk.status == 0, mk.err);
+    auto timeline = s.root / "timeline.json";
+
+    auto up = run({"up",        "tiny",     "--base",     base.string(), "--kernel",
+                   g["KERNEL"], "--initrd", g["INITRD"],  "--cmdline",   g["CMDLINE"],
+                   "--cpus",    "1",        "--memory",   "512M",        "--accel",
+                   "tcg",       "--net",    "restricted", "--timeline",  timeline.string(),
+                   "--",        "uname",    "-a"},
+                  env);
+    BOOST_TEST_MESSAGE("up stderr:\n" << up.err);
+    BOOST_REQUIRE_MESSAGE(up.status == 0, "up failed: " << up.err);
+    BOOST_TEST(up.out.starts_with("Linux tiny "), up.out);
+    BOOST_TEST(up.err.find("boot timeline of tiny:") != std::string::npos, up.err);
+    // Not a terminal: plain stage lines, no carriage returns.
+    BOOST_TEST(up.err.find('\r') == std::string::npos);
+    BOOST_TEST(up.err.find("ssh-banner SSH-2.0-") != std::string::npos, up.err);
+
+    auto t = json::parse(lvcli::slurp(timeline)).as_object();
+    BOOST_TEST(t.at("vm").as_string() == "tiny");
+    std::vector<std::string> stages;
+    double last = 0;
+    for (const auto& e : t.at("stages").as_array()) {
+        stages.emplace_back(e.as_object().at("stage").as_string());
+        double at = e.as_object().at("seconds").to_number<double>();
+        BOOST_TEST(at >= last);
+        last = at;
+    }
+    BOOST_TEST((stages == std::vector<std::string>{"qemu-spawned", "qmp-ready", "guest-running",
+                                                   "console-output", "ssh-banner", "ssh-login"}));
+
+    auto st = run({"status", "tiny", "--json"}, env);
+    BOOST_TEST(st.status == 0, st.err);
+    auto v = json::parse(st.out).as_object();
+    BOOST_TEST(v.at("state").as_string() == "running");
+    BOOST_TEST(v.at("pid").to_number<int>() > 0);
+    BOOST_TEST(v.at("accelerator").as_string() == "tcg");
+    BOOST_TEST(v.at("uptime_seconds").to_number<int>() >= 0);
+    auto& fwd = v.at("ports").as_array().at(0).as_object();
+    BOOST_TEST(fwd.at("host_address").as_string() == "127.0.0.1");
+    BOOST_TEST(fwd.at("host_port").to_number<int>() > 0);
+    BOOST_TEST(fwd.at("guest_port").to_number<int>() == 22);
+
+    auto code =
+        run({"shell", "tiny", "--", "echo", "out;", "echo", "err", ">&2;", "exit", "3"}, env);
+    BOOST_TEST(code.status == 3, code.err);
+    BOOST_TEST(code.out == "out\n");
+    BOOST_TEST(code.err == "err\n");
+
+    auto folder = s.root / "folder";
+    fs::create_directories(folder / "sub");
+    std::ofstream(folder / "sub" / "hello.txt") << "hello from the host\n";
+    auto sync = run({"sync", "tiny", folder.string() + "/", "/tmp/synced"}, env);
+    BOOST_TEST(sync.status == 0, sync.err);
+    auto cat = run({"shell", "tiny", "--", "cat", "/tmp/synced/sub/hello.txt"}, env);
+    BOOST_TEST(cat.status == 0, cat.err);
+    BOOST_TEST(cat.out == "hello from the host\n");
+
+    // stdin is /dev/null: the console attaches and ends at once.
+    auto con = run({"console", "tiny"}, env);
+    BOOST_TEST(con.status == 0, con.err);
+
+    // up on a running VM only waits for SSH.
+    auto again = run({"up", "tiny", "-q", "--", "true"}, env);
+    BOOST_TEST(again.status == 0, again.err);
+    BOOST_TEST(again.err.empty(), again.err);
+
+    auto busy = run({"delete", "tiny"}, env);
+    BOOST_TEST(busy.status == 1);
+    BOOST_TEST(busy.err_lines().size() == 1u, busy.err);
+
+    auto stop = run({"stop", "tiny"}, env);
+    BOOST_TEST(stop.status == 0, stop.err);
+    auto stopped = run({"status", "tiny", "--json"}, env);
+    auto sv = json::parse(stopped.out).as_object();
+    BOOST_TEST(sv.at("state").as_string() == "stopped");
+    BOOST_TEST(sv.at("last_end").as_string() == "stopped");
+    auto stop2 = run({"stop", "tiny"}, env);
+    BOOST_TEST(stop2.status == 1);
+
+    auto del = run({"delete", "tiny"}, env);
+    BOOST_TEST(del.status == 0, del.err);
+    auto gone = run({"status", "tiny"}, env);
+    BOOST_TEST(gone.status == 1);
+}

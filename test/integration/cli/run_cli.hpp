@@ -1,0 +1,109 @@
+// Running the built localvm command from a test: its path comes from the
+// LOCALVM_BIN environment variable (set by meson), XDG directories are
+// temporary, output is captured. Synchronous: each run has its own io_context.
+#pragma once
+
+#include <localvm/error.hpp>
+#include <localvm/process/child.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <stdlib.h>
+
+namespace lvcli {
+
+namespace fs = std::filesystem;
+
+/// How one run of the command ended.
+struct outcome {
+    int status = -1;
+    std::string out;
+    std::string err;
+    /// stderr split into lines (without the newlines).
+    std::vector<std::string> err_lines() const {
+        std::vector<std::string> lines;
+        std::string::size_type from = 0;
+        while (from < err.size()) {
+            auto nl = err.find('\n', from);
+            lines.push_back(err.substr(from, nl == std::string::npos ? nl : nl - from));
+            if (nl == std::string::npos)
+                break;
+            from = nl + 1;
+        }
+        return lines;
+    }
+};
+
+inline fs::path binary() {
+    const char* b = std::getenv("LOCALVM_BIN");
+    if (!b || !*b)
+        localvm::throw_error(localvm::errc::not_found, "LOCALVM_BIN is not set");
+    return b;
+}
+
+/// A scratch directory with XDG data and runtime directories in it, removed at the end.
+struct scratch {
+    fs::path root;
+    scratch() {
+        char tmpl[] = "/tmp/lvcli-XXXXXX";
+        root = ::mkdtemp(tmpl);
+        fs::create_directories(root / "data");
+        fs::create_directories(root / "run");
+        fs::permissions(root / "run", fs::perms::owner_all);
+    }
+    ~scratch() {
+        std::error_code ec;
+        fs::remove_all(root, ec);
+    }
+    scratch(const scratch&) = delete;
+    scratch& operator=(const scratch&) = delete;
+
+    /// The environment a run gets: XDG dirs here, no LOCALVM_ACCEL surprise.
+    std::vector<std::string> env() const {
+        return {"XDG_DATA_HOME=" + (root / "data").string(),
+                "XDG_RUNTIME_DIR=" + (root / "run").string()};
+    }
+};
+
+/// Runs `program args...` with stdin /dev/null to completion on its own
+/// io_context, capturing stdout and stderr.
+inline outcome run_program(std::vector<std::string> argv, std::vector<std::string> env = {}) {
+    localvm::process::options o;
+    o.argv = std::move(argv);
+    o.env_overrides = std::move(env);
+    boost::asio::io_context io;
+    std::optional<localvm::process::result> r;
+    std::exception_ptr failure;
+    boost::asio::co_spawn(io, localvm::process::run(std::move(o)),
+                          [&](std::exception_ptr e, localvm::process::result res) {
+                              failure = e;
+                              if (!e)
+                                  r = std::move(res);
+                          });
+    io.run();
+    if (failure)
+        std::rethrow_exception(failure);
+    return outcome{r->signal ? 128 + r->signal : r->exit_code, r->out, r->err};
+}
+
+/// Runs `localvm args...` (see run_program).
+inline outcome run(std::vector<std::string> args, std::vector<std::string> env = {}) {
+    args.insert(args.begin(), binary().string());
+    return run_program(std::move(args), std::move(env));
+}
+
+inline std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+} // namespace lvcli
