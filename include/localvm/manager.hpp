@@ -43,7 +43,12 @@ struct start_options {
     /// means MiB. Anything else is `errc::invalid_argument`.
     std::string memory = "4G";
     std::string ssh_authorized_key; ///< Public key put in meta-data `public-keys` (may be empty).
-    bool monitor = false;           ///< Interactive HMP monitor on the caller's terminal (`-monitor stdio`).
+    /// Give QEMU a human monitor (HMP). The original tool put it on its
+    /// terminal (`-monitor stdio`); here QEMU outlives its starter, so the
+    /// QEMU backend puts it on a unix socket in the VM's runtime directory,
+    /// and any process attaches a terminal to it later
+    /// (`qemu::manager::attach_monitor`). Default false.
+    bool monitor = false;
     std::optional<direct_boot> boot; ///< Direct kernel boot; absent means firmware (UEFI) boot.
     std::vector<port_forward> ports; ///< Host->guest TCP forwards.
 };

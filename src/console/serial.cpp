@@ -96,8 +96,9 @@ bool peer_gone(const error_code& ec) {
 
 } // namespace
 
-std::string attach_hint(std::string_view vm_name) {
-    return "Connected to the serial console of " + std::string(vm_name) + "; Ctrl-] detaches.";
+std::string attach_hint(std::string_view vm_name, std::string_view endpoint) {
+    return "Connected to the " + std::string(endpoint) + " of " + std::string(vm_name) +
+           "; Ctrl-] detaches.";
 }
 
 asio::awaitable<attach_end> attach(std::filesystem::path socket, attach_options options) {
@@ -110,7 +111,8 @@ asio::awaitable<attach_end> attach(std::filesystem::path socket, attach_options 
         endpoint = asio::local::stream_protocol::endpoint(socket.string());
     } catch (const boost::system::system_error& e) {
         throw_error(errc::invalid_argument,
-                    "console socket path " + socket.string() + ": " + e.code().message());
+                    options.endpoint + " socket path " + socket.string() + ": " +
+                        e.code().message());
     }
     asio::local::stream_protocol::socket sock(ex);
     error_code ec;
@@ -119,11 +121,12 @@ asio::awaitable<attach_end> attach(std::filesystem::path socket, attach_options 
         throw boost::system::system_error(ec);
     if (ec == boost::system::errc::no_such_file_or_directory ||
         ec == asio::error::connection_refused)
-        throw_error(errc::not_running, "nothing listens on the serial console socket " +
-                                           socket.string() + " (" + ec.message() + ")");
+        throw_error(errc::not_running, "nothing listens on the " + options.endpoint +
+                                           " socket " + socket.string() + " (" + ec.message() +
+                                           ")");
     if (ec)
-        throw_error(errc::io_error, "connecting to the serial console socket " + socket.string() +
-                                        ": " + ec.message());
+        throw_error(errc::io_error, "connecting to the " + options.endpoint + " socket " +
+                                        socket.string() + ": " + ec.message());
 
     // Declared before the descriptors: they close first, then flags and
     // termios come back.
@@ -150,7 +153,7 @@ asio::awaitable<attach_end> attach(std::filesystem::path socket, attach_options 
             if (peer_gone(rec))
                 co_return;
             if (rec)
-                rethrow_io(rec, "reading the console socket");
+                rethrow_io(rec, "reading the " + options.endpoint + " socket");
             co_await asio::async_write(out, asio::buffer(buf.data(), n),
                                        asio::redirect_error(asio::use_awaitable, rec));
             if (rec)
@@ -183,7 +186,7 @@ asio::awaitable<attach_end> attach(std::filesystem::path socket, attach_options 
                 if (peer_gone(rec))
                     co_return attach_end::vm_closed;
                 if (rec)
-                    rethrow_io(rec, "writing to the console socket");
+                    rethrow_io(rec, "writing to the " + options.endpoint + " socket");
             }
             if (detach)
                 co_return attach_end::detached;

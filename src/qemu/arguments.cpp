@@ -158,8 +158,18 @@ std::vector<std::string> command_line(const launch_plan& p) {
         add({"-drive", "if=pflash,format=raw,unit=1,file=" + path_value(p.uefi->vars)});
     }
     add({"-pidfile", p.pidfile.string()});
-    if (p.monitor)
+    switch (p.monitor) {
+    case monitor_mode::none:
+        break;
+    case monitor_mode::stdio:
         add({"-monitor", "stdio"});
+        break;
+    case monitor_mode::socket:
+        add({"-chardev",
+             "socket,id=hmp,path=" + path_value(p.monitor_socket) + ",server=on,wait=off"});
+        add({"-mon", "chardev=hmp,mode=readline"});
+        break;
+    }
     return a;
 }
 

@@ -270,8 +270,8 @@ std::optional<vm_state> manager::settle_state(bool persist) const {
 
 void manager::clean_runtime(bool keep_logs) const {
     std::error_code ec;
-    for (const auto* p : {&layout_.qmp_socket, &layout_.console_socket, &layout_.pidfile,
-                          &layout_.exit_status})
+    for (const auto* p : {&layout_.qmp_socket, &layout_.console_socket, &layout_.monitor_socket,
+                          &layout_.pidfile, &layout_.exit_status})
         fs::remove(*p, ec);
     if (!keep_logs) {
         fs::remove(layout_.console_log, ec);
@@ -384,7 +384,10 @@ asio::awaitable<void> manager::start(start_options so) {
     plan.console_socket = layout_.console_socket;
     plan.console_log = layout_.console_log;
     plan.pidfile = layout_.pidfile;
-    plan.monitor = so.monitor;
+    // QEMU runs detached, so its stdio is no terminal: the human monitor
+    // goes on a socket that attach_monitor (from any process) connects to.
+    plan.monitor = so.monitor ? monitor_mode::socket : monitor_mode::none;
+    plan.monitor_socket = layout_.monitor_socket;
     if (checked.uefi) {
         plan.uefi = firmware{checked.uefi->code, layout_.efi_vars};
         if (!fs::exists(layout_.efi_vars)) {
@@ -399,10 +402,6 @@ asio::awaitable<void> manager::start(start_options so) {
                                                 ec.message());
         }
     }
-    if (so.monitor)
-        throw_error(errc::unsupported,
-                    "monitor: an interactive monitor on the terminal is not supported by the "
-                    "detached QEMU backend yet; use QMP (qmp.sock) instead");
 
     clean_runtime(false);
     cloudinit::write_seed_file(layout_.seed, seed);
@@ -643,6 +642,19 @@ asio::awaitable<void> manager::console() {
 asio::awaitable<console::attach_end> manager::attach_console(console::attach_options opts) {
     running_pid();
     co_return co_await console::attach(layout_.console_socket, std::move(opts));
+}
+
+asio::awaitable<console::attach_end> manager::attach_monitor(console::attach_options opts) {
+    running_pid();
+    // QEMU makes the socket before it runs the guest and keeps it while it
+    // lives: no socket on a running VM means it was started without one.
+    if (!fs::exists(layout_.monitor_socket))
+        throw_error(errc::unsupported,
+                    "VM " + opts_.name +
+                        " was started without a human monitor; start it with "
+                        "start_options::monitor = true to use attach_monitor");
+    opts.endpoint = "QEMU monitor";
+    co_return co_await console::attach(layout_.monitor_socket, std::move(opts));
 }
 
 asio::awaitable<std::string> manager::wait_for_console(std::string text, milliseconds timeout) {

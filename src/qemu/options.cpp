@@ -60,6 +60,7 @@ layout make_layout(const options& opts) {
     l.efi_vars = l.data / "efi-vars.fd";
     l.qmp_socket = l.runtime / "qmp.sock";
     l.console_socket = l.runtime / "console.sock";
+    l.monitor_socket = l.runtime / "monitor.sock";
     l.console_log = l.runtime / "console.log";
     l.qemu_log = l.runtime / "qemu.log";
     l.pidfile = l.runtime / "qemu.pid";
@@ -68,7 +69,7 @@ layout make_layout(const options& opts) {
     l.exit_status = l.runtime / "exit-status";
     l.known_hosts = l.runtime / "known_hosts";
     constexpr std::size_t max_socket_path = sizeof(sockaddr_un::sun_path) - 1;
-    for (const auto* p : {&l.qmp_socket, &l.console_socket}) {
+    for (const auto* p : {&l.qmp_socket, &l.console_socket, &l.monitor_socket}) {
         if (p->string().size() > max_socket_path)
             throw_error(errc::invalid_argument,
                         "socket path " + p->string() + " is longer than " +

@@ -1,4 +1,5 @@
-// Attaching a terminal to a VM's serial console.
+// Attaching a terminal to a VM's serial console (or to any QEMU socket
+// chardev with a person at the other end, such as the HMP monitor).
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -30,6 +31,10 @@ struct attach_options {
     /// Written to `output_fd`, followed by "\r\n", once connected; default ""
     /// (nothing). `attach_hint(name)` gives the usual one.
     std::string hint;
+    /// What the socket is, for diagnostics ("nothing listens on the serial
+    /// console socket ..."). Default "serial console"; `qemu::manager`'s
+    /// `attach_monitor` sets "QEMU monitor".
+    std::string endpoint = "serial console";
 };
 
 /// Why `attach` returned.
@@ -39,11 +44,13 @@ enum class attach_end {
     vm_closed,    ///< The console socket closed: QEMU exited or dropped us.
 };
 
-/// "Connected to the serial console of <vm_name>; Ctrl-] detaches."
-std::string attach_hint(std::string_view vm_name);
+/// "Connected to the <endpoint> of <vm_name>; Ctrl-] detaches." (endpoint
+/// defaults to "serial console").
+std::string attach_hint(std::string_view vm_name, std::string_view endpoint = "serial console");
 
 /// Connects to the serial console socket `socket` (QEMU's `-chardev
-/// socket,server=on`) and copies bytes both ways between it and the
+/// socket,server=on`; any such chardev, e.g. an HMP monitor, works the
+/// same way) and copies bytes both ways between it and the
 /// terminal on the caller's io_context, until the escape byte is typed, the
 /// input ends, or the socket closes; see `attach_end`. The terminal's
 /// termios and fd flags are restored on every exit, exceptions and
@@ -53,8 +60,9 @@ std::string attach_hint(std::string_view vm_name);
 /// connection succeeds but stays silent until that client leaves. Programs
 /// wanting the boot log should read the log file (`console_log`), not attach.
 ///
-/// Throws `localvm::error`: `errc::not_running` when nothing listens on
-/// `socket` (missing, or connection refused); `errc::invalid_argument` for a
+/// Throws `localvm::error` (diagnostics name `options.endpoint`):
+/// `errc::not_running` when nothing listens on `socket` (missing, or
+/// connection refused); `errc::invalid_argument` for a
 /// path too long for a unix socket or a bad fd; `errc::io_error` when the
 /// socket or the terminal fails otherwise. Cancellation disconnects, restores
 /// the terminal and completes with `boost::asio::error::operation_aborted`.

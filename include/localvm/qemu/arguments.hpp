@@ -26,6 +26,19 @@ enum class network {
     restricted, ///< `restrict=on`: the guest reaches nothing; only the forwards work.
 };
 
+/// Where QEMU's human monitor (HMP, the `(qemu)` prompt) goes. QMP, the
+/// library's own control channel on `launch_plan::qmp_socket`, is there in
+/// every mode.
+enum class monitor_mode {
+    none,   ///< No human monitor.
+    stdio,  ///< `-monitor stdio`: on QEMU's own stdin/stdout, for a QEMU the
+            ///< caller runs in the foreground on its terminal. `qemu::manager`
+            ///< never uses it (its QEMU runs detached, stdin on /dev/null).
+    socket, ///< A readline monitor on the unix socket `launch_plan::monitor_socket`
+            ///< (server, one client at a time): what `start_options::monitor` gives,
+            ///< reached with `qemu::manager::attach_monitor`.
+};
+
 /// UEFI firmware images for firmware boot.
 struct firmware {
     std::filesystem::path code; ///< Read-only code image (OVMF_CODE / AAVMF_CODE).
@@ -50,7 +63,8 @@ struct launch_plan {
     std::filesystem::path console_socket;    ///< Serial console socket (unix, server).
     std::filesystem::path console_log;       ///< The serial console's log file (appended).
     std::filesystem::path pidfile;           ///< QEMU's -pidfile (QEMU holds a write lock on it).
-    bool monitor = false;                    ///< `-monitor stdio`.
+    monitor_mode monitor = monitor_mode::none; ///< The human monitor, if any.
+    std::filesystem::path monitor_socket;    ///< HMP socket (unix, server) for `monitor_mode::socket`.
     bool paused = true;                      ///< `-S`: start paused until QMP `cont`.
 };
 
@@ -59,8 +73,10 @@ struct launch_plan {
 /// networking with the forwards, QMP and the serial console on unix
 /// sockets, the console log, a virtio RNG (guests need entropy for SSH host
 /// keys), a pvpanic device with `-action panic=exit-failure` (a guest
-/// kernel panic ends QEMU with status 1), and `-S`. Values that QEMU parses as option lists have commas
-/// doubled. Pure; never fails (validate the plan first).
+/// kernel panic ends QEMU with status 1), `-S`, and last the human monitor:
+/// `-monitor stdio`, or `-chardev socket,id=hmp,path=...,server=on,wait=off
+/// -mon chardev=hmp,mode=readline`. Values that QEMU parses as option lists
+/// have commas doubled. Pure; never fails (validate the plan first).
 std::vector<std::string> command_line(const launch_plan& plan);
 
 /// Doubles every comma, so that a value inside a QEMU option list

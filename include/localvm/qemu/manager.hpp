@@ -74,6 +74,23 @@ public:
     /// until Ctrl-] (or `opts.escape`), end of input, or the VM stopping.
     /// Throws `errc::not_running`.
     boost::asio::awaitable<console::attach_end> attach_console(console::attach_options opts);
+
+    /// Attaches the terminal (or any fds) in `opts` to QEMU's human monitor
+    /// (HMP, the `(qemu)` prompt: `info status`, `info registers`, `sendkey`,
+    /// ...), exactly as `attach_console` does for the serial console: raw
+    /// mode, Ctrl-] (or `opts.escape`) detaches and restores the terminal,
+    /// and QEMU keeps running. The monitor exists when the VM was started
+    /// with `start_options::monitor` (a unix socket `files().monitor_socket`
+    /// in the runtime directory), so any process can attach, one at a time:
+    /// QEMU serves one client, and a second waits silently until the first
+    /// detaches. Typing `quit` there ends QEMU (recorded as a guest
+    /// shutdown); `stop` is the orderly way. QMP stays the library's own
+    /// channel and is unaffected.
+    /// Throws `errc::not_running` when the VM does not run,
+    /// `errc::unsupported` when it was started without a monitor, and the
+    /// errors of `console::attach` (`opts.endpoint` is set to "QEMU
+    /// monitor"). Cancellation detaches and restores the terminal.
+    boost::asio::awaitable<console::attach_end> attach_monitor(console::attach_options opts);
     boost::asio::awaitable<void> sync(std::filesystem::path from, std::string to,
                                       sync_options opts) override;
 

@@ -71,6 +71,7 @@ struct layout {
     std::filesystem::path efi_vars;       ///< data/efi-vars.fd
     std::filesystem::path qmp_socket;     ///< runtime/qmp.sock
     std::filesystem::path console_socket; ///< runtime/console.sock
+    std::filesystem::path monitor_socket; ///< runtime/monitor.sock (HMP, with `start_options::monitor`)
     std::filesystem::path console_log;    ///< runtime/console.log
     std::filesystem::path qemu_log;       ///< runtime/qemu.log (QEMU's stderr)
     std::filesystem::path pidfile;        ///< runtime/qemu.pid (QEMU holds its lock)

@@ -1,31 +1,50 @@
 // Shared setup of the QEMU backend's integration tests: a temporary VM home,
 // a blank base image, and options that run QEMU with TCG and no guest OS
-// (UEFI firmware with nothing to boot: it runs, and ignores ACPI).
+// (UEFI firmware with nothing to boot: it runs, and ignores ACPI); and the
+// suite-wide check that nothing is left behind.
 #pragma once
 
 #include <localvm/error.hpp>
 #include <localvm/process/child.hpp>
 #include <localvm/qemu/manager.hpp>
+#include <localvm/testing/leaks.hpp>
+
+#include <boost/test/unit_test.hpp>
 
 #include <filesystem>
 #include <string>
 
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 namespace lvtest {
 
+// The test program's own directory: every vm_home lives below it, so that
+// the leak check can tell this program's QEMUs and sockets from those of
+// other test programs running at the same time.
+inline const std::filesystem::path& suite_root() {
+    static const std::filesystem::path root = [] {
+        char tmpl[] = "/tmp/lvq-XXXXXX";
+        if (!::mkdtemp(tmpl))
+            localvm::throw_error(localvm::errc::io_error, "mkdtemp /tmp/lvq-XXXXXX failed");
+        return std::filesystem::path(tmpl);
+    }();
+    return root;
+}
+
+// A VM home below suite_root(). It stays until the suite ends: a socket
+// left in it is then still there for the leak check to name.
 struct vm_home {
     std::filesystem::path root;
     std::filesystem::path base;
 
     vm_home() {
-        char tmpl[] = "/tmp/lvq-XXXXXX";
-        root = ::mkdtemp(tmpl);
+        auto tmpl = (suite_root() / "t-XXXXXX").string();
+        if (!::mkdtemp(tmpl.data()))
+            localvm::throw_error(localvm::errc::io_error, "mkdtemp " + tmpl + " failed");
+        root = tmpl;
         base = root / "base.qcow2";
-    }
-    ~vm_home() {
-        std::error_code ec;
-        std::filesystem::remove_all(root, ec);
     }
 
     localvm::qemu::options options(const std::string& name = "vm") const {
@@ -48,5 +67,32 @@ inline localvm::start_options small_vm() {
     s.user_data = "#!/bin/sh\necho hello\n";
     return s;
 }
+
+// Global fixture (BOOST_TEST_GLOBAL_FIXTURE): fails the program when, after
+// its last test, an fd, a child or zombie, a process working in
+// suite_root() (a QEMU) or a socket file there is left, naming each; then
+// kills such processes and removes suite_root().
+struct leak_check {
+    localvm::testing::resource_snapshot before;
+
+    void setup() {
+        suite_root();
+        before = localvm::testing::resource_snapshot::take();
+    }
+    void teardown() {
+        localvm::testing::leak_check_options o;
+        o.directories = {suite_root()};
+        auto report = localvm::testing::find_leaks(before, o);
+        BOOST_TEST(report.clean(), "left behind by the tests:\n" << report.describe());
+        for (const auto& p : report.processes)
+            ::kill(p.pid, SIGKILL);
+        for (const auto& c : report.children) {
+            ::kill(c.pid, SIGKILL);
+            ::waitpid(c.pid, nullptr, 0);
+        }
+        std::error_code ec;
+        std::filesystem::remove_all(suite_root(), ec);
+    }
+};
 
 } // namespace lvtest

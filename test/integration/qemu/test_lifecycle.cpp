@@ -50,27 +50,6 @@ std::string slurp(const fs::path& p) {
     return ss.str();
 }
 
-std::size_t open_fds() {
-    return static_cast<std::size_t>(
-        std::distance(fs::directory_iterator("/proc/self/fd"), fs::directory_iterator()));
-}
-
-bool has_zombie_children() {
-    auto self = std::to_string(::getpid());
-    for (auto& e : fs::directory_iterator("/proc")) {
-        auto stat = slurp(e.path() / "stat");
-        auto close = stat.rfind(')');
-        if (close == std::string::npos)
-            continue;
-        std::istringstream rest(stat.substr(close + 2));
-        std::string state, ppid;
-        rest >> state >> ppid;
-        if (state == "Z" && ppid == self)
-            return true;
-    }
-    return false;
-}
-
 asio::awaitable<int> run_starter(const lvtest::vm_home& h, std::string verb,
                                  std::string* out = nullptr) {
     const char* starter = std::getenv("LOCALVM_STARTER");
@@ -87,8 +66,11 @@ asio::awaitable<int> run_starter(const lvtest::vm_home& h, std::string verb,
 
 } // namespace
 
+using lvtest::leak_check;
+BOOST_TEST_GLOBAL_FIXTURE(leak_check);
+
 BOOST_AUTO_TEST_CASE(full_lifecycle) {
-    auto fds_before = open_fds();
+    auto before = localvm::testing::resource_snapshot::take();
     lvtest::vm_home h;
     localvm::testing::run_coroutine(
         [&]() -> asio::awaitable<void> {
@@ -153,8 +135,10 @@ BOOST_AUTO_TEST_CASE(full_lifecycle) {
             BOOST_TEST(!lines.empty());
         },
         180s);
-    BOOST_TEST(!has_zombie_children());
-    BOOST_TEST(open_fds() == fds_before);
+    localvm::testing::leak_check_options o;
+    o.directories = {h.root};
+    auto left = localvm::testing::find_leaks(before, o);
+    BOOST_TEST(left.clean(), "left behind:\n" << left.describe());
 }
 
 BOOST_AUTO_TEST_CASE(create_errors_leave_nothing_behind) {

@@ -99,7 +99,8 @@ BOOST_AUTO_TEST_CASE(paths_with_spaces_and_commas) {
     p.console_log = "/run/a,b/console.log";
     p.boot = localvm::direct_boot{"/k k/vm,linux", "", "quiet"};
     p.seed.clear();
-    p.monitor = true;
+    p.monitor = monitor_mode::socket;
+    p.monitor_socket = "/run/a,b/monitor.sock";
     p.paused = false;
     auto argv = command_line(p);
     BOOST_TEST(values(argv, "-drive") ==
@@ -113,8 +114,43 @@ BOOST_AUTO_TEST_CASE(paths_with_spaces_and_commas) {
     // -kernel and -append are not option lists: no escaping.
     BOOST_TEST(values(argv, "-kernel") == std::vector<std::string>{"/k k/vm,linux"});
     BOOST_TEST(values(argv, "-initrd").empty());
-    BOOST_TEST(values(argv, "-monitor") == std::vector<std::string>{"stdio"});
+    BOOST_TEST(values(argv, "-chardev")[2] ==
+               "socket,id=hmp,path=/run/a,,b/monitor.sock,server=on,wait=off");
+    BOOST_TEST(values(argv, "-monitor").empty());
     BOOST_TEST(std::count(argv.begin(), argv.end(), "-S") == 0);
+}
+
+// The human monitor, byte for byte: on QEMU's stdio (a foreground QEMU), or
+// on a unix socket (the detached QEMU that qemu::manager runs).
+BOOST_AUTO_TEST_CASE(human_monitor_on_stdio_or_socket) {
+    const std::string common =
+        "qemu-system-x86_64 -name guest=vm1 -machine q35 -accel tcg -cpu max -smp 2 -m 1024M "
+        "-nodefaults -no-user-config -display none -S -chardev "
+        "socket,id=qmp,path=/run/vm1/qmp.sock,server=on,wait=off -mon chardev=qmp,mode=control "
+        "-chardev socket,id=serial0,path=/run/vm1/console.sock,server=on,wait=off,logfile=/run/"
+        "vm1/console.log,logappend=on -serial chardev:serial0 -drive "
+        "file=/data/vm1/disk.qcow2,if=virtio,format=qcow2,discard=unmap -drive "
+        "file=/data/vm1/seed.iso,if=virtio,format=raw,readonly=on -nic "
+        "user,model=virtio-net-pci -device virtio-rng-pci -device pvpanic -action "
+        "panic=exit-failure -pidfile /run/vm1/qemu.pid";
+    auto p = base_plan();
+    BOOST_TEST(joined(command_line(p)) == common);
+
+    p.monitor = monitor_mode::stdio;
+    BOOST_TEST(joined(command_line(p)) == common + " -monitor stdio");
+
+    p.monitor = monitor_mode::socket;
+    p.monitor_socket = "/run/vm1/monitor.sock";
+    BOOST_TEST(joined(command_line(p)) ==
+               common + " -chardev socket,id=hmp,path=/run/vm1/monitor.sock,server=on,wait=off "
+                        "-mon chardev=hmp,mode=readline");
+    // The argv words themselves, not just their joined text.
+    auto argv = command_line(p);
+    BOOST_TEST(std::vector<std::string>(argv.end() - 4, argv.end()) ==
+               (std::vector<std::string>{"-chardev",
+                                         "socket,id=hmp,path=/run/vm1/monitor.sock,server=on,"
+                                         "wait=off",
+                                         "-mon", "chardev=hmp,mode=readline"}));
 }
 
 BOOST_AUTO_TEST_CASE(escape_doubles_commas) {
@@ -182,6 +218,7 @@ BOOST_AUTO_TEST_CASE(names_and_layout) {
     auto l = make_layout(o);
     BOOST_TEST(l.disk == "/var/lib/x/vm1/disk.qcow2");
     BOOST_TEST(l.qmp_socket == "/run/x/vm1/qmp.sock");
+    BOOST_TEST(l.monitor_socket == "/run/x/vm1/monitor.sock");
     o.name = "../etc";
     BOOST_CHECK_EXCEPTION(make_layout(o), localvm::error, [](const localvm::error& e) {
         return e.code() == errc::invalid_argument;
