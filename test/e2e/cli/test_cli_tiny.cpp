@@ -77,6 +77,11 @@ BOOST_AUTO_TEST_CASE(lifecycle_on_one_boot) {
     BOOST_TEST(cat.status == 0, cat.err);
     BOOST_TEST(cat.out == "hello from the host\n");
 
+    auto failed = run({"sync", "tiny", (s.root / "no-such-folder").string() + "/", "/tmp/x"}, env);
+    BOOST_TEST(failed.status == 1);
+    BOOST_TEST(failed.err_lines().size() == 1u, failed.err);
+    BOOST_TEST(failed.err.starts_with("localvm: sync tiny: rsync "), failed.err);
+
     // stdin is /dev/null: the console attaches and ends at once.
     auto con = run({"console", "tiny"}, env);
     BOOST_TEST(con.status == 0, con.err);
