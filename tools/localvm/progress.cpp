@@ -64,7 +64,8 @@ void progress::stage(std::string_view word, std::string_view detail) {
     auto ms = elapsed();
     timeline_.entries.push_back(
         {std::string(word), static_cast<double>(ms.count()) / 1000.0, std::string(detail)});
-    activity_ = next_activity(word);
+    if (word != "console-output") // the boot goes on: keep saying what is awaited
+        activity_ = next_activity(word);
     if (level_ == verbosity::quiet)
         return;
     if (tty_ && level_ == verbosity::normal) {
