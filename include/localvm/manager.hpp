@@ -61,6 +61,14 @@ struct shell_options {
     /// stderr are captured together into `shell_result::output`.
     line_sink out;
     line_sink err; ///< Receives stderr line by line (see `out`).
+    /// The terminal of an interactive session (`shell` with an empty
+    /// command): keystrokes are read from `input_fd`, output goes to
+    /// `output_fd` and `error_fd` (e.g. the slave side of a pty, as a test
+    /// or a terminal multiplexer has). Defaults: the caller's stdin, stdout
+    /// and stderr. The fds are not closed.
+    int input_fd = 0;
+    int output_fd = 1; ///< See `input_fd`. Default 1 (stdout).
+    int error_fd = 2;  ///< See `input_fd`. Default 2 (stderr).
 };
 
 /// How a remote command ended.
@@ -115,9 +123,10 @@ public:
     virtual boost::asio::awaitable<void> wait_ready(std::chrono::milliseconds timeout) = 0;
 
     /// Runs `command` in the guest over ssh. An empty command opens an
-    /// interactive session on the caller's terminal. The remote exit status
-    /// is returned; ssh failures throw `errc::ssh_unreachable`; the timeout
-    /// throws `errc::timeout`. Cancellation kills ssh.
+    /// interactive session on the caller's terminal (or the fds in `opts`)
+    /// and returns when it ends. The remote exit status is returned; ssh
+    /// failures throw `errc::ssh_unreachable`; the timeout throws
+    /// `errc::timeout`. Cancellation kills ssh.
     virtual boost::asio::awaitable<shell_result> shell(std::string command, shell_options opts) = 0;
 
     /// Attaches the caller's terminal to the serial console until Ctrl-]

@@ -64,6 +64,16 @@ struct unique_fd {
     int release() noexcept { return std::exchange(fd, -1); }
 };
 
+// A close-on-exec copy of a caller's fd, above 2, for the child to
+// install as one of its stdio fds; the caller's fd stays as it is.
+int duplicate(int fd, const char* stream, const std::string& command) {
+    int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (copy < 0)
+        throw_errno(errc::invalid_argument, "fd " + std::to_string(fd) + " given as " + stream +
+                                                " of " + command);
+    return copy;
+}
+
 void make_pipe(unique_fd& r, unique_fd& w, const std::string& command) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0)
@@ -247,6 +257,8 @@ struct child::impl {
             child_fd[0].fd = detail::open_dev_null(O_RDONLY);
             break;
         case input_mode::inherit:
+            if (opts.stdin_fd >= 0)
+                child_fd[0].fd = duplicate(opts.stdin_fd, "stdin", command);
             break;
         case input_mode::data:
             make_pipe(child_fd[0], parent_in, command);
@@ -254,9 +266,12 @@ struct child::impl {
                 throw_errno(errc::process_failed, "fcntl on the stdin pipe for " + command);
             break;
         }
-        auto setup_out = [&](const output_stream& s, unique_fd& cfd, unique_fd& pfd) {
+        auto setup_out = [&](const output_stream& s, unique_fd& cfd, unique_fd& pfd,
+                             const char* name) {
             switch (s.mode) {
             case stream_mode::inherit:
+                if (s.inherit_fd >= 0)
+                    cfd.fd = duplicate(s.inherit_fd, name, command);
                 break;
             case stream_mode::null:
                 cfd.fd = detail::open_dev_null(O_WRONLY);
@@ -267,8 +282,8 @@ struct child::impl {
                 break;
             }
         };
-        setup_out(opts.out, child_fd[1], parent_out);
-        setup_out(opts.err, child_fd[2], parent_err);
+        setup_out(opts.out, child_fd[1], parent_out, "stdout");
+        setup_out(opts.err, child_fd[2], parent_err, "stderr");
 
         unique_fd report_r, report_w;
         make_pipe(report_r, report_w, command);

@@ -620,6 +620,9 @@ asio::awaitable<shell_result> manager::shell(std::string command, shell_options 
     so.timeout = opts.timeout;
     so.stdout_sink = std::move(opts.out);
     so.stderr_sink = std::move(opts.err);
+    so.input_fd = opts.input_fd;
+    so.output_fd = opts.output_fd;
+    so.error_fd = opts.error_fd;
     auto r = co_await ssh::shell(std::move(t), std::move(command), std::move(so));
     co_return shell_result{r.exit_status, std::move(r.output)};
 }

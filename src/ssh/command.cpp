@@ -103,8 +103,11 @@ asio::awaitable<shell_result> shell(target t, std::string command, shell_options
     };
     if (interactive) {
         po.stdin_mode = process::input_mode::inherit;
+        po.stdin_fd = opts.input_fd;
         po.out.mode = process::stream_mode::inherit;
+        po.out.inherit_fd = opts.output_fd;
         po.err.mode = process::stream_mode::inherit;
+        po.err.inherit_fd = opts.error_fd;
     } else {
         po.stdin_mode = process::input_mode::null;
         po.out.mode = process::stream_mode::sink;

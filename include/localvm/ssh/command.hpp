@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include <unistd.h>
+
 namespace localvm::ssh {
 
 /// Where and as whom to log in.
@@ -85,6 +87,14 @@ struct shell_options {
     line_sink stderr_sink;
     /// Bytes of `shell_result::output` kept (the first ones). Default 16 MiB.
     std::size_t capture_limit = 16u << 20;
+    /// The terminal of an interactive session (empty command): ssh reads
+    /// keystrokes from `input_fd` and writes to `output_fd` and `error_fd`
+    /// (e.g. the slave side of a pty). Defaults: the caller's stdin, stdout
+    /// and stderr. Not closed; ssh itself puts a terminal `input_fd` in raw
+    /// mode and restores it. Unused when a command is given.
+    int input_fd = STDIN_FILENO;
+    int output_fd = STDOUT_FILENO; ///< See `input_fd`.
+    int error_fd = STDERR_FILENO;  ///< See `input_fd`.
 };
 
 /// How a remote command ended.
@@ -97,8 +107,10 @@ struct shell_result {
 /// Runs `command` in the guest (`ssh_argv(t, command)`, stdin /dev/null)
 /// and returns its exit status: a failing remote command is a result, not
 /// an exception. An empty `command` opens an interactive login shell on the
-/// caller's terminal instead (stdin, stdout and stderr inherited, `-t`);
-/// sinks are then unused.
+/// caller's terminal instead (`opts.input_fd`, `output_fd` and `error_fd`,
+/// by default stdin, stdout and stderr, handed to ssh with `-t`), and
+/// returns the exit status of the session (of the remote shell's last
+/// command, or of its `exit N`); sinks are then unused.
 ///
 /// Throws `localvm::error`: `errc::invalid_argument` for an unset port,
 /// identity or known_hosts file; `errc::ssh_unreachable` when ssh exits with

@@ -398,6 +398,54 @@ BOOST_AUTO_TEST_CASE(stdin_data_is_written_then_closed) {
     }, 60s);
 }
 
+BOOST_AUTO_TEST_CASE(inherited_streams_can_be_given_fds) {
+    // A terminal for an interactive program is given this way; pipes show
+    // which fd each stream got. The fds stay open for the caller.
+    temp_dir dir;
+    auto in = dir.path / "in", out = dir.path / "out", err = dir.path / "err";
+    std::ofstream(in) << "typed\n";
+    int in_fd = ::open(in.c_str(), O_RDONLY | O_CLOEXEC);
+    int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    BOOST_REQUIRE(in_fd >= 0);
+    BOOST_REQUIRE(out_fd >= 0);
+    BOOST_REQUIRE(err_fd >= 0);
+    run_coroutine([&]() -> asio::awaitable<void> {
+        auto o = sh("read x; echo \"got $x\"; echo oops >&2; exit 3");
+        o.stdin_mode = lp::input_mode::inherit;
+        o.stdin_fd = in_fd;
+        o.out.mode = lp::stream_mode::inherit;
+        o.out.inherit_fd = out_fd;
+        o.err.mode = lp::stream_mode::inherit;
+        o.err.inherit_fd = err_fd;
+        auto r = co_await lp::run(std::move(o));
+        BOOST_TEST(r.exit_code == 3);
+
+        auto bad = sh("true");
+        bad.stdin_mode = lp::input_mode::inherit;
+        bad.stdin_fd = 987;
+        try {
+            co_await lp::run(std::move(bad));
+            BOOST_FAIL("no throw");
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == errc::invalid_argument);
+            BOOST_TEST(std::string(e.what()).find("fd 987 given as stdin") != std::string::npos,
+                       e.what());
+        }
+    }, 30s);
+    for (int fd : {in_fd, out_fd, err_fd})
+        BOOST_TEST(::fcntl(fd, F_GETFD) >= 0, "fd " << fd << " was closed");
+    ::close(in_fd);
+    ::close(out_fd);
+    ::close(err_fd);
+    std::ifstream o(out), e(err);
+    std::stringstream os, es;
+    os << o.rdbuf();
+    es << e.rdbuf();
+    BOOST_TEST(os.str() == "got typed\n");
+    BOOST_TEST(es.str() == "oops\n");
+}
+
 BOOST_AUTO_TEST_CASE(run_checked_names_command_status_and_stderr) {
     run_coroutine([&]() -> asio::awaitable<void> {
         try {
