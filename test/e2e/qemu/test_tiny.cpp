@@ -177,33 +177,6 @@ BOOST_AUTO_TEST_CASE(tiny_guest_full_lifecycle) {
         600s);
 }
 
-BOOST_AUTO_TEST_CASE(three_tiny_guests_at_once) {
-    auto g = lve2e::load_guest("tiny");
-    lve2e::home h;
-    localvm::testing::run_coroutine(
-        [&]() -> asio::awaitable<void> {
-            auto ex = co_await asio::this_coro::executor;
-            auto base = co_await blank_base(h);
-            auto one = [&](std::string name) -> asio::awaitable<std::uint16_t> {
-                localvm::qemu::manager m(ex, h.options(name));
-                co_await m.create(base);
-                co_await m.start(lve2e::tiny_start(g, h));
-                co_await m.wait_ready(300s);
-                auto r = co_await m.shell("hostname", {});
-                BOOST_TEST(r.output == name + "\n");
-                auto ports = co_await m.ports();
-                co_await m.stop();
-                co_await m.remove();
-                co_return ports.at(0).host_port;
-            };
-            auto [a, b, c] = co_await (one("vm-a") && one("vm-b") && one("vm-c"));
-            BOOST_TEST(a != b);
-            BOOST_TEST(b != c);
-            BOOST_TEST(a != c);
-        },
-        900s);
-}
-
 BOOST_AUTO_TEST_CASE(a_guest_that_panics_fails_wait_ready_fast) {
     auto g = lve2e::load_guest("tiny");
     lve2e::home h;

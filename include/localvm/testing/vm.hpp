@@ -1,0 +1,197 @@
+// Test VMs: boot one or more QEMU guests for a test, drive them from a
+// coroutine body with a hard deadline, and always clean them up.
+#pragma once
+
+#include <localvm/console/wait.hpp>
+#include <localvm/error.hpp>
+#include <localvm/manager.hpp>
+#include <localvm/qemu/manager.hpp>
+#include <localvm/qemu/options.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace localvm::testing {
+
+/// A guest image built by localvm's `test/guests/build` (or laid out like
+/// one): a folder with an `env` file of KEY=value lines (KERNEL, INITRD,
+/// CMDLINE for direct boot; DISK for a disk image).
+struct guest_image {
+    std::filesystem::path folder;              ///< Where the guest's files are.
+    std::map<std::string, std::string> values; ///< The `env` file; file names made absolute.
+
+    /// The value of `key`, or "" when absent.
+    std::string operator[](const std::string& key) const;
+    /// Direct boot {KERNEL, INITRD, CMDLINE + " " + extra_cmdline}.
+    /// Throws `errc::not_found` when the guest has no KERNEL.
+    direct_boot boot(const std::string& extra_cmdline = {}) const;
+
+    /// Loads guest `name` from `$LOCALVM_GUEST_CACHE`, else
+    /// `~/.cache/localvm/guests`. Throws `errc::not_found` naming the missing
+    /// file and the command that builds it.
+    static guest_image load(const std::string& name);
+};
+
+/// One VM of a `vm_set`: what it is and how it boots.
+struct vm_spec {
+    /// VM name, unique in its set (see `qemu::options::name` for the rules).
+    std::string name;
+    /// Backing image of the disk overlay; empty: a blank 64 MiB qcow2 (enough
+    /// for direct-boot guests that live in their initramfs).
+    std::filesystem::path base_image;
+    /// How it starts. An empty `ssh_authorized_key` gets the set's key; no
+    /// port forwards get SSH on a free host port (guest port 22).
+    start_options start;
+    /// Backend options. The set fills in `name`, `data_dir`, `runtime_dir`
+    /// and `ssh_identity_file` when empty; defaults here are TCG and
+    /// restricted user networking, what tests want.
+    qemu::options options = test_options();
+    /// How long `wait_ready` may take at boot; 0: do not wait for SSH.
+    std::chrono::milliseconds ready_timeout{std::chrono::minutes(3)};
+
+    /// `qemu::options` with accel = tcg and net = restricted.
+    static qemu::options test_options();
+};
+
+/// A running VM, as a test body sees it. Every call fails with
+/// `localvm::error`; the `expect_*` helpers fail with `errc::check_failed`
+/// naming the command and showing what the guest said.
+class vm {
+public:
+    /// The VM's name in its set.
+    const std::string& name() const noexcept { return name_; }
+    /// The backend, for anything the helpers do not cover.
+    qemu::manager& manager() noexcept { return *manager_; }
+
+    /// Runs `command` over SSH; throws `errc::check_failed` unless it exits
+    /// with `status`. Returns the result (output = stdout and stderr).
+    boost::asio::awaitable<shell_result> expect_status(std::string command, int status = 0,
+                                                       std::chrono::milliseconds timeout =
+                                                           std::chrono::minutes(2));
+    /// Runs `command` over SSH expecting exit status 0, and returns its
+    /// stdout (stderr goes to the failure message only).
+    boost::asio::awaitable<std::string> output(std::string command,
+                                               std::chrono::milliseconds timeout =
+                                                   std::chrono::minutes(2));
+    /// Runs `command` expecting exit status 0 and stdout equal to
+    /// `expected`; throws `errc::check_failed` showing both otherwise.
+    boost::asio::awaitable<void> expect_output(std::string command, std::string expected);
+    /// Waits for a console line matching `text` (see `qemu::manager::
+    /// wait_for_console`: `errc::timeout` with the console tail on failure).
+    boost::asio::awaitable<std::string> wait_for_console(std::string text,
+                                                         std::chrono::milliseconds timeout);
+    /// The host port forwarded to `guest_port`. Throws `errc::not_found`
+    /// when the VM has no forward for it.
+    boost::asio::awaitable<std::uint16_t> host_port(std::uint16_t guest_port);
+    /// Waits until a guest service accepts TCP connections on `guest_port`
+    /// through its forward, and returns the host port. QEMU's forwarder
+    /// accepts every connection at once and closes it when the guest
+    /// refuses, so a connection counts once it sends data or stays open for
+    /// `settle`. Retries with a capped backoff; `errc::timeout` after
+    /// `timeout`, `errc::guest_died` when QEMU exits meanwhile.
+    boost::asio::awaitable<std::uint16_t> wait_for_port(
+        std::uint16_t guest_port, std::chrono::milliseconds timeout,
+        std::chrono::milliseconds settle = std::chrono::milliseconds(300));
+    /// Copies `local` to `remote` with rsync over SSH (`manager::sync`).
+    boost::asio::awaitable<void> copy_in(std::filesystem::path local, std::string remote,
+                                         sync_options opts);
+    /// `copy_in` with default sync options. (Not a defaulted argument: GCC
+    /// 12 destroys a coroutine's `= {}` class-type argument twice.)
+    boost::asio::awaitable<void> copy_in(std::filesystem::path local, std::string remote) {
+        return copy_in(std::move(local), std::move(remote), sync_options());
+    }
+
+    /// The last `lines` lines of its serial console and of QEMU's stderr,
+    /// under headers naming the VM; what a failed test shows.
+    std::string report(std::size_t lines = 30) const;
+
+private:
+    friend class vm_set;
+    std::string name_;
+    qemu::manager* manager_ = nullptr; // owned by the running vm_set::run
+};
+
+/// A set of test VMs that live in a private temporary directory with their
+/// own SSH key pair. `run` boots whatever is not running yet (concurrently,
+/// on one io_context), then runs the test body with a hard deadline; the
+/// destructor (or `teardown`) stops and deletes every VM and the directory,
+/// whatever happened before: exception, failed check or deadline. Use one
+/// per test case (a local or a Boost.Test fixture), or share one across a
+/// suite (see localvm/testing/boost.hpp).
+class vm_set {
+public:
+    /// Makes the temporary directory (under $TMPDIR, else /tmp) and an
+    /// ed25519 key pair in it with `ssh-keygen`. Throws `localvm::error`.
+    vm_set();
+    /// Stops and deletes the VMs (see `teardown`); never throws.
+    ~vm_set();
+    vm_set(const vm_set&) = delete;
+    vm_set& operator=(const vm_set&) = delete;
+
+    /// Adds a VM to boot at the next `run`. Throws `errc::invalid_argument`
+    /// for a duplicate or invalid name.
+    void add(vm_spec spec);
+
+    /// Boots the VMs that are not running (create, start, wait_ready; all at
+    /// once), then awaits `body`, all on a fresh io_context within
+    /// `deadline` (boot included; see `run_coroutine`). Any failure is
+    /// rethrown as `localvm::error` (same code; `errc::check_failed` for
+    /// other exceptions) with its message followed by `report()`. Call it as
+    /// often as needed: VMs stay up between runs.
+    void run(std::function<boost::asio::awaitable<void>(vm_set&)> body,
+             std::chrono::steady_clock::duration deadline = std::chrono::minutes(5),
+             const std::string& what = "VM test body");
+
+    /// The VM named `name`, valid inside `run`'s body. Throws
+    /// `errc::not_found` for an unknown name or outside `run`.
+    vm& operator[](const std::string& name);
+    /// Names of the VMs, in the order they were added.
+    std::vector<std::string> names() const;
+
+    /// Every VM's `report`, as shown when a run fails.
+    std::string report(std::size_t lines = 30) const;
+    /// Stops (quickly: no ACPI wait) and deletes every VM of the set, and
+    /// any other VM whose runtime directory is under `root()/run`; kills any
+    /// QEMU still alive, removes the directory. Idempotent; never throws; returns
+    /// what went wrong (empty when all went well).
+    std::string teardown();
+
+    /// Gets `report()` after a run that threw nothing when `failed_check`
+    /// says the test failed anyway, and teardown problems; default none.
+    std::function<void(const std::string&)> on_failure;
+    /// Asked after a run that threw nothing whether the test failed anyway
+    /// (e.g. a failed non-fatal Boost.Test check). Default none.
+    std::function<bool()> failed_check;
+
+    /// The temporary directory.
+    const std::filesystem::path& root() const noexcept { return root_; }
+    /// The private key the VMs accept (path contains a space on purpose).
+    const std::filesystem::path& key() const noexcept { return key_; }
+    /// The matching public key line.
+    const std::string& public_key() const noexcept { return public_key_; }
+
+private:
+    struct member {
+        vm_spec spec;
+        vm handle;
+        bool booted = false;
+    };
+    boost::asio::awaitable<void> boot(member& m);
+    std::filesystem::path blank_base();
+    std::filesystem::path root_, key_;
+    std::string public_key_;
+    std::vector<std::unique_ptr<member>> members_;
+    bool in_run_ = false;
+    bool torn_down_ = false;
+};
+
+} // namespace localvm::testing

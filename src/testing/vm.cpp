@@ -1,0 +1,492 @@
+#include <localvm/console/log.hpp>
+#include <localvm/error.hpp>
+#include <localvm/process/child.hpp>
+#include <localvm/process/detached.hpp>
+#include <localvm/ssh/keygen.hpp>
+#include <localvm/testing/run.hpp>
+#include <localvm/testing/vm.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <signal.h>
+#include <stdlib.h>
+
+namespace localvm::testing {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+namespace {
+
+std::string backticked(const std::string& s) { return "`" + s + "`"; }
+
+std::string joined_lines(const std::vector<std::string>& lines) {
+    std::string s;
+    for (const auto& l : lines)
+        s += l + "\n";
+    return s;
+}
+
+// Indents a block of guest output under a failure message.
+std::string indented(const std::string& text) {
+    if (text.empty())
+        return "  (nothing)\n";
+    std::string out = "  | ";
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        out += text[i];
+        if (text[i] == '\n' && i + 1 < text.size())
+            out += "  | ";
+    }
+    if (out.back() != '\n')
+        out += '\n';
+    return out;
+}
+
+std::string tail_block(const std::string& title, const std::string& text) {
+    return "---- " + title + " ----\n" + (text.empty() ? std::string("(empty)\n") : text) +
+           (text.empty() || text.back() == '\n' ? "" : "\n");
+}
+
+} // namespace
+
+// ---- guest_image ----
+
+std::string guest_image::operator[](const std::string& key) const {
+    auto it = values.find(key);
+    return it == values.end() ? std::string() : it->second;
+}
+
+direct_boot guest_image::boot(const std::string& extra_cmdline) const {
+    if ((*this)["KERNEL"].empty())
+        throw_error(errc::not_found, "guest " + folder.string() + " has no KERNEL for direct boot");
+    std::string cmdline = (*this)["CMDLINE"];
+    if (!extra_cmdline.empty())
+        cmdline += (cmdline.empty() ? "" : " ") + extra_cmdline;
+    return direct_boot{(*this)["KERNEL"], (*this)["INITRD"], cmdline};
+}
+
+guest_image guest_image::load(const std::string& name) {
+    fs::path cache;
+    if (const char* c = std::getenv("LOCALVM_GUEST_CACHE"); c && *c)
+        cache = c;
+    else
+        cache = fs::path(std::getenv("HOME") ? std::getenv("HOME") : "/root") / ".cache" /
+                "localvm" / "guests";
+    auto file = cache / name / "env";
+    std::ifstream in(file);
+    if (!in)
+        throw_error(errc::not_found, "test guest " + file.string() +
+                                         " is missing: build it with test/guests/build " + name);
+    guest_image g;
+    g.folder = file.parent_path();
+    std::string line;
+    while (std::getline(in, line)) {
+        auto eq = line.find('=');
+        if (eq == std::string::npos || line.starts_with('#'))
+            continue;
+        auto key = line.substr(0, eq);
+        auto v = line.substr(eq + 1);
+        if (v.size() >= 2 && (v.front() == '"' || v.front() == '\'') && v.back() == v.front())
+            v = v.substr(1, v.size() - 2);
+        // Files are the guest folder's, wherever it was built.
+        if (key == "KERNEL" || key == "INITRD" || key == "DISK")
+            v = (g.folder / fs::path(v).filename()).string();
+        g.values[key] = v;
+    }
+    return g;
+}
+
+// ---- vm_spec ----
+
+qemu::options vm_spec::test_options() {
+    qemu::options o;
+    o.accel = qemu::accelerator::tcg;
+    o.net = qemu::network::restricted;
+    return o;
+}
+
+// ---- vm ----
+
+asio::awaitable<shell_result> vm::expect_status(std::string command, int status,
+                                                milliseconds timeout) {
+    pending p("shell " + backticked(command) + " on vm '" + name_ + "'");
+    shell_options so;
+    so.timeout = timeout;
+    auto r = co_await manager_->shell(command, so);
+    if (r.exit_status != status)
+        throw_error(errc::check_failed, backticked(command) + " on vm '" + name_ + "' exited with " +
+                                            std::to_string(r.exit_status) + ", expected " +
+                                            std::to_string(status) + "; its output:\n" +
+                                            indented(r.output));
+    co_return r;
+}
+
+asio::awaitable<std::string> vm::output(std::string command, milliseconds timeout) {
+    pending p("shell " + backticked(command) + " on vm '" + name_ + "'");
+    std::vector<std::string> out, err;
+    shell_options so;
+    so.timeout = timeout;
+    so.out = [&](std::string_view l) { out.emplace_back(l); };
+    so.err = [&](std::string_view l) { err.emplace_back(l); };
+    auto r = co_await manager_->shell(command, so);
+    if (r.exit_status != 0)
+        throw_error(errc::check_failed,
+                    backticked(command) + " on vm '" + name_ + "' exited with " +
+                        std::to_string(r.exit_status) + ", expected 0; stdout:\n" +
+                        indented(joined_lines(out)) + "stderr:\n" + indented(joined_lines(err)));
+    co_return joined_lines(out);
+}
+
+asio::awaitable<void> vm::expect_output(std::string command, std::string expected) {
+    auto got = co_await output(command);
+    if (got != expected)
+        throw_error(errc::check_failed, backticked(command) + " on vm '" + name_ +
+                                            "' printed:\n" + indented(got) + "expected:\n" +
+                                            indented(expected));
+}
+
+asio::awaitable<std::string> vm::wait_for_console(std::string text, milliseconds timeout) {
+    pending p("console text \"" + text + "\" on vm '" + name_ + "'");
+    co_return co_await manager_->wait_for_console(text, timeout);
+}
+
+asio::awaitable<std::uint16_t> vm::host_port(std::uint16_t guest_port) {
+    for (const auto& f : co_await manager_->ports())
+        if (f.guest_port == guest_port)
+            co_return f.host_port;
+    throw_error(errc::not_found, "vm '" + name_ + "' has no port forward to guest port " +
+                                     std::to_string(guest_port));
+}
+
+asio::awaitable<std::uint16_t> vm::wait_for_port(std::uint16_t guest_port, milliseconds timeout,
+                                                 milliseconds settle) {
+    using namespace asio::experimental::awaitable_operators;
+    pending p("guest port " + std::to_string(guest_port) + " on vm '" + name_ + "'");
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 0;
+    for (const auto& f : co_await manager_->ports())
+        if (f.guest_port == guest_port) {
+            address = f.host_address;
+            port = f.host_port;
+        }
+    if (port == 0)
+        throw_error(errc::not_found, "vm '" + name_ + "' has no port forward to guest port " +
+                                         std::to_string(guest_port));
+    auto ex = co_await asio::this_coro::executor;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    asio::ip::tcp::endpoint ep(asio::ip::make_address(address), port);
+    milliseconds backoff(50);
+    for (int attempt = 1;; ++attempt) {
+        if (!co_await manager_->running())
+            throw_error(errc::guest_died, "vm '" + name_ + "' stopped while waiting for guest port " +
+                                              std::to_string(guest_port) + "\n" +
+                                              manager_->console_tail(20));
+        asio::ip::tcp::socket sock(ex);
+        boost::system::error_code ec;
+        co_await sock.async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
+        if (!ec) {
+            // QEMU accepted; does the guest? A refusal closes the connection.
+            char byte;
+            boost::system::error_code rec, tec;
+            asio::steady_timer quiet(ex, settle);
+            auto r = co_await (
+                sock.async_read_some(asio::buffer(&byte, 1),
+                                     asio::redirect_error(asio::use_awaitable, rec)) ||
+                quiet.async_wait(asio::redirect_error(asio::use_awaitable, tec)));
+            if (r.index() == 1 || !rec)
+                co_return port;
+        }
+        auto now = std::chrono::steady_clock::now();
+        if (now >= deadline)
+            throw_error(errc::timeout, "guest port " + std::to_string(guest_port) + " of vm '" +
+                                           name_ + "' (host " + address + ":" +
+                                           std::to_string(port) + ") accepted no connection in " +
+                                           std::to_string(timeout.count()) + " ms (" +
+                                           std::to_string(attempt) + " attempts)");
+        asio::steady_timer t(ex, std::min<std::chrono::steady_clock::duration>(backoff,
+                                                                             deadline - now));
+        co_await t.async_wait(asio::use_awaitable);
+        backoff = std::min(backoff * 2, milliseconds(1000));
+    }
+}
+
+asio::awaitable<void> vm::copy_in(fs::path local, std::string remote, sync_options opts) {
+    pending p("copy of " + local.string() + " to vm '" + name_ + "'");
+    co_await manager_->sync(local, remote, opts);
+}
+
+std::string vm::report(std::size_t lines) const {
+    if (!manager_)
+        return {};
+    const auto& files = manager_->files();
+    return tail_block("vm '" + name_ + "': serial console (" + files.console_log.string() + ")",
+                      console::read_tail(files.console_log, lines)) +
+           tail_block("vm '" + name_ + "': QEMU stderr (" + files.qemu_log.string() + ")",
+                      console::read_tail(files.qemu_log, lines));
+}
+
+// ---- vm_set ----
+
+vm_set::vm_set() {
+    fs::path tmp = "/tmp";
+    if (const char* t = std::getenv("TMPDIR"); t && *t)
+        tmp = t;
+    auto tmpl = (tmp / "localvm-test-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data()))
+        throw_error(errc::io_error, "cannot make a temporary directory under " + tmp.string() +
+                                        ": " + std::strerror(errno));
+    root_ = tmpl;
+    key_ = root_ / "id ed25519";
+    try {
+        run_coroutine(
+            [this]() -> asio::awaitable<void> {
+                public_key_ = co_await ssh::ensure_key_pair(key_, "localvm-test");
+            },
+            std::chrono::seconds(60), "ssh-keygen");
+    } catch (...) {
+        std::error_code ec;
+        fs::remove_all(root_, ec);
+        throw;
+    }
+}
+
+vm_set::~vm_set() {
+    auto problems = teardown();
+    if (!problems.empty() && on_failure)
+        on_failure("localvm::testing::vm_set teardown:\n" + problems);
+}
+
+void vm_set::add(vm_spec spec) {
+    if (auto problem = qemu::check_name(spec.name); !problem.empty())
+        throw_error(errc::invalid_argument, "test VM name: " + problem);
+    for (const auto& m : members_)
+        if (m->spec.name == spec.name)
+            throw_error(errc::invalid_argument, "test VM '" + spec.name + "' added twice");
+    auto& o = spec.options;
+    if (o.name.empty())
+        o.name = spec.name;
+    if (o.data_dir.empty())
+        o.data_dir = root_ / "data";
+    if (o.runtime_dir.empty())
+        o.runtime_dir = root_ / "run";
+    if (o.ssh_identity_file.empty())
+        o.ssh_identity_file = key_;
+    if (spec.start.ssh_authorized_key.empty())
+        spec.start.ssh_authorized_key = public_key_;
+    if (spec.start.ports.empty())
+        spec.start.ports = {port_forward{"127.0.0.1", 0, 22}};
+    auto m = std::make_unique<member>();
+    m->spec = std::move(spec);
+    m->handle.name_ = m->spec.name;
+    members_.push_back(std::move(m));
+}
+
+fs::path vm_set::blank_base() { return root_ / "blank-64M.qcow2"; }
+
+asio::awaitable<void> vm_set::boot(member& m) {
+    auto& mgr = *m.handle.manager_;
+    const std::string who = "vm '" + m.spec.name + "'";
+    if (co_await mgr.running()) {
+        m.booted = true;
+        co_return;
+    }
+    if (!co_await mgr.exists()) {
+        auto base = m.spec.base_image.empty() ? blank_base() : m.spec.base_image;
+        co_await step("create of " + who, mgr.create(base));
+    }
+    co_await step("start of " + who, mgr.start(m.spec.start));
+    m.booted = true;
+    if (m.spec.ready_timeout.count() > 0)
+        co_await step("wait_ready of " + who, mgr.wait_ready(m.spec.ready_timeout));
+}
+
+void vm_set::run(std::function<asio::awaitable<void>(vm_set&)> body,
+                 std::chrono::steady_clock::duration deadline, const std::string& what) {
+    if (in_run_)
+        throw_error(errc::invalid_argument, "vm_set::run called from inside a run");
+    if (torn_down_)
+        throw_error(errc::invalid_argument, "vm_set::run after teardown");
+    in_run_ = true;
+    std::exception_ptr failure;
+    try {
+        run_coroutine(
+            [&]() -> asio::awaitable<void> {
+                auto ex = co_await asio::this_coro::executor;
+                // The managers live in this frame: they belong to this run's
+                // io_context, and a deadline destroys them with it.
+                std::vector<std::unique_ptr<qemu::manager>> managers;
+                struct unbind {
+                    vm_set& set;
+                    ~unbind() {
+                        for (auto& m : set.members_)
+                            m->handle.manager_ = nullptr;
+                    }
+                } unbind_at_exit{*this};
+                for (auto& m : members_) {
+                    managers.push_back(std::make_unique<qemu::manager>(ex, m->spec.options));
+                    m->handle.manager_ = managers.back().get();
+                }
+                // The shared blank base image, made once before the boots.
+                auto base = blank_base();
+                bool blank_needed = std::any_of(members_.begin(), members_.end(), [](auto& m) {
+                    return m->spec.base_image.empty();
+                });
+                if (blank_needed && !fs::exists(base)) {
+                    pending p("qemu-img create of " + base.string());
+                    process::options o;
+                    o.argv = {members_.front()->spec.options.qemu_img.string(), "create", "-q",
+                              "-f", "qcow2", base.string() + ".part", "64M"};
+                    co_await process::run_checked(o);
+                    fs::rename(base.string() + ".part", base);
+                }
+                using op_type = decltype(asio::co_spawn(ex, boot(*members_.front()),
+                                                        asio::deferred));
+                std::vector<op_type> ops;
+                for (auto& m : members_) {
+                    bool up = m->booted;
+                    if (up)
+                        up = co_await m->handle.manager_->running();
+                    if (!up)
+                        ops.push_back(asio::co_spawn(ex, boot(*m), asio::deferred));
+                }
+                if (!ops.empty()) {
+                    auto [order, errors] =
+                        co_await asio::experimental::make_parallel_group(std::move(ops))
+                            .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+                    (void)order;
+                    for (auto& e : errors)
+                        if (e)
+                            std::rethrow_exception(e);
+                }
+                co_await body(*this);
+            },
+            deadline, what);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    in_run_ = false;
+
+    if (!failure) {
+        if (failed_check && on_failure && failed_check())
+            on_failure(report());
+        return;
+    }
+    auto text = report();
+    try {
+        std::rethrow_exception(failure);
+    } catch (const localvm::error& e) {
+        throw localvm::error(e.code(), e.diagnostic() + "\n" + text);
+    } catch (const std::exception& e) {
+        throw localvm::error(errc::check_failed, std::string(e.what()) + "\n" + text);
+    }
+}
+
+vm& vm_set::operator[](const std::string& name) {
+    for (auto& m : members_)
+        if (m->spec.name == name) {
+            if (!m->handle.manager_)
+                throw_error(errc::not_found, "test VM '" + name + "' is reachable only inside run");
+            return m->handle;
+        }
+    throw_error(errc::not_found, "no test VM named '" + name + "'");
+}
+
+std::vector<std::string> vm_set::names() const {
+    std::vector<std::string> out;
+    for (const auto& m : members_)
+        out.push_back(m->spec.name);
+    return out;
+}
+
+std::string vm_set::report(std::size_t lines) const {
+    std::string out;
+    for (const auto& m : members_) {
+        auto files = qemu::make_layout(m->spec.options);
+        out += tail_block("vm '" + m->spec.name + "': serial console (" +
+                              files.console_log.string() + ")",
+                          console::read_tail(files.console_log, lines)) +
+               tail_block("vm '" + m->spec.name + "': QEMU stderr (" + files.qemu_log.string() +
+                              ")",
+                          console::read_tail(files.qemu_log, lines));
+    }
+    return out;
+}
+
+std::string vm_set::teardown() {
+    if (torn_down_)
+        return {};
+    torn_down_ = true;
+    std::string problems;
+    // The set's VMs, and any other VM a test made under the set's directories.
+    std::vector<qemu::options> all;
+    for (auto& m : members_)
+        all.push_back(m->spec.options);
+    std::error_code dec;
+    for (const auto& d : fs::directory_iterator(root_ / "run", dec)) {
+        auto name = d.path().filename().string();
+        bool known = std::any_of(all.begin(), all.end(), [&](const qemu::options& o) {
+            return o.name == name && o.runtime_dir == root_ / "run";
+        });
+        if (!known && d.is_directory() && qemu::check_name(name).empty()) {
+            auto o = vm_spec::test_options();
+            o.name = name;
+            o.data_dir = root_ / "data";
+            o.runtime_dir = root_ / "run";
+            all.push_back(o);
+        }
+    }
+    for (auto& each : all) {
+        auto opts = each;
+        // A test VM's disk is thrown away: no need to wait for ACPI.
+        opts.stop.powerdown_timeout = milliseconds(0);
+        opts.stop.quit_timeout = std::chrono::seconds(5);
+        try {
+            run_coroutine(
+                [&]() -> asio::awaitable<void> {
+                    qemu::manager mgr(co_await asio::this_coro::executor, opts);
+                    if (co_await mgr.running())
+                        co_await mgr.stop();
+                    co_await mgr.remove();
+                },
+                std::chrono::seconds(60), "teardown of vm '" + opts.name + "'");
+        } catch (const std::exception& e) {
+            problems += std::string(e.what()) + "\n";
+            // Whatever failed, no QEMU may survive the test.
+            try {
+                run_coroutine(
+                    [&]() -> asio::awaitable<void> {
+                        qemu::manager mgr(co_await asio::this_coro::executor, opts);
+                        if (auto pid = co_await mgr.pid()) {
+                            ::kill(*pid, SIGKILL);
+                            co_await process::wait_exit(*pid, std::chrono::seconds(10));
+                        }
+                    },
+                    std::chrono::seconds(15), "kill of vm '" + opts.name + "'");
+            } catch (const std::exception& e2) {
+                problems += std::string(e2.what()) + "\n";
+            }
+        }
+    }
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+    if (ec)
+        problems += "cannot remove " + root_.string() + ": " + ec.message() + "\n";
+    return problems;
+}
+
+} // namespace localvm::testing
