@@ -67,6 +67,6 @@ std::string attach_hint(std::string_view vm_name, std::string_view endpoint = "s
 /// socket or the terminal fails otherwise. Cancellation disconnects, restores
 /// the terminal and completes with `boost::asio::error::operation_aborted`.
 boost::asio::awaitable<attach_end> attach(std::filesystem::path socket,
-                                          attach_options options = {});
+                                          attach_options options = attach_options());
 
 } // namespace localvm::console

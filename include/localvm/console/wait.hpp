@@ -78,6 +78,6 @@ struct wait_options {
 /// and the hook and completes with `boost::asio::error::operation_aborted`.
 boost::asio::awaitable<std::string>
 wait_for_console(std::filesystem::path log, text_matcher matcher, std::chrono::milliseconds timeout,
-                 abort_hook abort = {}, wait_options options = {});
+                 abort_hook abort = {}, wait_options options = wait_options());
 
 } // namespace localvm::console

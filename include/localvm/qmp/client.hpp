@@ -122,7 +122,7 @@ public:
     /// when nothing is at `path`, `errc::monitor_closed` when the connection is
     /// refused or ends early, `errc::protocol_error` for a bad greeting.
     /// Cancellation: throws `operation_aborted`, nothing stays open.
-    static boost::asio::awaitable<client> connect(std::string path, client_options options = {});
+    static boost::asio::awaitable<client> connect(std::string path, client_options options = client_options());
 
     client(client&&) noexcept;
     client& operator=(client&&) noexcept;
@@ -136,7 +136,7 @@ public:
     /// command may still run in QEMU, its late reply is discarded and the
     /// connection and other calls go on.
     boost::asio::awaitable<boost::json::value>
-    execute(std::string command, boost::json::object arguments = {}, execute_options options = {});
+    execute(std::string command, boost::json::object arguments = {}, execute_options options = execute_options());
 
     /// Events named `name` (every event when empty) from now on, buffering
     /// at most `capacity` (0: `client_options::event_buffer`).

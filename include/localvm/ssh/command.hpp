@@ -123,7 +123,7 @@ struct shell_result {
 /// `operation_aborted`. Without a pty, the remote command is not signalled
 /// when ssh ends; it gets EOF/SIGPIPE on its next write.
 boost::asio::awaitable<shell_result> shell(target t, std::string command,
-                                           shell_options opts = {});
+                                           shell_options opts = shell_options());
 
 /// Knobs of `wait_for_login`. Every duration must be positive.
 struct login_options {
@@ -139,7 +139,7 @@ struct login_options {
 /// `localvm::error`: `errc::ssh_unreachable` when the deadline passes,
 /// with the last attempt's stderr; as `shell` for invalid targets.
 /// Cancellation terminates the running ssh and completes with `operation_aborted`.
-boost::asio::awaitable<void> wait_for_login(target t, login_options opts = {},
+boost::asio::awaitable<void> wait_for_login(target t, login_options opts = login_options(),
                                             abort_hook abort = {});
 
 /// How `sync` copies.
@@ -181,6 +181,6 @@ std::vector<std::string> rsync_argv(const target& t, const std::string& from, co
 /// when rsync is not installed. Cancellation
 /// terminates rsync (and with it ssh) and completes with `operation_aborted`.
 boost::asio::awaitable<void> sync(target t, std::string from, std::string to,
-                                  sync_options opts = {});
+                                  sync_options opts = sync_options());
 
 } // namespace localvm::ssh

@@ -61,7 +61,7 @@ using abort_hook = std::function<boost::asio::awaitable<std::string>()>;
 /// `abort` propagates. Cancellation closes the connection, cancels `abort`
 /// and completes with `boost::asio::error::operation_aborted`.
 boost::asio::awaitable<std::string> wait_for_banner(std::string host, std::uint16_t port,
-                                                    probe_options opts = {},
+                                                    probe_options opts = probe_options(),
                                                     abort_hook abort = {});
 
 } // namespace localvm::ssh

@@ -102,13 +102,10 @@ public:
         std::uint16_t guest_port, std::chrono::milliseconds timeout,
         std::chrono::milliseconds settle = std::chrono::milliseconds(300));
     /// Copies `local` to `remote` with rsync over SSH (`manager::sync`).
+    /// (GCC 12 miscompiles a coroutine's aggregate parameter defaulted with
+    /// `= {}`: it frees garbage. Default such parameters with `= T()`.)
     boost::asio::awaitable<void> copy_in(std::filesystem::path local, std::string remote,
-                                         sync_options opts);
-    /// `copy_in` with default sync options. (Not a defaulted argument: GCC
-    /// 12 destroys a coroutine's `= {}` class-type argument twice.)
-    boost::asio::awaitable<void> copy_in(std::filesystem::path local, std::string remote) {
-        return copy_in(std::move(local), std::move(remote), sync_options());
-    }
+                                         sync_options opts = sync_options());
 
     /// The last `lines` lines of its serial console and of QEMU's stderr,
     /// under headers naming the VM; what a failed test shows.
