@@ -37,6 +37,9 @@ struct port_forward {
 
 /// What `start` boots. Defaults follow the original tool: 2 CPUs, 4G.
 struct start_options {
+    /// Defaults. (User-declared, so this is not an aggregate: GCC 12
+    /// miscompiles a braced aggregate argument to a coroutine.)
+    start_options() = default;
     std::string user_data;          ///< cloud-init user-data put on the NoCloud seed (may be empty).
     unsigned cpus = 2;              ///< Virtual CPUs (1..255).
     /// Guest memory with QEMU's suffixes: "512M", "4G", "1T"; a plain number
@@ -55,6 +58,9 @@ struct start_options {
 
 /// Options for `shell`.
 struct shell_options {
+    /// Defaults. (User-declared, so this is not an aggregate: GCC 12
+    /// miscompiles a braced aggregate argument to a coroutine.)
+    shell_options() = default;
     /// Kills ssh when it passes; zero means no timeout. Default: none.
     std::chrono::milliseconds timeout{0};
     /// Receives stdout line by line; when both sinks are empty, stdout and
@@ -79,6 +85,9 @@ struct shell_result {
 
 /// Options for `sync` (rsync over ssh).
 struct sync_options {
+    /// Defaults. (User-declared, so this is not an aggregate: GCC 12
+    /// miscompiles a braced aggregate argument to a coroutine.)
+    sync_options() = default;
     std::string chown;                 ///< `--chown` value ("user:group"); empty: none.
     std::vector<std::string> excludes; ///< `--exclude` patterns; empty strings are ignored.
 };

@@ -15,6 +15,9 @@ namespace localvm::console {
 
 /// How `attach` bridges the console with a terminal.
 struct attach_options {
+    /// Defaults. (User-declared, so this is not an aggregate: GCC 12
+    /// miscompiles a braced aggregate argument to a coroutine.)
+    attach_options() = default;
     /// Read keystrokes from this fd; default stdin. Not closed; it is dup'd,
     /// and its file status flags (O_NONBLOCK) are restored on return.
     int input_fd = STDIN_FILENO;

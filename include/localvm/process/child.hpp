@@ -47,6 +47,9 @@ enum class input_mode {
 
 /// Everything needed to run one program.
 struct options {
+    /// Defaults. (User-declared, so this is not an aggregate: GCC 12
+    /// miscompiles a braced aggregate argument to a coroutine.)
+    options() = default;
     /// Program and arguments; never passed through a shell. `argv[0]` without
     /// a `/` is looked up in PATH. Empty is `errc::invalid_argument`.
     std::vector<std::string> argv;

@@ -76,6 +76,9 @@ void reset_known_hosts(const target& t);
 
 /// How `shell` treats the command's output.
 struct shell_options {
+    /// Defaults. (User-declared, so this is not an aggregate: GCC 12
+    /// miscompiles a braced aggregate argument to a coroutine.)
+    shell_options() = default;
     /// Deadline for the whole command; zero (the default) means none. When
     /// it passes ssh is terminated and `errc::timeout` is thrown.
     std::chrono::milliseconds timeout{0};
@@ -144,6 +147,9 @@ boost::asio::awaitable<void> wait_for_login(target t, login_options opts = login
 
 /// How `sync` copies.
 struct sync_options {
+    /// Defaults. (User-declared, so this is not an aggregate: GCC 12
+    /// miscompiles a braced aggregate argument to a coroutine.)
+    sync_options() = default;
     /// "--chown=USER:GROUP" for the copied files; empty (default) keeps owners.
     std::string chown;
     /// One "--exclude=PATTERN" each; empty patterns are dropped.
