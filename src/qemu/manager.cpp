@@ -671,6 +671,9 @@ asio::awaitable<std::string> manager::wait_for_console(std::string text, millise
 }
 
 asio::awaitable<void> manager::stop() {
+    // No runtime directory, no pid file: nothing runs (and nothing is made).
+    if (!fs::exists(layout_.runtime))
+        throw_error(errc::not_running, "VM " + opts_.name + " is not running");
     ensure_dirs();
     auto lock = co_await lock_vm(layout_, opts_);
     auto owner = lock_owner(layout_.pidfile);

@@ -229,6 +229,9 @@ BOOST_AUTO_TEST_CASE(bad_input_is_rejected_before_anything_runs) {
             co_await expect_error(errc::not_found, [&] { return ghost.start(lvtest::small_vm()); },
                                   "was not created");
             co_await expect_error(errc::not_running, [&] { return ghost.stop(); });
+            localvm::qemu::manager never(ex, h.options("never-made"));
+            co_await expect_error(errc::not_running, [&] { return never.stop(); });
+            BOOST_TEST(!fs::exists(never.files().runtime), "stop of an absent VM made its dirs");
         },
         60s);
 }
