@@ -62,6 +62,14 @@ std::string tail_block(const std::string& title, const std::string& text) {
            (text.empty() || text.back() == '\n' ? "" : "\n");
 }
 
+// The console and QEMU stderr tails of VM `name`, as a failed test shows them.
+std::string tails_of(const std::string& name, const qemu::layout& files, std::size_t lines) {
+    return tail_block("vm '" + name + "': serial console (" + files.console_log.string() + ")",
+                      console::read_tail(files.console_log, lines)) +
+           tail_block("vm '" + name + "': QEMU stderr (" + files.qemu_log.string() + ")",
+                      console::read_tail(files.qemu_log, lines));
+}
+
 } // namespace
 
 // ---- guest_image ----
@@ -165,28 +173,25 @@ asio::awaitable<std::string> vm::wait_for_console(std::string text, milliseconds
     co_return co_await manager_->wait_for_console(text, timeout);
 }
 
-asio::awaitable<std::uint16_t> vm::host_port(std::uint16_t guest_port) {
+asio::awaitable<port_forward> vm::forward_to(std::uint16_t guest_port) {
     for (const auto& f : co_await manager_->ports())
         if (f.guest_port == guest_port)
-            co_return f.host_port;
+            co_return f;
     throw_error(errc::not_found, "vm '" + name_ + "' has no port forward to guest port " +
                                      std::to_string(guest_port));
+}
+
+asio::awaitable<std::uint16_t> vm::host_port(std::uint16_t guest_port) {
+    co_return (co_await forward_to(guest_port)).host_port;
 }
 
 asio::awaitable<std::uint16_t> vm::wait_for_port(std::uint16_t guest_port, milliseconds timeout,
                                                  milliseconds settle) {
     using namespace asio::experimental::awaitable_operators;
     pending p("guest port " + std::to_string(guest_port) + " on vm '" + name_ + "'");
-    std::string address = "127.0.0.1";
-    std::uint16_t port = 0;
-    for (const auto& f : co_await manager_->ports())
-        if (f.guest_port == guest_port) {
-            address = f.host_address;
-            port = f.host_port;
-        }
-    if (port == 0)
-        throw_error(errc::not_found, "vm '" + name_ + "' has no port forward to guest port " +
-                                         std::to_string(guest_port));
+    auto forward = co_await forward_to(guest_port);
+    const std::string address = forward.host_address;
+    const std::uint16_t port = forward.host_port;
     auto ex = co_await asio::this_coro::executor;
     auto deadline = std::chrono::steady_clock::now() + timeout;
     asio::ip::tcp::endpoint ep(asio::ip::make_address(address), port);
@@ -233,11 +238,7 @@ asio::awaitable<void> vm::copy_in(fs::path local, std::string remote, sync_optio
 std::string vm::report(std::size_t lines) const {
     if (!manager_)
         return {};
-    const auto& files = manager_->files();
-    return tail_block("vm '" + name_ + "': serial console (" + files.console_log.string() + ")",
-                      console::read_tail(files.console_log, lines)) +
-           tail_block("vm '" + name_ + "': QEMU stderr (" + files.qemu_log.string() + ")",
-                      console::read_tail(files.qemu_log, lines));
+    return tails_of(name_, manager_->files(), lines);
 }
 
 // ---- vm_set ----
@@ -415,15 +416,8 @@ std::vector<std::string> vm_set::names() const {
 
 std::string vm_set::report(std::size_t lines) const {
     std::string out;
-    for (const auto& m : members_) {
-        auto files = qemu::make_layout(m->spec.options);
-        out += tail_block("vm '" + m->spec.name + "': serial console (" +
-                              files.console_log.string() + ")",
-                          console::read_tail(files.console_log, lines)) +
-               tail_block("vm '" + m->spec.name + "': QEMU stderr (" + files.qemu_log.string() +
-                              ")",
-                          console::read_tail(files.qemu_log, lines));
-    }
+    for (const auto& m : members_)
+        out += tails_of(m->spec.name, qemu::make_layout(m->spec.options), lines);
     return out;
 }
 

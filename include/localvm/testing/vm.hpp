@@ -113,6 +113,7 @@ public:
 
 private:
     friend class vm_set;
+    boost::asio::awaitable<port_forward> forward_to(std::uint16_t guest_port);
     std::string name_;
     qemu::manager* manager_ = nullptr; // owned by the running vm_set::run
 };
