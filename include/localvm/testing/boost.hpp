@@ -11,6 +11,8 @@
 #include <boost/test/results_collector.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <boost/asio/awaitable.hpp>
+
 #include <memory>
 #include <string>
 
@@ -31,6 +33,20 @@ inline void report_to_boost_test(vm_set& set) {
     set.on_failure = [](const std::string& report) {
         BOOST_ERROR("localvm: what the test VMs said:\n" << report);
     };
+}
+
+/// Awaits `f()`, which must fail with `localvm::error` of `code`: a Boost.Test
+/// check fails (fatally) otherwise. Returns the error's `what()` ("" when none came).
+template <class F>
+boost::asio::awaitable<std::string> expect_error(errc code, F f) {
+    try {
+        co_await f();
+    } catch (const localvm::error& e) {
+        BOOST_TEST(e.code() == code, "got " << e.what());
+        co_return e.what();
+    }
+    BOOST_FAIL("expected error " << make_error_code(code).message());
+    co_return "";
 }
 
 /// A fixture with a fresh `vm_set` named `vms` for each test case:

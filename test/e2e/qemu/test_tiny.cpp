@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE e2e_tiny
 #include "guest.hpp"
 
+#include <localvm/testing/boost.hpp>
 #include <localvm/process/child.hpp>
 #include <localvm/process/detached.hpp>
 #include <localvm/qemu/manager.hpp>
@@ -38,16 +39,7 @@ asio::awaitable<fs::path> blank_base(const lve2e::home& h) {
     co_return base;
 }
 
-template <class F> asio::awaitable<std::string> expect_error(errc code, F&& f) {
-    try {
-        co_await f();
-    } catch (const localvm::error& e) {
-        BOOST_TEST(e.code() == code, "got " << e.what());
-        co_return e.what();
-    }
-    BOOST_FAIL("expected error " << localvm::make_error_code(code).message());
-    co_return "";
-}
+using localvm::testing::expect_error;
 
 void write_file(const fs::path& p, const std::string& text) {
     fs::create_directories(p.parent_path());

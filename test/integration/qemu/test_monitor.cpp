@@ -3,6 +3,7 @@
 #define BOOST_TEST_MODULE qemu_monitor
 #include "common.hpp"
 
+#include <localvm/testing/boost.hpp>
 #include <localvm/console/serial.hpp>
 #include <localvm/testing/run.hpp>
 
@@ -32,16 +33,7 @@ asio::awaitable<void> make_base(const lvtest::vm_home& h) {
     co_await localvm::process::run_checked(o);
 }
 
-template <class F> asio::awaitable<std::string> expect_error(errc code, F&& f) {
-    try {
-        co_await f();
-    } catch (const localvm::error& e) {
-        BOOST_TEST(e.code() == code, "got " << e.what());
-        co_return e.what();
-    }
-    BOOST_FAIL("expected error " << localvm::make_error_code(code).message());
-    co_return "";
-}
+using localvm::testing::expect_error;
 
 // QEMU's version number, e.g. "7.2.15", from `--version`, to compare with
 // HMP's `info version` (whose answer line starts with it).
