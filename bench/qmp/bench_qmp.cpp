@@ -1,12 +1,12 @@
-// QMP round trips against one real, paused QEMU (TCG): the client serially,
-// a minimal blocking raw-socket loop (the limit QEMU itself sets), the client
-// with 16 coroutines at once (with and without `oob`), latency percentiles,
-// and the heap an idle connection holds. Prints `metric NAME VALUE UNIT`.
+// QMP round trips against one real, paused QEMU (TCG) with 4 QMP monitors:
+// the client serially, a minimal blocking raw-socket loop (the limit QEMU
+// itself sets), the client with 16 coroutines at once (with `oob`, over 4
+// lanes and over one connection; without `oob`), raw pipelined loops for the
+// same, latency percentiles, and the heap an idle connection holds. Prints
+// `metric NAME VALUE UNIT`.
 //
 // Usage: bench_qmp [ROUND_TRIPS]   (default 2000 per measurement, 5 rounds)
 #include <localvm/qmp/client.hpp>
-
-#include "qemu_process.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -16,11 +16,14 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <stdexcept>
 #include <vector>
 
+#include "qemu_process.hpp"
 #include <malloc.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -99,6 +102,25 @@ struct raw_client {
         while (line().find("\"return\"") == std::string::npos) {
         }
     }
+    // Reads once (at least one reply) and counts the complete replies buffered.
+    int read_replies() {
+        int count = 0;
+        for (;;) {
+            std::size_t pos = 0, nl;
+            while ((nl = buf.find('\n', pos)) != std::string::npos) {
+                count += buf.compare(pos, 9, "{\"return\"") == 0;
+                pos = nl + 1;
+            }
+            buf.erase(0, pos);
+            if (count > 0)
+                return count;
+            char tmp[4096];
+            auto n = ::read(fd, tmp, sizeof tmp);
+            if (n <= 0)
+                throw std::runtime_error("raw read failed");
+            buf.append(tmp, static_cast<std::size_t>(n));
+        }
+    }
     void roundtrip(const std::string& cmd) {
         send(cmd);
         await_reply();
@@ -139,6 +161,41 @@ double raw_pipelined(const std::string& path, int n, int depth, bool oob) {
     return n / std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
+// The same over several monitors of one QEMU, `depth` in flight on each,
+// from one thread (poll): the limit for a client with lanes.
+double raw_pipelined_lanes(const std::vector<std::string>& paths, int n, int depth, bool oob) {
+    std::vector<std::unique_ptr<raw_client>> rs;
+    for (auto& p : paths)
+        rs.push_back(std::make_unique<raw_client>(p, oob));
+    std::vector<pollfd> fds;
+    for (auto& r : rs)
+        fds.push_back(pollfd{r->fd, POLLIN, 0});
+    auto start = clock_type::now();
+    int sent = 0, done = 0;
+    auto command = [&] {
+        return "{\"execute\":\"query-status\",\"id\":" + std::to_string(sent++) + "}\r\n";
+    };
+    for (auto& r : rs)
+        for (int d = 0; d < depth; ++d)
+            r->send(command());
+    while (done < n) {
+        if (::poll(fds.data(), fds.size(), -1) < 0)
+            throw std::runtime_error("poll failed");
+        for (std::size_t i = 0; i < rs.size(); ++i) {
+            if (!fds[i].revents)
+                continue;
+            int replies = rs[i]->read_replies();
+            done += replies;
+            std::string out;
+            for (int k = 0; k < replies && sent < n; ++k)
+                out += command();
+            if (!out.empty())
+                rs[i]->send(out);
+        }
+    }
+    return n / std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
 template <class T> T run(std::function<asio::awaitable<T>()> f) {
     asio::io_context ctx;
     std::optional<T> value;
@@ -170,10 +227,10 @@ result client_serial(const std::string& path, int n) {
     });
 }
 
-result client_concurrent(const std::string& path, int n, int workers, bool oob) {
+result client_concurrent(const std::vector<std::string>& paths, int n, int workers, bool oob) {
     return run<result>([&]() -> asio::awaitable<result> {
         auto ex = co_await asio::this_coro::executor;
-        auto c = co_await qmp::client::connect(path, {.enable_oob = oob});
+        auto c = co_await qmp::client::connect_lanes(paths, {.enable_oob = oob});
         if (c.oob_enabled() != oob)
             throw std::runtime_error("oob negotiation differs");
         result out;
@@ -223,12 +280,15 @@ long long idle_connection_bytes(const std::string& path) {
 
 int main(int argc, char** argv) {
     int n = argc > 1 ? std::atoi(argv[1]) : 2000;
-    localvm::test::qemu_process qemu;
+    const int lanes = 4; // monitors for the client with lanes
+    localvm::test::qemu_process qemu(lanes);
     run<bool>([&]() -> asio::awaitable<bool> {
         co_await qemu.wait_for_socket(std::chrono::seconds(30));
         co_return true;
     });
     auto path = qemu.socket();
+    const std::vector<std::string> one{path};
+    const auto& all = qemu.sockets();
     // Warm up QEMU and the caches, then interleave the runs in rounds so
     // that load from other processes on this (shared) machine hits all of
     // them alike. Rates are the best round (the least disturbed one; the
@@ -236,7 +296,8 @@ int main(int argc, char** argv) {
     raw_serial(path, 500);
     client_serial(path, 500);
     const int rounds = 5;
-    std::vector<double> raw_rates, client_rates, oob_rates, plain_rates, raw_oob_rates, raw_plain_rates;
+    std::vector<double> raw_rates, client_rates, oob_rates, one_lane_rates, plain_rates,
+        raw_oob_rates, raw_plain_rates, raw_lanes_rates;
     result raw, cli, conc;
     auto pool = [](result& into, const result& r) {
         into.latencies_us.insert(into.latencies_us.end(), r.latencies_us.begin(),
@@ -245,13 +306,16 @@ int main(int argc, char** argv) {
     for (int round = 0; round < rounds; ++round) {
         auto r = raw_serial(path, n);
         auto c = client_serial(path, n);
-        auto o = client_concurrent(path, n, 16, true);
-        auto p = client_concurrent(path, n, 16, false);
+        auto o = client_concurrent(all, n, 16, true);
+        auto o1 = client_concurrent(one, n, 16, true);
+        auto p = client_concurrent(one, n, 16, false);
+        raw_lanes_rates.push_back(raw_pipelined_lanes(all, n, 16 / lanes, true));
         raw_oob_rates.push_back(raw_pipelined(path, n, 16, true));
         raw_plain_rates.push_back(raw_pipelined(path, n, 16, false));
         raw_rates.push_back(r.per_s);
         client_rates.push_back(c.per_s);
         oob_rates.push_back(o.per_s);
+        one_lane_rates.push_back(o1.per_s);
         plain_rates.push_back(p.per_s);
         pool(raw, r);
         pool(cli, c);
@@ -270,13 +334,20 @@ int main(int argc, char** argv) {
     metric("qmp_serial_p99_latency_us", percentile(cli.latencies_us, 0.99), "us");
     metric("qmp_p50_latency_ratio_vs_raw", percentile(cli.latencies_us, 0.5) /
                                                percentile(raw.latencies_us, 0.5), "ratio");
+    // 16 coroutines on one client with `oob`: over 4 lanes (connect_lanes),
+    // and over one connection, each beside the raw loop's limit for the same.
     metric("qmp_concurrent16_oob_roundtrips_per_s", oob_rate, "1/s");
     metric("qmp_concurrent_ratio_vs_serial", oob_rate / client_rate, "ratio");
     metric("qmp_concurrent16_oob_roundtrips_per_s_median", percentile(oob_rates, 0.5), "1/s");
-    metric("qmp_concurrent16_no_oob_roundtrips_per_s", best(plain_rates), "1/s");
+    metric("qmp_raw_pipelined16_4lanes_oob_roundtrips_per_s", best(raw_lanes_rates), "1/s");
+    metric("qmp_concurrent_ratio_vs_raw_pipelined", oob_rate / best(raw_lanes_rates), "ratio");
+    metric("qmp_concurrent16_oob_1lane_roundtrips_per_s", best(one_lane_rates), "1/s");
+    metric("qmp_concurrent_1lane_ratio_vs_serial", best(one_lane_rates) / client_rate, "ratio");
     metric("qmp_raw_pipelined16_oob_roundtrips_per_s", best(raw_oob_rates), "1/s");
+    metric("qmp_concurrent_1lane_ratio_vs_raw_pipelined",
+           best(one_lane_rates) / best(raw_oob_rates), "ratio");
+    metric("qmp_concurrent16_no_oob_roundtrips_per_s", best(plain_rates), "1/s");
     metric("qmp_raw_pipelined16_no_oob_roundtrips_per_s", best(raw_plain_rates), "1/s");
-    metric("qmp_concurrent_ratio_vs_raw_pipelined", oob_rate / best(raw_oob_rates), "ratio");
     metric("qmp_concurrent16_oob_p50_latency_us", percentile(conc.latencies_us, 0.5), "us");
     metric("qmp_concurrent16_oob_p99_latency_us", percentile(conc.latencies_us, 0.99), "us");
     metric("qmp_idle_connection_heap_bytes", static_cast<double>(idle_connection_bytes(path)), "bytes");

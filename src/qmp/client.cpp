@@ -105,23 +105,43 @@ struct subscriber {
     std::weak_ptr<client_impl> owner;
 };
 
-struct client_impl : std::enable_shared_from_this<client_impl> {
-    client_impl(asio::any_io_executor e, client_options o, std::string p)
-        : ex(e), options(o), path(std::move(p)), socket(e), dec(o.max_message_size), write_signal(e) {}
+// One connection to one QMP monitor of the QEMU behind the client.
+struct lane {
+    lane(asio::any_io_executor ex, std::size_t i, std::string p, std::size_t max_message)
+        : index(i)
+        , path(std::move(p))
+        , socket(ex)
+        , dec(max_message)
+        , write_signal(ex) {}
 
-    asio::any_io_executor ex;
-    client_options options;
+    std::size_t index;
     std::string path;
     asio::local::stream_protocol::socket socket;
     decoder dec;
-    encoder enc;
     std::string out;     // commands not yet handed to the socket
     std::string writing; // the bytes of the write in flight
     asio::steady_timer write_signal;
-    std::unordered_map<std::uint64_t, pending_call*> pending;
-    std::vector<std::shared_ptr<subscriber>> subscribers;
+    std::size_t in_flight = 0; // commands sent here, not yet answered or abandoned
     std::optional<qmp::greeting> greet;
     asio::steady_timer* greeting_waiter = nullptr;
+    std::array<char, 4096> readbuf{};
+};
+
+struct client_impl : std::enable_shared_from_this<client_impl> {
+    client_impl(asio::any_io_executor e, client_options o, std::vector<std::string> paths)
+        : ex(e)
+        , options(o) {
+        for (auto& p : paths)
+            lanes.push_back(
+                std::make_unique<lane>(e, lanes.size(), std::move(p), o.max_message_size));
+    }
+
+    asio::any_io_executor ex;
+    client_options options;
+    std::vector<std::unique_ptr<lane>> lanes; // lanes[0] delivers the events
+    encoder enc;                              // ids unique across all lanes
+    std::unordered_map<std::uint64_t, pending_call*> pending;
+    std::vector<std::shared_ptr<subscriber>> subscribers;
     std::vector<asio::steady_timer*> close_waiters;
     bool oob = false;
     bool quit_sent = false;
@@ -129,29 +149,35 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     connection_end end = connection_end::open;
     error_code close_code;
     std::string close_diagnostic;
-    std::array<char, 4096> readbuf{};
+
+    const std::string& path() const { return lanes.front()->path; }
 
     [[noreturn]] void throw_closed(const std::string& what) const {
         throw localvm::error(close_code, what + ": " + close_diagnostic);
     }
 
-    // The peer ended the connection: clean when QEMU announced it (SHUTDOWN)
-    // or was told to (quit) first.
-    void peer_closed(std::string diagnostic) {
+    // The peer ended a connection: clean when QEMU announced it (SHUTDOWN)
+    // or was told to (quit) first. Every lane talks to the same QEMU, so one
+    // ending ends them all.
+    void peer_closed(const lane& l, std::string diagnostic) {
         finish(shutdown || quit_sent ? connection_end::clean : connection_end::unexpected,
-               errc::monitor_closed, std::move(diagnostic));
+               errc::monitor_closed, l, std::move(diagnostic));
     }
 
-    void finish(connection_end how, error_code code, std::string diagnostic) {
+    void finish(connection_end how, error_code code, const lane& l, std::string diagnostic) {
         if (end != connection_end::open)
             return;
         end = how;
         close_code = code;
-        close_diagnostic = "QMP connection to " + path + " " + std::move(diagnostic);
+        close_diagnostic = "QMP connection to " + l.path + " " + std::move(diagnostic);
         error_code ignored;
-        socket.shutdown(asio::socket_base::shutdown_both, ignored);
-        socket.close(ignored);
-        write_signal.cancel();
+        for (auto& x : lanes) {
+            x->socket.shutdown(asio::socket_base::shutdown_both, ignored);
+            x->socket.close(ignored);
+            x->write_signal.cancel();
+            if (x->greeting_waiter)
+                x->greeting_waiter->cancel();
+        }
         for (auto& [id, call] : pending) {
             call->done = true;
             call->closed = close_code;
@@ -165,10 +191,12 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
             s->close_diagnostic = close_diagnostic;
             s->timer.cancel();
         }
-        if (greeting_waiter)
-            greeting_waiter->cancel();
         for (auto* t : close_waiters)
             t->cancel();
+    }
+
+    void finish(connection_end how, error_code code, std::string diagnostic) {
+        finish(how, code, *lanes.front(), std::move(diagnostic));
     }
 
     void complete(const json::value& id, auto&& fill) {
@@ -185,14 +213,14 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         call->timer->cancel();
     }
 
-    void dispatch(message&& m) {
+    void dispatch(lane& l, message&& m) {
         std::visit(overloaded{
                        [&](qmp::greeting& g) {
-                           if (greet)
+                           if (l.greet)
                                return;
-                           greet = std::move(g);
-                           if (greeting_waiter)
-                               greeting_waiter->cancel();
+                           l.greet = std::move(g);
+                           if (l.greeting_waiter)
+                               l.greeting_waiter->cancel();
                        },
                        [&](success& s) {
                            complete(s.id, [&](pending_call& c) { c.value = std::move(s.result); });
@@ -201,8 +229,13 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
                            complete(f.id, [&](pending_call& c) { c.fail = std::move(f); });
                        },
                        [&](event& e) {
+                           // QEMU sends every event to every monitor: the
+                           // first lane delivers them, the others only note
+                           // a SHUTDOWN (it may precede their EOF).
                            if (e.name == "SHUTDOWN" && !shutdown)
                                shutdown = e;
+                           if (l.index != 0)
+                               return;
                            for (auto& s : subscribers) {
                                if (!s->matches(e))
                                    continue;
@@ -218,51 +251,51 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
                    m);
     }
 
-    static asio::awaitable<void> read_loop(std::shared_ptr<client_impl> self) {
+    static asio::awaitable<void> read_loop(std::shared_ptr<client_impl> self, lane* l) {
         for (;;) {
             error_code ec;
-            auto n = co_await self->socket.async_read_some(
-                asio::buffer(self->readbuf), asio::redirect_error(asio::use_awaitable, ec));
+            auto n = co_await l->socket.async_read_some(
+                asio::buffer(l->readbuf), asio::redirect_error(asio::use_awaitable, ec));
             if (self->end != connection_end::open)
                 co_return;
             if (ec == asio::error::eof) {
-                self->peer_closed("ended (EOF)");
+                self->peer_closed(*l, "ended (EOF)");
                 co_return;
             }
             if (ec) {
-                self->peer_closed("failed: " + ec.message());
+                self->peer_closed(*l, "failed: " + ec.message());
                 co_return;
             }
-            std::string_view in(self->readbuf.data(), n);
+            std::string_view in(l->readbuf.data(), n);
             while (!in.empty() && self->end == connection_end::open) {
-                auto m = self->dec.consume(in, ec);
+                auto m = l->dec.consume(in, ec);
                 if (ec) {
-                    self->finish(connection_end::protocol_error, ec,
+                    self->finish(connection_end::protocol_error, ec, *l,
                                  "closed: the server sent a bad message (" + ec.message() + ")");
                     co_return;
                 }
                 if (m)
-                    self->dispatch(std::move(*m));
+                    self->dispatch(*l, std::move(*m));
             }
         }
     }
 
-    static asio::awaitable<void> write_loop(std::shared_ptr<client_impl> self) {
+    static asio::awaitable<void> write_loop(std::shared_ptr<client_impl> self, lane* l) {
         for (;;) {
-            while (self->out.empty()) {
+            while (l->out.empty()) {
                 if (self->end != connection_end::open)
                     co_return;
-                co_await wait_for_wakeup(self->write_signal, clock_type::time_point::max());
+                co_await wait_for_wakeup(l->write_signal, clock_type::time_point::max());
             }
             if (self->end != connection_end::open)
                 co_return;
-            std::swap(self->out, self->writing);
+            std::swap(l->out, l->writing);
             error_code ec;
-            co_await asio::async_write(self->socket, asio::buffer(self->writing),
+            co_await asio::async_write(l->socket, asio::buffer(l->writing),
                                        asio::redirect_error(asio::use_awaitable, ec));
-            self->writing.clear();
+            l->writing.clear();
             if (ec) {
-                self->peer_closed("failed while writing: " + ec.message());
+                self->peer_closed(*l, "failed while writing: " + ec.message());
                 co_return;
             }
         }
@@ -271,9 +304,9 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     // Loops run detached from any caller, so nothing cancels them but
     // `finish`; should one still fail, the failure closes the connection
     // and reaches every waiter instead of vanishing.
-    void spawn(asio::awaitable<void> (*loop)(std::shared_ptr<client_impl>)) {
+    void spawn(asio::awaitable<void> (*loop)(std::shared_ptr<client_impl>, lane*), lane& l) {
         std::weak_ptr<client_impl> weak = shared_from_this();
-        asio::co_spawn(ex, loop(shared_from_this()), [weak](std::exception_ptr e) {
+        asio::co_spawn(ex, loop(shared_from_this(), &l), [weak](std::exception_ptr e) {
             if (!e)
                 return;
             auto self = weak.lock();
@@ -291,20 +324,34 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         });
     }
 
-    static asio::awaitable<json::value> execute(std::shared_ptr<client_impl> self,
+    // The lane with the fewest commands in flight (the first among equals).
+    lane& least_busy() {
+        lane* best = lanes.front().get();
+        for (auto& l : lanes)
+            if (l->in_flight < best->in_flight)
+                best = l.get();
+        return *best;
+    }
+
+    static asio::awaitable<json::value> execute(std::shared_ptr<client_impl> self, lane* on,
                                                 std::string command, json::object arguments,
                                                 execute_options options) {
         if (self->end != connection_end::open)
             self->throw_closed(command);
+        lane& l = on ? *on : self->least_busy();
         asio::steady_timer timer(self->ex);
         pending_call call;
         call.timer = &timer;
-        auto id = self->enc.encode(self->out, command, arguments, options.out_of_band);
+        auto id = self->enc.encode(l.out, command, arguments, options.out_of_band);
         if (command == "quit")
             self->quit_sent = true;
         self->pending.emplace(id, &call);
-        scope_exit forget{[&] { self->pending.erase(id); }};
-        self->write_signal.cancel();
+        ++l.in_flight;
+        scope_exit forget{[&] {
+            self->pending.erase(id);
+            --l.in_flight;
+        }};
+        l.write_signal.cancel();
 
         auto deadline = deadline_after(options.timeout);
         while (!call.done) {
@@ -324,45 +371,58 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         co_return std::move(*call.value);
     }
 
-    static asio::awaitable<void> handshake(std::shared_ptr<client_impl> self) {
+    // Connects one lane, reads its greeting and negotiates capabilities
+    // (`oob` when `want_oob` and offered); returns whether `oob` is on.
+    static asio::awaitable<bool> handshake(std::shared_ptr<client_impl> self, lane& l,
+                                           bool want_oob) {
         asio::local::stream_protocol::endpoint ep;
         try {
-            ep = asio::local::stream_protocol::endpoint(self->path);
+            ep = asio::local::stream_protocol::endpoint(l.path);
         } catch (const boost::system::system_error& e) {
             throw localvm::error(errc::invalid_argument,
-                                 "QMP socket path " + self->path + ": " + e.code().message());
+                                 "QMP socket path " + l.path + ": " + e.code().message());
         }
         error_code ec;
-        co_await self->socket.async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
+        co_await l.socket.async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
         if (ec == asio::error::operation_aborted)
             co_await throw_if_cancelled();
         if (ec == boost::system::errc::no_such_file_or_directory)
-            throw localvm::error(errc::not_found, "connecting to QMP socket " + self->path +
-                                                      ": " + ec.message());
+            throw localvm::error(errc::not_found,
+                                 "connecting to QMP socket " + l.path + ": " + ec.message());
         if (ec)
-            throw localvm::error(errc::monitor_closed, "connecting to QMP socket " + self->path +
-                                                           ": " + ec.message());
-        self->spawn(&client_impl::read_loop);
-        self->spawn(&client_impl::write_loop);
+            throw localvm::error(errc::monitor_closed,
+                                 "connecting to QMP socket " + l.path + ": " + ec.message());
+        self->spawn(&client_impl::read_loop, l);
+        self->spawn(&client_impl::write_loop, l);
 
         asio::steady_timer timer(self->ex);
-        scope_exit unregister{[&] { self->greeting_waiter = nullptr; }};
-        while (!self->greet) {
+        scope_exit unregister{[&] {
+            l.greeting_waiter = nullptr;
+        }};
+        while (!l.greet) {
             if (self->end != connection_end::open)
                 self->throw_closed("waiting for the QMP greeting");
-            self->greeting_waiter = &timer;
+            l.greeting_waiter = &timer;
             co_await wait_for_wakeup(timer, clock_type::time_point::max());
-            if (!self->greet && self->end == connection_end::open)
+            if (!l.greet && self->end == connection_end::open)
                 co_await throw_if_cancelled();
         }
         bool offered = false;
-        for (auto& c : self->greet->capabilities)
+        for (auto& c : l.greet->capabilities)
             offered = offered || c == "oob";
         json::object args;
-        if (self->options.enable_oob && offered)
+        if (want_oob && offered)
             args["enable"] = json::array{"oob"};
-        co_await execute(self, "qmp_capabilities", std::move(args), {});
-        self->oob = self->options.enable_oob && offered;
+        co_await execute(self, &l, "qmp_capabilities", std::move(args), execute_options());
+        co_return want_oob&& offered;
+    }
+
+    // Every lane in turn; `oob` is on only when every lane has it.
+    static asio::awaitable<void> handshake_all(std::shared_ptr<client_impl> self) {
+        bool oob = self->options.enable_oob;
+        for (auto& l : self->lanes)
+            oob = co_await handshake(self, *l, oob) && oob;
+        self->oob = oob;
     }
 };
 
@@ -448,18 +508,30 @@ void client::close() noexcept {
 }
 
 asio::awaitable<client> client::connect(std::string path, client_options options) {
+    std::vector<std::string> paths;
+    paths.push_back(std::move(path));
+    return connect_lanes(std::move(paths), options);
+}
+
+asio::awaitable<client> client::connect_lanes(std::vector<std::string> paths,
+                                              client_options options) {
+    if (paths.empty())
+        throw localvm::error(errc::invalid_argument, "QMP connect: no socket path given");
     auto ex = co_await asio::this_coro::executor;
-    auto impl = std::make_shared<detail::client_impl>(ex, options, std::move(path));
+    auto impl = std::make_shared<detail::client_impl>(ex, options, std::move(paths));
     asio::steady_timer deadline(ex, options.connect_timeout);
     auto [order, failed, timer_ec] =
         co_await asio::experimental::make_parallel_group(
-            asio::co_spawn(ex, detail::client_impl::handshake(impl), asio::deferred),
+            asio::co_spawn(ex, detail::client_impl::handshake_all(impl), asio::deferred),
             deadline.async_wait(asio::deferred))
             .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
     (void)timer_ec;
     if (order[0] == 1) {
         impl->finish(connection_end::local, errc::timeout, "timed out while connecting");
-        throw localvm::error(errc::timeout, "connecting to QMP at " + impl->path +
+        std::string where;
+        for (auto& l : impl->lanes)
+            where += (where.empty() ? "" : ", ") + l->path;
+        throw localvm::error(errc::timeout, "connecting to QMP at " + where +
                                                 ": no greeting and capabilities within " +
                                                 detail::ms(options.connect_timeout));
     }
@@ -474,7 +546,8 @@ asio::awaitable<json::value> client::execute(std::string command, json::object a
                                              execute_options options) {
     if (!impl_)
         throw localvm::error(errc::monitor_closed, command + ": moved-from QMP client");
-    return detail::client_impl::execute(impl_, std::move(command), std::move(arguments), options);
+    return detail::client_impl::execute(impl_, nullptr, std::move(command), std::move(arguments),
+                                        options);
 }
 
 subscription client::subscribe(std::string name, std::size_t capacity) {
@@ -565,14 +638,19 @@ asio::awaitable<connection_end> client::wait_closed(clock_type::duration timeout
         if (impl->end != connection_end::open)
             break;
         if (expired)
-            throw localvm::error(errc::timeout, "QMP connection to " + impl->path +
+            throw localvm::error(errc::timeout, "QMP connection to " + impl->path() +
                                                     " did not end within " + detail::ms(timeout));
         co_await detail::throw_if_cancelled();
     }
     co_return impl->end;
 }
 
-const qmp::greeting& client::greeting() const noexcept { return *impl_->greet; }
+const qmp::greeting& client::greeting() const noexcept {
+    return *impl_->lanes.front()->greet;
+}
+std::size_t client::lanes() const noexcept {
+    return impl_ ? impl_->lanes.size() : 0;
+}
 bool client::oob_enabled() const noexcept { return impl_ && impl_->oob; }
 connection_end client::end() const noexcept {
     return impl_ ? impl_->end : connection_end::local;

@@ -6,13 +6,14 @@
 #include <localvm/error.hpp>
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <csignal>
@@ -20,12 +21,13 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,7 +35,8 @@ namespace localvm::test {
 
 class qemu_process {
 public:
-    qemu_process() {
+    /// A QEMU with `monitors` QMP sockets: socket(), then qmp-1.sock, ...
+    explicit qemu_process(int monitors = 1) {
         char tmpl[] = "/tmp/localvm-qmp-XXXXXX";
         if (!::mkdtemp(tmpl))
             throw_error(errc::io_error, "mkdtemp failed");
@@ -43,7 +46,17 @@ public:
         inotify_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (inotify_ < 0 || ::inotify_add_watch(inotify_, dir_.c_str(), IN_CREATE | IN_MOVED_TO) < 0)
             throw_error(errc::io_error, "inotify failed");
-        std::string qmp = "unix:" + socket_ + ",server=on,wait=off";
+        std::vector<std::string> argv = {"qemu-system-x86_64", "-accel",   "tcg", "-S",
+                                         "-nodefaults",        "-display", "none"};
+        for (int i = 0; i < monitors; ++i) {
+            sockets_.push_back(i == 0 ? socket_ : dir_ + "/qmp-" + std::to_string(i) + ".sock");
+            argv.push_back("-qmp");
+            argv.push_back("unix:" + sockets_.back() + ",server=on,wait=off");
+        }
+        std::vector<char*> args;
+        for (auto& a : argv)
+            args.push_back(a.data());
+        args.push_back(nullptr);
         pid_ = ::fork();
         if (pid_ < 0)
             throw_error(errc::process_failed, "fork failed");
@@ -51,8 +64,7 @@ public:
             int null = ::open("/dev/null", O_RDWR);
             ::dup2(null, 0);
             ::dup2(null, 1);
-            ::execlp("qemu-system-x86_64", "qemu-system-x86_64", "-accel", "tcg", "-S", "-nodefaults",
-                     "-display", "none", "-qmp", qmp.c_str(), static_cast<char*>(nullptr));
+            ::execvp(args[0], args.data());
             ::_exit(127);
         }
         pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
@@ -76,10 +88,11 @@ public:
     }
 
     const std::string& socket() const { return socket_; }
+    const std::vector<std::string>& sockets() const { return sockets_; } ///< Every QMP socket.
     pid_t pid() const { return pid_; }
     void kill(int sig) { ::kill(pid_, sig); }
 
-    /// Waits (on inotify) until QEMU has created its QMP socket.
+    /// Waits (on inotify) until QEMU has created its QMP sockets.
     boost::asio::awaitable<void> wait_for_socket(std::chrono::steady_clock::duration timeout) {
         auto ex = co_await boost::asio::this_coro::executor;
         boost::asio::posix::stream_descriptor d(ex, ::dup(inotify_));
@@ -91,7 +104,11 @@ public:
                 d.cancel();
             }
         });
-        while (!std::filesystem::exists(socket_)) {
+        auto all_exist = [&] {
+            return std::all_of(sockets_.begin(), sockets_.end(),
+                               [](const std::string& p) { return std::filesystem::exists(p); });
+        };
+        while (!all_exist()) {
             boost::system::error_code ec;
             co_await d.async_wait(boost::asio::posix::descriptor_base::wait_read,
                                   boost::asio::redirect_error(boost::asio::use_awaitable, ec));
@@ -104,7 +121,8 @@ public:
         // QEMU binds (the file appears) and then listens; no event marks the
         // second step, which follows within microseconds. Probe until a
         // connect is accepted, yielding to the io_context between tries.
-        while (!listening()) {
+        while (!std::all_of(sockets_.begin(), sockets_.end(),
+                            [](const std::string& p) { return listening(p); })) {
             if (*timed_out)
                 throw_error(errc::timeout, "QEMU did not listen on " + socket_);
             co_await boost::asio::post(ex, boost::asio::use_awaitable);
@@ -137,17 +155,18 @@ public:
     }
 
 private:
-    bool listening() const {
+    static bool listening(const std::string& path) {
         int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_un a{};
         a.sun_family = AF_UNIX;
-        std::strncpy(a.sun_path, socket_.c_str(), sizeof a.sun_path - 1);
+        std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
         bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
         ::close(fd);
         return ok;
     }
 
     std::string dir_, socket_;
+    std::vector<std::string> sockets_;
     int inotify_ = -1;
     int pidfd_ = -1;
     pid_t pid_ = -1;

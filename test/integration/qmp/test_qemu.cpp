@@ -4,12 +4,16 @@
 #include <localvm/qmp/client.hpp>
 #include <localvm/testing/run.hpp>
 
-#include "qemu_process.hpp"
-
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
+
+#include "qemu_process.hpp"
 
 namespace asio = boost::asio;
 namespace qmp = localvm::qmp;
@@ -113,5 +117,50 @@ BOOST_AUTO_TEST_CASE(kill_9_is_a_crash) {
             BOOST_TEST(x.code() == errc::monitor_closed);
         }
         BOOST_TEST(co_await qemu.wait() == 128 + SIGKILL);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(lanes_over_three_monitors) {
+    run([]() -> asio::awaitable<void> {
+        localvm::test::qemu_process qemu(3);
+        co_await qemu.wait_for_socket(20s);
+        auto c = co_await qmp::client::connect_lanes(qemu.sockets(), {.enable_oob = true});
+        BOOST_TEST(c.lanes() == 3u);
+        BOOST_TEST(c.oob_enabled());
+        auto ex = co_await asio::this_coro::executor;
+        auto events = c.subscribe();
+
+        // Overlapping commands, spread over the lanes, each with its reply.
+        int running = 48, ok = 0;
+        asio::steady_timer all_done(ex, std::chrono::steady_clock::time_point::max());
+        for (int i = 0; i < 48; ++i)
+            asio::co_spawn(
+                ex,
+                [&]() -> asio::awaitable<void> {
+                    auto st = co_await c.query_status();
+                    ok += st.status == "prelaunch";
+                },
+                [&](std::exception_ptr e) {
+                    BOOST_TEST(!e);
+                    if (--running == 0)
+                        all_done.cancel();
+                });
+        boost::system::error_code ec;
+        co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        BOOST_TEST(ok == 48);
+
+        // Each event once, though all three monitors get it.
+        co_await c.cont();
+        co_await c.stop();
+        BOOST_TEST((co_await events.next(10s)).name == "RESUME");
+        BOOST_TEST((co_await events.next(10s)).name == "STOP");
+        BOOST_TEST((co_await c.query_status()).status == "paused");
+        BOOST_TEST(!events.try_next());
+
+        co_await c.quit();
+        BOOST_TEST((co_await events.next(10s)).name == "SHUTDOWN");
+        BOOST_TEST((co_await c.wait_closed(10s) == qmp::connection_end::clean));
+        BOOST_TEST(co_await qemu.wait() == 0);
+        BOOST_TEST(!events.try_next());
     });
 }

@@ -495,3 +495,149 @@ BOOST_AUTO_TEST_CASE(malformed_or_oversized_server_data_closes_with_its_code) {
         });
     }
 }
+
+BOOST_AUTO_TEST_CASE(lanes_spread_overlapping_commands_and_deliver_each_event_once) {
+    run([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        server a(ex), b(ex);
+        const int n = 40;
+        std::array<int, 2> served{0, 0};
+        int ticks_sent = 0;
+        join servers{ex};
+        // Every monitor answers its own commands; events go to all of them,
+        // as QEMU's do (lane 1 sends its copies before its last reply).
+        auto serve = [&](server& srv, int lane) {
+            servers.spawn([&, lane]() -> asio::awaitable<void> {
+                auto p = co_await srv.accept();
+                co_await p.handshake();
+                for (;;) {
+                    auto cmd = co_await p.read_command();
+                    if (cmd.at("execute").as_string() == "done") {
+                        std::string copies;
+                        for (int i = 0; lane == 1 && i < ticks_sent; ++i)
+                            copies += peer::event("TICK", json::object{{"n", i}});
+                        co_await p.send(copies + peer::reply(cmd.at("id")));
+                        break;
+                    }
+                    ++served[lane];
+                    json::object result{{"lane", lane}, {"echo", cmd.at("arguments").at("value")}};
+                    auto bytes = peer::reply(cmd.at("id"), result);
+                    if (lane == 0)
+                        bytes += peer::event("TICK", json::object{{"n", ticks_sent++}});
+                    co_await p.send(bytes);
+                }
+                co_await p.read_command(); // until the client closes
+            });
+        };
+        serve(a, 0);
+        serve(b, 1);
+        std::vector<std::string> paths{a.path, b.path};
+        auto c = co_await qmp::client::connect_lanes(paths);
+        BOOST_TEST(c.lanes() == 2u);
+        auto ticks = c.subscribe("TICK");
+        join calls{ex};
+        for (int i = 0; i < n; ++i)
+            calls.spawn([&, i]() -> asio::awaitable<void> {
+                json::object args{{"value", i}};
+                auto v = co_await c.execute("echo", std::move(args));
+                BOOST_TEST(v.at("echo").as_int64() == i);
+            });
+        co_await calls.wait();
+        BOOST_TEST(served[0] + served[1] == n);
+        BOOST_TEST(served[0] >= n / 4, "lane 0 served " << served[0]);
+        BOOST_TEST(served[1] >= n / 4, "lane 1 served " << served[1]);
+        // Two overlapping calls take one lane each: lane 1's event copies
+        // are in before its reply, and none of them is delivered.
+        join finish{ex};
+        finish.spawn([&]() -> asio::awaitable<void> { co_await c.execute("done"); });
+        finish.spawn([&]() -> asio::awaitable<void> { co_await c.execute("done"); });
+        co_await finish.wait();
+        BOOST_TEST(ticks.buffered() == static_cast<std::size_t>(ticks_sent));
+        for (int i = 0; i < ticks_sent; ++i)
+            BOOST_TEST((co_await ticks.next(5s)).data.at("n").as_int64() == i);
+        BOOST_TEST(!ticks.try_next());
+        BOOST_TEST(ticks.lost() == 0u);
+        c.close();
+        try {
+            co_await servers.wait();
+        } catch (const std::exception&) {
+            // read_command at EOF: expected
+        }
+    });
+}
+
+BOOST_AUTO_TEST_CASE(one_lane_ending_ends_every_lane) {
+    // Lane 1 ends mid-command: QEMU died (waiters on both lanes fail at
+    // once), or it announced SHUTDOWN on that lane first (a clean end).
+    for (bool announced : {false, true}) {
+        run([&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            server a(ex), b(ex);
+            join servers{ex};
+            servers.spawn([&]() -> asio::awaitable<void> {
+                auto p = co_await a.accept();
+                co_await p.handshake();
+                co_await p.read_command(); // never answered
+                co_await p.read_command(); // EOF once the client gives up
+            });
+            servers.spawn([&]() -> asio::awaitable<void> {
+                auto p = co_await b.accept();
+                co_await p.handshake();
+                co_await p.read_command();
+                json::object reason{{"guest", true}, {"reason", "guest-shutdown"}};
+                if (announced)
+                    co_await p.send(peer::event("SHUTDOWN", reason));
+                p.socket.close();
+            });
+            std::vector<std::string> paths{a.path, b.path};
+            auto c = co_await qmp::client::connect_lanes(paths);
+            join calls{ex};
+            int closed = 0;
+            for (int i = 0; i < 2; ++i)
+                calls.spawn([&]() -> asio::awaitable<void> {
+                    std::string what;
+                    co_await expect_error_co(errc::monitor_closed, c.execute("query-status"),
+                                             &what);
+                    BOOST_TEST(what.find(b.path) != std::string::npos, what);
+                    ++closed;
+                });
+            co_await calls.wait();
+            BOOST_TEST(closed == 2);
+            auto want = announced ? qmp::connection_end::clean : qmp::connection_end::unexpected;
+            BOOST_TEST((co_await c.wait_closed(5s) == want));
+            BOOST_TEST(c.shutdown_event().has_value() == announced);
+            co_await expect_error_co(errc::monitor_closed, c.execute("cont"));
+            try {
+                co_await servers.wait();
+            } catch (const std::exception&) {
+            }
+        });
+    }
+}
+
+BOOST_AUTO_TEST_CASE(lanes_connect_errors_name_the_path_and_leave_nothing_open) {
+    run([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        server a(ex);
+        std::optional<peer> first;
+        join j{ex};
+        j.spawn([&]() -> asio::awaitable<void> {
+            first = co_await a.accept();
+            co_await first->handshake();
+        });
+        auto missing = socket_path();
+        std::vector<std::string> paths{a.path, missing};
+        std::string what;
+        co_await expect_error_co(errc::not_found, qmp::client::connect_lanes(paths), &what);
+        BOOST_TEST(what.find(missing) != std::string::npos, what);
+        co_await j.wait();
+        // The lane that did connect was closed: its server sees EOF.
+        std::array<char, 16> buf;
+        boost::system::error_code ec;
+        co_await first->socket.async_read_some(asio::buffer(buf),
+                                               asio::redirect_error(asio::use_awaitable, ec));
+        BOOST_TEST(ec == asio::error::eof);
+        co_await expect_error_co(errc::invalid_argument,
+                                 qmp::client::connect_lanes(std::vector<std::string>()));
+    });
+}
