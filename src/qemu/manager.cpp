@@ -358,15 +358,21 @@ asio::awaitable<void> manager::start(start_options so) {
     if (!so.ssh_authorized_key.empty())
         seed.meta.public_keys.push_back(so.ssh_authorized_key);
     cloudinit::seed_files(seed); // validates meta-data before anything is touched
+    // A VM that was never created gets no directories either (checked again
+    // under the lock, in case a `delete` runs meanwhile).
+    auto require_disk = [this] {
+        if (!fs::exists(layout_.disk))
+            throw_error(errc::not_found, "VM " + opts_.name + " was not created (no disk at " +
+                                             layout_.disk.string() + ")");
+    };
+    require_disk();
 
     ensure_dirs();
     auto lock = co_await lock_vm(layout_, opts_);
     if (auto owner = lock_owner(layout_.pidfile))
         throw_error(errc::already_running, "VM " + opts_.name + " is already running (pid " +
                                                std::to_string(*owner) + ")");
-    if (!fs::exists(layout_.disk))
-        throw_error(errc::not_found, "VM " + opts_.name + " was not created (no disk at " +
-                                         layout_.disk.string() + ")");
+    require_disk();
     auto previous = settle_state(true);
 
     launch_plan plan;

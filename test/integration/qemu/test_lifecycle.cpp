@@ -228,6 +228,8 @@ BOOST_AUTO_TEST_CASE(bad_input_is_rejected_before_anything_runs) {
             localvm::qemu::manager ghost(ex, h.options("ghost"));
             co_await expect_error(errc::not_found, [&] { return ghost.start(lvtest::small_vm()); },
                                   "was not created");
+            BOOST_TEST(!fs::exists(ghost.files().runtime), "start of an absent VM made its dirs");
+            BOOST_TEST(!fs::exists(ghost.files().data), "start of an absent VM made its dirs");
             co_await expect_error(errc::not_running, [&] { return ghost.stop(); });
             localvm::qemu::manager never(ex, h.options("never-made"));
             co_await expect_error(errc::not_running, [&] { return never.stop(); });
