@@ -339,6 +339,8 @@ asio::awaitable<status> manager::query() {
         co_await detail::wait_for_path(layout_.exit_status, milliseconds(1000));
     }
     st.state = settle_state(false);
+    // As attach_monitor judges it: QEMU keeps the socket while it lives.
+    st.monitor = st.running && fs::exists(layout_.monitor_socket);
     co_return st;
 }
 

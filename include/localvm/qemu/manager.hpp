@@ -22,6 +22,10 @@ struct status {
     bool running = false;          ///< QEMU runs (its pid file lock is held).
     std::optional<pid_t> pid;      ///< QEMU's pid while running.
     std::optional<vm_state> state; ///< The state file, with `last_end` brought up to date.
+    /// QEMU runs with a human monitor (it was started with
+    /// `start_options::monitor`): `attach_monitor` can reach it on
+    /// `manager::files().monitor_socket`.
+    bool monitor = false;
 };
 
 /// Manages one VM named `options::name` with QEMU. Every lifecycle call is

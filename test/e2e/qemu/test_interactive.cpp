@@ -1,8 +1,6 @@
 // An interactive shell in the tiny guest, typed into through a pty the way a
 // person at a terminal would: `shell` with no command.
 #define BOOST_TEST_MODULE e2e_interactive
-#include "guest.hpp"
-
 #include <localvm/process/child.hpp>
 #include <localvm/qemu/manager.hpp>
 #include <localvm/testing/leaks.hpp>
@@ -10,16 +8,11 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include <pty.h>
-#include <sys/ioctl.h>
-#include <termios.h>
+#include "../../common/pty.hpp"
+#include "guest.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -36,28 +29,10 @@ asio::awaitable<fs::path> blank_base(const lve2e::home& h) {
     co_return base;
 }
 
-// Reads the pty master until `needle` shows up; false when `limit` passes first.
-asio::awaitable<bool> read_until(asio::posix::stream_descriptor& master, std::string& seen,
-                                 std::string needle, std::chrono::seconds limit) {
-    asio::steady_timer timer(co_await asio::this_coro::executor, limit);
-    while (seen.find(needle) == std::string::npos) {
-        char buf[512];
-        boost::system::error_code ec, tec;
-        auto r = co_await (master.async_read_some(asio::buffer(buf),
-                                                  asio::redirect_error(asio::use_awaitable, ec)) ||
-                           timer.async_wait(asio::redirect_error(asio::use_awaitable, tec)));
-        if (r.index() == 1 || ec)
-            co_return false;
-        seen.append(buf, std::get<0>(r));
-    }
-    co_return true;
-}
-
-asio::awaitable<void> type(asio::posix::stream_descriptor& master, std::string text) {
-    co_await asio::async_write(master, asio::buffer(text), asio::use_awaitable);
-}
-
 } // namespace
+
+using lvtest::read_until;
+using lvtest::type;
 
 BOOST_AUTO_TEST_CASE(interactive_shell_on_a_terminal) {
     auto g = lve2e::load_guest("tiny");
@@ -73,19 +48,14 @@ BOOST_AUTO_TEST_CASE(interactive_shell_on_a_terminal) {
             co_await m.wait_ready(180s);
 
             // The pty's slave side is the user's terminal.
-            int master_fd = -1, slave_fd = -1;
-            winsize size{};
-            size.ws_row = 24;
-            size.ws_col = 80;
-            BOOST_REQUIRE(::openpty(&master_fd, &slave_fd, nullptr, nullptr, &size) == 0);
-            asio::posix::stream_descriptor master(ex, master_fd);
-            termios cooked{};
-            BOOST_REQUIRE(::tcgetattr(slave_fd, &cooked) == 0);
+            lvtest::pty term;
+            asio::posix::stream_descriptor master(ex, term.take_master());
+            const auto cooked = term.modes();
 
             localvm::shell_options so;
-            so.input_fd = slave_fd;
-            so.output_fd = slave_fd;
-            so.error_fd = slave_fd;
+            so.input_fd = term.slave;
+            so.output_fd = term.slave;
+            so.error_fd = term.slave;
             // The remote shell evaluates what is typed (the terminal's echo
             // shows `hi-$((6*7))`, only the shell prints `hi-42`), then
             // `exit 3` ends the session with that status.
@@ -100,12 +70,9 @@ BOOST_AUTO_TEST_CASE(interactive_shell_on_a_terminal) {
             BOOST_TEST(ok, "the terminal showed: " << seen);
             BOOST_TEST(r.exit_status == 3, "the terminal showed: " << seen);
             BOOST_TEST(r.output.empty());
-            termios after{};
-            BOOST_REQUIRE(::tcgetattr(slave_fd, &after) == 0);
-            BOOST_TEST((after.c_lflag == cooked.c_lflag && after.c_iflag == cooked.c_iflag &&
-                        after.c_oflag == cooked.c_oflag),
+            BOOST_TEST(lvtest::same_modes(cooked, term.modes()),
                        "ssh did not restore the terminal");
-            ::close(slave_fd);
+            term.close_slave();
 
             co_await m.stop();
             co_await m.remove();

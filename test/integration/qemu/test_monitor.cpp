@@ -3,21 +3,16 @@
 #define BOOST_TEST_MODULE qemu_monitor
 #include "common.hpp"
 
-#include <localvm/testing/boost.hpp>
 #include <localvm/console/serial.hpp>
+#include <localvm/testing/boost.hpp>
 #include <localvm/testing/run.hpp>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include <pty.h>
-#include <termios.h>
+#include "../../common/pty.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -48,46 +43,10 @@ asio::awaitable<std::string> qemu_version() {
     co_return number.substr(0, number.find(' '));
 }
 
-// Reads the pty master until `needle` shows up; false when `limit` passes first.
-asio::awaitable<bool> read_until(asio::posix::stream_descriptor& master, std::string& seen,
-                                 std::string needle, std::chrono::seconds limit) {
-    asio::steady_timer timer(co_await asio::this_coro::executor, limit);
-    while (seen.find(needle) == std::string::npos) {
-        char buf[512];
-        boost::system::error_code ec, tec;
-        auto r = co_await (master.async_read_some(asio::buffer(buf),
-                                                  asio::redirect_error(asio::use_awaitable, ec)) ||
-                           timer.async_wait(asio::redirect_error(asio::use_awaitable, tec)));
-        if (r.index() == 1 || ec)
-            co_return false;
-        seen.append(buf, std::get<0>(r));
-    }
-    co_return true;
-}
-
-asio::awaitable<void> type(asio::posix::stream_descriptor& master, std::string text) {
-    co_await asio::async_write(master, asio::buffer(text), asio::use_awaitable);
-}
-
-bool same_termios(const termios& a, const termios& b) {
-    return a.c_iflag == b.c_iflag && a.c_oflag == b.c_oflag && a.c_cflag == b.c_cflag &&
-           a.c_lflag == b.c_lflag;
-}
-
-// A pty whose slave side plays the user's terminal.
-struct pty {
-    int master = -1;
-    int slave = -1;
-    pty() { BOOST_REQUIRE(::openpty(&master, &slave, nullptr, nullptr, nullptr) == 0); }
-    ~pty() {
-        if (slave >= 0)
-            ::close(slave);
-    }
-    pty(const pty&) = delete;
-    pty& operator=(const pty&) = delete;
-};
-
 } // namespace
+
+using lvtest::read_until;
+using lvtest::type;
 
 using lvtest::leak_check;
 BOOST_TEST_GLOBAL_FIXTURE(leak_check);
@@ -107,11 +66,12 @@ BOOST_AUTO_TEST_CASE(hmp_monitor_on_a_terminal) {
             s.monitor = true;
             co_await m.start(s);
             BOOST_TEST(fs::exists(m.files().monitor_socket));
+            auto with = co_await m.query();
+            BOOST_TEST(with.monitor);
 
-            pty term;
-            asio::posix::stream_descriptor master(ex, term.master);
-            termios cooked{};
-            BOOST_REQUIRE(::tcgetattr(term.slave, &cooked) == 0);
+            lvtest::pty term;
+            asio::posix::stream_descriptor master(ex, term.take_master());
+            const auto cooked = term.modes();
             localvm::console::attach_options ao;
             ao.input_fd = term.slave;
             ao.output_fd = term.slave;
@@ -139,9 +99,8 @@ BOOST_AUTO_TEST_CASE(hmp_monitor_on_a_terminal) {
             BOOST_TEST(seen.find("Connected to the QEMU monitor of vm; Ctrl-] detaches.") !=
                        std::string::npos);
             BOOST_TEST(seen.find("QEMU ") != std::string::npos); // the monitor's banner
-            termios after{};
-            BOOST_REQUIRE(::tcgetattr(term.slave, &after) == 0);
-            BOOST_TEST(same_termios(cooked, after), "the terminal's termios were not restored");
+            BOOST_TEST(lvtest::same_modes(cooked, term.modes()),
+                       "the terminal's termios were not restored");
 
             // QEMU keeps running, and serves the next attach.
             bool running = co_await m.running();
@@ -163,11 +122,15 @@ BOOST_AUTO_TEST_CASE(hmp_monitor_on_a_terminal) {
             running = co_await m.running();
             BOOST_TEST(!running);
             BOOST_TEST(!fs::exists(m.files().monitor_socket));
+            auto stopped = co_await m.query();
+            BOOST_TEST(!stopped.monitor);
             co_await expect_error(errc::not_running, [&] { return m.attach_monitor(ao); });
 
             // A VM started without a monitor says so.
             co_await m.start(lvtest::small_vm());
             BOOST_TEST(!fs::exists(m.files().monitor_socket));
+            auto without = co_await m.query();
+            BOOST_TEST(!without.monitor);
             auto what =
                 co_await expect_error(errc::unsupported, [&] { return m.attach_monitor(ao); });
             BOOST_TEST(what.find("without a human monitor") != std::string::npos, what);
