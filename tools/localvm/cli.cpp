@@ -17,7 +17,8 @@ constexpr mask bit(command c) {
 
 constexpr mask vm_commands = bit(command::create) | bit(command::start) | bit(command::up) |
                              bit(command::status) | bit(command::shell) | bit(command::console) |
-                             bit(command::sync) | bit(command::stop) | bit(command::remove);
+                             bit(command::monitor) | bit(command::sync) | bit(command::stop) |
+                             bit(command::remove);
 constexpr mask boot_commands = bit(command::start) | bit(command::up);
 constexpr mask login_commands = boot_commands | bit(command::shell) | bit(command::sync);
 constexpr mask create_commands = bit(command::create) | bit(command::up);
@@ -44,6 +45,11 @@ const subcommand subcommands[] = {
      "an interactive shell when none is given."},
     {command::console, "console", "NAME",
      "Attach the terminal to the VM's serial console; Ctrl-] detaches."},
+    {command::monitor, "monitor", "NAME",
+     "Attach the terminal to the VM's QEMU monitor (HMP); Ctrl-] detaches.\n"
+     "The VM must have been started with --monitor. Type HMP commands such as\n"
+     "'info status' or 'sendkey ctrl-alt-delete'; QEMU keeps running after you\n"
+     "detach ('quit' there ends it; 'localvm stop' is the orderly way)."},
     {command::sync, "sync", "NAME FROM TO",
      "Copy the host path FROM to the guest path TO with rsync over SSH\n"
      "(a trailing '/' on FROM copies a folder's contents)."},
@@ -177,6 +183,14 @@ const std::vector<option_spec>& options_table() {
                  if (!f)
                      return "expected [ADDR:]HOST_PORT:GUEST_PORT, got " + in_quotes(v);
                  i.forwards.push_back(*f);
+                 return std::string();
+             }},
+            {"monitor", 0, "", boot_commands,
+             "Give QEMU a human monitor (HMP, the '(qemu)' prompt) on a socket\n"
+             "in the runtime directory; 'localvm monitor NAME' attaches the\n"
+             "terminal to it (Ctrl-] detaches). Default: no monitor.",
+             [](invocation& i, const std::string&) {
+                 i.monitor = true;
                  return std::string();
              }},
             {"user-data", 0, "FILE", boot_commands,

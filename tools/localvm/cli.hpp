@@ -25,6 +25,7 @@ enum class command {
     status,
     shell,
     console,
+    monitor, ///< QEMU's human monitor (HMP), for a VM started with --monitor.
     sync,
     stop,
     remove, ///< `delete` on the command line.
@@ -66,6 +67,7 @@ struct invocation {
     std::optional<unsigned> cpus;           ///< --cpus.
     std::string memory;                     ///< --memory; empty: the library's default.
     std::vector<port_forward> forwards;     ///< --forward; none: 127.0.0.1:0 -> 22.
+    bool monitor = false;                   ///< --monitor: start_options::monitor.
     std::filesystem::path user_data;        ///< --user-data FILE (start, up, cidata).
 
     // up

@@ -1,6 +1,7 @@
 // The localvm command: a thin client of the library's public API.
 #include <localvm/atomic_file.hpp>
 #include <localvm/cloudinit/nocloud.hpp>
+#include <localvm/console/serial.hpp>
 #include <localvm/error.hpp>
 #include <localvm/qemu/manager.hpp>
 #include <localvm/ssh/keygen.hpp>
@@ -117,6 +118,7 @@ localvm::start_options start_options_for(const cli::invocation& i, std::string p
     if (!i.memory.empty())
         s.memory = i.memory;
     s.ssh_authorized_key = std::move(public_key);
+    s.monitor = i.monitor;
     if (!i.user_data.empty())
         s.user_data = read_file(i.user_data, "user-data file");
     if (!i.kernel.empty())
@@ -166,7 +168,8 @@ asio::awaitable<int> cmd_start(const cli::invocation& i, qemu::manager& vm, cli:
     if (i.level != cli::verbosity::quiet && st.state)
         out_line(stderr, "started " + i.name + " (pid " + std::to_string(st.pid.value_or(0)) +
                              ", " + (st.state->accel == qemu::accelerator::kvm ? "kvm" : "tcg") +
-                             "); ssh: " + ssh_summary(st.state->ports));
+                             "); ssh: " + ssh_summary(st.state->ports) +
+                             (st.monitor ? "; monitor: localvm monitor " + i.name : ""));
     co_return 0;
 }
 
@@ -196,6 +199,14 @@ asio::awaitable<int> cmd_up(const cli::invocation& i, qemu::manager& vm, cli::pr
         co_await vm.create(i.base);
     }
     bool running = co_await vm.running();
+    if (running && i.monitor && i.level != cli::verbosity::quiet) {
+        // A running QEMU cannot gain a monitor: say so rather than ignore it.
+        auto st = co_await vm.query();
+        if (!st.monitor)
+            out_line(stderr, "localvm: up " + i.name +
+                                 ": already running without a monitor; --monitor applies from "
+                                 "its next start");
+    }
     auto wait = [&]() -> asio::awaitable<void> {
         if (!running)
             co_await boot(vm, i, p);
@@ -226,6 +237,29 @@ asio::awaitable<int> cmd_status(const cli::invocation& i, qemu::manager& vm) {
                     "VM " + i.name + " does not exist (no disk at " + r.files.disk.string() + ")");
     auto text = i.json ? cli::render_status_json(r) + "\n" : cli::render_status_text(r);
     std::fputs(text.c_str(), stdout);
+    co_return 0;
+}
+
+// console and monitor: the terminal on one of QEMU's socket chardevs (raw
+// mode, Ctrl-] detaches) until it detaches, input ends or QEMU exits.
+asio::awaitable<int> cmd_attach(const cli::invocation& i, qemu::manager& vm) {
+    const bool monitor = i.cmd == cli::command::monitor;
+    localvm::console::attach_options ao;
+    ao.hint = localvm::console::attach_hint(i.name, monitor ? "QEMU monitor" : "serial console");
+    if (!monitor) {
+        co_await vm.attach_console(std::move(ao));
+        co_return 0;
+    }
+    try {
+        co_await vm.attach_monitor(std::move(ao));
+    } catch (const localvm::error& e) {
+        // The library names its own option; here the fix is a flag.
+        if (e.code() != errc::unsupported)
+            throw;
+        throw_error(errc::unsupported, "VM " + i.name +
+                                           " has no monitor: it was started without --monitor; "
+                                           "stop it, then start it with --monitor");
+    }
     co_return 0;
 }
 
@@ -301,8 +335,8 @@ asio::awaitable<int> run(const cli::invocation& i, cli::progress& p) {
     case cli::command::shell:
         co_return co_await run_remote(vm, i);
     case cli::command::console:
-        co_await vm.console();
-        co_return 0;
+    case cli::command::monitor:
+        co_return co_await cmd_attach(i, vm);
     case cli::command::sync:
         co_return co_await cmd_sync(i, vm, p);
     case cli::command::stop:

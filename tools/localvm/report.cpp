@@ -136,6 +136,9 @@ std::string render_status_json(const status_report& r) {
     paths["console_socket"] = r.files.console_socket.string();
     paths["identity"] = r.identity.string();
     o["paths"] = std::move(paths);
+    // Last, so that the keys before keep their places.
+    o["monitor_socket"] = s.running && s.monitor ? json::value(r.files.monitor_socket.string())
+                                                 : json::value(nullptr);
     return json::serialize(o);
 }
 
@@ -159,6 +162,10 @@ std::string render_status_text(const status_report& r) {
             ports += (ports.empty() ? "" : ", ") + p.host_address + ":" +
                      std::to_string(p.host_port) + " -> " + std::to_string(p.guest_port);
         out += "ports:    " + (ports.empty() ? std::string("none") : ports) + "\n";
+        out += "monitor:  " +
+               (s.monitor ? r.files.monitor_socket.string() + " (localvm monitor " + r.name + ")"
+                          : std::string("none (started without --monitor)")) +
+               "\n";
     }
     out += "data:     " + r.files.data.string() + "\nruntime:  " + r.files.runtime.string() +
            "\nconsole:  " + r.files.console_log.string() + "\n";

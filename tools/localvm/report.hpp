@@ -50,10 +50,13 @@ std::string_view state_word(const qemu::status& st) noexcept;
 /// running), ports ([{host_address, host_port, guest_port}], empty when not
 /// running), uptime_seconds (null when not running), last_end (how it last
 /// ended: an end_reason word), last_end_detail, paths {data, runtime, disk,
-/// seed, console_log, qemu_log, qmp_socket, console_socket, identity}.
+/// seed, console_log, qemu_log, qmp_socket, console_socket, identity},
+/// monitor_socket (the HMP socket `localvm monitor` attaches to; null unless
+/// the VM runs with a monitor).
 std::string render_status_json(const status_report& r);
 
-/// The same for people, a few aligned lines.
+/// The same for people, a few aligned lines (ports and monitor only while
+/// it runs).
 std::string render_status_text(const status_report& r);
 
 /// The progress line: "[  12.3s] STAGE | CONSOLE" cut to `width` columns

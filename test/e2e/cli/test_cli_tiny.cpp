@@ -1,7 +1,8 @@
 // The localvm command against the tiny guest, on one boot: up (create,
-// start, wait for SSH, run a command, timeline), status --json, shell, sync,
-// console, up again on the running VM, stop, delete. TCG and restricted
-// networking; temporary XDG directories.
+// start with an HMP monitor, wait for SSH, run a command, timeline), status
+// --json, the monitor typed into through a pty, shell, sync, console, up
+// again on the running VM, stop, delete. TCG and restricted networking;
+// temporary XDG directories.
 #define BOOST_TEST_MODULE cli_e2e
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
@@ -9,6 +10,7 @@
 #include "../../integration/cli/run_cli.hpp"
 #include "../qemu/guest.hpp"
 
+namespace asio = boost::asio;
 namespace json = boost::json;
 namespace fs = std::filesystem;
 using lvcli::run;
@@ -27,7 +29,7 @@ BOOST_AUTO_TEST_CASE(lifecycle_on_one_boot) {
                    g["KERNEL"], "--initrd", g["INITRD"],  "--cmdline",   g["CMDLINE"],
                    "--cpus",    "1",        "--memory",   "512M",        "--accel",
                    "tcg",       "--net",    "restricted", "--timeline",  timeline.string(),
-                   "--",        "uname",    "-a"},
+                   "--monitor", "--",       "uname",      "-a"},
                   env);
     BOOST_TEST_MESSAGE("up stderr:\n" << up.err);
     BOOST_REQUIRE_MESSAGE(up.status == 0, "up failed: " << up.err);
@@ -61,6 +63,38 @@ BOOST_AUTO_TEST_CASE(lifecycle_on_one_boot) {
     BOOST_TEST(fwd.at("host_address").as_string() == "127.0.0.1");
     BOOST_TEST(fwd.at("host_port").to_number<int>() > 0);
     BOOST_TEST(fwd.at("guest_port").to_number<int>() == 22);
+
+    // up --monitor gave QEMU a human monitor; status names its socket.
+    const auto monitor_socket = s.root / "run" / "localvm" / "tiny" / "monitor.sock";
+    BOOST_TEST(v.at("monitor_socket").as_string() == monitor_socket.string());
+    auto st_text = run({"status", "tiny"}, env);
+    BOOST_TEST(st_text.out.find("monitor:  " + monitor_socket.string()) != std::string::npos,
+               st_text.out);
+
+    // `localvm monitor` on a terminal: the hint, QEMU's prompt, an answer to
+    // `info status`; Ctrl-] detaches (exit 0) and restores the terminal.
+    {
+        lvtest::pty term;
+        const auto cooked = term.modes();
+        std::string seen;
+        bool answered = false;
+        auto user = [&](asio::posix::stream_descriptor& master) -> asio::awaitable<void> {
+            answered = co_await lvtest::read_until(master, seen, "(qemu) ", 60s);
+            if (answered) {
+                co_await lvtest::type(master, "info status\r");
+                answered = co_await lvtest::read_until(master, seen, "VM status: running", 60s);
+            }
+            co_await lvtest::type(master, "\x1d");
+        };
+        auto mon = lvcli::run_on_terminal({"monitor", "tiny"}, env, term, user, 120s);
+        BOOST_TEST(answered, "the terminal showed: " << seen);
+        BOOST_TEST(mon.status == 0, mon.err);
+        BOOST_TEST(mon.err.empty(), mon.err);
+        BOOST_TEST(seen.find("Connected to the QEMU monitor of tiny; Ctrl-] detaches.") !=
+                       std::string::npos,
+                   seen);
+        BOOST_TEST(lvtest::same_modes(cooked, term.modes()), "the terminal was not restored");
+    }
 
     auto code =
         run({"shell", "tiny", "--", "echo", "out;", "echo", "err", ">&2;", "exit", "3"}, env);

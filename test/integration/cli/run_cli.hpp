@@ -5,19 +5,27 @@
 
 #include <localvm/error.hpp>
 #include <localvm/process/child.hpp>
+#include <localvm/testing/run.hpp>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/this_coro.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "../../common/pty.hpp"
 #include <stdlib.h>
+#include <unistd.h>
 
 namespace lvcli {
 
@@ -99,6 +107,41 @@ inline outcome run_program(std::vector<std::string> argv, std::vector<std::strin
 inline outcome run(std::vector<std::string> args, std::vector<std::string> env = {}) {
     args.insert(args.begin(), binary().string());
     return run_program(std::move(args), std::move(env));
+}
+
+/// Runs `localvm args...` with the slave side of `terminal` as its stdin
+/// and stdout (stderr is captured), while `user` plays the person at that
+/// terminal: it is given the pty's master to type into and read from. Both
+/// run on one io_context until both are done; the master stays open until
+/// then, so the command can restore the terminal as it leaves. Throws
+/// `errc::timeout` when `deadline` passes first (the command is then killed).
+inline outcome run_on_terminal(
+    std::vector<std::string> args, std::vector<std::string> env, lvtest::pty& terminal,
+    std::function<boost::asio::awaitable<void>(boost::asio::posix::stream_descriptor&)> user,
+    std::chrono::seconds deadline) {
+    using namespace boost::asio::experimental::awaitable_operators;
+    localvm::process::options o;
+    o.argv = std::move(args);
+    o.argv.insert(o.argv.begin(), binary().string());
+    o.env_overrides = std::move(env);
+    o.stdin_mode = localvm::process::input_mode::inherit;
+    o.stdin_fd = terminal.slave;
+    o.out.mode = localvm::process::stream_mode::inherit;
+    o.out.inherit_fd = terminal.slave;
+    std::optional<localvm::process::result> r;
+    localvm::testing::run_coroutine(
+        [&]() -> boost::asio::awaitable<void> {
+            auto ex = co_await boost::asio::this_coro::executor;
+            // A dup: `terminal` keeps its own master fd.
+            int fd = ::dup(terminal.master);
+            if (fd < 0)
+                localvm::throw_error(localvm::errc::io_error, "dup of the pty master failed");
+            boost::asio::posix::stream_descriptor master(ex, fd);
+            auto res = co_await (localvm::process::run(o) && user(master));
+            r = std::move(res);
+        },
+        deadline, localvm::process::format_command(o.argv));
+    return outcome{r->signal ? 128 + r->signal : r->exit_code, r->out, r->err};
 }
 
 inline std::string slurp(const fs::path& p) {

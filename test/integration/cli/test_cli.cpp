@@ -1,7 +1,11 @@
 // The built localvm command without a guest: help and usage errors, failures
 // on unknown VMs (exit 1, one line), create/status --json/delete with
-// temporary XDG directories, and cidata read back with isoinfo.
+// temporary XDG directories, `monitor` on a QEMU started without one (UEFI
+// firmware, no OS), and cidata read back with isoinfo.
 #define BOOST_TEST_MODULE cli_integration
+#include <localvm/qemu/manager.hpp>
+
+#include <boost/asio/this_coro.hpp>
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -10,6 +14,7 @@
 namespace json = boost::json;
 using lvcli::run;
 using lvcli::scratch;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -32,14 +37,42 @@ void write(const std::filesystem::path& p, const std::string& text) {
     std::ofstream(p, std::ios::binary) << text;
 }
 
+// Stops the VM `name` of `s` (if it runs) when the test ends, however it
+// ends: through the library, since firmware without an OS ignores the ACPI
+// power button and the command's `stop` would wait a minute for it.
+struct stop_at_end {
+    const scratch& s;
+    std::string name;
+    ~stop_at_end() {
+        localvm::qemu::options o;
+        o.name = name;
+        o.data_dir = s.root / "data" / "localvm";
+        o.runtime_dir = s.root / "run" / "localvm";
+        o.stop.powerdown_timeout = 1s;
+        try {
+            localvm::testing::run_coroutine(
+                [&]() -> boost::asio::awaitable<void> {
+                    localvm::qemu::manager m(co_await boost::asio::this_coro::executor, o);
+                    bool running = co_await m.running();
+                    if (running)
+                        co_await m.stop();
+                },
+                60s, "stop " + name);
+        } catch (const std::exception& e) {
+            BOOST_ERROR("stopping " << name << ": " << e.what());
+        }
+    }
+};
+
 } // namespace
 
 BOOST_AUTO_TEST_CASE(help_and_usage) {
     auto top = run({"--help"});
     BOOST_TEST(top.status == 0);
     BOOST_TEST(top.out.starts_with("usage: localvm COMMAND"));
-    const std::vector<std::string> commands = {"create",  "start", "up",   "status", "shell",
-                                               "console", "sync",  "stop", "delete", "cidata"};
+    const std::vector<std::string> commands = {"create", "start",   "up",      "status",
+                                               "shell",  "console", "monitor", "sync",
+                                               "stop",   "delete",  "cidata"};
     for (const auto& c : commands) {
         auto r = run({c, "--help"});
         BOOST_TEST(r.status == 0, c);
@@ -72,6 +105,8 @@ BOOST_AUTO_TEST_CASE(unknown_vm_fails_with_one_line) {
     check_one_error_line(run({"shell", "nosuch", "--", "true"}, env), "localvm: shell nosuch: ");
     check_one_error_line(run({"sync", "nosuch", ".", "/tmp"}, env), "localvm: sync nosuch: ");
     check_one_error_line(run({"console", "nosuch"}, env), "localvm: console nosuch: ");
+    check_one_error_line(run({"monitor", "nosuch"}, env),
+                         "localvm: monitor nosuch: VM nosuch is not running");
     check_one_error_line(run({"delete", "nosuch"}, env),
                          "localvm: delete nosuch: VM nosuch does not exist");
     check_one_error_line(run({"up", "nosuch"}, env),
@@ -123,6 +158,39 @@ BOOST_AUTO_TEST_CASE(create_status_delete_in_xdg_dirs) {
     BOOST_TEST(!std::filesystem::exists(s.root / "data" / "localvm" / "vm1"));
     auto gone = run({"status", "vm1"}, env);
     BOOST_TEST(gone.status == 1);
+}
+
+BOOST_AUTO_TEST_CASE(monitor_needs_a_vm_started_with_monitor) {
+    scratch s;
+    auto base = s.root / "base.qcow2";
+    auto mk = lvcli::run_program({"qemu-img", "create", "-q", "-f", "qcow2", base.string(), "64M"});
+    BOOST_REQUIRE_MESSAGE(mk.status == 0, mk.err);
+    auto env = s.env();
+    auto created = run({"create", "vm1", "--base", base.string()}, env);
+    BOOST_REQUIRE_MESSAGE(created.status == 0, created.err);
+
+    // Created, not running: the library's message.
+    check_one_error_line(run({"monitor", "vm1"}, env),
+                         "localvm: monitor vm1: VM vm1 is not running");
+
+    // Running without --monitor: the fix is named.
+    stop_at_end stopper{s, "vm1"};
+    auto started = run({"start", "vm1", "--accel", "tcg", "--net", "restricted", "--cpus", "1",
+                        "--memory", "128M"},
+                       env);
+    BOOST_REQUIRE_MESSAGE(started.status == 0, started.err);
+    BOOST_TEST(started.err.find("monitor") == std::string::npos, started.err);
+    auto mon = run({"monitor", "vm1"}, env);
+    check_one_error_line(mon, "localvm: monitor vm1: VM vm1 has no monitor");
+    BOOST_TEST(mon.err.find("start it with --monitor") != std::string::npos, mon.err);
+
+    auto st = run({"status", "vm1", "--json"}, env);
+    BOOST_TEST(st.status == 0, st.err);
+    auto v = json::parse(st.out).as_object();
+    BOOST_TEST(v.at("state").as_string() == "running");
+    BOOST_TEST(v.at("monitor_socket").is_null());
+    auto text = run({"status", "vm1"}, env);
+    BOOST_TEST(text.out.find("monitor:  none") != std::string::npos, text.out);
 }
 
 BOOST_AUTO_TEST_CASE(cidata_reads_back_with_isoinfo) {

@@ -53,8 +53,8 @@ BOOST_AUTO_TEST_CASE(help_everywhere) {
     BOOST_TEST((ok({"--help"}).cmd == command::usage));
     BOOST_TEST((ok({"help", "up"}).cmd == command::up));
     BOOST_TEST((ok({"--version"}).cmd == command::version));
-    for (auto word : {"create", "start", "up", "status", "shell", "console", "sync", "stop",
-                      "delete", "cidata"}) {
+    for (auto word : {"create", "start", "up", "status", "shell", "console", "monitor", "sync",
+                      "stop", "delete", "cidata"}) {
         BOOST_TEST_CONTEXT(word) {
             // --help needs no operands and wins over anything missing.
             auto i = ok({word, "--help"});
@@ -67,6 +67,45 @@ BOOST_AUTO_TEST_CASE(help_everywhere) {
         }
     }
     BOOST_TEST(contains(help_text(command::usage), "cidata"));
+    BOOST_TEST(contains(help_text(command::usage),
+                        "\n  monitor   Attach the terminal to the VM's QEMU monitor"));
+}
+
+BOOST_AUTO_TEST_CASE(monitor) {
+    // --monitor gives a starting VM the HMP monitor; `monitor NAME` attaches to it.
+    BOOST_TEST(ok({"start", "vm1", "--monitor"}).monitor);
+    BOOST_TEST(ok({"up", "vm1", "--monitor", "--", "true"}).monitor);
+    BOOST_TEST(!ok({"start", "vm1"}).monitor);
+    BOOST_TEST(bad({"start", "vm1", "--monitor=yes"}) == "start: --monitor takes no value");
+    for (auto word :
+         {"create", "status", "shell", "console", "monitor", "sync", "stop", "delete"}) {
+        BOOST_TEST_CONTEXT(word) {
+            auto message = bad({word, "vm1", "--monitor"});
+            BOOST_TEST(message == std::string(word) + ": unknown option \"--monitor\"");
+        }
+    }
+    BOOST_TEST(bad({"cidata", "o.iso", "--monitor"}) == "cidata: unknown option \"--monitor\"");
+
+    auto m = ok({"monitor", "vm1", "--runtime-dir", "/r"});
+    BOOST_TEST((m.cmd == command::monitor));
+    BOOST_TEST(m.name == "vm1");
+    BOOST_TEST(m.runtime_dir == "/r");
+    BOOST_TEST(command_word(command::monitor) == "monitor");
+    BOOST_TEST(bad({"monitor"}) == "monitor: missing NAME");
+    BOOST_TEST(bad({"monitor", "vm1", "x"}) == "monitor: unexpected argument \"x\"");
+    BOOST_TEST(contains(bad({"monitor", "vm1", "--", "info", "status"}), "only for shell and up"));
+
+    // The help says what the monitor is and how to reach it.
+    for (auto c : {command::start, command::up}) {
+        auto text = help_text(c);
+        BOOST_TEST(contains(text, "--monitor "), text);
+        BOOST_TEST(contains(text, "'localvm monitor NAME' attaches"), text);
+    }
+    BOOST_TEST(!contains(help_text(command::status), "--monitor"));
+    auto text = help_text(command::monitor);
+    BOOST_TEST(text.starts_with("usage: localvm monitor NAME [OPTIONS]\n"), text);
+    BOOST_TEST(contains(text, "Ctrl-] detaches"), text);
+    BOOST_TEST(contains(text, "started with --monitor"), text);
 }
 
 BOOST_AUTO_TEST_CASE(help_shows_library_defaults) {

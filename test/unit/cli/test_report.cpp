@@ -50,7 +50,7 @@ BOOST_AUTO_TEST_CASE(status_json_running) {
         keys.emplace_back(kv.key());
     BOOST_TEST((keys == std::vector<std::string>{"name", "state", "pid", "accelerator", "ports",
                                                  "uptime_seconds", "last_end", "last_end_detail",
-                                                 "paths"}));
+                                                 "paths", "monitor_socket"}));
     BOOST_TEST(v.at("name").as_string() == "vm1");
     BOOST_TEST(v.at("state").as_string() == "running");
     BOOST_TEST(v.at("pid").to_number<int>() == 4242);
@@ -64,6 +64,27 @@ BOOST_AUTO_TEST_CASE(status_json_running) {
     BOOST_TEST(paths.at("disk").as_string() == "/d/vm1/disk.qcow2");
     BOOST_TEST(paths.at("console_log").as_string() == "/r/vm1/console.log");
     BOOST_TEST(paths.at("identity").as_string() == "/d/vm1/id_ed25519");
+    BOOST_TEST(v.at("monitor_socket").is_null()); // started without a monitor
+}
+
+BOOST_AUTO_TEST_CASE(status_shows_the_monitor) {
+    auto r = sample(true);
+    r.st.monitor = true;
+    auto v = json::parse(render_status_json(r)).as_object();
+    BOOST_TEST(v.at("monitor_socket").as_string() == "/r/vm1/monitor.sock");
+    auto t = render_status_text(r);
+    BOOST_TEST(t.find("monitor:  /r/vm1/monitor.sock (localvm monitor vm1)\n") != std::string::npos,
+               t);
+    auto without = render_status_text(sample(true));
+    BOOST_TEST(without.find("monitor:  none (started without --monitor)\n") != std::string::npos,
+               without);
+    // A stopped VM has no monitor, whatever it had while it ran.
+    auto stopped = sample(false);
+    stopped.st.monitor = true;
+    auto sv = json::parse(render_status_json(stopped)).as_object();
+    BOOST_TEST(sv.at("monitor_socket").is_null());
+    auto st = render_status_text(stopped);
+    BOOST_TEST(st.find("monitor:") == std::string::npos, st);
 }
 
 BOOST_AUTO_TEST_CASE(status_json_stopped) {
