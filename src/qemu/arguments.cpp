@@ -128,6 +128,12 @@ std::vector<std::string> command_line(const launch_plan& p) {
         a.push_back("-S");
     add({"-chardev", "socket,id=qmp,path=" + path_value(p.qmp_socket) + ",server=on,wait=off"});
     add({"-mon", "chardev=qmp,mode=control"});
+    for (std::size_t i = 0; i < p.extra_qmp_sockets.size(); ++i) {
+        auto id = "qmp" + std::to_string(i + 1);
+        add({"-chardev", "socket,id=" + id + ",path=" + path_value(p.extra_qmp_sockets[i]) +
+                             ",server=on,wait=off"});
+        add({"-mon", "chardev=" + id + ",mode=control"});
+    }
     add({"-chardev", "socket,id=serial0,path=" + path_value(p.console_socket) +
                          ",server=on,wait=off,logfile=" + path_value(p.console_log) +
                          ",logappend=on"});

@@ -273,6 +273,15 @@ void manager::clean_runtime(bool keep_logs) const {
     for (const auto* p : {&layout_.qmp_socket, &layout_.console_socket, &layout_.monitor_socket,
                           &layout_.pidfile, &layout_.exit_status})
         fs::remove(*p, ec);
+    // Extra QMP sockets, however many the QEMU that made them had.
+    std::vector<fs::path> extra;
+    for (fs::directory_iterator it(layout_.runtime, ec), end; !ec && it != end; it.increment(ec)) {
+        auto n = it->path().filename().string();
+        if (n.starts_with("qmp-") && n.ends_with(".sock"))
+            extra.push_back(it->path());
+    }
+    for (const auto& x : extra)
+        fs::remove(x, ec);
     if (!keep_logs) {
         fs::remove(layout_.console_log, ec);
         fs::remove(layout_.qemu_log, ec);
@@ -389,6 +398,7 @@ asio::awaitable<void> manager::start(start_options so) {
     plan.net = opts_.net;
     plan.ports = so.ports;
     plan.qmp_socket = layout_.qmp_socket;
+    plan.extra_qmp_sockets = layout_.extra_qmp_sockets;
     plan.console_socket = layout_.console_socket;
     plan.console_log = layout_.console_log;
     plan.pidfile = layout_.pidfile;

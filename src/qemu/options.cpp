@@ -2,12 +2,15 @@
 #include <localvm/qemu/options.hpp>
 
 #include <cstdlib>
+#include <vector>
 
 #include <sys/un.h>
 #include <unistd.h>
 
 namespace localvm::qemu {
 namespace {
+
+constexpr unsigned max_extra_qmp = 8;
 
 std::filesystem::path env_path(const char* name) {
     const char* v = std::getenv(name);
@@ -68,8 +71,18 @@ layout make_layout(const options& opts) {
     l.lock = l.runtime / "lock";
     l.exit_status = l.runtime / "exit-status";
     l.known_hosts = l.runtime / "known_hosts";
+    if (opts.extra_qmp > max_extra_qmp)
+        throw_error(errc::invalid_argument, "extra_qmp: at most " + std::to_string(max_extra_qmp) +
+                                                " QMP monitors, not " +
+                                                std::to_string(opts.extra_qmp));
+    for (unsigned i = 1; i <= opts.extra_qmp; ++i)
+        l.extra_qmp_sockets.push_back(l.runtime / ("qmp-" + std::to_string(i) + ".sock"));
     constexpr std::size_t max_socket_path = sizeof(sockaddr_un::sun_path) - 1;
-    for (const auto* p : {&l.qmp_socket, &l.console_socket, &l.monitor_socket}) {
+    std::vector<const std::filesystem::path*> sockets{&l.qmp_socket, &l.console_socket,
+                                                      &l.monitor_socket};
+    for (const auto& p : l.extra_qmp_sockets)
+        sockets.push_back(&p);
+    for (const auto* p : sockets) {
         if (p->string().size() > max_socket_path)
             throw_error(errc::invalid_argument,
                         "socket path " + p->string() + " is longer than " +

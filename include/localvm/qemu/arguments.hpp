@@ -60,6 +60,7 @@ struct launch_plan {
     network net = network::user;             ///< User-mode networking flavour.
     std::vector<port_forward> ports;         ///< hostfwd rules (host_port 0: QEMU picks).
     std::filesystem::path qmp_socket;        ///< QMP control socket (unix, server).
+    std::vector<std::filesystem::path> extra_qmp_sockets; ///< More QMP monitors, for callers.
     std::filesystem::path console_socket;    ///< Serial console socket (unix, server).
     std::filesystem::path console_log;       ///< The serial console's log file (appended).
     std::filesystem::path pidfile;           ///< QEMU's -pidfile (QEMU holds a write lock on it).
@@ -70,10 +71,10 @@ struct launch_plan {
 
 /// The argv for `plan`: q35 + virtio on amd64, virt on arm64, the
 /// accelerator, direct or firmware boot, disk and seed as virtio-blk, user
-/// networking with the forwards, QMP and the serial console on unix
-/// sockets, the console log, a virtio RNG (guests need entropy for SSH host
-/// keys), a pvpanic device with `-action panic=exit-failure` (a guest
-/// kernel panic ends QEMU with status 1), `-S`, and last the human monitor:
+/// networking with the forwards, QMP (and any extra QMP monitors, ids qmp1,
+/// qmp2, ...) and the serial console on unix sockets, the console log, a
+/// virtio RNG (guests need entropy for SSH host keys), a pvpanic device with
+/// `-action panic=exit-failure` (a guest kernel panic ends QEMU with status 1), `-S`, and last the human monitor:
 /// `-monitor stdio`, or `-chardev socket,id=hmp,path=...,server=on,wait=off
 /// -mon chardev=hmp,mode=readline`. Values that QEMU parses as option lists
 /// have commas doubled. Pure; never fails (validate the plan first).

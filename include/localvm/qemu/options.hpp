@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace localvm::qemu {
 
@@ -60,6 +61,12 @@ struct options {
     /// With `accelerator::automatic` picking KVM: how long `start` waits for
     /// the first console output before deciding KVM hangs. Default 20 s.
     std::chrono::milliseconds kvm_watchdog{std::chrono::seconds(20)};
+    /// QMP monitors for the caller's own `qmp::client`, besides the one the
+    /// library uses (a QEMU socket serves one client at a time, so a caller
+    /// holding the library's would stall `stop`). QEMU listens on
+    /// `layout::extra_qmp_sockets` while it runs; `qmp::client::connect_lanes`
+    /// over several spreads overlapping commands. 0-8; default 0.
+    unsigned extra_qmp = 0;
 };
 
 /// Where one VM's files live. All paths are absolute.
@@ -69,7 +76,9 @@ struct layout {
     std::filesystem::path disk;           ///< data/disk.qcow2
     std::filesystem::path seed;           ///< data/seed.iso
     std::filesystem::path efi_vars;       ///< data/efi-vars.fd
-    std::filesystem::path qmp_socket;     ///< runtime/qmp.sock
+    std::filesystem::path qmp_socket;     ///< runtime/qmp.sock (the library's own)
+    /// runtime/qmp-1.sock ... (`options::extra_qmp` of them, for the caller).
+    std::vector<std::filesystem::path> extra_qmp_sockets;
     std::filesystem::path console_socket; ///< runtime/console.sock
     std::filesystem::path monitor_socket; ///< runtime/monitor.sock (HMP, with `start_options::monitor`)
     std::filesystem::path console_log;    ///< runtime/console.log
@@ -85,7 +94,8 @@ struct layout {
 std::string check_name(std::string_view name);
 
 /// The layout for `opts` (defaults applied). Throws `errc::invalid_argument`
-/// for a bad name, or socket paths longer than a unix socket allows.
+/// for a bad name, `extra_qmp` above 8, or socket paths longer than a unix
+/// socket allows.
 layout make_layout(const options& opts);
 
 } // namespace localvm::qemu

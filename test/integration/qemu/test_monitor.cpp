@@ -1,9 +1,8 @@
 // The human monitor (HMP) of a real, idle QEMU, driven through a pty as a
 // person at a terminal would: ask, read QEMU's answer, detach with Ctrl-].
 #define BOOST_TEST_MODULE qemu_monitor
-#include "common.hpp"
-
 #include <localvm/console/serial.hpp>
+#include <localvm/qmp/client.hpp>
 #include <localvm/testing/boost.hpp>
 #include <localvm/testing/run.hpp>
 
@@ -13,6 +12,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "../../common/pty.hpp"
+#include "common.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -135,6 +135,51 @@ BOOST_AUTO_TEST_CASE(hmp_monitor_on_a_terminal) {
                 co_await expect_error(errc::unsupported, [&] { return m.attach_monitor(ao); });
             BOOST_TEST(what.find("without a human monitor") != std::string::npos, what);
             co_await m.stop();
+            co_await m.remove();
+        },
+        180s);
+}
+
+BOOST_AUTO_TEST_CASE(extra_qmp_monitors_for_the_caller) {
+    lvtest::vm_home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            co_await make_base(h);
+            auto o = h.options();
+            o.extra_qmp = 2;
+            localvm::qemu::manager m(ex, o);
+            co_await m.create(h.base);
+            co_await m.start(lvtest::small_vm());
+            const auto& extra = m.files().extra_qmp_sockets;
+            BOOST_REQUIRE(extra.size() == 2u);
+            std::vector<std::string> paths;
+            for (const auto& p : extra) {
+                BOOST_TEST(fs::exists(p), p);
+                paths.push_back(p.string());
+            }
+
+            // The caller's own client over both, held while the library
+            // goes on using its socket: query and stop are not held up.
+            auto c = co_await localvm::qmp::client::connect_lanes(paths, {.enable_oob = true});
+            BOOST_TEST(c.lanes() == 2u);
+            auto st = co_await c.query_status();
+            BOOST_TEST(st.running, st.status);
+            auto shutdown = c.subscribe("SHUTDOWN");
+            auto q = co_await m.query();
+            BOOST_TEST(q.running);
+            co_await m.stop();
+            // The caller sees QEMU go: its SHUTDOWN, then the end of the connection.
+            auto e = co_await shutdown.next(30s);
+            BOOST_TEST(e.name == "SHUTDOWN");
+            auto end = co_await c.wait_closed(30s);
+            BOOST_TEST((end == localvm::qmp::connection_end::clean));
+            for (const auto& p : extra)
+                BOOST_TEST(!fs::exists(p), p);
+
+            // Without extra monitors there are none.
+            localvm::qemu::manager plain(ex, h.options());
+            BOOST_TEST(plain.files().extra_qmp_sockets.empty());
             co_await m.remove();
         },
         180s);

@@ -153,6 +153,22 @@ BOOST_AUTO_TEST_CASE(human_monitor_on_stdio_or_socket) {
                                          "-mon", "chardev=hmp,mode=readline"}));
 }
 
+BOOST_AUTO_TEST_CASE(extra_qmp_monitors_follow_the_librarys_own) {
+    auto p = base_plan();
+    p.extra_qmp_sockets = {"/run/vm1/qmp-1.sock", "/run/a,b/qmp-2.sock"};
+    auto argv = command_line(p);
+    auto at = std::find(argv.begin(), argv.end(), "chardev=qmp,mode=control");
+    BOOST_REQUIRE(at != argv.end());
+    BOOST_TEST(std::vector<std::string>(at + 1, at + 9) ==
+               (std::vector<std::string>{
+                   "-chardev", "socket,id=qmp1,path=/run/vm1/qmp-1.sock,server=on,wait=off", "-mon",
+                   "chardev=qmp1,mode=control", "-chardev",
+                   "socket,id=qmp2,path=/run/a,,b/qmp-2.sock,server=on,wait=off", "-mon",
+                   "chardev=qmp2,mode=control"}));
+    BOOST_TEST(at[9] == "-chardev");
+    BOOST_TEST(at[10].starts_with("socket,id=serial0,"));
+}
+
 BOOST_AUTO_TEST_CASE(escape_doubles_commas) {
     BOOST_TEST(escape_option_value("") == "");
     BOOST_TEST(escape_option_value("a,b,,c") == "a,,b,,,,c");
@@ -219,6 +235,17 @@ BOOST_AUTO_TEST_CASE(names_and_layout) {
     BOOST_TEST(l.disk == "/var/lib/x/vm1/disk.qcow2");
     BOOST_TEST(l.qmp_socket == "/run/x/vm1/qmp.sock");
     BOOST_TEST(l.monitor_socket == "/run/x/vm1/monitor.sock");
+    BOOST_TEST(l.extra_qmp_sockets.empty());
+    o.extra_qmp = 2;
+    BOOST_TEST(
+        make_layout(o).extra_qmp_sockets ==
+        (std::vector<std::filesystem::path>{"/run/x/vm1/qmp-1.sock", "/run/x/vm1/qmp-2.sock"}));
+    o.extra_qmp = 9;
+    BOOST_CHECK_EXCEPTION(make_layout(o), localvm::error, [](const localvm::error& e) {
+        return e.code() == errc::invalid_argument &&
+               std::string(e.what()).find("extra_qmp") != std::string::npos;
+    });
+    o.extra_qmp = 0;
     o.name = "../etc";
     BOOST_CHECK_EXCEPTION(make_layout(o), localvm::error, [](const localvm::error& e) {
         return e.code() == errc::invalid_argument;
