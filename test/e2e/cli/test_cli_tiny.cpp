@@ -20,9 +20,7 @@ BOOST_AUTO_TEST_CASE(lifecycle_on_one_boot) {
     auto g = lve2e::load_guest("tiny");
     lvcli::scratch s;
     auto env = s.env();
-    auto base = s.root / "base.qcow2";
-    auto mk = lvcli::run_program({"qemu-img", "create", "-q", "-f", "qcow2", base.string(), "64M"});
-    BOOST_REQUIRE_MESSAGE(mk.status == 0, mk.err);
+    auto base = lvcli::make_base_image(s);
     auto timeline = s.root / "timeline.json";
 
     auto up = run({"up",        "tiny",     "--base",     base.string(), "--kernel",

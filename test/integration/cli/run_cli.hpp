@@ -20,6 +20,7 @@
 #include <functional>
 #include <iterator>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,15 @@ inline outcome run_program(std::vector<std::string> argv, std::vector<std::strin
     if (failure)
         std::rethrow_exception(failure);
     return outcome{r->signal ? 128 + r->signal : r->exit_code, r->out, r->err};
+}
+
+/// An empty 64 MiB qcow2 image, `s.root/base.qcow2`, for `create --base`.
+inline fs::path make_base_image(const scratch& s) {
+    auto base = s.root / "base.qcow2";
+    auto mk = run_program({"qemu-img", "create", "-q", "-f", "qcow2", base.string(), "64M"});
+    if (mk.status != 0)
+        throw std::runtime_error("qemu-img create failed: " + mk.err);
+    return base;
 }
 
 /// Runs `localvm args...` (see run_program).

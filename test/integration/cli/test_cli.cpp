@@ -117,9 +117,7 @@ BOOST_AUTO_TEST_CASE(unknown_vm_fails_with_one_line) {
 
 BOOST_AUTO_TEST_CASE(create_status_delete_in_xdg_dirs) {
     scratch s;
-    auto base = s.root / "base.qcow2";
-    auto mk = lvcli::run_program({"qemu-img", "create", "-q", "-f", "qcow2", base.string(), "64M"});
-    BOOST_REQUIRE_MESSAGE(mk.status == 0, mk.err);
+    auto base = lvcli::make_base_image(s);
     auto env = s.env();
 
     auto created = run({"create", "vm1", "--base", base.string()}, env);
@@ -162,9 +160,7 @@ BOOST_AUTO_TEST_CASE(create_status_delete_in_xdg_dirs) {
 
 BOOST_AUTO_TEST_CASE(monitor_needs_a_vm_started_with_monitor) {
     scratch s;
-    auto base = s.root / "base.qcow2";
-    auto mk = lvcli::run_program({"qemu-img", "create", "-q", "-f", "qcow2", base.string(), "64M"});
-    BOOST_REQUIRE_MESSAGE(mk.status == 0, mk.err);
+    auto base = lvcli::make_base_image(s);
     auto env = s.env();
     auto created = run({"create", "vm1", "--base", base.string()}, env);
     BOOST_REQUIRE_MESSAGE(created.status == 0, created.err);
