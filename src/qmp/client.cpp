@@ -38,6 +38,9 @@ namespace {
 template <class... F> struct overloaded : F... { using F::operator()...; };
 template <class... F> overloaded(F...) -> overloaded<F...>;
 
+// How long the first lane may take to end after another lane did.
+constexpr auto first_lane_grace = std::chrono::seconds(1);
+
 clock_type::time_point deadline_after(clock_type::duration d) {
     return d.count() > 0 ? clock_type::now() + d : clock_type::time_point::max();
 }
@@ -122,6 +125,7 @@ struct lane {
     std::string writing; // the bytes of the write in flight
     asio::steady_timer write_signal;
     std::size_t in_flight = 0; // commands sent here, not yet answered or abandoned
+    bool ended = false;        // the server closed it (the client ends soon)
     std::optional<qmp::greeting> greet;
     asio::steady_timer* greeting_waiter = nullptr;
     std::array<char, 4096> readbuf{};
@@ -130,7 +134,8 @@ struct lane {
 struct client_impl : std::enable_shared_from_this<client_impl> {
     client_impl(asio::any_io_executor e, client_options o, std::vector<std::string> paths)
         : ex(e)
-        , options(o) {
+        , options(o)
+        , grace(e) {
         for (auto& p : paths)
             lanes.push_back(
                 std::make_unique<lane>(e, lanes.size(), std::move(p), o.max_message_size));
@@ -146,6 +151,10 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     bool oob = false;
     bool quit_sent = false;
     std::optional<event> shutdown;
+    // A lane other than the first that ended, and how; `grace` then bounds
+    // the wait for the first lane to end too.
+    std::optional<std::pair<const lane*, std::string>> other_end;
+    asio::steady_timer grace;
     connection_end end = connection_end::open;
     error_code close_code;
     std::string close_diagnostic;
@@ -159,9 +168,29 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     // The peer ended a connection: clean when QEMU announced it (SHUTDOWN)
     // or was told to (quit) first. Every lane talks to the same QEMU, so one
     // ending ends them all.
-    void peer_closed(const lane& l, std::string diagnostic) {
-        finish(shutdown || quit_sent ? connection_end::clean : connection_end::unexpected,
-               errc::monitor_closed, l, std::move(diagnostic));
+    void peer_closed(lane& l, std::string diagnostic) {
+        l.ended = true;
+        if (&l == lanes.front().get()) {
+            finish(shutdown || quit_sent ? connection_end::clean : connection_end::unexpected,
+                   errc::monitor_closed, l, std::move(diagnostic));
+            return;
+        }
+        // Another lane ended first. QEMU writes its last events to every
+        // monitor before it closes them, so the first lane may still hold
+        // some: let it read to its own end, within `first_lane_grace`.
+        if (other_end)
+            return;
+        other_end.emplace(&l, std::move(diagnostic));
+        grace.expires_after(first_lane_grace);
+        grace.async_wait([weak = weak_from_this()](error_code ec) {
+            auto self = weak.lock();
+            if (ec || !self || self->end != connection_end::open)
+                return;
+            auto& [ended, why] = *self->other_end;
+            self->finish(self->shutdown || self->quit_sent ? connection_end::clean
+                                                           : connection_end::unexpected,
+                         errc::monitor_closed, *ended, why);
+        });
     }
 
     void finish(connection_end how, error_code code, const lane& l, std::string diagnostic) {
@@ -193,6 +222,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         }
         for (auto* t : close_waiters)
             t->cancel();
+        grace.cancel();
     }
 
     void finish(connection_end how, error_code code, std::string diagnostic) {
@@ -324,11 +354,12 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         });
     }
 
-    // The lane with the fewest commands in flight (the first among equals).
+    // The open lane with the fewest commands in flight (the first among
+    // equals; the first lane while it is the only one left).
     lane& least_busy() {
         lane* best = lanes.front().get();
         for (auto& l : lanes)
-            if (l->in_flight < best->in_flight)
+            if (!l->ended && l->in_flight < best->in_flight)
                 best = l.get();
         return *best;
     }

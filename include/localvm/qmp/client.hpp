@@ -133,10 +133,12 @@ public:
     /// run side by side: QEMU 7.2 gets through pipelined commands on one
     /// monitor only about 1.4x as fast as serial ones, even with `oob`, and
     /// on four monitors about 2.2x (bench/qmp). Events come from the first
-    /// lane only, each once. Commands
-    /// in flight on different lanes at once may run in either order; a
-    /// caller that awaits each command keeps its order. One lane ending ends
-    /// the client. Throws as `connect`, naming the path that failed, and
+    /// lane only, each once. Commands in flight on different lanes at once
+    /// may run in either order; a caller that awaits each command keeps its
+    /// order. The client ends when
+    /// the first lane does; when another ends first (QEMU closes them all as
+    /// it exits), the first may read on for up to 1 s so that no event it
+    /// carries is lost. Throws as `connect`, naming the path that failed, and
     /// `errc::invalid_argument` for an empty `paths`.
     static boost::asio::awaitable<client> connect_lanes(std::vector<std::string> paths,
                                                         client_options options = client_options());

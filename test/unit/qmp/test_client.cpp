@@ -641,3 +641,48 @@ BOOST_AUTO_TEST_CASE(lanes_connect_errors_name_the_path_and_leave_nothing_open) 
                                  qmp::client::connect_lanes(std::vector<std::string>()));
     });
 }
+
+BOOST_AUTO_TEST_CASE(events_the_first_lane_holds_outlive_another_lane_ending_first) {
+    // QEMU writes its last events to every monitor, then closes them all.
+    // The first lane reads in 4 KiB steps, so another lane's EOF can be
+    // handled while the first still holds unread events: they must still
+    // reach subscribers, in order.
+    run([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        server a(ex), b(ex);
+        const int n = 40;
+        join j{ex};
+        j.spawn([&]() -> asio::awaitable<void> {
+            auto pa = co_await a.accept();
+            co_await pa.handshake();
+            auto pb = co_await b.accept();
+            co_await pb.handshake();
+            auto quit = co_await pa.read_command();
+            BOOST_TEST(quit.at("execute").as_string() == "quit");
+            json::object reason{{"guest", false}, {"reason", "host-qmp-quit"}};
+            auto shutdown = peer::event("SHUTDOWN", reason);
+            std::string last;
+            for (int i = 0; i < n; ++i)
+                last += peer::event("TICK", json::object{{"n", i}, {"pad", std::string(300, 'x')}});
+            last += shutdown + peer::reply(quit.at("id"));
+            // All in one step: ~13 KiB for lane 0, then lane 1's copy and EOF.
+            asio::write(pa.socket, asio::buffer(last));
+            asio::write(pb.socket, asio::buffer(shutdown));
+            pb.socket.close();
+            pa.socket.close();
+            co_return;
+        });
+        std::vector<std::string> paths{a.path, b.path};
+        auto c = co_await qmp::client::connect_lanes(paths);
+        auto events = c.subscribe();
+        co_await c.quit();
+        for (int i = 0; i < n; ++i) {
+            auto e = co_await events.next(5s);
+            BOOST_TEST(e.data.at("n").as_int64() == i);
+        }
+        BOOST_TEST((co_await events.next(5s)).name == "SHUTDOWN");
+        co_await expect_error_co(errc::monitor_closed, events.next(5s));
+        BOOST_TEST((c.end() == qmp::connection_end::clean));
+        co_await j.wait();
+    });
+}
