@@ -132,7 +132,7 @@ public:
     /// the lane with the fewest commands in flight, so overlapping commands
     /// run side by side: QEMU 7.2 gets through pipelined commands on one
     /// monitor only about 1.4x as fast as serial ones, even with `oob`, and
-    /// on four monitors about 2.2x (bench/qmp). Events come from the first
+    /// on four monitors about 2x (bench/qmp). Events come from the first
     /// lane only, each once. Commands in flight on different lanes at once
     /// may run in either order; a caller that awaits each command keeps its
     /// order. The client ends when
