@@ -18,6 +18,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -79,19 +80,28 @@ struct raw_client {
                       : "{\"execute\":\"qmp_capabilities\"}\r\n");
     }
     ~raw_client() { ::close(fd); }
+    // One blocking read into `buf`.
+    void read_more() {
+        char tmp[4096];
+        auto n = ::read(fd, tmp, sizeof tmp);
+        if (n <= 0)
+            throw std::runtime_error("raw read failed");
+        buf.append(tmp, static_cast<std::size_t>(n));
+    }
+    std::optional<std::string> take_line() {
+        auto nl = buf.find('\n');
+        if (nl == std::string::npos)
+            return std::nullopt;
+        auto l = buf.substr(0, nl);
+        buf.erase(0, nl + 1);
+        return l;
+    }
+    static bool is_reply(const std::string& l) { return l.starts_with("{\"return\""); }
     std::string line() {
         for (;;) {
-            auto nl = buf.find('\n');
-            if (nl != std::string::npos) {
-                auto l = buf.substr(0, nl);
-                buf.erase(0, nl + 1);
-                return l;
-            }
-            char tmp[4096];
-            auto n = ::read(fd, tmp, sizeof tmp);
-            if (n <= 0)
-                throw std::runtime_error("raw read failed");
-            buf.append(tmp, static_cast<std::size_t>(n));
+            if (auto l = take_line())
+                return *l;
+            read_more();
         }
     }
     void send(const std::string& cmd) {
@@ -99,27 +109,19 @@ struct raw_client {
             throw std::runtime_error("raw write failed");
     }
     void await_reply() {
-        while (line().find("\"return\"") == std::string::npos) {
+        while (!is_reply(line())) {
         }
     }
-    // Reads once (at least one reply) and counts the complete replies buffered.
+    // Reads (once the socket is readable) until at least one reply is in,
+    // and counts the replies taken.
     int read_replies() {
         int count = 0;
-        for (;;) {
-            std::size_t pos = 0, nl;
-            while ((nl = buf.find('\n', pos)) != std::string::npos) {
-                count += buf.compare(pos, 9, "{\"return\"") == 0;
-                pos = nl + 1;
-            }
-            buf.erase(0, pos);
-            if (count > 0)
-                return count;
-            char tmp[4096];
-            auto n = ::read(fd, tmp, sizeof tmp);
-            if (n <= 0)
-                throw std::runtime_error("raw read failed");
-            buf.append(tmp, static_cast<std::size_t>(n));
+        while (count == 0) {
+            read_more();
+            while (auto l = take_line())
+                count += is_reply(*l);
         }
+        return count;
     }
     void roundtrip(const std::string& cmd) {
         send(cmd);

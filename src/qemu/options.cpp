@@ -2,7 +2,6 @@
 #include <localvm/qemu/options.hpp>
 
 #include <cstdlib>
-#include <vector>
 
 #include <sys/un.h>
 #include <unistd.h>
@@ -77,12 +76,9 @@ layout make_layout(const options& opts) {
                                                 std::to_string(opts.extra_qmp));
     for (unsigned i = 1; i <= opts.extra_qmp; ++i)
         l.extra_qmp_sockets.push_back(l.runtime / ("qmp-" + std::to_string(i) + ".sock"));
+    // qmp-N.sock (N <= 8) is shorter than console.sock: these three decide.
     constexpr std::size_t max_socket_path = sizeof(sockaddr_un::sun_path) - 1;
-    std::vector<const std::filesystem::path*> sockets{&l.qmp_socket, &l.console_socket,
-                                                      &l.monitor_socket};
-    for (const auto& p : l.extra_qmp_sockets)
-        sockets.push_back(&p);
-    for (const auto* p : sockets) {
+    for (const auto* p : {&l.qmp_socket, &l.console_socket, &l.monitor_socket}) {
         if (p->string().size() > max_socket_path)
             throw_error(errc::invalid_argument,
                         "socket path " + p->string() + " is longer than " +

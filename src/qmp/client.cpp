@@ -170,7 +170,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     // ending ends them all.
     void peer_closed(lane& l, std::string diagnostic) {
         l.ended = true;
-        if (&l == lanes.front().get()) {
+        if (l.index == 0) {
             finish(shutdown || quit_sent ? connection_end::clean : connection_end::unexpected,
                    errc::monitor_closed, l, std::move(diagnostic));
             return;
@@ -452,7 +452,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     static asio::awaitable<void> handshake_all(std::shared_ptr<client_impl> self) {
         bool oob = self->options.enable_oob;
         for (auto& l : self->lanes)
-            oob = co_await handshake(self, *l, oob) && oob;
+            oob = co_await handshake(self, *l, oob);
         self->oob = oob;
     }
 };

@@ -74,10 +74,11 @@ struct launch_plan {
 /// networking with the forwards, QMP (and any extra QMP monitors, ids qmp1,
 /// qmp2, ...) and the serial console on unix sockets, the console log, a
 /// virtio RNG (guests need entropy for SSH host keys), a pvpanic device with
-/// `-action panic=exit-failure` (a guest kernel panic ends QEMU with status 1), `-S`, and last the human monitor:
-/// `-monitor stdio`, or `-chardev socket,id=hmp,path=...,server=on,wait=off
-/// -mon chardev=hmp,mode=readline`. Values that QEMU parses as option lists
-/// have commas doubled. Pure; never fails (validate the plan first).
+/// `-action panic=exit-failure` (a guest kernel panic ends QEMU with status
+/// 1), `-S`, and last the human monitor: `-monitor stdio`, or `-chardev
+/// socket,id=hmp,path=...,server=on,wait=off -mon chardev=hmp,mode=readline`.
+/// Values that QEMU parses as option lists have commas doubled. Pure; never
+/// fails (validate the plan first).
 std::vector<std::string> command_line(const launch_plan& plan);
 
 /// Doubles every comma, so that a value inside a QEMU option list

@@ -37,11 +37,11 @@ class qemu_process {
 public:
     /// A QEMU with `monitors` QMP sockets: socket(), then qmp-1.sock, ...
     explicit qemu_process(int monitors = 1) {
+        monitors = std::max(monitors, 1);
         char tmpl[] = "/tmp/localvm-qmp-XXXXXX";
         if (!::mkdtemp(tmpl))
             throw_error(errc::io_error, "mkdtemp failed");
         dir_ = tmpl;
-        socket_ = dir_ + "/qmp.sock";
         // Watch before starting QEMU so that the socket's creation is not missed.
         inotify_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (inotify_ < 0 || ::inotify_add_watch(inotify_, dir_.c_str(), IN_CREATE | IN_MOVED_TO) < 0)
@@ -49,7 +49,8 @@ public:
         std::vector<std::string> argv = {"qemu-system-x86_64", "-accel",   "tcg", "-S",
                                          "-nodefaults",        "-display", "none"};
         for (int i = 0; i < monitors; ++i) {
-            sockets_.push_back(i == 0 ? socket_ : dir_ + "/qmp-" + std::to_string(i) + ".sock");
+            sockets_.push_back(dir_ +
+                               (i == 0 ? "/qmp.sock" : "/qmp-" + std::to_string(i) + ".sock"));
             argv.push_back("-qmp");
             argv.push_back("unix:" + sockets_.back() + ",server=on,wait=off");
         }
@@ -87,7 +88,7 @@ public:
         std::filesystem::remove_all(dir_, ec);
     }
 
-    const std::string& socket() const { return socket_; }
+    const std::string& socket() const { return sockets_.front(); }
     const std::vector<std::string>& sockets() const { return sockets_; } ///< Every QMP socket.
     pid_t pid() const { return pid_; }
     void kill(int sig) { ::kill(pid_, sig); }
@@ -113,7 +114,7 @@ public:
             co_await d.async_wait(boost::asio::posix::descriptor_base::wait_read,
                                   boost::asio::redirect_error(boost::asio::use_awaitable, ec));
             if (*timed_out)
-                throw_error(errc::timeout, "QEMU did not create " + socket_);
+                throw_error(errc::timeout, "QEMU did not create " + sockets_.back());
             std::array<char, 4096> buf;
             while (::read(inotify_, buf.data(), buf.size()) > 0) {
             }
@@ -124,7 +125,7 @@ public:
         while (!std::all_of(sockets_.begin(), sockets_.end(),
                             [](const std::string& p) { return listening(p); })) {
             if (*timed_out)
-                throw_error(errc::timeout, "QEMU did not listen on " + socket_);
+                throw_error(errc::timeout, "QEMU did not listen on " + sockets_.back());
             co_await boost::asio::post(ex, boost::asio::use_awaitable);
         }
         t.cancel();
@@ -165,7 +166,7 @@ private:
         return ok;
     }
 
-    std::string dir_, socket_;
+    std::string dir_;
     std::vector<std::string> sockets_;
     int inotify_ = -1;
     int pidfd_ = -1;
