@@ -1,15 +1,14 @@
 #include <localvm/atomic_file.hpp>
 #include <localvm/error.hpp>
 
-#include "sys/secure_dir.hpp"
-
 #include <cerrno>
 #include <cstring>
 #include <string>
 
+#include "sys/secure_dir.hpp"
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace localvm {
@@ -23,7 +22,8 @@ namespace {
 // Owns the temporary file until it is renamed into place.
 class temp_file {
 public:
-    explicit temp_file(const std::filesystem::path& target) : target_(target) {
+    explicit temp_file(const std::filesystem::path& target)
+        : target_(target) {
         // O_CREAT|O_EXCL (mkostemp's own): never a file or link already there.
         std::string pattern = target.string() + ".tmp-XXXXXX";
         fd_ = ::mkostemp(pattern.data(), O_CLOEXEC);

@@ -69,8 +69,8 @@ std::string refuse_base(const image_info& info, const std::filesystem::path& ima
 
 std::vector<std::string> limited_info_argv(const std::filesystem::path& qemu_img,
                                            const std::filesystem::path& image) {
-    return {"prlimit",          "--as=1073741824", "--cpu=30", "--", qemu_img.string(), "info",
-            "--output=json",    image.string()};
+    return {"prlimit", "--as=1073741824", "--cpu=30",    "--", qemu_img.string(),
+            "info",    "--output=json",   image.string()};
 }
 
 } // namespace localvm::qemu::detail

@@ -72,8 +72,8 @@ asio::awaitable<vm_lock> vm_lock::acquire(std::filesystem::path lock_file,
     int remade = 0;
     for (;;) {
         // Never through a link, and never a FIFO or device someone left there.
-        int fd = ::open(lock_file.c_str(),
-                        O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+        int fd =
+            ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
         if (fd < 0 && errno == ENOENT && prepare && remade++ < 3) {
             prepare(); // the directory went (a `remove` ended): make it again
             continue;
@@ -82,8 +82,8 @@ asio::awaitable<vm_lock> vm_lock::acquire(std::filesystem::path lock_file,
             throw_error(errc::unsupported, "lock file " + lock_file.string() +
                                                " is a symbolic link; refusing to follow it");
         if (fd < 0)
-            throw_error(errc::io_error,
-                        "cannot open lock file " + lock_file.string() + ": " + std::strerror(errno));
+            throw_error(errc::io_error, "cannot open lock file " + lock_file.string() + ": " +
+                                            std::strerror(errno));
         struct ::stat held {};
         if (::fstat(fd, &held) != 0 || !S_ISREG(held.st_mode)) {
             ::close(fd);
@@ -106,8 +106,8 @@ asio::awaitable<vm_lock> vm_lock::acquire(std::filesystem::path lock_file,
         int err = errno;
         ::close(fd);
         if (err != EWOULDBLOCK)
-            throw_error(errc::io_error, "cannot lock " + lock_file.string() + ": " +
-                                            std::strerror(err));
+            throw_error(errc::io_error,
+                        "cannot lock " + lock_file.string() + ": " + std::strerror(err));
         if (std::chrono::steady_clock::now() >= deadline)
             throw_error(errc::timeout, "waiting for another process to finish with " + what);
 

@@ -55,8 +55,8 @@ struct fd_guard {
 // Opens `name` (relative to `at`, or absolute with AT_FDCWD) as a directory
 // without following a symbolic link, or refuses what is there instead.
 int open_dir(int at, const fs::path& name, const fs::path& full, std::string_view what) {
-    int fd = ::openat(at, name.c_str(),
-                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int fd =
+        ::openat(at, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd >= 0)
         return fd;
     int err = errno;
@@ -71,7 +71,8 @@ int open_dir(int at, const fs::path& name, const fs::path& full, std::string_vie
                     detail += " to " + target.string();
             }
             throw_error(errc::unsupported, std::string(what) + " " + full.string() + " is " +
-                                               detail + ", not a directory of the caller's own; "
+                                               detail +
+                                               ", not a directory of the caller's own; "
                                                "refusing to use it");
         }
     }
@@ -87,13 +88,13 @@ void check_dir(int fd, const fs::path& full, std::string_view what, bool innermo
     // unless the sticky bit keeps them from removing or renaming our entries
     // (as in /tmp): that is enough above the VM's own directory, which is
     // checked in turn.
-    bool shared = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 &&
-                  (innermost || (st.st_mode & S_ISVTX) == 0);
+    bool shared =
+        (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (innermost || (st.st_mode & S_ISVTX) == 0);
     if (!S_ISDIR(st.st_mode) || st.st_uid != me || shared)
         throw_error(errc::unsupported,
-                    std::string(what) + " " + full.string() + " is not the caller's own: " +
-                        describe(st) + "; expected a directory of " + user_name(me) +
-                        " with mode 0700 (remove it, or choose another directory)");
+                    std::string(what) + " " + full.string() +
+                        " is not the caller's own: " + describe(st) + "; expected a directory of " +
+                        user_name(me) + " with mode 0700 (remove it, or choose another directory)");
     if (innermost && (st.st_mode & 077) != 0 && ::fchmod(fd, 0700) != 0)
         io_fail("make private (mode 0700)", full, errno);
 }
@@ -116,8 +117,8 @@ std::optional<struct ::stat> lstat_of(const fs::path& path) {
 void ensure_private_dir(const fs::path& top, const fs::path& dir, std::string_view what) {
     auto rel = dir.lexically_relative(top);
     if (!top.is_absolute() || rel.empty() || *rel.begin() == "..")
-        throw_error(errc::invalid_argument, std::string(what) + " " + dir.string() +
-                                                " is not below " + top.string());
+        throw_error(errc::invalid_argument,
+                    std::string(what) + " " + dir.string() + " is not below " + top.string());
     // The user's levels above `top`: made when missing, not judged.
     fs::path p;
     for (const auto& part : top.parent_path()) {

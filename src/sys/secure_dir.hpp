@@ -24,12 +24,11 @@ namespace localvm::sys {
 /// checked: a real directory, owned by the effective uid, not writable by
 /// group or others (above `dir`, a sticky one such as a tmpfs mount's
 /// root, mode 1777, passes: nobody else can remove or rename what is in
-/// it, and the level below is checked in turn). `dir` itself ends with mode 0700: one of the caller's
-/// own with only group/other read or search bits (made by an older version)
-/// is tightened. Throws `errc::unsupported` naming the path, its owner and
-/// mode (or that it is a symbolic link or not a directory) when a level fails
-/// the check, `errc::io_error` when a level cannot be created or opened.
-/// `what` names the directory in messages, e.g. "runtime directory".
+/// it, and the level below is checked in turn). `dir` itself ends with mode 0700: one of the
+/// caller's own with only group/other read or search bits (made by an older version) is tightened.
+/// Throws `errc::unsupported` naming the path, its owner and mode (or that it is a symbolic link or
+/// not a directory) when a level fails the check, `errc::io_error` when a level cannot be created
+/// or opened. `what` names the directory in messages, e.g. "runtime directory".
 void ensure_private_dir(const std::filesystem::path& top, const std::filesystem::path& dir,
                         std::string_view what);
 

@@ -170,8 +170,8 @@ BOOST_AUTO_TEST_CASE(a_base_naming_other_files_is_refused_unless_allowed) {
 }
 
 BOOST_AUTO_TEST_CASE(unreadable_output_has_no_format) {
-    for (const char* bad : {"", "not json", "[]", R"({"filename": "x"})", R"({"format": 3})",
-                            R"({"format": ""})"})
+    for (const char* bad :
+         {"", "not json", "[]", R"({"filename": "x"})", R"({"format": 3})", R"({"format": ""})"})
         BOOST_TEST(!parse_image_info(bad).has_value(), bad);
     // Odd shapes elsewhere are ignored, not trusted.
     auto info = parse_image_info(R"({"format": "qcow2", "format-specific": {"data": []}})");
@@ -191,11 +191,13 @@ BOOST_AUTO_TEST_CASE(firmware_is_only_a_split_image_with_its_vars_template) {
     // Debian's combined /usr/share/ovmf/OVMF.fd alone cannot give a VM its
     // own variable store: no firmware, and start says which package to get.
     auto only = [](std::set<std::string> present) {
-        return [present](const std::filesystem::path& p) { return present.count(p.string()) > 0; };
+        return [present](const std::filesystem::path& p) {
+            return present.count(p.string()) > 0;
+        };
     };
-    BOOST_TEST(!find_firmware(localvm::qemu::arch::amd64, package,
-                              only({"/usr/share/ovmf/OVMF.fd"}))
-                    .has_value());
+    BOOST_TEST(
+        !find_firmware(localvm::qemu::arch::amd64, package, only({"/usr/share/ovmf/OVMF.fd"}))
+             .has_value());
     BOOST_TEST(package == "ovmf");
     // A code image whose template is missing is passed over.
     auto f = find_firmware(localvm::qemu::arch::amd64, package,

@@ -98,11 +98,11 @@ BOOST_AUTO_TEST_CASE(a_missing_directory_is_made_again_by_prepare) {
     int prepared = 0;
     localvm::testing::run_coroutine(
         [&]() -> asio::awaitable<void> {
-            auto lock = co_await vm_lock::acquire(dir / "lock", dir / "lock.sock", 5000ms, "test",
-                                                  [&] {
-                                                      ++prepared;
-                                                      fs::create_directories(dir);
-                                                  });
+            auto lock =
+                co_await vm_lock::acquire(dir / "lock", dir / "lock.sock", 5000ms, "test", [&] {
+                    ++prepared;
+                    fs::create_directories(dir);
+                });
             BOOST_TEST(!lockable(dir / "lock"));
         },
         20s);
@@ -119,15 +119,14 @@ BOOST_AUTO_TEST_CASE(a_link_or_fifo_at_the_lock_file_is_refused) {
     BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
     localvm::testing::run_coroutine(
         [&]() -> asio::awaitable<void> {
-            for (const auto& [p, needle] : {std::pair{link, "symbolic link"},
-                                            std::pair{fifo, "not a regular file"}}) {
+            for (const auto& [p, needle] :
+                 {std::pair{link, "symbolic link"}, std::pair{fifo, "not a regular file"}}) {
                 try {
                     co_await vm_lock::acquire(p, s.root / "lock.sock", 1000ms, "test");
                     BOOST_FAIL("locked " << p);
                 } catch (const localvm::error& e) {
                     BOOST_TEST(e.code() == errc::unsupported, e.what());
-                    BOOST_TEST(std::string(e.what()).find(needle) != std::string::npos,
-                               e.what());
+                    BOOST_TEST(std::string(e.what()).find(needle) != std::string::npos, e.what());
                 }
             }
         },
