@@ -119,8 +119,7 @@ void copy_vars_template(const fs::path& from, const fs::path& to) {
         to,
         [&](const byte_writer& write) {
             std::string buf(1 << 16, '\0');
-            while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) ||
-                   in.gcount() > 0)
+            while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0)
                 write(std::string_view(buf.data(), static_cast<std::size_t>(in.gcount())));
             if (in.bad())
                 throw_error(errc::io_error,

@@ -56,15 +56,15 @@ std::optional<pid_t> lock_owner(const std::filesystem::path& pidfile) {
     // whose owner stop would then signal), and without blocking on a FIFO.
     int fd = ::open(pidfile.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0 && errno == ELOOP)
-        throw_error(errc::unsupported, "pid file " + pidfile.string() +
-                                           " is a symbolic link; refusing to follow it");
+        throw_error(errc::unsupported,
+                    "pid file " + pidfile.string() + " is a symbolic link; refusing to follow it");
     if (fd < 0)
         return std::nullopt;
     struct ::stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
-        throw_error(errc::unsupported, "pid file " + pidfile.string() +
-                                           " is not a regular file; refusing to use it");
+        throw_error(errc::unsupported,
+                    "pid file " + pidfile.string() + " is not a regular file; refusing to use it");
     }
     struct flock fl {};
     fl.l_type = F_WRLCK;

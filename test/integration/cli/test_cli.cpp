@@ -120,7 +120,8 @@ BOOST_AUTO_TEST_CASE(start_or_up_of_an_unknown_vm_makes_nothing) {
     auto env = s.env();
     check_one_error_line(run({"start", "nosuch"}, env),
                          "localvm: start nosuch: VM nosuch does not exist");
-    check_one_error_line(run({"up", "nosuch"}, env), "localvm: up nosuch: VM nosuch does not exist");
+    check_one_error_line(run({"up", "nosuch"}, env),
+                         "localvm: up nosuch: VM nosuch does not exist");
     // No key pair, no runtime directory, nothing at all.
     for (const auto& e : std::filesystem::recursive_directory_iterator(s.root))
         BOOST_TEST(e.is_directory(), "left behind: " << e.path());
