@@ -163,7 +163,8 @@ asio::awaitable<int> cmd_create(const cli::invocation& i, qemu::manager& vm, cli
 asio::awaitable<void> require_vm(const cli::invocation& i, qemu::manager& vm) {
     bool exists = co_await vm.exists();
     if (!exists)
-        throw_error(errc::not_found, "VM " + i.name + " does not exist; create it with `localvm create " +
+        throw_error(errc::not_found, "VM " + i.name +
+                                         " does not exist; create it with `localvm create " +
                                          i.name + " --base IMAGE`");
 }
 
