@@ -5,9 +5,10 @@
 #include <cstring>
 #include <string>
 
+#include "sys/secure_dir.hpp"
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace localvm {
@@ -21,9 +22,11 @@ namespace {
 // Owns the temporary file until it is renamed into place.
 class temp_file {
 public:
-    explicit temp_file(const std::filesystem::path& target) : target_(target) {
+    explicit temp_file(const std::filesystem::path& target)
+        : target_(target) {
+        // O_CREAT|O_EXCL (mkostemp's own): never a file or link already there.
         std::string pattern = target.string() + ".tmp-XXXXXX";
-        fd_ = ::mkstemp(pattern.data());
+        fd_ = ::mkostemp(pattern.data(), O_CLOEXEC);
         if (fd_ < 0)
             fail("cannot create a temporary file for", target, errno);
         name_ = pattern;
@@ -57,9 +60,12 @@ public:
         fd_ = -1;
         if (::close(fd) != 0)
             fail("cannot close", target_, errno);
+        // rename replaces a symbolic link at the target; it never follows it.
         if (::rename(name_.c_str(), target_.c_str()) != 0)
             fail("cannot rename a temporary file onto", target_, errno);
         name_.clear();
+        if (sync) // the rename itself survives a crash only once its directory is flushed
+            sys::sync_directory(target_.has_parent_path() ? target_.parent_path() : ".");
     }
 
 private:

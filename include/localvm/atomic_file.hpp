@@ -10,10 +10,13 @@ namespace localvm {
 /// Receives successive chunks of a file's contents.
 using byte_writer = std::function<void(std::string_view)>;
 
-/// Writes `contents` to `path` atomically: into a temporary file in the same
-/// directory, flushed to disk (unless `sync` is false: for files rebuilt on
+/// Writes `contents` to `path` atomically: into a new temporary file in the
+/// same directory (created exclusively, close-on-exec, mode 0600 until
+/// done), flushed to disk (unless `sync` is false: for files rebuilt on
 /// every use, where only atomicity matters), then renamed over `path`
-/// (replacing an older file). Readers see the old file or the new one, never a mix. Throws
+/// (replacing an older file, or a symbolic link there without following
+/// it), and with `sync` the directory is flushed too so that the rename
+/// survives a crash. Readers see the old file or the new one, never a mix. Throws
 /// `localvm::error` with `errc::io_error` naming the path and errno's text;
 /// on failure the temporary file is removed and `path` is untouched.
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents,

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -63,24 +64,50 @@ vm_lock::~vm_lock() {
 
 asio::awaitable<vm_lock> vm_lock::acquire(std::filesystem::path lock_file,
                                           std::filesystem::path socket,
-                                          std::chrono::milliseconds timeout, std::string what) {
+                                          std::chrono::milliseconds timeout, std::string what,
+                                          std::function<void()> prepare) {
     auto executor = co_await asio::this_coro::executor;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     auto backoff = std::chrono::milliseconds(5);
+    int remade = 0;
     for (;;) {
-        int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        // Never through a link, and never a FIFO or device someone left there.
+        int fd =
+            ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == ENOENT && prepare && remade++ < 3) {
+            prepare(); // the directory went (a `remove` ended): make it again
+            continue;
+        }
+        if (fd < 0 && errno == ELOOP)
+            throw_error(errc::unsupported, "lock file " + lock_file.string() +
+                                               " is a symbolic link; refusing to follow it");
         if (fd < 0)
-            throw_error(errc::io_error,
-                        "cannot open lock file " + lock_file.string() + ": " + std::strerror(errno));
+            throw_error(errc::io_error, "cannot open lock file " + lock_file.string() + ": " +
+                                            std::strerror(errno));
+        struct ::stat held {};
+        if (::fstat(fd, &held) != 0 || !S_ISREG(held.st_mode)) {
+            ::close(fd);
+            throw_error(errc::unsupported, "lock file " + lock_file.string() +
+                                               " is not a regular file; refusing to use it");
+        }
         if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            // The holder before us may have deleted (or replaced) the file
+            // between our open and our flock: a lock on a file no longer at
+            // the path excludes nobody, so take the one that is there now.
+            struct ::stat now {};
+            if (::lstat(lock_file.c_str(), &now) != 0 || now.st_dev != held.st_dev ||
+                now.st_ino != held.st_ino) {
+                ::close(fd);
+                continue;
+            }
             int lfd = listen_on(socket);
             co_return vm_lock(fd, lfd, socket);
         }
         int err = errno;
         ::close(fd);
         if (err != EWOULDBLOCK)
-            throw_error(errc::io_error, "cannot lock " + lock_file.string() + ": " +
-                                            std::strerror(err));
+            throw_error(errc::io_error,
+                        "cannot lock " + lock_file.string() + ": " + std::strerror(err));
         if (std::chrono::steady_clock::now() >= deadline)
             throw_error(errc::timeout, "waiting for another process to finish with " + what);
 
@@ -106,6 +133,24 @@ asio::awaitable<vm_lock> vm_lock::acquire(std::filesystem::path lock_file,
             backoff = std::min(backoff * 2, std::chrono::milliseconds(100));
         }
     }
+}
+
+bool image_in_use(const std::filesystem::path& image) {
+    int fd = ::open(image.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    // QEMU (file-posix.c) takes shared OFD locks on byte 100 + n for each
+    // permission it uses and 200 + n for each it does not share (7.2 with a
+    // qcow2 opened read-write: 100-101, 103, 201, 203). A write lock over
+    // both ranges conflicts with any of them.
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = 100;
+    fl.l_len = 200;
+    int rc = ::fcntl(fd, F_OFD_GETLK, &fl);
+    ::close(fd);
+    return rc == 0 && fl.l_type != F_UNLCK;
 }
 
 } // namespace localvm::qemu::detail

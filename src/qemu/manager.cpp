@@ -1,3 +1,5 @@
+#include "firmware.hpp"
+#include "image.hpp"
 #include "lock.hpp"
 #include "watch.hpp"
 
@@ -52,33 +54,8 @@ struct checked_start {
     std::uint64_t memory_mib = 0;
     std::optional<direct_boot> boot;
     std::optional<firmware> uefi;
+    fs::path vars_template; ///< with uefi: what the VM's variable store starts as
 };
-
-std::optional<fs::path> find_firmware(arch a, std::string& package) {
-    std::vector<fs::path> candidates;
-    if (a == arch::amd64) {
-        package = "ovmf";
-        candidates = {"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_CODE.fd",
-                      "/usr/share/ovmf/OVMF.fd"};
-    } else {
-        package = "qemu-efi-aarch64";
-        candidates = {"/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"};
-    }
-    for (auto& c : candidates)
-        if (fs::exists(c))
-            return c;
-    return std::nullopt;
-}
-
-fs::path firmware_vars_template(const fs::path& code) {
-    auto name = code.filename().string();
-    auto pos = name.find("CODE");
-    if (pos == std::string::npos)
-        return {};
-    name.replace(pos, 4, "VARS");
-    auto vars = code.parent_path() / name;
-    return fs::exists(vars) ? vars : fs::path();
-}
 
 checked_start check_start_options(const start_options& so, arch a) {
     checked_start c;
@@ -119,13 +96,36 @@ checked_start check_start_options(const start_options& so, arch a) {
         c.boot = std::move(b);
     } else {
         std::string package;
-        auto code = find_firmware(a, package);
-        if (!code)
+        auto found = detail::find_firmware(a, package, [](const fs::path& p) {
+            std::error_code ec;
+            return fs::is_regular_file(p, ec);
+        });
+        if (!found)
             throw_error(errc::unsupported, "firmware boot needs UEFI firmware; install the " +
                                                package + " package (or use direct boot)");
-        c.uefi = firmware{*code, {}};
+        c.uefi = firmware{found->code, {}};
+        c.vars_template = found->vars_template;
     }
     return c;
+}
+
+// The VM's own UEFI variable store, copied whole or not at all: a store cut
+// short (a full disk) would make every later start fail.
+void copy_vars_template(const fs::path& from, const fs::path& to) {
+    std::ifstream in(from, std::ios::binary);
+    if (!in)
+        throw_error(errc::io_error, "cannot read UEFI variable store template " + from.string());
+    write_file_atomic(
+        to,
+        [&](const byte_writer& write) {
+            std::string buf(1 << 16, '\0');
+            while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0)
+                write(std::string_view(buf.data(), static_cast<std::size_t>(in.gcount())));
+            if (in.bad())
+                throw_error(errc::io_error,
+                            "cannot read UEFI variable store template " + from.string());
+        },
+        fs::perms(0600));
 }
 
 std::string instance_id(const std::string& name, const start_options& so) {
@@ -144,7 +144,7 @@ struct kvm_hang {};
 // Serialises lifecycle calls on one VM across processes.
 asio::awaitable<detail::vm_lock> lock_vm(const layout& l, const options& o) {
     co_return co_await detail::vm_lock::acquire(l.lock, l.runtime / "lock.sock", o.lock_timeout,
-                                                "VM " + o.name);
+                                                "VM " + o.name, [&l] { make_directories(l); });
 }
 
 } // namespace
@@ -189,20 +189,8 @@ void manager::forward_qemu_log() const {
     qemu_log_forwarded_ = size;
 }
 
-void manager::ensure_dirs() const {
-    std::error_code ec;
-    fs::create_directories(layout_.runtime, ec);
-    if (ec)
-        throw_error(errc::io_error,
-                    "cannot create runtime directory " + layout_.runtime.string() + ": " +
-                        ec.message());
-    // Sockets and logs are the VM owner's alone.
-    fs::permissions(layout_.runtime, fs::perms::owner_all, ec);
-    fs::create_directories(layout_.data, ec);
-    if (ec)
-        throw_error(errc::io_error,
-                    "cannot create data directory " + layout_.data.string() + ": " + ec.message());
-}
+// Both directories are the caller's own, 0700, or nothing goes on.
+void manager::ensure_dirs() const { make_directories(layout_); }
 
 std::optional<vm_state> manager::read_state() const {
     std::ifstream in(layout_.state, std::ios::binary);
@@ -300,18 +288,20 @@ asio::awaitable<void> manager::create(fs::path base_image) {
         throw_error(errc::already_exists,
                     "VM " + opts_.name + " already exists (" + layout_.disk.string() + ")");
 
+    // The base may be hostile: qemu-img reads it under limits, and one that
+    // makes QEMU open other host files is refused.
     process::options info;
-    info.argv = {opts_.qemu_img.string(), "info", "--output=json", base_image.string()};
+    info.argv = detail::limited_info_argv(opts_.qemu_img, base_image);
+    info.timeout = std::chrono::seconds(60);
     auto r = co_await process::run_checked(info);
-    boost::json::error_code jec;
-    auto v = boost::json::parse(r.out, jec);
-    const boost::json::value* fmt = nullptr;
-    if (!jec && v.is_object())
-        fmt = v.get_object().if_contains("format");
-    if (!fmt || !fmt->is_string())
+    auto parsed = detail::parse_image_info(r.out);
+    if (!parsed)
         throw_error(errc::process_failed, "qemu-img info " + base_image.string() +
                                               " gave no image format");
-    std::string format(fmt->get_string());
+    if (auto why = detail::refuse_base(*parsed, base_image, opts_.allow_base_backing_chain);
+        !why.empty())
+        throw_error(errc::unsupported, why);
+    const std::string& format = parsed->format;
 
     auto tmp = layout_.disk;
     tmp += ".tmp-create";
@@ -325,6 +315,7 @@ asio::awaitable<void> manager::create(fs::path base_image) {
     say("creating " + layout_.disk.string() + " on " + base_image.string() + " (" + format + ")");
     try {
         co_await process::run_checked(mk);
+        fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write); // the guest's disk
         fs::rename(tmp, layout_.disk);
     } catch (...) {
         fs::remove(tmp, ec);
@@ -408,17 +399,13 @@ asio::awaitable<void> manager::start(start_options so) {
     plan.monitor_socket = layout_.monitor_socket;
     if (checked.uefi) {
         plan.uefi = firmware{checked.uefi->code, layout_.efi_vars};
-        if (!fs::exists(layout_.efi_vars)) {
-            auto tmpl = firmware_vars_template(checked.uefi->code);
-            std::error_code ec;
-            if (!tmpl.empty())
-                fs::copy_file(tmpl, layout_.efi_vars, ec);
-            else
-                fs::resize_file(layout_.efi_vars, 0, ec);
-            if (ec)
-                throw_error(errc::io_error, "cannot create " + layout_.efi_vars.string() + ": " +
-                                                ec.message());
-        }
+        std::error_code ec;
+        auto type = fs::symlink_status(layout_.efi_vars, ec).type();
+        if (type == fs::file_type::not_found)
+            copy_vars_template(checked.vars_template, layout_.efi_vars);
+        else if (type != fs::file_type::regular) // QEMU would write through a link
+            throw_error(errc::unsupported, "UEFI variable store " + layout_.efi_vars.string() +
+                                               " is not a regular file; refusing to use it");
     }
 
     clean_runtime(false);
@@ -756,13 +743,25 @@ asio::awaitable<void> manager::stop() {
 }
 
 asio::awaitable<void> manager::remove() {
-    if (!fs::exists(layout_.runtime) && !fs::exists(layout_.data))
+    // Whatever is there, a link too, is checked (and refused) by ensure_dirs.
+    auto present = [](const fs::path& p) {
+        std::error_code ec;
+        return fs::symlink_status(p, ec).type() != fs::file_type::not_found;
+    };
+    if (!present(layout_.runtime) && !present(layout_.data))
         co_return;
     ensure_dirs();
     auto lock = co_await lock_vm(layout_, opts_);
     if (auto owner = lock_owner(layout_.pidfile))
         throw_error(errc::already_running, "VM " + opts_.name + " is running (pid " +
                                                std::to_string(*owner) + "); stop it first");
+    // The pid file is gone with a wiped runtime directory (logind removes
+    // /run/user/<uid> at logout); QEMU's lock on the disk is not.
+    if (detail::image_in_use(layout_.disk))
+        throw_error(errc::already_running,
+                    "VM " + opts_.name + " is running: a QEMU holds its disk " +
+                        layout_.disk.string() + " open (its runtime directory " +
+                        layout_.runtime.string() + " was removed); stop that QEMU first");
     std::error_code ec;
     fs::remove_all(layout_.data, ec);
     if (ec)

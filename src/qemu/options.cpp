@@ -1,6 +1,8 @@
 #include <localvm/error.hpp>
 #include <localvm/qemu/options.hpp>
 
+#include "sys/secure_dir.hpp"
+
 #include <cstdlib>
 
 #include <sys/un.h>
@@ -47,6 +49,11 @@ std::string check_name(std::string_view name) {
                    "\" may only contain letters, digits, '.', '_' and '-'";
     }
     return {};
+}
+
+void make_directories(const layout& files) {
+    sys::ensure_private_dir(files.runtime.parent_path(), files.runtime, "runtime directory");
+    sys::ensure_private_dir(files.data.parent_path(), files.data, "data directory");
 }
 
 layout make_layout(const options& opts) {

@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -51,9 +52,20 @@ asio::awaitable<bool> wait_for_path(std::filesystem::path path, std::chrono::mil
 }
 
 std::optional<pid_t> lock_owner(const std::filesystem::path& pidfile) {
-    int fd = ::open(pidfile.c_str(), O_RDONLY | O_CLOEXEC);
+    // Not through a link (it could name another program's locked pid file,
+    // whose owner stop would then signal), and without blocking on a FIFO.
+    int fd = ::open(pidfile.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && errno == ELOOP)
+        throw_error(errc::unsupported,
+                    "pid file " + pidfile.string() + " is a symbolic link; refusing to follow it");
     if (fd < 0)
         return std::nullopt;
+    struct ::stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw_error(errc::unsupported,
+                    "pid file " + pidfile.string() + " is not a regular file; refusing to use it");
+    }
     struct flock fl {};
     fl.l_type = F_WRLCK;
     fl.l_whence = SEEK_SET;

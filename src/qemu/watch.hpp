@@ -17,7 +17,8 @@ boost::asio::awaitable<bool> wait_for_path(std::filesystem::path path,
                                            std::chrono::milliseconds timeout);
 
 /// The pid of the process holding a write lock on `pidfile` (QEMU holds one
-/// on its -pidfile for its whole life), or nullopt when none does.
+/// on its -pidfile for its whole life), or nullopt when none does. A
+/// symbolic link or anything but a regular file there is `errc::unsupported`.
 std::optional<pid_t> lock_owner(const std::filesystem::path& pidfile);
 
 /// SIGKILLs `pid` and waits (blocking, at most `limit`) until it is gone.

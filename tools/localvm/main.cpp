@@ -95,9 +95,7 @@ vm_setup setup_for(const cli::invocation& i) {
 // `work` does once it is done.
 asio::awaitable<void> with_console(cli::progress& p, const qemu::layout& files,
                                    asio::awaitable<void> work) {
-    std::error_code ec;
-    fs::create_directories(files.runtime, ec); // so that its log can be watched from the start
-    fs::permissions(files.runtime, fs::perms::owner_all, ec);
+    qemu::make_directories(files); // so that its log can be watched from the start
     auto guarded = [](asio::awaitable<void> w) -> asio::awaitable<std::exception_ptr> {
         try {
             co_await std::move(w);
@@ -161,7 +159,17 @@ asio::awaitable<int> cmd_create(const cli::invocation& i, qemu::manager& vm, cli
     co_return 0;
 }
 
+// Before anything is made for it (directories, a key pair).
+asio::awaitable<void> require_vm(const cli::invocation& i, qemu::manager& vm) {
+    bool exists = co_await vm.exists();
+    if (!exists)
+        throw_error(errc::not_found, "VM " + i.name +
+                                         " does not exist; create it with `localvm create " +
+                                         i.name + " --base IMAGE`");
+}
+
 asio::awaitable<int> cmd_start(const cli::invocation& i, qemu::manager& vm, cli::progress& p) {
+    co_await require_vm(i, vm);
     co_await with_console(p, vm.files(), boot(vm, i, p));
     p.finish();
     auto st = co_await vm.query();

@@ -47,7 +47,13 @@ public:
     void set_stage_sink(stage_sink sink);
 
     /// `qemu-img create -f qcow2 -F <format of base> -b <base>` into a
-    /// temporary name, renamed into place on success (see localvm::manager).
+    /// temporary name, renamed into place (mode 0600) on success (see
+    /// localvm::manager). The base is read with `qemu-img info` under
+    /// resource limits (util-linux `prlimit`); a base that makes QEMU open
+    /// other files (a backing file, an external data file, vmdk extents
+    /// elsewhere) is `errc::unsupported` unless
+    /// `options::allow_base_backing_chain`. The VM's directories are made
+    /// and checked first (`make_directories`).
     boost::asio::awaitable<void> create(std::filesystem::path base_image) override;
     boost::asio::awaitable<bool> exists() override;
 
@@ -102,6 +108,11 @@ public:
     /// timeouts in `options::stop`; records `end_reason::stopped` and removes
     /// the sockets and pid file (logs and state stay for diagnosis).
     boost::asio::awaitable<void> stop() override;
+    /// Deletes the VM's data and runtime directories. `errc::already_running`
+    /// while QEMU runs: by its pid file, or, when the runtime directory was
+    /// wiped under it, by the locks QEMU holds on the disk image. A symbolic
+    /// link (or a directory not the caller's own) in place of either
+    /// directory is `errc::unsupported`, and nothing is deleted.
     boost::asio::awaitable<void> remove() override;
 
     /// Running state, pid and the state file (how it last ended).

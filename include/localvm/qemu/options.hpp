@@ -30,11 +30,14 @@ struct options {
     std::string name;
     arch architecture = arch::amd64; ///< Guest architecture (arm64 needs qemu-system-aarch64).
     /// Persistent files (disk overlay, seed, UEFI variables) go to
-    /// `data_dir/<name>/`. Default: `$XDG_DATA_HOME/localvm`, else `~/.local/share/localvm`.
+    /// `data_dir/<name>/` (mode 0700). Default: `$XDG_DATA_HOME/localvm`,
+    /// else `~/.local/share/localvm`. It must be the caller's own directory:
+    /// see `make_directories`.
     std::filesystem::path data_dir;
     /// Sockets, pid file, state and logs go to `runtime_dir/<name>/` (mode
     /// 0700). Default: `$XDG_RUNTIME_DIR/localvm`, else `/tmp/localvm-<uid>`.
-    /// Unix socket paths must fit in 107 bytes.
+    /// Unix socket paths must fit in 107 bytes. It must be the caller's own
+    /// directory: see `make_directories`.
     std::filesystem::path runtime_dir;
     /// `automatic` uses KVM only when it is usable and known to boot guests on
     /// this host (see accel.hpp), else TCG. Default automatic; tests use tcg.
@@ -45,6 +48,13 @@ struct options {
     std::filesystem::path qemu_binary;
     /// qemu-img binary. Default: `qemu-img` from PATH.
     std::filesystem::path qemu_img = "qemu-img";
+    /// Let `create` accept a base image that names other files: a backing
+    /// file (a chain), an external data file (qcow2 `data-file`) or extents
+    /// in other files (vmdk). The guest can read those files, so a crafted
+    /// base image whose backing file is, say, `~/.ssh/id_ed25519` would hand
+    /// the key to the guest. Default false: such a base is
+    /// `errc::unsupported`; set it only for images you made yourself.
+    bool allow_base_backing_chain = false;
     /// Virtual size of a new overlay, e.g. "20G"; empty keeps the base image's size.
     std::string disk_size;
     /// Private key `shell` and `sync` log in with (pair of `ssh_authorized_key`).
@@ -92,6 +102,22 @@ struct layout {
 
 /// Checks a VM name; returns a message naming the problem, or "" when valid.
 std::string check_name(std::string_view name);
+
+/// Creates the VM's data and runtime directories when missing and makes
+/// sure they are the caller's alone: the top directories (`data_dir`,
+/// `runtime_dir`, defaults applied) and `<name>` below each are created with
+/// mode 0700, then opened without following symbolic links and refused
+/// unless each is a real directory owned by the effective uid and not
+/// writable by group or others (a sticky top directory, like /tmp, passes;
+/// a predictable `/tmp/localvm-<uid>` may have
+/// been made first by another user, or be a symbolic link). The `<name>`
+/// directories end with mode 0700 (an older one with mode 0755 is
+/// tightened). Missing parents of the top directories are created with mode
+/// 0700 and are not checked. Every lifecycle call that writes runs this
+/// first. Throws `errc::unsupported` naming the path, its owner and its mode
+/// (or what it is instead of a directory), `errc::io_error` when a
+/// directory cannot be made.
+void make_directories(const layout& files);
 
 /// The layout for `opts` (defaults applied). Throws `errc::invalid_argument`
 /// for a bad name, `extra_qmp` above 8, or socket paths longer than a unix

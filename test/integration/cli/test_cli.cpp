@@ -115,6 +115,20 @@ BOOST_AUTO_TEST_CASE(unknown_vm_fails_with_one_line) {
                          "localvm: create nosuch: base image /nonexistent.qcow2 does not exist");
 }
 
+BOOST_AUTO_TEST_CASE(start_or_up_of_an_unknown_vm_makes_nothing) {
+    scratch s;
+    auto env = s.env();
+    check_one_error_line(run({"start", "nosuch"}, env),
+                         "localvm: start nosuch: VM nosuch does not exist");
+    check_one_error_line(run({"up", "nosuch"}, env),
+                         "localvm: up nosuch: VM nosuch does not exist");
+    // No key pair, no runtime directory, nothing at all.
+    for (const auto& e : std::filesystem::recursive_directory_iterator(s.root))
+        BOOST_TEST(e.is_directory(), "left behind: " << e.path());
+    BOOST_TEST(!std::filesystem::exists(s.root / "data" / "localvm" / "nosuch"));
+    BOOST_TEST(!std::filesystem::exists(s.root / "run" / "localvm" / "nosuch"));
+}
+
 BOOST_AUTO_TEST_CASE(create_status_delete_in_xdg_dirs) {
     scratch s;
     auto base = lvcli::make_base_image(s);
