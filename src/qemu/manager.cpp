@@ -291,6 +291,17 @@ void manager::clean_runtime(bool keep_logs) const {
 }
 
 asio::awaitable<void> manager::create(fs::path base_image) {
+    // qemu-img gets the size as a plain byte count, never the caller's text.
+    std::string disk_bytes;
+    if (!opts_.disk_size.empty()) {
+        boost::system::error_code sec;
+        auto bytes = parse_disk_size(opts_.disk_size, sec);
+        if (!bytes)
+            throw_error(errc::invalid_argument,
+                        "disk_size: \"" + opts_.disk_size +
+                            "\" is not a size like 20G, 512M or a number of bytes");
+        disk_bytes = std::to_string(*bytes);
+    }
     if (!fs::exists(base_image))
         throw_error(errc::not_found, "base image " + base_image.string() + " does not exist");
     base_image = fs::absolute(base_image);
@@ -320,8 +331,8 @@ asio::awaitable<void> manager::create(fs::path base_image) {
     process::options mk;
     mk.argv = {opts_.qemu_img.string(), "create", "-q", "-f", "qcow2", "-F", format,
                "-b", base_image.string(), tmp.string()};
-    if (!opts_.disk_size.empty())
-        mk.argv.push_back(opts_.disk_size);
+    if (!disk_bytes.empty())
+        mk.argv.push_back(disk_bytes);
     say("creating " + layout_.disk.string() + " on " + base_image.string() + " (" + format + ")");
     try {
         co_await process::run_checked(mk);

@@ -45,7 +45,9 @@ struct options {
     std::filesystem::path qemu_binary;
     /// qemu-img binary. Default: `qemu-img` from PATH.
     std::filesystem::path qemu_img = "qemu-img";
-    /// Virtual size of a new overlay, e.g. "20G"; empty keeps the base image's size.
+    /// Virtual size of a new overlay, e.g. "20G", "512M" or bytes (see
+    /// `parse_disk_size`); empty keeps the base image's size. `create`
+    /// throws `errc::invalid_argument` naming anything else.
     std::string disk_size;
     /// Private key `shell` and `sync` log in with (pair of `ssh_authorized_key`).
     std::filesystem::path ssh_identity_file;
