@@ -1,6 +1,3 @@
-#include "lock.hpp"
-#include "watch.hpp"
-
 #include <localvm/atomic_file.hpp>
 #include <localvm/cloudinit/nocloud.hpp>
 #include <localvm/console/log.hpp>
@@ -13,6 +10,7 @@
 #include <localvm/qemu/manager.hpp>
 #include <localvm/qmp/client.hpp>
 #include <localvm/ssh/command.hpp>
+#include <localvm/ssh/keygen.hpp>
 #include <localvm/ssh/probe.hpp>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -21,13 +19,15 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
-#include <arpa/inet.h>
 #include <chrono>
 #include <fstream>
 #include <functional>
 #include <set>
 #include <sstream>
 
+#include "lock.hpp"
+#include "watch.hpp"
+#include <arpa/inet.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -128,11 +128,23 @@ checked_start check_start_options(const start_options& so, arch a) {
     return c;
 }
 
-std::string instance_id(const std::string& name, const start_options& so) {
-    std::size_t h = std::hash<std::string>{}(so.user_data + '\n' + so.ssh_authorized_key);
+// A new pinned host key gives a new id, so that cloud-init applies it.
+std::string instance_id(const std::string& name, const start_options& so,
+                        const std::string& host_key = {}) {
+    std::size_t h = std::hash<std::string>{}(so.user_data + '\n' + so.ssh_authorized_key +
+                                             (host_key.empty() ? "" : '\n' + host_key));
     std::ostringstream os;
     os << "iid-" << name << "-" << std::hex << h;
     return os.str();
+}
+
+std::string read_key_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (!in || ss.str().empty())
+        throw_error(errc::io_error, "cannot read the SSH host key " + p.string());
+    return ss.str();
 }
 
 fs::path default_qemu_binary(arch a) {
@@ -432,6 +444,16 @@ asio::awaitable<void> manager::start(start_options so) {
         }
     }
 
+    // The guest's host key: made on the first start, handed over in the seed.
+    if (opts_.host_key == host_key_policy::pinned) {
+        cloudinit::ssh_host_key key;
+        key.public_key =
+            co_await ssh::ensure_key_pair(layout_.host_key, "localvm-host-" + opts_.name);
+        key.private_key = read_key_file(layout_.host_key);
+        seed.vendor_data = cloudinit::render_host_key_vendor_data(key);
+        seed.meta.instance_id = instance_id(opts_.name, so, key.public_key);
+    }
+
     clean_runtime(false);
     cloudinit::write_seed_file(layout_.seed, seed);
 
@@ -640,6 +662,18 @@ ssh::target manager::ssh_target() const {
     t.user = opts_.ssh_user;
     t.identity_file = opts_.ssh_identity_file;
     t.known_hosts_file = layout_.known_hosts;
+    if (opts_.host_key == host_key_policy::pinned) {
+        auto pub = layout_.host_key;
+        pub += ".pub";
+        if (!fs::exists(pub))
+            throw_error(errc::not_found,
+                        "VM " + opts_.name + " has no pinned SSH host key (" + pub.string() +
+                            "): it was started without one; start it again, or use "
+                            "host_key_policy::trust_on_first_use");
+        auto line = read_key_file(pub);
+        line.erase(line.find_last_not_of("\r\n") + 1);
+        t.known_host_keys = {line};
+    }
     return t;
 }
 

@@ -237,11 +237,19 @@ bool host_key_rejected(const std::vector<std::string>& stderr_lines) {
     return false;
 }
 
-std::string host_key_rejected_text(const target& t) {
-    return t.known_host_keys.empty()
-               ? "the guest's SSH host key did not match the one ssh accepted on first use (in " +
-                     t.known_hosts_file.string() + ")"
-               : "the guest's SSH host key did not match the pinned host key";
+std::string host_key_rejected_text(const target& t, const std::vector<std::string>& stderr_lines) {
+    std::string out =
+        t.known_host_keys.empty()
+            ? "the guest's SSH host key did not match the one ssh accepted on first use (in " +
+                  t.known_hosts_file.string() + ")"
+            : "the guest's SSH host key did not match the pinned host key";
+    std::string said;
+    for (const auto& line : stderr_lines)
+        if (line.starts_with("The fingerprint for") || line.starts_with("SHA256:") ||
+            line.find("requested strict checking") != std::string::npos ||
+            line.find("Host key verification failed") != std::string::npos)
+            said += (said.empty() ? "" : " ") + line;
+    return said.empty() ? out : out + "; ssh said: " + said;
 }
 
 } // namespace detail

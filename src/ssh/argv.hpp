@@ -16,7 +16,9 @@ std::string target_problem(const target& t);
 /// verification failed", "No ... host key is known for ... strict checking").
 bool host_key_rejected(const std::vector<std::string>& stderr_lines);
 
-/// The diagnostic for a rejected host key of `t`.
-std::string host_key_rejected_text(const target& t);
+/// The diagnostic for a rejected host key of `t`, with the informative lines
+/// of ssh's stderr (the offered key's fingerprint, ssh's verdict) rather than
+/// its warning banner.
+std::string host_key_rejected_text(const target& t, const std::vector<std::string>& stderr_lines);
 
 } // namespace localvm::ssh::detail

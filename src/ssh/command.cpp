@@ -134,8 +134,8 @@ asio::awaitable<shell_result> shell(target t, std::string command, shell_options
     if (r.signal != 0)
         throw_error(errc::process_failed, what + ": " + r.describe());
     if (r.exit_code == ssh_failure_status && detail::host_key_rejected(r.err_tail))
-        throw_error(errc::ssh_unreachable, what + " failed: " + detail::host_key_rejected_text(t) +
-                                               "; ssh said: " + tail_text(r));
+        throw_error(errc::ssh_unreachable,
+                    what + " failed: " + detail::host_key_rejected_text(t, r.err_tail));
     if (r.exit_code == ssh_failure_status)
         throw_error(errc::ssh_unreachable, what + " failed (ssh exit status 255): " + tail_text(r));
     res.exit_status = r.exit_code;
@@ -169,8 +169,7 @@ asio::awaitable<int> login_loop(target t, login_options opts) {
         // A guest that presents another key will not present ours later.
         if (!r.timed_out && detail::host_key_rejected(r.err_tail))
             throw_error(errc::ssh_unreachable, "ssh login to " + who(t) + ": " +
-                                                   detail::host_key_rejected_text(t) +
-                                                   "; ssh said: " + tail_text(r));
+                                                   detail::host_key_rejected_text(t, r.err_tail));
         if (!r.timed_out)
             last = r.describe() + ": " + tail_text(r);
         else if (last.empty())
@@ -231,8 +230,8 @@ asio::awaitable<void> sync(target t, std::string from, std::string to, sync_opti
     if (r.timed_out)
         throw_error(errc::timeout, what + " did not finish within " + ms_text(opts.timeout));
     if (ssh_failed_under_rsync(r) && detail::host_key_rejected(r.err_tail))
-        throw_error(errc::ssh_unreachable, what + ": " + detail::host_key_rejected_text(t) +
-                                               "; ssh said: " + tail_text(r));
+        throw_error(errc::ssh_unreachable,
+                    what + ": " + detail::host_key_rejected_text(t, r.err_tail));
     if (ssh_failed_under_rsync(r))
         throw_error(errc::ssh_unreachable, what + ": ssh failed (rsync exit status " +
                                                std::to_string(r.exit_code) + "): " + tail_text(r));
