@@ -1,3 +1,6 @@
+#include "lock.hpp"
+#include "watch.hpp"
+
 #include <localvm/atomic_file.hpp>
 #include <localvm/cloudinit/nocloud.hpp>
 #include <localvm/console/log.hpp>
@@ -19,15 +22,13 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include <arpa/inet.h>
 #include <chrono>
 #include <fstream>
 #include <functional>
 #include <set>
 #include <sstream>
 
-#include "lock.hpp"
-#include "watch.hpp"
-#include <arpa/inet.h>
 #include <signal.h>
 #include <sys/stat.h>
 
