@@ -1,6 +1,7 @@
 #include <localvm/cloudinit/nocloud.hpp>
 #include <localvm/error.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "utf8.hpp"
@@ -68,6 +69,51 @@ std::string render_meta_data(const meta_data& md) {
             out += '\n';
         }
     }
+    return out;
+}
+
+std::string render_host_key_vendor_data(const ssh_host_key& key) {
+    static constexpr std::string_view begin = "-----BEGIN OPENSSH PRIVATE KEY-----\n";
+    static constexpr std::string_view end = "-----END OPENSSH PRIVATE KEY-----\n";
+    const std::string_view priv = key.private_key;
+    if (!priv.starts_with(begin) || !priv.ends_with(end) || priv.size() < begin.size() + end.size())
+        throw_error(errc::invalid_argument,
+                    "ssh host key: the private key is not an OpenSSH private key file");
+    // Between the armour: base64 lines only, so that the block scalar below
+    // reads back byte for byte.
+    const auto body = priv.substr(begin.size(), priv.size() - begin.size() - end.size());
+    for (std::size_t pos = 0; pos < body.size();) {
+        const auto nl = body.find('\n', pos);
+        const auto line = body.substr(pos, nl == std::string_view::npos ? nl : nl - pos);
+        const bool base64 = std::all_of(line.begin(), line.end(), [](char c) {
+            return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                   c == '+' || c == '/' || c == '=';
+        });
+        if (nl == std::string_view::npos || line.empty() || !base64)
+            throw_error(errc::invalid_argument,
+                        "ssh host key: the private key has a line that is not base64");
+        pos = nl + 1;
+    }
+    const std::string_view pub = key.public_key;
+    static constexpr std::string_view type = "ssh-ed25519 ";
+    const bool printable = std::all_of(pub.begin(), pub.end(), [](char c) {
+        return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7F;
+    });
+    if (!pub.starts_with(type) || pub.size() == type.size() || pub[type.size()] == ' ' ||
+        !printable)
+        throw_error(
+            errc::invalid_argument,
+            "ssh host key: the public key is not one \"ssh-ed25519 BASE64 [comment]\" line");
+    std::string out = "#cloud-config\nssh_keys:\n  ed25519_private: |\n";
+    for (std::size_t pos = 0; pos < priv.size();) {
+        const auto nl = priv.find('\n', pos);
+        out += "    ";
+        out.append(priv.substr(pos, nl + 1 - pos));
+        pos = nl + 1;
+    }
+    out += "  ed25519_public: ";
+    append_quoted(out, pub, "ssh host key");
+    out += '\n';
     return out;
 }
 

@@ -110,6 +110,29 @@ std::optional<std::uint64_t> parse_memory_mib(std::string_view text,
     return kib / 1024;
 }
 
+std::optional<std::uint64_t> parse_disk_size(std::string_view text, boost::system::error_code& ec) {
+    ec = make_error_code(errc::invalid_argument);
+    std::uint64_t n = 0;
+    auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (err != std::errc() || end == text.data() || n == 0)
+        return std::nullopt;
+    std::string suffix(end, text.data() + text.size());
+    std::transform(suffix.begin(), suffix.end(), suffix.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    if (suffix.size() > 1 && (suffix.substr(1) == "B" || suffix.substr(1) == "IB"))
+        suffix.resize(1);
+    static constexpr std::string_view units = "KMGTPE";
+    unsigned shift = 0;
+    if (suffix.size() == 1 && units.find(suffix[0]) != std::string_view::npos)
+        shift = 10 * static_cast<unsigned>(units.find(suffix[0]) + 1);
+    else if (!suffix.empty())
+        return std::nullopt;
+    if (n >= (std::uint64_t{1} << (63 - shift)))
+        return std::nullopt;
+    ec = {};
+    return n << shift;
+}
+
 std::vector<std::string> command_line(const launch_plan& p) {
     const bool arm = p.architecture == arch::arm64;
     std::vector<std::string> a;

@@ -15,6 +15,7 @@
 #include <localvm/qemu/manager.hpp>
 #include <localvm/qmp/client.hpp>
 #include <localvm/ssh/command.hpp>
+#include <localvm/ssh/keygen.hpp>
 #include <localvm/ssh/probe.hpp>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -128,11 +129,23 @@ void copy_vars_template(const fs::path& from, const fs::path& to) {
         fs::perms(0600));
 }
 
-std::string instance_id(const std::string& name, const start_options& so) {
-    std::size_t h = std::hash<std::string>{}(so.user_data + '\n' + so.ssh_authorized_key);
+// A new pinned host key gives a new id, so that cloud-init applies it.
+std::string instance_id(const std::string& name, const start_options& so,
+                        const std::string& host_key = {}) {
+    std::size_t h = std::hash<std::string>{}(so.user_data + '\n' + so.ssh_authorized_key +
+                                             (host_key.empty() ? "" : '\n' + host_key));
     std::ostringstream os;
     os << "iid-" << name << "-" << std::hex << h;
     return os.str();
+}
+
+std::string read_key_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (!in || ss.str().empty())
+        throw_error(errc::io_error, "cannot read the SSH host key " + p.string());
+    return ss.str();
 }
 
 fs::path default_qemu_binary(arch a) {
@@ -279,6 +292,17 @@ void manager::clean_runtime(bool keep_logs) const {
 }
 
 asio::awaitable<void> manager::create(fs::path base_image) {
+    // qemu-img gets the size as a plain byte count, never the caller's text.
+    std::string disk_bytes;
+    if (!opts_.disk_size.empty()) {
+        boost::system::error_code sec;
+        auto bytes = parse_disk_size(opts_.disk_size, sec);
+        if (!bytes)
+            throw_error(errc::invalid_argument,
+                        "disk_size: \"" + opts_.disk_size +
+                            "\" is not a size like 20G, 512M or a number of bytes");
+        disk_bytes = std::to_string(*bytes);
+    }
     if (!fs::exists(base_image))
         throw_error(errc::not_found, "base image " + base_image.string() + " does not exist");
     base_image = fs::absolute(base_image);
@@ -310,8 +334,8 @@ asio::awaitable<void> manager::create(fs::path base_image) {
     process::options mk;
     mk.argv = {opts_.qemu_img.string(), "create", "-q", "-f", "qcow2", "-F", format,
                "-b", base_image.string(), tmp.string()};
-    if (!opts_.disk_size.empty())
-        mk.argv.push_back(opts_.disk_size);
+    if (!disk_bytes.empty())
+        mk.argv.push_back(disk_bytes);
     say("creating " + layout_.disk.string() + " on " + base_image.string() + " (" + format + ")");
     try {
         co_await process::run_checked(mk);
@@ -406,6 +430,16 @@ asio::awaitable<void> manager::start(start_options so) {
         else if (type != fs::file_type::regular) // QEMU would write through a link
             throw_error(errc::unsupported, "UEFI variable store " + layout_.efi_vars.string() +
                                                " is not a regular file; refusing to use it");
+    }
+
+    // The guest's host key: made on the first start, handed over in the seed.
+    if (opts_.host_key == host_key_policy::pinned) {
+        cloudinit::ssh_host_key key;
+        key.public_key =
+            co_await ssh::ensure_key_pair(layout_.host_key, "localvm-host-" + opts_.name);
+        key.private_key = read_key_file(layout_.host_key);
+        seed.vendor_data = cloudinit::render_host_key_vendor_data(key);
+        seed.meta.instance_id = instance_id(opts_.name, so, key.public_key);
     }
 
     clean_runtime(false);
@@ -616,6 +650,18 @@ ssh::target manager::ssh_target() const {
     t.user = opts_.ssh_user;
     t.identity_file = opts_.ssh_identity_file;
     t.known_hosts_file = layout_.known_hosts;
+    if (opts_.host_key == host_key_policy::pinned) {
+        auto pub = layout_.host_key;
+        pub += ".pub";
+        if (!fs::exists(pub))
+            throw_error(errc::not_found,
+                        "VM " + opts_.name + " has no pinned SSH host key (" + pub.string() +
+                            "): it was started without one; start it again, or use "
+                            "host_key_policy::trust_on_first_use");
+        auto line = read_key_file(pub);
+        line.erase(line.find_last_not_of("\r\n") + 1);
+        t.known_host_keys = {line};
+    }
     return t;
 }
 

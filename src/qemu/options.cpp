@@ -67,6 +67,7 @@ layout make_layout(const options& opts) {
     l.disk = l.data / "disk.qcow2";
     l.seed = l.data / "seed.iso";
     l.efi_vars = l.data / "efi-vars.fd";
+    l.host_key = l.data / "ssh_host_ed25519_key";
     l.qmp_socket = l.runtime / "qmp.sock";
     l.console_socket = l.runtime / "console.sock";
     l.monitor_socket = l.runtime / "monitor.sock";

@@ -1,13 +1,9 @@
 // shell, wait_for_login and sync: the argv builders run through the process
 // layer, with ssh's and rsync's exit codes mapped to localvm errors.
-#include <localvm/ssh/command.hpp>
-
 #include <localvm/atomic_file.hpp>
 #include <localvm/error.hpp>
 #include <localvm/process/child.hpp>
-
-#include "argv.hpp"
-#include "race.hpp"
+#include <localvm/ssh/command.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -15,6 +11,9 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+
+#include "argv.hpp"
+#include "race.hpp"
 
 namespace localvm::ssh {
 
@@ -35,6 +34,14 @@ void check(const target& t) {
         throw_error(errc::invalid_argument, std::move(problem));
 }
 
+// Pinned keys: known_hosts holds exactly them before every run of ssh, so a
+// stale or edited file cannot widen what ssh accepts.
+void check_and_pin(const target& t) {
+    check(t);
+    if (!t.known_host_keys.empty())
+        reset_known_hosts(t);
+}
+
 std::string tail_text(const process::result& r) {
     std::string out;
     for (const auto& line : r.err_tail) {
@@ -45,7 +52,9 @@ std::string tail_text(const process::result& r) {
     return out.empty() ? "(no stderr)" : out;
 }
 
-std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+std::string ms_text(std::chrono::milliseconds d) {
+    return std::to_string(d.count()) + " ms";
+}
 
 // rsync passes its ssh's exit status 255 on, except when it notices the
 // broken protocol stream first: then it exits 12 (seen with a refused
@@ -59,7 +68,7 @@ bool ssh_failed_under_rsync(const process::result& r) {
     if (r.exit_code != 12)
         return false;
     static constexpr std::string_view markers[] = {
-        "Permission denied (",        // authentication
+        "Permission denied (", // authentication
         "Host key verification failed",
         "kex_exchange_identification:",
         "Connection closed by ",
@@ -70,7 +79,8 @@ bool ssh_failed_under_rsync(const process::result& r) {
         if (line.starts_with("ssh: "))
             return true;
         for (auto m : markers)
-            if (line.find(m) != std::string::npos) // e.g. "user@host: Permission denied (publickey)."
+            if (line.find(m) !=
+                std::string::npos) // e.g. "user@host: Permission denied (publickey)."
                 return true;
     }
     return false;
@@ -85,7 +95,7 @@ void reset_known_hosts(const target& t) {
 }
 
 asio::awaitable<shell_result> shell(target t, std::string command, shell_options opts) {
-    check(t);
+    check_and_pin(t);
     const bool interactive = command.empty();
     process::options po;
     po.argv = ssh_argv(t, command, interactive);
@@ -123,9 +133,11 @@ asio::awaitable<shell_result> shell(target t, std::string command, shell_options
         throw_error(errc::timeout, what + " did not finish within " + ms_text(opts.timeout));
     if (r.signal != 0)
         throw_error(errc::process_failed, what + ": " + r.describe());
-    if (r.exit_code == ssh_failure_status)
+    if (r.exit_code == ssh_failure_status && detail::host_key_rejected(r.err_tail))
         throw_error(errc::ssh_unreachable,
-                    what + " failed (ssh exit status 255): " + tail_text(r));
+                    what + " failed: " + detail::host_key_rejected_text(t, r.err_tail));
+    if (r.exit_code == ssh_failure_status)
+        throw_error(errc::ssh_unreachable, what + " failed (ssh exit status 255): " + tail_text(r));
     res.exit_status = r.exit_code;
     co_return res;
 }
@@ -140,7 +152,8 @@ asio::awaitable<int> login_loop(target t, login_options opts) {
     int attempts = 0;
     std::string last;
     for (;;) {
-        auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+        auto remaining =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
         if (remaining.count() <= 0)
             break;
         ++attempts;
@@ -153,6 +166,10 @@ asio::awaitable<int> login_loop(target t, login_options opts) {
         auto r = co_await process::run(std::move(po));
         if (r.success())
             co_return attempts;
+        // A guest that presents another key will not present ours later.
+        if (!r.timed_out && detail::host_key_rejected(r.err_tail))
+            throw_error(errc::ssh_unreachable, "ssh login to " + who(t) + ": " +
+                                                   detail::host_key_rejected_text(t, r.err_tail));
         if (!r.timed_out)
             last = r.describe() + ": " + tail_text(r);
         else if (last.empty())
@@ -166,17 +183,19 @@ asio::awaitable<int> login_loop(target t, login_options opts) {
             throw boost::system::system_error(asio::error::operation_aborted);
         interval = std::min<clock::duration>(interval * 2, opts.max_retry_interval);
     }
-    throw_error(errc::ssh_unreachable, "no ssh login to " + who(t) + " within " + ms_text(opts.timeout) +
-                                           " (" + std::to_string(attempts) + " attempts); last: " + last);
+    throw_error(errc::ssh_unreachable, "no ssh login to " + who(t) + " within " +
+                                           ms_text(opts.timeout) + " (" + std::to_string(attempts) +
+                                           " attempts); last: " + last);
 }
 
 } // namespace
 
 asio::awaitable<void> wait_for_login(target t, login_options opts, abort_hook abort) {
-    check(t);
+    check_and_pin(t);
     const std::chrono::milliseconds zero{0};
     if (opts.timeout <= zero || opts.retry_interval <= zero || opts.max_retry_interval <= zero)
-        throw_error(errc::invalid_argument, "wait_for_login: every login_options duration must be positive");
+        throw_error(errc::invalid_argument,
+                    "wait_for_login: every login_options duration must be positive");
     if (!abort) {
         co_await login_loop(std::move(t), opts);
         co_return;
@@ -184,12 +203,12 @@ asio::awaitable<void> wait_for_login(target t, login_options opts, abort_hook ab
     const std::string name = who(t);
     auto outcome = co_await detail::race_abort(login_loop(std::move(t), opts), abort());
     if (outcome.index() == 1)
-        throw_error(errc::guest_died,
-                    "guest died while waiting for an ssh login to " + name + ": " + std::get<1>(outcome));
+        throw_error(errc::guest_died, "guest died while waiting for an ssh login to " + name +
+                                          ": " + std::get<1>(outcome));
 }
 
 asio::awaitable<void> sync(target t, std::string from, std::string to, sync_options opts) {
-    check(t);
+    check_and_pin(t);
     if (from.empty() || to.empty())
         throw_error(errc::invalid_argument, "sync to " + who(t) + ": empty source or destination");
     process::options po;
@@ -210,10 +229,12 @@ asio::awaitable<void> sync(target t, std::string from, std::string to, sync_opti
         co_return;
     if (r.timed_out)
         throw_error(errc::timeout, what + " did not finish within " + ms_text(opts.timeout));
-    if (ssh_failed_under_rsync(r))
+    if (ssh_failed_under_rsync(r) && detail::host_key_rejected(r.err_tail))
         throw_error(errc::ssh_unreachable,
-                    what + ": ssh failed (rsync exit status " + std::to_string(r.exit_code) +
-                        "): " + tail_text(r));
+                    what + ": " + detail::host_key_rejected_text(t, r.err_tail));
+    if (ssh_failed_under_rsync(r))
+        throw_error(errc::ssh_unreachable, what + ": ssh failed (rsync exit status " +
+                                               std::to_string(r.exit_code) + "): " + tail_text(r));
     throw_error(errc::process_failed, what + ": rsync " + r.describe() + ": " + tail_text(r));
 }
 

@@ -55,6 +55,37 @@ std::string render_meta_data(const meta_data& md);
 /// whatever the guest calls it).
 std::string_view default_network_config() noexcept;
 
+/// An ed25519 SSH host key pair for the guest, as ssh-keygen writes it.
+struct ssh_host_key {
+    /// The private key file's text: "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+    /// base64 lines, "-----END OPENSSH PRIVATE KEY-----\n".
+    std::string private_key;
+    /// The `.pub` line, "ssh-ed25519 AAAA... comment" (no newline).
+    std::string public_key;
+};
+
+/// Renders vendor-data that makes `key` the guest's SSH host key, exactly:
+///
+///     #cloud-config
+///     ssh_keys:
+///       ed25519_private: |
+///         -----BEGIN OPENSSH PRIVATE KEY-----
+///         b3BlbnNzaC1rZXktdjEAAAAA...
+///         -----END OPENSSH PRIVATE KEY-----
+///       ed25519_public: "ssh-ed25519 AAAA... comment"
+///
+/// cloud-init merges vendor-data under the user-data (keys the user-data
+/// sets win, so a user-data `ssh_keys` of its own replaces these; a
+/// user-data `vendor_data: {enabled: false}` drops them), and its ssh module
+/// then writes /etc/ssh/ssh_host_ed25519_key{,.pub}, deletes the image's
+/// other host keys and generates none (cloud-init's `ssh_keys`,
+/// `ssh_deletekeys`). The tiny test guest reads the same block for dropbear.
+/// Throws `localvm::error` with `errc::invalid_argument` when the private
+/// key is not an OpenSSH private key of that shape (armour lines, base64
+/// lines, each ending in '\n') or the public key is not one "ssh-ed25519
+/// BASE64[ comment]" line of printable text.
+std::string render_host_key_vendor_data(const ssh_host_key& key);
+
 /// Everything a NoCloud seed holds.
 struct seed {
     /// user-data, written verbatim (typically "#cloud-config\n..." or a

@@ -98,6 +98,14 @@ std::string normalize_kernel_cmdline(std::string_view cmdline, arch a);
 std::optional<std::uint64_t> parse_memory_mib(std::string_view text,
                                               boost::system::error_code& ec);
 
+/// Parses a disk size for `qemu-img create` into bytes: a whole number with
+/// an optional suffix K, M, G, T, P or E (powers of 1024, any case,
+/// optionally followed by "B" or "iB"); a plain number is bytes. Returns
+/// nullopt and sets `ec` to `errc::invalid_argument` for anything else
+/// (signs, spaces, fractions, other suffixes), for 0, and for sizes of
+/// 2^63 bytes or more.
+std::optional<std::uint64_t> parse_disk_size(std::string_view text, boost::system::error_code& ec);
+
 /// The serial console device name the kernel uses on `a` (ttyS0, ttyAMA0).
 std::string_view serial_console_device(arch a) noexcept;
 

@@ -58,7 +58,9 @@ public:
     boost::asio::awaitable<bool> exists() override;
 
     /// Writes the seed (instance-id derived from the name, user-data and
-    /// key, so changed user-data makes cloud-init run again), spawns QEMU
+    /// key, so changed user-data makes cloud-init run again; with
+    /// `host_key_policy::pinned`, also from the VM's host key, which is made
+    /// on the first start and goes in the seed's vendor-data), spawns QEMU
     /// detached and paused, connects QMP, reads the bound forward ports,
     /// records the state, continues the guest and returns. With
     /// `accelerator::automatic` choosing KVM, it then waits up to
@@ -74,7 +76,10 @@ public:
     /// `options::ssh_identity_file` is set) for a real login. Throws
     /// `errc::not_running`, `errc::invalid_argument` when no forward goes
     /// to port 22, `errc::guest_died` with the console tail when QEMU exits,
-    /// `errc::ssh_unreachable` after `timeout`.
+    /// `errc::ssh_unreachable` after `timeout`, or at once when the guest's
+    /// host key is not the pinned one ("did not match the pinned host key";
+    /// see `host_key_policy`), `errc::not_found` when the VM is pinned but
+    /// was started without a host key.
     boost::asio::awaitable<void> wait_ready(std::chrono::milliseconds timeout) override;
 
     boost::asio::awaitable<shell_result> shell(std::string command, shell_options opts) override;

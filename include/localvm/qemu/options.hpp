@@ -23,6 +23,24 @@ struct stop_options {
     std::chrono::milliseconds kill_timeout{std::chrono::seconds(10)};
 };
 
+/// How `shell`, `sync` and `wait_ready` know the guest's SSH host key.
+enum class host_key_policy {
+    /// The default. `start` makes an ed25519 host key pair for the VM on its
+    /// first start (`layout::host_key`, kept with the VM's data, mode 0600),
+    /// hands it to the guest in the seed's vendor-data (cloud-init
+    /// `ssh_keys`), and ssh accepts exactly that key
+    /// (StrictHostKeyChecking=yes). A guest that presents another key fails
+    /// with `errc::ssh_unreachable` saying the host key did not match. Needs
+    /// a guest whose cloud-init (or the test guest's init) applies
+    /// vendor-data; user-data that sets `ssh_keys` itself or disables
+    /// vendor-data overrides the key, and the login then fails that way.
+    pinned,
+    /// For images that cannot take the key (no cloud-init): ssh trusts the
+    /// first key the guest presents after each `start`
+    /// (StrictHostKeyChecking=accept-new) and insists on it until the next.
+    trust_on_first_use,
+};
+
 /// Configuration of one VM managed by `localvm::qemu::manager`.
 struct options {
     /// VM name: 1-64 characters of [A-Za-z0-9._-], not "." or "..";
@@ -55,12 +73,18 @@ struct options {
     /// the key to the guest. Default false: such a base is
     /// `errc::unsupported`; set it only for images you made yourself.
     bool allow_base_backing_chain = false;
-    /// Virtual size of a new overlay, e.g. "20G"; empty keeps the base image's size.
+    /// Virtual size of a new overlay, e.g. "20G", "512M" or bytes (see
+    /// `parse_disk_size`); empty keeps the base image's size. `create`
+    /// throws `errc::invalid_argument` naming anything else.
     std::string disk_size;
     /// Private key `shell` and `sync` log in with (pair of `ssh_authorized_key`).
     std::filesystem::path ssh_identity_file;
-    /// Guest user `shell` and `sync` log in as. Default "debian".
+    /// Guest user `shell` and `sync` log in as. Default "debian". 1-32
+    /// letters, digits, '_', '.' and '-', not starting with '-' or '.'
+    /// (else `shell`, `sync` and `wait_ready` throw `errc::invalid_argument`).
     std::string ssh_user = "debian";
+    /// How the guest's SSH host key is known. Default `host_key_policy::pinned`.
+    host_key_policy host_key = host_key_policy::pinned;
     /// Stage timeouts of `stop`.
     stop_options stop;
     /// How long `start` waits for QEMU's monitor to answer. Default 30 s.
@@ -86,6 +110,8 @@ struct layout {
     std::filesystem::path disk;           ///< data/disk.qcow2
     std::filesystem::path seed;           ///< data/seed.iso
     std::filesystem::path efi_vars;       ///< data/efi-vars.fd
+    /// data/ssh_host_ed25519_key (and `.pub`): the guest's pinned host key.
+    std::filesystem::path host_key;
     std::filesystem::path qmp_socket;     ///< runtime/qmp.sock (the library's own)
     /// runtime/qmp-1.sock ... (`options::extra_qmp` of them, for the caller).
     std::vector<std::filesystem::path> extra_qmp_sockets;

@@ -20,15 +20,25 @@ namespace localvm::ssh {
 
 /// Where and as whom to log in.
 ///
-/// Host keys: guests regenerate their host keys on every boot, so the caller
-/// (the VM backend) calls `reset_known_hosts` each time it starts the VM.
-/// With `known_host_keys` empty, ssh then trusts the first key it sees
-/// (StrictHostKeyChecking=accept-new) and insists on it until the next
-/// reset; with keys given, only those are accepted (StrictHostKeyChecking=yes).
+/// Host keys: with `known_host_keys` given (pinned, the VM backend's
+/// default), `shell`, `wait_for_login` and `sync` rewrite `known_hosts_file`
+/// with exactly those keys before each run of ssh, and ssh accepts no other
+/// (StrictHostKeyChecking=yes). With `known_host_keys` empty, ssh trusts the
+/// first key it sees (StrictHostKeyChecking=accept-new) and insists on it
+/// until the file is reset (`reset_known_hosts`; the VM backend removes the
+/// file at each start, as such guests may make new keys on every boot).
+///
+/// Configuration: ssh runs with `-F none` (neither ~/.ssh/config nor
+/// /etc/ssh/ssh_config is read) and with agent and X11 forwarding, control
+/// masters, LocalCommand and the global known_hosts files off.
 struct target {
-    std::string host = "127.0.0.1";           ///< Default 127.0.0.1 (the hostfwd side).
-    std::uint16_t port = 0;                   ///< Required (the forwarded SSH port).
-    std::string user = "debian";              ///< Default "debian".
+    /// Default 127.0.0.1 (the hostfwd side). A host name or IP address:
+    /// letters, digits, '.', ':', '_' and '-', not starting with '-'.
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 0; ///< Required (the forwarded SSH port).
+    /// Default "debian". 1-32 letters, digits, '_', '.' and '-', not starting
+    /// with '-' or '.'; empty lets ssh use the local user's name.
+    std::string user = "debian";
     /// Required: the private key (-i, IdentitiesOnly). Spaces and quotes
     /// are fine; '%' and "${" are not (ssh expands them after checking the
     /// file exists, so no escape works), nor a leading '~'.
@@ -39,7 +49,7 @@ struct target {
     std::filesystem::path known_hosts_file;
     std::chrono::seconds connect_timeout{10}; ///< ssh's ConnectTimeout. Default 10 s.
     /// Host key lines as in a `.pub` file ("ssh-ed25519 AAAA... comment") to
-    /// pin; written by `reset_known_hosts`. Default empty: trust on first use.
+    /// pin, each on one line. Default empty: trust on first use.
     std::vector<std::string> known_host_keys;
 };
 
@@ -53,15 +63,20 @@ std::string shell_quote(std::string_view word);
 /// arguments. Use it to pass an argv to `shell`.
 std::string shell_join(const std::vector<std::string>& argv);
 
-/// The ssh argument vector (pure): `ssh -p PORT -i IDENTITY -o
-/// IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=FILE -o
-/// StrictHostKeyChecking=accept-new -o ConnectTimeout=N -o LogLevel=ERROR
-/// user@host -- command`. `interactive` puts `-t` in place of BatchMode
-/// (so passphrase or password prompts still work). An empty `command` ends
-/// the vector at user@host (a login shell). `command` is passed as one word;
-/// ssh hands it to the remote user's shell, which parses it. Paths are
-/// escaped for ssh's own expansion (a `%` is doubled; the known_hosts path
-/// is quoted for ssh's option parser). Does not validate (see `shell`).
+/// The ssh argument vector (pure): `ssh -F none -p PORT -i IDENTITY -o
+/// IdentitiesOnly=yes -o BatchMode=yes -o ForwardAgent=no -o ForwardX11=no
+/// -o ControlMaster=no -o ControlPath=none -o PermitLocalCommand=no -o
+/// GlobalKnownHostsFile=/dev/null -o UserKnownHostsFile=FILE -o
+/// StrictHostKeyChecking=accept-new|yes -o ConnectTimeout=N -o
+/// LogLevel=ERROR -- user@host command` (`yes` when `t.known_host_keys` is
+/// not empty). `interactive` puts `-t` in place of BatchMode (so passphrase
+/// or password prompts still work). An empty `command` ends the vector at
+/// user@host (a login shell). After `--` ssh parses no options, so neither
+/// the destination nor a command starting with '-' can be one. `command` is
+/// passed as one word; ssh hands it to the remote user's shell, which parses
+/// it. Paths are escaped for ssh's own expansion (a `%` is doubled; the
+/// known_hosts path is quoted for ssh's option parser). Does not validate
+/// (see `shell`).
 std::vector<std::string> ssh_argv(const target& t, std::string_view command,
                                   bool interactive = false);
 
@@ -116,10 +131,14 @@ struct shell_result {
 /// command, or of its `exit N`); sinks are then unused.
 ///
 /// Throws `localvm::error`: `errc::invalid_argument` for an unset port,
-/// identity or known_hosts file; `errc::ssh_unreachable` when ssh exits with
+/// identity or known_hosts file, or a user or host name as `target` forbids;
+/// `errc::io_error` when pinned keys cannot be written to the known_hosts
+/// file; `errc::ssh_unreachable` when ssh exits with
 /// 255 (it could not connect or authenticate; a remote command that itself
 /// exits 255 is indistinguishable and reported the same way), with the
-/// tail of ssh's stderr; `errc::timeout` when `opts.timeout` passes;
+/// tail of ssh's stderr, and saying "the guest's SSH host key did not match"
+/// when ssh refused the server's host key (not for an interactive session,
+/// whose stderr is the terminal); `errc::timeout` when `opts.timeout` passes;
 /// `errc::not_found` when ssh is not installed; `errc::process_failed`
 /// when ssh cannot be run or is killed by a signal.
 /// Cancellation terminates ssh (SIGTERM, then SIGKILL) and completes with
@@ -140,7 +159,9 @@ struct login_options {
 /// place. Returns once a login worked. `abort` is raced against the whole
 /// wait as in `wait_for_banner` (`errc::guest_died`). Throws
 /// `localvm::error`: `errc::ssh_unreachable` when the deadline passes,
-/// with the last attempt's stderr; as `shell` for invalid targets.
+/// with the last attempt's stderr, and at once (no further attempts) when
+/// ssh refused the server's host key, saying "the guest's SSH host key did
+/// not match"; as `shell` for invalid targets.
 /// Cancellation terminates the running ssh and completes with `operation_aborted`.
 boost::asio::awaitable<void> wait_for_login(target t, login_options opts = login_options(),
                                             abort_hook abort = {});
@@ -171,10 +192,12 @@ struct sync_options {
 std::string rsync_quote(std::string_view word);
 
 /// The rsync argument vector (pure): `rsync -a [--delete] [--chown=C]
-/// [--exclude=E]... --rsync-path=RSYNC_PATH -e "SSH" from user@host:to`,
+/// [--exclude=E]... --rsync-path=RSYNC_PATH -e "SSH" -- from user@host:to`,
 /// where SSH is `ssh_argv`'s options (up to LogLevel) joined with
-/// `rsync_quote`. `from` keeps rsync's meaning of a trailing slash (copy the
-/// directory's contents rather than the directory).
+/// `rsync_quote`. A relative `from` gets a leading "./" (unless it has one),
+/// so that rsync reads "a:b" as a local file, not a host. `from` keeps
+/// rsync's meaning of a trailing slash (copy the directory's contents rather
+/// than the directory).
 std::vector<std::string> rsync_argv(const target& t, const std::string& from, const std::string& to,
                                     const sync_options& opts);
 
@@ -182,7 +205,8 @@ std::vector<std::string> rsync_argv(const target& t, const std::string& from, co
 /// `localvm::error`: `errc::ssh_unreachable` when its ssh could not connect
 /// or authenticate (rsync exits 255, or 12 with ssh's own error message on
 /// stderr when it notices the broken stream first), `errc::process_failed` for any
-/// other failure, naming rsync's exit code with its last stderr lines;
+/// other failure, naming rsync's exit code with its last stderr lines (a
+/// refused host key says so, as for `shell`);
 /// `errc::timeout`; `errc::invalid_argument` as `shell`; `errc::not_found`
 /// when rsync is not installed. Cancellation
 /// terminates rsync (and with it ssh) and completes with `operation_aborted`.

@@ -58,6 +58,17 @@ BOOST_AUTO_TEST_CASE(cloud_init_guest_lifecycle) {
             r = co_await m.shell("id -un; sudo -n id -u; cat /run/marker; hostname", {});
             BOOST_TEST(r.output == "tester\n0\nlocalvm-cloud-marker\ncloud\n", r.output);
 
+            // The host key ssh pinned (wait_ready logged in with it) is the one
+            // cloud-init installed from the seed's vendor-data, and the only one.
+            std::ifstream pub_in(m.files().host_key.string() + ".pub");
+            std::string type, blob;
+            pub_in >> type >> blob;
+            r = co_await m.shell("sudo -n sh -c 'cat /etc/ssh/ssh_host_ed25519_key.pub; echo; ls "
+                                 "/etc/ssh | grep -c \"^ssh_host_.*_key$\"'",
+                                 {});
+            BOOST_TEST(r.output.find(blob) != std::string::npos, r.output);
+            BOOST_TEST(r.output.ends_with("\n1\n"), r.output);
+
             auto src = h.root / "payload";
             fs::create_directories(src / "sub dir");
             std::ofstream(src / "sub dir" / "file one") << "payload\n";

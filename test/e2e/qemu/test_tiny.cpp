@@ -169,6 +169,65 @@ BOOST_AUTO_TEST_CASE(tiny_guest_full_lifecycle) {
         600s);
 }
 
+// The guest's SSH host key: the VM's own pair, handed over in the seed and
+// pinned; first use trusted only when asked for; another key refused by name.
+BOOST_AUTO_TEST_CASE(the_guest_host_key_is_pinned) {
+    auto g = lve2e::load_guest("tiny");
+    lve2e::home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto base = co_await blank_base(h);
+            localvm::qemu::manager m(ex, h.options("pin"));
+            co_await m.create(base);
+            co_await m.start(lve2e::tiny_start(g, h));
+            co_await m.wait_ready(180s); // StrictHostKeyChecking=yes with our key only
+
+            const auto key = m.files().host_key;
+            BOOST_TEST(static_cast<unsigned>(fs::status(key).permissions() & fs::perms::all) ==
+                       0600u);
+            std::ifstream pub_in(key.string() + ".pub");
+            std::string type, blob;
+            pub_in >> type >> blob;
+            BOOST_TEST(type == "ssh-ed25519");
+            BOOST_TEST(m.console_tail(200).find("localvm-tiny: ssh host key: from vendor-data") !=
+                       std::string::npos);
+            auto r = co_await m.shell(
+                "sudo dropbearkey -y -f /etc/dropbear/dropbear_ed25519_host_key", {});
+            BOOST_TEST(r.output.find(blob) != std::string::npos, r.output);
+            co_await m.stop();
+
+            // The same VM under first-use trust: no vendor-data, a fresh key.
+            auto tofu_options = h.options("pin");
+            tofu_options.host_key = localvm::qemu::host_key_policy::trust_on_first_use;
+            localvm::qemu::manager tofu(ex, tofu_options);
+            co_await tofu.start(lve2e::tiny_start(g, h));
+            co_await tofu.wait_ready(180s);
+            BOOST_TEST(tofu.console_tail(200).find("localvm-tiny: ssh host key: fresh") !=
+                       std::string::npos);
+            BOOST_TEST((co_await tofu.shell("true", {})).exit_status == 0);
+
+            // The guest now presents a key that is not the pinned one.
+            const std::string mismatch = "did not match the pinned host key";
+            auto what =
+                co_await expect_error(errc::ssh_unreachable, [&] { return m.shell("true", {}); });
+            BOOST_TEST(what.find(mismatch) != std::string::npos, what);
+            const auto begin = std::chrono::steady_clock::now();
+            what = co_await expect_error(errc::ssh_unreachable, [&] { return m.wait_ready(120s); });
+            BOOST_TEST(what.find(mismatch) != std::string::npos, what);
+            const bool fast = std::chrono::steady_clock::now() - begin < 60s;
+            BOOST_TEST(fast, "wait_ready retried a host key mismatch");
+            auto src = h.root / "pin-src";
+            write_file(src / "f", "x\n");
+            what = co_await expect_error(errc::ssh_unreachable,
+                                         [&] { return m.sync(src, "/tmp/pin-dst", {}); });
+            BOOST_TEST(what.find(mismatch) != std::string::npos, what);
+            co_await tofu.stop();
+            co_await tofu.remove();
+        },
+        900s);
+}
+
 BOOST_AUTO_TEST_CASE(a_guest_that_panics_fails_wait_ready_fast) {
     auto g = lve2e::load_guest("tiny");
     lve2e::home h;

@@ -12,7 +12,8 @@ source "$here/../lib.sh"
 
 # Host binaries copied into the initramfs, with the packages they come from.
 host_packages=(busybox-static dropbear-bin rsync)
-host_binaries=(/bin/busybox /usr/sbin/dropbear /usr/bin/dropbearkey /usr/bin/rsync)
+host_binaries=(/bin/busybox /usr/sbin/dropbear /usr/bin/dropbearkey /usr/bin/dropbearconvert
+  /usr/bin/rsync)
 # Kernel modules to load at boot (their dependencies come along).
 modules=(virtio_pci virtio_blk virtio_net isofs nls_utf8 button evdev
   pvpanic_mmio pvpanic_pci)
@@ -121,7 +122,8 @@ build() {
   # drops the privilege for every applet that does not need it.
   chmod 4755 "$root/bin/busybox"
   local f
-  for f in /usr/sbin/dropbear /usr/bin/dropbearkey /usr/bin/rsync $(libraries); do
+  for f in /usr/sbin/dropbear /usr/bin/dropbearkey /usr/bin/dropbearconvert /usr/bin/rsync \
+    $(libraries); do
     rm -f "$root$f"
     copy_in "$f" "$root"
   done

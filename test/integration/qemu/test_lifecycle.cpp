@@ -190,6 +190,33 @@ BOOST_AUTO_TEST_CASE(create_errors_leave_nothing_behind) {
         120s);
 }
 
+BOOST_AUTO_TEST_CASE(disk_size_reaches_qemu_img_only_as_a_byte_count) {
+    lvtest::vm_home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            co_await make_base(h, "qcow2");
+            for (const char* bad : {"-o", "20X", "1G,preallocation=full", "1.5G", "0"}) {
+                auto o = h.options();
+                o.disk_size = bad;
+                localvm::qemu::manager m(ex, o);
+                co_await expect_error(
+                    errc::invalid_argument, [&] { return m.create(h.base); }, "disk_size");
+                BOOST_TEST(!co_await m.exists(), bad);
+            }
+            auto o = h.options();
+            o.disk_size = "96m";
+            localvm::qemu::manager m(ex, o);
+            co_await m.create(h.base);
+            localvm::process::options info;
+            info.argv = {"qemu-img", "info", "--output=json", m.files().disk.string()};
+            auto r = co_await localvm::process::run_checked(info);
+            BOOST_TEST(r.out.find("\"virtual-size\": 100663296") != std::string::npos, r.out);
+            co_await m.remove();
+        },
+        60s);
+}
+
 BOOST_AUTO_TEST_CASE(bad_input_is_rejected_before_anything_runs) {
     lvtest::vm_home h;
     localvm::testing::run_coroutine(

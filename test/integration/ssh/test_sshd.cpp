@@ -2,13 +2,18 @@
 // 127.0.0.1 (unprivileged port, generated host key, a generated client key
 // in a directory whose name has a space and a quote; known_hosts files in a
 // directory whose name has a space and a percent sign).
+//
+// The whole program runs in a private mount namespace where the user's
+// ~/.ssh/config (the passwd home, which ssh reads whatever $HOME says) and
+// /etc/ssh/ssh_config are hostile: a `Host *` block with a ProxyCommand,
+// LocalCommand and RemoteCommand that write marker files, agent forwarding
+// and a control master. localvm's ssh and rsync must not read them.
 #define BOOST_TEST_MODULE ssh_sshd
-#include <localvm/ssh/command.hpp>
-#include <localvm/ssh/probe.hpp>
-
 #include <localvm/error.hpp>
 #include <localvm/process/child.hpp>
 #include <localvm/process/detached.hpp>
+#include <localvm/ssh/command.hpp>
+#include <localvm/ssh/probe.hpp>
 #include <localvm/testing/run.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -20,14 +25,19 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <sstream>
 
+#include <pwd.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,6 +57,8 @@ struct environment {
     fs::path host_key;    // sshd's host key
     std::string host_pub; // its public half ("ssh-ed25519 AAAA...")
     fs::path config;
+    fs::path markers;    // where the hostile ssh configuration leaves its traces
+    std::string hostile; // why the hostile configuration is not in place ("" when it is)
 };
 
 environment* env = nullptr;
@@ -61,14 +73,72 @@ std::string read_all(const fs::path& p) {
 void keygen(const fs::path& path) {
     localvm::testing::run_coroutine([&]() -> asio::awaitable<void> {
         process::options o;
-        o.argv = {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "localvm-test", "-f", path.string()};
+        o.argv = {"ssh-keygen", "-q", "-t",           "ed25519", "-N",
+                  "",           "-C", "localvm-test", "-f",      path.string()};
         co_await process::run_checked(std::move(o));
     });
 }
 
+// A `Host *` block that would hijack any ssh that reads it.
+std::string hostile_config(const fs::path& markers, const std::string& who) {
+    const std::string m = (markers / who).string();
+    return "Host *\n"
+           "  ProxyCommand /bin/sh -c 'echo proxy >> " +
+           m +
+           "; exit 1'\n"
+           "  PermitLocalCommand yes\n"
+           "  LocalCommand /bin/sh -c 'echo local >> " +
+           m +
+           "'\n"
+           "  RemoteCommand echo hijacked-by-" +
+           who +
+           "\n"
+           "  ForwardAgent yes\n"
+           "  ForwardX11 yes\n"
+           "  ControlMaster auto\n"
+           "  ControlPath " +
+           (markers / (who + "-control-%C")).string() +
+           "\n"
+           "  ControlPersist yes\n"
+           "  GlobalKnownHostsFile " +
+           (markers / (who + "-known-hosts")).string() + "\n";
+}
+
+// Bind-mounts hostile files over the passwd home and /etc/ssh/ssh_config in
+// a private mount namespace of this process (and of the ssh it starts).
+// Returns why it could not, or "".
+std::string install_hostile_ssh_config(const environment& e) {
+    const passwd* pw = ::getpwuid(::getuid());
+    if (!pw || !pw->pw_dir || !*pw->pw_dir)
+        return "no passwd home directory";
+    if (::unshare(CLONE_NEWNS) != 0)
+        return std::string("unshare(CLONE_NEWNS): ") + std::strerror(errno);
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+        return std::string("mount --make-rprivate /: ") + std::strerror(errno);
+    const fs::path home = e.dir / "hostile home";
+    fs::create_directories(home / ".ssh");
+    std::ofstream(home / ".ssh" / "config") << hostile_config(e.markers, "user-config");
+    const fs::path system = e.dir / "hostile ssh_config";
+    std::ofstream(system) << hostile_config(e.markers, "system-config");
+    if (::mount(home.c_str(), pw->pw_dir, nullptr, MS_BIND, nullptr) != 0)
+        return std::string("bind mount over ") + pw->pw_dir + ": " + std::strerror(errno);
+    if (fs::exists("/etc/ssh/ssh_config") &&
+        ::mount(system.c_str(), "/etc/ssh/ssh_config", nullptr, MS_BIND, nullptr) != 0)
+        return std::string("bind mount over /etc/ssh/ssh_config: ") + std::strerror(errno);
+    return {};
+}
+
+std::vector<std::string> markers_left() {
+    std::vector<std::string> out;
+    for (const auto& d : fs::directory_iterator(env->markers))
+        out.push_back(d.path().filename().string());
+    return out;
+}
+
 struct global_setup {
     global_setup() {
-        for (const char* tool : {"/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen", "/usr/bin/rsync"})
+        for (const char* tool :
+             {"/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen", "/usr/bin/rsync"})
             if (!fs::exists(tool)) {
                 std::cerr << "skipping: " << tool << " is not installed\n";
                 std::_Exit(77);
@@ -90,7 +160,8 @@ struct global_setup {
         fs::copy_file(e.key.string() + ".pub", e.dir / "authorized_keys");
         e.config = e.dir / "sshd_config";
         std::ofstream(e.config) << "HostKey " << e.host_key.string() << "\n"
-                                << "AuthorizedKeysFile " << (e.dir / "authorized_keys").string() << "\n"
+                                << "AuthorizedKeysFile " << (e.dir / "authorized_keys").string()
+                                << "\n"
                                 << "PidFile none\n"
                                 << "StrictModes no\n"
                                 << "UsePAM no\n"
@@ -98,6 +169,11 @@ struct global_setup {
                                 << "PasswordAuthentication no\n"
                                 << "KbdInteractiveAuthentication no\n"
                                 << "LogLevel ERROR\n";
+        e.markers = e.dir / "markers";
+        fs::create_directories(e.markers);
+        e.hostile = install_hostile_ssh_config(e);
+        if (!e.hostile.empty())
+            std::cerr << "warning: " << e.hostile << "\n";
         // sshd insists on its privilege separation directory (the package's
         // service unit creates it at boot; no service runs here).
         fs::create_directories("/run/sshd");
@@ -131,8 +207,15 @@ asio::awaitable<sshd> start_sshd() {
     for (int tries = 0;; ++tries) {
         sshd s{free_port(), nullptr};
         process::options o;
-        o.argv = {"/usr/sbin/sshd", "-D", "-e", "-f", env->config.string(), "-p", std::to_string(s.port),
-                  "-o", "ListenAddress=127.0.0.1"};
+        o.argv = {"/usr/sbin/sshd",
+                  "-D",
+                  "-e",
+                  "-f",
+                  env->config.string(),
+                  "-p",
+                  std::to_string(s.port),
+                  "-o",
+                  "ListenAddress=127.0.0.1"};
         o.out.mode = process::stream_mode::null;
         // sshd's errors in the test log, without the line it writes for
         // every probe connection that leaves after the banner.
@@ -171,8 +254,7 @@ ssh::target target_for(const sshd& s) {
     return t;
 }
 
-template <class F>
-void expect_error(F&& f, errc code, std::vector<std::string> fragments) {
+template <class F> void expect_error(F&& f, errc code, std::vector<std::string> fragments) {
     try {
         f();
         BOOST_FAIL("no exception");
@@ -219,11 +301,17 @@ BOOST_AUTO_TEST_CASE(shell_streams_stdout_and_stderr_apart) {
         auto s = co_await start_sshd();
         std::vector<std::string> out, err;
         ssh::shell_options o;
-        o.stdout_sink = [&](std::string_view l) { out.emplace_back(l); };
-        o.stderr_sink = [&](std::string_view l) { err.emplace_back(l); };
-        auto r = co_await ssh::shell(target_for(s), "echo one; echo oops >&2; printf 'two\\nthree'", o);
+        o.stdout_sink = [&](std::string_view l) {
+            out.emplace_back(l);
+        };
+        o.stderr_sink = [&](std::string_view l) {
+            err.emplace_back(l);
+        };
+        auto r =
+            co_await ssh::shell(target_for(s), "echo one; echo oops >&2; printf 'two\\nthree'", o);
         BOOST_TEST(r.exit_status == 0);
-        BOOST_TEST(out == (std::vector<std::string>{"one", "two", "three"}), boost::test_tools::per_element());
+        BOOST_TEST(out == (std::vector<std::string>{"one", "two", "three"}),
+                   boost::test_tools::per_element());
         BOOST_TEST(err == (std::vector<std::string>{"oops"}), boost::test_tools::per_element());
         BOOST_TEST(r.output.empty());
     });
@@ -250,67 +338,72 @@ BOOST_AUTO_TEST_CASE(shell_captures_combined_output_and_reports_exit_status) {
 }
 
 BOOST_AUTO_TEST_CASE(shell_timeout_kills_ssh) {
-    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
-        auto s = co_await start_sshd();
-        auto t = target_for(s);
-        const fs::path pidfile = env->dir / "remote-sleep.pid";
-        ssh::shell_options o;
-        o.timeout = 2s;
-        try {
-            co_await ssh::shell(t, "echo $$ > " + ssh::shell_quote(pidfile.string()) + "; exec sleep 600", o);
-            BOOST_FAIL("no exception");
-        } catch (const localvm::error& e) {
-            BOOST_TEST(e.code() == localvm::make_error_code(errc::timeout), e.what());
-            BOOST_TEST(std::string(e.what()).find("2000 ms") != std::string::npos, e.what());
-        }
-        BOOST_TEST(children_named("ssh") == 0);
-        // Without a pty the remote command outlives ssh: end it by its pid.
-        pid_t remote = std::atoi(read_all(pidfile).c_str());
-        if (remote > 1)
-            ::kill(remote, SIGKILL);
-    }, 30s);
+    localvm::testing::run_coroutine(
+        []() -> asio::awaitable<void> {
+            auto s = co_await start_sshd();
+            auto t = target_for(s);
+            const fs::path pidfile = env->dir / "remote-sleep.pid";
+            ssh::shell_options o;
+            o.timeout = 2s;
+            try {
+                co_await ssh::shell(
+                    t, "echo $$ > " + ssh::shell_quote(pidfile.string()) + "; exec sleep 600", o);
+                BOOST_FAIL("no exception");
+            } catch (const localvm::error& e) {
+                BOOST_TEST(e.code() == localvm::make_error_code(errc::timeout), e.what());
+                BOOST_TEST(std::string(e.what()).find("2000 ms") != std::string::npos, e.what());
+            }
+            BOOST_TEST(children_named("ssh") == 0);
+            // Without a pty the remote command outlives ssh: end it by its pid.
+            pid_t remote = std::atoi(read_all(pidfile).c_str());
+            if (remote > 1)
+                ::kill(remote, SIGKILL);
+        },
+        30s);
 }
 
 BOOST_AUTO_TEST_CASE(shell_cancellation_kills_ssh) {
-    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
-        auto s = co_await start_sshd();
-        auto t = target_for(s);
-        auto ex = co_await asio::this_coro::executor;
-        const fs::path pidfile = env->dir / "remote-sleep2.pid";
-        // Cancel once the remote command has started (its first line), not
-        // after a guessed delay: a never-expiring timer cancelled by the sink.
-        bool started = false;
-        asio::steady_timer timer(ex, asio::steady_timer::time_point::max());
-        ssh::shell_options o;
-        o.stdout_sink = [&](std::string_view) {
-            started = true;
-            timer.expires_at(asio::steady_timer::time_point::min()); // fire now
-        };
-        auto outcome =
-            co_await asio::experimental::make_parallel_group(
-                asio::co_spawn(ex,
-                               ssh::shell(t,
-                                          "echo $$ > " + ssh::shell_quote(pidfile.string()) +
-                                              "; echo started; exec sleep 600",
-                                          o),
-                               asio::deferred),
-                timer.async_wait(asio::deferred))
-                .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
-        std::size_t first = std::get<0>(outcome)[0];
-        std::exception_ptr e0 = std::get<1>(outcome);
-        BOOST_TEST(first == 1u);
-        BOOST_TEST(started);
-        BOOST_TEST_REQUIRE(static_cast<bool>(e0));
-        try {
-            std::rethrow_exception(e0);
-        } catch (const boost::system::system_error& e) {
-            BOOST_TEST(e.code() == asio::error::operation_aborted, e.what());
-        }
-        BOOST_TEST(children_named("ssh") == 0);
-        pid_t remote = std::atoi(read_all(pidfile).c_str());
-        if (remote > 1)
-            ::kill(remote, SIGKILL);
-    }, 30s);
+    localvm::testing::run_coroutine(
+        []() -> asio::awaitable<void> {
+            auto s = co_await start_sshd();
+            auto t = target_for(s);
+            auto ex = co_await asio::this_coro::executor;
+            const fs::path pidfile = env->dir / "remote-sleep2.pid";
+            // Cancel once the remote command has started (its first line), not
+            // after a guessed delay: a never-expiring timer cancelled by the sink.
+            bool started = false;
+            asio::steady_timer timer(ex, asio::steady_timer::time_point::max());
+            ssh::shell_options o;
+            o.stdout_sink = [&](std::string_view) {
+                started = true;
+                timer.expires_at(asio::steady_timer::time_point::min()); // fire now
+            };
+            auto outcome =
+                co_await asio::experimental::make_parallel_group(
+                    asio::co_spawn(ex,
+                                   ssh::shell(t,
+                                              "echo $$ > " + ssh::shell_quote(pidfile.string()) +
+                                                  "; echo started; exec sleep 600",
+                                              o),
+                                   asio::deferred),
+                    timer.async_wait(asio::deferred))
+                    .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+            std::size_t first = std::get<0>(outcome)[0];
+            std::exception_ptr e0 = std::get<1>(outcome);
+            BOOST_TEST(first == 1u);
+            BOOST_TEST(started);
+            BOOST_TEST_REQUIRE(static_cast<bool>(e0));
+            try {
+                std::rethrow_exception(e0);
+            } catch (const boost::system::system_error& e) {
+                BOOST_TEST(e.code() == asio::error::operation_aborted, e.what());
+            }
+            BOOST_TEST(children_named("ssh") == 0);
+            pid_t remote = std::atoi(read_all(pidfile).c_str());
+            if (remote > 1)
+                ::kill(remote, SIGKILL);
+        },
+        30s);
 }
 
 BOOST_AUTO_TEST_CASE(ssh_failures_are_ssh_unreachable_with_stderr) {
@@ -326,21 +419,24 @@ BOOST_AUTO_TEST_CASE(ssh_failures_are_ssh_unreachable_with_stderr) {
             BOOST_FAIL("no exception");
         } catch (const localvm::error& e) {
             BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable), e.what());
-            BOOST_TEST(std::string(e.what()).find("Permission denied") != std::string::npos, e.what());
+            BOOST_TEST(std::string(e.what()).find("Permission denied") != std::string::npos,
+                       e.what());
         }
         // A pinned host key that is not the server's.
         auto pinned = target_for(s);
         pinned.known_host_keys = {env->host_pub};
         ssh::reset_known_hosts(pinned);
         BOOST_TEST((co_await ssh::shell(pinned, "true")).exit_status == 0);
-        pinned.known_host_keys = {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGFrZWtleWZha2VrZXlmYWtla2V5ZmFrZWtleWZha2U"};
+        pinned.known_host_keys = {
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGFrZWtleWZha2VrZXlmYWtla2V5ZmFrZWtleWZha2U"};
         ssh::reset_known_hosts(pinned);
         try {
             co_await ssh::shell(pinned, "true");
             BOOST_FAIL("no exception");
         } catch (const localvm::error& e) {
             BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable), e.what());
-            BOOST_TEST(std::string(e.what()).find("Host key verification failed") != std::string::npos,
+            BOOST_TEST(std::string(e.what()).find("Host key verification failed") !=
+                           std::string::npos,
                        e.what());
         }
     });
@@ -378,7 +474,8 @@ BOOST_AUTO_TEST_CASE(wait_for_login_succeeds_or_names_the_last_failure) {
             BOOST_FAIL("no exception");
         } catch (const localvm::error& e) {
             BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable), e.what());
-            BOOST_TEST(std::string(e.what()).find("Permission denied") != std::string::npos, e.what());
+            BOOST_TEST(std::string(e.what()).find("Permission denied") != std::string::npos,
+                       e.what());
         }
     });
 }
@@ -397,7 +494,9 @@ BOOST_AUTO_TEST_CASE(sync_copies_a_tree_with_spaces_excludes_and_chown) {
         ssh::sync_options o;
         o.chown = "nobody:nogroup";
         o.excludes = {"", "*.log"};
-        o.output = [&](std::string_view l) { lines.emplace_back(l); };
+        o.output = [&](std::string_view l) {
+            lines.emplace_back(l);
+        };
         // Default rsync_path "sudo rsync": runs as root through sudo.
         co_await ssh::sync(target_for(s), src.string() + "/", dst.string(), o);
     });
@@ -423,7 +522,8 @@ BOOST_AUTO_TEST_CASE(sync_failures) {
             BOOST_FAIL("no exception");
         } catch (const localvm::error& e) {
             BOOST_TEST(e.code() == localvm::make_error_code(errc::process_failed), e.what());
-            BOOST_TEST(std::string(e.what()).find("exited with status 23") != std::string::npos, e.what());
+            BOOST_TEST(std::string(e.what()).find("exited with status 23") != std::string::npos,
+                       e.what());
             BOOST_TEST(std::string(e.what()).find("no such source") != std::string::npos, e.what());
         }
         // Wrong key, then nothing listening: ssh_unreachable whether rsync
@@ -437,7 +537,8 @@ BOOST_AUTO_TEST_CASE(sync_failures) {
                 BOOST_FAIL("no exception");
             } catch (const localvm::error& e) {
                 BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable), e.what());
-                BOOST_TEST(std::string(e.what()).find("Permission denied") != std::string::npos, e.what());
+                BOOST_TEST(std::string(e.what()).find("Permission denied") != std::string::npos,
+                           e.what());
             }
         }
         t.port = free_port();
@@ -447,8 +548,157 @@ BOOST_AUTO_TEST_CASE(sync_failures) {
                 BOOST_FAIL("no exception");
             } catch (const localvm::error& e) {
                 BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable), e.what());
-                BOOST_TEST(std::string(e.what()).find("Connection refused") != std::string::npos, e.what());
+                BOOST_TEST(std::string(e.what()).find("Connection refused") != std::string::npos,
+                           e.what());
             }
         }
     });
+}
+
+BOOST_AUTO_TEST_CASE(the_users_and_the_systems_ssh_config_are_not_read) {
+    BOOST_TEST_REQUIRE(env->hostile.empty(),
+                       "the hostile configuration is not in place: " << env->hostile);
+    const fs::path src = env->dir / "config-src";
+    fs::create_directories(src);
+    std::ofstream(src / "f") << "data\n";
+    localvm::testing::run_coroutine([&]() -> asio::awaitable<void> {
+        auto s = co_await start_sshd();
+        auto t = target_for(s);
+        // The control: a plain ssh here does read the hostile files.
+        process::options o;
+        o.argv = {"ssh",
+                  "-p",
+                  std::to_string(s.port),
+                  "-i",
+                  env->key.string(),
+                  "-o",
+                  "BatchMode=yes",
+                  "-o",
+                  "StrictHostKeyChecking=no",
+                  "root@127.0.0.1"}; // RemoteCommand: no command here
+        o.stdin_mode = process::input_mode::null;
+        o.out.mode = process::stream_mode::null;
+        o.err.mode = process::stream_mode::null;
+        co_await process::run(std::move(o));
+        BOOST_TEST_REQUIRE(fs::exists(env->markers / "user-config"),
+                           "the control ssh did not run the hostile ProxyCommand");
+        for (const auto& m : markers_left())
+            fs::remove(env->markers / m);
+
+        // localvm's ssh: no ProxyCommand, LocalCommand, RemoteCommand or
+        // control socket from either file.
+        auto r = co_await ssh::shell(t, "echo plain");
+        BOOST_TEST(r.exit_status == 0);
+        BOOST_TEST(r.output == "plain\n");
+        co_await ssh::wait_for_login(t);
+        ssh::sync_options so;
+        so.rsync_path = "rsync";
+        co_await ssh::sync(t, src.string() + "/", (env->dir / "config-dst").string(), so);
+        BOOST_TEST(read_all(env->dir / "config-dst" / "f") == "data\n");
+        BOOST_TEST(markers_left().empty(), boost::test_tools::per_element());
+        for (const auto& m : markers_left())
+            BOOST_TEST_MESSAGE("left behind: " << m);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_user_name_that_looks_like_an_option_is_refused) {
+    localvm::testing::run_coroutine([&]() -> asio::awaitable<void> {
+        auto s = co_await start_sshd();
+        auto t = target_for(s);
+        t.user = "-oProxyCommand=touch " + (env->markers / "from-user").string();
+        try {
+            co_await ssh::shell(t, "true");
+            BOOST_FAIL("no exception");
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == localvm::make_error_code(errc::invalid_argument), e.what());
+            BOOST_TEST(std::string(e.what()).find("is not a user name") != std::string::npos,
+                       e.what());
+        }
+        try {
+            co_await ssh::sync(t, env->dir.string(), "/tmp/never");
+            BOOST_FAIL("no exception");
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == localvm::make_error_code(errc::invalid_argument), e.what());
+        }
+    });
+    for (const auto& m : markers_left())
+        BOOST_TEST(m.find("from-user") == std::string::npos,
+                   "ssh ran the user name as an option: " << m);
+}
+
+BOOST_AUTO_TEST_CASE(sync_copies_relative_sources_named_like_options_and_hosts) {
+    const fs::path work = env->dir / "relative";
+    const fs::path dst = env->dir / "relative-dst";
+    fs::create_directories(work / "-x");
+    fs::create_directories(dst);
+    std::ofstream(work / "-n") << "dash n\n";
+    std::ofstream(work / "a:b") << "colon\n";
+    std::ofstream(work / "-x" / "inner") << "dir\n";
+    const fs::path before = fs::current_path();
+    fs::current_path(work);
+    localvm::testing::run_coroutine([&]() -> asio::awaitable<void> {
+        auto s = co_await start_sshd();
+        auto t = target_for(s);
+        ssh::sync_options so;
+        so.rsync_path = "rsync";
+        co_await ssh::sync(t, "-n", (dst / "got-n").string(), so);      // not --dry-run
+        co_await ssh::sync(t, "a:b", (dst / "got-colon").string(), so); // not host "a"
+        co_await ssh::sync(t, "-x/", (dst / "got-x").string(), so);     // not --one-file-system
+    });
+    fs::current_path(before);
+    BOOST_TEST(read_all(dst / "got-n") == "dash n\n");
+    BOOST_TEST(read_all(dst / "got-colon") == "colon\n");
+    BOOST_TEST(read_all(dst / "got-x" / "inner") == "dir\n");
+}
+
+BOOST_AUTO_TEST_CASE(a_pinned_host_key_is_the_only_one_accepted) {
+    const fs::path src = env->dir / "pin-src";
+    fs::create_directories(src);
+    std::ofstream(src / "f") << "x";
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto s = co_await start_sshd();
+            auto t = target_for(s);
+            t.known_host_keys = {env->host_pub};
+            // Whatever the file held before, the pinned key is what counts.
+            std::ofstream(t.known_hosts_file)
+                << "[127.0.0.1]:" << s.port << " " << read_all(env->stranger.string() + ".pub");
+            BOOST_TEST((co_await ssh::shell(t, "true")).exit_status == 0);
+            BOOST_TEST(read_all(t.known_hosts_file) == ssh::known_hosts_content(t));
+
+            // The server's key is not the pinned one: every call says so, and
+            // wait_for_login gives up at once instead of retrying to its deadline.
+            t.known_host_keys = {read_all(env->stranger.string() + ".pub")};
+            t.known_host_keys[0].pop_back(); // '\n'
+            const std::string said = "did not match the pinned host key";
+            try {
+                co_await ssh::shell(t, "true");
+                BOOST_FAIL("no exception");
+            } catch (const localvm::error& e) {
+                BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable), e.what());
+                BOOST_TEST(std::string(e.what()).find(said) != std::string::npos, e.what());
+            }
+            const auto begin = std::chrono::steady_clock::now();
+            ssh::login_options lo;
+            lo.timeout = 60s;
+            try {
+                co_await ssh::wait_for_login(t, lo);
+                BOOST_FAIL("no exception");
+            } catch (const localvm::error& e) {
+                BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable), e.what());
+                BOOST_TEST(std::string(e.what()).find(said) != std::string::npos, e.what());
+            }
+            const bool fast = std::chrono::steady_clock::now() - begin < 30s;
+            BOOST_TEST(fast, "wait_for_login retried a host key mismatch");
+            ssh::sync_options so;
+            so.rsync_path = "rsync";
+            try {
+                co_await ssh::sync(t, src.string(), (env->dir / "pin-dst").string(), so);
+                BOOST_FAIL("no exception");
+            } catch (const localvm::error& e) {
+                BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable), e.what());
+                BOOST_TEST(std::string(e.what()).find(said) != std::string::npos, e.what());
+            }
+        },
+        90s);
 }

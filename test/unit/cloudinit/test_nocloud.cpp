@@ -124,6 +124,79 @@ BOOST_AUTO_TEST_CASE(seed_files_hold_the_nocloud_names) {
     BOOST_CHECK_THROW(seed_files(s), localvm::error);
 }
 
+namespace {
+
+// A throwaway key made for this test (ssh-keygen -t ed25519 -C localvm-host-vm1).
+const ssh_host_key test_host_key = {
+    "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+    "QyNTUxOQAAACA2bAzwwCx3bxOVwblpM2IWX7DNtqgfvKSLByy1NUvH9wAAAJjSTZ+20k2f\n"
+    "tgAAAAtzc2gtZWQyNTUxOQAAACA2bAzwwCx3bxOVwblpM2IWX7DNtqgfvKSLByy1NUvH9w\n"
+    "AAAEDs8+f5GmCfdLndoq19jrXljbmLmPEtEa0wkFYDvtEjMTZsDPDALHdvE5XBuWkzYhZf\n"
+    "sM22qB+8pIsHLLU1S8f3AAAAEGxvY2Fsdm0taG9zdC12bTEBAgMEBQ==\n"
+    "-----END OPENSSH PRIVATE KEY-----\n",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDZsDPDALHdvE5XBuWkzYhZfsM22qB+8pIsHLLU1S8f3 "
+    "localvm-host-vm1"};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(host_key_vendor_data_byte_for_byte) {
+    BOOST_TEST(render_host_key_vendor_data(test_host_key) ==
+               "#cloud-config\n"
+               "ssh_keys:\n"
+               "  ed25519_private: |\n"
+               "    -----BEGIN OPENSSH PRIVATE KEY-----\n"
+               "    b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+               "    QyNTUxOQAAACA2bAzwwCx3bxOVwblpM2IWX7DNtqgfvKSLByy1NUvH9wAAAJjSTZ+20k2f\n"
+               "    tgAAAAtzc2gtZWQyNTUxOQAAACA2bAzwwCx3bxOVwblpM2IWX7DNtqgfvKSLByy1NUvH9w\n"
+               "    AAAEDs8+f5GmCfdLndoq19jrXljbmLmPEtEa0wkFYDvtEjMTZsDPDALHdvE5XBuWkzYhZf\n"
+               "    sM22qB+8pIsHLLU1S8f3AAAAEGxvY2Fsdm0taG9zdC12bTEBAgMEBQ==\n"
+               "    -----END OPENSSH PRIVATE KEY-----\n"
+               "  ed25519_public: \"ssh-ed25519 "
+               "AAAAC3NzaC1lZDI1NTE5AAAAIDZsDPDALHdvE5XBuWkzYhZfsM22qB+8pIsHLLU1S8f3 "
+               "localvm-host-vm1\"\n");
+    // In the seed it is the vendor-data file, beside the caller's user-data.
+    seed s;
+    s.user_data = "#cloud-config\nssh_keys: {}\n";
+    s.meta.instance_id = "iid-1";
+    s.vendor_data = render_host_key_vendor_data(test_host_key);
+    auto files = seed_files(s);
+    BOOST_TEST_REQUIRE(files.size() == 3u);
+    BOOST_TEST(files[1].contents == "#cloud-config\nssh_keys: {}\n");
+    BOOST_TEST(files[2].name == "vendor-data");
+    BOOST_TEST(files[2].contents == render_host_key_vendor_data(test_host_key));
+}
+
+BOOST_AUTO_TEST_CASE(host_key_vendor_data_rejects_what_would_not_read_back) {
+    auto rejected = [](ssh_host_key k, const std::string& needle) {
+        try {
+            render_host_key_vendor_data(k);
+            BOOST_ERROR("accepted: " << needle);
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == errc::invalid_argument);
+            BOOST_TEST(e.diagnostic().find(needle) != std::string::npos, e.diagnostic());
+        }
+    };
+    auto k = test_host_key;
+    k.private_key.pop_back(); // no final newline
+    rejected(k, "not an OpenSSH private key file");
+    k = test_host_key;
+    k.private_key = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+    rejected(k, "not an OpenSSH private key file");
+    k = test_host_key;
+    k.private_key.insert(36, "\n"); // an empty line inside
+    rejected(k, "not base64");
+    k = test_host_key;
+    k.private_key.insert(36, "ssh_keys: x\n");
+    rejected(k, "not base64");
+    for (const char* pub : {"", "ssh-ed25519 ", "ssh-rsa AAAA", "ssh-ed25519 AAAA\n  x: y",
+                            "ssh-ed25519  AAAA", "ssh-ed25519 AAAA \x7f"}) {
+        k = test_host_key;
+        k.public_key = pub;
+        rejected(k, "public key");
+    }
+}
+
 BOOST_AUTO_TEST_CASE(seed_image_is_deterministic_and_labelled) {
     seed s;
     s.user_data = "#cloud-config\n";

@@ -205,6 +205,25 @@ BOOST_AUTO_TEST_CASE(memory_sizes) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(disk_sizes) {
+    boost::system::error_code ec;
+    BOOST_TEST(parse_disk_size("20G", ec).value() == 20ull << 30);
+    BOOST_TEST(!ec);
+    BOOST_TEST(parse_disk_size("512M", ec).value() == 512ull << 20);
+    BOOST_TEST(parse_disk_size("512m", ec).value() == 512ull << 20);
+    BOOST_TEST(parse_disk_size("2GiB", ec).value() == 2ull << 30);
+    BOOST_TEST(parse_disk_size("1tb", ec).value() == 1ull << 40);
+    BOOST_TEST(parse_disk_size("7E", ec).value() == 7ull << 60);
+    BOOST_TEST(parse_disk_size("1048576", ec).value() == 1048576u);
+    BOOST_TEST(parse_disk_size("9223372036854775807", ec).value() == 9223372036854775807ull);
+    for (const char* bad :
+         {"", "G", "0", "0G", "-1G", "+1G", " 1G", "1G ", "1.5G", "20X", "4GG", "1Gb2", "8E",
+          "9223372036854775808", "-o", "--help", "1G,o=x", "18446744073709551617"}) {
+        BOOST_TEST(!parse_disk_size(bad, ec).has_value(), bad);
+        BOOST_TEST((ec == errc::invalid_argument), bad);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(usernet_ports) {
     std::string text = "Hub -1 (#net088):\r\n"
                        "  Protocol[State]    FD  Source Address  Port   Dest. Address  Port "

@@ -5,12 +5,13 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <string>
+#include <vector>
+
+#include "argv.hpp"
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <string>
-#include <vector>
 
 extern char** environ;
 
@@ -103,12 +104,11 @@ strings rsync_split(const std::string& cmd) {
     return out;
 }
 
-const strings nasty = {"",        "plain",   "a b",     "it's",     "'",       "''",
-                       "\"dq\"",  "$HOME",   "`id`",    "$(id)",    "a\\b",    "*",
-                       "?",       "~",       "~root",   "-n",       "a\nb",    "tab\there",
-                       "!",       "#x",      "semi;co", "&",        "|",       "<>",
-                       "{a,b}",   "[x]",     "é ü",     "=",        "FOO=bar", "%",
-                       "a%b",     "--x=y z", " lead",   "trail ",   "\\",      "a'b'c"};
+const strings nasty = {"",      "plain",     "a b",  "it's", "'",       "''", "\"dq\"", "$HOME",
+                       "`id`",  "$(id)",     "a\\b", "*",    "?",       "~",  "~root",  "-n",
+                       "a\nb",  "tab\there", "!",    "#x",   "semi;co", "&",  "|",      "<>",
+                       "{a,b}", "[x]",       "é ü",  "=",    "FOO=bar", "%",  "a%b",    "--x=y z",
+                       " lead", "trail ",    "\\",   "a'b'c"};
 
 } // namespace
 
@@ -132,20 +132,51 @@ BOOST_AUTO_TEST_CASE(shell_quote_round_trips_through_sh) {
     // One word at a time (clear failures), then all of them joined.
     for (const auto& w : nasty) {
         std::string got = sh("printf '%s\\0' " + shell_quote(w));
-        BOOST_TEST(got == w + std::string(1, '\0'), "word [" << w << "] quoted as " << shell_quote(w));
+        BOOST_TEST(got == w + std::string(1, '\0'),
+                   "word [" << w << "] quoted as " << shell_quote(w));
     }
     BOOST_TEST(sh("printf '%s\\0' " + shell_join(nasty)) == expected);
     // As ssh delivers it: the remote shell parses the joined command line.
-    BOOST_TEST(sh(shell_join({"printf", "%s\\0", "x y", "$HOME"})) == std::string("x y\0$HOME\0", 10));
+    BOOST_TEST(sh(shell_join({"printf", "%s\\0", "x y", "$HOME"})) ==
+               std::string("x y\0$HOME\0", 10));
 }
 
 BOOST_AUTO_TEST_CASE(ssh_argv_batch) {
     BOOST_TEST(ssh_argv(vm(), "uname -a") ==
-                   (strings{"ssh", "-p", "2222", "-i", "/home/me/.local/share/localvm/keys/id_ed25519",
-                            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o",
-                            "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts", "-o",
-                            "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=10", "-o",
-                            "LogLevel=ERROR", "debian@127.0.0.1", "--", "uname -a"}),
+                   (strings{"ssh",
+                            "-F",
+                            "none",
+                            "-p",
+                            "2222",
+                            "-i",
+                            "/home/me/.local/share/localvm/keys/id_ed25519",
+                            "-o",
+                            "IdentitiesOnly=yes",
+                            "-o",
+                            "BatchMode=yes",
+                            "-o",
+                            "ForwardAgent=no",
+                            "-o",
+                            "ForwardX11=no",
+                            "-o",
+                            "ControlMaster=no",
+                            "-o",
+                            "ControlPath=none",
+                            "-o",
+                            "PermitLocalCommand=no",
+                            "-o",
+                            "GlobalKnownHostsFile=/dev/null",
+                            "-o",
+                            "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts",
+                            "-o",
+                            "StrictHostKeyChecking=accept-new",
+                            "-o",
+                            "ConnectTimeout=10",
+                            "-o",
+                            "LogLevel=ERROR",
+                            "--",
+                            "debian@127.0.0.1",
+                            "uname -a"}),
                boost::test_tools::per_element());
 }
 
@@ -155,14 +186,42 @@ BOOST_AUTO_TEST_CASE(ssh_argv_interactive_and_login_shell) {
     t.host = "::1";
     t.connect_timeout = 3s;
     BOOST_TEST(ssh_argv(t, "", true) ==
-                   (strings{"ssh", "-p", "2222", "-i", "/home/me/.local/share/localvm/keys/id_ed25519",
-                            "-o", "IdentitiesOnly=yes", "-t", "-o",
-                            "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts", "-o",
-                            "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=3", "-o",
-                            "LogLevel=ERROR", "root@::1"}),
+                   (strings{"ssh",
+                            "-F",
+                            "none",
+                            "-p",
+                            "2222",
+                            "-i",
+                            "/home/me/.local/share/localvm/keys/id_ed25519",
+                            "-o",
+                            "IdentitiesOnly=yes",
+                            "-t",
+                            "-o",
+                            "ForwardAgent=no",
+                            "-o",
+                            "ForwardX11=no",
+                            "-o",
+                            "ControlMaster=no",
+                            "-o",
+                            "ControlPath=none",
+                            "-o",
+                            "PermitLocalCommand=no",
+                            "-o",
+                            "GlobalKnownHostsFile=/dev/null",
+                            "-o",
+                            "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts",
+                            "-o",
+                            "StrictHostKeyChecking=accept-new",
+                            "-o",
+                            "ConnectTimeout=3",
+                            "-o",
+                            "LogLevel=ERROR",
+                            "--",
+                            "root@::1"}),
                boost::test_tools::per_element());
     BOOST_TEST(ssh_argv(t, "top", true).back() == "top");
-    BOOST_TEST(ssh_argv(t, "top", true)[17] == "--");
+    BOOST_TEST(ssh_argv(t, "top", true)[30] == "--");
+    BOOST_TEST(ssh_argv(t, "top", true)[31] == "root@::1");
 }
 
 BOOST_AUTO_TEST_CASE(ssh_argv_paths_with_spaces_quotes_and_percent) {
@@ -171,9 +230,9 @@ BOOST_AUTO_TEST_CASE(ssh_argv_paths_with_spaces_quotes_and_percent) {
     t.known_hosts_file = "/state/my \"vm\"\\x %d/known hosts";
     t.known_host_keys = {"ssh-ed25519 AAAAC3Nza test"};
     auto a = ssh_argv(t, "true");
-    BOOST_TEST(a[4] == "/keys/my key's/id");
-    BOOST_TEST(a[10] == "UserKnownHostsFile=\"/state/my \\\"vm\\\"\\\\x %%d/known hosts\"");
-    BOOST_TEST(a[12] == "StrictHostKeyChecking=yes"); // pinned keys
+    BOOST_TEST(a[6] == "/keys/my key's/id");
+    BOOST_TEST(a[24] == "UserKnownHostsFile=\"/state/my \\\"vm\\\"\\\\x %%d/known hosts\"");
+    BOOST_TEST(a[26] == "StrictHostKeyChecking=yes"); // pinned keys
 }
 
 BOOST_AUTO_TEST_CASE(known_hosts_content_pins_keys_per_port) {
@@ -181,7 +240,8 @@ BOOST_AUTO_TEST_CASE(known_hosts_content_pins_keys_per_port) {
     BOOST_TEST(localvm::ssh::known_hosts_content(t) == "");
     t.known_host_keys = {"ssh-ed25519 AAAA1 root@guest", "", "ecdsa-sha2-nistp256 AAAA2"};
     BOOST_TEST(localvm::ssh::known_hosts_content(t) ==
-               "[127.0.0.1]:2222 ssh-ed25519 AAAA1 root@guest\n[127.0.0.1]:2222 ecdsa-sha2-nistp256 AAAA2\n");
+               "[127.0.0.1]:2222 ssh-ed25519 AAAA1 root@guest\n[127.0.0.1]:2222 "
+               "ecdsa-sha2-nistp256 AAAA2\n");
     t.port = 22;
     BOOST_TEST(localvm::ssh::known_hosts_content(t) ==
                "127.0.0.1 ssh-ed25519 AAAA1 root@guest\n127.0.0.1 ecdsa-sha2-nistp256 AAAA2\n");
@@ -199,14 +259,17 @@ BOOST_AUTO_TEST_CASE(rsync_quote_survives_rsync_splitting) {
 }
 
 BOOST_AUTO_TEST_CASE(rsync_argv_defaults) {
-    BOOST_TEST(rsync_argv(vm(), "./src/", "/srv/app", {}) ==
-                   (strings{"rsync", "-a", "--rsync-path=sudo rsync", "-e",
-                            "ssh -p 2222 -i /home/me/.local/share/localvm/keys/id_ed25519 -o "
-                            "IdentitiesOnly=yes -o BatchMode=yes -o "
-                            "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts -o "
-                            "StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o LogLevel=ERROR",
-                            "./src/", "debian@127.0.0.1:/srv/app"}),
-               boost::test_tools::per_element());
+    BOOST_TEST(
+        rsync_argv(vm(), "./src/", "/srv/app", {}) ==
+            (strings{"rsync", "-a", "--rsync-path=sudo rsync", "-e",
+                     "ssh -F none -p 2222 -i /home/me/.local/share/localvm/keys/id_ed25519 -o "
+                     "IdentitiesOnly=yes -o BatchMode=yes -o ForwardAgent=no -o ForwardX11=no "
+                     "-o ControlMaster=no -o ControlPath=none -o PermitLocalCommand=no -o "
+                     "GlobalKnownHostsFile=/dev/null -o "
+                     "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts -o "
+                     "StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o LogLevel=ERROR",
+                     "--", "./src/", "debian@127.0.0.1:/srv/app"}),
+        boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(rsync_argv_options_and_quoted_ssh_command) {
@@ -219,15 +282,117 @@ BOOST_AUTO_TEST_CASE(rsync_argv_options_and_quoted_ssh_command) {
     o.rsync_path = "rsync";
     o.delete_extraneous = true;
     auto a = rsync_argv(t, "/home/me/my project/", "/home/debian/my project", o);
-    BOOST_TEST(a == (strings{"rsync", "-a", "--delete", "--chown=debian:debian", "--exclude=.git",
-                             "--exclude=build dir/", "--rsync-path=rsync", "-e",
-                             "ssh -p 2222 -i '/keys/my key''s/id' -o IdentitiesOnly=yes -o "
-                             "BatchMode=yes -o 'UserKnownHostsFile=\"/state/known hosts\"' -o "
-                             "StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o LogLevel=ERROR",
-                             "/home/me/my project/", "debian@127.0.0.1:/home/debian/my project"}),
-               boost::test_tools::per_element());
+    BOOST_TEST(
+        a == (strings{"rsync", "-a", "--delete", "--chown=debian:debian", "--exclude=.git",
+                      "--exclude=build dir/", "--rsync-path=rsync", "-e",
+                      "ssh -F none -p 2222 -i '/keys/my key''s/id' -o IdentitiesOnly=yes -o "
+                      "BatchMode=yes -o ForwardAgent=no -o ForwardX11=no -o ControlMaster=no "
+                      "-o ControlPath=none -o PermitLocalCommand=no -o "
+                      "GlobalKnownHostsFile=/dev/null -o 'UserKnownHostsFile=\"/state/known "
+                      "hosts\"' -o StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o "
+                      "LogLevel=ERROR",
+                      "--", "/home/me/my project/", "debian@127.0.0.1:/home/debian/my project"}),
+        boost::test_tools::per_element());
     // rsync recovers exactly ssh_argv's options from -e.
     auto ssh = ssh_argv(t, "");
     ssh.pop_back(); // destination
+    ssh.pop_back(); // "--"
     BOOST_TEST(rsync_split(a[8]) == ssh, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(ssh_argv_a_hostile_user_stays_a_destination) {
+    // Not an option even if the validation (shell, sync) were bypassed: it
+    // comes after "--" and ssh reads it as user "-oProxyCommand=touch x";
+    // after "--" ssh parses no options again, so "-n" is the command.
+    auto t = vm();
+    t.user = "-oProxyCommand=touch x";
+    auto a = ssh_argv(t, "-n");
+    BOOST_TEST_REQUIRE(a.size() >= 3u);
+    BOOST_TEST(strings(a.end() - 3, a.end()) ==
+                   (strings{"--", "-oProxyCommand=touch x@127.0.0.1", "-n"}),
+               boost::test_tools::per_element()); // "-n": the remote command
+}
+
+BOOST_AUTO_TEST_CASE(rsync_argv_relative_sources_cannot_be_hosts_or_options) {
+    auto last_two = [](const strings& a) {
+        return strings(a.end() - 3, a.end());
+    };
+    BOOST_TEST(last_two(rsync_argv(vm(), "-n", "/x", {})) ==
+                   (strings{"--", "./-n", "debian@127.0.0.1:/x"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(last_two(rsync_argv(vm(), "a:b", "/x", {})) ==
+                   (strings{"--", "./a:b", "debian@127.0.0.1:/x"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(last_two(rsync_argv(vm(), "host::module/", "-x", {})) ==
+                   (strings{"--", "./host::module/", "debian@127.0.0.1:-x"}),
+               boost::test_tools::per_element());
+    // Absolute paths (a ':' after a '/' is no host for rsync) and "./" as given.
+    BOOST_TEST(rsync_argv(vm(), "/srv/a:b", "/x", {}).at(6) == "/srv/a:b");
+    BOOST_TEST(rsync_argv(vm(), "./a", "/x", {}).at(6) == "./a");
+    BOOST_TEST(rsync_argv(vm(), "../a", "/x", {}).at(6) == "./../a");
+}
+
+BOOST_AUTO_TEST_CASE(target_problem_rejects_users_and_hosts_ssh_would_misread) {
+    auto problem = [](std::string user, std::string host) {
+        auto t = vm();
+        t.user = std::move(user);
+        t.host = std::move(host);
+        return localvm::ssh::detail::target_problem(t);
+    };
+    BOOST_TEST(problem("debian", "127.0.0.1") == "");
+    BOOST_TEST(problem("", "127.0.0.1") == ""); // ssh's own default: the local user
+    BOOST_TEST(problem("test_user.2-x", "::1") == "");
+    BOOST_TEST(
+        problem("-oProxyCommand=touch x", "127.0.0.1") ==
+        "ssh target: user \"-oProxyCommand=touch x\" is not a user name (1-32 letters, digits, "
+        "'_', '.', '-', not first '-' or '.')");
+    for (const char* bad : {"-n", ".x", "a b", "a@b", "a:b", "a;b", "$(id)", "x\ny",
+                            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"})
+        BOOST_TEST(problem(bad, "127.0.0.1").find("is not a user name") != std::string::npos, bad);
+    for (const char* bad : {"-oProxyCommand=x", "a b", "user@host", "[::1]", "h/x"})
+        BOOST_TEST(problem("debian", bad).find("is not a host name") != std::string::npos, bad);
+}
+
+BOOST_AUTO_TEST_CASE(host_key_rejection_is_recognised_in_ssh_stderr) {
+    using localvm::ssh::detail::host_key_rejected;
+    BOOST_TEST(host_key_rejected({"@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
+                                  "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @"}));
+    BOOST_TEST(
+        host_key_rejected({"Host key for [127.0.0.1]:2222 has changed and you have requested "
+                           "strict checking.",
+                           "Host key verification failed."}));
+    BOOST_TEST(host_key_rejected({"No ED25519 host key is known for [127.0.0.1]:2222 and you have "
+                                  "requested strict checking."}));
+    BOOST_TEST(!host_key_rejected({"debian@127.0.0.1: Permission denied (publickey)."}));
+    BOOST_TEST(
+        !host_key_rejected({"ssh: connect to host 127.0.0.1 port 2222: Connection refused"}));
+    BOOST_TEST(!host_key_rejected({}));
+    auto t = vm();
+    BOOST_TEST(localvm::ssh::detail::host_key_rejected_text(t, {}) ==
+               "the guest's SSH host key did not match the one ssh accepted on first use (in "
+               "/run/user/1000/localvm/dev/known_hosts)");
+    t.known_host_keys = {"ssh-ed25519 AAAA"};
+    // As OpenSSH 9.2 prints it: the banner is left out, the facts kept.
+    const std::vector<std::string> said = {
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
+        "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @",
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
+        "IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!",
+        "Someone could be eavesdropping on you right now (man-in-the-middle attack)!",
+        "It is also possible that a host key has just been changed.",
+        "The fingerprint for the ED25519 key sent by the remote host is",
+        "SHA256:YrhtmO9sf9WZMfIZrrcPwYkVvDCr7otp4cZP/jC4W3A.",
+        "Please contact your system administrator.",
+        "Add correct host key in /run/known_hosts to get rid of this message.",
+        "Offending ED25519 key in /run/known_hosts:1",
+        "  remove with:",
+        "  ssh-keygen -f \"/run/known_hosts\" -R \"[127.0.0.1]:44859\"",
+        "Host key for [127.0.0.1]:44859 has changed and you have requested strict checking.",
+        "Host key verification failed."};
+    BOOST_TEST(localvm::ssh::detail::host_key_rejected_text(t, said) ==
+               "the guest's SSH host key did not match the pinned host key; ssh said: The "
+               "fingerprint for the ED25519 key sent by the remote host is "
+               "SHA256:YrhtmO9sf9WZMfIZrrcPwYkVvDCr7otp4cZP/jC4W3A. Host key for "
+               "[127.0.0.1]:44859 has changed and you have requested strict checking. Host key "
+               "verification failed.");
 }
