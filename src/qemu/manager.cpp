@@ -700,10 +700,19 @@ asio::awaitable<void> manager::stop() {
         throw_error(errc::not_running, "VM " + opts_.name + " is not running");
     }
     pid_t pid = *owner;
+    // Best effort: a full (ENOSPC) or read-only runtime filesystem must not
+    // keep the VM from powering off. The failure is said, not thrown.
+    auto best_effort = [this](const char* what, auto&& write) {
+        try {
+            write();
+        } catch (const std::exception& e) {
+            say(std::string("cannot record ") + what + " (" + e.what() + "); stopping anyway");
+        }
+    };
     auto s = read_state().value_or(vm_state{});
     s.pid = pid;
     s.stopping = true;
-    write_state(s);
+    best_effort("the stop", [&] { write_state(s); });
 
     const auto& t = opts_.stop;
     std::optional<qmp::client> client;
@@ -749,7 +758,7 @@ asio::awaitable<void> manager::stop() {
         throw_error(errc::process_failed,
                     "QEMU (pid " + std::to_string(pid) + ") did not exit after SIGKILL");
     co_await detail::wait_for_path(layout_.exit_status, milliseconds(2000));
-    settle_state(true);
+    best_effort("how QEMU ended", [&] { settle_state(true); });
     forward_qemu_log();
     clean_runtime(true);
     say("stopped");
