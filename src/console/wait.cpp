@@ -1,3 +1,4 @@
+#include <localvm/console/drain.hpp>
 #include <localvm/console/log.hpp>
 #include <localvm/console/wait.hpp>
 #include <localvm/error.hpp>
@@ -143,6 +144,9 @@ boost::asio::awaitable<std::string> wait_for_console(std::filesystem::path log,
     default:
         if (abort_ex)
             std::rethrow_exception(abort_ex);
+        // QEMU is gone; what it wrote last may still be on its way through
+        // the log's drainer.
+        co_await wait_drained(log, std::chrono::seconds(2));
         if (auto found = co_await scan())
             co_return *found;
         throw_error(errc::guest_died,

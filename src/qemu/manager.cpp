@@ -3,6 +3,7 @@
 
 #include <localvm/atomic_file.hpp>
 #include <localvm/cloudinit/nocloud.hpp>
+#include <localvm/console/drain.hpp>
 #include <localvm/console/log.hpp>
 #include <localvm/console/serial.hpp>
 #include <localvm/console/wait.hpp>
@@ -400,7 +401,8 @@ asio::awaitable<void> manager::start(start_options so) {
     plan.qmp_socket = layout_.qmp_socket;
     plan.extra_qmp_sockets = layout_.extra_qmp_sockets;
     plan.console_socket = layout_.console_socket;
-    plan.console_log = layout_.console_log;
+    // QEMU logs the console into a FIFO; a drainer keeps console.log bounded.
+    plan.console_log = console::drain_fifo(layout_.console_log);
     plan.pidfile = layout_.pidfile;
     // QEMU runs detached, so its stdio is no terminal: the human monitor
     // goes on a socket that attach_monitor (from any process) connects to.
@@ -430,6 +432,7 @@ asio::awaitable<void> manager::start(start_options so) {
     for (;;) {
         auto argv = command_line(plan);
         say("starting " + plan.qemu_binary.string() + " (" + choice.reason + ")");
+        auto drainer = console::log_drainer::start(layout_.console_log);
         process::detached_options d;
         d.argv = argv;
         d.stdout_file = layout_.qemu_log;
@@ -448,12 +451,14 @@ asio::awaitable<void> manager::start(start_options so) {
             failure = std::current_exception();
         }
         if (!hung && !failure) {
+            drainer.release();
             forward_qemu_log();
             say("running, pid " + std::to_string(pid));
             co_return;
         }
         // Nothing half-done: the QEMU we spawned goes, with its sockets.
         detail::kill_now(pid);
+        drainer.finish(milliseconds(2000));
         forward_qemu_log();
         clean_runtime(true);
         std::error_code ec;
@@ -585,6 +590,7 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
     pid_t pid = running_pid();
     auto abort = [this, pid]() -> asio::awaitable<std::string> {
         co_await process::wait_exit(pid, milliseconds(std::chrono::hours(24)));
+        co_await console::wait_drained(layout_.console_log, milliseconds(2000));
         co_return "QEMU (pid " + std::to_string(pid) + ") exited while waiting for SSH" +
             console_diagnosis();
     };

@@ -2,6 +2,7 @@
 // writes are best effort. A real full tmpfs, mounted in a private mount
 // namespace of this test program (skips, exit 77, where that is not allowed).
 #define BOOST_TEST_MODULE console_stop_full
+#include <localvm/console/drain.hpp>
 #include <localvm/error.hpp>
 #include <localvm/process/child.hpp>
 #include <localvm/process/detached.hpp>
@@ -101,6 +102,9 @@ BOOST_AUTO_TEST_CASE(stop_powers_off_a_vm_whose_runtime_fs_is_full) {
             co_await m.start(s);
             pid = co_await m.pid();
             BOOST_REQUIRE(pid);
+            // The console goes through the drainer's FIFO into a bounded log.
+            BOOST_TEST(fs::exists(localvm::console::drain_fifo(m.files().console_log)));
+            BOOST_TEST(co_await m.wait_for_console("halted", 20000ms) == "halted");
 
             fill(run);
             co_await m.stop(); // before: threw "cannot write ... No space left on device"
