@@ -1,3 +1,4 @@
+#include <localvm/console/drain.hpp>
 #include <localvm/console/log.hpp>
 #include <localvm/error.hpp>
 
@@ -139,40 +140,65 @@ std::string clean_line(std::string_view raw) {
     return out;
 }
 
+namespace {
+
+// The last `want` bytes of a regular file; `whole` when that is all of it.
+struct tail_bytes {
+    std::string data;
+    bool whole = true;
+};
+
+tail_bytes read_last(const std::filesystem::path& file, std::uint64_t want) {
+    tail_bytes t;
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return t;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        const auto size = static_cast<std::uint64_t>(st.st_size);
+        const auto window = std::min(want, size);
+        t.data.assign(window, '\0');
+        std::size_t got = 0;
+        while (got < window) {
+            auto r = ::pread(fd, t.data.data() + got, window - got,
+                             static_cast<off_t>(size - window + got));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            got += static_cast<std::size_t>(r);
+        }
+        t.data.resize(got);
+        t.whole = window == size && got == window;
+    }
+    ::close(fd);
+    return t;
+}
+
+} // namespace
+
 std::string read_tail(const std::filesystem::path& log, std::size_t max_lines) {
     if (max_lines == 0)
         return {};
-    int fd = ::open(log.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return {};
-    struct stat st {};
     std::vector<std::string> lines;
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-        const auto size = static_cast<std::uint64_t>(st.st_size);
-        std::uint64_t window = 64 * 1024;
-        for (;;) {
-            window = std::min({window, size, tail_window_limit});
-            std::string buf(window, '\0');
-            std::size_t got = 0;
-            while (got < window) {
-                auto r = ::pread(fd, buf.data() + got, window - got,
-                                 static_cast<off_t>(size - window + got));
-                if (r < 0 && errno == EINTR)
-                    continue;
-                if (r <= 0)
-                    break;
-                got += static_cast<std::size_t>(r);
-            }
-            buf.resize(got);
-            bool whole = window == size && got == window;
-            lines = split_lines(buf, !whole);
-            std::erase_if(lines, [](const std::string& l) { return blank(l); });
-            if (lines.size() >= max_lines || whole || window >= tail_window_limit || got < window)
-                break;
-            window *= 4;
+    // The log, and before it the part rotated away (drain.hpp), as one text.
+    const auto rotated = rotated_log(log);
+    std::uint64_t window = 64 * 1024;
+    for (;;) {
+        window = std::min(window, tail_window_limit);
+        auto cur = read_last(log, window);
+        bool whole = cur.whole;
+        if (cur.whole && cur.data.size() < window) {
+            auto before = read_last(rotated, window - cur.data.size());
+            whole = before.whole;
+            cur.data.insert(0, before.data);
         }
+        lines = split_lines(cur.data, !whole);
+        std::erase_if(lines, [](const std::string& l) { return blank(l); });
+        if (lines.size() >= max_lines || whole || window >= tail_window_limit)
+            break;
+        window *= 4;
     }
-    ::close(fd);
     std::string out;
     auto first = lines.size() > max_lines ? lines.size() - max_lines : 0;
     for (auto i = first; i < lines.size(); ++i) {
@@ -185,6 +211,7 @@ std::string read_tail(const std::filesystem::path& log, std::size_t max_lines) {
 
 struct console_log::impl {
     std::filesystem::path file;
+    std::filesystem::path rotated; // "<file>.1", see drain.hpp
     int fd = -1;
     dev_t dev = 0;
     ino_t ino = 0;
@@ -206,37 +233,61 @@ struct console_log::impl {
         partial_raw.clear();
     }
 
-    // Opens the file when it appeared, reopens it when replaced, restarts it
-    // when truncated. False when there is no file to read.
+    // Opens the file when it appeared, restarts it when truncated. False
+    // when there is no file to read. A file replaced at the path is read to
+    // its end first (see `advance`).
     bool sync_file() {
-        struct stat st {};
-        if (::stat(file.c_str(), &st) == 0) {
-            if (fd >= 0 && (st.st_dev != dev || st.st_ino != ino)) {
-                ::close(fd);
-                fd = -1;
-                reset_to_start();
-            }
-            if (fd < 0) {
-                fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-                if (fd < 0) {
-                    if (errno == ENOENT) // removed between stat and open
-                        return false;
-                    throw_error(errc::io_error,
-                                "opening console log " + file.string() + ": " + errno_text(errno));
-                }
-                struct stat own {};
-                if (::fstat(fd, &own) == 0) {
-                    dev = own.st_dev;
-                    ino = own.st_ino;
-                }
-            }
-        } else if (fd < 0) {
-            return false;
-        } // else: removed; its last writes are still readable through fd
+        if (fd < 0) {
+            struct stat st {};
+            if (::stat(file.c_str(), &st) != 0)
+                return false;
+            if (!open_at(file, offset)) // the first file: from the start offset
+                return false;
+        } // else: even when removed or replaced, its last writes are readable through fd
         struct stat own {};
         if (::fstat(fd, &own) == 0 && static_cast<std::uint64_t>(own.st_size) < offset)
             reset_to_start(); // truncated
         return true;
+    }
+
+    bool open_at(const std::filesystem::path& p, std::uint64_t from) {
+        int nfd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (nfd < 0) {
+            if (errno == ENOENT) // removed between stat and open
+                return false;
+            throw_error(errc::io_error, "opening console log " + p.string() + ": " +
+                                            errno_text(errno));
+        }
+        struct stat own {};
+        ::fstat(nfd, &own);
+        if (fd >= 0)
+            ::close(fd);
+        fd = nfd;
+        dev = own.st_dev;
+        ino = own.st_ino;
+        offset = from;
+        return true;
+    }
+
+    bool is_ours(const struct stat& st) const { return st.st_dev == dev && st.st_ino == ino; }
+
+    // At the end of the open file: moves on when the path now names another
+    // file. When the drainer rotated ours to "<log>.1", the new file goes on
+    // where ours ended (a cut line continues); when ours was rotated out
+    // twice, "<log>.1" is the part in between and is read first; otherwise
+    // the file was replaced (a new run) and reading starts afresh.
+    bool advance() {
+        struct stat cur {}, rot {};
+        if (::stat(file.c_str(), &cur) != 0 || is_ours(cur))
+            return false;
+        bool has_rot = ::stat(rotated.c_str(), &rot) == 0;
+        bool ours_rotated = has_rot && is_ours(rot);
+        if (has_rot && !ours_rotated &&
+            !(rot.st_dev == cur.st_dev && rot.st_ino == cur.st_ino) && open_at(rotated, 0))
+            return true;
+        if (!ours_rotated)
+            partial_raw.clear();
+        return open_at(file, 0);
     }
 
     void emit(std::string_view raw, std::vector<std::string>& out) {
@@ -275,6 +326,7 @@ struct console_log::impl {
 console_log::console_log(std::filesystem::path file, std::uint64_t start_offset)
     : impl_(std::make_unique<impl>()) {
     impl_->file = std::move(file);
+    impl_->rotated = rotated_log(impl_->file);
     if (start_offset == end) {
         impl_->offset = 0;
         if (impl_->sync_file()) {
@@ -312,8 +364,11 @@ std::vector<std::string> console_log::read_lines() {
             throw_error(errc::io_error,
                         "reading console log " + s.file.string() + ": " + errno_text(errno));
         }
-        if (r == 0)
+        if (r == 0) {
+            if (s.advance())
+                continue;
             break;
+        }
         auto got = static_cast<std::size_t>(r);
         s.offset += got;
         budget -= got;

@@ -1,3 +1,4 @@
+#include <localvm/console/drain.hpp>
 #include <localvm/console/log.hpp>
 #include <localvm/console/wait.hpp>
 #include <localvm/error.hpp>
@@ -5,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -73,26 +75,31 @@ boost::asio::awaitable<std::string> wait_for_console(std::filesystem::path log,
     auto ex = co_await asio::this_coro::executor;
     console_log reader(log, options.start_offset);
 
-    auto scan = [&]() -> std::optional<std::string> {
-        do {
+    // Reads what is new, one bounded chunk (read_lines' budget) per turn of
+    // the io_context: a huge log must not stall the other coroutines.
+    auto scan = [&]() -> asio::awaitable<std::optional<std::string>> {
+        for (;;) {
             for (auto& line : reader.read_lines())
                 if (matcher.matches(line))
-                    return std::move(line);
-        } while (!reader.caught_up());
+                    co_return std::move(line);
+            if (reader.caught_up())
+                break;
+            co_await asio::post(ex, asio::use_awaitable);
+        }
         if (options.match_partial_line) {
             auto partial = reader.partial_line();
             if (!partial.empty() && matcher.matches(partial))
-                return partial;
+                co_return partial;
         }
-        return std::nullopt;
+        co_return std::nullopt;
     };
-    if (auto found = scan())
+    if (auto found = co_await scan())
         co_return *found;
 
     auto follow = [&]() -> asio::awaitable<std::string> {
         for (;;) {
             co_await reader.wait_change();
-            if (auto found = scan())
+            if (auto found = co_await scan())
                 co_return *found;
         }
     };
@@ -129,7 +136,7 @@ boost::asio::awaitable<std::string> wait_for_console(std::filesystem::path log,
     case 1:
         if (deadline_ec)
             throw boost::system::system_error(deadline_ec);
-        if (auto found = scan())
+        if (auto found = co_await scan())
             co_return *found;
         throw_error(errc::timeout,
                     with_tail(what + ": no match within " + std::to_string(timeout.count()) + " ms",
@@ -137,7 +144,10 @@ boost::asio::awaitable<std::string> wait_for_console(std::filesystem::path log,
     default:
         if (abort_ex)
             std::rethrow_exception(abort_ex);
-        if (auto found = scan())
+        // QEMU is gone; what it wrote last may still be on its way through
+        // the log's drainer.
+        co_await wait_drained(log, std::chrono::seconds(2));
+        if (auto found = co_await scan())
             co_return *found;
         throw_error(errc::guest_died,
                     with_tail(what + ": the guest died (QEMU exited)", log, options.tail_lines));

@@ -5,6 +5,7 @@
 
 #include <localvm/atomic_file.hpp>
 #include <localvm/cloudinit/nocloud.hpp>
+#include <localvm/console/drain.hpp>
 #include <localvm/console/log.hpp>
 #include <localvm/console/serial.hpp>
 #include <localvm/console/wait.hpp>
@@ -415,7 +416,8 @@ asio::awaitable<void> manager::start(start_options so) {
     plan.qmp_socket = layout_.qmp_socket;
     plan.extra_qmp_sockets = layout_.extra_qmp_sockets;
     plan.console_socket = layout_.console_socket;
-    plan.console_log = layout_.console_log;
+    // QEMU logs the console into a FIFO; a drainer keeps console.log bounded.
+    plan.console_log = console::drain_fifo(layout_.console_log);
     plan.pidfile = layout_.pidfile;
     // QEMU runs detached, so its stdio is no terminal: the human monitor
     // goes on a socket that attach_monitor (from any process) connects to.
@@ -451,6 +453,7 @@ asio::awaitable<void> manager::start(start_options so) {
     for (;;) {
         auto argv = command_line(plan);
         say("starting " + plan.qemu_binary.string() + " (" + choice.reason + ")");
+        auto drainer = console::log_drainer::start(layout_.console_log);
         process::detached_options d;
         d.argv = argv;
         d.stdout_file = layout_.qemu_log;
@@ -469,12 +472,14 @@ asio::awaitable<void> manager::start(start_options so) {
             failure = std::current_exception();
         }
         if (!hung && !failure) {
+            drainer.release();
             forward_qemu_log();
             say("running, pid " + std::to_string(pid));
             co_return;
         }
         // Nothing half-done: the QEMU we spawned goes, with its sockets.
         detail::kill_now(pid);
+        drainer.finish(milliseconds(2000));
         forward_qemu_log();
         clean_runtime(true);
         std::error_code ec;
@@ -606,6 +611,7 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
     pid_t pid = running_pid();
     auto abort = [this, pid]() -> asio::awaitable<std::string> {
         co_await process::wait_exit(pid, milliseconds(std::chrono::hours(24)));
+        co_await console::wait_drained(layout_.console_log, milliseconds(2000));
         co_return "QEMU (pid " + std::to_string(pid) + ") exited while waiting for SSH" +
             console_diagnosis();
     };
@@ -733,10 +739,19 @@ asio::awaitable<void> manager::stop() {
         throw_error(errc::not_running, "VM " + opts_.name + " is not running");
     }
     pid_t pid = *owner;
+    // Best effort: a full (ENOSPC) or read-only runtime filesystem must not
+    // keep the VM from powering off. The failure is said, not thrown.
+    auto best_effort = [this](const char* what, auto&& write) {
+        try {
+            write();
+        } catch (const std::exception& e) {
+            say(std::string("cannot record ") + what + " (" + e.what() + "); stopping anyway");
+        }
+    };
     auto s = read_state().value_or(vm_state{});
     s.pid = pid;
     s.stopping = true;
-    write_state(s);
+    best_effort("the stop", [&] { write_state(s); });
 
     const auto& t = opts_.stop;
     std::optional<qmp::client> client;
@@ -782,7 +797,7 @@ asio::awaitable<void> manager::stop() {
         throw_error(errc::process_failed,
                     "QEMU (pid " + std::to_string(pid) + ") did not exit after SIGKILL");
     co_await detail::wait_for_path(layout_.exit_status, milliseconds(2000));
-    settle_state(true);
+    best_effort("how QEMU ended", [&] { settle_state(true); });
     forward_qemu_log();
     clean_runtime(true);
     say("stopped");

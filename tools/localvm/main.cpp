@@ -377,9 +377,10 @@ void report_failure(const cli::invocation& i, std::exception_ptr e) {
         subject += " " + i.name;
     else if (!i.output.empty())
         subject += " " + i.output.string();
-    out_line(stderr, "localvm: " + subject + ": " + first);
+    // Diagnostics carry guest text (QEMU's stderr, console lines).
+    out_line(stderr, cli::terminal_safe("localvm: " + subject + ": " + first));
     if (verbose && nl != std::string::npos)
-        out_line(stderr, what.substr(nl + 1));
+        out_line(stderr, cli::terminal_safe(what.substr(nl + 1)));
 }
 
 } // namespace

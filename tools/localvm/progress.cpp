@@ -56,7 +56,8 @@ void progress::print_line(const std::string& text) {
     if (tty_ && drawn_)
         std::fputs("\r\033[K", stderr);
     drawn_ = false;
-    std::fputs((text + "\n").c_str(), stderr);
+    // Console lines, QEMU's stderr, the SSH banner: guest text.
+    std::fputs((terminal_safe(text) + "\n").c_str(), stderr);
     redraw();
 }
 

@@ -61,7 +61,63 @@ std::size_t code_points(std::string_view s) {
     return n;
 }
 
+// Length of a valid UTF-8 sequence at s[i], 0 when invalid or truncated.
+std::size_t utf8_length(std::string_view s, std::size_t i) {
+    auto at = [&](std::size_t k) {
+        return static_cast<unsigned char>(s[k]);
+    };
+    unsigned char c = at(i);
+    std::size_t len;
+    unsigned char lo = 0x80, hi = 0xbf; // allowed range of the second byte
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        lo = c == 0xe0 ? 0xa0 : lo; // overlong
+        hi = c == 0xed ? 0x9f : hi; // surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        lo = c == 0xf0 ? 0x90 : lo;
+        hi = c == 0xf4 ? 0x8f : hi;
+    } else {
+        return 0;
+    }
+    if (i + len > s.size() || at(i + 1) < lo || at(i + 1) > hi)
+        return 0;
+    for (std::size_t k = 2; k < len; ++k)
+        if (at(i + k) < 0x80 || at(i + k) > 0xbf)
+            return 0;
+    return len;
+}
+
 } // namespace
+
+std::string terminal_safe(std::string_view text) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size();) {
+        auto c = static_cast<unsigned char>(text[i]);
+        if (c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7f)) {
+            out += static_cast<char>(c);
+            ++i;
+        } else if (c < 0x80) { // C0 control or DEL
+            out += {'\\', 'x', hex[c >> 4], hex[c & 0xf]};
+            ++i;
+        } else if (auto len = utf8_length(text, i)) {
+            auto c2 = static_cast<unsigned char>(text[i + 1]);
+            if (c == 0xc2 && c2 < 0xa0) // U+0080..U+009F: C1 controls
+                out += {'\\', 'u', '0', '0', hex[c2 >> 4], hex[c2 & 0xf]};
+            else
+                out.append(text.substr(i, len));
+            i += len;
+        } else {
+            out += {'\\', 'x', hex[c >> 4], hex[c & 0xf]};
+            ++i;
+        }
+    }
+    return out;
+}
 
 std::string render_timeline_table(const timeline& t) {
     std::string out = "boot timeline of " + t.vm + ":\n";
@@ -71,7 +127,7 @@ std::string render_timeline_table(const timeline& t) {
                pad_left("+" + seconds_text(e.seconds - previous), 7) + " s  " +
                pad(std::string(stage_label(e.stage)), 21);
         if (!e.detail.empty())
-            out += e.detail;
+            out += terminal_safe(e.detail);
         while (!out.empty() && out.back() == ' ')
             out.pop_back();
         out += "\n";
@@ -176,9 +232,9 @@ std::string status_line(std::chrono::milliseconds elapsed, std::string_view stag
                         std::string_view console, std::size_t width) {
     char head[32];
     std::snprintf(head, sizeof head, "[%6.1fs] ", static_cast<double>(elapsed.count()) / 1000.0);
-    std::string line = head + std::string(stage);
+    std::string line = head + terminal_safe(stage);
     if (!console.empty())
-        line += " | " + std::string(console);
+        line += " | " + terminal_safe(console);
     if (code_points(line) <= width)
         return line;
     if (width == 0)

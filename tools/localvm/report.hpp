@@ -13,6 +13,15 @@
 
 namespace localvm::cli {
 
+/// `text` made safe to print on a terminal: guest text (an SSH banner,
+/// QEMU's stderr, console lines) must not move the cursor, retitle the
+/// window or clear the screen. Every control character except '\n' and
+/// '\t' becomes a visible escape: C0 bytes and DEL as "\xNN" (ESC is
+/// "\x1b", CR "\x0d"), C1 controls (U+0080..U+009F, which some terminals
+/// obey like ESC sequences) as "\uNNNN"; bytes that are not valid UTF-8 as
+/// "\xNN". Other UTF-8 passes unchanged. Idempotent: its output is left as is.
+std::string terminal_safe(std::string_view text);
+
 /// One moment of a boot timeline.
 struct timeline_entry {
     std::string stage;  ///< A qemu::boot_stage word, or "console-output".
@@ -27,7 +36,7 @@ struct timeline {
 };
 
 /// A table for people: one line per entry with its time and the time since
-/// the previous entry, under a heading naming the VM.
+/// the previous entry, under a heading naming the VM. Made `terminal_safe`.
 std::string render_timeline_table(const timeline& t);
 
 /// One JSON object: {"vm": NAME, "stages": [{"stage", "seconds", "detail"}...]}.
@@ -61,6 +70,7 @@ std::string render_status_text(const status_report& r);
 
 /// The progress line: "[  12.3s] STAGE | CONSOLE" cut to `width` columns
 /// (counted in UTF-8 code points; a cut ends in "…"), without a newline.
+/// STAGE and CONSOLE are made `terminal_safe` first.
 std::string status_line(std::chrono::milliseconds elapsed, std::string_view stage,
                         std::string_view console, std::size_t width);
 

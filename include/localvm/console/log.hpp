@@ -1,4 +1,5 @@
-// The serial console's boot log: the file QEMU's chardev `logfile=` writes.
+// The serial console's boot log: the file QEMU's chardev `logfile=` writes,
+// directly or through the drainer that rotates it (drain.hpp).
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -18,8 +19,10 @@ namespace localvm::console {
 /// with '\n' (no trailing newline), for diagnostics ("the tail of the serial
 /// console"). Lines are cleaned like `console_log`'s: '\r' removed, terminal
 /// escape sequences and other control bytes dropped, invalid UTF-8 replaced
-/// by '?'. A final line without '\n' counts. A missing or unreadable file,
-/// or `max_lines == 0`, gives "". Reads at most the last 4 MiB. Never throws
+/// by '?'. A final line without '\n' counts. When the log holds fewer lines,
+/// they are preceded by those of its rotated part (`rotated_log(log)`), a
+/// line cut by the rotation joined again. A missing or unreadable file, or
+/// `max_lines == 0`, gives "". Reads at most the last 4 MiB. Never throws
 /// (except std::bad_alloc).
 std::string read_tail(const std::filesystem::path& log, std::size_t max_lines);
 
@@ -32,7 +35,10 @@ std::string clean_line(std::string_view raw);
 /// waiting with inotify (no polling). It follows the *path*: a file that does
 /// not exist yet is picked up once created; a file that shrinks (truncated)
 /// is read again from the start; a file replaced by a new one (a different
-/// inode at the path) is read from the start of the new one. Lines are split
+/// inode at the path) is read to its end, then the new one from its start.
+/// A file the drainer rotated (drain.hpp) goes on in the new one (a cut line
+/// continues); when the reader fell two rotations behind, the rotated part
+/// (`rotated_log(file)`) is read before the new file. Lines are split
 /// on '\n' and cleaned with `clean_line`; a line longer than 64 KiB is cut.
 /// Never touches the console socket, so it works while someone is attached.
 ///

@@ -49,9 +49,11 @@ using abort_hook = std::function<boost::asio::awaitable<void>()>;
 /// Knobs for `wait_for_console`.
 struct wait_options {
     /// Where to start in the log: a byte offset, or `console_log::end` for
-    /// output appended after the wait began. Default 0: the whole file. With
-    /// QEMU's `logappend=on` the log keeps earlier boots: pass the file size
-    /// recorded before starting QEMU (or `console_log::end`) to ignore them.
+    /// output appended after the wait began. Default 0: the whole file. A log
+    /// that keeps earlier boots (QEMU's `logappend=on` straight into a file)
+    /// needs the file size recorded before starting QEMU (or
+    /// `console_log::end`) to ignore them; the backend's drained log starts
+    /// afresh with each run.
     std::uint64_t start_offset = 0;
     /// Also test the unfinished last line (text after the last '\n'), so a
     /// prompt like "login: " that waits for input matches. A matcher that
@@ -71,8 +73,9 @@ struct wait_options {
 ///
 /// Throws `localvm::error`: `errc::timeout` when `timeout` passes first and
 /// `errc::guest_died` when `abort` (if set) completes first (the file is
-/// read once more before giving up: text written just before QEMU died still
-/// matches); both diagnostics name the log, the matcher and carry the last
+/// read once more before giving up, after waiting up to 2 s for the log's
+/// drainer, if it has one, to finish: text written just before QEMU died
+/// still matches); both diagnostics name the log, the matcher and carry the last
 /// lines of the log. `errc::not_found` when the log's directory does not
 /// exist, `errc::io_error` when reading fails. Cancellation stops the wait
 /// and the hook and completes with `boost::asio::error::operation_aborted`.

@@ -146,3 +146,44 @@ BOOST_AUTO_TEST_CASE(progress_line) {
     BOOST_TEST(u == "[   0.0s] x | \u00e9\u2026");
     BOOST_TEST(status_line(0ms, "x", "", 0).empty());
 }
+
+// Guest text must reach the terminal inert: no OSC retitle, no CSI, no CR.
+BOOST_AUTO_TEST_CASE(terminal_safe_escapes_control_characters) {
+    BOOST_TEST(terminal_safe("SSH-2.0-OpenSSH_9.2\x1b]0;pwned\x07") ==
+               "SSH-2.0-OpenSSH_9.2\\x1b]0;pwned\\x07");
+    BOOST_TEST(terminal_safe("\x1b[2J\x1b[1;1H\x1b[31mred\x1b[0m") ==
+               "\\x1b[2J\\x1b[1;1H\\x1b[31mred\\x1b[0m");
+    BOOST_TEST(terminal_safe("fake\rreal") == "fake\\x0dreal");
+    BOOST_TEST(terminal_safe("bell\a nul") == "bell\\x07 nul");
+    BOOST_TEST(terminal_safe(std::string("a\0b", 3)) == "a\\x00b");
+    BOOST_TEST(terminal_safe("del\x7f") == "del\\x7f");
+    // Newline and tab stay; so does text in any script.
+    BOOST_TEST(terminal_safe("one\n\ttwo") == "one\n\ttwo");
+    BOOST_TEST(terminal_safe("caf\xc3\xa9 \xe2\x80\xa6 \xf0\x9f\x90\xa7") ==
+               "caf\xc3\xa9 \xe2\x80\xa6 \xf0\x9f\x90\xa7");
+    // C1 controls (U+009B is CSI to some terminals), and the raw 8-bit CSI
+    // byte, which is not UTF-8.
+    BOOST_TEST(terminal_safe("\xc2\x9b"
+                             "2J") == "\\u009b2J");
+    BOOST_TEST(terminal_safe("\xc2\x9d"
+                             "0;t\xc2\x9c") == "\\u009d0;t\\u009c");
+    BOOST_TEST(terminal_safe("\x9b"
+                             "2J") == "\\x9b2J");
+    BOOST_TEST(terminal_safe("\xc3\x28 \xed\xa0\x80 \xe2\x80") ==
+               "\\xc3( \\xed\\xa0\\x80 \\xe2\\x80");
+    BOOST_TEST(terminal_safe("\xc2\xa0nbsp") == "\xc2\xa0nbsp");
+    // Idempotent: what it printed once it prints unchanged.
+    auto once = terminal_safe("x\x1b]0;t\x07\r\xc2\x9b\xff");
+    BOOST_TEST(terminal_safe(once) == once);
+}
+
+BOOST_AUTO_TEST_CASE(guest_text_is_escaped_in_the_timeline_and_progress_line) {
+    timeline t;
+    t.vm = "vm1";
+    t.entries = {{"ssh-banner", 1.5, "SSH-2.0-x\x1b]0;pwned\x07\x1b[2J"}};
+    auto table = render_timeline_table(t);
+    BOOST_TEST(table.find('\x1b') == std::string::npos);
+    BOOST_TEST(table.find("SSH-2.0-x\\x1b]0;pwned\\x07\\x1b[2J") != std::string::npos);
+    auto line = status_line(1500ms, "booting\r", "login:\x1b[2K\x1b]0;pwned\x07", 200);
+    BOOST_TEST(line == "[   1.5s] booting\\x0d | login:\\x1b[2K\\x1b]0;pwned\\x07");
+}

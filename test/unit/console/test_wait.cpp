@@ -373,3 +373,38 @@ BOOST_AUTO_TEST_CASE(cancellation_stops_the_wait_and_the_hook) {
         },
         test_deadline);
 }
+
+// A long log is consumed a chunk per turn of the io_context: another
+// coroutine runs between the chunks instead of waiting for the whole scan.
+BOOST_AUTO_TEST_CASE(a_large_log_is_read_in_bounded_steps) {
+    temp_dir dir;
+    auto log = dir / "console.log";
+    std::string line(99, 'x');
+    line += '\n';
+    std::string big;
+    while (big.size() < 16 * 1024 * 1024)
+        big += line;
+    append(log, big + "the end\n");
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto exec = co_await asio::this_coro::executor;
+            bool done = false;
+            int turns = 0; // the ticker's turns while the wait scanned
+            auto wait = [&]() -> asio::awaitable<std::string> {
+                auto found = co_await wait_for_console(log, "the end", forever);
+                done = true;
+                co_return found;
+            };
+            auto ticker = [&]() -> asio::awaitable<void> {
+                while (!done) {
+                    ++turns;
+                    co_await asio::post(exec, asio::use_awaitable);
+                }
+            };
+            auto found = co_await with_writer(wait(), ticker);
+            BOOST_TEST(found == "the end");
+            // 16 MiB at most 1 MiB per turn: the ticker ran between them.
+            BOOST_TEST(turns >= 8, "the ticker ran " << turns << " times");
+        },
+        test_deadline);
+}

@@ -1,0 +1,102 @@
+// A bounded console log: QEMU's chardev `logfile=` writes into a FIFO, and a
+// small drainer process copies it into a log that rotates.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string_view>
+
+#include <sys/types.h>
+
+namespace localvm::console {
+
+/// Knobs of `log_drainer`.
+struct drain_options {
+    /// The log is rotated (renamed to `rotated_log(log)`, replacing the one
+    /// before) instead of growing past this many bytes, so the console takes
+    /// at most twice this on disk. Rotation happens after a '\n' when one
+    /// fits. Default 1 MiB; at least 1.
+    std::uint64_t rotate_bytes = 1024 * 1024;
+    /// How long the drainer waits for a writer (QEMU) to open its FIFO
+    /// before it gives up and exits. Default 5 minutes.
+    std::chrono::milliseconds connect_timeout = std::chrono::minutes(5);
+};
+
+/// The FIFO a log's drainer reads: "<log>.fifo". Give it to QEMU as the
+/// chardev's `logfile=`.
+std::filesystem::path drain_fifo(const std::filesystem::path& log);
+
+/// Where a log's previous part goes when it is rotated: "<log>.1".
+std::filesystem::path rotated_log(const std::filesystem::path& log);
+
+/// The rotation decision, pure: how many bytes of `chunk` still go into a
+/// file that holds `size` bytes, so that it never exceeds `limit`. All of
+/// `chunk` when it fits; otherwise up to and including the last '\n' that
+/// fits, or exactly what fits when no '\n' does (a line longer than the room
+/// left is cut). 0 means: rotate first. `limit` 0 counts as 1.
+std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_view chunk);
+
+/// The drainer of one console log. `start` makes a fresh FIFO and a fresh,
+/// empty log (removing the rotated part of an earlier run), then forks a
+/// process (named "localvm-console"; not our child, not exec'd: async-signal-
+/// safe code only) that holds the FIFO's read end and copies what its writer
+/// writes into the log, rotating it at `rotate_bytes`. The drainer outlives
+/// its starter: it exits once its writer has closed the FIFO (QEMU exited)
+/// and all was copied, then removes the FIFO. It never stalls its writer
+/// for the disk: a failed write (ENOSPC, after dropping the rotated part to
+/// make room) loses that output and goes on.
+///
+/// Destroying the object without `release` (e.g. when starting QEMU threw)
+/// tells the drainer that no writer will come: it exits by itself.
+/// Movable, not copyable.
+class log_drainer {
+public:
+    /// Starts the drainer of `log`. Throws `localvm::error`:
+    /// `errc::io_error` naming a FIFO or log that cannot be made,
+    /// `errc::process_failed` when it cannot fork.
+    static log_drainer start(const std::filesystem::path& log, drain_options options = {});
+
+    log_drainer(log_drainer&&) noexcept;
+    log_drainer& operator=(log_drainer&&) noexcept;
+    log_drainer(const log_drainer&) = delete;
+    log_drainer& operator=(const log_drainer&) = delete;
+    ~log_drainer();
+
+    /// The drainer's pid.
+    pid_t pid() const noexcept { return pid_; }
+    /// The FIFO it reads (`drain_fifo(log)`).
+    const std::filesystem::path& fifo() const noexcept { return fifo_; }
+
+    /// Leaves the drainer to its writer (QEMU runs): destroying this object
+    /// then does nothing to it.
+    void release() noexcept;
+
+    /// For a start that failed after its writer was stopped: tells the
+    /// drainer that no writer will come, waits up to `grace` for it to copy
+    /// what is left and exit, then kills it (SIGKILL) and waits up to 5 s for
+    /// that. Blocks (it takes a few milliseconds: the drainer is only
+    /// copying what is left), so that a cancelled start can still clean up.
+    void finish(std::chrono::milliseconds grace) noexcept;
+
+private:
+    log_drainer(pid_t pid, int pidfd, std::filesystem::path fifo) noexcept;
+    void poke() const noexcept;
+
+    pid_t pid_ = -1;
+    int pidfd_ = -1;
+    std::filesystem::path fifo_;
+};
+
+/// Waits until the drainer of `log` (if it has one) is done: its FIFO is
+/// gone, so everything its writer wrote is in the log. Returns true at once
+/// when `log` has no drainer FIFO, false when `timeout` passes first. Use it
+/// after QEMU exited, before reading the log's last lines. Never throws (but
+/// std::bad_alloc and cancellation: operation_aborted).
+boost::asio::awaitable<bool> wait_drained(const std::filesystem::path& log,
+                                          std::chrono::milliseconds timeout);
+
+} // namespace localvm::console

@@ -1,0 +1,2 @@
+#include <localvm/console/drain.hpp>
+#include <localvm/console/drain.hpp> // include guard works
