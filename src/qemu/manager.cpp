@@ -1,3 +1,4 @@
+#include "instance_id.hpp"
 #include "lock.hpp"
 #include "watch.hpp"
 
@@ -129,10 +130,7 @@ checked_start check_start_options(const start_options& so, arch a) {
 }
 
 std::string instance_id(const std::string& name, const start_options& so) {
-    std::size_t h = std::hash<std::string>{}(so.user_data + '\n' + so.ssh_authorized_key);
-    std::ostringstream os;
-    os << "iid-" << name << "-" << std::hex << h;
-    return os.str();
+    return detail::instance_id(name, so.user_data, so.ssh_authorized_key);
 }
 
 fs::path default_qemu_binary(arch a) {
