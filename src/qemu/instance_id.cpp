@@ -7,7 +7,9 @@ namespace {
 
 constexpr std::uint64_t mul = 0xc6a4a7935bd1e995ULL;
 
-std::uint64_t shift_mix(std::uint64_t v) { return v ^ (v >> 47); }
+std::uint64_t shift_mix(std::uint64_t v) {
+    return v ^ (v >> 47);
+}
 
 // The first n bytes at p (n <= 8) as a little-endian number, whatever the
 // host's byte order.

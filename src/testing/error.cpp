@@ -12,7 +12,8 @@ public:
 
     std::string message(int ev) const override {
         switch (static_cast<kit_errc>(ev)) {
-        case kit_errc::check_failed: return "check failed";
+        case kit_errc::check_failed:
+            return "check failed";
         }
         return "unknown localvm.testing error " + std::to_string(ev);
     }

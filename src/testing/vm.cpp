@@ -138,10 +138,10 @@ asio::awaitable<shell_result> vm::expect_status(std::string command, int status,
     so.timeout = timeout;
     auto r = co_await manager_->shell(command, so);
     if (r.exit_status != status)
-        throw_error(kit_errc::check_failed, backticked(command) + " on vm '" + name_ + "' exited with " +
-                                            std::to_string(r.exit_status) + ", expected " +
-                                            std::to_string(status) + "; its output:\n" +
-                                            indented(r.output));
+        throw_error(kit_errc::check_failed, backticked(command) + " on vm '" + name_ +
+                                                "' exited with " + std::to_string(r.exit_status) +
+                                                ", expected " + std::to_string(status) +
+                                                "; its output:\n" + indented(r.output));
     co_return r;
 }
 
@@ -165,8 +165,8 @@ asio::awaitable<void> vm::expect_output(std::string command, std::string expecte
     auto got = co_await output(command);
     if (got != expected)
         throw_error(kit_errc::check_failed, backticked(command) + " on vm '" + name_ +
-                                            "' printed:\n" + indented(got) + "expected:\n" +
-                                            indented(expected));
+                                                "' printed:\n" + indented(got) + "expected:\n" +
+                                                indented(expected));
 }
 
 asio::awaitable<std::string> vm::wait_for_console(std::string text, milliseconds timeout) {

@@ -43,8 +43,7 @@ BOOST_AUTO_TEST_CASE(a_deadline_names_what_was_pending) {
         BOOST_FAIL("no timeout");
     } catch (const localvm::error& e) {
         BOOST_TEST(e.code() == localvm::errc::timeout);
-        BOOST_TEST(std::string(e.what()).find("an hour-long timer") != std::string::npos,
-                   e.what());
+        BOOST_TEST(std::string(e.what()).find("an hour-long timer") != std::string::npos, e.what());
     }
     auto leaks = lt::find_leaks(before);
     BOOST_TEST(leaks.clean(), leaks.describe());
@@ -52,12 +51,11 @@ BOOST_AUTO_TEST_CASE(a_deadline_names_what_was_pending) {
 
 BOOST_AUTO_TEST_CASE(check_failed_is_the_kits_own_code) {
     lt::run_coroutine([]() -> asio::awaitable<void> {
-        auto what = co_await lt::expect_error(lt::kit_errc::check_failed,
-                                              []() -> asio::awaitable<void> {
-                                                  localvm::throw_error(lt::kit_errc::check_failed,
-                                                                       "deliberate");
-                                                  co_return;
-                                              });
+        auto what =
+            co_await lt::expect_error(lt::kit_errc::check_failed, []() -> asio::awaitable<void> {
+                localvm::throw_error(lt::kit_errc::check_failed, "deliberate");
+                co_return;
+            });
         BOOST_TEST(what.find("deliberate") != std::string::npos, what);
     });
     BOOST_TEST(std::string(make_error_code(lt::kit_errc::check_failed).category().name()) ==

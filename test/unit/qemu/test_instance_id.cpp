@@ -2,12 +2,12 @@
 // std::hash<std::string> gave on x86-64 (GCC 12), where earlier ids came
 // from, so a VM created before keeps its id and cloud-init does not run again.
 #define BOOST_TEST_MODULE qemu_instance_id
-#include "instance_id.hpp"
-
 #include <boost/test/unit_test.hpp>
 
 #include <cstdint>
 #include <string>
+
+#include "instance_id.hpp"
 
 using localvm::qemu::detail::instance_id;
 using localvm::qemu::detail::murmur_hash_64a;

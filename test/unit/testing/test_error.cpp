@@ -16,7 +16,8 @@ BOOST_AUTO_TEST_CASE(check_failed_is_a_kit_code_thrown_as_localvm_error) {
     BOOST_TEST(std::string(ec.category().name()) == "localvm.testing");
     BOOST_TEST(ec.message() == "check failed");
     BOOST_TEST(ec != localvm::make_error_code(static_cast<localvm::errc>(ec.value())));
-    BOOST_TEST(make_error_code(static_cast<kit_errc>(99)).message().find("99") != std::string::npos);
+    BOOST_TEST(make_error_code(static_cast<kit_errc>(99)).message().find("99") !=
+               std::string::npos);
     std::ostringstream os;
     os << kit_errc::check_failed;
     BOOST_TEST(os.str() == "check failed");
