@@ -26,7 +26,6 @@ public:
         case errc::message_too_large: return "message too large";
         case errc::guest_died: return "QEMU exited";
         case errc::io_error: return "I/O error";
-        case errc::check_failed: return "check failed";
         }
         return "unknown localvm error " + std::to_string(ev);
     }

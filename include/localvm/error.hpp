@@ -29,7 +29,7 @@ enum class errc {
     message_too_large,   ///< A peer's message exceeded the configured size limit.
     guest_died,          ///< QEMU exited while something waited on the guest.
     io_error,            ///< A file system operation failed; the diagnostic has errno's text.
-    check_failed,        ///< A test expectation (localvm::testing) did not hold.
+    // 16 was check_failed, now localvm::testing::kit_errc: the next code is `= 17`.
 };
 
 /// The `localvm` error category (name "localvm"); a process-wide singleton.

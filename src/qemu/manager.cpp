@@ -1,5 +1,6 @@
 #include "firmware.hpp"
 #include "image.hpp"
+#include "instance_id.hpp"
 #include "lock.hpp"
 #include "watch.hpp"
 
@@ -133,11 +134,9 @@ void copy_vars_template(const fs::path& from, const fs::path& to) {
 // A new pinned host key gives a new id, so that cloud-init applies it.
 std::string instance_id(const std::string& name, const start_options& so,
                         const std::string& host_key = {}) {
-    std::size_t h = std::hash<std::string>{}(so.user_data + '\n' + so.ssh_authorized_key +
-                                             (host_key.empty() ? "" : '\n' + host_key));
-    std::ostringstream os;
-    os << "iid-" << name << "-" << std::hex << h;
-    return os.str();
+    return detail::instance_id(name, so.user_data,
+                               host_key.empty() ? so.ssh_authorized_key
+                                                : so.ssh_authorized_key + '\n' + host_key);
 }
 
 std::string read_key_file(const fs::path& p) {

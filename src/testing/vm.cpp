@@ -3,6 +3,7 @@
 #include <localvm/process/child.hpp>
 #include <localvm/process/detached.hpp>
 #include <localvm/ssh/keygen.hpp>
+#include <localvm/testing/error.hpp>
 #include <localvm/testing/run.hpp>
 #include <localvm/testing/vm.hpp>
 
@@ -137,10 +138,10 @@ asio::awaitable<shell_result> vm::expect_status(std::string command, int status,
     so.timeout = timeout;
     auto r = co_await manager_->shell(command, so);
     if (r.exit_status != status)
-        throw_error(errc::check_failed, backticked(command) + " on vm '" + name_ + "' exited with " +
-                                            std::to_string(r.exit_status) + ", expected " +
-                                            std::to_string(status) + "; its output:\n" +
-                                            indented(r.output));
+        throw_error(kit_errc::check_failed, backticked(command) + " on vm '" + name_ +
+                                                "' exited with " + std::to_string(r.exit_status) +
+                                                ", expected " + std::to_string(status) +
+                                                "; its output:\n" + indented(r.output));
     co_return r;
 }
 
@@ -153,7 +154,7 @@ asio::awaitable<std::string> vm::output(std::string command, milliseconds timeou
     so.err = [&](std::string_view l) { err.emplace_back(l); };
     auto r = co_await manager_->shell(command, so);
     if (r.exit_status != 0)
-        throw_error(errc::check_failed,
+        throw_error(kit_errc::check_failed,
                     backticked(command) + " on vm '" + name_ + "' exited with " +
                         std::to_string(r.exit_status) + ", expected 0; stdout:\n" +
                         indented(joined_lines(out)) + "stderr:\n" + indented(joined_lines(err)));
@@ -163,9 +164,9 @@ asio::awaitable<std::string> vm::output(std::string command, milliseconds timeou
 asio::awaitable<void> vm::expect_output(std::string command, std::string expected) {
     auto got = co_await output(command);
     if (got != expected)
-        throw_error(errc::check_failed, backticked(command) + " on vm '" + name_ +
-                                            "' printed:\n" + indented(got) + "expected:\n" +
-                                            indented(expected));
+        throw_error(kit_errc::check_failed, backticked(command) + " on vm '" + name_ +
+                                                "' printed:\n" + indented(got) + "expected:\n" +
+                                                indented(expected));
 }
 
 asio::awaitable<std::string> vm::wait_for_console(std::string text, milliseconds timeout) {
@@ -393,7 +394,7 @@ void vm_set::run(std::function<asio::awaitable<void>(vm_set&)> body,
     } catch (const localvm::error& e) {
         throw localvm::error(e.code(), e.diagnostic() + "\n" + text);
     } catch (const std::exception& e) {
-        throw localvm::error(errc::check_failed, std::string(e.what()) + "\n" + text);
+        throw localvm::error(kit_errc::check_failed, std::string(e.what()) + "\n" + text);
     }
 }
 

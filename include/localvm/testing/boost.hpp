@@ -4,6 +4,7 @@
 #pragma once
 
 #include <localvm/error.hpp>
+#include <localvm/testing/error.hpp>
 #include <localvm/testing/run.hpp>
 #include <localvm/testing/vm.hpp>
 
@@ -12,6 +13,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
 
 #include <memory>
 #include <string>
@@ -35,17 +37,18 @@ inline void report_to_boost_test(vm_set& set) {
     };
 }
 
-/// Awaits `f()`, which must fail with `localvm::error` of `code`: a Boost.Test
-/// check fails (fatally) otherwise. Returns the error's `what()` ("" when none came).
+/// Awaits `f()`, which must fail with `localvm::error` of `code` (an `errc`,
+/// a `kit_errc` or any error_code): a Boost.Test check fails (fatally)
+/// otherwise. Returns the error's `what()` ("" when none came).
 template <class F>
-boost::asio::awaitable<std::string> expect_error(errc code, F f) {
+boost::asio::awaitable<std::string> expect_error(boost::system::error_code code, F f) {
     try {
         co_await f();
     } catch (const localvm::error& e) {
         BOOST_TEST(e.code() == code, "got " << e.what());
         co_return e.what();
     }
-    BOOST_FAIL("expected error " << make_error_code(code).message());
+    BOOST_FAIL("expected error " << code.message());
     co_return "";
 }
 

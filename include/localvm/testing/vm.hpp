@@ -7,6 +7,7 @@
 #include <localvm/manager.hpp>
 #include <localvm/qemu/manager.hpp>
 #include <localvm/qemu/options.hpp>
+#include <localvm/testing/error.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -63,7 +64,7 @@ struct vm_spec {
 };
 
 /// A running VM, as a test body sees it. Every call fails with
-/// `localvm::error`; the `expect_*` helpers fail with `errc::check_failed`
+/// `localvm::error`; the `expect_*` helpers fail with `kit_errc::check_failed`
 /// naming the command and showing what the guest said.
 class vm {
 public:
@@ -72,7 +73,7 @@ public:
     /// The backend, for anything the helpers do not cover.
     qemu::manager& manager() noexcept { return *manager_; }
 
-    /// Runs `command` over SSH; throws `errc::check_failed` unless it exits
+    /// Runs `command` over SSH; throws `kit_errc::check_failed` unless it exits
     /// with `status`. Returns the result (output = stdout and stderr).
     boost::asio::awaitable<shell_result> expect_status(std::string command, int status = 0,
                                                        std::chrono::milliseconds timeout =
@@ -83,7 +84,7 @@ public:
                                                std::chrono::milliseconds timeout =
                                                    std::chrono::minutes(2));
     /// Runs `command` expecting exit status 0 and stdout equal to
-    /// `expected`; throws `errc::check_failed` showing both otherwise.
+    /// `expected`; throws `kit_errc::check_failed` showing both otherwise.
     boost::asio::awaitable<void> expect_output(std::string command, std::string expected);
     /// Waits for a console line matching `text` (see `qemu::manager::
     /// wait_for_console`: `errc::timeout` with the console tail on failure).
@@ -142,7 +143,7 @@ public:
     /// Boots the VMs that are not running (create, start, wait_ready; all at
     /// once), then awaits `body`, all on a fresh io_context within
     /// `deadline` (boot included; see `run_coroutine`). Any failure is
-    /// rethrown as `localvm::error` (same code; `errc::check_failed` for
+    /// rethrown as `localvm::error` (same code; `kit_errc::check_failed` for
     /// other exceptions) with its message followed by `report()`. Call it as
     /// often as needed: VMs stay up between runs.
     void run(std::function<boost::asio::awaitable<void>(vm_set&)> body,

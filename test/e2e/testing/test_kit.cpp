@@ -42,7 +42,7 @@ bool process_mentions(const std::string& text) {
 }
 
 // Runs `f`, which must throw localvm::error with `expected`; returns what().
-std::string caught(const std::function<void()>& f, errc expected) {
+std::string caught(const std::function<void()>& f, boost::system::error_code expected) {
     try {
         f();
     } catch (const localvm::error& e) {
@@ -91,7 +91,7 @@ BOOST_AUTO_TEST_CASE(three_vms_at_once_helpers_failures_and_a_clean_teardown) {
                 try {
                     co_await s["b"].expect_output("echo actual", "wanted\n");
                 } catch (const localvm::error& e) {
-                    BOOST_TEST(e.code() == errc::check_failed);
+                    BOOST_TEST(e.code() == lt::kit_errc::check_failed);
                     msg = e.what();
                 }
                 BOOST_TEST(has(msg, "`echo actual` on vm 'b' printed:"), msg);
@@ -101,7 +101,7 @@ BOOST_AUTO_TEST_CASE(three_vms_at_once_helpers_failures_and_a_clean_teardown) {
                 try {
                     co_await s["b"].output("echo some-stderr >&2; exit 3");
                 } catch (const localvm::error& e) {
-                    BOOST_TEST(e.code() == errc::check_failed);
+                    BOOST_TEST(e.code() == lt::kit_errc::check_failed);
                     msg = e.what();
                 }
                 BOOST_TEST(has(msg, "exited with 3, expected 0"), msg);
@@ -160,7 +160,7 @@ BOOST_AUTO_TEST_CASE(three_vms_at_once_helpers_failures_and_a_clean_teardown) {
                     throw std::runtime_error("deliberate failure");
                 });
             },
-            errc::check_failed);
+            lt::kit_errc::check_failed);
         BOOST_TEST(has(msg, "deliberate failure"), msg);
         BOOST_TEST(has(msg, "localvm-tiny"), msg); // the guest's console lines
         set.run([](lt::vm_set& s) -> asio::awaitable<void> {

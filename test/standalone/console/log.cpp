@@ -1,2 +1,0 @@
-#include <localvm/console/log.hpp>
-#include <localvm/console/log.hpp> // include guard works

@@ -1,2 +1,0 @@
-#include <localvm/console/serial.hpp>
-#include <localvm/console/serial.hpp> // include guard works

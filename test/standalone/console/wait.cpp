@@ -1,2 +1,0 @@
-#include <localvm/console/wait.hpp>
-#include <localvm/console/wait.hpp> // include guard works
