@@ -1,6 +1,7 @@
 #include <localvm/error.hpp>
 #include <localvm/qemu/accel.hpp>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -69,6 +70,33 @@ accel_choice resolve_accelerator(accelerator requested, arch a,
                     "); using tcg",
                 false};
     return {accelerator::kvm, "/dev/kvm is usable", true};
+}
+
+bool names_kvm_failure(std::string_view text) noexcept {
+    // Phrases of QEMU's KVM code (accel/kvm, target/*/kvm), lower-cased.
+    static constexpr std::string_view phrases[] = {
+        "kvm kernel module",   "initialize kvm",     "kvm_",           "kvm run failed",
+        "kvm internal error",  "-accel kvm",         "accel=kvm",      "requires kvm",
+        "kvm: ",               "failed to set msr",  "kvm is not",     "kvm not supported",
+    };
+    std::string lower;
+    lower.reserve(text.size());
+    for (char c : text)
+        lower.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+    for (auto phrase : phrases) {
+        for (auto pos = lower.find(phrase); pos != std::string::npos;
+             pos = lower.find(phrase, pos + 1)) {
+            // "kvm" must start a word: not "/srv/kvm_images" or "mykvm: ".
+            bool word_start = pos == 0 || !(std::isalnum(static_cast<unsigned char>(lower[pos - 1])) ||
+                                            lower[pos - 1] == '/' || lower[pos - 1] == '_' ||
+                                            lower[pos - 1] == '.' || lower[pos - 1] == '-' ||
+                                            lower[pos - 1] == '=');
+            if (phrase.starts_with("kvm") && !word_start)
+                continue;
+            return true;
+        }
+    }
+    return false;
 }
 
 } // namespace localvm::qemu

@@ -20,8 +20,4 @@ boost::asio::awaitable<bool> wait_for_path(std::filesystem::path path,
 /// on its -pidfile for its whole life), or nullopt when none does.
 std::optional<pid_t> lock_owner(const std::filesystem::path& pidfile);
 
-/// SIGKILLs `pid` and waits (blocking, at most `limit`) until it is gone.
-/// For cleanup paths that must not be cancelled. Returns whether it is gone.
-bool kill_now(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(5)) noexcept;
-
 } // namespace localvm::qemu::detail

@@ -134,7 +134,8 @@ private:
     std::optional<vm_state> settle_state(bool persist) const;
     void clean_runtime(bool keep_logs) const;
     std::string qemu_log_tail(std::size_t lines) const;
-    boost::asio::awaitable<void> bring_up(pid_t pid, const launch_plan& plan, bool watch_boot,
+    // True once up; false when the KVM watchdog saw no console output.
+    boost::asio::awaitable<bool> bring_up(pid_t pid, const launch_plan& plan, bool watch_boot,
                                           std::int64_t started_at);
 
     boost::asio::any_io_executor executor_;
