@@ -156,8 +156,7 @@ std::string_view stop_step_words(stop_step step) {
 }
 
 // Ends a QEMU that `start` spawned and did not commit, and waits (at most
-// 5 s, on the io_context, even when the start was cancelled) until it is
-// gone. Its supervisor SIGKILLs it once the commit channel closes; the
+// 5 s, on the io_context) until it is gone. Its supervisor SIGKILLs it once the commit channel closes; the
 // direct SIGKILL covers a supervisor that is gone itself.
 asio::awaitable<void> end_uncommitted(process::detached_process& proc) {
     std::optional<process::pidfd> fd;
@@ -169,9 +168,6 @@ asio::awaitable<void> end_uncommitted(process::detached_process& proc) {
     if (!fd)
         co_return;
     fd->send_signal(SIGKILL);
-    // Cleanup must run to its end: a cancelled start gets here with the
-    // cancellation already delivered.
-    co_await asio::this_coro::reset_cancellation_state();
     co_await fd->wait_exit(milliseconds(5000));
 }
 
@@ -494,7 +490,10 @@ asio::awaitable<void> manager::start(start_options so) {
             say("running, pid " + std::to_string(pid));
             co_return;
         }
-        // Nothing half-done: the QEMU we spawned goes, with its sockets.
+        // Nothing half-done: the QEMU we spawned goes, with its sockets. The
+        // cleanup must run to its end, also when this start was cancelled:
+        // asio would throw at the next co_await of a cancelled coroutine.
+        co_await asio::this_coro::reset_cancellation_state();
         co_await end_uncommitted(proc);
         // Its supervisor records the end right after; let it, before cleaning up.
         co_await detail::wait_for_path(layout_.exit_status, milliseconds(2000));

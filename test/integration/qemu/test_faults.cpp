@@ -11,7 +11,10 @@
 #include <localvm/testing/boost.hpp>
 #include <localvm/testing/run.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/test/unit_test.hpp>
@@ -179,6 +182,58 @@ BOOST_AUTO_TEST_CASE(a_throwing_stage_sink_leaks_no_qemu) {
             }
         },
         240s);
+}
+
+// Item 10: a start cancelled while it waits on QMP kills its QEMU and waits
+// for it on the io_context (awaitable cleanup that runs to its end although
+// the cancellation was delivered): QEMU is gone when start completes.
+BOOST_AUTO_TEST_CASE(a_cancelled_start_leaves_no_qemu) {
+    lvtest::vm_home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            co_await make_base(h);
+            localvm::qemu::manager m(ex, h.options());
+            co_await m.create(h.base);
+        },
+        60s);
+    asio::io_context ctx;
+    localvm::qemu::manager m(ctx.get_executor(), h.options());
+    asio::cancellation_signal cancel;
+    pid_t qemu = -1;
+    m.set_stage_sink([&](localvm::qemu::boot_stage stage, std::string_view detail) {
+        if (stage == localvm::qemu::boot_stage::qemu_spawned)
+            qemu = pid_of(detail);
+        if (stage == localvm::qemu::boot_stage::qmp_ready) // cancel `info usernet` in flight
+            asio::post(ctx, [&] { cancel.emit(asio::cancellation_type::terminal); });
+    });
+    bool finished = false, aborted = false, gone_at_end = false;
+    asio::co_spawn(ctx, m.start(lvtest::small_vm()),
+                   asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e) {
+                       finished = true;
+                       gone_at_end = qemu > 0 && !localvm::process::alive(qemu);
+                       try {
+                           if (e)
+                               std::rethrow_exception(e);
+                       } catch (const boost::system::system_error& err) {
+                           aborted = err.code() == asio::error::operation_aborted;
+                       }
+                   }));
+    ctx.run_for(60s);
+    BOOST_TEST(finished);
+    BOOST_TEST(aborted);
+    BOOST_REQUIRE(qemu > 0);
+    BOOST_TEST(gone_at_end, "QEMU " << qemu << " still ran when the cancelled start completed");
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            if (localvm::process::alive(qemu)) {
+                ::kill(qemu, SIGKILL);
+                co_await localvm::process::wait_exit(qemu, 10s);
+            }
+            localvm::qemu::manager again(co_await asio::this_coro::executor, h.options());
+            BOOST_TEST(!co_await again.running());
+        },
+        30s);
 }
 
 // Item 9: a QEMU whose monitor greets and then goes silent cannot hold
