@@ -39,6 +39,8 @@ stop_action stop_machine::resume(const stop_event& ev, stop_clock::time_point no
         return {stop_action_kind::connect, connect_timeout, 0, {}};
     case state::connecting:
         if (ev.kind == k::connected) {
+            if (opts_.powerdown_timeout.count() <= 0)
+                return quit(now, "no time for the ACPI power button (powerdown_timeout 0); quit");
             step_ = stop_step::powerdown;
             powerdown_deadline_ = now + opts_.powerdown_timeout;
             return press(now, "stopping: ACPI power button");

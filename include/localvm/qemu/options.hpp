@@ -13,7 +13,8 @@ namespace localvm::qemu {
 
 /// How long each stage of `stop` may take before the next, harsher one.
 struct stop_options {
-    /// ACPI power button (`system_powerdown`) until the guest powers off. Default 60 s.
+    /// ACPI power button (`system_powerdown`) until the guest powers off;
+    /// zero skips the button (straight to `quit`). Default 60 s.
     std::chrono::milliseconds powerdown_timeout{std::chrono::seconds(60)};
     /// Within `powerdown_timeout`, the button is pressed again this often: a
     /// guest still booting (its kernel not yet handling ACPI) loses a press,

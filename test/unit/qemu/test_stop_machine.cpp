@@ -133,6 +133,20 @@ BOOST_AUTO_TEST_CASE(without_repeat_one_press_and_one_wait) {
     BOOST_TEST(s.m.presses() == 1);
 }
 
+BOOST_AUTO_TEST_CASE(a_zero_powerdown_window_quits_at_once) {
+    auto o = quick();
+    o.powerdown_timeout = 0ms;
+    script s(o);
+    s.feed(ev::start);
+    auto a = s.feed(ev::connected);
+    BOOST_TEST((a.kind == kind::quit));
+    BOOST_TEST(a.message.find("powerdown_timeout 0") != std::string::npos, a.message);
+    BOOST_TEST(s.m.presses() == 0);
+    s.feed(ev::replied);
+    BOOST_TEST((s.feed(ev::exited).kind == kind::done));
+    BOOST_TEST((s.m.ended_by() == stop_step::quit));
+}
+
 BOOST_AUTO_TEST_CASE(a_guest_ignoring_acpi_ends_through_quit) {
     script s;
     to_first_press(s);
