@@ -24,8 +24,8 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <set>

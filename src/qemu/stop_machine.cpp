@@ -7,7 +7,9 @@ namespace localvm::qemu::detail {
 
 namespace {
 
-std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+std::string ms_text(std::chrono::milliseconds d) {
+    return std::to_string(d.count()) + " ms";
+}
 
 stop_clock::duration at_least_1ms(stop_clock::duration d) {
     return std::max<stop_clock::duration>(d, std::chrono::milliseconds(1));
@@ -61,7 +63,8 @@ stop_action stop_machine::resume(const stop_event& ev, stop_clock::time_point no
             return quit(now, "the guest did not power off within " +
                                  ms_text(opts_.powerdown_timeout) + "; quit");
         if (opts_.powerdown_repeat.count() > 0 && now >= next_press_)
-            return press(now, "ACPI power button again (the guest may have missed it while booting)");
+            return press(now,
+                         "ACPI power button again (the guest may have missed it while booting)");
         return wait_power_off(now);
     case state::quitting:
         if (ev.kind == k::replied || ev.kind == k::command_failed) {

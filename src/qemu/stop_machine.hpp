@@ -68,11 +68,23 @@ public:
     const std::string& diagnostic() const noexcept { return diagnostic_; }
     int presses() const noexcept { return presses_; } ///< Power button presses sent.
     /// From `start` to `done`, for the closing message.
-    stop_clock::duration elapsed(stop_clock::time_point now) const noexcept { return now - started_; }
+    stop_clock::duration elapsed(stop_clock::time_point now) const noexcept {
+        return now - started_;
+    }
 
 private:
-    enum class state { idle, connecting, pressing, powering_down, quitting, quit_waiting,
-                       terminating, killing, done, failed };
+    enum class state {
+        idle,
+        connecting,
+        pressing,
+        powering_down,
+        quitting,
+        quit_waiting,
+        terminating,
+        killing,
+        done,
+        failed
+    };
 
     stop_action press(stop_clock::time_point now, std::string message);
     stop_action wait_power_off(stop_clock::time_point now);

@@ -84,7 +84,8 @@ void serve(int fd, bool answer_all) {
             if (name == "qmp_capabilities") {
             } else if (answer_all && name == "cont") {
             } else if (answer_all && name == "query-status") {
-                result = json::object{{"status", "running"}, {"running", true}, {"singlestep", false}};
+                result =
+                    json::object{{"status", "running"}, {"running", true}, {"singlestep", false}};
             } else if (answer_all && name == "human-monitor-command") {
                 result = "";
             } else {

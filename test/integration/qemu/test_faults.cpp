@@ -14,8 +14,8 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -149,8 +149,8 @@ BOOST_AUTO_TEST_CASE(a_throwing_stage_sink_leaks_no_qemu) {
             localvm::qemu::manager m(ex, h.options());
             co_await m.create(h.base);
             using localvm::qemu::boot_stage;
-            for (auto at : {boot_stage::qemu_spawned, boot_stage::qmp_ready,
-                            boot_stage::guest_running}) {
+            for (auto at :
+                 {boot_stage::qemu_spawned, boot_stage::qmp_ready, boot_stage::guest_running}) {
                 BOOST_TEST_CONTEXT("throwing at " << to_string(at)) {
                     pid_t qemu = -1;
                     m.set_stage_sink([&](boot_stage stage, std::string_view detail) {
@@ -296,8 +296,10 @@ BOOST_AUTO_TEST_CASE(stop_gets_past_a_silent_monitor_to_signals) {
             std::string all;
             for (auto& l : log)
                 all += l + "\n";
-            BOOST_TEST(all.find("QMP command system_powerdown: no reply") != std::string::npos, all);
-            BOOST_TEST(all.find("quit failed: QMP command quit: no reply") != std::string::npos, all);
+            BOOST_TEST(all.find("QMP command system_powerdown: no reply") != std::string::npos,
+                       all);
+            BOOST_TEST(all.find("quit failed: QMP command quit: no reply") != std::string::npos,
+                       all);
             BOOST_TEST(all.find("stopped by SIGTERM") != std::string::npos, all);
             auto st = co_await m.query();
             BOOST_REQUIRE(st.state);

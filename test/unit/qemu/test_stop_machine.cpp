@@ -35,7 +35,8 @@ struct script {
     stop_action last;
     std::vector<std::string> said;
 
-    explicit script(stop_options o = quick()) : m(4242, o) {}
+    explicit script(stop_options o = quick())
+        : m(4242, o) {}
 
     stop_action feed(ev e, std::string_view text = {}) {
         last = m.resume({e, text}, now);
@@ -47,7 +48,9 @@ struct script {
     void elapse() { now += last.timeout; }
 };
 
-ms as_ms(stop_clock::duration d) { return std::chrono::duration_cast<ms>(d); }
+ms as_ms(stop_clock::duration d) {
+    return std::chrono::duration_cast<ms>(d);
+}
 
 // Start, connect: the first press.
 void to_first_press(script& s) {
