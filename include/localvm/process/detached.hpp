@@ -84,7 +84,8 @@ private:
 /// `errc::not_found` naming a missing program or working directory,
 /// `errc::io_error` naming an output file that cannot be opened,
 /// `errc::process_failed` when exec fails for another reason (errno's text).
-detached_process spawn_detached(const detached_options& opts);
+/// Discarding the result kills a supervised program at once: hence nodiscard.
+[[nodiscard]] detached_process spawn_detached(const detached_options& opts);
 
 /// How a supervised process ended, as its supervisor recorded it.
 struct exit_status {

@@ -326,7 +326,7 @@ BOOST_AUTO_TEST_CASE(errors_name_the_problem) {
         for (bool supervised : {false, true}) {
             o.exit_status_file = supervised ? dir.path / "status" : fs::path();
             try {
-                lp::spawn_detached(o);
+                auto unexpected = lp::spawn_detached(o);
                 BOOST_FAIL("no error for " << needle);
             } catch (const localvm::error& e) {
                 BOOST_TEST(e.code() == code, e.what());
