@@ -5,6 +5,12 @@
 // exit leaves no zombie here) and the supervisor's child is the program.
 // Everything between fork and exec is async-signal-safe: paths, argv and
 // envp are prepared before the first fork.
+//
+// The supervisor also holds one end of a socket pair whose other end is the
+// starter's `detached_process`: until a commit byte comes through it, EOF
+// (the handle dropped, or the starter dead of anything, even SIGKILL) makes
+// the supervisor kill the program. A socket, not a pipe: the starter's
+// commit after the supervisor is gone must fail with EPIPE, not SIGPIPE.
 #include "exec.hpp"
 
 #include <localvm/error.hpp>
@@ -16,16 +22,19 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -108,18 +117,58 @@ void write_all(int fd, const char* p, std::size_t n) {
     }
 }
 
+// Closes every fd >= 3 but `a` and `b`. Async-signal-safe.
+void close_all_but(int a, int b) {
+    unsigned lo = static_cast<unsigned>(std::min(a, b));
+    unsigned hi = static_cast<unsigned>(std::max(a, b));
+    if (lo > 3)
+        ::close_range(3, lo - 1, 0);
+    if (hi > lo + 1)
+        ::close_range(lo + 1, hi - 1, 0);
+    ::close_range(hi + 1, ~0U, 0);
+}
+
+// Waits for the starter's commit while the program runs. Returns true when
+// the program must be killed: the channel ended (EOF or error) first.
+bool await_commit(pid_t prog, int commit_fd) {
+    int prog_fd = static_cast<int>(::syscall(SYS_pidfd_open, prog, 0));
+    bool abandon = false;
+    for (;;) {
+        pollfd fds[2] = {{commit_fd, POLLIN, 0}, {prog_fd, POLLIN, 0}};
+        int rc = ::poll(fds, prog_fd >= 0 ? 2 : 1, -1);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            break; // cannot watch: let the program be, as before commit channels
+        }
+        if (prog_fd >= 0 && (fds[1].revents & POLLIN))
+            break; // the program ended on its own: record that, kill nothing
+        if (fds[0].revents != 0) {
+            char c = 0;
+            ssize_t n = ::read(commit_fd, &c, 1);
+            if (n < 0 && errno == EINTR)
+                continue;
+            abandon = !(n == 1 && c == 'C');
+            break;
+        }
+    }
+    if (prog_fd >= 0)
+        ::close(prog_fd);
+    return abandon;
+}
+
 // The supervisor: forks the program, tells our starter its pid (or why it
-// could not exec), waits for it and records how it ended. Never returns.
-[[noreturn]] void supervise(const detail::exec_plan& plan, const prepared& p, int report_fd) {
+// could not exec), waits for the commit, then for the program, and records
+// how it ended. Never returns.
+[[noreturn]] void supervise(const detail::exec_plan& plan, const prepared& p, int report_fd,
+                            int commit_fd) {
     ::prctl(PR_SET_NAME, "localvm-superv", 0, 0, 0);
     // Hold nothing of our starter's open: its pipes would never see EOF.
     int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
     int fds[3] = {null_fd, null_fd, null_fd};
     if (null_fd >= 0)
         detail::install_stdio(fds);
-    if (report_fd > 3)
-        ::close_range(3, static_cast<unsigned>(report_fd) - 1, 0);
-    ::close_range(static_cast<unsigned>(report_fd) + 1, ~0U, 0);
+    close_all_but(report_fd, commit_fd);
     detail::reset_signals();
 
     // The program reports exec failures to us first, so that we write no
@@ -137,6 +186,7 @@ void write_all(int fd, const char* p, std::size_t n) {
     if (prog == 0) {
         ::close(q[0]);
         ::close(report_fd);
+        ::close(commit_fd);
         exec_program(plan, p, q[1]);
     }
     ::close(q[1]);
@@ -165,13 +215,24 @@ void write_all(int fd, const char* p, std::size_t n) {
     detail::write_report(report_fd, {'P', 0, prog});
     ::close(report_fd); // our starter sees EOF now
 
+    // The program is our unreaped child: its pid cannot be reused yet.
+    bool abandoned = await_commit(prog, commit_fd);
+    ::close(commit_fd);
+    if (abandoned)
+        ::kill(prog, SIGKILL);
     while (::waitpid(prog, &st, 0) < 0) {
         if (errno != EINTR)
             ::_exit(1);
     }
-    char buf[32];
+    char buf[48];
     std::size_t len = WIFSIGNALED(st) ? format_status(buf, "signaled", WTERMSIG(st))
                                       : format_status(buf, "exited", WEXITSTATUS(st));
+    if (abandoned) {
+        const char note[] = " abandoned\n";
+        --len; // before the '\n'
+        for (const char* c = note; *c; ++c)
+            buf[len++] = *c;
+    }
     int fd = ::open(p.status_tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd >= 0) {
         write_all(fd, buf, len);
@@ -193,7 +254,47 @@ struct fd_pair {
 
 } // namespace
 
-pid_t spawn_detached(const detached_options& opts) {
+detached_process::detached_process(detached_process&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1))
+    , channel_(std::exchange(other.channel_, -1)) {}
+
+detached_process& detached_process::operator=(detached_process&& other) noexcept {
+    if (this != &other) {
+        abandon();
+        pid_ = std::exchange(other.pid_, -1);
+        channel_ = std::exchange(other.channel_, -1);
+    }
+    return *this;
+}
+
+detached_process::~detached_process() { abandon(); }
+
+bool detached_process::commit() noexcept {
+    if (channel_ < 0)
+        return true;
+    ssize_t n;
+    do
+        n = ::send(channel_, "C", 1, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n == 1) {
+        // The supervisor closes its end once it has read the byte: wait for
+        // that, so that the commit has taken effect when we return.
+        pollfd pfd{channel_, POLLIN, 0};
+        int rc;
+        do
+            rc = ::poll(&pfd, 1, 1000);
+        while (rc < 0 && errno == EINTR);
+    }
+    ::close(std::exchange(channel_, -1));
+    return n == 1;
+}
+
+void detached_process::abandon() noexcept {
+    if (channel_ >= 0)
+        ::close(std::exchange(channel_, -1)); // EOF: the supervisor kills the program
+}
+
+detached_process spawn_detached(const detached_options& opts) {
     detail::exec_plan plan(opts.argv, opts.environment, {}, opts.working_directory);
     prepared p;
     // Relative output paths mean relative to our directory, not the program's.
@@ -216,6 +317,11 @@ pid_t spawn_detached(const detached_options& opts) {
         throw_error(errc::process_failed, "cannot create a pipe for " + plan.command() + ": " +
                                               std::strerror(errno));
     const int wfd = report.fd[1];
+    fd_pair commit; // [0] ours, [1] the supervisor's
+    if (!p.status_path.empty() &&
+        ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, commit.fd) != 0)
+        throw_error(errc::process_failed, "cannot create a commit channel for " + plan.command() +
+                                              ": " + std::strerror(errno));
 
     pid_t first = ::fork();
     if (first < 0)
@@ -224,6 +330,8 @@ pid_t spawn_detached(const detached_options& opts) {
     if (first == 0) {
         // Only async-signal-safe calls from here on.
         ::close(report.fd[0]);
+        if (commit.fd[0] >= 0)
+            ::close(commit.fd[0]);
         ::setsid();
         pid_t next = ::fork();
         if (next < 0) {
@@ -232,7 +340,7 @@ pid_t spawn_detached(const detached_options& opts) {
         }
         if (next == 0) {
             if (!p.status_path.empty())
-                supervise(plan, p, wfd);
+                supervise(plan, p, wfd, commit.fd[1]);
             exec_program(plan, p, wfd);
         }
         if (p.status_path.empty())
@@ -241,6 +349,8 @@ pid_t spawn_detached(const detached_options& opts) {
     }
     ::close(report.fd[1]);
     report.fd[1] = -1;
+    if (commit.fd[1] >= 0)
+        ::close(std::exchange(commit.fd[1], -1));
     auto outcome = detail::read_reports(report.fd[0]); // EOF: exec'd, or failed
     int st = 0;
     while (::waitpid(first, &st, 0) < 0 && errno == EINTR) {
@@ -255,18 +365,23 @@ pid_t spawn_detached(const detached_options& opts) {
     if (outcome.pid <= 0)
         throw_error(errc::process_failed,
                     "starting " + plan.command() + " detached: no pid came back");
-    return outcome.pid;
+    return detached_process(outcome.pid, std::exchange(commit.fd[0], -1));
 }
 
-std::optional<std::pair<std::string, int>> read_exit_status(const std::filesystem::path& file) {
+std::optional<exit_status> read_exit_status(const std::filesystem::path& file) {
     std::ifstream in(file);
-    if (!in)
+    std::string line;
+    if (!in || !std::getline(in, line))
         return std::nullopt;
-    std::string word;
+    std::istringstream words(line);
+    exit_status st;
     long n = 0;
-    if (!(in >> word >> n) || (word != "exited" && word != "signaled"))
+    if (!(words >> st.how >> n) || (st.how != "exited" && st.how != "signaled"))
         return std::nullopt;
-    return std::make_pair(word, static_cast<int>(n));
+    st.number = static_cast<int>(n);
+    std::string note;
+    st.abandoned = (words >> note) && note == "abandoned";
+    return st;
 }
 
 bool alive(pid_t pid) noexcept {
@@ -293,30 +408,65 @@ bool alive(pid_t pid) noexcept {
     return state != 'Z' && state != 'X' && state != 'x';
 }
 
-asio::awaitable<bool> wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
-    using namespace asio::experimental::awaitable_operators;
+pidfd pidfd::open(pid_t pid) {
     if (pid <= 0)
-        throw_error(errc::invalid_argument, "wait_exit: invalid pid " + std::to_string(pid));
+        throw_error(errc::invalid_argument, "pidfd: invalid pid " + std::to_string(pid));
     int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (fd < 0) {
-        if (errno == ESRCH)
-            co_return true;
+    if (fd < 0 && errno != ESRCH)
         throw_error(errc::unsupported, "pidfd_open(" + std::to_string(pid) +
                                            ") (needs Linux >= 5.3): " + std::strerror(errno));
+    return pidfd(pid, fd);
+}
+
+pidfd::pidfd(pidfd&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1))
+    , fd_(std::exchange(other.fd_, -1)) {}
+
+pidfd& pidfd::operator=(pidfd&& other) noexcept {
+    if (this != &other) {
+        if (fd_ >= 0)
+            ::close(fd_);
+        pid_ = std::exchange(other.pid_, -1);
+        fd_ = std::exchange(other.fd_, -1);
     }
-    auto ex = co_await asio::this_coro::executor;
-    asio::posix::stream_descriptor pidfd(ex, fd);
-    auto exited = [fd] {
-        pollfd pfd{fd, POLLIN, 0};
-        return ::poll(&pfd, 1, 0) > 0;
-    };
+    return *this;
+}
+
+pidfd::~pidfd() {
+    if (fd_ >= 0)
+        ::close(fd_);
+}
+
+bool pidfd::exited() const noexcept {
+    if (fd_ < 0)
+        return true;
+    pollfd pfd{fd_, POLLIN, 0};
+    return ::poll(&pfd, 1, 0) > 0;
+}
+
+bool pidfd::send_signal(int sig) noexcept {
+    if (fd_ < 0) {
+        errno = ESRCH;
+        return false;
+    }
+    return ::syscall(SYS_pidfd_send_signal, fd_, sig, nullptr, 0) == 0;
+}
+
+asio::awaitable<bool> pidfd::wait_exit(std::chrono::milliseconds timeout) const {
+    using namespace asio::experimental::awaitable_operators;
     if (exited())
         co_return true;
     if (timeout.count() <= 0)
         co_return false;
+    // The descriptor owns (closes) what it wraps: give it a duplicate.
+    int dup = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0)
+        throw_error(errc::io_error, std::string("dup of a pidfd: ") + std::strerror(errno));
+    auto ex = co_await asio::this_coro::executor;
+    asio::posix::stream_descriptor watch(ex, dup);
     asio::steady_timer t(ex, timeout);
     for (;;) {
-        auto r = co_await (pidfd.async_wait(asio::posix::descriptor_base::wait_read,
+        auto r = co_await (watch.async_wait(asio::posix::descriptor_base::wait_read,
                                             asio::use_awaitable) ||
                            t.async_wait(asio::use_awaitable));
         if (r.index() == 1)
@@ -326,6 +476,13 @@ asio::awaitable<bool> wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
         if (exited())
             co_return true;
     }
+}
+
+asio::awaitable<bool> wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
+    if (pid <= 0)
+        throw_error(errc::invalid_argument, "wait_exit: invalid pid " + std::to_string(pid));
+    auto fd = pidfd::open(pid);
+    co_return co_await fd.wait_exit(timeout);
 }
 
 } // namespace localvm::process

@@ -1,6 +1,7 @@
 #include <localvm/error.hpp>
 #include <localvm/qemu/accel.hpp>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -65,10 +66,40 @@ accel_choice resolve_accelerator(accelerator requested, arch a,
     std::error_code ec;
     if (std::filesystem::exists(hang_marker, ec))
         return {accelerator::tcg,
-                "KVM hung an earlier boot on this host (" + hang_marker.string() +
-                    "); using tcg",
+                "KVM hung an earlier boot on this host (" + hang_marker.string() + "); using tcg",
                 false};
     return {accelerator::kvm, "/dev/kvm is usable", true};
+}
+
+namespace {
+
+// Characters that continue a name or path: "kvm" right after one of them is
+// part of something else ("/srv/kvm_images", "vm-kvm_1", "mykvm: ").
+bool continues_name(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '_' || c == '.' ||
+           c == '-' || c == '=';
+}
+
+} // namespace
+
+bool names_kvm_failure(std::string_view text) noexcept {
+    // Phrases of QEMU's KVM code (accel/kvm, target/*/kvm), lower-cased.
+    static constexpr std::string_view phrases[] = {
+        "kvm kernel module", "initialize kvm",     "kvm_",
+        "kvm run failed",    "kvm internal error", "-accel kvm",
+        "accel=kvm",         "requires kvm",       "kvm: ",
+        "failed to set msr", "kvm is not",         "kvm not supported",
+    };
+    std::string lower;
+    lower.reserve(text.size());
+    for (char c : text)
+        lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    for (auto phrase : phrases)
+        for (auto pos = lower.find(phrase); pos != std::string::npos;
+             pos = lower.find(phrase, pos + 1))
+            if (!phrase.starts_with("kvm") || pos == 0 || !continues_name(lower[pos - 1]))
+                return true;
+    return false;
 }
 
 } // namespace localvm::qemu

@@ -2,6 +2,7 @@
 #include "image.hpp"
 #include "instance_id.hpp"
 #include "lock.hpp"
+#include "stop_machine.hpp"
 #include "watch.hpp"
 
 #include <localvm/atomic_file.hpp>
@@ -27,7 +28,9 @@
 #include <boost/json.hpp>
 
 #include <arpa/inet.h>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -152,7 +155,34 @@ fs::path default_qemu_binary(arch a) {
     return a == arch::arm64 ? "qemu-system-aarch64" : "qemu-system-x86_64";
 }
 
-struct kvm_hang {};
+// For stop's closing line (not the word "quit" unless quit ended it: the
+// tests read the log for it).
+std::string_view stop_step_words(stop_step step) {
+    switch (step) {
+    case stop_step::powerdown: return "the ACPI power button";
+    case stop_step::quit: return "QMP quit";
+    case stop_step::sigterm: return "SIGTERM";
+    case stop_step::sigkill: return "SIGKILL";
+    case stop_step::none: break;
+    }
+    return "itself (QEMU ended before stop acted)";
+}
+
+// Ends a QEMU that `start` spawned and did not commit, and waits (at most
+// 5 s, on the io_context) until it is gone. Its supervisor SIGKILLs it once the commit channel closes; the
+// direct SIGKILL covers a supervisor that is gone itself.
+asio::awaitable<void> end_uncommitted(process::detached_process& proc) {
+    std::optional<process::pidfd> fd;
+    try {
+        fd.emplace(process::pidfd::open(proc.pid()));
+    } catch (const localvm::error&) {
+    }
+    proc.abandon();
+    if (!fd)
+        co_return;
+    fd->send_signal(SIGKILL);
+    co_await fd->wait_exit(milliseconds(5000));
+}
 
 // Serialises lifecycle calls on one VM across processes.
 asio::awaitable<detail::vm_lock> lock_vm(const layout& l, const options& o) {
@@ -251,8 +281,10 @@ std::optional<vm_state> manager::settle_state(bool persist) const {
         return s;
     auto how = process::read_exit_status(layout_.exit_status);
     if (how) {
-        s->last_end = classify_end(how->first, how->second, s->stopping);
-        s->last_end_detail = how->first + " " + std::to_string(how->second);
+        s->last_end = classify_end(how->how, how->number, s->stopping);
+        s->last_end_detail = how->how + " " + std::to_string(how->number);
+        if (how->abandoned)
+            s->last_end_detail += " (its starter ended before the start completed)";
         if (s->last_end == end_reason::guest_shutdown &&
             qemu_log_tail(5).find("terminating on signal") != std::string::npos) {
             s->last_end = end_reason::killed;
@@ -358,9 +390,13 @@ asio::awaitable<status> manager::query() {
     st.exists = fs::exists(layout_.disk);
     st.pid = lock_owner(layout_.pidfile);
     st.running = st.pid.has_value();
-    if (!st.running && fs::exists(layout_.state) && !fs::exists(layout_.exit_status)) {
+    if (!st.running && !fs::exists(layout_.exit_status)) {
         // QEMU just ended: its supervisor writes the exit status right after.
-        co_await detail::wait_for_path(layout_.exit_status, milliseconds(1000));
+        // Not when the state says the end is settled already (stop removed
+        // the status file it read): nothing more will come.
+        auto recorded = read_state();
+        if (recorded && recorded->ended_at == 0 && recorded->pid != 0)
+            co_await detail::wait_for_path(layout_.exit_status, milliseconds(1000));
     }
     st.state = settle_state(false);
     // As attach_monitor judges it: QEMU keeps the socket while it lives.
@@ -458,43 +494,51 @@ asio::awaitable<void> manager::start(start_options so) {
         d.stdout_file = layout_.qemu_log;
         d.stderr_file = layout_.qemu_log;
         d.exit_status_file = layout_.exit_status;
-        pid_t pid = process::spawn_detached(d);
-        if (stages_)
-            stages_(boot_stage::qemu_spawned, "pid " + std::to_string(pid));
+        // Until commit(), QEMU dies with this process (or this object): a
+        // starter killed mid-start leaves no paused QEMU behind.
+        auto proc = process::spawn_detached(d);
+        const pid_t pid = proc.pid();
         std::exception_ptr failure;
-        bool hung = false;
+        bool up = false;
         try {
-            co_await bring_up(pid, plan, choice.watch_boot, unix_now());
-        } catch (const kvm_hang&) {
-            hung = true;
+            if (stages_)
+                stages_(boot_stage::qemu_spawned, "pid " + std::to_string(pid));
+            up = co_await bring_up(pid, plan, choice.watch_boot, unix_now());
         } catch (...) {
             failure = std::current_exception();
         }
-        if (!hung && !failure) {
+        if (up) {
+            proc.commit(); // false only if QEMU died this instant: as if right after start
             drainer.release();
             forward_qemu_log();
             say("running, pid " + std::to_string(pid));
             co_return;
         }
-        // Nothing half-done: the QEMU we spawned goes, with its sockets.
-        detail::kill_now(pid);
+        // Nothing half-done: the QEMU we spawned goes, with its sockets. The
+        // cleanup must run to its end, also when this start was cancelled:
+        // asio would throw at the next co_await of a cancelled coroutine.
+        co_await asio::this_coro::reset_cancellation_state();
+        co_await end_uncommitted(proc);
         drainer.finish(milliseconds(2000));
+        // Its supervisor records the end right after; let it, before cleaning up.
+        co_await detail::wait_for_path(layout_.exit_status, milliseconds(2000));
+        const std::string qemu_said = qemu_log_tail(40);
         forward_qemu_log();
         clean_runtime(true);
         std::error_code ec;
         fs::remove(layout_.state, ec);
         if (previous)
             write_state(*previous);
-        if (failure && !choice.watch_boot)
-            std::rethrow_exception(failure);
-        // KVM was the automatic choice and did not work: fall back to TCG,
-        // and remember it so that later automatic starts skip KVM.
+        // KVM chosen automatically falls back to TCG (for good, through the
+        // marker) only when KVM is to blame: a silent boot (the watchdog) or
+        // QEMU's own words naming KVM. Anything else is this start's error.
         std::string why;
         if (failure) {
             try {
                 std::rethrow_exception(failure);
             } catch (const localvm::error& e) {
-                if (e.code() == boost::asio::error::operation_aborted)
+                if (!choice.watch_boot || e.code() == boost::asio::error::operation_aborted ||
+                    !names_kvm_failure(qemu_said))
                     throw;
                 why = e.what();
             }
@@ -512,7 +556,7 @@ asio::awaitable<void> manager::start(start_options so) {
     }
 }
 
-asio::awaitable<void> manager::bring_up(pid_t pid, const launch_plan& plan, bool watch_boot,
+asio::awaitable<bool> manager::bring_up(pid_t pid, const launch_plan& plan, bool watch_boot,
                                         std::int64_t started_at) {
     auto deadline = std::chrono::steady_clock::now() + opts_.start_timeout;
     auto remaining = [&] {
@@ -522,7 +566,7 @@ asio::awaitable<void> manager::bring_up(pid_t pid, const launch_plan& plan, bool
     auto exited = [&](const std::string& during) -> std::string {
         std::string how = "exited";
         if (auto st = process::read_exit_status(layout_.exit_status))
-            how = st->first + " " + std::to_string(st->second);
+            how = st->how + " " + std::to_string(st->number);
         auto tail = qemu_log_tail(20);
         return plan.qemu_binary.string() + " " + how + " " + during +
                (tail.empty() ? std::string() : ":\n" + tail);
@@ -567,8 +611,20 @@ asio::awaitable<void> manager::bring_up(pid_t pid, const launch_plan& plan, bool
     s.accel = plan.accel;
     s.started_at = started_at;
     s.ports = plan.ports;
+    // Every command gets what is left of start_timeout: a QEMU that stalls
+    // after its greeting must not hold start (and the VM lock) for ever.
+    auto within_start = [&] {
+        qmp::execute_options eo;
+        eo.timeout = remaining();
+        return eo;
+    };
     if (!plan.ports.empty()) {
-        auto text = co_await client.human_monitor_command("info usernet");
+        boost::json::object args;
+        args["command-line"] = "info usernet";
+        auto v = co_await client.execute("human-monitor-command", std::move(args), within_start());
+        if (!v.is_string())
+            throw_error(errc::protocol_error, "QEMU's info usernet gave no text");
+        std::string text(v.get_string());
         auto bound = parse_usernet_ports(text, plan.ports);
         if (!bound)
             throw_error(errc::protocol_error, "QEMU's info usernet lacks a forward:\n" + text);
@@ -576,10 +632,15 @@ asio::awaitable<void> manager::bring_up(pid_t pid, const launch_plan& plan, bool
             s.ports[i].host_port = (*bound)[i];
     }
     write_state(s);
-    co_await client.cont();
-    auto st = co_await client.query_status();
-    if (!st.running)
-        throw_error(errc::process_failed, "QEMU did not run after cont (status " + st.status + ")");
+    co_await client.execute("cont", {}, within_start());
+    auto status = co_await client.execute("query-status", {}, within_start());
+    const auto* running = status.is_object() ? status.get_object().if_contains("running") : nullptr;
+    if (!running || !running->is_bool() || !running->get_bool()) {
+        const auto* word = status.is_object() ? status.get_object().if_contains("status") : nullptr;
+        throw_error(errc::process_failed,
+                    "QEMU did not run after cont (status " +
+                        (word && word->is_string() ? std::string(word->get_string()) : "?") + ")");
+    }
     if (stages_)
         stages_(boot_stage::guest_running, plan.accel == accelerator::kvm ? "kvm" : "tcg");
     client.close();
@@ -596,12 +657,13 @@ asio::awaitable<void> manager::bring_up(pid_t pid, const launch_plan& plan, bool
                                                opts_.kvm_watchdog, abort, wo);
         } catch (const localvm::error& e) {
             if (e.code() == errc::timeout)
-                throw kvm_hang{};
+                co_return false; // silent: KVM hangs
             if (e.code() == errc::guest_died)
                 throw_error(errc::process_failed, exited("while booting"));
             throw;
         }
     }
+    co_return true;
 }
 
 asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
@@ -752,54 +814,88 @@ asio::awaitable<void> manager::stop() {
     s.stopping = true;
     best_effort("the stop", [&] { write_state(s); });
 
-    const auto& t = opts_.stop;
+    // One pidfd from here on: every signal and wait reaches this QEMU, never
+    // a process that got its pid later.
+    auto proc = process::pidfd::open(pid);
+    detail::stop_machine machine(pid, opts_.stop);
     std::optional<qmp::client> client;
-    try {
-        qmp::client_options co;
-        co.connect_timeout = std::chrono::seconds(5);
-        client.emplace(co_await qmp::client::connect(layout_.qmp_socket.string(), co));
-    } catch (const localvm::error& e) {
-        say(std::string("no QMP connection (") + e.what() + "); using signals");
-    }
-    bool gone = false;
-    if (client) {
-        say("stopping: ACPI power button");
-        try {
-            co_await client->system_powerdown();
-            gone = co_await process::wait_exit(pid, t.powerdown_timeout);
-        } catch (const localvm::error& e) {
-            say(std::string("system_powerdown failed: ") + e.what());
-        }
-        if (!gone) {
-            say("the guest did not power off within " +
-                std::to_string(t.powerdown_timeout.count()) + " ms; quit");
+    std::string failure; // the event text must outlive the resume call
+    detail::stop_event ev{detail::stop_event_kind::start, {}};
+    for (;;) {
+        auto a = machine.resume(ev, std::chrono::steady_clock::now());
+        if (!a.message.empty())
+            say(a.message);
+        auto timeout = std::chrono::duration_cast<milliseconds>(a.timeout);
+        using k = detail::stop_action_kind;
+        ev = {detail::stop_event_kind::waited, {}};
+        switch (a.kind) {
+        case k::connect:
             try {
-                co_await client->quit();
+                qmp::client_options co;
+                co.connect_timeout = a.timeout;
+                client.emplace(co_await qmp::client::connect(layout_.qmp_socket.string(), co));
+                ev.kind = detail::stop_event_kind::connected;
             } catch (const localvm::error& e) {
-                say(std::string("quit failed: ") + e.what());
+                failure = e.what();
+                ev = {detail::stop_event_kind::connect_failed, failure};
             }
-            gone = co_await process::wait_exit(pid, t.quit_timeout);
+            break;
+        case k::powerdown:
+        case k::quit:
+            try {
+                qmp::execute_options eo;
+                eo.timeout = a.timeout;
+                const bool quit = a.kind == k::quit;
+                try {
+                    co_await client->execute(quit ? "quit" : "system_powerdown", {}, eo);
+                } catch (const localvm::error& e) {
+                    // QEMU may close the socket before its reply to quit reaches us.
+                    if (!quit || e.code() != errc::monitor_closed ||
+                        client->end() != qmp::connection_end::clean)
+                        throw;
+                }
+                ev.kind = detail::stop_event_kind::replied;
+            } catch (const localvm::error& e) {
+                failure = e.what();
+                ev = {detail::stop_event_kind::command_failed, failure};
+            }
+            break;
+        case k::signal:
+            if (!proc.send_signal(a.signal) && !proc.exited())
+                say(std::string("cannot signal QEMU: ") + std::strerror(errno));
+            [[fallthrough]];
+        case k::wait:
+            if (co_await proc.wait_exit(timeout))
+                ev.kind = detail::stop_event_kind::exited;
+            break;
+        case k::done:
+        case k::fail:
+            break;
         }
-        client.reset();
+        if (a.kind == k::done)
+            break;
+        if (a.kind == k::fail)
+            throw_error(errc::process_failed, machine.diagnostic());
+        // A failed connect or command may just mean QEMU is gone already.
+        if ((ev.kind == detail::stop_event_kind::connect_failed ||
+             ev.kind == detail::stop_event_kind::command_failed) &&
+            proc.exited())
+            ev = {detail::stop_event_kind::exited, {}};
     }
-    if (!gone) {
-        say("SIGTERM");
-        ::kill(pid, SIGTERM);
-        gone = co_await process::wait_exit(pid, t.term_timeout);
-    }
-    if (!gone) {
-        say("SIGKILL");
-        ::kill(pid, SIGKILL);
-        gone = co_await process::wait_exit(pid, t.kill_timeout);
-    }
-    if (!gone)
-        throw_error(errc::process_failed,
-                    "QEMU (pid " + std::to_string(pid) + ") did not exit after SIGKILL");
+    client.reset();
+    const auto took = std::chrono::duration_cast<milliseconds>(
+        machine.elapsed(std::chrono::steady_clock::now()));
     co_await detail::wait_for_path(layout_.exit_status, milliseconds(2000));
-    best_effort("how QEMU ended", [&] { settle_state(true); });
+    best_effort("how QEMU ended", [&] {
+        if (auto settled = settle_state(false)) {
+            settled->stopped_by = machine.ended_by();
+            write_state(*settled);
+        }
+    });
     forward_qemu_log();
     clean_runtime(true);
-    say("stopped");
+    say("stopped by " + std::string(stop_step_words(machine.ended_by())) + " after " +
+        std::to_string(took.count()) + " ms");
 }
 
 asio::awaitable<void> manager::remove() {

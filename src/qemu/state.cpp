@@ -32,6 +32,17 @@ std::string_view to_string(end_reason r) noexcept {
     return "none";
 }
 
+std::string_view to_string(stop_step s) noexcept {
+    switch (s) {
+    case stop_step::none: return "none";
+    case stop_step::powerdown: return "powerdown";
+    case stop_step::quit: return "quit";
+    case stop_step::sigterm: return "sigterm";
+    case stop_step::sigkill: return "sigkill";
+    }
+    return "none";
+}
+
 std::string render_state(const vm_state& s) {
     json::array ports;
     for (const auto& p : s.ports)
@@ -45,7 +56,8 @@ std::string render_state(const vm_state& s) {
                    {"stopping", s.stopping},
                    {"last_end", to_string(s.last_end)},
                    {"last_end_detail", s.last_end_detail},
-                   {"ended_at", s.ended_at}};
+                   {"ended_at", s.ended_at},
+                   {"stopped_by", to_string(s.stopped_by)}};
     return json::serialize(o) + "\n";
 }
 
@@ -78,6 +90,12 @@ std::optional<vm_state> parse_state(std::string_view text, boost::system::error_
                        end_reason::killed})
             if (e->get_string() == to_string(r))
                 s.last_end = r;
+    }
+    if (auto* b = o.if_contains("stopped_by"); b && b->is_string()) {
+        for (auto step : {stop_step::powerdown, stop_step::quit, stop_step::sigterm,
+                          stop_step::sigkill})
+            if (b->get_string() == to_string(step))
+                s.stopped_by = step;
     }
     if (auto* d = o.if_contains("last_end_detail"); d && d->is_string())
         s.last_end_detail = std::string(d->get_string());

@@ -76,24 +76,4 @@ std::optional<pid_t> lock_owner(const std::filesystem::path& pidfile) {
     return fl.l_pid;
 }
 
-bool kill_now(pid_t pid, std::chrono::milliseconds limit) noexcept {
-    if (pid <= 0)
-        return true;
-    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (::kill(pid, SIGKILL) != 0 && errno == ESRCH) {
-        if (pidfd >= 0)
-            ::close(pidfd);
-        return true;
-    }
-    if (pidfd < 0)
-        return errno == ESRCH;
-    pollfd p{pidfd, POLLIN, 0};
-    int rc;
-    do
-        rc = ::poll(&p, 1, static_cast<int>(limit.count()));
-    while (rc < 0 && errno == EINTR);
-    ::close(pidfd);
-    return rc > 0;
-}
-
 } // namespace localvm::qemu::detail

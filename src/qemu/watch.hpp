@@ -21,8 +21,4 @@ boost::asio::awaitable<bool> wait_for_path(std::filesystem::path path,
 /// symbolic link or anything but a regular file there is `errc::unsupported`.
 std::optional<pid_t> lock_owner(const std::filesystem::path& pidfile);
 
-/// SIGKILLs `pid` and waits (blocking, at most `limit`) until it is gone.
-/// For cleanup paths that must not be cancelled. Returns whether it is gone.
-bool kill_now(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(5)) noexcept;
-
 } // namespace localvm::qemu::detail

@@ -195,6 +195,11 @@ std::string render_status_json(const status_report& r) {
     // Last, so that the keys before keep their places.
     o["monitor_socket"] = s.running && s.monitor ? json::value(r.files.monitor_socket.string())
                                                  : json::value(nullptr);
+    // Which step of `stop` ended the VM ("powerdown", "quit", "sigterm",
+    // "sigkill"); null unless stop ended it.
+    o["stopped_by"] = !s.running && s.state && s.state->stopped_by != qemu::stop_step::none
+                          ? json::value(qemu::to_string(s.state->stopped_by))
+                          : json::value(nullptr);
     return json::serialize(o);
 }
 
@@ -209,6 +214,8 @@ std::string render_status_text(const status_report& r) {
         state += " (last end: " + std::string(qemu::to_string(s.state->last_end));
         if (!s.state->last_end_detail.empty())
             state += ", " + s.state->last_end_detail;
+        if (s.state->stopped_by != qemu::stop_step::none)
+            state += ", by " + std::string(qemu::to_string(s.state->stopped_by));
         state += ")";
     }
     std::string out = "name:     " + r.name + "\nstate:    " + state + "\n";

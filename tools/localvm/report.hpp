@@ -61,7 +61,8 @@ std::string_view state_word(const qemu::status& st) noexcept;
 /// ended: an end_reason word), last_end_detail, paths {data, runtime, disk,
 /// seed, console_log, qemu_log, qmp_socket, console_socket, identity},
 /// monitor_socket (the HMP socket `localvm monitor` attaches to; null unless
-/// the VM runs with a monitor).
+/// the VM runs with a monitor), stopped_by (the step of `stop` that ended
+/// the VM: "powerdown", "quit", "sigterm", "sigkill"; null unless stop did).
 std::string render_status_json(const status_report& r);
 
 /// The same for people, a few aligned lines (ports and monitor only while

@@ -1,7 +1,6 @@
 // Processes that outlive their starter, and waiting on any process by pid.
 #pragma once
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
@@ -26,36 +25,123 @@ struct detached_options {
     /// When set, a small supervisor (forked, not exec'd; async-signal-safe
     /// code only; named "localvm-superv" in ps) waits for the process and
     /// writes how it ended to this file atomically (via "<file>.tmp"):
-    /// "exited N\n" or "signaled N\n". A file left by an earlier run is removed
-    /// by `spawn_detached`; none is written when exec fails.
+    /// "exited N\n" or "signaled N\n", and "signaled 9 abandoned\n" when it
+    /// killed the process itself because the starter never committed (see
+    /// `detached_process`). A file left by an earlier run is removed by
+    /// `spawn_detached`; none is written when exec fails.
     std::filesystem::path exit_status_file;
+};
+
+/// A process started by `spawn_detached`, not yet handed over for good.
+///
+/// A supervised process (one with `detached_options::exit_status_file`)
+/// lives on its own only once its starter calls `commit()`. Until then its
+/// supervisor holds one end of a socket whose other end is this handle: when
+/// the handle is destroyed (or `abandon()`ed) without a commit, or when the
+/// starting process dies in any way (SIGKILL, OOM, SIGHUP, a crash: the
+/// kernel closes the socket), the supervisor SIGKILLs the program, reaps it
+/// and records "signaled 9 abandoned". So a start that fails at any point
+/// leaves nothing running. Without a supervisor there is no one to take the
+/// process back: it is committed from the start, and `commit()` and
+/// destruction do nothing. Move-only.
+class detached_process {
+public:
+    detached_process() noexcept = default;
+    detached_process(detached_process&& other) noexcept;
+    detached_process& operator=(detached_process&& other) noexcept;
+    /// Abandons the process unless it was committed (see above).
+    ~detached_process();
+
+    pid_t pid() const noexcept { return pid_; } ///< The program's pid.
+    /// Lets the program live on after this handle and this process. Blocks
+    /// until the supervisor has taken the commit (a moment; at most 1 s if
+    /// it is stuck). Returns false when the supervisor was gone already (the
+    /// program had ended); true otherwise, also without a supervisor.
+    /// Idempotent; never throws.
+    bool commit() noexcept;
+    /// Has the supervisor kill the program now, unless committed; returns
+    /// at once (it does not wait for the program to end). Idempotent.
+    void abandon() noexcept;
+    /// True until `commit()` or `abandon()` (false without a supervisor).
+    bool pending() const noexcept { return channel_ >= 0; }
+
+private:
+    friend detached_process spawn_detached(const detached_options& opts);
+    detached_process(pid_t pid, int channel) noexcept
+        : pid_(pid)
+        , channel_(channel) {}
+    pid_t pid_ = -1;
+    int channel_ = -1; // our end of the commit channel; -1: committed or none
 };
 
 /// Starts a process in a new session that is not our child (it is
 /// re-parented away at once), so it outlives this process and never becomes
 /// our zombie. stdin is /dev/null; only fds 0, 1, 2 are open in it; signal
-/// dispositions and mask are the defaults. Returns its pid once it has
-/// exec'd (it blocks for that brief moment; not a coroutine).
+/// dispositions and mask are the defaults. Returns once it has exec'd (it
+/// blocks for that brief moment; not a coroutine); a supervised process must
+/// then be committed (see `detached_process`).
 /// Throws `localvm::error`: `errc::invalid_argument` for an empty argv,
 /// `errc::not_found` naming a missing program or working directory,
 /// `errc::io_error` naming an output file that cannot be opened,
 /// `errc::process_failed` when exec fails for another reason (errno's text).
-pid_t spawn_detached(const detached_options& opts);
+/// Discarding the result kills a supervised program at once: hence nodiscard.
+[[nodiscard]] detached_process spawn_detached(const detached_options& opts);
 
-/// Reads an exit status file written by `spawn_detached`; nullopt when absent
-/// or unreadable. `.first` is "exited" or "signaled", `.second` the number.
-std::optional<std::pair<std::string, int>> read_exit_status(const std::filesystem::path& file);
+/// How a supervised process ended, as its supervisor recorded it.
+struct exit_status {
+    std::string how; ///< "exited" or "signaled".
+    int number = 0;  ///< The exit code or the signal number.
+    /// The supervisor killed the program because its starter never committed it.
+    bool abandoned = false;
+};
+
+/// Reads an exit status file written by a supervisor; nullopt when absent
+/// or unreadable.
+std::optional<exit_status> read_exit_status(const std::filesystem::path& file);
 
 /// True when a process with this pid exists (and is not a zombie, per
 /// /proc/<pid>/stat). False for pid <= 0.
 bool alive(pid_t pid) noexcept;
 
+/// One process, held by a Linux pidfd from `open` on: signals and waits
+/// reach that process, never another one that later got its pid. Move-only;
+/// closes the pidfd on destruction.
+class pidfd {
+public:
+    /// Opens a pidfd for `pid`. A pid that does not exist gives a handle
+    /// that counts as exited (and signals nothing). Throws
+    /// `errc::invalid_argument` for pid <= 0, `errc::unsupported` without
+    /// pidfd_open (Linux < 5.3).
+    static pidfd open(pid_t pid);
+
+    pidfd(pidfd&& other) noexcept;
+    pidfd& operator=(pidfd&& other) noexcept;
+    ~pidfd();
+
+    pid_t pid() const noexcept { return pid_; }
+    /// True once the process has exited (it may still be its parent's zombie).
+    bool exited() const noexcept;
+    /// Sends `sig` (pidfd_send_signal). Returns false when the process has
+    /// exited already or the signal could not be sent (errno kept).
+    bool send_signal(int sig) noexcept;
+    /// Waits until the process has exited: true, or false when `timeout`
+    /// passed first (zero just checks). No polling: the kernel makes the
+    /// pidfd readable. Cancellation completes with operation_aborted.
+    boost::asio::awaitable<bool> wait_exit(std::chrono::milliseconds timeout) const;
+
+private:
+    pidfd(pid_t pid, int fd) noexcept
+        : pid_(pid)
+        , fd_(fd) {}
+    pid_t pid_ = -1;
+    int fd_ = -1; // -1: the process was gone at open
+};
+
 /// Waits until process `pid` (any process, not only a child) has exited,
-/// using a pidfd made readable by the kernel: no polling. Returns true when
-/// it exited, false when `timeout` passed first. A pid that does not exist
-/// counts as exited; a zero timeout just checks. Throws `errc::invalid_argument`
-/// for pid <= 0, `errc::unsupported` without pidfd_open (Linux < 5.3).
-/// Cancellation completes with operation_aborted.
+/// as `pidfd::open(pid).wait_exit(timeout)`: true when it exited, false when
+/// `timeout` passed first. A pid that does not exist counts as exited.
+/// Throws `errc::invalid_argument` for pid <= 0, `errc::unsupported` without
+/// pidfd_open (Linux < 5.3). Cancellation completes with operation_aborted.
 boost::asio::awaitable<bool> wait_exit(pid_t pid, std::chrono::milliseconds timeout);
 
 } // namespace localvm::process

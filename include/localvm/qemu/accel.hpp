@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 namespace localvm::qemu {
 
@@ -28,10 +29,21 @@ std::string kvm_problem(arch a);
 ///   `hang_marker` exists (an earlier automatic start saw KVM hang); else
 ///   KVM with `watch_boot` set. A KVM that opens but hangs real kernels is
 ///   common in nested setups, so `start` then watches for console output
-///   and, when none comes within its watchdog time or when QEMU fails under
-///   KVM (e.g. a host that rejects `-cpu host` MSRs), restarts with TCG and
-///   creates `hang_marker` (with the reason) so later starts go straight to TCG.
+///   and, when none comes within its watchdog time or when QEMU fails with
+///   an error that names KVM (`names_kvm_failure`; e.g. a host that rejects
+///   `-cpu host` MSRs), restarts with TCG and creates `hang_marker` (with
+///   the reason) so later starts go straight to TCG. Any other failure (a
+///   port in use, a locked disk) fails the start and leaves KVM chosen.
 accel_choice resolve_accelerator(accelerator requested, arch a,
                                  const std::filesystem::path& hang_marker);
+
+/// Whether QEMU's output (its stderr) says KVM itself failed: a line naming
+/// the KVM module or API ("Could not access KVM kernel module", "failed to
+/// initialize kvm", "kvm_init_vcpu failed", "KVM_CREATE_VM", "kvm run
+/// failed", "KVM internal error", "-accel kvm: ...", "requires KVM",
+/// `kvm_*` functions in assertions, "failed to set MSR"). A mere mention of
+/// the letters (a path like /srv/kvm/disk.qcow2, a VM named kvm-1) does not
+/// count. Case-insensitive; pure.
+bool names_kvm_failure(std::string_view qemu_output) noexcept;
 
 } // namespace localvm::qemu

@@ -65,8 +65,13 @@ public:
     /// records the state, continues the guest and returns. With
     /// `accelerator::automatic` choosing KVM, it then waits up to
     /// `options::kvm_watchdog` for console output and restarts under TCG
-    /// when none comes (see accel.hpp). A failure or cancellation kills the
-    /// QEMU it spawned and throws (see localvm::manager).
+    /// when none comes or QEMU's error names KVM (see accel.hpp). Every QMP
+    /// command gets what is left of `options::start_timeout` (a silent
+    /// monitor: `errc::timeout` naming the command). A failure, cancellation
+    /// or a throwing stage sink kills the QEMU it spawned (waiting for it on
+    /// the io_context, at most 5 s) and throws (see localvm::manager); the
+    /// death of this process before `start` returns kills it too (QEMU's
+    /// supervisor does it: see `process::detached_process`).
     boost::asio::awaitable<void> start(start_options opts) override;
 
     boost::asio::awaitable<bool> running() override;
@@ -109,9 +114,15 @@ public:
     boost::asio::awaitable<void> sync(std::filesystem::path from, std::string to,
                                       sync_options opts) override;
 
-    /// Escalates `system_powerdown` -> `quit` -> SIGTERM -> SIGKILL with the
-    /// timeouts in `options::stop`; records `end_reason::stopped` and removes
-    /// the sockets and pid file (logs and state stay for diagnosis).
+    /// Escalates `system_powerdown` (pressed again every
+    /// `stop_options::powerdown_repeat` within `powerdown_timeout`) -> `quit`
+    /// -> SIGTERM -> SIGKILL with the timeouts in `options::stop`; each QMP
+    /// command is bounded by its step's timeout, and signals go through one
+    /// pidfd taken at the beginning (never to a process that reused the pid).
+    /// Records `end_reason::stopped` and the step that ended QEMU
+    /// (`vm_state::stopped_by`), and removes the sockets and pid file (logs
+    /// and state stay for diagnosis). Throws `errc::not_running`, and
+    /// `errc::process_failed` when QEMU outlives SIGKILL.
     boost::asio::awaitable<void> stop() override;
     /// Deletes the VM's data and runtime directories. `errc::already_running`
     /// while QEMU runs: by its pid file, or, when the runtime directory was
@@ -150,7 +161,8 @@ private:
     std::optional<vm_state> settle_state(bool persist) const;
     void clean_runtime(bool keep_logs) const;
     std::string qemu_log_tail(std::size_t lines) const;
-    boost::asio::awaitable<void> bring_up(pid_t pid, const launch_plan& plan, bool watch_boot,
+    // True once up; false when the KVM watchdog saw no console output.
+    boost::asio::awaitable<bool> bring_up(pid_t pid, const launch_plan& plan, bool watch_boot,
                                           std::int64_t started_at);
 
     boost::asio::any_io_executor executor_;

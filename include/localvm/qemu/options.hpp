@@ -13,8 +13,14 @@ namespace localvm::qemu {
 
 /// How long each stage of `stop` may take before the next, harsher one.
 struct stop_options {
-    /// ACPI power button (`system_powerdown`) until the guest powers off. Default 60 s.
+    /// ACPI power button (`system_powerdown`) until the guest powers off;
+    /// zero skips the button (straight to `quit`). Default 60 s.
     std::chrono::milliseconds powerdown_timeout{std::chrono::seconds(60)};
+    /// Within `powerdown_timeout`, the button is pressed again this often: a
+    /// guest still booting (its kernel not yet handling ACPI) loses a press,
+    /// and Linux's button driver catches a later one. Zero presses once.
+    /// Default 3 s.
+    std::chrono::milliseconds powerdown_repeat{std::chrono::seconds(3)};
     /// QMP `quit` until QEMU exits. Default 10 s.
     std::chrono::milliseconds quit_timeout{std::chrono::seconds(10)};
     /// SIGTERM until QEMU exits. Default 10 s.

@@ -22,7 +22,8 @@ std::string_view to_string(boot_stage s) noexcept;
 
 /// Receives each stage as it happens, with a detail for people ("pid 1234",
 /// the SSH banner, ...; may be empty). Called on the io_context's thread,
-/// synchronously from the lifecycle call; it must not block or throw.
+/// synchronously from the lifecycle call; it must not block. If it throws,
+/// the call fails with that exception (`start` first ends the QEMU it spawned).
 using stage_sink = std::function<void(boot_stage stage, std::string_view detail)>;
 
 } // namespace localvm::qemu

@@ -26,6 +26,18 @@ enum class end_reason {
 /// The stable word for a reason: "none", "stopped", "guest-shutdown", "crashed", "killed".
 std::string_view to_string(end_reason r) noexcept;
 
+/// The step of `stop`'s escalation that ended QEMU.
+enum class stop_step {
+    none,      ///< Not ended by `stop` (or it ended before stop did anything).
+    powerdown, ///< The guest powered off after the ACPI power button.
+    quit,      ///< QEMU exited after QMP `quit`.
+    sigterm,   ///< QEMU exited after SIGTERM.
+    sigkill,   ///< QEMU was SIGKILLed.
+};
+
+/// The stable word for a step: "none", "powerdown", "quit", "sigterm", "sigkill".
+std::string_view to_string(stop_step s) noexcept;
+
 /// What the state file records.
 struct vm_state {
     std::int64_t pid = 0;                 ///< QEMU's pid when it was started.
@@ -36,6 +48,7 @@ struct vm_state {
     end_reason last_end = end_reason::none; ///< How the VM last ended.
     std::string last_end_detail;          ///< e.g. "exited 0", "signaled 9", QMP SHUTDOWN reason.
     std::int64_t ended_at = 0;            ///< Unix time of the end, seconds; 0 if running.
+    stop_step stopped_by = stop_step::none; ///< With `end_reason::stopped`: the step that ended it.
 };
 
 /// Renders `s` as a JSON object (one line, stable key order).

@@ -274,3 +274,42 @@ BOOST_AUTO_TEST_CASE(stop_escalates_when_the_guest_ignores_acpi) {
         },
         600s);
 }
+
+// Issue #12 item 11: stop right after start, while the guest kernel is still
+// booting and would lose a single ACPI press, ends through the power button
+// (pressed again every powerdown_repeat) in seconds, not through quit after
+// the whole powerdown window.
+BOOST_AUTO_TEST_CASE(stop_right_after_start_ends_through_acpi_in_seconds) {
+    auto g = lve2e::load_guest("tiny");
+    lve2e::home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto base = co_await blank_base(h);
+            auto o = h.options("early");
+            o.stop.powerdown_timeout = 60s; // the default, named: the test must beat it
+            localvm::qemu::manager m(ex, o);
+            std::vector<std::string> log;
+            m.set_output([&](std::string_view l) { log.emplace_back(l); });
+            co_await m.create(base);
+            co_await m.start(lve2e::tiny_start(g, h));
+            log.clear();
+            auto t0 = std::chrono::steady_clock::now();
+            co_await m.stop();
+            auto took = std::chrono::steady_clock::now() - t0;
+            BOOST_TEST_MESSAGE("stop right after start took " << (took / 1ms) << " ms:\n"
+                                                              << joined(log));
+            BOOST_TEST(took < 30s, "stop took " << (took / 1ms) << " ms:\n" << joined(log));
+            for (auto& l : log)
+                BOOST_TEST(l.find("quit") == std::string::npos, l);
+            auto st = co_await m.query();
+            BOOST_REQUIRE(st.state);
+            BOOST_TEST((st.state->last_end == end_reason::stopped));
+            BOOST_TEST((st.state->stopped_by == localvm::qemu::stop_step::powerdown),
+                       to_string(st.state->stopped_by));
+            BOOST_TEST(m.console_tail(80).find("power button") != std::string::npos,
+                       m.console_tail(80));
+            co_await m.remove();
+        },
+        300s);
+}

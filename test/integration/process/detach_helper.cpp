@@ -4,7 +4,12 @@
 #include <localvm/error.hpp>
 #include <localvm/process/detached.hpp>
 
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <iostream>
 
 int main(int argc, char** argv) {
@@ -19,7 +24,22 @@ int main(int argc, char** argv) {
     o.stderr_file = path(argv[3]);
     o.argv.assign(argv + 5, argv + argc);
     try {
-        std::cout << localvm::process::spawn_detached(o) << std::endl;
+        auto d = localvm::process::spawn_detached(o);
+        std::cout << d.pid() << std::endl;
+        // Dies before committing, as a starter killed mid-start does.
+        // It prints the supervisor's pid (the program's parent) first.
+        if (const char* die = std::getenv("DETACH_HELPER_DIE"); die && *die) {
+            std::ifstream stat("/proc/" + std::to_string(d.pid()) + "/stat");
+            std::string line;
+            std::getline(stat, line);
+            std::istringstream rest(line.substr(line.rfind(')') + 2));
+            char state = 0;
+            long ppid = 0;
+            rest >> state >> ppid;
+            std::cout << ppid << std::endl;
+            ::raise(SIGKILL);
+        }
+        d.commit();
     } catch (const localvm::error& e) {
         std::cerr << e.what() << "\n";
         return 1;

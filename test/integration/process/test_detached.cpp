@@ -132,8 +132,8 @@ BOOST_AUTO_TEST_CASE(outlives_its_starter_and_records_the_killing_signal) {
         BOOST_TEST(exited3);
         auto es = lp::read_exit_status(status);
         BOOST_REQUIRE(es);
-        BOOST_TEST(es->first == "signaled");
-        BOOST_TEST(es->second == SIGTERM);
+        BOOST_TEST(es->how == "signaled");
+        BOOST_TEST(es->number == SIGTERM);
         BOOST_TEST(slurp(status) == "signaled 15\n");
         BOOST_TEST(!fs::exists(status.string() + ".tmp"));
     }, 60s);
@@ -167,8 +167,8 @@ BOOST_AUTO_TEST_CASE(records_the_exit_code_and_appends_output_to_files) {
         BOOST_TEST(exited5);
         auto es = lp::read_exit_status(status);
         BOOST_REQUIRE(es);
-        BOOST_TEST(es->first == "exited");
-        BOOST_TEST(es->second == 3);
+        BOOST_TEST(es->how == "exited");
+        BOOST_TEST(es->number == 3);
         BOOST_TEST(slurp(out) == "earlier\nto-out\n");
         BOOST_TEST(slurp(err) == "to-err\n");
         struct stat sb {};
@@ -178,11 +178,132 @@ BOOST_AUTO_TEST_CASE(records_the_exit_code_and_appends_output_to_files) {
     check_no_zombies();
 }
 
+BOOST_AUTO_TEST_CASE(an_uncommitted_program_is_killed_when_its_handle_goes) {
+    temp_dir dir;
+    const auto status = dir.path / "exit-status";
+    run_coroutine([&]() -> asio::awaitable<void> {
+        lp::detached_options o;
+        o.argv = {"sleep", "30"};
+        o.exit_status_file = status;
+        pid_t pid = -1, super = -1;
+        {
+            auto d = lp::spawn_detached(o);
+            pid = d.pid();
+            BOOST_TEST(d.pending());
+            BOOST_TEST(lp::alive(pid));
+            auto st = proc_util::read_stat(pid);
+            BOOST_REQUIRE(st);
+            super = st->ppid;
+        } // dropped without commit()
+        bool gone = co_await lp::wait_exit(pid, 10s);
+        BOOST_TEST(gone);
+        bool super_gone = co_await lp::wait_exit(super, 10s); // it writes the status, then exits
+        BOOST_TEST(super_gone);
+        auto es = lp::read_exit_status(status);
+        BOOST_REQUIRE(es);
+        BOOST_TEST(es->how == "signaled");
+        BOOST_TEST(es->number == SIGKILL);
+        BOOST_TEST(es->abandoned);
+    }, 30s);
+    check_no_zombies();
+}
+
+BOOST_AUTO_TEST_CASE(a_committed_program_outlives_its_handle) {
+    temp_dir dir;
+    const auto status = dir.path / "exit-status";
+    run_coroutine([&]() -> asio::awaitable<void> {
+        lp::detached_options o;
+        o.argv = {"sleep", "30"};
+        o.exit_status_file = status;
+        pid_t pid = -1, super = -1;
+        {
+            auto d = lp::spawn_detached(o);
+            pid = d.pid();
+            auto st = proc_util::read_stat(pid);
+            BOOST_REQUIRE(st);
+            super = st->ppid;
+            // Before the commit the supervisor also holds the commit channel.
+            BOOST_TEST(proc_util::open_fds(super).size() > 3u);
+            BOOST_TEST(d.commit());
+            BOOST_TEST(!d.pending());
+            BOOST_TEST(d.commit()); // idempotent
+        }
+        // After it the supervisor holds nothing: commit() waited for that.
+        BOOST_TEST((proc_util::open_fds(super) == std::vector<int>{0, 1, 2}));
+        bool early = co_await lp::wait_exit(pid, 200ms);
+        BOOST_TEST(!early);
+        ::kill(pid, SIGTERM);
+        bool gone = co_await lp::wait_exit(super, 10s);
+        BOOST_TEST(gone);
+        auto es = lp::read_exit_status(status);
+        BOOST_REQUIRE(es);
+        BOOST_TEST(es->number == SIGTERM);
+        BOOST_TEST(!es->abandoned);
+        BOOST_TEST(slurp(status) == "signaled 15\n");
+    }, 30s);
+    check_no_zombies();
+}
+
+BOOST_AUTO_TEST_CASE(a_starter_killed_before_commit_takes_its_program_along) {
+    temp_dir dir;
+    const auto status = dir.path / "exit-status";
+    run_coroutine([&]() -> asio::awaitable<void> {
+        lp::options o;
+        o.argv = {helper_path(), status.string(), "-", "-", "--", "sleep", "30"};
+        o.env_overrides = {"DETACH_HELPER_DIE=1"};
+        o.timeout = 30s;
+        auto r = co_await lp::run(std::move(o));
+        BOOST_TEST(r.signal == SIGKILL, r.describe());
+        std::istringstream lines(r.out);
+        pid_t pid = -1, super = -1;
+        lines >> pid >> super;
+        BOOST_REQUIRE(super > 0);
+        bool gone = co_await lp::wait_exit(pid, 10s);
+        BOOST_TEST(gone);
+        bool super_gone = co_await lp::wait_exit(super, 10s);
+        BOOST_TEST(super_gone);
+        auto es = lp::read_exit_status(status);
+        BOOST_REQUIRE(es);
+        BOOST_TEST(es->number == SIGKILL);
+        BOOST_TEST(es->abandoned);
+    }, 30s);
+    check_no_zombies();
+}
+
+BOOST_AUTO_TEST_CASE(a_program_that_ends_before_commit_is_recorded_as_it_ended) {
+    temp_dir dir;
+    const auto status = dir.path / "exit-status";
+    run_coroutine([&]() -> asio::awaitable<void> {
+        lp::detached_options o;
+        const auto fifo = dir.path / "go";
+        BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+        o.argv = {"sh", "-c", "read x < '" + fifo.string() + "'; exit 3"};
+        o.exit_status_file = status;
+        auto d = lp::spawn_detached(o);
+        auto st = proc_util::read_stat(d.pid());
+        BOOST_REQUIRE(st);
+        const pid_t super = st->ppid;
+        std::ofstream(fifo) << "go\n";
+        bool gone = co_await lp::wait_exit(d.pid(), 10s);
+        BOOST_TEST(gone);
+        // The supervisor does not wait for a commit of a program that ended.
+        bool super_gone = co_await lp::wait_exit(super, 10s);
+        BOOST_TEST(super_gone);
+        auto es = lp::read_exit_status(status);
+        BOOST_REQUIRE(es);
+        BOOST_TEST(es->how == "exited");
+        BOOST_TEST(es->number == 3);
+        BOOST_TEST(!es->abandoned);
+        d.commit(); // to a supervisor that is gone or going: harmless
+    }, 30s);
+    check_no_zombies();
+}
+
 BOOST_AUTO_TEST_CASE(in_process_spawn_without_supervisor_leaves_no_zombie) {
     run_coroutine([&]() -> asio::awaitable<void> {
         lp::detached_options o;
         o.argv = {"sleep", "30"};
-        pid_t pid = lp::spawn_detached(o);
+        pid_t pid = lp::spawn_detached(o).pid(); // no supervisor: committed from the start
         auto st = proc_util::read_stat(pid);
         BOOST_REQUIRE(st);
         BOOST_TEST(st->ppid != ::getpid());
@@ -205,7 +326,7 @@ BOOST_AUTO_TEST_CASE(errors_name_the_problem) {
         for (bool supervised : {false, true}) {
             o.exit_status_file = supervised ? dir.path / "status" : fs::path();
             try {
-                lp::spawn_detached(o);
+                auto unexpected = lp::spawn_detached(o);
                 BOOST_FAIL("no error for " << needle);
             } catch (const localvm::error& e) {
                 BOOST_TEST(e.code() == code, e.what());

@@ -27,6 +27,7 @@ status_report sample(bool running) {
     } else {
         s.last_end = localvm::qemu::end_reason::stopped;
         s.last_end_detail = "exited 0";
+        s.stopped_by = localvm::qemu::stop_step::powerdown;
     }
     r.st.state = s;
     localvm::qemu::options o;
@@ -50,7 +51,7 @@ BOOST_AUTO_TEST_CASE(status_json_running) {
         keys.emplace_back(kv.key());
     BOOST_TEST((keys == std::vector<std::string>{"name", "state", "pid", "accelerator", "ports",
                                                  "uptime_seconds", "last_end", "last_end_detail",
-                                                 "paths", "monitor_socket"}));
+                                                 "paths", "monitor_socket", "stopped_by"}));
     BOOST_TEST(v.at("name").as_string() == "vm1");
     BOOST_TEST(v.at("state").as_string() == "running");
     BOOST_TEST(v.at("pid").to_number<int>() == 4242);
@@ -96,6 +97,8 @@ BOOST_AUTO_TEST_CASE(status_json_stopped) {
     BOOST_TEST(v.at("ports").as_array().empty());
     BOOST_TEST(v.at("last_end").as_string() == "stopped");
     BOOST_TEST(v.at("last_end_detail").as_string() == "exited 0");
+    BOOST_TEST(v.at("stopped_by").as_string() == "powerdown");
+    BOOST_TEST(json::parse(render_status_json(sample(true))).at("stopped_by").is_null());
     auto r = sample(false);
     r.st.exists = false;
     r.st.state.reset();
@@ -109,7 +112,7 @@ BOOST_AUTO_TEST_CASE(status_text) {
     BOOST_TEST(t.find("state:    running (pid 4242, tcg, up 12 s)") != std::string::npos, t);
     BOOST_TEST(t.find("ports:    127.0.0.1:40000 -> 22") != std::string::npos, t);
     auto s = render_status_text(sample(false));
-    BOOST_TEST(s.find("stopped (last end: stopped, exited 0)") != std::string::npos, s);
+    BOOST_TEST(s.find("stopped (last end: stopped, exited 0, by powerdown)") != std::string::npos, s);
 }
 
 BOOST_AUTO_TEST_CASE(timeline_renders) {

@@ -19,12 +19,13 @@ BOOST_AUTO_TEST_CASE(round_trip) {
     s.last_end = end_reason::guest_shutdown;
     s.last_end_detail = "exited 0";
     s.ended_at = 1795726300;
+    s.stopped_by = stop_step::quit;
     auto text = render_state(s);
     BOOST_TEST(text ==
                "{\"pid\":4242,\"accelerator\":\"kvm\",\"ports\":[{\"host_address\":\"127.0.0.1\","
                "\"host_port\":34145,\"guest_port\":22},{\"host_address\":\"0.0.0.0\",\"host_port\":"
                "8080,\"guest_port\":80}],\"started_at\":1795726297,\"stopping\":true,\"last_end\":"
-               "\"guest-shutdown\",\"last_end_detail\":\"exited 0\",\"ended_at\":1795726300}\n");
+               "\"guest-shutdown\",\"last_end_detail\":\"exited 0\",\"ended_at\":1795726300,\"stopped_by\":\"quit\"}\n");
     boost::system::error_code ec;
     auto back = parse_state(text, ec);
     BOOST_REQUIRE(back);
@@ -38,6 +39,19 @@ BOOST_AUTO_TEST_CASE(round_trip) {
     BOOST_TEST((back->last_end == end_reason::guest_shutdown));
     BOOST_TEST(back->last_end_detail == "exited 0");
     BOOST_TEST(back->ended_at == 1795726300);
+    BOOST_TEST((back->stopped_by == stop_step::quit));
+    // A state file from before `stopped_by` existed reads as none.
+    auto old = parse_state("{\"pid\":1,\"started_at\":1}", ec);
+    BOOST_REQUIRE(old);
+    BOOST_TEST((old->stopped_by == stop_step::none));
+    for (auto step : {stop_step::none, stop_step::powerdown, stop_step::quit, stop_step::sigterm,
+                      stop_step::sigkill}) {
+        vm_state t;
+        t.stopped_by = step;
+        auto again = parse_state(render_state(t), ec);
+        BOOST_REQUIRE(again);
+        BOOST_TEST((again->stopped_by == step), to_string(step));
+    }
 }
 
 BOOST_AUTO_TEST_CASE(malformed_state_is_an_error_code) {
