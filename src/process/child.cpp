@@ -7,6 +7,8 @@
 // children); bp2 gives us the environment and the PATH lookup (exec.cpp).
 #include "exec.hpp"
 
+#include "detail/race.hpp"
+
 #include <localvm/error.hpp>
 #include <localvm/process/child.hpp>
 
@@ -15,7 +17,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -36,7 +37,6 @@
 namespace localvm::process {
 
 namespace asio = boost::asio;
-using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -425,8 +425,10 @@ struct child::impl {
     asio::awaitable<void> stop(std::chrono::milliseconds grace) {
         try {
             send(SIGTERM);
+            // The first to end wins: output and exit, a failure (a throwing
+            // sink), or the grace period.
             asio::steady_timer t(ex, grace);
-            auto r = co_await (run_io() || t.async_wait(asio::use_awaitable));
+            auto r = co_await localvm::detail::race(run_io(), t.async_wait(asio::use_awaitable));
             if (r.index() == 1) {
                 send(SIGKILL);
                 co_await await_exit();
@@ -508,7 +510,7 @@ asio::awaitable<result> child::wait() {
     try {
         if (d.opts.timeout.count() > 0) {
             asio::steady_timer t(d.ex, d.started + d.opts.timeout);
-            auto r = co_await (d.run_io() || t.async_wait(asio::use_awaitable));
+            auto r = co_await localvm::detail::race(d.run_io(), t.async_wait(asio::use_awaitable));
             timed_out = r.index() == 1;
         } else {
             co_await d.run_io();
