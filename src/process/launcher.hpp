@@ -19,7 +19,10 @@
 //   called (it looks for a signature that differs from the one it calls);
 // - a child whose exec failed is never reaped (a zombie);
 // - argv[0] is always the executable's path;
-// - (and posix::bind_fd's on_setup returns no value: undefined behaviour.)
+// - (and posix::bind_fd's on_setup returns no value: undefined behaviour;
+//   the pidfd handle's async_wait calls a blocking waitpid on any readiness
+//   of the pidfd, so a stale one blocks the io_context: child.cpp waits on
+//   its own copy of the pidfd.)
 // This one also gives the child default signal dispositions and an empty
 // signal mask (not our SIG_IGN of SIGPIPE), can start it in a new session,
 // and says which step failed (`failure`), for precise error messages.
@@ -129,6 +132,10 @@ struct launcher : boost::process::v2::posix::default_launcher {
     /// With `step::setup`/`step::exec_setup`: the position of the failing
     /// initializer among `inits`.
     std::size_t initializer = 0;
+    /// After a successful call: the pidfd that the returned process's handle
+    /// owns (bp2 1.81 has no accessor for it), e.g. to `dup` for a wait of
+    /// one's own.
+    int pidfd = -1;
 
     template <class Executor, class Args, class... Inits>
     auto operator()(Executor exec, const std::filesystem::path& executable, Args&& args,
@@ -155,6 +162,7 @@ struct launcher : boost::process::v2::posix::default_launcher {
         ec.clear();
         failure = step::none;
         pid = -1;
+        pidfd = -1;
         build_argv(executable, args);
         const char* const* argv = argv_.data();
 
@@ -198,7 +206,7 @@ struct launcher : boost::process::v2::posix::default_launcher {
         }
         // Why pidfd: readable when this child exits, whatever SIGCHLD
         // handling the rest of the process has.
-        int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+        pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
         if (pidfd < 0) {
             auto e = errno_code();
             ::kill(pid, SIGKILL);

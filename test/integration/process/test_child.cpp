@@ -508,6 +508,37 @@ BOOST_AUTO_TEST_CASE(inherited_streams_can_be_given_fds) {
     BOOST_TEST(es.str() == "oops\n");
 }
 
+// With our own stdin closed, the pipes we create may take fd 0; each stream
+// must still reach the child's right fd, and an inherited closed stdin
+// becomes /dev/null in the child (not a closed fd its first open() takes).
+BOOST_AUTO_TEST_CASE(our_closed_stdin_is_no_trap_for_the_child) {
+    const int saved = ::fcntl(0, F_DUPFD_CLOEXEC, 3);
+    ::close(0);
+    lp::result piped, inherited;
+    try {
+        run_coroutine([&]() -> asio::awaitable<void> {
+            auto o = sh("cat; echo err >&2");
+            o.stdin_mode = lp::input_mode::data;
+            o.input = "in\n";
+            piped = co_await lp::run(std::move(o));
+            auto i = sh("readlink /proc/self/fd/0");
+            i.stdin_mode = lp::input_mode::inherit;
+            inherited = co_await lp::run(std::move(i));
+        }, 30s);
+    } catch (...) {
+        if (saved >= 0)
+            ::dup2(saved, 0);
+        throw;
+    }
+    if (saved >= 0) {
+        ::dup2(saved, 0);
+        ::close(saved);
+    }
+    BOOST_TEST(piped.out == "in\n");
+    BOOST_TEST(piped.err == "err\n");
+    BOOST_TEST(inherited.out == "/dev/null\n");
+}
+
 BOOST_AUTO_TEST_CASE(run_checked_names_command_status_and_stderr) {
     run_coroutine([&]() -> asio::awaitable<void> {
         try {
