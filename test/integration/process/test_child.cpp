@@ -346,7 +346,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_sink_wins_over_a_pending_timeout) {
         auto o = sh("echo bad; exec sleep 30");
         o.out.mode = lp::stream_mode::sink;
         o.out.sink = [](std::string_view l) { throw std::runtime_error("sink refused " + std::string(l)); };
-        o.timeout = 2s;
+        o.timeout = 10s;
         o.kill_grace = 100ms;
         lp::child c(ex, std::move(o));
         pid = c.pid();
@@ -358,7 +358,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_sink_wins_over_a_pending_timeout) {
             BOOST_TEST(std::string(e.what()) == "sink refused bad");
         }
         // The sink's failure ended the wait, not the timeout.
-        BOOST_TEST((std::chrono::steady_clock::now() - begun < 1500ms));
+        BOOST_TEST((std::chrono::steady_clock::now() - begun < 5s));
         BOOST_TEST(!proc_util::read_stat(pid).has_value());
     }, 30s);
     check_no_zombies();
@@ -386,12 +386,12 @@ BOOST_AUTO_TEST_CASE(a_sink_throwing_during_terminate_comes_out) {
         co_await asio::async_read(ready, asio::buffer(buf), asio::use_awaitable);
         const auto begun = std::chrono::steady_clock::now();
         try {
-            auto r = co_await c.terminate(5s);
+            auto r = co_await c.terminate(10s);
             BOOST_FAIL("no throw; the child " << r.describe());
         } catch (const std::runtime_error& e) {
             BOOST_TEST(std::string(e.what()) == "sink refused bye");
         }
-        BOOST_TEST((std::chrono::steady_clock::now() - begun < 3s));
+        BOOST_TEST((std::chrono::steady_clock::now() - begun < 5s));
         BOOST_TEST(!proc_util::read_stat(pid).has_value());
     }, 30s);
     check_no_zombies();
