@@ -1,11 +1,12 @@
-// Children are started with our own fork/exec rather than bp2's launcher:
-// in Boost 1.81 that launcher calls exit() (atexit handlers, stdio flushes of
-// the parent's buffers) instead of _exit() after a failed exec, runs asio's
-// notify_fork in the forked child, and its Linux close_all() leaves the fds
-// below its error pipe open in the child. Exit is awaited on a pidfd per
-// child (never a SIGCHLD signal_set, which would reap or race other
-// children); bp2 gives us the environment and the PATH lookup (exec.cpp).
-#include "exec.hpp"
+// Children are Boost.Process v2 processes started by our own bp2 launcher
+// (launcher.hpp, which says why not Boost 1.81's), with bp2's stdio and
+// start-dir initializers; exec_plan (exec.cpp) resolves the program in PATH
+// and builds the environment. Exit is awaited on a copy of the child's
+// pidfd (never a SIGCHLD signal_set, which would reap or race other
+// children).
+#include "launcher.hpp"
+
+#include "detail/race.hpp"
 
 #include <localvm/error.hpp>
 #include <localvm/process/child.hpp>
@@ -15,7 +16,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -26,17 +26,17 @@
 #include <csignal>
 #include <cstring>
 #include <deque>
+#include <span>
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 namespace localvm::process {
 
 namespace asio = boost::asio;
-using namespace asio::experimental::awaitable_operators;
+namespace bp2 = boost::process::v2;
 
 namespace {
 
@@ -184,6 +184,30 @@ ssize_t write_no_sigpipe(int fd, const char* p, std::size_t n) {
     return w;
 }
 
+// The error for a launch that failed at `launch.failure`, in the words of
+// exec_plan's messages.
+[[noreturn]] void throw_launch_failure(const detail::exec_plan& plan, const detail::launcher& launch,
+                                       const boost::system::error_code& ec) {
+    using step = detail::launcher::step;
+    auto report = [&](detail::exec_stage stage) -> detail::exec_report {
+        return {'E', static_cast<int>(stage), ec.value()};
+    };
+    switch (launch.failure) {
+    case step::exec:
+        detail::throw_exec_failure(plan, report(detail::exec_stage::exec));
+    case step::exec_setup:
+        detail::throw_exec_failure(plan, report(launch.initializer == 0 ? detail::exec_stage::stdio
+                                                                        : detail::exec_stage::chdir));
+    case step::fork:
+        detail::throw_exec_failure(plan, report(detail::exec_stage::fork));
+    case step::pidfd:
+        throw_error(errc::unsupported, "pidfd_open for " + plan.command() +
+                                           " (needs Linux >= 5.3): " + ec.message());
+    default:
+        throw_error(errc::process_failed, "cannot start " + plan.command() + ": " + ec.message());
+    }
+}
+
 } // namespace
 
 struct child::impl {
@@ -250,6 +274,9 @@ struct child::impl {
         detail::exec_plan plan(opts.argv, opts.environment, opts.env_overrides,
                                opts.working_directory);
         command = plan.command();
+        // Before we create fds: one of ours that is closed would be taken.
+        const bool own_open[3] = {::fcntl(0, F_GETFD) >= 0, ::fcntl(1, F_GETFD) >= 0,
+                                  ::fcntl(2, F_GETFD) >= 0};
 
         unique_fd child_fd[3], parent_in, parent_out, parent_err;
         switch (opts.stdin_mode) {
@@ -285,47 +312,52 @@ struct child::impl {
         setup_out(opts.out, child_fd[1], parent_out, "stdout");
         setup_out(opts.err, child_fd[2], parent_err, "stderr");
 
-        unique_fd report_r, report_w;
-        make_pipe(report_r, report_w, command);
+        // bp2's process_stdio dup2s in order: every fd it installs must sit
+        // above 2, where no earlier dup2 can overwrite it.
+        auto binding = [&](int target, unique_fd& f) {
+            if (f.fd < 0) {
+                if (own_open[target])
+                    return target; // our own, as it is
+                // Ours is closed: the child gets /dev/null rather than a
+                // closed stdio fd that its first open() would take.
+                f.fd = detail::open_dev_null(target == 0 ? O_RDONLY : O_WRONLY);
+            }
+            if (f.fd < 3) {
+                unique_fd above(::fcntl(f.fd, F_DUPFD_CLOEXEC, 3));
+                if (above.fd < 0)
+                    throw_errno(errc::process_failed, "cannot set up the stdio of " + command);
+                std::swap(f.fd, above.fd);
+            }
+            return f.fd;
+        };
+        bp2::process_stdio stdio{binding(0, child_fd[0]), binding(1, child_fd[1]),
+                                 binding(2, child_fd[2])};
 
-        int fds[3] = {child_fd[0].fd, child_fd[1].fd, child_fd[2].fd};
-        const bool new_session = opts.new_session;
-        // No asio notify_fork: the child touches no asio state before exec.
-        pid_t p = ::fork();
-        if (p < 0)
-            throw_errno(errc::process_failed, "cannot fork for " + command);
-        if (p == 0) {
-            // Only async-signal-safe calls from here to exec.
-            if (new_session)
-                ::setsid();
-            detail::reset_signals();
-            if (!detail::install_stdio(fds))
-                detail::write_report(report_w.fd,
-                                     {'E', static_cast<int>(detail::exec_stage::stdio), errno});
-            else
-                detail::exec_or_report(plan, report_w.fd);
-            ::_exit(127);
-        }
-        pid = p;
-        for (auto& f : child_fd)
-            f.reset();
-        report_w.reset();
-        auto outcome = detail::read_reports(report_r.fd); // EOF once exec succeeded
-        if (outcome.error) {
+        detail::launcher launch;
+        launch.arg0 = opts.argv[0].c_str();
+        launch.env = plan.envp();
+        launch.new_session = opts.new_session;
+        const auto args = std::span(opts.argv).subspan(1);
+        boost::system::error_code ec;
+        // Initializer 0 is stdio, 1 the working directory.
+        auto proc = plan.cwd() ? launch(ex, ec, plan.path(), args, stdio,
+                                        bp2::process_start_dir(plan.cwd()))
+                               : launch(ex, ec, plan.path(), args, stdio);
+        if (ec)
+            throw_launch_failure(plan, launch, ec);
+        pid = proc.id();
+        // We wait on our own copy of the pidfd (see await_exit) and drop
+        // bp2's handle now: its destructor would waitpid and SIGKILL a pid
+        // that may since belong to another child.
+        unique_fd own(::fcntl(launch.pidfd, F_DUPFD_CLOEXEC, 3));
+        const int dup_errno = errno;
+        (void)proc.detach();
+        if (own.fd < 0) {
             kill_and_reap();
-            detail::throw_exec_failure(plan, *outcome.error);
+            errno = dup_errno;
+            throw_errno(errc::process_failed, "cannot duplicate the pidfd of " + command);
         }
-
-        // Why pidfd: it becomes readable when this child exits, independent of
-        // SIGCHLD handling anywhere else in the process.
-        int pfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-        if (pfd < 0) {
-            int e = errno;
-            kill_and_reap();
-            errno = e;
-            throw_errno(errc::unsupported, "pidfd_open for " + command + " (needs Linux >= 5.3)");
-        }
-        pidfd.emplace(ex, pfd);
+        pidfd.emplace(ex, own.release());
         started = std::chrono::steady_clock::now();
 
         auto init_stream = [&](stream_state& s, const output_stream& o, unique_fd& pfd2, bool tail) {
@@ -382,6 +414,10 @@ struct child::impl {
         }
     }
 
+    // Not the bp2 handle's async_wait: in Boost 1.81 it calls a blocking
+    // waitpid whenever the pidfd reports readiness, and a stale readiness
+    // (seen after a pidfd's number and asio state were reused) then blocks
+    // the io_context on a live child. Readiness here is only a hint.
     asio::awaitable<void> await_exit() {
         while (!try_reap())
             co_await pidfd->async_wait(asio::posix::descriptor_base::wait_read, asio::use_awaitable);
@@ -425,8 +461,10 @@ struct child::impl {
     asio::awaitable<void> stop(std::chrono::milliseconds grace) {
         try {
             send(SIGTERM);
+            // The first to end wins: output and exit, a failure (a throwing
+            // sink), or the grace period.
             asio::steady_timer t(ex, grace);
-            auto r = co_await (run_io() || t.async_wait(asio::use_awaitable));
+            auto r = co_await localvm::detail::race(run_io(), t.async_wait(asio::use_awaitable));
             if (r.index() == 1) {
                 send(SIGKILL);
                 co_await await_exit();
@@ -508,7 +546,7 @@ asio::awaitable<result> child::wait() {
     try {
         if (d.opts.timeout.count() > 0) {
             asio::steady_timer t(d.ex, d.started + d.opts.timeout);
-            auto r = co_await (d.run_io() || t.async_wait(asio::use_awaitable));
+            auto r = co_await localvm::detail::race(d.run_io(), t.async_wait(asio::use_awaitable));
             timed_out = r.index() == 1;
         } else {
             co_await d.run_io();

@@ -5,6 +5,7 @@
 #include <localvm/error.hpp>
 #include <localvm/process/child.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -153,13 +154,36 @@ void reset_signals() noexcept {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
-void close_fds_on_exec() noexcept {
-    // CLOSE_RANGE_CLOEXEC (Linux 5.11) keeps the report pipe usable until exec.
-    if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+namespace {
+
+// Marks [first, last] close-on-exec.
+void cloexec_range(unsigned first, unsigned last) noexcept {
+    if (first > last)
         return;
-    long max = ::sysconf(_SC_OPEN_MAX);
-    for (int fd = 3; fd < (max > 0 ? max : 1024); ++fd)
-        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    // CLOSE_RANGE_CLOEXEC (Linux 5.11) keeps the report pipe usable until exec.
+    if (::close_range(first, last, CLOSE_RANGE_CLOEXEC) == 0)
+        return;
+    const long max = ::sysconf(_SC_OPEN_MAX);
+    const unsigned end = std::min(last, max > 0 ? static_cast<unsigned>(max - 1) : 1023u);
+    for (unsigned fd = first; fd <= end; ++fd)
+        ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+}
+
+} // namespace
+
+void close_fds_on_exec() noexcept {
+    cloexec_range(3, ~0U);
+}
+
+void close_fds_on_exec(const int* keep, std::size_t n) noexcept {
+    unsigned next = 3;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (keep[i] < static_cast<int>(next))
+            continue; // 0..2, or a duplicate
+        cloexec_range(next, static_cast<unsigned>(keep[i]) - 1);
+        next = static_cast<unsigned>(keep[i]) + 1;
+    }
+    cloexec_range(next, ~0U);
 }
 
 void exec_or_report(const exec_plan& plan, int report_fd) noexcept {

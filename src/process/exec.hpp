@@ -2,6 +2,7 @@
 // that runs between fork and exec.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -80,6 +81,11 @@ void reset_signals() noexcept;
 /// In a forked child: marks every fd >= 3 close-on-exec (the report pipe
 /// stays usable until exec). Async-signal-safe.
 void close_fds_on_exec() noexcept;
+
+/// As above, but the `n` fds of `keep` (sorted ascending) are left as they
+/// are: they stay open across exec unless already close-on-exec.
+/// Async-signal-safe.
+void close_fds_on_exec(const int* keep, std::size_t n) noexcept;
 
 /// In a forked child: chdir (if any), close fds, execve. Returns only on
 /// failure, having written an 'E' report to `report_fd`. Async-signal-safe.

@@ -33,8 +33,9 @@ struct output_stream {
     line_sink sink;                           ///< Used when `mode == stream_mode::sink`.
     std::size_t capture_limit = 16u << 20;    ///< Bytes kept in capture mode (the first ones); the rest are counted as dropped.
     /// With `stream_mode::inherit`: the fd the child writes to (e.g. a
-    /// terminal); -1 (the default) is the parent's own stdout or stderr.
-    /// Not closed; an fd that is not open is `errc::invalid_argument`.
+    /// terminal); -1 (the default) is the parent's own stdout or stderr
+    /// (/dev/null if that is closed). Not closed; an fd that is not open is
+    /// `errc::invalid_argument`.
     int inherit_fd = -1;
 };
 
@@ -62,8 +63,8 @@ struct options {
     std::filesystem::path working_directory;
     input_mode stdin_mode = input_mode::null; ///< Default /dev/null.
     /// With `input_mode::inherit`: the fd the child reads (e.g. a terminal);
-    /// -1 (the default) is the parent's own stdin. Not closed; an fd that
-    /// is not open is `errc::invalid_argument`.
+    /// -1 (the default) is the parent's own stdin (/dev/null if that is
+    /// closed). Not closed; an fd that is not open is `errc::invalid_argument`.
     int stdin_fd = -1;
     std::string input;                        ///< Written to stdin when `stdin_mode == input_mode::data`.
     output_stream out;                        ///< stdout handling (default: capture).

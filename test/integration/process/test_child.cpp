@@ -14,6 +14,8 @@
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -335,6 +337,66 @@ BOOST_AUTO_TEST_CASE(a_throwing_sink_ends_the_child_and_its_exception_comes_out)
     check_no_zombies();
 }
 
+// With a timeout set, wait() races the child's I/O against a timer: the
+// sink's exception must still win, not be turned into a timeout.
+BOOST_AUTO_TEST_CASE(a_throwing_sink_wins_over_a_pending_timeout) {
+    pid_t pid = -1;
+    run_coroutine([&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        auto o = sh("echo bad; exec sleep 30");
+        o.out.mode = lp::stream_mode::sink;
+        o.out.sink = [](std::string_view l) { throw std::runtime_error("sink refused " + std::string(l)); };
+        o.timeout = 10s;
+        o.kill_grace = 100ms;
+        lp::child c(ex, std::move(o));
+        pid = c.pid();
+        const auto begun = std::chrono::steady_clock::now();
+        try {
+            auto r = co_await c.wait();
+            BOOST_FAIL("no throw; the child " << r.describe());
+        } catch (const std::runtime_error& e) {
+            BOOST_TEST(std::string(e.what()) == "sink refused bad");
+        }
+        // The sink's failure ended the wait, not the timeout.
+        BOOST_TEST((std::chrono::steady_clock::now() - begun < 5s));
+        BOOST_TEST(!proc_util::read_stat(pid).has_value());
+    }, 30s);
+    check_no_zombies();
+}
+
+// terminate() reads on during the grace period: a sink failing then is
+// rethrown at once, not swallowed by the grace timer.
+BOOST_AUTO_TEST_CASE(a_sink_throwing_during_terminate_comes_out) {
+    pid_t pid = -1;
+    run_coroutine([&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        // stdout goes to our own pipe, to learn when the trap is in place.
+        int p[2];
+        BOOST_REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+        asio::posix::stream_descriptor ready(ex, p[0]);
+        auto o = sh("trap 'echo bye >&2; sleep 30' TERM; echo ready; while :; do sleep 0.01; done");
+        o.out.mode = lp::stream_mode::inherit;
+        o.out.inherit_fd = p[1];
+        o.err.mode = lp::stream_mode::sink;
+        o.err.sink = [](std::string_view l) { throw std::runtime_error("sink refused " + std::string(l)); };
+        lp::child c(ex, std::move(o));
+        ::close(p[1]);
+        pid = c.pid();
+        char buf[6];
+        co_await asio::async_read(ready, asio::buffer(buf), asio::use_awaitable);
+        const auto begun = std::chrono::steady_clock::now();
+        try {
+            auto r = co_await c.terminate(10s);
+            BOOST_FAIL("no throw; the child " << r.describe());
+        } catch (const std::runtime_error& e) {
+            BOOST_TEST(std::string(e.what()) == "sink refused bye");
+        }
+        BOOST_TEST((std::chrono::steady_clock::now() - begun < 5s));
+        BOOST_TEST(!proc_util::read_stat(pid).has_value());
+    }, 30s);
+    check_no_zombies();
+}
+
 BOOST_AUTO_TEST_CASE(environment_and_working_directory_are_applied) {
     temp_dir dir;
     run_coroutine([&]() -> asio::awaitable<void> {
@@ -444,6 +506,37 @@ BOOST_AUTO_TEST_CASE(inherited_streams_can_be_given_fds) {
     es << e.rdbuf();
     BOOST_TEST(os.str() == "got typed\n");
     BOOST_TEST(es.str() == "oops\n");
+}
+
+// With our own stdin closed, the pipes we create may take fd 0; each stream
+// must still reach the child's right fd, and an inherited closed stdin
+// becomes /dev/null in the child (not a closed fd its first open() takes).
+BOOST_AUTO_TEST_CASE(our_closed_stdin_is_no_trap_for_the_child) {
+    const int saved = ::fcntl(0, F_DUPFD_CLOEXEC, 3);
+    ::close(0);
+    lp::result piped, inherited;
+    try {
+        run_coroutine([&]() -> asio::awaitable<void> {
+            auto o = sh("cat; echo err >&2");
+            o.stdin_mode = lp::input_mode::data;
+            o.input = "in\n";
+            piped = co_await lp::run(std::move(o));
+            auto i = sh("readlink /proc/self/fd/0");
+            i.stdin_mode = lp::input_mode::inherit;
+            inherited = co_await lp::run(std::move(i));
+        }, 30s);
+    } catch (...) {
+        if (saved >= 0)
+            ::dup2(saved, 0);
+        throw;
+    }
+    if (saved >= 0) {
+        ::dup2(saved, 0);
+        ::close(saved);
+    }
+    BOOST_TEST(piped.out == "in\n");
+    BOOST_TEST(piped.err == "err\n");
+    BOOST_TEST(inherited.out == "/dev/null\n");
 }
 
 BOOST_AUTO_TEST_CASE(run_checked_names_command_status_and_stderr) {
