@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -79,7 +80,7 @@ std::uint64_t put(int fd, const char* data, std::size_t n, const plan& p) {
 }
 
 // Closes every fd from 3 up but those in `keep` (async-signal-safe).
-void close_all_but(std::array<int, 3> keep) {
+void close_all_but(std::array<int, 4> keep) {
     std::sort(keep.begin(), keep.end());
     int from = 3;
     for (int k : keep) {
@@ -93,14 +94,18 @@ void close_all_but(std::array<int, 3> keep) {
 }
 
 // The drainer. Never returns.
-[[noreturn]] void drain(const plan& p, int in, int log_fd, int report_fd) {
+// `control` is the read end of the starter's pipe: a 'R' byte releases the
+// drainer to its writer; its end without one means the start was given up
+// (the starter failed, or died: its QEMU dies with it), so no writer is
+// worth waiting for.
+[[noreturn]] void drain(const plan& p, int in, int log_fd, int report_fd, int control) {
     ::prctl(PR_SET_NAME, "localvm-console", 0, 0, 0);
     // Hold nothing of the starter's: its pipes would never see EOF.
     int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null_fd >= 0)
         for (int i = 0; i < 3; ++i)
             ::dup2(null_fd, i);
-    close_all_but({in, log_fd, report_fd});
+    close_all_but({in, log_fd, report_fd, control});
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; ++sig)
@@ -120,14 +125,30 @@ void close_all_but(std::array<int, 3> keep) {
     static char buf[64 * 1024]; // the child's own copy: no allocation here
     std::uint64_t size = 0;
     int timeout = p.connect_timeout_ms; // until the writer comes
+    bool given_up = false;
     for (;;) {
-        pollfd pfd{in, POLLIN, 0};
-        int r = ::poll(&pfd, 1, timeout);
+        pollfd pfd[2] = {{in, POLLIN, 0}, {control, POLLIN, 0}};
+        int r = ::poll(pfd, control >= 0 ? 2 : 1, timeout);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
             break; // no writer came, or poll failed
-        timeout = -1;
+        if (control >= 0 && pfd[1].revents != 0) {
+            char c = 0;
+            ssize_t n = ::read(control, &c, 1);
+            if (n < 0 && errno == EINTR)
+                continue;
+            // 'R': released to the writer. Anything else: the start was
+            // given up; copy what is already there, then end.
+            given_up = n != 1 || c != 'R';
+            ::close(control);
+            control = -1;
+            if (given_up)
+                timeout = 0;
+            continue;
+        }
+        if (!given_up)
+            timeout = -1;
         ssize_t n = ::read(in, buf, sizeof buf);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
@@ -224,6 +245,14 @@ log_drainer log_drainer::start(const std::filesystem::path& log, drain_options o
     if (out.fd < 0)
         fail("cannot create the console log " + p.log, errno);
 
+    // A socket pair rather than a pipe: release() to a drainer that has
+    // already gone gets EPIPE, not SIGPIPE.
+    int ctl[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) != 0)
+        throw_error(errc::process_failed,
+                    std::string("cannot make a pipe for the console drainer: ") +
+                        std::strerror(errno));
+    fd_guard control_read{ctl[0]}, control_write{ctl[1]};
     int report[2];
     if (::pipe2(report, O_CLOEXEC) != 0)
         throw_error(errc::process_failed,
@@ -240,8 +269,10 @@ log_drainer log_drainer::start(const std::filesystem::path& log, drain_options o
         ::close(report[0]);
         ::setsid();
         pid_t next = ::fork();
-        if (next == 0)
-            drain(p, in.fd, out.fd, report[1]);
+        if (next == 0) {
+            ::close(ctl[1]);
+            drain(p, in.fd, out.fd, report[1], ctl[0]);
+        }
         ::_exit(next < 0 ? 1 : 0);
     }
     ::close(report_write.fd);
@@ -263,17 +294,19 @@ log_drainer log_drainer::start(const std::filesystem::path& log, drain_options o
     // It cannot exit before a writer came or its connect timeout passed, so
     // this pid is still its own.
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    return log_drainer(pid, pidfd, p.fifo);
+    return log_drainer(pid, pidfd, std::exchange(control_write.fd, -1), p.fifo);
 }
 
-log_drainer::log_drainer(pid_t pid, int pidfd, std::filesystem::path fifo) noexcept
+log_drainer::log_drainer(pid_t pid, int pidfd, int control, std::filesystem::path fifo) noexcept
     : pid_(pid)
     , pidfd_(pidfd)
+    , control_(control)
     , fifo_(std::move(fifo)) {}
 
 log_drainer::log_drainer(log_drainer&& o) noexcept
     : pid_(std::exchange(o.pid_, -1))
     , pidfd_(std::exchange(o.pidfd_, -1))
+    , control_(std::exchange(o.control_, -1))
     , fifo_(std::move(o.fifo_)) {}
 
 log_drainer& log_drainer::operator=(log_drainer&& o) noexcept {
@@ -281,12 +314,15 @@ log_drainer& log_drainer::operator=(log_drainer&& o) noexcept {
         this->~log_drainer();
         pid_ = std::exchange(o.pid_, -1);
         pidfd_ = std::exchange(o.pidfd_, -1);
+        control_ = std::exchange(o.control_, -1);
         fifo_ = std::move(o.fifo_);
     }
     return *this;
 }
 
 log_drainer::~log_drainer() {
+    if (control_ >= 0)
+        ::close(control_); // unreleased: the drainer gives up
     if (pid_ > 0)
         poke();
     if (pidfd_ >= 0)
@@ -294,6 +330,13 @@ log_drainer::~log_drainer() {
 }
 
 void log_drainer::release() noexcept {
+    if (control_ >= 0) {
+        char r = 'R';
+        while (::send(control_, &r, 1, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+        }
+        ::close(control_);
+        control_ = -1;
+    }
     pid_ = -1;
 }
 
@@ -308,6 +351,10 @@ void log_drainer::poke() const noexcept {
 void log_drainer::finish(std::chrono::milliseconds grace) noexcept {
     if (pid_ <= 0)
         return;
+    if (control_ >= 0) {
+        ::close(control_);
+        control_ = -1;
+    }
     poke();
     pid_ = -1;
     if (pidfd_ < 0)

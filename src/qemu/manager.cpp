@@ -508,8 +508,10 @@ asio::awaitable<void> manager::start(start_options so) {
             failure = std::current_exception();
         }
         if (up) {
-            proc.commit(); // false only if QEMU died this instant: as if right after start
+            // The drainer first: a starter dying between the two leaves an
+            // uncommitted QEMU, which its supervisor kills, ending the drainer.
             drainer.release();
+            proc.commit(); // false only if QEMU died this instant: as if right after start
             forward_qemu_log();
             say("running, pid " + std::to_string(pid));
             co_return;

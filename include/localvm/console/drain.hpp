@@ -50,9 +50,12 @@ std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_
 /// for the disk: a failed write (ENOSPC, after dropping the rotated part to
 /// make room) loses that output and goes on.
 ///
-/// Destroying the object without `release` (e.g. when starting QEMU threw)
-/// tells the drainer that no writer will come: it exits by itself.
-/// Movable, not copyable.
+/// Until `release`, the drainer also watches a pipe from this object: when
+/// the object is destroyed without `release` (starting QEMU threw) or the
+/// starting process dies (killed mid-start: its QEMU is killed too, see
+/// `process::detached_process`), the drainer exits by itself, whether or not
+/// its writer ever came. Call `release` before committing the QEMU it
+/// serves. Movable, not copyable.
 class log_drainer {
 public:
     /// Starts the drainer of `log`. Throws `localvm::error`:
@@ -71,8 +74,9 @@ public:
     /// The FIFO it reads (`drain_fifo(log)`).
     const std::filesystem::path& fifo() const noexcept { return fifo_; }
 
-    /// Leaves the drainer to its writer (QEMU runs): destroying this object
-    /// then does nothing to it.
+    /// Leaves the drainer to its writer (QEMU runs): from here it ends only
+    /// when its writer closes the FIFO, and destroying this object or the
+    /// death of this process does nothing to it.
     void release() noexcept;
 
     /// For a start that failed after its writer was stopped: tells the
@@ -83,11 +87,12 @@ public:
     void finish(std::chrono::milliseconds grace) noexcept;
 
 private:
-    log_drainer(pid_t pid, int pidfd, std::filesystem::path fifo) noexcept;
+    log_drainer(pid_t pid, int pidfd, int control, std::filesystem::path fifo) noexcept;
     void poke() const noexcept;
 
     pid_t pid_ = -1;
     int pidfd_ = -1;
+    int control_ = -1; ///< Write end of the drainer's starter pipe, until released.
     std::filesystem::path fifo_;
 };
 

@@ -15,7 +15,10 @@
 
 #include "common.hpp"
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -206,6 +209,49 @@ BOOST_AUTO_TEST_CASE(a_drainer_whose_writer_never_comes_ends) {
     auto lone = log_drainer::start(log, o);
     BOOST_TEST(exited(lone.pid(), 5000));
     lone.release();
+}
+
+// A starter killed before release (its QEMU dies with it, uncommitted):
+// the drainer does not wait out its connect timeout for a writer, nor keep
+// serving one that is about to go.
+BOOST_AUTO_TEST_CASE(a_drainer_whose_starter_dies_unreleased_ends) {
+    temp_dir dir;
+    auto log = dir / "console.log";
+    for (bool writer_came : {false, true}) {
+        int report[2];
+        BOOST_REQUIRE(::pipe(report) == 0);
+        pid_t starter = ::fork();
+        BOOST_REQUIRE(starter >= 0);
+        if (starter == 0) {
+            ::close(report[0]);
+            auto d = log_drainer::start(log);
+            pid_t pids[2] = {d.pid(), 0};
+            if (writer_came) {
+                // The QEMU stand-in: holds the FIFO's write end and lives on.
+                pids[1] = ::fork();
+                if (pids[1] == 0) {
+                    ::close_range(3, ~0U, 0); // as QEMU, exec'd: none of its starter's fds
+                    writer w(d.fifo());
+                    for (;;)
+                        ::pause();
+                }
+            }
+            if (::write(report[1], pids, sizeof pids) != sizeof pids)
+                ::_exit(1);
+            for (;;)
+                ::pause(); // killed below: no destructor, no release
+        }
+        ::close(report[1]);
+        pid_t pids[2] = {-1, -1};
+        BOOST_REQUIRE(::read(report[0], pids, sizeof pids) == sizeof pids);
+        ::close(report[0]);
+        ::kill(starter, SIGKILL);
+        ::waitpid(starter, nullptr, 0);
+        const pid_t drainer = pids[0];
+        BOOST_TEST(exited(drainer, 10000), "writer came: " << writer_came);
+        if (pids[1] > 0)
+            ::kill(pids[1], SIGKILL);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(wait_drained_waits_for_the_drainer_to_finish) {
