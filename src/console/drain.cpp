@@ -7,7 +7,8 @@
 #include <localvm/console/drain.hpp>
 #include <localvm/error.hpp>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include "detail/race.hpp"
+
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -375,7 +376,6 @@ void log_drainer::finish(std::chrono::milliseconds grace) noexcept {
 
 asio::awaitable<bool> wait_drained(const std::filesystem::path& log,
                                    std::chrono::milliseconds timeout) {
-    using namespace asio::experimental::awaitable_operators;
     auto fifo = drain_fifo(log);
     auto ex = co_await asio::this_coro::executor;
     // No reader on the FIFO: the drainer is gone (or was killed).
@@ -397,8 +397,9 @@ asio::awaitable<bool> wait_drained(const std::filesystem::path& log,
     for (;;) {
         if (done())
             co_return true;
-        auto r = co_await (notify.async_read_some(asio::buffer(events), asio::use_awaitable) ||
-                           deadline.async_wait(asio::use_awaitable));
+        auto r = co_await localvm::detail::race(
+            notify.async_read_some(asio::buffer(events), asio::use_awaitable),
+            deadline.async_wait(asio::use_awaitable));
         if (r.index() == 1)
             co_return done();
     }

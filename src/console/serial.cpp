@@ -1,9 +1,8 @@
 #include <localvm/console/serial.hpp>
 #include <localvm/error.hpp>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
+#include "detail/race.hpp"
+
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -14,6 +13,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <variant>
 
 #include <fcntl.h>
 #include <termios.h>
@@ -193,19 +193,11 @@ asio::awaitable<attach_end> attach(std::filesystem::path socket, attach_options 
         }
     };
 
-    auto [order, terminal_ex, vm_ex, end] =
-        co_await asio::experimental::make_parallel_group(
-            asio::co_spawn(ex, to_terminal(), asio::deferred),
-            asio::co_spawn(ex, to_vm(), asio::deferred))
-            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
-    if (order[0] == 0) {
-        if (terminal_ex)
-            std::rethrow_exception(terminal_ex);
+    // The first direction to end (or fail) ends the session.
+    auto ended = co_await localvm::detail::race(to_terminal(), to_vm());
+    if (ended.index() == 0)
         co_return attach_end::vm_closed;
-    }
-    if (vm_ex)
-        std::rethrow_exception(vm_ex);
-    co_return end;
+    co_return std::get<1>(ended);
 }
 
 } // namespace localvm::console

@@ -3,16 +3,17 @@
 #include <localvm/console/wait.hpp>
 #include <localvm/error.hpp>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
+#include "detail/race.hpp"
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <exception>
 #include <memory>
 #include <optional>
+#include <variant>
 
 namespace localvm::console {
 
@@ -114,36 +115,35 @@ boost::asio::awaitable<std::string> wait_for_console(std::filesystem::path log,
     asio::steady_timer deadline(ex);
     deadline.expires_after(timeout);
 
-    // wait_for_one, not awaitable_operators' ||: an error (a missing
+    // The first to finish decides, also by throwing: an error (a missing
     // directory) must end the race at once rather than wait for the deadline.
-    auto [order, follow_ex, line, deadline_ec, abort_ex] =
-        co_await asio::experimental::make_parallel_group(
-            asio::co_spawn(ex, follow(), asio::deferred), deadline.async_wait(asio::deferred),
-            asio::co_spawn(ex, aborted(), asio::deferred))
-            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    std::variant<std::string, std::monostate, std::monostate> outcome;
+    std::exception_ptr failure;
+    try {
+        outcome = co_await localvm::detail::race(follow(), deadline.async_wait(asio::use_awaitable),
+                                                 aborted());
+    } catch (...) {
+        failure = std::current_exception();
+    }
 
     // Cancelled from outside: every racer ended, none of them decides.
     auto cancel_state = co_await asio::this_coro::cancellation_state;
     if (cancel_state.cancelled() != asio::cancellation_type::none)
         throw boost::system::system_error(asio::error::operation_aborted);
+    if (failure)
+        std::rethrow_exception(failure);
 
     auto what = "waiting for " + matcher.description() + " on the serial console";
-    switch (order[0]) {
+    switch (outcome.index()) {
     case 0:
-        if (follow_ex)
-            std::rethrow_exception(follow_ex);
-        co_return line;
+        co_return std::move(std::get<0>(outcome));
     case 1:
-        if (deadline_ec)
-            throw boost::system::system_error(deadline_ec);
         if (auto found = co_await scan())
             co_return *found;
         throw_error(errc::timeout,
                     with_tail(what + ": no match within " + std::to_string(timeout.count()) + " ms",
                               log, options.tail_lines));
     default:
-        if (abort_ex)
-            std::rethrow_exception(abort_ex);
         // QEMU is gone; what it wrote last may still be on its way through
         // the log's drainer.
         co_await wait_drained(log, std::chrono::seconds(2));

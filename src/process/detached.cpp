@@ -11,12 +11,12 @@
 // (the handle dropped, or the starter dead of anything, even SIGKILL) makes
 // the supervisor kill the program. A socket, not a pipe: the starter's
 // commit after the supervisor is gone must fail with EPIPE, not SIGPIPE.
+#include "detail/race.hpp"
 #include "exec.hpp"
 
 #include <localvm/error.hpp>
 #include <localvm/process/detached.hpp>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -453,7 +453,6 @@ bool pidfd::send_signal(int sig) noexcept {
 }
 
 asio::awaitable<bool> pidfd::wait_exit(std::chrono::milliseconds timeout) const {
-    using namespace asio::experimental::awaitable_operators;
     if (exited())
         co_return true;
     if (timeout.count() <= 0)
@@ -466,9 +465,9 @@ asio::awaitable<bool> pidfd::wait_exit(std::chrono::milliseconds timeout) const 
     asio::posix::stream_descriptor watch(ex, dup);
     asio::steady_timer t(ex, timeout);
     for (;;) {
-        auto r = co_await (watch.async_wait(asio::posix::descriptor_base::wait_read,
-                                            asio::use_awaitable) ||
-                           t.async_wait(asio::use_awaitable));
+        auto r = co_await localvm::detail::race(
+            watch.async_wait(asio::posix::descriptor_base::wait_read, asio::use_awaitable),
+            t.async_wait(asio::use_awaitable));
         if (r.index() == 1)
             co_return exited();
         // Why check again: asio (1.81) can hand a new descriptor that reuses

@@ -1,8 +1,9 @@
 #include "lock.hpp"
 
+#include "detail/race.hpp"
+
 #include <localvm/error.hpp>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -21,7 +22,6 @@
 
 namespace localvm::qemu::detail {
 namespace asio = boost::asio;
-using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -123,9 +123,10 @@ asio::awaitable<vm_lock> vm_lock::acquire(std::filesystem::path lock_file,
         if (!ec) {
             char byte;
             boost::system::error_code read_ec, timer_ec; // outcomes do not matter: retry
-            co_await (waiter.async_read_some(asio::buffer(&byte, 1),
-                                             asio::redirect_error(asio::use_awaitable, read_ec)) ||
-                      timer.async_wait(asio::redirect_error(asio::use_awaitable, timer_ec)));
+            co_await localvm::detail::race(
+                waiter.async_read_some(asio::buffer(&byte, 1),
+                                       asio::redirect_error(asio::use_awaitable, read_ec)),
+                timer.async_wait(asio::redirect_error(asio::use_awaitable, timer_ec)));
             backoff = std::chrono::milliseconds(5);
         } else {
             timer.expires_after(backoff);

@@ -1,3 +1,4 @@
+#include "detail/race.hpp"
 #include "firmware.hpp"
 #include "image.hpp"
 #include "instance_id.hpp"
@@ -21,7 +22,6 @@
 #include <localvm/ssh/keygen.hpp>
 #include <localvm/ssh/probe.hpp>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -42,7 +42,6 @@
 namespace localvm::qemu {
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
-using namespace asio::experimental::awaitable_operators;
 using detail::lock_owner;
 using std::chrono::milliseconds;
 
@@ -574,8 +573,11 @@ asio::awaitable<bool> manager::bring_up(pid_t pid, const launch_plan& plan, bool
                (tail.empty() ? std::string() : ":\n" + tail);
     };
 
-    auto appeared = co_await (detail::wait_for_path(layout_.qmp_socket, remaining()) ||
-                              process::wait_exit(pid, remaining()));
+    // The first to finish decides, also when it throws: a failing watch must
+    // not wait for QEMU to exit (or for the rest of start_timeout).
+    auto appeared =
+        co_await localvm::detail::race(detail::wait_for_path(layout_.qmp_socket, remaining()),
+                                       process::wait_exit(pid, remaining()));
     if (appeared.index() == 1 && std::get<1>(appeared)) {
         co_await detail::wait_for_path(layout_.exit_status, milliseconds(2000));
         throw_error(errc::process_failed, exited("during start"));

@@ -1,8 +1,9 @@
 #include "watch.hpp"
 
+#include "detail/race.hpp"
+
 #include <localvm/error.hpp>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -22,7 +23,6 @@
 
 namespace localvm::qemu::detail {
 namespace asio = boost::asio;
-using namespace asio::experimental::awaitable_operators;
 
 asio::awaitable<bool> wait_for_path(std::filesystem::path path, std::chrono::milliseconds timeout) {
     auto executor = co_await asio::this_coro::executor;
@@ -40,8 +40,8 @@ asio::awaitable<bool> wait_for_path(std::filesystem::path path, std::chrono::mil
         // Each branch needs its own error code: the loser's cancellation
         // is reported too.
         boost::system::error_code ec, timer_ec;
-        auto r = co_await (
-            watch.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec)) ||
+        auto r = co_await localvm::detail::race(
+            watch.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec)),
             timer.async_wait(asio::redirect_error(asio::use_awaitable, timer_ec)));
         if (r.index() == 1)
             co_return std::filesystem::exists(path);

@@ -1,8 +1,8 @@
 #include <localvm/qmp/client.hpp>
 
+#include "detail/race.hpp"
+
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -16,6 +16,7 @@
 #include <deque>
 #include <exception>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 namespace localvm::qmp {
@@ -551,13 +552,17 @@ asio::awaitable<client> client::connect_lanes(std::vector<std::string> paths,
     auto ex = co_await asio::this_coro::executor;
     auto impl = std::make_shared<detail::client_impl>(ex, options, std::move(paths));
     asio::steady_timer deadline(ex, options.connect_timeout);
-    auto [order, failed, timer_ec] =
-        co_await asio::experimental::make_parallel_group(
-            asio::co_spawn(ex, detail::client_impl::handshake_all(impl), asio::deferred),
-            deadline.async_wait(asio::deferred))
-            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
-    (void)timer_ec;
-    if (order[0] == 1) {
+    // The first to finish decides: a failed handshake (or a cancellation)
+    // ends the connect at once, the deadline only when it comes first.
+    std::variant<std::monostate, std::monostate> outcome;
+    try {
+        outcome = co_await localvm::detail::race(detail::client_impl::handshake_all(impl),
+                                                 deadline.async_wait(asio::use_awaitable));
+    } catch (...) {
+        impl->finish(connection_end::local, errc::monitor_closed, "closed: connecting failed");
+        throw;
+    }
+    if (outcome.index() == 1) {
         impl->finish(connection_end::local, errc::timeout, "timed out while connecting");
         std::string where;
         for (auto& l : impl->lanes)
@@ -565,10 +570,6 @@ asio::awaitable<client> client::connect_lanes(std::vector<std::string> paths,
         throw localvm::error(errc::timeout, "connecting to QMP at " + where +
                                                 ": no greeting and capabilities within " +
                                                 detail::ms(options.connect_timeout));
-    }
-    if (failed) {
-        impl->finish(connection_end::local, errc::monitor_closed, "closed: connecting failed");
-        std::rethrow_exception(failed);
     }
     co_return client(std::move(impl));
 }

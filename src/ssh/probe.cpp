@@ -5,14 +5,14 @@
 #include "race.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <array>
+#include <variant>
 
 namespace localvm::ssh {
 
@@ -46,10 +46,9 @@ asio::awaitable<tcp::endpoint> resolve(const std::string& host, std::uint16_t po
 }
 
 // The probe loop: drives the state machine with one socket and one timer.
-// Each connect/read is raced against the timer (wait_for_one: whichever
+// Each connect/read is raced against the timer (detail::race: whichever
 // completes first cancels the other).
 asio::awaitable<std::string> probe_loop(std::string host, std::uint16_t port, probe_options opts) {
-    namespace exp = asio::experimental;
     auto ex = co_await asio::this_coro::executor;
     const std::string endpoint_name = host + ":" + std::to_string(port);
     if (port == 0)
@@ -72,11 +71,11 @@ asio::awaitable<std::string> probe_loop(std::string host, std::uint16_t port, pr
         case probe_action_kind::connect: {
             close();
             timer.expires_after(action.timeout);
-            auto [order, cec, tec] =
-                co_await exp::make_parallel_group(sock.async_connect(ep, asio::deferred),
-                                                  timer.async_wait(asio::deferred))
-                    .async_wait(exp::wait_for_one(), asio::use_awaitable);
-            if (order[0] == 0) {
+            error_code cec, tec;
+            auto r = co_await localvm::detail::race(
+                sock.async_connect(ep, asio::redirect_error(asio::use_awaitable, cec)),
+                timer.async_wait(asio::redirect_error(asio::use_awaitable, tec)));
+            if (r.index() == 0) {
                 if (cec == asio::error::operation_aborted)
                     throw_aborted();
                 action = cec ? machine.resume({probe_event_kind::connect_failed, {}, cec.message()},
@@ -91,12 +90,13 @@ asio::awaitable<std::string> probe_loop(std::string host, std::uint16_t port, pr
         }
         case probe_action_kind::read: {
             timer.expires_after(action.timeout);
-            auto [order, rec, n, tec] =
-                co_await exp::make_parallel_group(
-                    sock.async_read_some(asio::buffer(buf), asio::deferred),
-                    timer.async_wait(asio::deferred))
-                    .async_wait(exp::wait_for_one(), asio::use_awaitable);
-            if (order[0] == 0) {
+            error_code rec, tec;
+            auto r = co_await localvm::detail::race(
+                sock.async_read_some(asio::buffer(buf),
+                                     asio::redirect_error(asio::use_awaitable, rec)),
+                timer.async_wait(asio::redirect_error(asio::use_awaitable, tec)));
+            if (r.index() == 0) {
+                const std::size_t n = std::get<0>(r);
                 if (rec == asio::error::operation_aborted)
                     throw_aborted();
                 if (n > 0)

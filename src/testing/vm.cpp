@@ -7,9 +7,10 @@
 #include <localvm/testing/run.hpp>
 #include <localvm/testing/vm.hpp>
 
+#include "detail/race.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -188,7 +189,6 @@ asio::awaitable<std::uint16_t> vm::host_port(std::uint16_t guest_port) {
 
 asio::awaitable<std::uint16_t> vm::wait_for_port(std::uint16_t guest_port, milliseconds timeout,
                                                  milliseconds settle) {
-    using namespace asio::experimental::awaitable_operators;
     pending p("guest port " + std::to_string(guest_port) + " on vm '" + name_ + "'");
     auto forward = co_await forward_to(guest_port);
     const std::string address = forward.host_address;
@@ -210,9 +210,9 @@ asio::awaitable<std::uint16_t> vm::wait_for_port(std::uint16_t guest_port, milli
             char byte;
             boost::system::error_code rec, tec;
             asio::steady_timer quiet(ex, settle);
-            auto r = co_await (
+            auto r = co_await localvm::detail::race(
                 sock.async_read_some(asio::buffer(&byte, 1),
-                                     asio::redirect_error(asio::use_awaitable, rec)) ||
+                                     asio::redirect_error(asio::use_awaitable, rec)),
                 quiet.async_wait(asio::redirect_error(asio::use_awaitable, tec)));
             if (r.index() == 1 || !rec)
                 co_return port;
