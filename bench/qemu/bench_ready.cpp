@@ -1,0 +1,341 @@
+// start() and start-to-ready through localvm against the same QEMU command
+// line driven by hand, on the tiny guest, boots interleaved (library, hand,
+// library, ...). The hand side is what a careful script would do:
+//   start:  spawn QEMU, connect QMP (retrying every 1 ms until the socket
+//           exists), greeting, qmp_capabilities, cont answered;
+//   ready:  the forward's port from `info usernet`, then a tight banner loop
+//           (each connection gets at most 500 ms, a refused one is retried
+//           after 10 ms), then one `ssh true` (retried while it fails).
+// The command line is the one localvm spawned (read from /proc once); the
+// hand side gets its own copy of the seed ISO.
+// usage: bench_ready [RUNS]    (the guest: test/guests/build tiny)
+#include "../../test/e2e/qemu/guest.hpp"
+
+#include <localvm/process/child.hpp>
+#include <localvm/qemu/manager.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <netinet/in.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdexcept>
+#include <string>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+extern char** environ;
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+double ms_since(clk::time_point t0, clk::time_point t1) {
+    return std::chrono::duration<double, std::milli>(t1 - t0).count();
+}
+
+[[noreturn]] void die(const std::string& what) {
+    throw std::runtime_error(what + (errno ? std::string(": ") + std::strerror(errno) : ""));
+}
+
+std::vector<std::string> read_cmdline(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+    std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::vector<std::string> argv;
+    std::size_t at = 0;
+    while (at < all.size()) {
+        auto end = all.find('\0', at);
+        argv.push_back(all.substr(at, end - at));
+        at = end + 1;
+    }
+    return argv;
+}
+
+// The value of option `opt`'s `key=` in QEMU's argv (e.g. -qmp unix:PATH,...).
+std::string qmp_socket_path(const std::vector<std::string>& argv) {
+    for (std::size_t i = 0; i + 1 < argv.size(); ++i) {
+        const std::string& v = argv[i + 1];
+        if (argv[i] == "-qmp" && v.starts_with("unix:"))
+            return v.substr(5, v.find(',') - 5);
+        if (argv[i] == "-chardev" && v.find("id=qmp") != std::string::npos) {
+            auto p = v.find("path=");
+            return v.substr(p + 5, v.find(',', p) - p - 5);
+        }
+    }
+    throw std::runtime_error("no QMP socket in QEMU's command line");
+}
+
+// A minimal blocking QMP client: one line per message.
+struct blocking_qmp {
+    int fd = -1;
+    std::string buf;
+
+    explicit blocking_qmp(const std::string& path) {
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+        for (;;) {
+            fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0)
+                break;
+            ::close(fd);
+            if (errno != ENOENT && errno != ECONNREFUSED)
+                die("connect " + path);
+            std::this_thread::sleep_for(1ms); // the hand loop's retry
+        }
+        line(); // greeting
+        command(R"({"execute":"qmp_capabilities"})");
+    }
+    ~blocking_qmp() { ::close(fd); }
+    std::string line() {
+        for (;;) {
+            auto nl = buf.find('\n');
+            if (nl != std::string::npos) {
+                auto l = buf.substr(0, nl);
+                buf.erase(0, nl + 1);
+                return l;
+            }
+            char tmp[4096];
+            auto n = ::read(fd, tmp, sizeof tmp);
+            if (n <= 0)
+                die("QMP read");
+            buf.append(tmp, n);
+        }
+    }
+    // Sends a command, returns its reply line (events are skipped).
+    std::string command(const std::string& json) {
+        std::string out = json + "\n";
+        if (::write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size()))
+            die("QMP write");
+        for (;;) {
+            auto l = line();
+            if (l.find("\"return\"") != std::string::npos || l.find("\"error\"") != std::string::npos)
+                return l;
+        }
+    }
+};
+
+std::uint16_t forwarded_port(blocking_qmp& q) {
+    auto r = q.command(
+        R"({"execute":"human-monitor-command","arguments":{"command-line":"info usernet"}})");
+    // "TCP[HOST_FORWARD]  12  127.0.0.1 40123  10.0.2.15 22 ..."
+    auto at = r.find("HOST_FORWARD");
+    if (at == std::string::npos)
+        throw std::runtime_error("no HOST_FORWARD in: " + r);
+    auto ip = r.find("127.0.0.1", at);
+    return static_cast<std::uint16_t>(std::stoi(r.substr(ip + 9)));
+}
+
+// One connection: true when an "SSH-" line arrives within `limit`.
+bool banner_once(std::uint16_t port, std::chrono::milliseconds limit) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(fd);
+        std::this_thread::sleep_for(10ms);
+        return false;
+    }
+    auto until = clk::now() + limit;
+    std::string got;
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clk::now());
+        if (left.count() <= 0)
+            break;
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+            break;
+        char tmp[512];
+        auto n = ::read(fd, tmp, sizeof tmp);
+        if (n <= 0) { // closed by the guest (reset): retry shortly
+            ::close(fd);
+            std::this_thread::sleep_for(10ms);
+            return false;
+        }
+        got.append(tmp, n);
+        if (got.find("SSH-") != std::string::npos && got.find('\n') != std::string::npos) {
+            ::close(fd);
+            return true;
+        }
+    }
+    ::close(fd);
+    return false;
+}
+
+int run_wait(const std::vector<std::string>& argv) {
+    std::vector<char*> cargv;
+    for (auto& s : argv)
+        cargv.push_back(const_cast<char*>(s.c_str()));
+    cargv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    if (posix_spawnp(&pid, cargv[0], &fa, nullptr, cargv.data(), environ) != 0)
+        die("spawn " + argv[0]);
+    posix_spawn_file_actions_destroy(&fa);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+struct hand_result {
+    double start_ms, banner_ms, ready_ms;
+};
+
+hand_result hand_boot(const std::vector<std::string>& argv, const fs::path& key) {
+    std::vector<char*> cargv;
+    for (auto& s : argv)
+        cargv.push_back(const_cast<char*>(s.c_str()));
+    cargv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    auto t0 = clk::now();
+    pid_t pid;
+    if (posix_spawnp(&pid, cargv[0], &fa, nullptr, cargv.data(), environ) != 0)
+        die("spawn QEMU");
+    posix_spawn_file_actions_destroy(&fa);
+    hand_result r{};
+    {
+        blocking_qmp q(qmp_socket_path(argv));
+        q.command(R"({"execute":"cont"})");
+        r.start_ms = ms_since(t0, clk::now());
+        auto port = forwarded_port(q);
+        while (!banner_once(port, 500ms)) {
+        }
+        r.banner_ms = ms_since(t0, clk::now());
+        std::vector<std::string> ssh = {
+            "ssh", "-q", "-i", key.string(), "-p", std::to_string(port),
+            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10",
+            "debian@127.0.0.1", "true"};
+        while (run_wait(ssh) != 0) {
+        }
+        r.ready_ms = ms_since(t0, clk::now());
+        q.command(R"({"execute":"quit"})");
+    }
+    int st;
+    ::waitpid(pid, &st, 0);
+    return r;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    int runs = argc > 1 ? std::atoi(argv[1]) : 5;
+    auto g = lve2e::load_guest("tiny");
+    lve2e::home h;
+    asio::io_context ctx;
+    auto run = [&](auto body) {
+        std::exception_ptr failure;
+        asio::co_spawn(ctx, body, [&](std::exception_ptr e) { failure = e; });
+        ctx.restart();
+        ctx.run();
+        if (failure)
+            std::rethrow_exception(failure);
+    };
+    try {
+        localvm::qemu::manager m(ctx.get_executor(), h.options("bench"));
+        std::map<std::string, std::vector<double>> lib_stage; // stage -> ms since start()
+        clk::time_point t0;
+        m.set_stage_sink([&](localvm::qemu::boot_stage s, std::string_view) {
+            lib_stage[std::string(localvm::qemu::to_string(s))].push_back(
+                ms_since(t0, clk::now()));
+        });
+        std::vector<std::string> qemu_argv;
+        run([&]() -> asio::awaitable<void> {
+            localvm::process::options base;
+            base.argv = {"qemu-img", "create", "-q", "-f", "qcow2",
+                         (h.root / "base.qcow2").string(), "64M"};
+            co_await localvm::process::run_checked(base);
+            co_await m.create(h.root / "base.qcow2");
+            co_await m.start(lve2e::tiny_start(g, h));
+            auto pid = co_await m.pid();
+            qemu_argv = read_cmdline(*pid);
+            co_await m.stop();
+        });
+        lib_stage.clear();
+        // The hand side's own seed copy (start rewrites the VM's).
+        for (auto& a : qemu_argv) {
+            auto p = a.find("seed");
+            if (p == std::string::npos || a.find(".iso") == std::string::npos)
+                continue;
+            auto f0 = a.find("file=");
+            auto f1 = a.find(',', f0);
+            fs::path seed = a.substr(f0 + 5, f1 - f0 - 5);
+            fs::copy_file(seed, h.root / "hand-seed.iso", fs::copy_options::overwrite_existing);
+            a.replace(f0 + 5, f1 - f0 - 5, (h.root / "hand-seed.iso").string());
+        }
+
+        if (std::getenv("BENCH_VERBOSE"))
+            for (auto& a : qemu_argv)
+                std::fprintf(stderr, "argv: %s\n", a.c_str());
+        std::vector<double> lib_start, lib_ready, hand_start, hand_banner, hand_ready;
+        for (int i = 0; i < runs; ++i) {
+            run([&]() -> asio::awaitable<void> {
+                t0 = clk::now();
+                co_await m.start(lve2e::tiny_start(g, h));
+                lib_start.push_back(ms_since(t0, clk::now()));
+                co_await m.wait_ready(300s);
+                lib_ready.push_back(ms_since(t0, clk::now()));
+                co_await m.stop();
+            });
+            auto r = hand_boot(qemu_argv, h.key);
+            hand_start.push_back(r.start_ms);
+            hand_banner.push_back(r.banner_ms);
+            hand_ready.push_back(r.ready_ms);
+            std::fprintf(stderr, "run %d: lib start %.1f ready %.1f | hand start %.1f banner %.1f ready %.1f\n",
+                         i, lib_start.back(), lib_ready.back(), r.start_ms, r.banner_ms,
+                         r.ready_ms);
+        }
+        run([&]() -> asio::awaitable<void> { co_await m.remove(); });
+
+        auto pr = [](const char* name, double v) { std::printf("metric %s %.1f ms\n", name, v); };
+        pr("tiny_start_lib_p50_ms", median(lib_start));
+        pr("tiny_start_hand_p50_ms", median(hand_start));
+        std::printf("metric tiny_start_lib_over_hand %.3f ratio\n",
+                    median(lib_start) / median(hand_start));
+        for (auto& [stage, v] : lib_stage)
+            std::printf("metric tiny_lib_stage_%s_p50_ms %.1f ms\n", stage.c_str(), median(v));
+        pr("tiny_banner_hand_p50_ms", median(hand_banner));
+        pr("tiny_ready_lib_p50_ms", median(lib_ready));
+        pr("tiny_ready_hand_p50_ms", median(hand_ready));
+        std::printf("metric tiny_ready_lib_over_hand %.3f ratio\n",
+                    median(lib_ready) / median(hand_ready));
+        std::printf("metric tiny_ready_runs %d count\n", runs);
+    } catch (const std::exception& e) {
+        std::cerr << "bench_ready: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}
