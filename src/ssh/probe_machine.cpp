@@ -13,7 +13,9 @@ long long to_ms(probe_clock::duration d) {
 } // namespace
 
 probe_machine::probe_machine(std::string endpoint, const probe_options& opts)
-    : endpoint_(std::move(endpoint)), opts_(opts), next_interval_(opts.retry_interval) {}
+    : endpoint_(std::move(endpoint))
+    , opts_(opts)
+    , next_backoff_(opts.retry_interval) {}
 
 probe_action probe_machine::resume(const probe_event& ev, probe_clock::time_point now) {
     using k = probe_event_kind;
@@ -28,90 +30,153 @@ probe_action probe_machine::resume(const probe_event& ev, probe_clock::time_poin
         const milliseconds zero{0};
         if (opts_.connect_timeout <= zero || opts_.attempt_timeout <= zero ||
             opts_.retry_interval <= zero || opts_.max_retry_interval <= zero ||
-            opts_.timeout <= zero)
+            opts_.attempt_interval <= zero || opts_.timeout <= zero)
             return fail(errc::invalid_argument,
-                        "SSH probe of " + endpoint_ + ": every probe_options duration must be positive");
+                        "SSH probe of " + endpoint_ +
+                            ": every probe_options duration must be positive");
+        if (opts_.max_open_attempts < 1)
+            return fail(errc::invalid_argument,
+                        "SSH probe of " + endpoint_ + ": max_open_attempts must be at least 1");
         deadline_ = now + opts_.timeout;
-        return begin_attempt(now);
+        next_attempt_ = now;
+        return next(now);
     }
-    case k::connected:
-        if (state_ != state::connecting)
+    case k::issued:
+        if (state_ != state::issuing)
             break;
-        state_ = state::reading;
-        return read_more(now);
-    case k::connect_failed:
-        if (state_ != state::connecting)
-            break;
-        return attempt_failed("connect: " + std::string(ev.text), now);
-    case k::data:
-        if (state_ != state::reading)
-            break;
-        if (consume(ev.data)) {
-            if (overlong_)
-                return attempt_failed("a line longer than " + std::to_string(max_line) +
-                                          " bytes (not an SSH server)",
-                                      now);
-            state_ = state::done;
-            return finished();
-        }
-        return read_more(now);
-    case k::closed:
-        if (state_ != state::reading)
-            break;
-        if (!ev.text.empty())
-            return attempt_failed("read: " + std::string(ev.text), now);
-        return attempt_failed(attempt_bytes_ == 0
-                                  ? std::string("connection closed before the SSH banner")
-                                  : "connection closed after " + std::to_string(attempt_bytes_) +
-                                        " bytes without an SSH banner",
-                              now);
-    case k::io_timeout:
-        if (state_ == state::connecting)
-            return attempt_failed("connect timed out", now);
-        if (state_ == state::reading)
-            return attempt_failed("connection accepted but no SSH banner within " +
-                                      std::to_string(to_ms(now - attempt_start_)) + " ms",
-                                  now);
-        break;
-    case k::waited:
+        return next(now);
+    case k::tick:
         if (state_ != state::waiting)
             break;
-        return begin_attempt(now);
+        return next(now);
+    case k::connected:
+    case k::connect_failed:
+    case k::data:
+    case k::closed:
+        if (state_ != state::waiting)
+            break;
+        return on_io(ev, now);
     }
-    // An event the current state does not expect is a driver bug: fail
-    // loudly rather than guess.
+    // An event the last action does not allow is a driver bug: fail loudly
+    // rather than guess.
     return fail(errc::invalid_argument, "SSH probe of " + endpoint_ + ": unexpected event");
 }
 
-probe_action probe_machine::begin_attempt(probe_clock::time_point now) {
-    if (now >= deadline_)
-        return fail(errc::ssh_unreachable, "");
-    ++attempts_;
-    attempt_start_ = now;
-    attempt_deadline_ = std::min(now + opts_.attempt_timeout, deadline_);
-    line_.clear();
-    attempt_bytes_ = 0;
-    overlong_ = false;
-    state_ = state::connecting;
-    probe_clock::duration t = std::min<probe_clock::duration>(opts_.connect_timeout,
-                                                              attempt_deadline_ - now);
-    return {probe_action_kind::connect, t};
+probe_action probe_machine::on_io(const probe_event& ev, probe_clock::time_point now) {
+    using k = probe_event_kind;
+    const phase expected = ev.kind == k::connected || ev.kind == k::connect_failed
+                               ? phase::connecting
+                               : phase::reading;
+    attempt* a = find(ev.id, expected);
+    if (!a)
+        return fail(errc::invalid_argument, "SSH probe of " + endpoint_ +
+                                                ": an event for connection " +
+                                                std::to_string(ev.id) + " it does not expect");
+    switch (ev.kind) {
+    case k::connected:
+        a->ph = phase::to_read;
+        a->deadline = a->begun + opts_.attempt_timeout;
+        break;
+    case k::connect_failed:
+        attempt_failed(*a, "connect: " + std::string(ev.text), now);
+        break;
+    case k::data: {
+        const int r = consume(*a, ev.data);
+        if (r > 0) {
+            state_ = state::done;
+            return finished();
+        }
+        if (r < 0)
+            attempt_failed(
+                *a, "a line longer than " + std::to_string(max_line) + " bytes (not an SSH server)",
+                now);
+        else
+            a->ph = phase::to_read;
+        break;
+    }
+    case k::closed:
+        if (!ev.text.empty())
+            attempt_failed(*a, "read: " + std::string(ev.text), now);
+        else
+            attempt_failed(*a,
+                           a->bytes == 0 ? std::string("connection closed before the SSH banner")
+                                         : "connection closed after " + std::to_string(a->bytes) +
+                                               " bytes without an SSH banner",
+                           now);
+        break;
+    default:
+        break;
+    }
+    return next(now);
 }
 
-probe_action probe_machine::read_more(probe_clock::time_point now) {
-    if (now >= attempt_deadline_)
-        return resume({probe_event_kind::io_timeout, {}, {}}, now);
-    return {probe_action_kind::read, attempt_deadline_ - now};
-}
-
-probe_action probe_machine::attempt_failed(std::string why, probe_clock::time_point now) {
-    last_failure_ = std::move(why);
+// The one place that decides: closes first (failed, timed out, or the
+// oldest when a fresh attempt needs room), then reads to start, then a fresh
+// attempt when due, else wait for the earliest deadline.
+probe_action probe_machine::next(probe_clock::time_point now) {
     if (now >= deadline_)
         return fail(errc::ssh_unreachable, "");
+    auto close = [&](std::vector<attempt>::iterator it) {
+        const auto id = it->id;
+        open_.erase(it);
+        state_ = state::issuing;
+        return probe_action{probe_action_kind::close, id, {}};
+    };
+    auto silent_for = [&](const attempt& a) {
+        return a.ph == phase::connecting ? std::string("connect timed out")
+                                         : "connection accepted but no SSH banner within " +
+                                               std::to_string(to_ms(now - a.begun)) + " ms";
+    };
+    for (auto it = open_.begin(); it != open_.end(); ++it)
+        if (it->ph == phase::to_close)
+            return close(it);
+    for (auto it = open_.begin(); it != open_.end(); ++it)
+        if (now >= it->deadline) {
+            attempt_failed(*it, silent_for(*it), now);
+            return close(it);
+        }
+    for (auto& a : open_)
+        if (a.ph == phase::to_read) {
+            a.ph = phase::reading;
+            state_ = state::issuing;
+            return {probe_action_kind::read, a.id, {}};
+        }
+    if (now >= next_attempt_) {
+        if (open_.size() >= static_cast<std::size_t>(opts_.max_open_attempts)) {
+            // Not a failure of its own (no backoff): it makes room.
+            last_failure_ = silent_for(open_.front());
+            return close(open_.begin());
+        }
+        attempt a;
+        a.id = next_id_++;
+        a.begun = now;
+        a.deadline = now + std::min(opts_.connect_timeout, opts_.attempt_timeout);
+        open_.push_back(std::move(a));
+        ++attempts_;
+        next_attempt_ = now + opts_.attempt_interval;
+        state_ = state::issuing;
+        return {probe_action_kind::connect, open_.back().id, {}};
+    }
+    auto until = std::min(deadline_, next_attempt_);
+    for (const auto& a : open_)
+        until = std::min(until, a.deadline);
     state_ = state::waiting;
-    auto pause = std::min<probe_clock::duration>(next_interval_, deadline_ - now);
-    next_interval_ = std::min<probe_clock::duration>(next_interval_ * 2, opts_.max_retry_interval);
-    return {probe_action_kind::wait, pause};
+    return {probe_action_kind::wait, 0, until};
+}
+
+probe_machine::attempt* probe_machine::find(std::uint32_t id, phase expected) {
+    for (auto& a : open_)
+        if (a.id == id)
+            return a.ph == expected ? &a : nullptr;
+    return nullptr;
+}
+
+void probe_machine::attempt_failed(attempt& a, std::string why, probe_clock::time_point now) {
+    a.ph = phase::to_close;
+    last_failure_ = std::move(why);
+    // A refused or reset connection says the guest answers: try again soon.
+    next_attempt_ = std::min(next_attempt_, now + next_backoff_);
+    next_backoff_ = std::min<probe_clock::duration>(next_backoff_ * 2, opts_.max_retry_interval);
 }
 
 probe_action probe_machine::fail(errc code, std::string diagnostic) {
@@ -125,34 +190,34 @@ probe_action probe_machine::fail(errc code, std::string diagnostic) {
             diagnostic += "; last: " + last_failure_;
     }
     diagnostic_ = std::move(diagnostic);
+    open_.clear(); // the driver closes every connection on done/fail
     return finished();
 }
 
 probe_action probe_machine::finished() const {
-    return {state_ == state::done ? probe_action_kind::done : probe_action_kind::fail, {}};
+    return {state_ == state::done ? probe_action_kind::done : probe_action_kind::fail, 0, {}};
 }
 
-bool probe_machine::consume(std::string_view bytes) {
-    attempt_bytes_ += bytes.size();
+int probe_machine::consume(attempt& a, std::string_view bytes) {
+    a.bytes += bytes.size();
     for (char c : bytes) {
         if (c == '\n') {
-            if (!line_.empty() && line_.back() == '\r')
-                line_.pop_back();
-            if (line_.starts_with("SSH-")) {
-                banner_ = std::move(line_);
-                return true;
+            if (!a.line.empty() && a.line.back() == '\r')
+                a.line.pop_back();
+            if (a.line.starts_with("SSH-")) {
+                banner_ = std::move(a.line);
+                open_.clear(); // the driver closes every connection on done
+                return 1;
             }
-            line_.clear(); // a line before the banner (allowed by RFC 4253)
+            a.line.clear(); // a line before the banner (allowed by RFC 4253)
             continue;
         }
         // With its '\n' this line would exceed max_line.
-        if (line_.size() + 1 >= max_line) {
-            overlong_ = true;
-            return true;
-        }
-        line_.push_back(c);
+        if (a.line.size() + 1 >= max_line)
+            return -1;
+        a.line.push_back(c);
     }
-    return false;
+    return 0;
 }
 
 } // namespace localvm::ssh::detail

@@ -16,21 +16,38 @@ namespace localvm::ssh {
 /// while nothing listens in the guest, then closes them (the guest answered
 /// with a reset) or leaves them silent (the guest's network is not up yet).
 /// The probe therefore reads the identification line (RFC 4253 §4.2).
+///
+/// Attempts overlap: while no banner came, a fresh connection starts every
+/// `attempt_interval` even though earlier ones are still open and silent,
+/// and the first banner on any of them wins. A silent connection under
+/// user-mode networking waits on slirp's SYN retransmission to the guest,
+/// which backs off (1 s, 2 s, ...); a fresh one reaches the guest at once.
 struct probe_options {
     /// Deadline for the TCP connect of one attempt. Default 1 s (on loopback
     /// a connect succeeds or is refused at once).
     std::chrono::milliseconds connect_timeout{1000};
-    /// How long one attempt may take from its connect until the banner line
-    /// is complete. A connection that is accepted but silent is read until
-    /// then, so a banner that arrives later on it is seen at once. Default 3 s.
+    /// How long one connection may stay open, from its connect until the
+    /// banner line is complete. A connection that is accepted but silent is
+    /// read until then (or until `max_open_attempts` needs its place), so a
+    /// banner that arrives later on it is seen at once. Default 3 s.
     std::chrono::milliseconds attempt_timeout{3000};
-    /// Pause after the first failed attempt; it doubles after each further
-    /// failure up to `max_retry_interval`. Default 10 ms: a refused or closed
-    /// loopback connection costs well under a millisecond on both sides.
+    /// While no banner came, a fresh connection starts this long after the
+    /// previous one started, even though that one is still open. Default
+    /// 250 ms. Set it to `attempt_timeout` or more for one connection at a
+    /// time.
+    std::chrono::milliseconds attempt_interval{250};
+    /// How many connections may be open at once (at least 1). When a fresh
+    /// one is due and this many are open, the oldest is closed. Default 12
+    /// (with the default interval, a silent connection lives about 3 s).
+    int max_open_attempts = 12;
+    /// Pause before a fresh connection after one failed (refused, closed,
+    /// timed out); it doubles after each further failure up to
+    /// `max_retry_interval`. Default 10 ms: a refused or closed loopback
+    /// connection costs well under a millisecond on both sides.
     std::chrono::milliseconds retry_interval{10};
-    /// Cap of the pause between attempts. Default 30 ms, which keeps the mean
-    /// detection delay for a guest that resets connections near 15 ms (about
-    /// 33 connects a second while it boots).
+    /// Cap of that pause. Default 30 ms, which keeps the mean detection delay
+    /// for a guest that resets connections near 15 ms (about 33 connects a
+    /// second while it boots).
     std::chrono::milliseconds max_retry_interval{30};
     /// Overall deadline of `wait_for_banner`. Default 120 s.
     std::chrono::milliseconds timeout{120000};
@@ -47,7 +64,8 @@ using abort_hook = std::function<boost::asio::awaitable<std::string>()>;
 /// are skipped; lines end with LF or CRLF and are at most 255 bytes
 /// including the line end) and returns that line without its line end, e.g.
 /// "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3". `host` is an IP address or a
-/// name resolved once. Each connection is closed before returning.
+/// name resolved once. Several connections may be open at once (see
+/// `probe_options`); every one is closed before returning.
 ///
 /// `abort`, when set, is raced against the whole wait: if it completes
 /// first, the probe stops at once and `errc::guest_died` is thrown with the
@@ -57,8 +75,8 @@ using abort_hook = std::function<boost::asio::awaitable<std::string>()>;
 /// passes, naming host:port, the number of attempts and the last failure
 /// (connection refused, closed before the banner, no banner within N ms);
 /// `errc::guest_died` as above; `errc::invalid_argument` for a non-positive
-/// duration, port 0 or a host that does not resolve. An exception thrown by
-/// `abort` propagates. Cancellation closes the connection, cancels `abort`
+/// duration or `max_open_attempts`, port 0 or a host that does not resolve. An exception thrown by
+/// `abort` propagates. Cancellation closes every connection, cancels `abort`
 /// and completes with `boost::asio::error::operation_aborted`.
 boost::asio::awaitable<std::string> wait_for_banner(std::string host, std::uint16_t port,
                                                     probe_options opts = probe_options(),

@@ -18,6 +18,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,17 +69,44 @@ private:
 
 // Listens on 127.0.0.1:<free port>. Before `ready` fires, each accepted
 // connection is closed at once (`close_early`) or held silent; when it
-// fires, held connections get the banner, as do all later ones.
+// fires, held connections get the banner (unless `held_stay_silent`: what
+// slirp does to a connection whose SYN to the guest was lost), as do all
+// later ones. Counts the connections the probe holds open at once.
 struct fake_listener {
     tcp::acceptor acceptor;
     bool close_early;
+    bool held_stay_silent = false;
     event ready;
+    event all_closed;
+    bool probe_returned = false;
     std::vector<std::shared_ptr<tcp::socket>> held;
     int accepted = 0;
+    int open_now = 0;
+    int max_open = 0;
 
     fake_listener(asio::any_io_executor ex, bool close_early_)
         : acceptor(ex, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
-          close_early(close_early_), ready(ex) {}
+          close_early(close_early_), ready(ex), all_closed(ex) {}
+
+    // Reads until the probe closes its end.
+    asio::awaitable<void> watch(std::shared_ptr<tcp::socket> s) {
+        ++open_now;
+        max_open = std::max(max_open, open_now);
+        std::array<char, 64> sink;
+        for (;;) {
+            auto [ec, n] = co_await s->async_read_some(asio::buffer(sink),
+                                                       asio::as_tuple(asio::use_awaitable));
+            if (ec)
+                break;
+        }
+        --open_now;
+        check_closed();
+    }
+    // Once the probe returned: fires `all_closed` when nothing is open.
+    void check_closed() {
+        if (probe_returned && open_now == 0)
+            all_closed.fire();
+    }
 
     std::uint16_t port() const { return acceptor.local_endpoint().port(); }
 
@@ -88,6 +117,8 @@ struct fake_listener {
 
     void fire() {
         ready.fire();
+        if (held_stay_silent)
+            return;
         for (auto& s : held)
             asio::co_spawn(acceptor.get_executor(), send_banner(s), rethrow);
     }
@@ -99,6 +130,8 @@ struct fake_listener {
             if (ec)
                 co_return;
             ++accepted;
+            if (ready.fired() || !close_early)
+                asio::co_spawn(acceptor.get_executor(), watch(s), rethrow);
             if (ready.fired()) {
                 co_await send_banner(s);
                 held.push_back(s); // kept open, as an SSH server would
@@ -157,9 +190,63 @@ BOOST_AUTO_TEST_CASE(silent_listener_banner_arrives_on_the_same_connection) {
         }, rethrow);
         probe_options o;
         o.attempt_timeout = 20s; // longer than the test: a second connection would be a bug
+        o.attempt_interval = 20s; // one connection at a time
         auto got = co_await wait_for_banner("127.0.0.1", l.port(), o);
         BOOST_TEST(got == banner);
         BOOST_TEST(l.accepted == 1);
+        l.acceptor.close();
+    }, 30s);
+}
+
+// slirp before the guest's network is up: the held connection stays silent
+// for good (its SYN retransmission to the guest backs off), a fresh one gets
+// the banner at once. The probe must not sit on the first connection.
+BOOST_AUTO_TEST_CASE(silent_listener_banner_comes_on_a_fresh_connection) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        fake_listener l(ex, false);
+        l.held_stay_silent = true;
+        asio::co_spawn(ex, l.serve(), rethrow);
+        asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
+            co_await after(600ms);
+            l.fire();
+        }, rethrow);
+        probe_options o;
+        o.attempt_timeout = 60s; // a probe that holds one connection never sees the banner
+        o.timeout = 10s;
+        auto got = co_await wait_for_banner("127.0.0.1", l.port(), o);
+        BOOST_TEST(got == banner);
+        BOOST_TEST(l.accepted >= 2);
+        BOOST_TEST(l.max_open >= 2); // earlier connections stayed open meanwhile
+        BOOST_TEST(l.max_open <= o.max_open_attempts);
+        // Every connection is closed when the probe returns.
+        l.probe_returned = true;
+        l.check_closed();
+        co_await l.all_closed.wait();
+        l.acceptor.close();
+    }, 30s);
+}
+
+BOOST_AUTO_TEST_CASE(open_connections_are_bounded) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        fake_listener l(ex, false); // silent forever
+        asio::co_spawn(ex, l.serve(), rethrow);
+        probe_options o;
+        o.attempt_interval = 5ms;
+        o.max_open_attempts = 3;
+        o.timeout = 300ms;
+        try {
+            co_await wait_for_banner("127.0.0.1", l.port(), o);
+            BOOST_FAIL("no exception");
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable));
+        }
+        BOOST_TEST(l.accepted > 3);
+        BOOST_TEST(l.max_open == 3);
+        l.probe_returned = true;
+        l.check_closed();
+        co_await l.all_closed.wait();
         l.acceptor.close();
     }, 30s);
 }
