@@ -1,0 +1,373 @@
+// Many VMs from one io_context on one thread, with the QEMU stand-in
+// (test/fake/fake_qemu.cpp) in place of QEMU: what grows with the number of
+// VMs. For each N (default 1 10 100 500):
+//   create, start, query+running, a QMP command through an extra monitor
+//   held open per VM, stop: each phase issued for all N at once, per-call
+//   p50/p99 latency and the phase's wall time;
+//   RSS and open fds of this process per VM held (started, extra QMP client
+//   open); CPU time of this process, and of the VMs' helper processes
+//   (supervisors, console drainers) and stand-ins, while all sit idle 10 s;
+//   the baseline: the stand-ins alone, spawned by hand and driven to `cont`
+//   answered (a blocking client), so start's wall time can be compared with
+//   what the stand-in itself costs.
+// Prints `metric NAME VALUE UNIT` lines.
+// usage: bench_scale [N...]   (env IDLE_SECONDS, default 10)
+#include <localvm/qemu/manager.hpp>
+#include <localvm/qmp/client.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+double ms_since(clk::time_point t0) {
+    return std::chrono::duration<double, std::milli>(clk::now() - t0).count();
+}
+
+double pct(std::vector<double> v, double p) {
+    if (v.empty())
+        return 0;
+    std::sort(v.begin(), v.end());
+    auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+    return v[std::min(i, v.size() - 1)];
+}
+
+long rss_kib() {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.starts_with("VmRSS:"))
+            return std::stol(line.substr(6));
+    return 0;
+}
+
+int open_fds() {
+    int n = 0;
+    for (auto& e : fs::directory_iterator("/proc/self/fd")) {
+        (void)e;
+        ++n;
+    }
+    return n;
+}
+
+double self_cpu_ms() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 +
+           (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
+}
+
+// CPU time (ms) of the processes whose open files lie under `root` (the
+// stand-ins, supervisors and drainers of this run), this process excluded.
+double helpers_cpu_ms(const fs::path& root, std::set<int>* pids = nullptr) {
+    const long tick = ::sysconf(_SC_CLK_TCK);
+    double total = 0;
+    const std::string prefix = root.string();
+    for (auto& p : fs::directory_iterator("/proc")) {
+        const std::string name = p.path().filename();
+        if (name.find_first_not_of("0123456789") != std::string::npos)
+            continue;
+        int pid = std::stoi(name);
+        if (pid == ::getpid())
+            continue;
+        bool ours = false;
+        std::error_code ec;
+        for (auto it = fs::directory_iterator(p.path() / "fd", ec); !ec && it != fs::end(it);
+             it.increment(ec)) {
+            std::error_code lec;
+            auto target = fs::read_symlink(it->path(), lec).string();
+            if (!lec && target.starts_with(prefix)) {
+                ours = true;
+                break;
+            }
+        }
+        if (!ours)
+            continue;
+        std::ifstream f(p.path() / "stat");
+        std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        auto close = stat.rfind(')');
+        if (close == std::string::npos)
+            continue;
+        // Fields after the comm: state(3) ... utime(14) stime(15).
+        std::istringstream rest(stat.substr(close + 2));
+        std::string field;
+        unsigned long utime = 0, stime = 0;
+        for (int i = 3; i <= 15 && rest >> field; ++i) {
+            if (i == 14)
+                utime = std::stoul(field);
+            if (i == 15)
+                stime = std::stoul(field);
+        }
+        total += static_cast<double>(utime + stime) * 1000.0 / static_cast<double>(tick);
+        if (pids)
+            pids->insert(pid);
+    }
+    return total;
+}
+
+void metric(int n, const std::string& name, double v, const char* unit) {
+    std::printf("metric scale_n%d_%s %.3f %s\n", n, name.c_str(), v, unit);
+    std::fflush(stdout);
+}
+
+// Runs `op(i)` for i in [0, n) concurrently on `ctx`; returns the per-call
+// latencies in ms and the wall time of the whole phase. A failing call
+// fails the phase.
+struct phase_result {
+    std::vector<double> ms;
+    double wall_ms = 0;
+};
+phase_result phase(asio::io_context& ctx, int n,
+                   std::function<asio::awaitable<void>(int)> op) {
+    phase_result r;
+    r.ms.assign(static_cast<std::size_t>(n), 0);
+    std::exception_ptr failure;
+    int finished = 0;
+    auto t0 = clk::now();
+    for (int i = 0; i < n; ++i)
+        asio::co_spawn(
+            ctx,
+            [&, i]() -> asio::awaitable<void> {
+                auto t = clk::now();
+                co_await op(i);
+                r.ms[static_cast<std::size_t>(i)] = ms_since(t);
+            },
+            [&](std::exception_ptr e) {
+                ++finished;
+                if (e && !failure)
+                    failure = e;
+            });
+    // Not run() to completion: held QMP clients keep their readers waiting.
+    ctx.restart();
+    while (finished < n)
+        ctx.run_one();
+    r.wall_ms = ms_since(t0);
+    if (failure)
+        std::rethrow_exception(failure);
+    return r;
+}
+
+void report(int n, const std::string& name, const phase_result& r) {
+    metric(n, name + "_p50_ms", pct(r.ms, 0.5), "ms");
+    metric(n, name + "_p99_ms", pct(r.ms, 0.99), "ms");
+    metric(n, name + "_wall_ms", r.wall_ms, "ms");
+}
+
+// The baseline: n stand-ins spawned at once by hand, each driven over a
+// blocking QMP client to `cont` answered, then quit. Wall time.
+double bare_stand_ins(const std::string& fake, const fs::path& dir, int n) {
+    fs::create_directories(dir);
+    std::vector<pid_t> pids;
+    std::vector<std::string> socks;
+    auto t0 = clk::now();
+    for (int i = 0; i < n; ++i) {
+        auto sock = (dir / ("q" + std::to_string(i) + ".sock")).string();
+        auto pidf = (dir / ("p" + std::to_string(i))).string();
+        std::vector<std::string> argv = {fake, "-S", "-chardev",
+                                         "socket,id=qmp,path=" + sock + ",server=on,wait=off",
+                                         "-mon", "chardev=qmp,mode=control", "-pidfile", pidf};
+        std::vector<char*> c;
+        for (auto& s : argv)
+            c.push_back(s.data());
+        c.push_back(nullptr);
+        pid_t pid;
+        if (::posix_spawn(&pid, fake.c_str(), nullptr, nullptr, c.data(), environ) != 0)
+            throw std::runtime_error("spawn " + fake);
+        pids.push_back(pid);
+        socks.push_back(sock);
+    }
+    std::vector<int> fds;
+    for (auto& sock : socks) {
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
+        int fd;
+        for (;;) {
+            fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0)
+                break;
+            ::close(fd);
+            std::this_thread::sleep_for(1ms); // the hand loop's retry
+        }
+        auto say = [&](const std::string& s) {
+            if (::write(fd, s.data(), s.size()) < 0)
+                throw std::runtime_error("write");
+        };
+        std::string buf;
+        auto replies = [&](int lines) { // reads `lines` lines
+            char tmp[4096];
+            while (std::count(buf.begin(), buf.end(), '\n') < lines) {
+                auto k = ::read(fd, tmp, sizeof tmp);
+                if (k <= 0)
+                    throw std::runtime_error("read");
+                buf.append(tmp, static_cast<std::size_t>(k));
+            }
+        };
+        say("{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"cont\"}\n");
+        replies(3); // greeting, return, return (RESUME may follow)
+        fds.push_back(fd);
+    }
+    double wall = ms_since(t0);
+    for (int fd : fds) {
+        if (::write(fd, "{\"execute\":\"quit\"}\n", 19) < 0) {
+        }
+        ::close(fd);
+    }
+    for (pid_t p : pids)
+        ::waitpid(p, nullptr, 0);
+    fs::remove_all(dir);
+    return wall;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::vector<int> counts;
+    for (int i = 1; i < argc; ++i)
+        counts.push_back(std::atoi(argv[i]));
+    if (counts.empty())
+        counts = {1, 10, 100, 500};
+    const char* fake_env = std::getenv("LOCALVM_FAKE_QEMU");
+    std::string fake = fake_env ? fake_env : LOCALVM_FAKE_QEMU;
+    const int idle_s = std::getenv("IDLE_SECONDS") ? std::atoi(std::getenv("IDLE_SECONDS")) : 10;
+
+    // Each VM holds a few fds here (extra QMP client, transient ones while
+    // starting): raise the soft limit to the hard one.
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    char tmpl[] = "/tmp/lvscale-XXXXXX";
+    if (!::mkdtemp(tmpl))
+        return 1;
+    const fs::path root = tmpl;
+    int status = 0;
+    try {
+        asio::io_context ctx;
+        {
+            // The shared base image, once.
+            std::string cmd = "qemu-img create -q -f qcow2 " + (root / "base.qcow2").string() + " 64M";
+            if (std::system(cmd.c_str()) != 0)
+                throw std::runtime_error(cmd + " failed");
+        }
+        for (int n : counts) {
+            const fs::path home = root / ("n" + std::to_string(n));
+            std::vector<std::unique_ptr<localvm::qemu::manager>> vms;
+            std::vector<std::optional<localvm::qmp::client>> extra(static_cast<std::size_t>(n));
+            const long rss0 = rss_kib();
+            const int fds0 = open_fds();
+            for (int i = 0; i < n; ++i) {
+                localvm::qemu::options o;
+                o.name = "vm" + std::to_string(i);
+                o.data_dir = home / "data";
+                o.runtime_dir = home / "run";
+                o.qemu_binary = fake;
+                o.accel = localvm::qemu::accelerator::tcg;
+                o.net = localvm::qemu::network::restricted;
+                o.extra_qmp = 1;
+                vms.push_back(std::make_unique<localvm::qemu::manager>(ctx.get_executor(), o));
+            }
+            auto at = [&](int i) -> localvm::qemu::manager& { return *vms[static_cast<std::size_t>(i)]; };
+            report(n, "create", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+                       co_await at(i).create(root / "base.qcow2");
+                   }));
+            localvm::start_options so;
+            so.memory = "128M";
+            so.cpus = 1;
+            so.ports = {{"127.0.0.1", 0, 22}};
+            report(n, "start", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+                       co_await at(i).start(so);
+                   }));
+            metric(n, "stand_in_bare_start_wall_ms",
+                   bare_stand_ins(fake, root / ("bare" + std::to_string(n)), n), "ms");
+            report(n, "query", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+                       auto q = co_await at(i).query();
+                       if (!q.running)
+                           throw std::runtime_error("not running");
+                   }));
+            report(n, "running", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+                       if (!co_await at(i).running())
+                           throw std::runtime_error("not running");
+                   }));
+            report(n, "extra_qmp_connect", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+                       extra[static_cast<std::size_t>(i)].emplace(co_await localvm::qmp::client::connect(
+                           at(i).files().extra_qmp_sockets.at(0).string()));
+                   }));
+            report(n, "qmp_query_status", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+                       auto st = co_await extra[static_cast<std::size_t>(i)]->query_status();
+                       if (!st.running)
+                           throw std::runtime_error("not running");
+                   }));
+            // Held: N started VMs, each with an extra QMP client open.
+            metric(n, "rss_per_vm_kib", static_cast<double>(rss_kib() - rss0) / n, "KiB");
+            metric(n, "fds_per_vm", static_cast<double>(open_fds() - fds0) / n, "fds");
+            std::set<int> helper_pids;
+            const double h0 = helpers_cpu_ms(home, &helper_pids);
+            const double c0 = self_cpu_ms();
+            ctx.restart();
+            ctx.run_for(std::chrono::seconds(idle_s)); // the clients' readers wait
+            const double self_idle = self_cpu_ms() - c0;
+            const double h1 = helpers_cpu_ms(home);
+            metric(n, "idle_cpu_self_ms", self_idle, "ms");
+            metric(n, "idle_cpu_self_pct_of_core", self_idle / (idle_s * 10.0), "%");
+            metric(n, "idle_cpu_helpers_ms", h1 - h0, "ms");
+            metric(n, "helper_processes_per_vm", static_cast<double>(helper_pids.size()) / n,
+                   "processes");
+            for (auto& c : extra)
+                c->close();
+            extra.clear();
+            report(n, "stop", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+                       co_await at(i).stop();
+                   }));
+            report(n, "remove", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+                       co_await at(i).remove();
+                   }));
+            vms.clear();
+            ctx.restart();
+            ctx.run(); // nothing may be left waiting
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "bench_scale: " << e.what() << "\n";
+        status = 1;
+    }
+    std::error_code ec;
+    fs::remove_all(root, ec);
+    return status;
+}
