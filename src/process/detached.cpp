@@ -18,15 +18,18 @@
 #include <localvm/process/detached.hpp>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <utility>
 
@@ -289,14 +292,82 @@ bool detached_process::commit() noexcept {
     return n == 1;
 }
 
+asio::awaitable<bool> detached_process::hand_over() {
+    if (channel_ < 0)
+        co_return true;
+    ssize_t n;
+    do
+        n = ::send(channel_, "C", 1, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n == 1) {
+        // As commit(): wait until the supervisor closes its end, having read
+        // the byte, but on the io_context. A dup: the channel stays ours.
+        int fd = ::fcntl(channel_, F_DUPFD_CLOEXEC, 0);
+        if (fd >= 0) {
+            asio::posix::stream_descriptor sd(co_await asio::this_coro::executor, fd);
+            asio::steady_timer t(sd.get_executor(), std::chrono::seconds(1));
+            boost::system::error_code wec, tec;
+            try {
+                co_await localvm::detail::race(
+                    sd.async_wait(asio::posix::descriptor_base::wait_read,
+                                  asio::redirect_error(asio::use_awaitable, wec)),
+                    t.async_wait(asio::redirect_error(asio::use_awaitable, tec)));
+            } catch (...) {
+                // Cancelled: the byte is sent, the commit stands.
+                ::close(std::exchange(channel_, -1));
+                throw;
+            }
+        }
+    }
+    ::close(std::exchange(channel_, -1));
+    co_return n == 1;
+}
+
 void detached_process::abandon() noexcept {
     if (channel_ >= 0)
         ::close(std::exchange(channel_, -1)); // EOF: the supervisor kills the program
 }
 
-detached_process spawn_detached(const detached_options& opts) {
-    detail::exec_plan plan(opts.argv, opts.environment, {}, opts.working_directory);
+// Makes handles (the constructor is private: only launches make them).
+struct detached_access {
+    static detached_process make(pid_t pid, int channel) { return detached_process(pid, channel); }
+};
+
+namespace {
+
+// A launch whose first fork is done and whose reports are still to come.
+// Owns the report pipe's read end, our end of the commit channel, and the
+// intermediate child (reaped on destruction: it exits at once).
+struct launch {
+    detail::exec_plan plan;
     prepared p;
+    int report_fd = -1;
+    int commit_fd = -1;
+    pid_t first = -1;
+
+    explicit launch(const detached_options& opts)
+        : plan(opts.argv, opts.environment, {}, opts.working_directory) {}
+    launch(const launch&) = delete;
+    launch& operator=(const launch&) = delete;
+    ~launch() {
+        if (report_fd >= 0)
+            ::close(report_fd);
+        if (commit_fd >= 0)
+            ::close(commit_fd); // EOF: the supervisor kills the program
+        reap();
+    }
+    void reap() {
+        int st = 0;
+        while (first > 0 && ::waitpid(first, &st, 0) < 0 && errno == EINTR) {
+        }
+        first = -1;
+    }
+};
+
+// Everything up to the first fork (synchronous: a fork takes a moment).
+std::unique_ptr<launch> begin_launch(const detached_options& opts) {
+    auto l = std::make_unique<launch>(opts);
+    prepared& p = l->p;
     // Relative output paths mean relative to our directory, not the program's.
     auto absolute = [](const std::filesystem::path& f) {
         return f.empty() ? std::string() : std::filesystem::absolute(f).string();
@@ -314,19 +385,19 @@ detached_process spawn_detached(const detached_options& opts) {
 
     fd_pair report;
     if (::pipe2(report.fd, O_CLOEXEC) != 0)
-        throw_error(errc::process_failed, "cannot create a pipe for " + plan.command() + ": " +
-                                              std::strerror(errno));
+        throw_error(errc::process_failed,
+                    "cannot create a pipe for " + l->plan.command() + ": " + std::strerror(errno));
     const int wfd = report.fd[1];
     fd_pair commit; // [0] ours, [1] the supervisor's
     if (!p.status_path.empty() &&
         ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, commit.fd) != 0)
-        throw_error(errc::process_failed, "cannot create a commit channel for " + plan.command() +
-                                              ": " + std::strerror(errno));
+        throw_error(errc::process_failed, "cannot create a commit channel for " +
+                                              l->plan.command() + ": " + std::strerror(errno));
 
     pid_t first = ::fork();
     if (first < 0)
         throw_error(errc::process_failed,
-                    "cannot fork for " + plan.command() + ": " + std::strerror(errno));
+                    "cannot fork for " + l->plan.command() + ": " + std::strerror(errno));
     if (first == 0) {
         // Only async-signal-safe calls from here on.
         ::close(report.fd[0]);
@@ -340,32 +411,74 @@ detached_process spawn_detached(const detached_options& opts) {
         }
         if (next == 0) {
             if (!p.status_path.empty())
-                supervise(plan, p, wfd, commit.fd[1]);
-            exec_program(plan, p, wfd);
+                supervise(l->plan, p, wfd, commit.fd[1]);
+            exec_program(l->plan, p, wfd);
         }
         if (p.status_path.empty())
             detail::write_report(wfd, {'P', 0, next});
         ::_exit(0);
     }
-    ::close(report.fd[1]);
-    report.fd[1] = -1;
-    if (commit.fd[1] >= 0)
-        ::close(std::exchange(commit.fd[1], -1));
-    auto outcome = detail::read_reports(report.fd[0]); // EOF: exec'd, or failed
-    int st = 0;
-    while (::waitpid(first, &st, 0) < 0 && errno == EINTR) {
-    }
+    l->first = first;
+    l->report_fd = std::exchange(report.fd[0], -1);
+    l->commit_fd = std::exchange(commit.fd[0], -1);
+    return l;
+}
+
+// The reports are in (EOF: exec'd, or failed): the handle, or the error.
+detached_process end_launch(launch& l, const detail::exec_outcome& outcome) {
+    ::close(std::exchange(l.report_fd, -1));
+    l.reap();
     if (outcome.error) {
         auto stage = static_cast<exec_stage>(outcome.error->stage);
-        std::string extra = stage == exec_stage::open_stdout   ? p.stdout_path
-                            : stage == exec_stage::open_stderr ? p.stderr_path
+        std::string extra = stage == exec_stage::open_stdout   ? l.p.stdout_path
+                            : stage == exec_stage::open_stderr ? l.p.stderr_path
                                                                : std::string();
-        detail::throw_exec_failure(plan, *outcome.error, extra);
+        detail::throw_exec_failure(l.plan, *outcome.error, extra);
     }
     if (outcome.pid <= 0)
         throw_error(errc::process_failed,
-                    "starting " + plan.command() + " detached: no pid came back");
-    return detached_process(outcome.pid, std::exchange(commit.fd[0], -1));
+                    "starting " + l.plan.command() + " detached: no pid came back");
+    return detached_access::make(outcome.pid, std::exchange(l.commit_fd, -1));
+}
+
+} // namespace
+
+detached_process spawn_detached(const detached_options& opts) {
+    auto l = begin_launch(opts);
+    return end_launch(*l, detail::read_reports(l->report_fd));
+}
+
+asio::awaitable<detached_process> launch_detached(detached_options opts) {
+    auto l = begin_launch(opts);
+    // The reports, read on the io_context until EOF (the program exec'd or
+    // failed), then taken apart as read_reports does.
+    asio::posix::stream_descriptor pipe(co_await asio::this_coro::executor,
+                                        std::exchange(l->report_fd, -1));
+    std::string bytes;
+    std::array<char, 256> buf;
+    for (;;) {
+        boost::system::error_code ec;
+        std::size_t n = co_await pipe.async_read_some(
+            asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        bytes.append(buf.data(), n);
+        if (ec == asio::error::eof)
+            break;
+        if (ec == asio::error::operation_aborted)
+            throw boost::system::system_error(ec); // l's destructor abandons the program
+        if (ec)
+            throw_error(errc::process_failed, "reading the exec status pipe of " +
+                                                  l->plan.command() + ": " + ec.message());
+    }
+    detail::exec_outcome outcome;
+    exec_report r;
+    for (std::size_t at = 0; at + sizeof r <= bytes.size(); at += sizeof r) {
+        std::memcpy(&r, bytes.data() + at, sizeof r);
+        if (r.tag == 'E')
+            outcome.error = r;
+        else if (r.tag == 'P')
+            outcome.pid = r.value;
+    }
+    co_return end_launch(*l, outcome);
 }
 
 std::optional<exit_status> read_exit_status(const std::filesystem::path& file) {

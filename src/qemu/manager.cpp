@@ -495,7 +495,7 @@ asio::awaitable<void> manager::start(start_options so) {
         d.exit_status_file = layout_.exit_status;
         // Until commit(), QEMU dies with this process (or this object): a
         // starter killed mid-start leaves no paused QEMU behind.
-        auto proc = process::spawn_detached(d);
+        auto proc = co_await process::launch_detached(d); // not blocking the thread
         const pid_t pid = proc.pid();
         std::exception_ptr failure;
         bool up = false;
@@ -510,7 +510,8 @@ asio::awaitable<void> manager::start(start_options so) {
             // The drainer first: a starter dying between the two leaves an
             // uncommitted QEMU, which its supervisor kills, ending the drainer.
             drainer.release();
-            proc.commit(); // false only if QEMU died this instant: as if right after start
+            // false only if QEMU died this instant: as if right after start
+            co_await proc.hand_over();
             forward_qemu_log();
             say("running, pid " + std::to_string(pid));
             co_return;

@@ -59,6 +59,11 @@ public:
     /// program had ended); true otherwise, also without a supervisor.
     /// Idempotent; never throws.
     bool commit() noexcept;
+    /// As `commit()`, but waits for the supervisor on the caller's
+    /// io_context instead of blocking the thread (at most 1 s). Cancellation
+    /// after the commit byte was sent leaves the process committed and
+    /// completes with operation_aborted.
+    boost::asio::awaitable<bool> hand_over();
     /// Has the supervisor kill the program now, unless committed; returns
     /// at once (it does not wait for the program to end). Idempotent.
     void abandon() noexcept;
@@ -66,7 +71,7 @@ public:
     bool pending() const noexcept { return channel_ >= 0; }
 
 private:
-    friend detached_process spawn_detached(const detached_options& opts);
+    friend struct detached_access;
     detached_process(pid_t pid, int channel) noexcept
         : pid_(pid)
         , channel_(channel) {}
@@ -86,6 +91,14 @@ private:
 /// `errc::process_failed` when exec fails for another reason (errno's text).
 /// Discarding the result kills a supervised program at once: hence nodiscard.
 [[nodiscard]] detached_process spawn_detached(const detached_options& opts);
+
+/// As `spawn_detached`, but the wait until the program has exec'd (three
+/// forks and an exec, each to be scheduled: milliseconds on a loaded
+/// machine) happens on the caller's io_context instead of blocking the
+/// thread, so that many starts overlap. Same errors. Cancellation completes
+/// with operation_aborted; a supervised program that was started is then
+/// killed by its supervisor (never committed).
+boost::asio::awaitable<detached_process> launch_detached(detached_options opts);
 
 /// How a supervised process ended, as its supervisor recorded it.
 struct exit_status {

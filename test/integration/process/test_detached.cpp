@@ -354,6 +354,94 @@ BOOST_AUTO_TEST_CASE(errors_name_the_problem) {
     check_no_zombies();
 }
 
+// launch_detached: the same process as spawn_detached, the exec awaited on
+// the io_context; hand_over commits without blocking the thread. Several
+// launches overlap on one io_context.
+BOOST_AUTO_TEST_CASE(launched_programs_overlap_and_are_handed_over) {
+    temp_dir dir;
+    run_coroutine([&]() -> asio::awaitable<void> {
+        using namespace asio::experimental::awaitable_operators;
+        auto launch = [&](int i) -> asio::awaitable<lp::detached_process> {
+            lp::detached_options o;
+            o.argv = {"sleep", "30"};
+            o.exit_status_file = dir.path / ("status" + std::to_string(i));
+            co_return co_await lp::launch_detached(o);
+        };
+        auto [a, b] = co_await (launch(0) && launch(1));
+        pid_t supers[2];
+        lp::detached_process* ds[2] = {&a, &b};
+        for (int i = 0; i < 2; ++i) {
+            BOOST_TEST(ds[i]->pending());
+            auto st = proc_util::read_stat(ds[i]->pid());
+            BOOST_REQUIRE(st);
+            supers[i] = st->ppid;
+            BOOST_TEST(co_await ds[i]->hand_over());
+            BOOST_TEST(!ds[i]->pending());
+            BOOST_TEST(co_await ds[i]->hand_over()); // idempotent
+            // The supervisor took the commit: it holds nothing else.
+            BOOST_TEST((proc_util::open_fds(supers[i]) == std::vector<int>{0, 1, 2}));
+        }
+        const pid_t pids[2] = {a.pid(), b.pid()};
+        {
+            auto drop_a = std::move(a); // committed: they live on
+            auto drop_b = std::move(b);
+        }
+        for (int i = 0; i < 2; ++i) {
+            BOOST_TEST(!co_await lp::wait_exit(pids[i], 100ms));
+            ::kill(pids[i], SIGTERM);
+            BOOST_TEST(co_await lp::wait_exit(supers[i], 10s));
+            BOOST_TEST(slurp(dir.path / ("status" + std::to_string(i))) == "signaled 15\n");
+        }
+    }, 30s);
+    check_no_zombies();
+}
+
+BOOST_AUTO_TEST_CASE(a_launched_program_dropped_uncommitted_is_killed) {
+    temp_dir dir;
+    const auto status = dir.path / "exit-status";
+    run_coroutine([&]() -> asio::awaitable<void> {
+        lp::detached_options o;
+        o.argv = {"sleep", "30"};
+        o.exit_status_file = status;
+        pid_t pid = -1, super = -1;
+        {
+            auto d = co_await lp::launch_detached(o);
+            pid = d.pid();
+            BOOST_TEST(lp::alive(pid));
+            auto st = proc_util::read_stat(pid);
+            BOOST_REQUIRE(st);
+            super = st->ppid;
+        }
+        BOOST_TEST(co_await lp::wait_exit(pid, 10s));
+        BOOST_TEST(co_await lp::wait_exit(super, 10s)); // it writes the status, then exits
+        auto es = lp::read_exit_status(status);
+        BOOST_REQUIRE(es);
+        BOOST_TEST(es->abandoned);
+    }, 30s);
+    check_no_zombies();
+}
+
+BOOST_AUTO_TEST_CASE(launch_errors_name_the_problem) {
+    temp_dir dir;
+    run_coroutine([&]() -> asio::awaitable<void> {
+        for (bool supervised : {false, true}) {
+            lp::detached_options o;
+            o.argv = {"localvm-no-such-program"};
+            o.exit_status_file = supervised ? dir.path / "status" : fs::path();
+            try {
+                auto unexpected = co_await lp::launch_detached(o);
+                BOOST_FAIL("no error");
+            } catch (const localvm::error& e) {
+                BOOST_TEST(e.code() == localvm::make_error_code(errc::not_found), e.what());
+                BOOST_TEST(std::string(e.what()).find("localvm-no-such-program") !=
+                           std::string::npos);
+            }
+            BOOST_TEST(!fs::exists(dir.path / "status"));
+        }
+    }, 30s);
+    check_no_zombies();
+}
+
 BOOST_AUTO_TEST_CASE(wait_exit_is_cancellable) {
     run_coroutine([&]() -> asio::awaitable<void> {
         using namespace asio::experimental::awaitable_operators;
