@@ -18,8 +18,6 @@
 // ready"): that figure does not depend on how fast the boot was, which on a
 // loaded machine varies by seconds from boot to boot.
 // usage: bench_ready [RUNS]    (the guest: test/guests/build tiny)
-#include "../../test/e2e/qemu/guest.hpp"
-
 #include <localvm/process/child.hpp>
 #include <localvm/qemu/manager.hpp>
 #include <localvm/ssh/probe.hpp>
@@ -29,28 +27,30 @@
 #include <boost/asio/this_coro.hpp>
 
 #include <algorithm>
-#include <arpa/inet.h>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../../test/e2e/qemu/guest.hpp"
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <spawn.h>
-#include <stdexcept>
-#include <string>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <atomic>
-#include <thread>
 #include <unistd.h>
-#include <vector>
 
 extern char** environ;
 
@@ -140,7 +140,8 @@ struct blocking_qmp {
             die("QMP write");
         for (;;) {
             auto l = line();
-            if (l.find("\"return\"") != std::string::npos || l.find("\"error\"") != std::string::npos)
+            if (l.find("\"return\"") != std::string::npos ||
+                l.find("\"error\"") != std::string::npos)
                 return l;
         }
     }
@@ -218,7 +219,9 @@ int run_wait(const std::vector<std::string>& argv) {
 // one at construction) by polling it from a thread.
 class ready_line_watch {
 public:
-    explicit ready_line_watch(fs::path log) : log_(std::move(log)), base_(count()) {
+    explicit ready_line_watch(fs::path log)
+        : log_(std::move(log))
+        , base_(count()) {
         thread_ = std::thread([this] {
             while (!stop_) {
                 if (count() > base_) {
@@ -243,7 +246,8 @@ private:
         std::ifstream f(log_);
         std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
         int n = 0;
-        for (auto at = all.find("ssh ready"); at != std::string::npos; at = all.find("ssh ready", at + 1))
+        for (auto at = all.find("ssh ready"); at != std::string::npos;
+             at = all.find("ssh ready", at + 1))
             ++n;
         return n;
     }
@@ -285,11 +289,22 @@ hand_result hand_boot(const std::vector<std::string>& argv, const fs::path& key,
         r.banner_ms = ms_since(t0, clk::now());
         auto seen = watch.finish();
         r.ssh_ready_ms = seen ? ms_since(t0, *seen) : -1;
-        std::vector<std::string> ssh = {
-            "ssh", "-q", "-i", key.string(), "-p", std::to_string(port),
-            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10",
-            "debian@127.0.0.1", "true"};
+        std::vector<std::string> ssh = {"ssh",
+                                        "-q",
+                                        "-i",
+                                        key.string(),
+                                        "-p",
+                                        std::to_string(port),
+                                        "-o",
+                                        "BatchMode=yes",
+                                        "-o",
+                                        "StrictHostKeyChecking=no",
+                                        "-o",
+                                        "UserKnownHostsFile=/dev/null",
+                                        "-o",
+                                        "ConnectTimeout=10",
+                                        "debian@127.0.0.1",
+                                        "true"};
         while (run_wait(ssh) != 0) {
         }
         r.ready_ms = ms_since(t0, clk::now());
@@ -325,14 +340,13 @@ int main(int argc, char** argv) {
         std::map<std::string, std::vector<double>> lib_stage; // stage -> ms since start()
         clk::time_point t0;
         m.set_stage_sink([&](localvm::qemu::boot_stage s, std::string_view) {
-            lib_stage[std::string(localvm::qemu::to_string(s))].push_back(
-                ms_since(t0, clk::now()));
+            lib_stage[std::string(localvm::qemu::to_string(s))].push_back(ms_since(t0, clk::now()));
         });
         std::vector<std::string> qemu_argv;
         run([&]() -> asio::awaitable<void> {
             localvm::process::options base;
-            base.argv = {"qemu-img", "create", "-q", "-f", "qcow2",
-                         (h.root / "base.qcow2").string(), "64M"};
+            base.argv = {
+                "qemu-img", "create", "-q", "-f", "qcow2", (h.root / "base.qcow2").string(), "64M"};
             co_await localvm::process::run_checked(base);
             co_await m.create(h.root / "base.qcow2");
             co_await m.start(lve2e::tiny_start(g, h));
@@ -367,7 +381,8 @@ int main(int argc, char** argv) {
                 ready_line_watch watch(m.files().console_log);
                 co_await m.wait_ready(300s);
                 auto seen = watch.finish();
-                lib_lag.push_back(lib_stage["ssh-banner"].back() - (seen ? ms_since(t0, *seen) : 0));
+                lib_lag.push_back(lib_stage["ssh-banner"].back() -
+                                  (seen ? ms_since(t0, *seen) : 0));
                 lib_ready.push_back(ms_since(t0, clk::now()));
                 co_await m.stop();
             });
@@ -404,7 +419,9 @@ int main(int argc, char** argv) {
         }
         run([&]() -> asio::awaitable<void> { co_await m.remove(); });
 
-        auto pr = [](const char* name, double v) { std::printf("metric %s %.1f ms\n", name, v); };
+        auto pr = [](const char* name, double v) {
+            std::printf("metric %s %.1f ms\n", name, v);
+        };
         pr("tiny_start_lib_p50_ms", median(lib_start));
         pr("tiny_start_hand_p50_ms", median(hand_start));
         std::printf("metric tiny_start_lib_over_hand %.3f ratio\n",

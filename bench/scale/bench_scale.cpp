@@ -152,8 +152,7 @@ struct phase_result {
     std::vector<double> ms;
     double wall_ms = 0;
 };
-phase_result phase(asio::io_context& ctx, int n,
-                   std::function<asio::awaitable<void>(int)> op) {
+phase_result phase(asio::io_context& ctx, int n, std::function<asio::awaitable<void>(int)> op) {
     phase_result r;
     r.ms.assign(static_cast<std::size_t>(n), 0);
     std::exception_ptr failure;
@@ -198,9 +197,11 @@ double bare_stand_ins(const std::string& fake, const fs::path& dir, int n) {
     for (int i = 0; i < n; ++i) {
         auto sock = (dir / ("q" + std::to_string(i) + ".sock")).string();
         auto pidf = (dir / ("p" + std::to_string(i))).string();
-        std::vector<std::string> argv = {fake, "-S", "-chardev",
-                                         "socket,id=qmp,path=" + sock + ",server=on,wait=off",
-                                         "-mon", "chardev=qmp,mode=control", "-pidfile", pidf};
+        std::vector<std::string> argv = {
+            fake,       "-S",
+            "-chardev", "socket,id=qmp,path=" + sock + ",server=on,wait=off",
+            "-mon",     "chardev=qmp,mode=control",
+            "-pidfile", pidf};
         std::vector<char*> c;
         for (auto& s : argv)
             c.push_back(s.data());
@@ -283,7 +284,8 @@ int main(int argc, char** argv) {
         asio::io_context ctx;
         {
             // The shared base image, once.
-            std::string cmd = "qemu-img create -q -f qcow2 " + (root / "base.qcow2").string() + " 64M";
+            std::string cmd =
+                "qemu-img create -q -f qcow2 " + (root / "base.qcow2").string() + " 64M";
             if (std::system(cmd.c_str()) != 0)
                 throw std::runtime_error(cmd + " failed");
         }
@@ -304,17 +306,35 @@ int main(int argc, char** argv) {
                 o.extra_qmp = 1;
                 vms.push_back(std::make_unique<localvm::qemu::manager>(ctx.get_executor(), o));
             }
-            auto at = [&](int i) -> localvm::qemu::manager& { return *vms[static_cast<std::size_t>(i)]; };
+            auto at = [&](int i) -> localvm::qemu::manager& {
+                return *vms[static_cast<std::size_t>(i)];
+            };
             report(n, "create", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
                        co_await at(i).create(root / "base.qcow2");
                    }));
+            // Where start's time goes: each stage's time since that start began.
+            std::vector<clk::time_point> began(static_cast<std::size_t>(n));
+            std::vector<std::vector<double>> stage_ms(
+                3, std::vector<double>(static_cast<std::size_t>(n)));
+            for (int i = 0; i < n; ++i)
+                at(i).set_stage_sink([&, i](localvm::qemu::boot_stage st, std::string_view) {
+                    auto k = static_cast<std::size_t>(st);
+                    if (k < stage_ms.size())
+                        stage_ms[k][static_cast<std::size_t>(i)] =
+                            ms_since(began[static_cast<std::size_t>(i)]);
+                });
             localvm::start_options so;
             so.memory = "128M";
             so.cpus = 1;
             so.ports = {{"127.0.0.1", 0, 22}};
             report(n, "start", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+                       began[static_cast<std::size_t>(i)] = clk::now();
                        co_await at(i).start(so);
                    }));
+            const char* stage_names[] = {"qemu_spawned", "qmp_ready", "guest_running"};
+            for (std::size_t k = 0; k < stage_ms.size(); ++k)
+                metric(n, std::string("start_stage_") + stage_names[k] + "_p50_ms",
+                       pct(stage_ms[k], 0.5), "ms");
             metric(n, "stand_in_bare_start_wall_ms",
                    bare_stand_ins(fake, root / ("bare" + std::to_string(n)), n), "ms");
             report(n, "query", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
@@ -327,8 +347,9 @@ int main(int argc, char** argv) {
                            throw std::runtime_error("not running");
                    }));
             report(n, "extra_qmp_connect", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
-                       extra[static_cast<std::size_t>(i)].emplace(co_await localvm::qmp::client::connect(
-                           at(i).files().extra_qmp_sockets.at(0).string()));
+                       extra[static_cast<std::size_t>(i)].emplace(
+                           co_await localvm::qmp::client::connect(
+                               at(i).files().extra_qmp_sockets.at(0).string()));
                    }));
             report(n, "qmp_query_status", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
                        auto st = co_await extra[static_cast<std::size_t>(i)]->query_status();
@@ -353,12 +374,10 @@ int main(int argc, char** argv) {
             for (auto& c : extra)
                 c->close();
             extra.clear();
-            report(n, "stop", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
-                       co_await at(i).stop();
-                   }));
-            report(n, "remove", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
-                       co_await at(i).remove();
-                   }));
+            report(n, "stop",
+                   phase(ctx, n, [&](int i) -> asio::awaitable<void> { co_await at(i).stop(); }));
+            report(n, "remove",
+                   phase(ctx, n, [&](int i) -> asio::awaitable<void> { co_await at(i).remove(); }));
             vms.clear();
             ctx.restart();
             ctx.run(); // nothing may be left waiting

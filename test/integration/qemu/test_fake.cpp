@@ -4,8 +4,6 @@
 // ACPI power button, and nothing left behind. It must stay faithful enough
 // for bench/scale to count with it; the real QEMU stays the truth.
 #define BOOST_TEST_MODULE qemu_fake
-#include "common.hpp"
-
 #include <localvm/qmp/client.hpp>
 #include <localvm/testing/run.hpp>
 
@@ -16,6 +14,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+
+#include "common.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -63,15 +63,16 @@ BOOST_AUTO_TEST_CASE(stand_in_starts_answers_and_stops_like_qemu) {
             BOOST_TEST(ports[0].host_port != ports[1].host_port);
             // The forward is bound: a connect succeeds (nothing answers on it).
             asio::ip::tcp::socket sock(ex);
-            co_await sock.async_connect(
-                {asio::ip::make_address("127.0.0.1"), ports[0].host_port}, asio::use_awaitable);
+            co_await sock.async_connect({asio::ip::make_address("127.0.0.1"), ports[0].host_port},
+                                        asio::use_awaitable);
             sock.close();
 
             auto q = co_await m.query();
             BOOST_TEST(q.running);
             BOOST_TEST_REQUIRE(q.pid.has_value());
             // The caller's own monitor, held open while the library uses its own.
-            auto extra = co_await localvm::qmp::client::connect(m.files().extra_qmp_sockets.at(0).string());
+            auto extra =
+                co_await localvm::qmp::client::connect(m.files().extra_qmp_sockets.at(0).string());
             auto st = co_await extra.query_status();
             BOOST_TEST(st.running);
             BOOST_TEST(st.status == "running");
