@@ -213,6 +213,8 @@ BOOST_AUTO_TEST_CASE(silent_listener_banner_comes_on_a_fresh_connection) {
         }, rethrow);
         probe_options o;
         o.attempt_timeout = 60s; // a probe that holds one connection never sees the banner
+        o.attempt_interval = 250ms;
+        o.max_open_attempts = 12;
         o.timeout = 10s;
         auto got = co_await wait_for_banner("127.0.0.1", l.port(), o);
         BOOST_TEST(got == banner);

@@ -28,7 +28,16 @@ struct script {
     probe_clock::time_point now = epoch;
     probe_action last;
 
-    explicit script(probe_options o = {}) : m("127.0.0.1:2222", o) {}
+    explicit script(probe_options o = overlapping()) : m("127.0.0.1:2222", o) {}
+
+    // The cases below exercise overlapping attempts: a fresh connection every
+    // 250 ms, up to 12 open (the library's default is one at a time).
+    static probe_options overlapping() {
+        probe_options o;
+        o.attempt_interval = std::chrono::milliseconds(250);
+        o.max_open_attempts = 12;
+        return o;
+    }
 
     std::string word(const probe_action& a) const {
         switch (a.kind) {
@@ -73,7 +82,7 @@ const std::string banner = "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3";
 
 // An options set with one connection at a time (the overlap out of the way).
 probe_options one_at_a_time() {
-    probe_options o;
+    probe_options o = script::overlapping();
     o.attempt_interval = 100s;
     return o;
 }
@@ -82,7 +91,7 @@ probe_options one_at_a_time() {
 
 BOOST_AUTO_TEST_CASE(banner_on_first_connection) {
     script s;
-    // A fresh connection is due after attempt_interval (250 ms by default).
+    // A fresh connection is due after attempt_interval (250 ms here).
     BOOST_TEST(s.start() == (words{"connect 1", "wait 250"}), boost::test_tools::per_element());
     s.at(3ms);
     BOOST_TEST(s.step(ev::connected, 1) == (words{"read 1", "wait 250"}),
@@ -97,7 +106,7 @@ BOOST_AUTO_TEST_CASE(banner_on_first_connection) {
 }
 
 BOOST_AUTO_TEST_CASE(silent_connections_overlap_and_the_first_banner_wins) {
-    script s; // defaults: a fresh connection every 250 ms, up to 12 open
+    script s; // a fresh connection every 250 ms, up to 12 open
     s.start();
     s.at(1ms);
     BOOST_TEST(s.step(ev::connected, 1) == (words{"read 1", "wait 250"}),
@@ -120,7 +129,7 @@ BOOST_AUTO_TEST_CASE(silent_connections_overlap_and_the_first_banner_wins) {
 }
 
 BOOST_AUTO_TEST_CASE(open_connections_are_bounded_and_the_oldest_makes_room) {
-    probe_options o;
+    probe_options o = script::overlapping();
     o.attempt_interval = 100ms;
     o.max_open_attempts = 3;
     o.attempt_timeout = 10s;
@@ -147,7 +156,7 @@ BOOST_AUTO_TEST_CASE(open_connections_are_bounded_and_the_oldest_makes_room) {
 }
 
 BOOST_AUTO_TEST_CASE(max_open_attempts_one_replaces_the_connection_every_interval) {
-    probe_options o;
+    probe_options o = script::overlapping();
     o.attempt_interval = 500ms;
     o.max_open_attempts = 1; // the hand loop: each connection gets 500 ms
     script s(o);
@@ -174,7 +183,7 @@ BOOST_AUTO_TEST_CASE(a_failure_beside_a_silent_connection_retries_soon_and_keeps
 }
 
 BOOST_AUTO_TEST_CASE(refused_then_banner_with_capped_backoff) {
-    probe_options o;
+    probe_options o = script::overlapping();
     o.retry_interval = 10ms;
     o.max_retry_interval = 30ms;
     script s(o);
@@ -374,7 +383,7 @@ BOOST_AUTO_TEST_CASE(bad_options_fail_without_throwing) {
         BOOST_TEST((s.m.error() == errc::invalid_argument));
         BOOST_TEST(s.m.diagnostic().find(what) != std::string::npos, s.m.diagnostic());
     };
-    probe_options o;
+    probe_options o = script::overlapping();
     o.retry_interval = 0ms;
     check(o, "duration must be positive");
     o = {};
