@@ -6,10 +6,10 @@
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <fstream>
+
 #include "../../e2e/qemu/guest.hpp"
 #include "../../integration/cli/run_cli.hpp"
-
-#include <fstream>
 
 namespace json = boost::json;
 using lvcli::run;
@@ -39,9 +39,10 @@ BOOST_AUTO_TEST_CASE(up_without_kernel_boots_through_firmware) {
                                 "runcmd:\n"
                                 "  - [sh, -c, 'echo localvm-cli-efi > /run/marker']\n";
 
-    auto up = run({"up", "efi", "--base", g["DISK"], "--cpus", "2", "--memory", "1G", "--accel",
-                   "tcg", "--net", "restricted", "--user-data", user_data.string(), "--timeout",
-                   "900", "--", "cloud-init", "status", "--wait"},
+    auto up = run({"up",    "efi",        "--base",      g["DISK"],          "--cpus",
+                   "2",     "--memory",   "1G",          "--accel",          "tcg",
+                   "--net", "restricted", "--user-data", user_data.string(), "--timeout",
+                   "900",   "--",         "cloud-init",  "status",           "--wait"},
                   env);
     BOOST_TEST_MESSAGE("up stderr:\n" << up.err);
     BOOST_REQUIRE_MESSAGE(up.status == 0, "up failed: " << up.err);

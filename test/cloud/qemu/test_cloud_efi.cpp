@@ -5,8 +5,6 @@
 // boot loader on the disk. One boot shared by the checks below (a suite
 // fixture); the last one stops the VM through ACPI.
 #define BOOST_TEST_MODULE cloud_efi_guest
-#include "../../e2e/qemu/guest.hpp"
-
 #include <localvm/qemu/manager.hpp>
 #include <localvm/testing/boost.hpp>
 
@@ -15,6 +13,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+
+#include "../../e2e/qemu/guest.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
