@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the cloud guest: a Debian bookworm root filesystem made by
-# mmdebstrap with the real cloud-init, OpenSSH, rsync and sudo, as an ext4
-# filesystem on a whole qcow2 disk (no partition table), with the kernel and
-# initrd beside it for direct boot.
+# mmdebstrap with the real cloud-init, OpenSSH, rsync, sudo and the QEMU guest
+# agent, as an ext4 filesystem (label `root`) on a whole qcow2 disk (no
+# partition table), with the kernel and initrd beside it for direct boot.
+# The cloud-efi guest puts the same filesystem into a partition of its GPT
+# disk (test/guests/cloud-efi/build.sh).
 #   build.sh inputs               print what the image is made of (for the stamp)
 #   build.sh build OUT WORK DEBS  build into OUT, using WORK as scratch
 # Called by test/guests/build; see test/guests/README.md.
@@ -14,7 +16,7 @@ source "$here/../lib.sh"
 suite=bookworm
 # Besides Essential and apt (mmdebstrap --variant=apt).
 packages=(linux-image-amd64 initramfs-tools systemd-sysv udev dbus
-  cloud-init openssh-server sudo rsync e2fsprogs iproute2 netbase procps)
+  cloud-init openssh-server sudo rsync qemu-guest-agent e2fsprogs iproute2 netbase procps)
 # The virtual size of the disk; the filesystem fills it.
 disk_size=4G
 
