@@ -2,8 +2,6 @@
 #include <localvm/qga/protocol.hpp>
 #include <localvm/qmp/client.hpp>
 
-#include "detail/race.hpp"
-
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -15,6 +13,8 @@
 #include <array>
 #include <deque>
 #include <random>
+
+#include "detail/race.hpp"
 
 namespace localvm::qga {
 
@@ -53,14 +53,15 @@ struct client_impl {
     client_options options;
     session sess;
     std::uint64_t token = 0;
-    std::string in;       // bytes read, not yet consumed
-    std::string out;      // the request being written
+    std::string in;  // bytes read, not yet consumed
+    std::string out; // the request being written
     std::array<char, 65536> readbuf{};
     bool closed = false;
     std::string closed_why;
     // One call at a time, in order: the holder, and the waiters behind it.
     struct waiter {
-        explicit waiter(asio::any_io_executor ex) : timer(ex, clock_type::time_point::max()) {}
+        explicit waiter(asio::any_io_executor ex)
+            : timer(ex, clock_type::time_point::max()) {}
         asio::steady_timer timer;
         bool granted = false;
     };
@@ -134,8 +135,8 @@ struct client_impl {
                 auto o = sess.consume(view, ec);
                 if (ec) {
                     in.erase(0, in.size() - view.size());
-                    throw localvm::error(ec, command + ": bad reply from the guest agent at " +
-                                                 name);
+                    throw localvm::error(ec,
+                                         command + ": bad reply from the guest agent at " + name);
                 }
                 if (o) {
                     in.erase(0, in.size() - view.size());
@@ -208,8 +209,7 @@ struct client_impl {
         auto outcome = co_await localvm::detail::race(run(std::move(r), sync_only, at),
                                                       timer.async_wait(asio::use_awaitable));
         if (outcome.index() == 1) {
-            const auto ms =
-                std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
+            const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
             throw localvm::error(
                 errc::timeout,
                 "timed out after " + std::to_string(ms) + " ms waiting for the guest agent at " +
@@ -224,7 +224,8 @@ struct client_impl {
 
 } // namespace detail
 
-client::client(std::shared_ptr<detail::client_impl> impl) : impl_(std::move(impl)) {}
+client::client(std::shared_ptr<detail::client_impl> impl)
+    : impl_(std::move(impl)) {}
 client::client(client&&) noexcept = default;
 client& client::operator=(client&& o) noexcept {
     if (this != &o) {
@@ -233,14 +234,18 @@ client& client::operator=(client&& o) noexcept {
     }
     return *this;
 }
-client::~client() { close(); }
+client::~client() {
+    close();
+}
 
 void client::close() noexcept {
     if (impl_)
         impl_->close("closed by the client");
 }
 
-const std::string& client::name() const noexcept { return impl_->name; }
+const std::string& client::name() const noexcept {
+    return impl_->name;
+}
 
 client client::adopt(local_socket socket, std::string name, client_options options) {
     return client(
@@ -263,8 +268,9 @@ asio::awaitable<client> client::connect(std::string path, client_options options
         co_await s->async_connect(e, asio::redirect_error(asio::use_awaitable, ec));
         co_return ec;
     };
-    auto ec = co_await localvm::detail::with_deadline(
-        connect_op(socket, ep), options.connect_timeout, "a connection to guest agent socket " + path);
+    auto ec =
+        co_await localvm::detail::with_deadline(connect_op(socket, ep), options.connect_timeout,
+                                                "a connection to guest agent socket " + path);
     if (ec == asio::error::operation_aborted)
         throw boost::system::system_error(ec);
     if (ec == boost::system::errc::no_such_file_or_directory)
@@ -318,7 +324,9 @@ asio::awaitable<exec_status> client::exec(exec_request r, clock_type::duration t
     if (timeout.count() <= 0)
         timeout = impl_->options.call_timeout;
     const auto deadline = clock_type::now() + timeout;
-    auto remaining = [&] { return std::max(deadline - clock_type::now(), clock_type::duration(1)); };
+    auto remaining = [&] {
+        return std::max(deadline - clock_type::now(), clock_type::duration(1));
+    };
     const auto program = r.argv.empty() ? std::string() : r.argv.front();
     auto pid = co_await exec_start(std::move(r), remaining());
     auto ex = co_await asio::this_coro::executor;

@@ -1,11 +1,11 @@
 #include <localvm/error.hpp>
 #include <localvm/qga/commands.hpp>
 
-#include "qga/base64.hpp"
-
 #include <boost/json/array.hpp>
 
 #include <limits>
+
+#include "qga/base64.hpp"
 
 namespace localvm::qga {
 
@@ -24,8 +24,8 @@ std::optional<std::int64_t> as_int(const json::value* v) {
         return std::nullopt;
     if (v->is_int64())
         return v->get_int64();
-    if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(
-                                                 std::numeric_limits<std::int64_t>::max()))
+    if (v->is_uint64() &&
+        v->get_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
         return static_cast<std::int64_t>(v->get_uint64());
     return std::nullopt;
 }
@@ -78,7 +78,9 @@ json::array strings(auto first, auto last) {
 
 } // namespace
 
-request make_ping() { return {"guest-ping", {}, true}; }
+request make_ping() {
+    return {"guest-ping", {}, true};
+}
 
 request make_exec(const exec_request& r) {
     request q{"guest-exec", {}, true};
@@ -128,7 +130,9 @@ request make_file_close(std::int64_t handle) {
     return q;
 }
 
-request make_network_get_interfaces() { return {"guest-network-get-interfaces", {}, true}; }
+request make_network_get_interfaces() {
+    return {"guest-network-get-interfaces", {}, true};
+}
 
 request make_set_time(std::optional<std::chrono::nanoseconds> since_epoch) {
     request q{"guest-set-time", {}, true};
@@ -210,7 +214,7 @@ std::optional<std::size_t> parse_file_write(const json::value& result, error_cod
 }
 
 std::optional<std::vector<network_interface>> parse_network_interfaces(const json::value& result,
-                                                                        error_code& ec) {
+                                                                       error_code& ec) {
     ec = {};
     using out_t = std::vector<network_interface>;
     auto* a = result.if_array();

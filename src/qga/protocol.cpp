@@ -8,7 +8,8 @@ namespace localvm::qga {
 namespace json = boost::json;
 using boost::system::error_code;
 
-session::session(std::size_t max_message_size) : max_(max_message_size) {}
+session::session(std::size_t max_message_size)
+    : max_(max_message_size) {}
 
 void session::begin_sync(std::string& out, std::uint64_t token) {
     json::object args;

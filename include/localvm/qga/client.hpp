@@ -82,16 +82,16 @@ public:
 
     /// Runs any agent command and returns its `return` value (null for a
     /// command without success response that the agent accepted).
-    boost::asio::awaitable<boost::json::value> execute(request r,
-                                                       std::chrono::steady_clock::duration timeout = {});
+    boost::asio::awaitable<boost::json::value>
+    execute(request r, std::chrono::steady_clock::duration timeout = {});
 
     /// `guest-ping`: the agent answers.
     boost::asio::awaitable<void> ping(std::chrono::steady_clock::duration timeout = {});
 
     /// `guest-exec`: starts `r` and returns its guest pid. Throws
     /// `errc::invalid_argument` for an empty `argv`.
-    boost::asio::awaitable<std::int64_t> exec_start(exec_request r,
-                                                    std::chrono::steady_clock::duration timeout = {});
+    boost::asio::awaitable<std::int64_t>
+    exec_start(exec_request r, std::chrono::steady_clock::duration timeout = {});
     /// `guest-exec-status` of `pid`.
     boost::asio::awaitable<qga::exec_status>
     exec_status(std::int64_t pid, std::chrono::steady_clock::duration timeout = {});
@@ -104,16 +104,17 @@ public:
 
     /// `guest-file-open` with an fopen(3) `mode` ("r", "w", "a", "r+", ...);
     /// returns the agent's handle.
-    boost::asio::awaitable<std::int64_t> file_open(std::string path, std::string mode,
-                                                   std::chrono::steady_clock::duration timeout = {});
+    boost::asio::awaitable<std::int64_t>
+    file_open(std::string path, std::string mode, std::chrono::steady_clock::duration timeout = {});
     /// `guest-file-read` of at most `count` bytes (the agent refuses more
     /// than 48 MiB).
     boost::asio::awaitable<file_chunk> file_read(std::int64_t handle, std::size_t count,
                                                  std::chrono::steady_clock::duration timeout = {});
     /// `guest-file-write` of `bytes`; returns the count written (the agent
     /// writes all unless the guest's write fails).
-    boost::asio::awaitable<std::size_t> file_write(std::int64_t handle, std::string bytes,
-                                                   std::chrono::steady_clock::duration timeout = {});
+    boost::asio::awaitable<std::size_t>
+    file_write(std::int64_t handle, std::string bytes,
+               std::chrono::steady_clock::duration timeout = {});
     /// `guest-file-close`.
     boost::asio::awaitable<void> file_close(std::int64_t handle,
                                             std::chrono::steady_clock::duration timeout = {});

@@ -41,13 +41,13 @@ struct exec_request {
 /// `guest-exec-status`: how a program started by `guest-exec` is doing.
 /// Once `exited` was reported, the agent forgets the process.
 struct exec_status {
-    bool exited = false;            ///< Whether it has ended; the rest is set only then.
-    std::optional<int> exit_code;   ///< Its exit status when it exited normally.
-    std::optional<int> signal;      ///< The signal that ended it otherwise.
-    std::string out;                ///< Captured stdout (decoded).
-    std::string err;                ///< Captured stderr (decoded).
-    bool out_truncated = false;     ///< The agent dropped stdout past its limit.
-    bool err_truncated = false;     ///< The agent dropped stderr past its limit.
+    bool exited = false;          ///< Whether it has ended; the rest is set only then.
+    std::optional<int> exit_code; ///< Its exit status when it exited normally.
+    std::optional<int> signal;    ///< The signal that ended it otherwise.
+    std::string out;              ///< Captured stdout (decoded).
+    std::string err;              ///< Captured stderr (decoded).
+    bool out_truncated = false;   ///< The agent dropped stdout past its limit.
+    bool err_truncated = false;   ///< The agent dropped stderr past its limit.
 };
 
 /// `guest-file-read`: bytes read and whether the end of the file was reached.
@@ -65,8 +65,8 @@ struct ip_address {
 
 /// `guest-network-get-interfaces`: one interface.
 struct network_interface {
-    std::string name;                ///< e.g. "eth0".
-    std::string hardware_address;    ///< e.g. "52:54:00:12:34:56"; may be empty.
+    std::string name;             ///< e.g. "eth0".
+    std::string hardware_address; ///< e.g. "52:54:00:12:34:56"; may be empty.
     std::vector<ip_address> addresses;
 };
 
@@ -75,14 +75,16 @@ enum class shutdown_mode { powerdown, halt, reboot };
 
 /// Requests, one per command. None validates its input beyond what JSON
 /// needs; the client does (e.g. an empty `argv`).
-request make_ping();                                                 ///< `guest-ping`
-request make_exec(const exec_request& r);                            ///< `guest-exec`
-request make_exec_status(std::int64_t pid);                          ///< `guest-exec-status`
-request make_file_open(std::string_view path, std::string_view mode); ///< `guest-file-open`, fopen(3) mode
-request make_file_read(std::int64_t handle, std::size_t count);      ///< `guest-file-read`, at most `count` bytes
+request make_ping();                        ///< `guest-ping`
+request make_exec(const exec_request& r);   ///< `guest-exec`
+request make_exec_status(std::int64_t pid); ///< `guest-exec-status`
+request make_file_open(std::string_view path,
+                       std::string_view mode); ///< `guest-file-open`, fopen(3) mode
+request make_file_read(std::int64_t handle,
+                       std::size_t count); ///< `guest-file-read`, at most `count` bytes
 request make_file_write(std::int64_t handle, std::string_view bytes); ///< `guest-file-write`
-request make_file_close(std::int64_t handle);                        ///< `guest-file-close`
-request make_network_get_interfaces();                               ///< `guest-network-get-interfaces`
+request make_file_close(std::int64_t handle);                         ///< `guest-file-close`
+request make_network_get_interfaces(); ///< `guest-network-get-interfaces`
 /// `guest-set-time`: set the guest clock to `since_epoch` (UTC); without
 /// it, the agent sets the system clock from the hardware clock (RTC).
 request make_set_time(std::optional<std::chrono::nanoseconds> since_epoch);
@@ -90,12 +92,17 @@ request make_shutdown(shutdown_mode mode); ///< `guest-shutdown`, silent on succ
 
 /// Reply parsers: the typed value, or nullopt with `errc::protocol_error`
 /// in `ec` when `result` does not have the documented shape.
-std::optional<std::int64_t> parse_exec_pid(const boost::json::value& result, boost::system::error_code& ec);
-std::optional<exec_status> parse_exec_status(const boost::json::value& result, boost::system::error_code& ec);
-std::optional<std::int64_t> parse_file_handle(const boost::json::value& result, boost::system::error_code& ec);
-std::optional<file_chunk> parse_file_read(const boost::json::value& result, boost::system::error_code& ec);
+std::optional<std::int64_t> parse_exec_pid(const boost::json::value& result,
+                                           boost::system::error_code& ec);
+std::optional<exec_status> parse_exec_status(const boost::json::value& result,
+                                             boost::system::error_code& ec);
+std::optional<std::int64_t> parse_file_handle(const boost::json::value& result,
+                                              boost::system::error_code& ec);
+std::optional<file_chunk> parse_file_read(const boost::json::value& result,
+                                          boost::system::error_code& ec);
 /// `guest-file-write`: the number of bytes written.
-std::optional<std::size_t> parse_file_write(const boost::json::value& result, boost::system::error_code& ec);
+std::optional<std::size_t> parse_file_write(const boost::json::value& result,
+                                            boost::system::error_code& ec);
 std::optional<std::vector<network_interface>>
 parse_network_interfaces(const boost::json::value& result, boost::system::error_code& ec);
 

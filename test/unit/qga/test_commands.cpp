@@ -3,8 +3,6 @@
 #include <localvm/qga/commands.hpp>
 #include <localvm/qga/protocol.hpp>
 
-#include "qga/base64.hpp"
-
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -12,13 +10,16 @@
 #include <ostream>
 #include <string>
 
+#include "qga/base64.hpp"
+
 namespace qga = localvm::qga;
 namespace json = boost::json;
 using localvm::errc;
 
 namespace std {
 // Boost.Test prints optionals in failure messages.
-template <class T> std::ostream& boost_test_print_type(std::ostream& os, const std::optional<T>& v) {
+template <class T>
+std::ostream& boost_test_print_type(std::ostream& os, const std::optional<T>& v) {
     if (v)
         return os << *v;
     return os << "nullopt";
@@ -46,9 +47,14 @@ std::string wire(const qga::request& r) {
 BOOST_AUTO_TEST_CASE(base64_round_trip) {
     using qga::detail::base64_decode;
     using qga::detail::base64_encode;
-    const std::pair<std::string, std::string> known[] = {
-        {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="},
-        {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}, {std::string("\0\xff\xfe", 3), "AP/+"}};
+    const std::pair<std::string, std::string> known[] = {{"", ""},
+                                                         {"f", "Zg=="},
+                                                         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},
+                                                         {"foob", "Zm9vYg=="},
+                                                         {"fooba", "Zm9vYmE="},
+                                                         {"foobar", "Zm9vYmFy"},
+                                                         {std::string("\0\xff\xfe", 3), "AP/+"}};
     for (auto& [plain, coded] : known) {
         std::string out;
         base64_encode(plain, out);
@@ -99,12 +105,14 @@ BOOST_AUTO_TEST_CASE(request_bytes) {
     BOOST_TEST(wire(qga::make_set_time(std::chrono::nanoseconds(1700000000123456789))) ==
                "{\"execute\":\"guest-set-time\",\"arguments\":{\"time\":1700000000123456789},"
                "\"id\":2}\r\n");
-    BOOST_TEST(wire(qga::make_set_time(std::nullopt)) == "{\"execute\":\"guest-set-time\",\"id\":2}\r\n");
+    BOOST_TEST(wire(qga::make_set_time(std::nullopt)) ==
+               "{\"execute\":\"guest-set-time\",\"id\":2}\r\n");
     BOOST_TEST(wire(qga::make_shutdown(qga::shutdown_mode::reboot)) ==
                "{\"execute\":\"guest-shutdown\",\"arguments\":{\"mode\":\"reboot\"},\"id\":2}\r\n"
                "{\"execute\":\"guest-ping\",\"id\":3}\r\n");
     BOOST_TEST(qga::make_shutdown(qga::shutdown_mode::halt).arguments.at("mode") == "halt");
-    BOOST_TEST(qga::make_shutdown(qga::shutdown_mode::powerdown).arguments.at("mode") == "powerdown");
+    BOOST_TEST(qga::make_shutdown(qga::shutdown_mode::powerdown).arguments.at("mode") ==
+               "powerdown");
 }
 
 BOOST_AUTO_TEST_CASE(parse_exec_replies) {
@@ -131,9 +139,10 @@ BOOST_AUTO_TEST_CASE(parse_exec_replies) {
     s = qga::parse_exec_status(json::parse(R"({"exited": false})"), ec);
     BOOST_TEST_REQUIRE(s.has_value());
     BOOST_TEST(!s->exited);
-    for (auto bad : {R"({})", R"([])", R"({"exited": 1})", R"({"exited": true, "exitcode": "7"})",
-                     R"({"exited": true, "out-data": "!!"})", R"({"exited": true, "exitcode": 9999999999})",
-                     R"({"exited": true, "out-truncated": 1})"}) {
+    for (auto bad :
+         {R"({})", R"([])", R"({"exited": 1})", R"({"exited": true, "exitcode": "7"})",
+          R"({"exited": true, "out-data": "!!"})", R"({"exited": true, "exitcode": 9999999999})",
+          R"({"exited": true, "out-truncated": 1})"}) {
         BOOST_TEST(!qga::parse_exec_status(json::parse(bad), ec), bad);
         BOOST_TEST(ec == errc::protocol_error);
     }
@@ -145,7 +154,8 @@ BOOST_AUTO_TEST_CASE(parse_file_replies) {
     boost::system::error_code ec;
     BOOST_TEST(qga::parse_file_handle(json::parse("1000"), ec) == 1000);
     BOOST_TEST(!qga::parse_file_handle(json::parse("{}"), ec));
-    auto c = qga::parse_file_read(json::parse(R"({"count": 5, "buf-b64": "aGVsbG8=", "eof": false})"), ec);
+    auto c = qga::parse_file_read(
+        json::parse(R"({"count": 5, "buf-b64": "aGVsbG8=", "eof": false})"), ec);
     BOOST_TEST_REQUIRE(c.has_value());
     BOOST_TEST(c->data == "hello");
     BOOST_TEST(!c->eof);
@@ -153,7 +163,8 @@ BOOST_AUTO_TEST_CASE(parse_file_replies) {
     BOOST_TEST_REQUIRE(c.has_value());
     BOOST_TEST(c->eof);
     // The count must match the data.
-    BOOST_TEST(!qga::parse_file_read(json::parse(R"({"count": 4, "buf-b64": "aGVsbG8=", "eof": false})"), ec));
+    BOOST_TEST(!qga::parse_file_read(
+        json::parse(R"({"count": 4, "buf-b64": "aGVsbG8=", "eof": false})"), ec));
     BOOST_TEST(ec == errc::protocol_error);
     BOOST_TEST(!qga::parse_file_read(json::parse(R"({"count": 5, "buf-b64": "aGVsbG8="})"), ec));
     BOOST_TEST(qga::parse_file_write(json::parse(R"({"count": 5, "eof": false})"), ec) == 5u);
@@ -180,8 +191,9 @@ BOOST_AUTO_TEST_CASE(parse_interfaces) {
     BOOST_TEST((*v)[0].addresses[1].prefix == 128);
     BOOST_TEST((*v)[1].addresses.empty());
     BOOST_TEST((*v)[2].hardware_address.empty());
-    for (auto bad : {R"({})", R"([{"hardware-address": "x"}])", R"([{"name": "a", "ip-addresses": {}}])",
-                     R"([{"name": "a", "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "1"}]}])"}) {
+    for (auto bad :
+         {R"({})", R"([{"hardware-address": "x"}])", R"([{"name": "a", "ip-addresses": {}}])",
+          R"([{"name": "a", "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "1"}]}])"}) {
         BOOST_TEST(!qga::parse_network_interfaces(json::parse(bad), ec), bad);
         BOOST_TEST(ec == errc::protocol_error);
     }

@@ -126,7 +126,8 @@ BOOST_AUTO_TEST_CASE(call_request_bytes_and_reply) {
     BOOST_TEST(!ec);
     BOOST_TEST(id == 2u);
     BOOST_TEST(s.call_id() == 2u);
-    BOOST_TEST(out == "{\"execute\":\"guest-exec-status\",\"arguments\":{\"pid\":42},\"id\":2}\r\n");
+    BOOST_TEST(out ==
+               "{\"execute\":\"guest-exec-status\",\"arguments\":{\"pid\":42},\"id\":2}\r\n");
     const std::string reply = "{\"return\": {\"exited\": false}, \"id\": 2}\n";
     for (std::size_t cut = 0; cut <= reply.size(); ++cut) {
         auto t = synced_session();
@@ -170,13 +171,15 @@ BOOST_AUTO_TEST_CASE(error_reply_with_and_without_id) {
     std::string out;
     auto s = synced_session();
     s.begin_call(out, "guest-file-open", {}, true, ec);
-    BOOST_TEST(feed(s, "{\"id\": 2, \"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}\n") ==
-               std::vector<std::string>{"failure id=2 GenericError: no"});
+    BOOST_TEST(
+        feed(s, "{\"id\": 2, \"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}\n") ==
+        std::vector<std::string>{"failure id=2 GenericError: no"});
     // The agent could not read the request: no id, still the call's.
     auto t = synced_session();
     t.begin_call(out, "guest-ping", {}, true, ec);
-    BOOST_TEST(feed(t, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}\n") ==
-               std::vector<std::string>{"failure id=null GenericError: JSON parse error"});
+    BOOST_TEST(
+        feed(t, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}\n") ==
+        std::vector<std::string>{"failure id=null GenericError: JSON parse error"});
 }
 
 BOOST_AUTO_TEST_CASE(late_replies_of_earlier_calls_are_ignored) {
@@ -186,8 +189,9 @@ BOOST_AUTO_TEST_CASE(late_replies_of_earlier_calls_are_ignored) {
     s.begin_call(out, "guest-ping", {}, true, ec); // id 2
     feed(s, "{\"return\": {}, \"id\": 2}\n");
     s.begin_call(out, "guest-ping", {}, true, ec); // id 3
-    BOOST_TEST(feed(s, "{\"return\": {}, \"id\": 1}\n{\"event\": \"X\"}\n{\"return\": 5, \"id\": 3}\n") ==
-               std::vector<std::string>{"success id=3 5"});
+    BOOST_TEST(
+        feed(s, "{\"return\": {}, \"id\": 1}\n{\"event\": \"X\"}\n{\"return\": 5, \"id\": 3}\n") ==
+        std::vector<std::string>{"success id=3 5"});
 }
 
 BOOST_AUTO_TEST_CASE(unexpected_replies_break_the_session) {
@@ -197,7 +201,9 @@ BOOST_AUTO_TEST_CASE(unexpected_replies_break_the_session) {
         std::string out;
         auto s = synced_session();
         s.begin_call(out, "guest-ping", {}, true, ec);
-        BOOST_TEST(feed(s, bad) == std::vector<std::string>{"error " + make_error_code(errc::protocol_error).message()},
+        BOOST_TEST(feed(s, bad) ==
+                       std::vector<std::string>{"error " +
+                                                make_error_code(errc::protocol_error).message()},
                    bad);
         BOOST_TEST(static_cast<int>(s.state()) == static_cast<int>(qga::session_state::unsynced));
     }
@@ -223,15 +229,19 @@ BOOST_AUTO_TEST_CASE(silent_command_is_followed_by_a_ping) {
     json::object args;
     args["mode"] = "powerdown";
     BOOST_TEST(s.begin_call(out, "guest-shutdown", args, false, ec) == 2u);
-    BOOST_TEST(out == "{\"execute\":\"guest-shutdown\",\"arguments\":{\"mode\":\"powerdown\"},\"id\":2}\r\n"
-                      "{\"execute\":\"guest-ping\",\"id\":3}\r\n");
+    BOOST_TEST(
+        out ==
+        "{\"execute\":\"guest-shutdown\",\"arguments\":{\"mode\":\"powerdown\"},\"id\":2}\r\n"
+        "{\"execute\":\"guest-ping\",\"id\":3}\r\n");
     // Accepted: only the ping answers.
-    BOOST_TEST(feed(s, "{\"return\": {}, \"id\": 3}\n") == std::vector<std::string>{"success id=2 null"});
+    BOOST_TEST(feed(s, "{\"return\": {}, \"id\": 3}\n") ==
+               std::vector<std::string>{"success id=2 null"});
     // Refused: the command's error.
     auto t = synced_session();
     t.begin_call(out, "guest-shutdown", args, false, ec);
-    BOOST_TEST(feed(t, "{\"id\": 2, \"error\": {\"class\": \"CommandDisabled\", \"desc\": \"off\"}}\n"
-                       "{\"return\": {}, \"id\": 3}\n") ==
+    BOOST_TEST(feed(t,
+                    "{\"id\": 2, \"error\": {\"class\": \"CommandDisabled\", \"desc\": \"off\"}}\n"
+                    "{\"return\": {}, \"id\": 3}\n") ==
                std::vector<std::string>{"failure id=2 CommandDisabled: off"});
     // Answered after all: accepted, and the ping's reply is dropped later.
     auto u = synced_session();
@@ -240,7 +250,8 @@ BOOST_AUTO_TEST_CASE(silent_command_is_followed_by_a_ping) {
                std::vector<std::string>{"success id=2 null"});
     out.clear();
     u.begin_call(out, "guest-ping", {}, true, ec); // id 4
-    BOOST_TEST(feed(u, "{\"return\": {}, \"id\": 4}\n") == std::vector<std::string>{"success id=4 {}"});
+    BOOST_TEST(feed(u, "{\"return\": {}, \"id\": 4}\n") ==
+               std::vector<std::string>{"success id=4 {}"});
 }
 
 BOOST_AUTO_TEST_CASE(abandon_then_resync) {
@@ -254,8 +265,10 @@ BOOST_AUTO_TEST_CASE(abandon_then_resync) {
     BOOST_TEST(feed(s, "{\"return\": {\"pid\": 1}, \"id\": 2}\n").empty());
     out.clear();
     s.begin_sync(out, 78);
-    BOOST_TEST(out == "\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":78},\"id\":3}\r\n");
-    BOOST_TEST(feed(s, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"stray\"}}\n\xff{\"return\": 78, \"id\": 3}\n") ==
+    BOOST_TEST(out ==
+               "\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":78},\"id\":3}\r\n");
+    BOOST_TEST(feed(s, "{\"error\": {\"class\": \"GenericError\", \"desc\": "
+                       "\"stray\"}}\n\xff{\"return\": 78, \"id\": 3}\n") ==
                std::vector<std::string>{"synced"});
 }
 
@@ -271,5 +284,6 @@ BOOST_AUTO_TEST_CASE(a_partial_reply_is_dropped_by_a_resync) {
     BOOST_TEST(feed(s, "d\": 2}\n\xff{\"return\": 79}\n") == std::vector<std::string>{"synced"});
     out.clear();
     s.begin_call(out, "guest-ping", {}, true, ec);
-    BOOST_TEST(feed(s, "{\"return\": {}, \"id\": 4}\n") == std::vector<std::string>{"success id=4 {}"});
+    BOOST_TEST(feed(s, "{\"return\": {}, \"id\": 4}\n") ==
+               std::vector<std::string>{"success id=4 {}"});
 }
