@@ -252,6 +252,34 @@ client client::adopt(local_socket socket, std::string name, client_options optio
         std::make_shared<detail::client_impl>(std::move(socket), std::move(name), options));
 }
 
+namespace {
+
+// Connects `s` to `ep`. A unix socket whose listen queue is full (a QEMU
+// chardev or qemu-ga serves one client and queues one more) refuses a
+// non-blocking connect with EAGAIN, which asio reports as success on an
+// unconnected socket: check for a peer, and try again after a pause that
+// doubles from 1 ms to 100 ms (the kernel signals no room in the queue).
+asio::awaitable<error_code> connect_unix(std::shared_ptr<local_socket> s,
+                                         asio::local::stream_protocol::endpoint ep) {
+    auto pause = std::chrono::milliseconds(1);
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    for (;;) {
+        error_code ec;
+        co_await s->async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec)
+            co_return ec;
+        s->remote_endpoint(ec);
+        if (!ec)
+            co_return ec;
+        s->close(ec);
+        t.expires_after(pause);
+        co_await t.async_wait(asio::use_awaitable);
+        pause = std::min(pause * 2, std::chrono::milliseconds(100));
+    }
+}
+
+} // namespace
+
 asio::awaitable<client> client::connect(std::string path, client_options options) {
     auto ex = co_await asio::this_coro::executor;
     asio::local::stream_protocol::endpoint ep;
@@ -262,15 +290,10 @@ asio::awaitable<client> client::connect(std::string path, client_options options
                              "guest agent socket path " + path + ": " + e.code().message());
     }
     auto socket = std::make_shared<local_socket>(ex);
-    auto connect_op = [](std::shared_ptr<local_socket> s,
-                         asio::local::stream_protocol::endpoint e) -> asio::awaitable<error_code> {
-        error_code ec;
-        co_await s->async_connect(e, asio::redirect_error(asio::use_awaitable, ec));
-        co_return ec;
-    };
-    auto ec =
-        co_await localvm::detail::with_deadline(connect_op(socket, ep), options.connect_timeout,
-                                                "a connection to guest agent socket " + path);
+    auto ec = co_await localvm::detail::with_deadline(
+        connect_unix(socket, ep), options.connect_timeout,
+        "a connection to guest agent socket " + path +
+            " (its listen queue stayed full: another client holds the agent)");
     if (ec == asio::error::operation_aborted)
         throw boost::system::system_error(ec);
     if (ec == boost::system::errc::no_such_file_or_directory)

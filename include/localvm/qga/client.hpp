@@ -60,6 +60,8 @@ struct client_impl;
 class client {
 public:
     /// Connects to the unix socket `path`. The first call resynchronises.
+    /// While the socket's listen queue is full (QEMU's chardev serves one
+    /// client and queues one), tries again until `options.connect_timeout`.
     /// Throws `errc::not_found` when nothing is at `path`,
     /// `errc::monitor_closed` when the connection is refused,
     /// `errc::timeout` after `options.connect_timeout`. Cancellation: throws

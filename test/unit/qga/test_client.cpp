@@ -7,7 +7,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect_pipe.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/local/connect_pair.hpp>
 #include <boost/asio/read_until.hpp>
@@ -20,6 +19,8 @@
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <cstring>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -28,6 +29,10 @@
 
 // GCC 12 false positive on asio's awaitable frame allocator when coroutine
 // lambdas are inlined.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 namespace asio = boost::asio;
@@ -483,5 +488,48 @@ BOOST_AUTO_TEST_CASE(cancelled_call_leaves_the_client_usable) {
             co_await a.answer();
         }(p.agent_ptr));
         co_await p.client.ping(5s);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(connect_waits_for_room_in_a_full_listen_queue) {
+    run_coroutine([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        auto path = (std::filesystem::temp_directory_path() /
+                     ("localvm-qga-queue-" + std::to_string(::getpid()) + ".sock"))
+                        .string();
+        std::filesystem::remove(path);
+        // A server that queues one connection and accepts none yet, as a
+        // QEMU chardev busy with another client.
+        stream::acceptor acceptor(ex);
+        acceptor.open();
+        acceptor.bind(stream::endpoint(path));
+        acceptor.listen(0);
+        int filler = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+        BOOST_TEST_REQUIRE(::connect(filler, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+        qga::client_options o;
+        o.connect_timeout = 200ms;
+        auto e = co_await thrown(qga::client::connect(path, o));
+        BOOST_TEST(e.code() == errc::timeout);
+        BOOST_TEST(std::string(e.what()).find("listen queue") != std::string::npos, e.what());
+        // Room appears once the server takes the queued connection.
+        asio::steady_timer later(ex, 50ms);
+        later.async_wait([&](boost::system::error_code) {
+            acceptor.async_accept(
+                [filler](boost::system::error_code, stream::socket) { ::close(filler); });
+        });
+        o.connect_timeout = 5s;
+        auto c = co_await qga::client::connect(path, o);
+        // (co_await inside a braced initializer miscompiles with GCC 12.)
+        auto accepted = co_await acceptor.async_accept(asio::use_awaitable);
+        auto agent = std::make_shared<fake_agent>(fake_agent{std::move(accepted), {}, {}});
+        spawn(ex, [](std::shared_ptr<fake_agent> keep) -> asio::awaitable<void> {
+            co_await keep->answer_sync();
+            co_await keep->answer();
+        }(agent));
+        co_await c.ping(5s);
+        std::filesystem::remove(path);
     });
 }
