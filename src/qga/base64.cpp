@@ -1,4 +1,4 @@
-#include "qga/base64.hpp"
+#include "base64.hpp"
 
 #include <array>
 #include <cstdint>

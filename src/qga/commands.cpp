@@ -5,7 +5,7 @@
 
 #include <limits>
 
-#include "qga/base64.hpp"
+#include "base64.hpp"
 
 namespace localvm::qga {
 

@@ -55,6 +55,8 @@ std::optional<outcome> session::consume(std::string_view& input, error_code& ec)
     switch (state_) {
     case session_state::unsynced:
     case session_state::ready:
+        if (rest_of_line_ && input.find('\n') != std::string_view::npos)
+            rest_of_line_ = false;
         input = {};
         return std::nullopt;
     case session_state::syncing:
@@ -69,6 +71,15 @@ std::optional<outcome> session::consume(std::string_view& input, error_code& ec)
 // ours or an earlier client's. A marker inside that line starts it over: the
 // line before it was cut off.
 std::optional<outcome> session::consume_sync(std::string_view& input) {
+    if (rest_of_line_) {
+        auto nl = input.find('\n');
+        if (nl == std::string_view::npos) {
+            input = {};
+            return std::nullopt;
+        }
+        input.remove_prefix(nl + 1);
+        rest_of_line_ = false;
+    }
     while (!input.empty()) {
         if (!marked_) {
             auto at = input.find(sync_marker);
@@ -126,9 +137,16 @@ std::optional<outcome> session::consume_sync(std::string_view& input) {
 
 std::optional<outcome> session::consume_call(std::string_view& input, error_code& ec) {
     while (!input.empty()) {
+        const auto before = input;
         auto m = dec_->consume(input, ec);
-        if (ec)
+        if (ec) {
+            // An oversized reply may be cut off before its line end: the
+            // rest of that line is not searched for a sync marker, however
+            // the bytes were split into reads.
+            const auto used = before.size() - input.size();
+            rest_of_line_ = used == 0 || before[used - 1] != '\n';
             return fail(ec, ec);
+        }
         if (!m)
             continue;
         if (std::holds_alternative<qmp::event>(*m) || std::holds_alternative<qmp::greeting>(*m))

@@ -111,6 +111,7 @@ private:
     std::unique_ptr<qmp::decoder> dec_; // fresh after each sync
     // Syncing: the token awaited, whether a marker was seen, the line after it.
     std::uint64_t token_ = 0;
+    bool rest_of_line_ = false; // an oversized reply's tail is still to come
     bool marked_ = false;
     bool line_too_long_ = false;
     std::string line_;

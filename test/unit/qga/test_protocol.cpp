@@ -287,3 +287,39 @@ BOOST_AUTO_TEST_CASE(a_partial_reply_is_dropped_by_a_resync) {
     BOOST_TEST(feed(s, "{\"return\": {}, \"id\": 4}\n") ==
                std::vector<std::string>{"success id=4 {}"});
 }
+
+BOOST_AUTO_TEST_CASE(the_tail_of_an_oversized_reply_is_no_sync_reply) {
+    // A marker and a matching sync reply inside an oversized line (garbage,
+    // but a peer may send it): however the line is split, it never syncs.
+    const std::string line = "{\"return\": \"" + std::string(60, 'a') + "\xff{\"return\": 78}\n";
+    for (std::size_t cut = 1; cut < line.size(); ++cut) {
+        qga::session s(40);
+        std::string out;
+        s.begin_sync(out, 77);
+        feed(s, "\xff{\"return\": 77}\n");
+        boost::system::error_code ec;
+        s.begin_call(out, "guest-ping", {}, true, ec);
+        std::vector<std::string> got;
+        std::string_view head(line.data(), cut), tail(line.data() + cut, line.size() - cut);
+        while (!head.empty()) {
+            s.consume(head, ec);
+            if (ec) {
+                got.push_back("error");
+                s.begin_sync(out, 78);
+            }
+        }
+        while (!tail.empty()) {
+            auto o = s.consume(tail, ec);
+            if (ec) {
+                got.push_back("error");
+                s.begin_sync(out, 78);
+            }
+            if (o)
+                got.push_back(describe(*o));
+        }
+        BOOST_TEST(got == std::vector<std::string>{"error"}, "cut " << cut);
+        if (s.state() != qga::session_state::syncing)
+            s.begin_sync(out, 78);
+        BOOST_TEST(feed(s, "\xff{\"return\": 78}\n") == std::vector<std::string>{"synced"});
+    }
+}
