@@ -33,7 +33,9 @@ std::vector<std::string> split_cmdline(std::string_view s) {
     return words;
 }
 
-std::string path_value(const std::filesystem::path& p) { return escape_option_value(p.string()); }
+std::string path_value(const std::filesystem::path& p) {
+    return escape_option_value(p.string());
+}
 
 } // namespace
 
@@ -161,6 +163,12 @@ std::vector<std::string> command_line(const launch_plan& p) {
                          ",server=on,wait=off,logfile=" + path_value(p.console_log) +
                          ",logappend=on"});
     add({"-serial", "chardev:serial0"});
+    if (!p.agent_socket.empty()) {
+        add({"-chardev",
+             "socket,id=qga0,path=" + path_value(p.agent_socket) + ",server=on,wait=off"});
+        add({"-device", "virtio-serial-pci"});
+        add({"-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0"});
+    }
     add({"-drive", "file=" + path_value(p.disk) + ",if=virtio,format=qcow2,discard=unmap"});
     if (!p.seed.empty())
         add({"-drive", "file=" + path_value(p.seed) + ",if=virtio,format=raw,readonly=on"});
@@ -168,8 +176,8 @@ std::vector<std::string> command_line(const launch_plan& p) {
     if (p.net == network::restricted)
         nic += ",restrict=on";
     for (const auto& f : p.ports)
-        nic += ",hostfwd=tcp:" + f.host_address + ":" + std::to_string(f.host_port) + "-:" +
-               std::to_string(f.guest_port);
+        nic += ",hostfwd=tcp:" + f.host_address + ":" + std::to_string(f.host_port) +
+               "-:" + std::to_string(f.guest_port);
     add({"-nic", nic});
     add({"-device", "virtio-rng-pci"});
     // A guest kernel panic makes QEMU exit (status 1) instead of rebooting
@@ -182,8 +190,7 @@ std::vector<std::string> command_line(const launch_plan& p) {
             add({"-initrd", p.boot->initrd.string()});
         add({"-append", p.boot->cmdline});
     } else if (p.uefi) {
-        add({"-drive",
-             "if=pflash,format=raw,unit=0,readonly=on,file=" + path_value(p.uefi->code)});
+        add({"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + path_value(p.uefi->code)});
         add({"-drive", "if=pflash,format=raw,unit=1,file=" + path_value(p.uefi->vars)});
     }
     add({"-pidfile", p.pidfile.string()});
