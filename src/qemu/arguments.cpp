@@ -33,9 +33,7 @@ std::vector<std::string> split_cmdline(std::string_view s) {
     return words;
 }
 
-std::string path_value(const std::filesystem::path& p) {
-    return escape_option_value(p.string());
-}
+std::string path_value(const std::filesystem::path& p) { return escape_option_value(p.string()); }
 
 } // namespace
 
@@ -176,8 +174,8 @@ std::vector<std::string> command_line(const launch_plan& p) {
     if (p.net == network::restricted)
         nic += ",restrict=on";
     for (const auto& f : p.ports)
-        nic += ",hostfwd=tcp:" + f.host_address + ":" + std::to_string(f.host_port) +
-               "-:" + std::to_string(f.guest_port);
+        nic += ",hostfwd=tcp:" + f.host_address + ":" + std::to_string(f.host_port) + "-:" +
+               std::to_string(f.guest_port);
     add({"-nic", nic});
     add({"-device", "virtio-rng-pci"});
     // A guest kernel panic makes QEMU exit (status 1) instead of rebooting
@@ -190,7 +188,8 @@ std::vector<std::string> command_line(const launch_plan& p) {
             add({"-initrd", p.boot->initrd.string()});
         add({"-append", p.boot->cmdline});
     } else if (p.uefi) {
-        add({"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + path_value(p.uefi->code)});
+        add({"-drive",
+             "if=pflash,format=raw,unit=0,readonly=on,file=" + path_value(p.uefi->code)});
         add({"-drive", "if=pflash,format=raw,unit=1,file=" + path_value(p.uefi->vars)});
     }
     add({"-pidfile", p.pidfile.string()});

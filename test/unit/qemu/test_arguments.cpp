@@ -64,8 +64,7 @@ BOOST_AUTO_TEST_CASE(amd64_direct_boot_tcg_restricted) {
                "-drive file=/data/vm1/disk.qcow2,if=virtio,format=qcow2,discard=unmap -drive "
                "file=/data/vm1/seed.iso,if=virtio,format=raw,readonly=on -nic "
                "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:0-:22,hostfwd=tcp:127."
-               "0.0.1:8080-:80 -device virtio-rng-pci -device pvpanic -action panic=exit-failure "
-               "-kernel /k/vmlinux -initrd /k/initrd.img "
+               "0.0.1:8080-:80 -device virtio-rng-pci -device pvpanic -action panic=exit-failure -kernel /k/vmlinux -initrd /k/initrd.img "
                "-append console=ttyS0 rootwait -pidfile /run/vm1/qemu.pid");
 }
 
