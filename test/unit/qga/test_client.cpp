@@ -498,6 +498,10 @@ BOOST_AUTO_TEST_CASE(connect_waits_for_room_in_a_full_listen_queue) {
                      ("localvm-qga-queue-" + std::to_string(::getpid()) + ".sock"))
                         .string();
         std::filesystem::remove(path);
+        struct remove_at_end {
+            std::string p;
+            ~remove_at_end() { std::filesystem::remove(p); }
+        } cleanup{path};
         // A server that queues one connection and accepts none yet, as a
         // QEMU chardev busy with another client.
         stream::acceptor acceptor(ex);
@@ -530,6 +534,5 @@ BOOST_AUTO_TEST_CASE(connect_waits_for_room_in_a_full_listen_queue) {
             co_await keep->answer();
         }(agent));
         co_await c.ping(5s);
-        std::filesystem::remove(path);
     });
 }
