@@ -161,6 +161,12 @@ std::vector<std::string> command_line(const launch_plan& p) {
                          ",server=on,wait=off,logfile=" + path_value(p.console_log) +
                          ",logappend=on"});
     add({"-serial", "chardev:serial0"});
+    if (!p.agent_socket.empty()) {
+        add({"-chardev",
+             "socket,id=qga0,path=" + path_value(p.agent_socket) + ",server=on,wait=off"});
+        add({"-device", "virtio-serial-pci"});
+        add({"-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0"});
+    }
     add({"-drive", "file=" + path_value(p.disk) + ",if=virtio,format=qcow2,discard=unmap"});
     if (!p.seed.empty())
         add({"-drive", "file=" + path_value(p.seed) + ",if=virtio,format=raw,readonly=on"});

@@ -303,7 +303,7 @@ std::optional<vm_state> manager::settle_state(bool persist) const {
 void manager::clean_runtime(bool keep_logs) const {
     std::error_code ec;
     for (const auto* p : {&layout_.qmp_socket, &layout_.console_socket, &layout_.monitor_socket,
-                          &layout_.pidfile, &layout_.exit_status})
+                          &layout_.agent_socket, &layout_.pidfile, &layout_.exit_status})
         fs::remove(*p, ec);
     // Extra QMP sockets, however many the QEMU that made them had.
     std::vector<fs::path> extra;
@@ -450,6 +450,7 @@ asio::awaitable<void> manager::start(start_options so) {
     plan.qmp_socket = layout_.qmp_socket;
     plan.extra_qmp_sockets = layout_.extra_qmp_sockets;
     plan.console_socket = layout_.console_socket;
+    plan.agent_socket = layout_.agent_socket;
     // QEMU logs the console into a FIFO; a drainer keeps console.log bounded.
     plan.console_log = console::drain_fifo(layout_.console_log);
     plan.pidfile = layout_.pidfile;

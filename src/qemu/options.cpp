@@ -70,6 +70,7 @@ layout make_layout(const options& opts) {
     l.host_key = l.data / "ssh_host_ed25519_key";
     l.qmp_socket = l.runtime / "qmp.sock";
     l.console_socket = l.runtime / "console.sock";
+    l.agent_socket = l.runtime / "qga.sock";
     l.monitor_socket = l.runtime / "monitor.sock";
     l.console_log = l.runtime / "console.log";
     l.qemu_log = l.runtime / "qemu.log";

@@ -63,6 +63,9 @@ struct launch_plan {
     std::vector<std::filesystem::path> extra_qmp_sockets; ///< More QMP monitors, for callers.
     std::filesystem::path console_socket;    ///< Serial console socket (unix, server).
     std::filesystem::path console_log;       ///< The serial console's log file (appended).
+    /// The guest agent's channel: a virtio-serial port named
+    /// `org.qemu.guest_agent.0` on this unix socket (server); empty: none.
+    std::filesystem::path agent_socket;
     std::filesystem::path pidfile;           ///< QEMU's -pidfile (QEMU holds a write lock on it).
     monitor_mode monitor = monitor_mode::none; ///< The human monitor, if any.
     std::filesystem::path monitor_socket;    ///< HMP socket (unix, server) for `monitor_mode::socket`.
@@ -72,8 +75,10 @@ struct launch_plan {
 /// The argv for `plan`: q35 + virtio on amd64, virt on arm64, the
 /// accelerator, direct or firmware boot, disk and seed as virtio-blk, user
 /// networking with the forwards, QMP (and any extra QMP monitors, ids qmp1,
-/// qmp2, ...) and the serial console on unix sockets, the console log, a
-/// virtio RNG (guests need entropy for SSH host keys), a pvpanic device with
+/// qmp2, ...) and the serial console on unix sockets, the console log, the
+/// guest agent's virtio-serial port (`-chardev socket,id=qga0,...
+/// -device virtio-serial-pci -device virtserialport,chardev=qga0,
+/// name=org.qemu.guest_agent.0`) when `agent_socket` is set, a virtio RNG (guests need entropy for SSH host keys), a pvpanic device with
 /// `-action panic=exit-failure` (a guest kernel panic ends QEMU with status
 /// 1), `-S`, and last the human monitor: `-monitor stdio`, or `-chardev
 /// socket,id=hmp,path=...,server=on,wait=off -mon chardev=hmp,mode=readline`.

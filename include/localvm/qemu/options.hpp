@@ -122,6 +122,7 @@ struct layout {
     /// runtime/qmp-1.sock ... (`options::extra_qmp` of them, for the caller).
     std::vector<std::filesystem::path> extra_qmp_sockets;
     std::filesystem::path console_socket; ///< runtime/console.sock
+    std::filesystem::path agent_socket;   ///< runtime/qga.sock (the guest agent's channel)
     std::filesystem::path monitor_socket; ///< runtime/monitor.sock (HMP, with `start_options::monitor`)
     std::filesystem::path console_log;    ///< runtime/console.log
     std::filesystem::path qemu_log;       ///< runtime/qemu.log (QEMU's stderr)

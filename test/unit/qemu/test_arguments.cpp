@@ -23,6 +23,7 @@ launch_plan base_plan() {
     p.qmp_socket = "/run/vm1/qmp.sock";
     p.console_socket = "/run/vm1/console.sock";
     p.console_log = "/run/vm1/console.log";
+    p.agent_socket = "/run/vm1/qga.sock";
     p.pidfile = "/run/vm1/qemu.pid";
     return p;
 }
@@ -57,8 +58,10 @@ BOOST_AUTO_TEST_CASE(amd64_direct_boot_tcg_restricted) {
                "socket,id=qmp,path=/run/vm1/qmp.sock,server=on,wait=off -mon "
                "chardev=qmp,mode=control -chardev "
                "socket,id=serial0,path=/run/vm1/console.sock,server=on,wait=off,logfile=/run/vm1/"
-               "console.log,logappend=on -serial chardev:serial0 -drive "
-               "file=/data/vm1/disk.qcow2,if=virtio,format=qcow2,discard=unmap -drive "
+               "console.log,logappend=on -serial chardev:serial0 -chardev "
+               "socket,id=qga0,path=/run/vm1/qga.sock,server=on,wait=off -device "
+               "virtio-serial-pci -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0 "
+               "-drive file=/data/vm1/disk.qcow2,if=virtio,format=qcow2,discard=unmap -drive "
                "file=/data/vm1/seed.iso,if=virtio,format=raw,readonly=on -nic "
                "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:0-:22,hostfwd=tcp:127."
                "0.0.1:8080-:80 -device virtio-rng-pci -device pvpanic -action panic=exit-failure -kernel /k/vmlinux -initrd /k/initrd.img "
@@ -97,6 +100,7 @@ BOOST_AUTO_TEST_CASE(paths_with_spaces_and_commas) {
     p.qmp_socket = "/run/a,b/qmp.sock";
     p.console_socket = "/run/a,b/console.sock";
     p.console_log = "/run/a,b/console.log";
+    p.agent_socket = "/run/a,b/qga.sock";
     p.boot = localvm::direct_boot{"/k k/vm,linux", "", "quiet"};
     p.seed.clear();
     p.monitor = monitor_mode::socket;
@@ -115,6 +119,8 @@ BOOST_AUTO_TEST_CASE(paths_with_spaces_and_commas) {
     BOOST_TEST(values(argv, "-kernel") == std::vector<std::string>{"/k k/vm,linux"});
     BOOST_TEST(values(argv, "-initrd").empty());
     BOOST_TEST(values(argv, "-chardev")[2] ==
+               "socket,id=qga0,path=/run/a,,b/qga.sock,server=on,wait=off");
+    BOOST_TEST(values(argv, "-chardev")[3] ==
                "socket,id=hmp,path=/run/a,,b/monitor.sock,server=on,wait=off");
     BOOST_TEST(values(argv, "-monitor").empty());
     BOOST_TEST(std::count(argv.begin(), argv.end(), "-S") == 0);
@@ -128,7 +134,9 @@ BOOST_AUTO_TEST_CASE(human_monitor_on_stdio_or_socket) {
         "-nodefaults -no-user-config -display none -S -chardev "
         "socket,id=qmp,path=/run/vm1/qmp.sock,server=on,wait=off -mon chardev=qmp,mode=control "
         "-chardev socket,id=serial0,path=/run/vm1/console.sock,server=on,wait=off,logfile=/run/"
-        "vm1/console.log,logappend=on -serial chardev:serial0 -drive "
+        "vm1/console.log,logappend=on -serial chardev:serial0 -chardev "
+        "socket,id=qga0,path=/run/vm1/qga.sock,server=on,wait=off -device virtio-serial-pci "
+        "-device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0 -drive "
         "file=/data/vm1/disk.qcow2,if=virtio,format=qcow2,discard=unmap -drive "
         "file=/data/vm1/seed.iso,if=virtio,format=raw,readonly=on -nic "
         "user,model=virtio-net-pci -device virtio-rng-pci -device pvpanic -action "
@@ -254,6 +262,7 @@ BOOST_AUTO_TEST_CASE(names_and_layout) {
     BOOST_TEST(l.disk == "/var/lib/x/vm1/disk.qcow2");
     BOOST_TEST(l.qmp_socket == "/run/x/vm1/qmp.sock");
     BOOST_TEST(l.monitor_socket == "/run/x/vm1/monitor.sock");
+    BOOST_TEST(l.agent_socket == "/run/x/vm1/qga.sock");
     BOOST_TEST(l.extra_qmp_sockets.empty());
     o.extra_qmp = 2;
     BOOST_TEST(
@@ -275,4 +284,18 @@ BOOST_AUTO_TEST_CASE(names_and_layout) {
         return e.code() == errc::invalid_argument &&
                std::string(e.what()).find("shorter runtime directory") != std::string::npos;
     });
+}
+
+BOOST_AUTO_TEST_CASE(guest_agent_channel_only_with_a_socket) {
+    auto p = base_plan();
+    auto argv = command_line(p);
+    BOOST_TEST(values(argv, "-device") ==
+               (std::vector<std::string>{"virtio-serial-pci",
+                                         "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+                                         "virtio-rng-pci", "pvpanic"}));
+    p.agent_socket.clear();
+    argv = command_line(p);
+    BOOST_TEST(values(argv, "-device") == (std::vector<std::string>{"virtio-rng-pci", "pvpanic"}));
+    for (auto& c : values(argv, "-chardev"))
+        BOOST_TEST(c.find("qga0") == std::string::npos);
 }
