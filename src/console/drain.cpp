@@ -330,9 +330,9 @@ void log_drainer::poke() const noexcept {
         ::close(fd);
 }
 
-void log_drainer::finish(std::chrono::milliseconds grace) noexcept {
+asio::awaitable<void> log_drainer::finish(std::chrono::milliseconds grace) {
     if (pid_ <= 0)
-        return;
+        co_return;
     if (control_ >= 0) {
         ::close(control_);
         control_ = -1;
@@ -340,18 +340,17 @@ void log_drainer::finish(std::chrono::milliseconds grace) noexcept {
     poke();
     pid_ = -1;
     if (pidfd_ < 0)
-        return;
-    auto exited = [this](std::chrono::milliseconds t) {
-        pollfd pfd{pidfd_, POLLIN, 0};
-        auto ms = static_cast<int>(std::min<std::chrono::milliseconds::rep>(t.count(), 60000));
-        int r;
-        while ((r = ::poll(&pfd, 1, ms)) < 0 && errno == EINTR) {
+        co_return;
+    try {
+        if (!co_await sys::pidfd_wait(pidfd_, grace)) {
+            sys::pidfd_send_signal(pidfd_, SIGKILL);
+            co_await sys::pidfd_wait(pidfd_, std::chrono::seconds(5));
         }
-        return r > 0;
-    };
-    if (!exited(grace)) {
-        sys::pidfd_send_signal(pidfd_, SIGKILL);
-        exited(std::chrono::seconds(5));
+    } catch (const localvm::error&) {
+        sys::pidfd_send_signal(pidfd_, SIGKILL); // cannot wait for it: do not leave it
+    } catch (const boost::system::system_error&) {
+        sys::pidfd_send_signal(pidfd_, SIGKILL); // cancelled
+        throw;
     }
 }
 

@@ -520,7 +520,7 @@ asio::awaitable<void> manager::start(start_options so) {
         // asio would throw at the next co_await of a cancelled coroutine.
         co_await asio::this_coro::reset_cancellation_state();
         co_await end_uncommitted(proc);
-        drainer.finish(milliseconds(2000));
+        co_await drainer.finish(milliseconds(2000));
         // Its supervisor records the end right after; let it, before cleaning up.
         co_await detail::wait_for_path(layout_.exit_status, milliseconds(2000));
         const std::string qemu_said = qemu_log_tail(40);

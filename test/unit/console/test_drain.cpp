@@ -6,10 +6,17 @@
 #include <localvm/console/log.hpp>
 #include <localvm/testing/run.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -199,7 +206,8 @@ BOOST_AUTO_TEST_CASE(a_drainer_whose_writer_never_comes_ends) {
         writer w(d.fifo());
         w.write("last words\n");
     }
-    d.finish(2000ms);
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> { co_await d.finish(2000ms); }, 30s);
     BOOST_TEST(exited(pid, 0));
     BOOST_TEST(read_tail(log, 5) == "last words");
 
@@ -209,6 +217,70 @@ BOOST_AUTO_TEST_CASE(a_drainer_whose_writer_never_comes_ends) {
     auto lone = log_drainer::start(log, o);
     BOOST_TEST(exited(lone.pid(), 5000));
     lone.release();
+}
+
+// finish() waits on the io_context, not in a blocking poll: a drainer that
+// cannot end by itself (stopped) is killed after the grace, and other work
+// runs meanwhile; cancelled, it kills the drainer at once.
+BOOST_AUTO_TEST_CASE(finish_waits_on_the_io_context_and_kills_a_stuck_drainer) {
+    temp_dir dir;
+    auto log = dir / "console.log";
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto d = log_drainer::start(log);
+            const pid_t pid = d.pid();
+            BOOST_REQUIRE(::kill(pid, SIGSTOP) == 0); // it cannot copy nor exit
+            int ticks = 0;
+            bool finishing = true;
+            asio::steady_timer tick(ex);
+            std::function<void()> arm = [&] {
+                tick.expires_after(5ms);
+                tick.async_wait([&](boost::system::error_code ec) {
+                    if (!ec && finishing) {
+                        ++ticks;
+                        arm();
+                    }
+                });
+            };
+            arm();
+            co_await d.finish(200ms);
+            finishing = false;
+            tick.cancel();
+            BOOST_TEST(exited(pid, 0)); // killed after the grace
+            BOOST_TEST(ticks >= 2);     // the io_context ran while finish waited
+            co_await d.finish(200ms);   // a second call does nothing
+        },
+        30s);
+
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto d = log_drainer::start(log);
+            const pid_t pid = d.pid();
+            BOOST_REQUIRE(::kill(pid, SIGSTOP) == 0);
+            asio::cancellation_signal cancel;
+            bool aborted = false;
+            asio::steady_timer finished(ex, std::chrono::steady_clock::time_point::max());
+            asio::co_spawn(ex, d.finish(60s),
+                           asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e) {
+                               finished.cancel();
+                               try {
+                                   if (e)
+                                       std::rethrow_exception(e);
+                               } catch (const boost::system::system_error& se) {
+                                   aborted = se.code() == asio::error::operation_aborted;
+                               }
+                           }));
+            asio::steady_timer started(ex, 20ms); // finish is waiting out its grace
+            co_await started.async_wait(asio::use_awaitable);
+            cancel.emit(asio::cancellation_type::terminal);
+            boost::system::error_code ec;
+            co_await finished.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            BOOST_TEST(aborted);
+            BOOST_TEST(exited(pid, 5000)); // killed, not left stopped
+        },
+        30s);
 }
 
 // A starter killed before release (its QEMU dies with it, uncommitted):
