@@ -1,14 +1,11 @@
 #include "watch.hpp"
 
-#include "detail/race.hpp"
+#include "sys/errno.hpp"
+#include "sys/inotify.hpp"
 
 #include <localvm/error.hpp>
 
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <cerrno>
 #include <cstring>
@@ -25,30 +22,13 @@ namespace localvm::qemu::detail {
 namespace asio = boost::asio;
 
 asio::awaitable<bool> wait_for_path(std::filesystem::path path, std::chrono::milliseconds timeout) {
-    auto executor = co_await asio::this_coro::executor;
-    int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd < 0)
-        throw_error(errc::io_error, std::string("inotify_init1: ") + std::strerror(errno));
-    asio::posix::stream_descriptor watch(executor, fd);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    sys::inotify notify(co_await asio::this_coro::executor);
     auto dir = path.parent_path();
-    if (::inotify_add_watch(fd, dir.c_str(), IN_CREATE | IN_MOVED_TO) < 0)
-        throw_error(errc::io_error, "cannot watch " + dir.string() + ": " + std::strerror(errno));
-    asio::steady_timer timer(executor, timeout);
+    if (!notify.watch(dir, IN_CREATE | IN_MOVED_TO))
+        sys::throw_errno(errc::io_error, "cannot watch " + dir.string(), errno);
     // Checked after the watch exists, so a creation in between is not missed.
-    while (!std::filesystem::exists(path)) {
-        alignas(inotify_event) char buf[4096];
-        // Each branch needs its own error code: the loser's cancellation
-        // is reported too.
-        boost::system::error_code ec, timer_ec;
-        auto r = co_await localvm::detail::race(
-            watch.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec)),
-            timer.async_wait(asio::redirect_error(asio::use_awaitable, timer_ec)));
-        if (r.index() == 1)
-            co_return std::filesystem::exists(path);
-        if (ec)
-            throw_error(errc::io_error, "reading inotify events: " + ec.message());
-    }
-    co_return true;
+    co_return co_await notify.wait_until([&] { return std::filesystem::exists(path); }, deadline);
 }
 
 std::optional<pid_t> lock_owner(const std::filesystem::path& pidfile) {
