@@ -1,3 +1,4 @@
+#include "detail/backoff.hpp"
 #include "detail/race.hpp"
 #include "firmware.hpp"
 #include "image.hpp"
@@ -590,7 +591,7 @@ asio::awaitable<bool> manager::bring_up(pid_t pid, const launch_plan& plan, bool
     // QEMU creates the socket file a moment before it listens on it: a
     // refused connection in that window is retried briefly.
     std::optional<qmp::client> connected;
-    for (auto pause = milliseconds(1);; pause = std::min(pause * 2, milliseconds(50))) {
+    for (localvm::detail::backoff pause(milliseconds(1), milliseconds(50));;) {
         qmp::client_options co;
         co.connect_timeout = remaining();
         try {
@@ -604,7 +605,7 @@ asio::awaitable<bool> manager::bring_up(pid_t pid, const launch_plan& plan, bool
             co_await detail::wait_for_path(layout_.exit_status, milliseconds(2000));
             throw_error(errc::process_failed, exited("during start"));
         }
-        asio::steady_timer t(co_await asio::this_coro::executor, pause);
+        asio::steady_timer t(co_await asio::this_coro::executor, pause.next());
         co_await t.async_wait(asio::use_awaitable);
     }
     auto& client = *connected;
