@@ -13,7 +13,9 @@ long long to_ms(probe_clock::duration d) {
 } // namespace
 
 probe_machine::probe_machine(std::string endpoint, const probe_options& opts)
-    : endpoint_(std::move(endpoint)), opts_(opts), next_interval_(opts.retry_interval) {}
+    : endpoint_(std::move(endpoint))
+    , opts_(opts)
+    , pause_(opts.retry_interval, opts.max_retry_interval) {}
 
 probe_action probe_machine::resume(const probe_event& ev, probe_clock::time_point now) {
     using k = probe_event_kind;
@@ -109,9 +111,7 @@ probe_action probe_machine::attempt_failed(std::string why, probe_clock::time_po
     if (now >= deadline_)
         return fail(errc::ssh_unreachable, "");
     state_ = state::waiting;
-    auto pause = std::min<probe_clock::duration>(next_interval_, deadline_ - now);
-    next_interval_ = std::min<probe_clock::duration>(next_interval_ * 2, opts_.max_retry_interval);
-    return {probe_action_kind::wait, pause};
+    return {probe_action_kind::wait, pause_.next(deadline_ - now)};
 }
 
 probe_action probe_machine::fail(errc code, std::string diagnostic) {

@@ -6,6 +6,8 @@
 #include <localvm/error.hpp>
 #include <localvm/ssh/probe.hpp>
 
+#include "detail/backoff.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <string>
@@ -84,7 +86,7 @@ private:
     probe_clock::time_point deadline_{};
     probe_clock::time_point attempt_start_{};
     probe_clock::time_point attempt_deadline_{};
-    probe_clock::duration next_interval_{};
+    localvm::detail::backoff pause_; // retry_interval doubling up to max_retry_interval
     std::string line_;
     std::size_t attempt_bytes_ = 0;
     bool overlong_ = false;
