@@ -26,6 +26,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../../common/temp_dir.hpp"
+
 namespace asio = boost::asio;
 namespace bp2 = boost::process::v2;
 namespace fs = std::filesystem;
@@ -35,16 +37,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string templ = (fs::temp_directory_path() / "localvm-launcher-XXXXXX").string();
-        path = ::mkdtemp(templ.data());
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
+struct temp_dir : lvtest::temp_dir {
+    temp_dir()
+        : lvtest::temp_dir("localvm-launcher") {}
 };
 
 // Creates the file `path` names (if any): async-signal-safe, for a child.

@@ -6,10 +6,6 @@
 #include <localvm/console/log.hpp>
 #include <localvm/testing/run.hpp>
 
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -20,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "../../common/cancel.hpp"
 #include "common.hpp"
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -255,29 +252,10 @@ BOOST_AUTO_TEST_CASE(finish_waits_on_the_io_context_and_kills_a_stuck_drainer) {
 
     localvm::testing::run_coroutine(
         [&]() -> asio::awaitable<void> {
-            auto ex = co_await asio::this_coro::executor;
             auto d = log_drainer::start(log);
             const pid_t pid = d.pid();
             BOOST_REQUIRE(::kill(pid, SIGSTOP) == 0);
-            asio::cancellation_signal cancel;
-            bool aborted = false;
-            asio::steady_timer finished(ex, std::chrono::steady_clock::time_point::max());
-            asio::co_spawn(ex, d.finish(60s),
-                           asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e) {
-                               finished.cancel();
-                               try {
-                                   if (e)
-                                       std::rethrow_exception(e);
-                               } catch (const boost::system::system_error& se) {
-                                   aborted = se.code() == asio::error::operation_aborted;
-                               }
-                           }));
-            asio::steady_timer started(ex, 20ms); // finish is waiting out its grace
-            co_await started.async_wait(asio::use_awaitable);
-            cancel.emit(asio::cancellation_type::terminal);
-            boost::system::error_code ec;
-            co_await finished.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-            BOOST_TEST(aborted);
+            BOOST_TEST(co_await lvtest::ends_aborted_when_cancelled(d.finish(60s)));
             BOOST_TEST(exited(pid, 5000)); // killed, not left stopped
         },
         30s);

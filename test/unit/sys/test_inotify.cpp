@@ -4,10 +4,6 @@
 #include <localvm/error.hpp>
 #include <localvm/testing/run.hpp>
 
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -18,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../../common/cancel.hpp"
+#include "../../common/temp_dir.hpp"
 #include "sys/inotify.hpp"
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -31,17 +29,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string pattern = (fs::temp_directory_path() / "localvm-inotify-XXXXXX").string();
-        BOOST_REQUIRE(::mkdtemp(pattern.data()));
-        path = pattern;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
+struct temp_dir : lvtest::temp_dir {
+    temp_dir()
+        : lvtest::temp_dir("localvm-inotify") {}
 };
 
 } // namespace
@@ -101,24 +91,6 @@ BOOST_AUTO_TEST_CASE(cancelling_the_wait) {
         auto ex = co_await asio::this_coro::executor;
         inotify n(ex);
         BOOST_REQUIRE(n.watch(d.path, IN_CREATE));
-        asio::cancellation_signal cancel;
-        bool aborted = false;
-        asio::steady_timer finished(ex, clock_type::time_point::max());
-        asio::co_spawn(ex, n.wait(),
-                       asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e) {
-                           finished.cancel();
-                           try {
-                               if (e)
-                                   std::rethrow_exception(e);
-                           } catch (const boost::system::system_error& se) {
-                               aborted = se.code() == asio::error::operation_aborted;
-                           }
-                       }));
-        asio::steady_timer started(ex, 20ms); // the wait is under way
-        co_await started.async_wait(asio::use_awaitable);
-        cancel.emit(asio::cancellation_type::terminal);
-        boost::system::error_code ec;
-        co_await finished.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        BOOST_TEST(aborted);
+        BOOST_TEST(co_await lvtest::ends_aborted_when_cancelled(n.wait()));
     });
 }

@@ -5,11 +5,6 @@
 #include <localvm/error.hpp>
 #include <localvm/testing/run.hpp>
 
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
@@ -18,6 +13,7 @@
 #include <chrono>
 #include <csignal>
 
+#include "../../common/cancel.hpp"
 #include "sys/pidfd.hpp"
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -138,26 +134,7 @@ BOOST_AUTO_TEST_CASE(cancelling_the_wait) {
         child c;
         auto fd = pidfd_open(c.pid);
         BOOST_REQUIRE(fd);
-        auto ex = co_await asio::this_coro::executor;
-        asio::cancellation_signal cancel;
-        bool aborted = false;
-        asio::steady_timer finished(ex, std::chrono::steady_clock::time_point::max());
-        asio::co_spawn(ex, pidfd_wait(fd.get(), 60s),
-                       asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, bool) {
-                           finished.cancel();
-                           try {
-                               if (e)
-                                   std::rethrow_exception(e);
-                           } catch (const boost::system::system_error& se) {
-                               aborted = se.code() == asio::error::operation_aborted;
-                           }
-                       }));
-        asio::steady_timer started(ex, 20ms); // the wait is under way
-        co_await started.async_wait(asio::use_awaitable);
-        cancel.emit(asio::cancellation_type::terminal);
-        boost::system::error_code ec;
-        co_await finished.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        BOOST_TEST(aborted);
+        BOOST_TEST(co_await lvtest::ends_aborted_when_cancelled(pidfd_wait(fd.get(), 60s)));
         BOOST_TEST(!pidfd_exited(fd.get())); // the child is untouched
     });
 }
