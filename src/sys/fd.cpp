@@ -31,4 +31,23 @@ std::size_t write_all(int fd, const void* data, std::size_t n) noexcept {
     return done;
 }
 
+std::size_t read_full(int fd, void* data, std::size_t n) noexcept {
+    char* p = static_cast<char*>(data);
+    std::size_t done = 0;
+    while (done < n) {
+        ssize_t r = ::read(fd, p + done, n - done);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (r == 0) {
+            errno = 0;
+            break;
+        }
+        done += static_cast<std::size_t>(r);
+    }
+    return done;
+}
+
 } // namespace localvm::sys

@@ -1,4 +1,5 @@
-// Internal: owning a file descriptor, and writing all of a buffer to one.
+// Internal: owning a file descriptor, and writing or reading all of a
+// buffer through one.
 #pragma once
 
 #include <cstddef>
@@ -47,5 +48,11 @@ private:
 /// EAGAIN counts as a failure. Async-signal-safe (no allocation, never
 /// throws): usable in a forked child.
 std::size_t write_all(int fd, const void* data, std::size_t n) noexcept;
+
+/// Reads into `data` until it holds `n` bytes, going on after short reads
+/// and EINTR. Returns how many bytes were read: `n`, or fewer at end of file
+/// (errno then 0) or when a read failed (errno says why; EAGAIN for a
+/// non-blocking `fd` with nothing to read). Async-signal-safe.
+std::size_t read_full(int fd, void* data, std::size_t n) noexcept;
 
 } // namespace localvm::sys

@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cerrno>
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <string>
@@ -187,4 +188,86 @@ BOOST_AUTO_TEST_CASE(errno_text_and_throw_errno) {
         BOOST_TEST(std::string(e.what()).find("cannot open /x: No such file or directory") !=
                    std::string::npos);
     }
+}
+
+namespace {
+
+// The SIGALRM handler feeds the pipe a little each time, so the blocked
+// reader can only progress after a signal interrupted it.
+int feed_fd = -1;
+const char* feed_data = nullptr;
+volatile std::size_t feed_left = 0;
+
+extern "C" void on_alarm_feed(int) {
+    const int saved = errno;
+    interruptions = interruptions + 1;
+    const std::size_t left = feed_left;
+    const std::size_t k = std::min<std::size_t>(700, left);
+    if (k > 0) {
+        ssize_t n = ::write(feed_fd, feed_data, k);
+        if (n > 0) {
+            feed_data += n;
+            feed_left = feed_left - static_cast<std::size_t>(n);
+        }
+    }
+    if (feed_left == 0 && feed_fd >= 0) {
+        ::close(feed_fd); // end of file after the last piece
+        feed_fd = -1;
+    }
+    errno = saved;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(read_full_survives_eintr_and_short_reads_then_reports_eof) {
+    int p[2];
+    BOOST_REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+    unique_fd r(p[0]);
+    std::string data(20000, '\0');
+    for (std::size_t i = 0; i < data.size(); ++i)
+        data[i] = static_cast<char>('A' + (i * 13 + i / 97) % 26);
+    feed_fd = p[1];
+    feed_data = data.data();
+    feed_left = data.size();
+    interruptions = 0;
+
+    struct sigaction sa {}, old {};
+    sa.sa_handler = on_alarm_feed;
+    ::sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; // no SA_RESTART: the blocked read(2) sees EINTR
+    BOOST_REQUIRE(::sigaction(SIGALRM, &sa, &old) == 0);
+    itimerval every{{0, 500}, {0, 500}};
+    BOOST_REQUIRE(::setitimer(ITIMER_REAL, &every, nullptr) == 0);
+
+    std::string got(data.size() + 10, '\0');
+    errno = -1;
+    const std::size_t n = localvm::sys::read_full(r.get(), got.data(), got.size());
+    const int err = errno;
+
+    itimerval off{};
+    ::setitimer(ITIMER_REAL, &off, nullptr);
+    ::sigaction(SIGALRM, &old, nullptr);
+    if (feed_fd >= 0)
+        ::close(feed_fd);
+
+    BOOST_TEST(n == data.size()); // all of it, then end of file
+    BOOST_TEST(err == 0);
+    BOOST_TEST(interruptions >= static_cast<int>(data.size() / 700));
+    got.resize(n);
+    BOOST_TEST((got == data));
+}
+
+BOOST_AUTO_TEST_CASE(read_full_reports_errors) {
+    char buf[8];
+    BOOST_TEST(localvm::sys::read_full(-1, buf, 0) == 0u);
+    errno = 0;
+    BOOST_TEST(localvm::sys::read_full(-1, buf, sizeof buf) == 0u);
+    BOOST_TEST(errno == EBADF);
+    int p[2];
+    BOOST_REQUIRE(::pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0);
+    unique_fd r(p[0]), w(p[1]);
+    BOOST_REQUIRE(::write(w.get(), "abc", 3) == 3);
+    errno = 0;
+    BOOST_TEST(localvm::sys::read_full(r.get(), buf, sizeof buf) == 3u);
+    BOOST_TEST(errno == EAGAIN); // the rest is not there yet
 }
