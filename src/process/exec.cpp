@@ -189,20 +189,12 @@ void exec_or_report(const exec_plan& plan, int report_fd) noexcept {
 exec_outcome read_reports(int fd) {
     exec_outcome out;
     exec_report r;
-    std::size_t have = 0;
     for (;;) {
-        ssize_t n = ::read(fd, reinterpret_cast<char*>(&r) + have, sizeof r - have);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            sys::throw_errno(errc::process_failed, "reading the exec status pipe", errno);
+        if (sys::read_full(fd, &r, sizeof r) < sizeof r) {
+            if (errno != 0)
+                sys::throw_errno(errc::process_failed, "reading the exec status pipe", errno);
+            break; // end of file (a record cut short is no record)
         }
-        if (n == 0)
-            break;
-        have += static_cast<std::size_t>(n);
-        if (have < sizeof r)
-            continue;
-        have = 0;
         if (r.tag == 'E')
             out.error = r;
         else if (r.tag == 'P')
