@@ -177,15 +177,7 @@ bool await_commit(pid_t prog, int commit_fd) {
     if (::chdir("/") != 0) {
     }
     exec_report r{};
-    std::size_t have = 0;
-    while (have < sizeof r) {
-        ssize_t n = ::read(q[0], reinterpret_cast<char*>(&r) + have, sizeof r - have);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        have += static_cast<std::size_t>(n);
-    }
+    const std::size_t have = sys::read_full(q[0], &r, sizeof r);
     ::close(q[0]);
     int st = 0;
     if (have == sizeof r && r.tag == 'E') {
