@@ -263,16 +263,7 @@ log_drainer log_drainer::start(const std::filesystem::path& log, drain_options o
     while (::waitpid(first, nullptr, 0) < 0 && errno == EINTR) {
     }
     pid_t pid = -1;
-    std::size_t have = 0;
-    while (have < sizeof pid) {
-        auto n = ::read(report_read.get(), reinterpret_cast<char*>(&pid) + have, sizeof pid - have);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        have += static_cast<std::size_t>(n);
-    }
-    if (have != sizeof pid || pid <= 0)
+    if (sys::read_full(report_read.get(), &pid, sizeof pid) != sizeof pid || pid <= 0)
         throw_error(errc::process_failed, "the console drainer did not start");
     // It cannot exit before a writer came or its connect timeout passed, so
     // this pid is still its own.
