@@ -24,25 +24,26 @@ namespace lvtest {
 /// bounds it). True when it ended with operation_aborted; false when it
 /// returned or threw anything else.
 template <class T>
-boost::asio::awaitable<bool>
-ends_aborted_when_cancelled(boost::asio::awaitable<T> op,
-                            std::chrono::steady_clock::duration after = std::chrono::milliseconds(20)) {
+boost::asio::awaitable<bool> ends_aborted_when_cancelled(
+    boost::asio::awaitable<T> op,
+    std::chrono::steady_clock::duration after = std::chrono::milliseconds(20)) {
     namespace asio = boost::asio;
     auto ex = co_await asio::this_coro::executor;
     asio::cancellation_signal cancel;
     bool aborted = false;
     asio::steady_timer finished(ex, std::chrono::steady_clock::time_point::max());
-    asio::co_spawn(ex, std::move(op),
-                   asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, auto&&...) {
-                       finished.cancel();
-                       try {
-                           if (e)
-                               std::rethrow_exception(e);
-                       } catch (const boost::system::system_error& se) {
-                           aborted = se.code() == asio::error::operation_aborted;
-                       } catch (...) {
-                       }
-                   }));
+    asio::co_spawn(
+        ex, std::move(op),
+        asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, auto&&...) {
+            finished.cancel();
+            try {
+                if (e)
+                    std::rethrow_exception(e);
+            } catch (const boost::system::system_error& se) {
+                aborted = se.code() == asio::error::operation_aborted;
+            } catch (...) {
+            }
+        }));
     asio::steady_timer started(ex, after);
     co_await started.async_wait(asio::use_awaitable);
     cancel.emit(asio::cancellation_type::terminal);

@@ -15,8 +15,8 @@ class temp_dir {
 public:
     /// Makes "<tmp>/<prefix>-XXXXXX". Throws std::runtime_error when it cannot.
     explicit temp_dir(std::string_view prefix = "localvm-test") {
-        auto templ = (std::filesystem::temp_directory_path() / (std::string(prefix) + "-XXXXXX"))
-                         .string();
+        auto templ =
+            (std::filesystem::temp_directory_path() / (std::string(prefix) + "-XXXXXX")).string();
         if (!::mkdtemp(templ.data()))
             throw std::runtime_error("mkdtemp " + templ + " failed");
         path = templ;

@@ -5,8 +5,8 @@
 
 #include <boost/test/unit_test.hpp>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <string>
@@ -231,7 +231,8 @@ BOOST_AUTO_TEST_CASE(read_full_survives_eintr_and_short_reads_then_reports_eof) 
     feed_left = data.size();
     interruptions = 0;
 
-    struct sigaction sa {}, old {};
+    struct sigaction sa {
+    }, old{};
     sa.sa_handler = on_alarm_feed;
     ::sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0; // no SA_RESTART: the blocked read(2) sees EINTR
