@@ -33,14 +33,10 @@ namespace bp2 = boost::process::v2;
 namespace fs = std::filesystem;
 using localvm::process::detail::launcher;
 using localvm::testing::run_coroutine;
+using lvtest::temp_dir;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct temp_dir : lvtest::temp_dir {
-    temp_dir()
-        : lvtest::temp_dir("localvm-launcher") {}
-};
 
 // Creates the file `path` names (if any): async-signal-safe, for a child.
 void touch(const char* path) noexcept {

@@ -25,16 +25,8 @@ namespace fs = std::filesystem;
 using clock_type = std::chrono::steady_clock;
 using localvm::sys::inotify;
 using localvm::testing::run_coroutine;
+using lvtest::temp_dir;
 using namespace std::chrono_literals;
-
-namespace {
-
-struct temp_dir : lvtest::temp_dir {
-    temp_dir()
-        : lvtest::temp_dir("localvm-inotify") {}
-};
-
-} // namespace
 
 BOOST_AUTO_TEST_CASE(done_already_returns_at_once) {
     run_coroutine([]() -> asio::awaitable<void> {
