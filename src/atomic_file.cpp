@@ -5,6 +5,8 @@
 #include <cstring>
 #include <string>
 
+#include "sys/errno.hpp"
+#include "sys/fd.hpp"
 #include "sys/secure_dir.hpp"
 #include <fcntl.h>
 #include <stdlib.h>
@@ -15,8 +17,7 @@ namespace localvm {
 namespace {
 
 [[noreturn]] void fail(const char* what, const std::filesystem::path& path, int err) {
-    throw_error(errc::io_error,
-                std::string(what) + " " + path.string() + ": " + std::strerror(err));
+    sys::throw_errno(errc::io_error, std::string(what) + " " + path.string(), err);
 }
 
 // Owns the temporary file until it is renamed into place.
@@ -41,14 +42,8 @@ public:
     }
 
     void write(std::string_view bytes) {
-        while (!bytes.empty()) {
-            ssize_t n = ::write(fd_, bytes.data(), bytes.size());
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0)
-                fail("cannot write", target_, errno);
-            bytes.remove_prefix(static_cast<std::size_t>(n));
-        }
+        if (sys::write_all(fd_, bytes.data(), bytes.size()) != bytes.size())
+            fail("cannot write", target_, errno);
     }
 
     void commit(std::filesystem::perms mode, bool sync) {

@@ -8,7 +8,7 @@
 #include <set>
 #include <vector>
 
-#include "utf8.hpp"
+#include "detail/utf8.hpp"
 
 // Image layout (2048-byte sectors):
 //   0-15   system area (zeros)
@@ -120,7 +120,7 @@ std::u16string checked_joliet_name(const std::string& name) {
         invalid(field + "longer than 128 bytes");
     std::u16string out;
     for (std::size_t pos = 0; pos < name.size();) {
-        const auto cp = detail::next_code_point(name, pos);
+        const auto cp = localvm::detail::next_code_point(name, pos);
         if (!cp)
             invalid(field + "not valid UTF-8");
         if (*cp < 0x20 || *cp == 0x7F || (*cp >= 0x80 && *cp < 0xA0))
@@ -144,7 +144,7 @@ std::u16string checked_joliet_name(const std::string& name) {
 std::string d_chars(std::string_view s, std::size_t max) {
     std::string out;
     for (std::size_t pos = 0; pos < s.size() && out.size() < max;) {
-        const char32_t cp = detail::next_code_point(s, pos).value_or(U'_');
+        const char32_t cp = localvm::detail::next_code_point(s, pos).value_or(U'_');
         if (cp >= U'a' && cp <= U'z')
             out += static_cast<char>(cp - U'a' + U'A');
         else if ((cp >= U'A' && cp <= U'Z') || (cp >= U'0' && cp <= U'9'))

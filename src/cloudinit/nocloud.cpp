@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "utf8.hpp"
+#include "detail/utf8.hpp"
 
 namespace localvm::cloudinit {
 namespace {
@@ -21,7 +21,7 @@ void append_quoted(std::string& out, std::string_view value, const std::string& 
     out += '"';
     for (std::size_t pos = 0; pos < value.size();) {
         const std::size_t start = pos;
-        const auto cp = detail::next_code_point(value, pos);
+        const auto cp = localvm::detail::next_code_point(value, pos);
         if (!cp)
             throw_error(errc::invalid_argument, "meta-data " + field +
                                                     ": not valid UTF-8 at byte " +

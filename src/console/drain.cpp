@@ -7,10 +7,11 @@
 #include <localvm/console/drain.hpp>
 #include <localvm/error.hpp>
 
-#include "detail/race.hpp"
+#include "sys/errno.hpp"
+#include "sys/fd.hpp"
+#include "sys/inotify.hpp"
+#include "sys/pidfd.hpp"
 
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -20,6 +21,7 @@
 #include <csignal>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -30,7 +32,6 @@
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,19 +64,16 @@ std::uint64_t put(int fd, const char* data, std::size_t n, const plan& p) {
     std::uint64_t done = 0;
     bool made_room = false;
     while (n > 0 && fd >= 0) {
-        ssize_t w = ::write(fd, data, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && errno == ENOSPC && !made_room) {
+        const std::size_t w = sys::write_all(fd, data, n);
+        data += w;
+        n -= w;
+        done += w;
+        if (n > 0 && errno == ENOSPC && !made_room) {
             made_room = true; // the old part goes before the new output does
             ::unlink(p.rotated.c_str());
             continue;
         }
-        if (w <= 0)
-            break;
-        data += w;
-        n -= static_cast<std::size_t>(w);
-        done += static_cast<std::uint64_t>(w);
+        break;
     }
     return done;
 }
@@ -180,16 +178,8 @@ void close_all_but(std::array<int, 4> keep) {
     ::_exit(0);
 }
 
-struct fd_guard {
-    int fd = -1;
-    ~fd_guard() {
-        if (fd >= 0)
-            ::close(fd);
-    }
-};
-
 [[noreturn]] void fail(const std::string& what, int err) {
-    throw_error(errc::io_error, what + ": " + std::strerror(err));
+    sys::throw_errno(errc::io_error, what, err);
 }
 
 } // namespace
@@ -231,71 +221,53 @@ log_drainer log_drainer::start(const std::filesystem::path& log, drain_options o
         fail("cannot remove the old console FIFO " + p.fifo, errno);
     if (::mkfifo(p.fifo.c_str(), 0600) != 0)
         fail("cannot make the console FIFO " + p.fifo, errno);
-    fd_guard in;
     // Non-blocking, so neither the drainer nor QEMU waits for the other in
     // open(); the drainer polls.
-    in.fd = ::open(p.fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (in.fd < 0)
+    sys::unique_fd in(::open(p.fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!in)
         fail("cannot open the console FIFO " + p.fifo, errno);
     // A fresh log per run: readers following the path see a new file.
     ::unlink(p.rotated.c_str());
     if (::unlink(p.log.c_str()) != 0 && errno != ENOENT)
         fail("cannot remove the old console log " + p.log, errno);
-    fd_guard out;
-    out.fd = open_log(p);
-    if (out.fd < 0)
+    sys::unique_fd out(open_log(p));
+    if (!out)
         fail("cannot create the console log " + p.log, errno);
 
     // A socket pair rather than a pipe: release() to a drainer that has
     // already gone gets EPIPE, not SIGPIPE.
     int ctl[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) != 0)
-        throw_error(errc::process_failed,
-                    std::string("cannot make a pipe for the console drainer: ") +
-                        std::strerror(errno));
-    fd_guard control_read{ctl[0]}, control_write{ctl[1]};
+        sys::throw_errno(errc::process_failed, "cannot make a pipe for the console drainer", errno);
+    sys::unique_fd control_read(ctl[0]), control_write(ctl[1]);
     int report[2];
     if (::pipe2(report, O_CLOEXEC) != 0)
-        throw_error(errc::process_failed,
-                    std::string("cannot make a pipe for the console drainer: ") +
-                        std::strerror(errno));
-    fd_guard report_read{report[0]}, report_write{report[1]};
+        sys::throw_errno(errc::process_failed, "cannot make a pipe for the console drainer", errno);
+    sys::unique_fd report_read(report[0]), report_write(report[1]);
     // fork, setsid, fork: the drainer is re-parented away at once (never our
     // zombie) and outlives us.
     pid_t first = ::fork();
     if (first < 0)
-        throw_error(errc::process_failed,
-                    std::string("cannot fork the console drainer: ") + std::strerror(errno));
+        sys::throw_errno(errc::process_failed, "cannot fork the console drainer", errno);
     if (first == 0) {
         ::close(report[0]);
         ::setsid();
         pid_t next = ::fork();
         if (next == 0) {
             ::close(ctl[1]);
-            drain(p, in.fd, out.fd, report[1], ctl[0]);
+            drain(p, in.get(), out.get(), report[1], ctl[0]);
         }
         ::_exit(next < 0 ? 1 : 0);
     }
-    ::close(report_write.fd);
-    report_write.fd = -1;
+    report_write.reset();
     while (::waitpid(first, nullptr, 0) < 0 && errno == EINTR) {
     }
     pid_t pid = -1;
-    std::size_t have = 0;
-    while (have < sizeof pid) {
-        auto n = ::read(report_read.fd, reinterpret_cast<char*>(&pid) + have, sizeof pid - have);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        have += static_cast<std::size_t>(n);
-    }
-    if (have != sizeof pid || pid <= 0)
+    if (sys::read_full(report_read.get(), &pid, sizeof pid) != sizeof pid || pid <= 0)
         throw_error(errc::process_failed, "the console drainer did not start");
     // It cannot exit before a writer came or its connect timeout passed, so
     // this pid is still its own.
-    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    return log_drainer(pid, pidfd, std::exchange(control_write.fd, -1), p.fifo);
+    return log_drainer(pid, sys::pidfd_open(pid).release(), control_write.release(), p.fifo);
 }
 
 log_drainer::log_drainer(pid_t pid, int pidfd, int control, std::filesystem::path fifo) noexcept
@@ -349,9 +321,9 @@ void log_drainer::poke() const noexcept {
         ::close(fd);
 }
 
-void log_drainer::finish(std::chrono::milliseconds grace) noexcept {
+asio::awaitable<void> log_drainer::finish(std::chrono::milliseconds grace) {
     if (pid_ <= 0)
-        return;
+        co_return;
     if (control_ >= 0) {
         ::close(control_);
         control_ = -1;
@@ -359,18 +331,17 @@ void log_drainer::finish(std::chrono::milliseconds grace) noexcept {
     poke();
     pid_ = -1;
     if (pidfd_ < 0)
-        return;
-    auto exited = [this](std::chrono::milliseconds t) {
-        pollfd pfd{pidfd_, POLLIN, 0};
-        auto ms = static_cast<int>(std::min<std::chrono::milliseconds::rep>(t.count(), 60000));
-        int r;
-        while ((r = ::poll(&pfd, 1, ms)) < 0 && errno == EINTR) {
+        co_return;
+    try {
+        if (!co_await sys::pidfd_wait(pidfd_, grace)) {
+            sys::pidfd_send_signal(pidfd_, SIGKILL);
+            co_await sys::pidfd_wait(pidfd_, std::chrono::seconds(5));
         }
-        return r > 0;
-    };
-    if (!exited(grace)) {
-        ::syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0);
-        exited(std::chrono::seconds(5));
+    } catch (const localvm::error&) {
+        sys::pidfd_send_signal(pidfd_, SIGKILL); // cannot wait for it: do not leave it
+    } catch (const boost::system::system_error&) {
+        sys::pidfd_send_signal(pidfd_, SIGKILL); // cancelled
+        throw;
     }
 }
 
@@ -386,23 +357,15 @@ asio::awaitable<bool> wait_drained(const std::filesystem::path& log,
         ::close(fd); // the drainer may see this open as a writer come and gone: harmless
         return false;
     };
-    int ifd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (ifd < 0)
-        co_return done();
-    asio::posix::stream_descriptor notify(ex, ifd);
-    auto dir = fifo.parent_path();
-    ::inotify_add_watch(ifd, dir.empty() ? "." : dir.c_str(), IN_DELETE | IN_MOVED_FROM);
-    asio::steady_timer deadline(ex, timeout);
-    std::array<char, 4096> events{};
-    for (;;) {
-        if (done())
-            co_return true;
-        auto r = co_await localvm::detail::race(
-            notify.async_read_some(asio::buffer(events), asio::use_awaitable),
-            deadline.async_wait(asio::use_awaitable));
-        if (r.index() == 1)
-            co_return done();
+    std::optional<sys::inotify> notify;
+    try {
+        notify.emplace(ex);
+    } catch (const localvm::error&) {
+        co_return done(); // no inotify: what is true now
     }
+    auto dir = fifo.parent_path();
+    notify->watch(dir.empty() ? "." : dir, IN_DELETE | IN_MOVED_FROM);
+    co_return co_await notify->wait_until(done, std::chrono::steady_clock::now() + timeout);
 }
 
 } // namespace localvm::console

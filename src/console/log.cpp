@@ -2,14 +2,14 @@
 #include <localvm/console/log.hpp>
 #include <localvm/error.hpp>
 
-#include <boost/asio/posix/stream_descriptor.hpp>
+#include "detail/utf8.hpp"
+#include "sys/errno.hpp"
+#include "sys/inotify.hpp"
+
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
-#include <cstring>
 #include <optional>
 
 #include <fcntl.h>
@@ -26,47 +26,8 @@ constexpr std::size_t read_chunk = 64 * 1024;
 constexpr std::size_t read_budget = 1024 * 1024; // per read_lines call
 constexpr std::uint64_t tail_window_limit = 4 * 1024 * 1024;
 
-std::string errno_text(int err) {
-    return std::strerror(err);
-}
-
 bool blank(std::string_view s) {
     return s.find_first_not_of(" \t") == std::string_view::npos;
-}
-
-// Length of a valid UTF-8 sequence at s[i], 0 when invalid or truncated.
-std::size_t utf8_length(std::string_view s, std::size_t i) {
-    auto at = [&](std::size_t k) {
-        return static_cast<unsigned char>(s[k]);
-    };
-    unsigned char c = at(i);
-    std::size_t len;
-    unsigned char lo = 0x80, hi = 0xbf; // allowed range of the second byte
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            lo = 0xa0; // overlong
-        if (c == 0xed)
-            hi = 0x9f; // surrogates
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        if (c == 0xf4)
-            hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if (i + len > s.size())
-        return 0;
-    if (at(i + 1) < lo || at(i + 1) > hi)
-        return 0;
-    for (std::size_t k = 2; k < len; ++k)
-        if (at(i + k) < 0x80 || at(i + k) > 0xbf)
-            return 0;
-    return len;
 }
 
 // Splits `buf` into cleaned lines; when `drop_first`, the first (possibly cut)
@@ -129,7 +90,7 @@ std::string clean_line(std::string_view raw) {
         } else if (c < 0x80) {
             out += static_cast<char>(c);
             ++i;
-        } else if (auto len = utf8_length(raw, i)) {
+        } else if (auto len = localvm::detail::sequence_length(raw, i)) {
             out.append(raw.substr(i, len));
             i += len;
         } else {
@@ -220,8 +181,7 @@ struct console_log::impl {
     std::string last_line;
     bool caught_up = true;
 
-    std::optional<boost::asio::posix::stream_descriptor> notify;
-    std::array<char, 4096> events{};
+    std::optional<sys::inotify> notify;
 
     ~impl() {
         if (fd >= 0)
@@ -255,8 +215,7 @@ struct console_log::impl {
         if (nfd < 0) {
             if (errno == ENOENT) // removed between stat and open
                 return false;
-            throw_error(errc::io_error, "opening console log " + p.string() + ": " +
-                                            errno_text(errno));
+            sys::throw_errno(errc::io_error, "opening console log " + p.string(), errno);
         }
         struct stat own {};
         ::fstat(nfd, &own);
@@ -318,8 +277,7 @@ struct console_log::impl {
         // Follows symlinks: the directory watch alone misses writes to a
         // symlinked log's target. ENOENT: not created yet, the directory
         // watch reports its creation.
-        ::inotify_add_watch(notify->native_handle(), file.c_str(),
-                            IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
+        notify->watch(file, IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
     }
 };
 
@@ -361,8 +319,7 @@ std::vector<std::string> console_log::read_lines() {
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            throw_error(errc::io_error,
-                        "reading console log " + s.file.string() + ": " + errno_text(errno));
+            sys::throw_errno(errc::io_error, "reading console log " + s.file.string(), errno);
         }
         if (r == 0) {
             if (s.advance())
@@ -401,27 +358,22 @@ const std::filesystem::path& console_log::file() const noexcept {
 boost::asio::awaitable<void> console_log::wait_change() {
     auto& s = *impl_;
     if (!s.notify) {
-        auto ex = co_await boost::asio::this_coro::executor;
-        int ifd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-        if (ifd < 0)
-            throw_error(errc::io_error, "inotify_init1: " + errno_text(errno));
-        boost::asio::posix::stream_descriptor notify(ex, ifd);
+        sys::inotify notify(co_await boost::asio::this_coro::executor);
         auto dir = s.file.parent_path();
         if (dir.empty())
             dir = ".";
-        if (::inotify_add_watch(ifd, dir.c_str(),
-                                IN_CREATE | IN_MODIFY | IN_ATTRIB | IN_MOVED_TO | IN_MOVED_FROM |
-                                    IN_DELETE | IN_ONLYDIR) < 0) {
+        if (!notify.watch(dir, IN_CREATE | IN_MODIFY | IN_ATTRIB | IN_MOVED_TO | IN_MOVED_FROM |
+                                   IN_DELETE | IN_ONLYDIR)) {
             int err = errno;
-            throw_error(err == ENOENT || err == ENOTDIR ? errc::not_found : errc::io_error,
-                        "watching " + dir.string() + " for the console log: " + errno_text(err));
+            sys::throw_errno(err == ENOENT || err == ENOTDIR ? errc::not_found : errc::io_error,
+                             "watching " + dir.string() + " for the console log", err);
         }
         s.notify.emplace(std::move(notify));
         s.add_file_watch();
         co_return; // the caller reads once more, now that nothing can be missed
     }
     s.add_file_watch(); // the file may have been created or replaced since
-    co_await s.notify->async_read_some(boost::asio::buffer(s.events), boost::asio::use_awaitable);
+    co_await s.notify->wait();
 }
 
 } // namespace localvm::console

@@ -2,6 +2,7 @@
 #include <localvm/error.hpp>
 
 #include "detail/race.hpp"
+#include "sys/errno.hpp"
 
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -34,8 +35,8 @@ struct flags_guard {
         : fd(f)
         , flags(::fcntl(f, F_GETFL)) {
         if (flags < 0)
-            throw_error(errc::invalid_argument, "attach: fd " + std::to_string(f) +
-                                                    " is not open: " + std::strerror(errno));
+            sys::throw_errno(errc::invalid_argument,
+                             "attach: fd " + std::to_string(f) + " is not open", errno);
     }
     ~flags_guard() { ::fcntl(fd, F_SETFL, flags); }
     flags_guard(const flags_guard&) = delete;
@@ -54,8 +55,7 @@ struct raw_mode_guard {
         raw.c_cc[VMIN] = 1;
         raw.c_cc[VTIME] = 0;
         if (::tcsetattr(f, TCSANOW, &raw) != 0)
-            throw_error(errc::io_error, std::string("attach: putting the terminal in raw mode: ") +
-                                            std::strerror(errno));
+            sys::throw_errno(errc::io_error, "attach: putting the terminal in raw mode", errno);
         fd = f;
     }
     ~raw_mode_guard() {
@@ -67,8 +67,8 @@ struct raw_mode_guard {
 asio::posix::stream_descriptor dup_descriptor(const asio::any_io_executor& ex, int fd) {
     int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (copy < 0)
-        throw_error(errc::invalid_argument,
-                    "attach: cannot dup fd " + std::to_string(fd) + ": " + std::strerror(errno));
+        sys::throw_errno(errc::invalid_argument, "attach: cannot dup fd " + std::to_string(fd),
+                         errno);
     asio::posix::stream_descriptor d(ex);
     error_code ec;
     d.assign(copy, ec);

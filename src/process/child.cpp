@@ -7,6 +7,8 @@
 #include "launcher.hpp"
 
 #include "detail/race.hpp"
+#include "sys/errno.hpp"
+#include "sys/fd.hpp"
 
 #include <localvm/error.hpp>
 #include <localvm/process/child.hpp>
@@ -24,7 +26,6 @@
 #include <cctype>
 #include <cerrno>
 #include <csignal>
-#include <cstring>
 #include <deque>
 #include <span>
 
@@ -44,25 +45,14 @@ constexpr std::size_t tail_lines = 20;
 constexpr std::size_t tail_line_max = 4096;
 constexpr std::size_t read_chunk = 64 * 1024;
 
+// With errno as the failed call left it (callers build `what` from strings
+// only, which leaves errno alone).
 [[noreturn]] void throw_errno(errc code, const std::string& what) {
-    throw_error(code, what + ": " + std::strerror(errno));
+    sys::throw_errno(code, what, errno);
 }
 
 // Owns a raw fd until it is handed to an asio descriptor or the child.
-struct unique_fd {
-    int fd = -1;
-    unique_fd() = default;
-    explicit unique_fd(int f) : fd(f) {}
-    unique_fd(const unique_fd&) = delete;
-    unique_fd& operator=(const unique_fd&) = delete;
-    ~unique_fd() { reset(); }
-    void reset() noexcept {
-        if (fd >= 0)
-            ::close(fd);
-        fd = -1;
-    }
-    int release() noexcept { return std::exchange(fd, -1); }
-};
+using sys::unique_fd;
 
 // A close-on-exec copy of a caller's fd, above 2, for the child to
 // install as one of its stdio fds; the caller's fd stays as it is.
@@ -78,8 +68,8 @@ void make_pipe(unique_fd& r, unique_fd& w, const std::string& command) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0)
         throw_errno(errc::process_failed, "cannot create a pipe for " + command);
-    r.fd = p[0];
-    w.fd = p[1];
+    r.reset(p[0]);
+    w.reset(p[1]);
 }
 
 // One stdout or stderr stream as we read it.
@@ -281,15 +271,15 @@ struct child::impl {
         unique_fd child_fd[3], parent_in, parent_out, parent_err;
         switch (opts.stdin_mode) {
         case input_mode::null:
-            child_fd[0].fd = detail::open_dev_null(O_RDONLY);
+            child_fd[0].reset(detail::open_dev_null(O_RDONLY));
             break;
         case input_mode::inherit:
             if (opts.stdin_fd >= 0)
-                child_fd[0].fd = duplicate(opts.stdin_fd, "stdin", command);
+                child_fd[0].reset(duplicate(opts.stdin_fd, "stdin", command));
             break;
         case input_mode::data:
             make_pipe(child_fd[0], parent_in, command);
-            if (::fcntl(parent_in.fd, F_SETFL, O_NONBLOCK) != 0)
+            if (::fcntl(parent_in.get(), F_SETFL, O_NONBLOCK) != 0)
                 throw_errno(errc::process_failed, "fcntl on the stdin pipe for " + command);
             break;
         }
@@ -298,10 +288,10 @@ struct child::impl {
             switch (s.mode) {
             case stream_mode::inherit:
                 if (s.inherit_fd >= 0)
-                    cfd.fd = duplicate(s.inherit_fd, name, command);
+                    cfd.reset(duplicate(s.inherit_fd, name, command));
                 break;
             case stream_mode::null:
-                cfd.fd = detail::open_dev_null(O_WRONLY);
+                cfd.reset(detail::open_dev_null(O_WRONLY));
                 break;
             case stream_mode::sink:
             case stream_mode::capture:
@@ -315,20 +305,20 @@ struct child::impl {
         // bp2's process_stdio dup2s in order: every fd it installs must sit
         // above 2, where no earlier dup2 can overwrite it.
         auto binding = [&](int target, unique_fd& f) {
-            if (f.fd < 0) {
+            if (!f) {
                 if (own_open[target])
                     return target; // our own, as it is
                 // Ours is closed: the child gets /dev/null rather than a
                 // closed stdio fd that its first open() would take.
-                f.fd = detail::open_dev_null(target == 0 ? O_RDONLY : O_WRONLY);
+                f.reset(detail::open_dev_null(target == 0 ? O_RDONLY : O_WRONLY));
             }
-            if (f.fd < 3) {
-                unique_fd above(::fcntl(f.fd, F_DUPFD_CLOEXEC, 3));
-                if (above.fd < 0)
+            if (f.get() < 3) {
+                unique_fd above(::fcntl(f.get(), F_DUPFD_CLOEXEC, 3));
+                if (!above)
                     throw_errno(errc::process_failed, "cannot set up the stdio of " + command);
-                std::swap(f.fd, above.fd);
+                std::swap(f, above);
             }
-            return f.fd;
+            return f.get();
         };
         bp2::process_stdio stdio{binding(0, child_fd[0]), binding(1, child_fd[1]),
                                  binding(2, child_fd[2])};
@@ -352,7 +342,7 @@ struct child::impl {
         unique_fd own(::fcntl(launch.pidfd, F_DUPFD_CLOEXEC, 3));
         const int dup_errno = errno;
         (void)proc.detach();
-        if (own.fd < 0) {
+        if (!own) {
             kill_and_reap();
             errno = dup_errno;
             throw_errno(errc::process_failed, "cannot duplicate the pidfd of " + command);
@@ -365,7 +355,7 @@ struct child::impl {
             s.sink = o.sink;
             s.limit = o.capture_limit;
             s.keep_tail = tail && (o.mode == stream_mode::sink || o.mode == stream_mode::capture);
-            if (pfd2.fd >= 0) {
+            if (pfd2) {
                 s.pipe.emplace(ex, pfd2.release());
                 s.buf.resize(read_chunk);
             } else {
@@ -374,7 +364,7 @@ struct child::impl {
         };
         init_stream(out, opts.out, parent_out, false);
         init_stream(err, opts.err, parent_err, true);
-        if (parent_in.fd >= 0) {
+        if (parent_in) {
             in.emplace(ex, parent_in.release());
             if (opts.input.empty())
                 in.reset(); // EOF at once

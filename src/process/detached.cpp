@@ -11,8 +11,10 @@
 // (the handle dropped, or the starter dead of anything, even SIGKILL) makes
 // the supervisor kill the program. A socket, not a pipe: the starter's
 // commit after the supervisor is gone must fail with EPIPE, not SIGPIPE.
-#include "detail/race.hpp"
 #include "exec.hpp"
+#include "sys/errno.hpp"
+#include "sys/fd.hpp"
+#include "sys/pidfd.hpp"
 
 #include <localvm/error.hpp>
 #include <localvm/process/detached.hpp>
@@ -38,7 +40,6 @@
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -107,19 +108,6 @@ int open_output(const std::string& path) {
     ::_exit(127);
 }
 
-void write_all(int fd, const char* p, std::size_t n) {
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return;
-        }
-        p += w;
-        n -= static_cast<std::size_t>(w);
-    }
-}
-
 // Closes every fd >= 3 but `a` and `b`. Async-signal-safe.
 void close_all_but(int a, int b) {
     unsigned lo = static_cast<unsigned>(std::min(a, b));
@@ -134,17 +122,17 @@ void close_all_but(int a, int b) {
 // Waits for the starter's commit while the program runs. Returns true when
 // the program must be killed: the channel ended (EOF or error) first.
 bool await_commit(pid_t prog, int commit_fd) {
-    int prog_fd = static_cast<int>(::syscall(SYS_pidfd_open, prog, 0));
+    auto prog_fd = sys::pidfd_open(prog);
     bool abandon = false;
     for (;;) {
-        pollfd fds[2] = {{commit_fd, POLLIN, 0}, {prog_fd, POLLIN, 0}};
-        int rc = ::poll(fds, prog_fd >= 0 ? 2 : 1, -1);
+        pollfd fds[2] = {{commit_fd, POLLIN, 0}, {prog_fd.get(), POLLIN, 0}};
+        int rc = ::poll(fds, prog_fd ? 2 : 1, -1);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
             break; // cannot watch: let the program be, as before commit channels
         }
-        if (prog_fd >= 0 && (fds[1].revents & POLLIN))
+        if (prog_fd && (fds[1].revents & POLLIN))
             break; // the program ended on its own: record that, kill nothing
         if (fds[0].revents != 0) {
             char c = 0;
@@ -155,8 +143,6 @@ bool await_commit(pid_t prog, int commit_fd) {
             break;
         }
     }
-    if (prog_fd >= 0)
-        ::close(prog_fd);
     return abandon;
 }
 
@@ -198,15 +184,7 @@ bool await_commit(pid_t prog, int commit_fd) {
     if (::chdir("/") != 0) {
     }
     exec_report r{};
-    std::size_t have = 0;
-    while (have < sizeof r) {
-        ssize_t n = ::read(q[0], reinterpret_cast<char*>(&r) + have, sizeof r - have);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        have += static_cast<std::size_t>(n);
-    }
+    const std::size_t have = sys::read_full(q[0], &r, sizeof r);
     ::close(q[0]);
     int st = 0;
     if (have == sizeof r && r.tag == 'E') {
@@ -238,7 +216,7 @@ bool await_commit(pid_t prog, int commit_fd) {
     }
     int fd = ::open(p.status_tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd >= 0) {
-        write_all(fd, buf, len);
+        sys::write_all(fd, buf, len);
         ::fsync(fd);
         ::close(fd);
         ::rename(p.status_tmp.c_str(), p.status_path.c_str());
@@ -246,12 +224,12 @@ bool await_commit(pid_t prog, int commit_fd) {
     ::_exit(0);
 }
 
+// A pipe or socket pair: two owned ends.
 struct fd_pair {
-    int fd[2] = {-1, -1};
-    ~fd_pair() {
-        for (int f : fd)
-            if (f >= 0)
-                ::close(f);
+    sys::unique_fd fd[2];
+    void take(const int raw[2]) {
+        fd[0].reset(raw[0]);
+        fd[1].reset(raw[1]);
     }
 };
 
@@ -379,30 +357,31 @@ std::unique_ptr<launch> begin_launch(const detached_options& opts) {
         p.status_tmp = p.status_path + ".tmp";
         // A status left by an earlier run must not describe this one.
         if (::unlink(p.status_path.c_str()) != 0 && errno != ENOENT)
-            throw_error(errc::io_error, "cannot remove the old exit status file " + p.status_path +
-                                            ": " + std::strerror(errno));
+            sys::throw_errno(errc::io_error,
+                             "cannot remove the old exit status file " + p.status_path, errno);
     }
 
     fd_pair report;
-    if (::pipe2(report.fd, O_CLOEXEC) != 0)
-        throw_error(errc::process_failed,
-                    "cannot create a pipe for " + l->plan.command() + ": " + std::strerror(errno));
-    const int wfd = report.fd[1];
+    int raw[2];
+    if (::pipe2(raw, O_CLOEXEC) != 0)
+        sys::throw_errno(errc::process_failed, "cannot create a pipe for " + l->plan.command(), errno);
+    report.take(raw);
+    const int wfd = report.fd[1].get();
     fd_pair commit; // [0] ours, [1] the supervisor's
-    if (!p.status_path.empty() &&
-        ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, commit.fd) != 0)
-        throw_error(errc::process_failed, "cannot create a commit channel for " +
-                                              l->plan.command() + ": " + std::strerror(errno));
+    if (!p.status_path.empty()) {
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, raw) != 0)
+            sys::throw_errno(errc::process_failed,
+                             "cannot create a commit channel for " + l->plan.command(), errno);
+        commit.take(raw);
+    }
 
     pid_t first = ::fork();
     if (first < 0)
-        throw_error(errc::process_failed,
-                    "cannot fork for " + l->plan.command() + ": " + std::strerror(errno));
+        sys::throw_errno(errc::process_failed, "cannot fork for " + l->plan.command(), errno);
     if (first == 0) {
         // Only async-signal-safe calls from here on.
-        ::close(report.fd[0]);
-        if (commit.fd[0] >= 0)
-            ::close(commit.fd[0]);
+        report.fd[0].reset();
+        commit.fd[0].reset();
         ::setsid();
         pid_t next = ::fork();
         if (next < 0) {
@@ -411,7 +390,7 @@ std::unique_ptr<launch> begin_launch(const detached_options& opts) {
         }
         if (next == 0) {
             if (!p.status_path.empty())
-                supervise(l->plan, p, wfd, commit.fd[1]);
+                supervise(l->plan, p, wfd, commit.fd[1].get());
             exec_program(l->plan, p, wfd);
         }
         if (p.status_path.empty())
@@ -419,8 +398,8 @@ std::unique_ptr<launch> begin_launch(const detached_options& opts) {
         ::_exit(0);
     }
     l->first = first;
-    l->report_fd = std::exchange(report.fd[0], -1);
-    l->commit_fd = std::exchange(commit.fd[0], -1);
+    l->report_fd = report.fd[0].release();
+    l->commit_fd = commit.fd[0].release();
     return l;
 }
 
@@ -524,11 +503,11 @@ bool alive(pid_t pid) noexcept {
 pidfd pidfd::open(pid_t pid) {
     if (pid <= 0)
         throw_error(errc::invalid_argument, "pidfd: invalid pid " + std::to_string(pid));
-    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (fd < 0 && errno != ESRCH)
-        throw_error(errc::unsupported, "pidfd_open(" + std::to_string(pid) +
-                                           ") (needs Linux >= 5.3): " + std::strerror(errno));
-    return pidfd(pid, fd);
+    auto fd = sys::pidfd_open(pid);
+    if (!fd && errno != ESRCH)
+        sys::throw_errno(errc::unsupported,
+                         "pidfd_open(" + std::to_string(pid) + ") (needs Linux >= 5.3)", errno);
+    return pidfd(pid, fd.release());
 }
 
 pidfd::pidfd(pidfd&& other) noexcept
@@ -551,10 +530,7 @@ pidfd::~pidfd() {
 }
 
 bool pidfd::exited() const noexcept {
-    if (fd_ < 0)
-        return true;
-    pollfd pfd{fd_, POLLIN, 0};
-    return ::poll(&pfd, 1, 0) > 0;
+    return fd_ < 0 || sys::pidfd_exited(fd_);
 }
 
 bool pidfd::send_signal(int sig) noexcept {
@@ -562,32 +538,13 @@ bool pidfd::send_signal(int sig) noexcept {
         errno = ESRCH;
         return false;
     }
-    return ::syscall(SYS_pidfd_send_signal, fd_, sig, nullptr, 0) == 0;
+    return sys::pidfd_send_signal(fd_, sig);
 }
 
 asio::awaitable<bool> pidfd::wait_exit(std::chrono::milliseconds timeout) const {
-    if (exited())
+    if (fd_ < 0)
         co_return true;
-    if (timeout.count() <= 0)
-        co_return false;
-    // The descriptor owns (closes) what it wraps: give it a duplicate.
-    int dup = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
-    if (dup < 0)
-        throw_error(errc::io_error, std::string("dup of a pidfd: ") + std::strerror(errno));
-    auto ex = co_await asio::this_coro::executor;
-    asio::posix::stream_descriptor watch(ex, dup);
-    asio::steady_timer t(ex, timeout);
-    for (;;) {
-        auto r = co_await localvm::detail::race(
-            watch.async_wait(asio::posix::descriptor_base::wait_read, asio::use_awaitable),
-            t.async_wait(asio::use_awaitable));
-        if (r.index() == 1)
-            co_return exited();
-        // Why check again: asio (1.81) can hand a new descriptor that reuses
-        // a just-closed fd number a readiness event meant for the old one.
-        if (exited())
-            co_return true;
-    }
+    co_return co_await sys::pidfd_wait(fd_, timeout);
 }
 
 asio::awaitable<bool> wait_exit(pid_t pid, std::chrono::milliseconds timeout) {

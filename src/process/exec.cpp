@@ -1,6 +1,8 @@
 #include "exec.hpp"
 
 #include "bp2.hpp"
+#include "sys/errno.hpp"
+#include "sys/fd.hpp"
 
 #include <localvm/error.hpp>
 #include <localvm/process/child.hpp>
@@ -8,7 +10,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
-#include <cstring>
 
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -84,7 +85,7 @@ exec_plan::exec_plan(const std::vector<std::string>& argv,
                 struct stat st {};
                 if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode))
                     throw_error(errc::process_failed, "cannot execute " + candidate + " (for " +
-                                                          command_ + "): " + std::strerror(EACCES));
+                                                          command_ + "): " + sys::errno_text(EACCES));
                 if (colon == std::string_view::npos)
                     break;
                 rest.remove_prefix(colon + 1);
@@ -105,18 +106,7 @@ exec_plan::exec_plan(const std::vector<std::string>& argv,
 }
 
 void write_report(int fd, const exec_report& r) noexcept {
-    const char* p = reinterpret_cast<const char*>(&r);
-    std::size_t left = sizeof r;
-    while (left > 0) {
-        ssize_t n = ::write(fd, p, left);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return;
-        }
-        p += n;
-        left -= static_cast<std::size_t>(n);
-    }
+    sys::write_all(fd, &r, sizeof r); // a failure leaves the parent nothing to read: it says so
 }
 
 bool install_stdio(int fds[3]) noexcept {
@@ -199,21 +189,12 @@ void exec_or_report(const exec_plan& plan, int report_fd) noexcept {
 exec_outcome read_reports(int fd) {
     exec_outcome out;
     exec_report r;
-    std::size_t have = 0;
     for (;;) {
-        ssize_t n = ::read(fd, reinterpret_cast<char*>(&r) + have, sizeof r - have);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            throw_error(errc::process_failed,
-                        std::string("reading the exec status pipe: ") + std::strerror(errno));
+        if (sys::read_full(fd, &r, sizeof r) < sizeof r) {
+            if (errno != 0)
+                sys::throw_errno(errc::process_failed, "reading the exec status pipe", errno);
+            break; // end of file (a record cut short is no record)
         }
-        if (n == 0)
-            break;
-        have += static_cast<std::size_t>(n);
-        if (have < sizeof r)
-            continue;
-        have = 0;
         if (r.tag == 'E')
             out.error = r;
         else if (r.tag == 'P')
@@ -224,7 +205,7 @@ exec_outcome read_reports(int fd) {
 
 void throw_exec_failure(const exec_plan& plan, const exec_report& r, std::string_view extra_path) {
     const int err = r.value;
-    const std::string why = std::strerror(err);
+    const std::string why = sys::errno_text(err);
     switch (static_cast<exec_stage>(r.stage)) {
     case exec_stage::chdir:
         throw_error(err == ENOENT || err == ENOTDIR ? errc::not_found : errc::process_failed,
@@ -253,7 +234,7 @@ void throw_exec_failure(const exec_plan& plan, const exec_report& r, std::string
 int open_dev_null(int flags) {
     int fd = ::open("/dev/null", flags | O_CLOEXEC);
     if (fd < 0)
-        throw_error(errc::io_error, std::string("cannot open /dev/null: ") + std::strerror(errno));
+        sys::throw_errno(errc::io_error, "cannot open /dev/null", errno);
     return fd;
 }
 

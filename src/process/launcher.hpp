@@ -44,9 +44,9 @@
 
 #include "bp2.hpp"
 #include "exec.hpp"
+#include "sys/pidfd.hpp"
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -206,7 +206,7 @@ struct launcher : boost::process::v2::posix::default_launcher {
         }
         // Why pidfd: readable when this child exits, whatever SIGCHLD
         // handling the rest of the process has.
-        pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+        pidfd = sys::pidfd_open(pid).release();
         if (pidfd < 0) {
             auto e = errno_code();
             ::kill(pid, SIGKILL);

@@ -1,6 +1,8 @@
 #include <localvm/error.hpp>
 #include <localvm/qemu/accel.hpp>
 
+#include "sys/errno.hpp"
+
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -26,7 +28,7 @@ std::string kvm_problem(arch a) {
         return "KVM cannot run a guest of another architecture";
     int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (fd < 0)
-        return std::string("/dev/kvm: ") + std::strerror(errno);
+        return "/dev/kvm: " + sys::errno_text(errno);
     std::string problem;
     int version = ::ioctl(fd, KVM_GET_API_VERSION, 0);
     if (version != KVM_API_VERSION) {
@@ -34,7 +36,7 @@ std::string kvm_problem(arch a) {
     } else {
         int vm = ::ioctl(fd, KVM_CREATE_VM, 0);
         if (vm < 0)
-            problem = std::string("/dev/kvm: cannot create a VM: ") + std::strerror(errno);
+            problem = "/dev/kvm: cannot create a VM: " + sys::errno_text(errno);
         else
             ::close(vm);
     }

@@ -35,6 +35,30 @@ std::vector<std::string> split_cmdline(std::string_view s) {
 
 std::string path_value(const std::filesystem::path& p) { return escape_option_value(p.string()); }
 
+// A size as "<digits>[unit]": the number and the unit letter upper-cased
+// (none: nullopt), with an optional "B" or "iB" after the letter ("4GiB").
+// nullopt without digits or with more than one unit letter.
+struct size_text {
+    std::uint64_t number = 0;
+    std::optional<char> unit;
+};
+std::optional<size_text> split_size(std::string_view text) {
+    size_text out;
+    auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), out.number);
+    if (err != std::errc() || end == text.data())
+        return std::nullopt;
+    std::string suffix(end, text.data() + text.size());
+    std::transform(suffix.begin(), suffix.end(), suffix.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    if (suffix.size() > 1 && (suffix.substr(1) == "B" || suffix.substr(1) == "IB"))
+        suffix.resize(1);
+    if (suffix.size() > 1)
+        return std::nullopt;
+    if (!suffix.empty())
+        out.unit = suffix[0];
+    return out;
+}
+
 } // namespace
 
 std::string escape_option_value(std::string_view value) {
@@ -80,23 +104,18 @@ std::string normalize_kernel_cmdline(std::string_view cmdline, arch a) {
 std::optional<std::uint64_t> parse_memory_mib(std::string_view text,
                                               boost::system::error_code& ec) {
     ec = make_error_code(errc::invalid_argument);
-    std::uint64_t n = 0;
-    auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (err != std::errc() || end == text.data())
+    auto size = split_size(text);
+    if (!size)
         return std::nullopt;
-    std::string suffix(end, text.data() + text.size());
-    std::transform(suffix.begin(), suffix.end(), suffix.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    if (suffix.size() > 1 && (suffix.substr(1) == "B" || suffix.substr(1) == "IB"))
-        suffix.resize(1);
+    const std::uint64_t n = size->number;
     std::uint64_t kib_per_unit = 0;
-    if (suffix.empty() || suffix == "M")
+    if (!size->unit || size->unit == 'M')
         kib_per_unit = 1024;
-    else if (suffix == "K")
+    else if (size->unit == 'K')
         kib_per_unit = 1;
-    else if (suffix == "G")
+    else if (size->unit == 'G')
         kib_per_unit = 1024ull * 1024;
-    else if (suffix == "T")
+    else if (size->unit == 'T')
         kib_per_unit = 1024ull * 1024 * 1024;
     else
         return std::nullopt;
@@ -112,20 +131,15 @@ std::optional<std::uint64_t> parse_memory_mib(std::string_view text,
 
 std::optional<std::uint64_t> parse_disk_size(std::string_view text, boost::system::error_code& ec) {
     ec = make_error_code(errc::invalid_argument);
-    std::uint64_t n = 0;
-    auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (err != std::errc() || end == text.data() || n == 0)
+    auto size = split_size(text);
+    if (!size || size->number == 0)
         return std::nullopt;
-    std::string suffix(end, text.data() + text.size());
-    std::transform(suffix.begin(), suffix.end(), suffix.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    if (suffix.size() > 1 && (suffix.substr(1) == "B" || suffix.substr(1) == "IB"))
-        suffix.resize(1);
+    const std::uint64_t n = size->number;
     static constexpr std::string_view units = "KMGTPE";
     unsigned shift = 0;
-    if (suffix.size() == 1 && units.find(suffix[0]) != std::string_view::npos)
-        shift = 10 * static_cast<unsigned>(units.find(suffix[0]) + 1);
-    else if (!suffix.empty())
+    if (size->unit && units.find(*size->unit) != std::string_view::npos)
+        shift = 10 * static_cast<unsigned>(units.find(*size->unit) + 1);
+    else if (size->unit)
         return std::nullopt;
     if (n >= (std::uint64_t{1} << (63 - shift)))
         return std::nullopt;

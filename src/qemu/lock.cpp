@@ -1,6 +1,8 @@
 #include "lock.hpp"
 
+#include "detail/backoff.hpp"
 #include "detail/race.hpp"
+#include "sys/errno.hpp"
 
 #include <localvm/error.hpp>
 
@@ -68,7 +70,7 @@ asio::awaitable<vm_lock> vm_lock::acquire(std::filesystem::path lock_file,
                                           std::function<void()> prepare) {
     auto executor = co_await asio::this_coro::executor;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    auto backoff = std::chrono::milliseconds(5);
+    localvm::detail::backoff pause(std::chrono::milliseconds(5), std::chrono::milliseconds(100));
     int remade = 0;
     for (;;) {
         // Never through a link, and never a FIFO or device someone left there.
@@ -82,8 +84,7 @@ asio::awaitable<vm_lock> vm_lock::acquire(std::filesystem::path lock_file,
             throw_error(errc::unsupported, "lock file " + lock_file.string() +
                                                " is a symbolic link; refusing to follow it");
         if (fd < 0)
-            throw_error(errc::io_error, "cannot open lock file " + lock_file.string() + ": " +
-                                            std::strerror(errno));
+            sys::throw_errno(errc::io_error, "cannot open lock file " + lock_file.string(), errno);
         struct ::stat held {};
         if (::fstat(fd, &held) != 0 || !S_ISREG(held.st_mode)) {
             ::close(fd);
@@ -106,8 +107,7 @@ asio::awaitable<vm_lock> vm_lock::acquire(std::filesystem::path lock_file,
         int err = errno;
         ::close(fd);
         if (err != EWOULDBLOCK)
-            throw_error(errc::io_error,
-                        "cannot lock " + lock_file.string() + ": " + std::strerror(err));
+            sys::throw_errno(errc::io_error, "cannot lock " + lock_file.string(), err);
         if (std::chrono::steady_clock::now() >= deadline)
             throw_error(errc::timeout, "waiting for another process to finish with " + what);
 
@@ -127,11 +127,10 @@ asio::awaitable<vm_lock> vm_lock::acquire(std::filesystem::path lock_file,
                 waiter.async_read_some(asio::buffer(&byte, 1),
                                        asio::redirect_error(asio::use_awaitable, read_ec)),
                 timer.async_wait(asio::redirect_error(asio::use_awaitable, timer_ec)));
-            backoff = std::chrono::milliseconds(5);
+            pause.reset();
         } else {
-            timer.expires_after(backoff);
+            timer.expires_after(pause.next());
             co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-            backoff = std::min(backoff * 2, std::chrono::milliseconds(100));
         }
     }
 }

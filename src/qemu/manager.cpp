@@ -1,3 +1,4 @@
+#include "detail/backoff.hpp"
 #include "detail/race.hpp"
 #include "firmware.hpp"
 #include "image.hpp"
@@ -522,7 +523,7 @@ asio::awaitable<void> manager::start(start_options so) {
         // asio would throw at the next co_await of a cancelled coroutine.
         co_await asio::this_coro::reset_cancellation_state();
         co_await end_uncommitted(proc);
-        drainer.finish(milliseconds(2000));
+        co_await drainer.finish(milliseconds(2000));
         // Its supervisor records the end right after; let it, before cleaning up.
         co_await detail::wait_for_path(layout_.exit_status, milliseconds(2000));
         const std::string qemu_said = qemu_log_tail(40);
@@ -592,7 +593,7 @@ asio::awaitable<bool> manager::bring_up(pid_t pid, const launch_plan& plan, bool
     // QEMU creates the socket file a moment before it listens on it: a
     // refused connection in that window is retried briefly.
     std::optional<qmp::client> connected;
-    for (auto pause = milliseconds(1);; pause = std::min(pause * 2, milliseconds(50))) {
+    for (localvm::detail::backoff pause(milliseconds(1), milliseconds(50));;) {
         qmp::client_options co;
         co.connect_timeout = remaining();
         try {
@@ -606,7 +607,7 @@ asio::awaitable<bool> manager::bring_up(pid_t pid, const launch_plan& plan, bool
             co_await detail::wait_for_path(layout_.exit_status, milliseconds(2000));
             throw_error(errc::process_failed, exited("during start"));
         }
-        asio::steady_timer t(co_await asio::this_coro::executor, pause);
+        asio::steady_timer t(co_await asio::this_coro::executor, pause.next());
         co_await t.async_wait(asio::use_awaitable);
     }
     auto& client = *connected;

@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include "argv.hpp"
+#include "detail/backoff.hpp"
 #include "race.hpp"
 
 namespace localvm::ssh {
@@ -147,7 +148,7 @@ namespace {
 asio::awaitable<int> login_loop(target t, login_options opts) {
     using clock = std::chrono::steady_clock;
     const auto deadline = clock::now() + opts.timeout;
-    auto interval = std::chrono::duration_cast<clock::duration>(opts.retry_interval);
+    localvm::detail::backoff pause(opts.retry_interval, opts.max_retry_interval);
     asio::steady_timer timer(co_await asio::this_coro::executor);
     int attempts = 0;
     std::string last;
@@ -177,11 +178,10 @@ asio::awaitable<int> login_loop(target t, login_options opts) {
         // else: keep the previous attempt's reason; this one was cut off.
         if (clock::now() >= deadline)
             break;
-        timer.expires_after(std::min<clock::duration>(interval, deadline - clock::now()));
+        timer.expires_after(pause.next(deadline - clock::now()));
         auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
         if (ec)
             throw boost::system::system_error(asio::error::operation_aborted);
-        interval = std::min<clock::duration>(interval * 2, opts.max_retry_interval);
     }
     throw_error(errc::ssh_unreachable, "no ssh login to " + who(t) + " within " +
                                            ms_text(opts.timeout) + " (" + std::to_string(attempts) +

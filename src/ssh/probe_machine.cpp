@@ -15,7 +15,7 @@ long long to_ms(probe_clock::duration d) {
 probe_machine::probe_machine(std::string endpoint, const probe_options& opts)
     : endpoint_(std::move(endpoint))
     , opts_(opts)
-    , next_backoff_(opts.retry_interval) {}
+    , pause_(opts.retry_interval, opts.max_retry_interval) {}
 
 probe_action probe_machine::resume(const probe_event& ev, probe_clock::time_point now) {
     using k = probe_event_kind;
@@ -175,8 +175,7 @@ void probe_machine::attempt_failed(attempt& a, std::string why, probe_clock::tim
     a.ph = phase::to_close;
     last_failure_ = std::move(why);
     // A refused or reset connection says the guest answers: try again soon.
-    next_attempt_ = std::min(next_attempt_, now + next_backoff_);
-    next_backoff_ = std::min<probe_clock::duration>(next_backoff_ * 2, opts_.max_retry_interval);
+    next_attempt_ = std::min(next_attempt_, now + pause_.next());
 }
 
 probe_action probe_machine::fail(errc code, std::string diagnostic) {

@@ -13,6 +13,8 @@
 #include <localvm/error.hpp>
 #include <localvm/ssh/probe.hpp>
 
+#include "detail/backoff.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -116,7 +118,7 @@ private:
     state state_ = state::idle;
     probe_clock::time_point deadline_{};
     probe_clock::time_point next_attempt_{};
-    probe_clock::duration next_backoff_{};
+    localvm::detail::backoff pause_; // retry_interval doubling up to max_retry_interval
     std::vector<attempt> open_; // oldest first
     std::uint32_t next_id_ = 1;
     int attempts_ = 0;

@@ -1,5 +1,7 @@
 #include "secure_dir.hpp"
 
+#include "sys/errno.hpp"
+
 #include <localvm/error.hpp>
 
 #include <cerrno>
@@ -17,7 +19,7 @@ namespace fs = std::filesystem;
 namespace {
 
 [[noreturn]] void io_fail(const std::string& what, const fs::path& p, int err) {
-    throw_error(errc::io_error, "cannot " + what + " " + p.string() + ": " + std::strerror(err));
+    throw_errno(errc::io_error, "cannot " + what + " " + p.string(), err);
 }
 
 std::string type_name(mode_t m) {

@@ -1,6 +1,8 @@
 #include <localvm/error.hpp>
 #include <localvm/testing/leaks.hpp>
 
+#include "sys/errno.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -27,8 +29,7 @@ using dir_ptr = std::unique_ptr<DIR, dir_closer>;
 dir_ptr open_dir(const char* path) {
     dir_ptr d(::opendir(path));
     if (!d)
-        throw_error(errc::io_error,
-                    std::string("leak check: cannot read ") + path + ": " + std::strerror(errno));
+        sys::throw_errno(errc::io_error, std::string("leak check: cannot read ") + path, errno);
     return d;
 }
 

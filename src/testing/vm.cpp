@@ -7,7 +7,9 @@
 #include <localvm/testing/run.hpp>
 #include <localvm/testing/vm.hpp>
 
+#include "detail/backoff.hpp"
 #include "detail/race.hpp"
+#include "sys/errno.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
@@ -196,7 +198,7 @@ asio::awaitable<std::uint16_t> vm::wait_for_port(std::uint16_t guest_port, milli
     auto ex = co_await asio::this_coro::executor;
     auto deadline = std::chrono::steady_clock::now() + timeout;
     asio::ip::tcp::endpoint ep(asio::ip::make_address(address), port);
-    milliseconds backoff(50);
+    localvm::detail::backoff pause(milliseconds(50), milliseconds(1000));
     for (int attempt = 1;; ++attempt) {
         if (!co_await manager_->running())
             throw_error(errc::guest_died, "vm '" + name_ + "' stopped while waiting for guest port " +
@@ -224,10 +226,8 @@ asio::awaitable<std::uint16_t> vm::wait_for_port(std::uint16_t guest_port, milli
                                            std::to_string(port) + ") accepted no connection in " +
                                            std::to_string(timeout.count()) + " ms (" +
                                            std::to_string(attempt) + " attempts)");
-        asio::steady_timer t(ex, std::min<std::chrono::steady_clock::duration>(backoff,
-                                                                             deadline - now));
+        asio::steady_timer t(ex, pause.next(deadline - now));
         co_await t.async_wait(asio::use_awaitable);
-        backoff = std::min(backoff * 2, milliseconds(1000));
     }
 }
 
@@ -250,8 +250,8 @@ vm_set::vm_set() {
         tmp = t;
     auto tmpl = (tmp / "localvm-test-XXXXXX").string();
     if (!::mkdtemp(tmpl.data()))
-        throw_error(errc::io_error, "cannot make a temporary directory under " + tmp.string() +
-                                        ": " + std::strerror(errno));
+        sys::throw_errno(errc::io_error, "cannot make a temporary directory under " + tmp.string(),
+                         errno);
     root_ = tmpl;
     key_ = root_ / "id ed25519";
     try {

@@ -82,9 +82,15 @@ public:
     /// For a start that failed after its writer was stopped: tells the
     /// drainer that no writer will come, waits up to `grace` for it to copy
     /// what is left and exit, then kills it (SIGKILL) and waits up to 5 s for
-    /// that. Blocks (it takes a few milliseconds: the drainer is only
-    /// copying what is left), so that a cancelled start can still clean up.
-    void finish(std::chrono::milliseconds grace) noexcept;
+    /// that. The waits are on the caller's io_context, which goes on running
+    /// other work meanwhile (normally a few milliseconds: the drainer is only
+    /// copying what is left). This object must outlive the call. Throws
+    /// nothing but std::bad_alloc (a wait that cannot be set up kills the
+    /// drainer at once). Cancellation: the drainer is killed (SIGKILL) at
+    /// once and the call ends with operation_aborted; a cancelled start that
+    /// must clean up resets its cancellation state first. After it, the
+    /// drainer is released as by `release` (destruction does nothing more).
+    boost::asio::awaitable<void> finish(std::chrono::milliseconds grace);
 
 private:
     log_drainer(pid_t pid, int pidfd, int control, std::filesystem::path fifo) noexcept;

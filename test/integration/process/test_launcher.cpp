@@ -26,26 +26,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../../common/temp_dir.hpp"
+
 namespace asio = boost::asio;
 namespace bp2 = boost::process::v2;
 namespace fs = std::filesystem;
 using localvm::process::detail::launcher;
 using localvm::testing::run_coroutine;
+using lvtest::temp_dir;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string templ = (fs::temp_directory_path() / "localvm-launcher-XXXXXX").string();
-        path = ::mkdtemp(templ.data());
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
 
 // Creates the file `path` names (if any): async-signal-safe, for a child.
 void touch(const char* path) noexcept {

@@ -1,18 +1,24 @@
 // Shared setup of the QEMU backend's integration tests: a temporary VM home,
 // a blank base image, and options that run QEMU with TCG and no guest OS
-// (UEFI firmware with nothing to boot: it runs, and ignores ACPI); and the
-// suite-wide check that nothing is left behind.
+// (UEFI firmware with nothing to boot: it runs, and ignores ACPI); reading a
+// file whole, expecting an error; and the suite-wide check that nothing is
+// left behind.
 #pragma once
 
 #include <localvm/error.hpp>
 #include <localvm/process/child.hpp>
 #include <localvm/qemu/manager.hpp>
+#include <localvm/testing/boost.hpp>
 #include <localvm/testing/leaks.hpp>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <utility>
 
 #include <signal.h>
 #include <stdlib.h>
@@ -58,6 +64,33 @@ struct vm_home {
         return o;
     }
 };
+
+// Makes `h.base`: a blank 64 MiB image of `format` ("qcow2", "raw").
+inline boost::asio::awaitable<void> make_base(const vm_home& h, std::string format = "qcow2") {
+    localvm::process::options o;
+    o.argv = {"qemu-img", "create", "-q", "-f", format, h.base.string(), "64M"};
+    co_await localvm::process::run_checked(o);
+}
+
+// The bytes of file `p`; "" when it cannot be read.
+inline std::string slurp(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Awaits `f()`, which must fail with `code` (the kit's expect_error) and,
+// when `needle` is given, with a message that contains it. Returns the
+// message.
+template <class F>
+boost::asio::awaitable<std::string> expect_error(localvm::errc code, F f, std::string needle = {}) {
+    auto what = co_await localvm::testing::expect_error(code, std::move(f));
+    if (!needle.empty())
+        BOOST_TEST(what.find(needle) != std::string::npos,
+                   "\"" << needle << "\" not in: " << what);
+    co_return what;
+}
 
 inline localvm::start_options small_vm() {
     localvm::start_options s;

@@ -33,16 +33,12 @@
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using localvm::errc;
-using localvm::testing::expect_error;
+using lvtest::expect_error;
+using lvtest::make_base;
+using lvtest::slurp;
 using namespace std::chrono_literals;
 
 namespace {
-
-asio::awaitable<void> make_base(const lvtest::vm_home& h) {
-    localvm::process::options o;
-    o.argv = {"qemu-img", "create", "-q", "-f", "qcow2", h.base.string(), "64M"};
-    co_await localvm::process::run_checked(o);
-}
 
 std::string fake_qemu() {
     const char* p = std::getenv("LOCALVM_FAKE_QEMU");
@@ -67,13 +63,6 @@ localvm::start_options no_ports() {
     s.memory = "128M";
     s.cpus = 1;
     return s;
-}
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
 }
 
 pid_t pid_of(std::string_view detail) { // "pid 1234"

@@ -20,35 +20,12 @@ namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using localvm::errc;
 using localvm::qemu::end_reason;
+using lvtest::expect_error;
+using lvtest::make_base;
+using lvtest::slurp;
 using namespace std::chrono_literals;
 
 namespace {
-
-asio::awaitable<void> make_base(const lvtest::vm_home& h, const std::string& format = "qcow2") {
-    localvm::process::options o;
-    o.argv = {"qemu-img", "create", "-q", "-f", format, h.base.string(), "64M"};
-    co_await localvm::process::run_checked(o);
-}
-
-template <class F> asio::awaitable<void> expect_error(errc code, F&& f, std::string needle = {}) {
-    try {
-        co_await f();
-    } catch (const localvm::error& e) {
-        BOOST_TEST(e.code() == code, "got " << e.what());
-        if (!needle.empty())
-            BOOST_TEST(std::string(e.what()).find(needle) != std::string::npos,
-                       "\"" << needle << "\" not in: " << e.what());
-        co_return;
-    }
-    BOOST_FAIL("expected error " << localvm::make_error_code(code).message());
-}
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 asio::awaitable<int> run_starter(const lvtest::vm_home& h, std::string verb,
                                  std::string* out = nullptr) {

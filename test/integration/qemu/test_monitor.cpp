@@ -22,11 +22,7 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
-asio::awaitable<void> make_base(const lvtest::vm_home& h) {
-    localvm::process::options o;
-    o.argv = {"qemu-img", "create", "-q", "-f", "qcow2", h.base.string(), "64M"};
-    co_await localvm::process::run_checked(o);
-}
+using lvtest::make_base;
 
 using localvm::testing::expect_error;
 

@@ -21,6 +21,7 @@
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using localvm::errc;
+using lvtest::slurp;
 using namespace std::chrono_literals;
 
 namespace {
@@ -35,32 +36,11 @@ template <class... Args> asio::awaitable<localvm::process::result> qemu_img(cons
     return localvm::process::run_checked(o);
 }
 
-asio::awaitable<void> make_base(const lvtest::vm_home& h) {
-    co_await qemu_img("create", "-q", "-f", "qcow2", h.base.string(), "64M");
-}
-
-// Awaits `f()` and returns the error it throws (failing when none).
-template <class F> asio::awaitable<std::string> refusal(errc code, F&& f) {
-    std::string what;
-    try {
-        co_await f();
-    } catch (const localvm::error& e) {
-        BOOST_TEST(e.code() == code, "got " << e.what());
-        what = e.what();
-    }
-    BOOST_TEST(!what.empty(), "no error; expected " << localvm::make_error_code(code).message());
-    co_return what;
-}
+using lvtest::expect_error;
+using lvtest::make_base;
 
 bool contains(const std::string& s, const std::string& needle) {
     return s.find(needle) != std::string::npos;
-}
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
 }
 
 mode_t mode_of(const fs::path& p) {
@@ -106,7 +86,7 @@ BOOST_AUTO_TEST_CASE(directories_of_others_and_links_are_refused) {
             fs::create_directory(o.runtime_dir);
             ::chmod(o.runtime_dir.c_str(), 0777);
             localvm::qemu::manager m(ex, o);
-            auto why = co_await refusal(errc::unsupported, [&] { return m.create(h.base); });
+            auto why = co_await expect_error(errc::unsupported, [&] { return m.create(h.base); });
             BOOST_TEST(contains(why, o.runtime_dir.string() + " is not the caller's own"), why);
             BOOST_TEST(contains(why, "mode 0777"), why);
             BOOST_TEST(!fs::exists(o.runtime_dir / "vm"));
@@ -115,7 +95,7 @@ BOOST_AUTO_TEST_CASE(directories_of_others_and_links_are_refused) {
             // Owned by another user.
             ::chmod(o.runtime_dir.c_str(), 0700);
             BOOST_REQUIRE(::chown(o.runtime_dir.c_str(), nobody, nobody) == 0);
-            why = co_await refusal(errc::unsupported, [&] { return m.create(h.base); });
+            why = co_await expect_error(errc::unsupported, [&] { return m.create(h.base); });
             BOOST_TEST(contains(why, "uid 65534"), why);
             BOOST_TEST(!fs::exists(o.runtime_dir / "vm"));
 
@@ -123,7 +103,7 @@ BOOST_AUTO_TEST_CASE(directories_of_others_and_links_are_refused) {
             victim v(h.root / "victim");
             fs::remove(o.runtime_dir);
             fs::create_directory_symlink(v.dir, o.runtime_dir);
-            why = co_await refusal(errc::unsupported, [&] { return m.create(h.base); });
+            why = co_await expect_error(errc::unsupported, [&] { return m.create(h.base); });
             BOOST_TEST(contains(why, o.runtime_dir.string() + " is a symbolic link"), why);
             v.check_untouched();
 
@@ -135,10 +115,10 @@ BOOST_AUTO_TEST_CASE(directories_of_others_and_links_are_refused) {
             BOOST_TEST(mode_of(m.files().disk) == 0600u);
             fs::remove_all(m.files().runtime);
             fs::create_directory_symlink(v.dir, m.files().runtime);
-            why = co_await refusal(errc::unsupported, [&] { return m.start(lvtest::small_vm()); });
+            why = co_await expect_error(errc::unsupported, [&] { return m.start(lvtest::small_vm()); });
             BOOST_TEST(contains(why, m.files().runtime.string() + " is a symbolic link"), why);
-            why = co_await refusal(errc::unsupported, [&] { return m.stop(); });
-            why = co_await refusal(errc::unsupported, [&] { return m.remove(); });
+            why = co_await expect_error(errc::unsupported, [&] { return m.stop(); });
+            why = co_await expect_error(errc::unsupported, [&] { return m.remove(); });
             BOOST_TEST(contains(why, "symbolic link"), why);
             v.check_untouched();
             BOOST_TEST(co_await m.exists()); // remove refused before deleting anything
@@ -148,7 +128,7 @@ BOOST_AUTO_TEST_CASE(directories_of_others_and_links_are_refused) {
             auto moved = h.root / "vm-data";
             fs::rename(data, moved);
             fs::create_directory_symlink(moved, data);
-            why = co_await refusal(errc::unsupported, [&] { return m.remove(); });
+            why = co_await expect_error(errc::unsupported, [&] { return m.remove(); });
             BOOST_TEST(contains(why, data.string() + " is a symbolic link"), why);
             BOOST_TEST(fs::exists(moved / "disk.qcow2"));
             fs::remove(data);
@@ -170,11 +150,11 @@ BOOST_AUTO_TEST_CASE(a_fifo_at_the_pid_file_is_refused_not_waited_on) {
             BOOST_REQUIRE(::mkfifo(m.files().pidfile.c_str(), 0600) == 0);
             // Opening a FIFO for reading blocks until a writer comes: each
             // call would hang (the test's deadline) instead of answering.
-            auto why = co_await refusal(errc::unsupported, [&] { return m.running(); });
+            auto why = co_await expect_error(errc::unsupported, [&] { return m.running(); });
             BOOST_TEST(contains(why, m.files().pidfile.string() + " is not a regular file"), why);
-            why = co_await refusal(errc::unsupported, [&] { return m.start(lvtest::small_vm()); });
+            why = co_await expect_error(errc::unsupported, [&] { return m.start(lvtest::small_vm()); });
             BOOST_TEST(contains(why, "qemu.pid"), why);
-            why = co_await refusal(errc::unsupported, [&] { return m.stop(); });
+            why = co_await expect_error(errc::unsupported, [&] { return m.stop(); });
             BOOST_TEST(fs::is_fifo(m.files().pidfile));
             fs::remove(m.files().pidfile);
             BOOST_TEST(!co_await m.running());
@@ -198,7 +178,7 @@ BOOST_AUTO_TEST_CASE(remove_refuses_while_qemu_holds_the_disk) {
             // sockets, state, all gone while QEMU runs on.
             fs::remove_all(m.files().runtime);
             BOOST_TEST(localvm::process::alive(*pid));
-            auto why = co_await refusal(errc::already_running, [&] { return m.remove(); });
+            auto why = co_await expect_error(errc::already_running, [&] { return m.remove(); });
             BOOST_TEST(contains(why, m.files().disk.string()), why);
             BOOST_TEST(co_await m.exists());
             BOOST_TEST(fs::exists(m.files().disk));
@@ -237,7 +217,7 @@ BOOST_AUTO_TEST_CASE(base_images_naming_host_files_are_refused) {
                  {std::pair{backed, "backing file " + secret.string()},
                   std::pair{with_data, "data file " + secret.string()},
                   std::pair{flat, "extent " + (h.root / "flat-flat.vmdk").string()}}) {
-                auto why = co_await refusal(errc::unsupported, [&] { return m.create(image); });
+                auto why = co_await expect_error(errc::unsupported, [&] { return m.create(image); });
                 BOOST_TEST(contains(why, named), why);
                 BOOST_TEST(contains(why, "allow_base_backing_chain"), why);
                 BOOST_TEST(!co_await m.exists());
@@ -295,7 +275,7 @@ BOOST_AUTO_TEST_CASE(the_uefi_variable_store_is_copied_whole_or_not_at_all) {
             localvm::qemu::manager m(ex, o);
             co_await m.create(h.base);
             auto why =
-                co_await refusal(errc::io_error, [&] { return m.start(lvtest::small_vm()); });
+                co_await expect_error(errc::io_error, [&] { return m.start(lvtest::small_vm()); });
             BOOST_TEST(contains(why, "efi-vars.fd"), why);
             BOOST_TEST(!co_await m.running());
             // No store cut short for the next start to trip over, no temporary file.

@@ -8,25 +8,14 @@
 #include <string>
 #include <string_view>
 
+#include "../../common/temp_dir.hpp"
+
 namespace console_test {
 
 /// A fresh directory under $TMPDIR, removed with its contents at scope end.
-struct temp_dir {
-    std::filesystem::path path;
-    temp_dir() {
-        auto base = std::filesystem::temp_directory_path() / "localvm-console-XXXXXX";
-        std::string templ = base.string();
-        if (!::mkdtemp(templ.data()))
-            throw std::runtime_error("mkdtemp failed");
-        path = templ;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    std::filesystem::path operator/(std::string_view name) const { return path / name; }
+struct temp_dir : lvtest::temp_dir {
+    temp_dir()
+        : lvtest::temp_dir("localvm-console") {}
 };
 
 /// Appends `text` to `file` (creating it), as QEMU's logfile= does.

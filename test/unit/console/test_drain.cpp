@@ -6,13 +6,17 @@
 #include <localvm/console/log.hpp>
 #include <localvm/testing/run.hpp>
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "../../common/cancel.hpp"
 #include "common.hpp"
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -199,7 +203,8 @@ BOOST_AUTO_TEST_CASE(a_drainer_whose_writer_never_comes_ends) {
         writer w(d.fifo());
         w.write("last words\n");
     }
-    d.finish(2000ms);
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> { co_await d.finish(2000ms); }, 30s);
     BOOST_TEST(exited(pid, 0));
     BOOST_TEST(read_tail(log, 5) == "last words");
 
@@ -209,6 +214,51 @@ BOOST_AUTO_TEST_CASE(a_drainer_whose_writer_never_comes_ends) {
     auto lone = log_drainer::start(log, o);
     BOOST_TEST(exited(lone.pid(), 5000));
     lone.release();
+}
+
+// finish() waits on the io_context, not in a blocking poll: a drainer that
+// cannot end by itself (stopped) is killed after the grace, and other work
+// runs meanwhile; cancelled, it kills the drainer at once.
+BOOST_AUTO_TEST_CASE(finish_waits_on_the_io_context_and_kills_a_stuck_drainer) {
+    temp_dir dir;
+    auto log = dir / "console.log";
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto d = log_drainer::start(log);
+            const pid_t pid = d.pid();
+            BOOST_REQUIRE(::kill(pid, SIGSTOP) == 0); // it cannot copy nor exit
+            int ticks = 0;
+            bool finishing = true;
+            asio::steady_timer tick(ex);
+            std::function<void()> arm = [&] {
+                tick.expires_after(5ms);
+                tick.async_wait([&](boost::system::error_code ec) {
+                    if (!ec && finishing) {
+                        ++ticks;
+                        arm();
+                    }
+                });
+            };
+            arm();
+            co_await d.finish(200ms);
+            finishing = false;
+            tick.cancel();
+            BOOST_TEST(exited(pid, 0)); // killed after the grace
+            BOOST_TEST(ticks >= 2);     // the io_context ran while finish waited
+            co_await d.finish(200ms);   // a second call does nothing
+        },
+        30s);
+
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto d = log_drainer::start(log);
+            const pid_t pid = d.pid();
+            BOOST_REQUIRE(::kill(pid, SIGSTOP) == 0);
+            BOOST_TEST(co_await lvtest::ends_aborted_when_cancelled(d.finish(60s)));
+            BOOST_TEST(exited(pid, 5000)); // killed, not left stopped
+        },
+        30s);
 }
 
 // A starter killed before release (its QEMU dies with it, uncommitted):
