@@ -12,6 +12,7 @@
 // the supervisor kill the program. A socket, not a pipe: the starter's
 // commit after the supervisor is gone must fail with EPIPE, not SIGPIPE.
 #include "exec.hpp"
+#include "detail/race.hpp"
 #include "sys/errno.hpp"
 #include "sys/fd.hpp"
 #include "sys/pidfd.hpp"

@@ -32,12 +32,6 @@ std::string fake_qemu() {
     return p;
 }
 
-asio::awaitable<void> make_base(const lvtest::vm_home& h) {
-    localvm::process::options o;
-    o.argv = {"qemu-img", "create", "-q", "-f", "qcow2", h.base.string(), "64M"};
-    co_await localvm::process::run_checked(o);
-}
-
 } // namespace
 
 BOOST_AUTO_TEST_CASE(stand_in_starts_answers_and_stops_like_qemu) {
