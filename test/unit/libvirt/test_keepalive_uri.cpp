@@ -5,6 +5,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+
 namespace lv = localvm::libvirt;
 using namespace std::chrono_literals;
 using verdict = lv::keepalive::verdict;
@@ -121,4 +123,55 @@ BOOST_AUTO_TEST_CASE(bad_uris_are_named) {
     BOOST_TEST(problem_of("qe mu:///system").ends_with("bad driver name 'qe mu'"));
     BOOST_TEST(problem_of("qemu+ssh://h").ends_with("no path (e.g. /system)"));
     BOOST_TEST(problem_of("qemu+ssh://[::1/system").ends_with("unterminated '[' in the host"));
+}
+
+// The ssh transport's argv (internal, pure): hardened ssh options, `--`, the
+// destination, and the remote proxy chosen as the URI says.
+#include "libvirt/transport.hpp"
+
+namespace {
+std::vector<std::string> ssh_for(const std::string& text) {
+    std::string problem;
+    auto u = lv::parse_uri(text, problem);
+    BOOST_TEST_REQUIRE(u.has_value(), problem);
+    auto argv = lv::detail::ssh_command(*u, std::chrono::seconds(7), problem);
+    BOOST_TEST_REQUIRE(!argv.empty(), problem);
+    return argv;
+}
+bool has(const std::vector<std::string>& v, const std::string& s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(ssh_argv_is_hardened_and_picks_the_proxy) {
+    auto a = ssh_for(
+        "qemu+ssh://root@10.0.0.5:2222/system?keyfile=/k/id&known_hosts=/k/kh&socket=/run/l.sock");
+    BOOST_TEST(a.front() == "ssh");
+    BOOST_TEST(a[1] == "-F");
+    BOOST_TEST(a[2] == "none");
+    BOOST_TEST(has(a, "BatchMode=yes"));
+    BOOST_TEST(has(a, "ForwardAgent=no"));
+    BOOST_TEST(has(a, "UserKnownHostsFile=/k/kh"));
+    BOOST_TEST(has(a, "ConnectTimeout=7"));
+    BOOST_TEST(has(a, "2222"));
+    BOOST_TEST(has(a, "/k/id"));
+    auto dash = std::find(a.begin(), a.end(), "--");
+    BOOST_TEST_REQUIRE((dash != a.end() && dash + 1 != a.end()));
+    BOOST_TEST(*(dash + 1) == "root@10.0.0.5");
+    BOOST_TEST(a.back() == "nc -U /run/l.sock"); // an explicit socket: netcat
+
+    a = ssh_for("qemu+ssh://h/system?keyfile=/k/id&known_hosts=/k/kh");
+    BOOST_TEST(a.back() == "sh -c 'if command -v virt-ssh-helper >/dev/null 2>&1; then exec "
+                           "virt-ssh-helper \"$1\"; else exec \"$2\" -U \"$3\"; fi' sh "
+                           "qemu:///system nc /var/run/libvirt/libvirt-sock");
+    BOOST_TEST(*(std::find(a.begin(), a.end(), "--") + 1) == "h"); // no user: ssh's default
+    a = ssh_for("qemu+ssh://h/system?keyfile=/k/id&known_hosts=/k/kh&proxy=native");
+    BOOST_TEST(a.back() == "virt-ssh-helper qemu:///system");
+
+    std::string problem;
+    auto u = lv::parse_uri("qemu+ssh://h/system", problem);
+    BOOST_TEST(lv::detail::ssh_command(*u, std::chrono::seconds(7), problem).empty());
+    BOOST_TEST(problem == "an ssh URI needs keyfile=PATH (the private key to log in with)");
+    u = lv::parse_uri("qemu+ssh://-oProxyCommand=x/system?keyfile=/k&known_hosts=/k", problem);
+    BOOST_TEST(lv::detail::ssh_command(*u, std::chrono::seconds(7), problem).empty());
 }
