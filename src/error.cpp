@@ -26,6 +26,8 @@ public:
         case errc::message_too_large: return "message too large";
         case errc::guest_died: return "QEMU exited";
         case errc::io_error: return "I/O error";
+        case errc::libvirt_error: return "libvirt call failed";
+        case errc::libvirt_closed: return "libvirt connection closed";
         }
         return "unknown localvm error " + std::to_string(ev);
     }

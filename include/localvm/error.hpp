@@ -30,6 +30,8 @@ enum class errc {
     guest_died,          ///< QEMU exited while something waited on the guest.
     io_error,            ///< A file system operation failed; the diagnostic has errno's text.
     // 16 was check_failed, now localvm::testing::kit_errc: the next code is `= 17`.
+    libvirt_error = 17,  ///< A libvirt daemon answered a call with an error (its code, domain, message kept).
+    libvirt_closed,      ///< The connection to a libvirt daemon ended (EOF, reset, keepalive, or closed locally).
 };
 
 /// The `localvm` error category (name "localvm"); a process-wide singleton.
