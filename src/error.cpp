@@ -26,6 +26,8 @@ public:
         case errc::message_too_large: return "message too large";
         case errc::guest_died: return "QEMU exited";
         case errc::io_error: return "I/O error";
+        case errc::digest_mismatch: return "digest mismatch";
+        case errc::busy: return "in use by another process";
         }
         return "unknown localvm error " + std::to_string(ev);
     }

@@ -30,6 +30,8 @@ enum class errc {
     guest_died,          ///< QEMU exited while something waited on the guest.
     io_error,            ///< A file system operation failed; the diagnostic has errno's text.
     // 16 was check_failed, now localvm::testing::kit_errc: the next code is `= 17`.
+    digest_mismatch = 17, ///< Downloaded bytes are not what their digest says; both digests named.
+    busy,                 ///< Another process holds what this call needs (an image being fetched).
 };
 
 /// The `localvm` error category (name "localvm"); a process-wide singleton.

@@ -87,6 +87,12 @@ std::vector<digest> parse_digests(std::string_view text) {
     return out;
 }
 
+bool serves(const std::vector<digest>& recorded, const std::optional<digest>& expected) {
+    if (!expected)
+        return true;
+    return std::find(recorded.begin(), recorded.end(), *expected) != recorded.end();
+}
+
 std::optional<cached_image> find_cached(const std::filesystem::path& cache_dir,
                                         std::string_view key) {
     if (!is_cache_key(key))
@@ -138,7 +144,7 @@ bool remove_cached(const std::filesystem::path& cache_dir, std::string_view key)
         int err = errno;
         ::close(fd);
         if (err == EWOULDBLOCK)
-            throw_error(errc::already_running,
+            throw_error(errc::busy,
                         "image " + std::string(key) + " is being downloaded by another process");
         throw_error(errc::io_error, "cannot lock " + p.lock.string() + ": " + std::strerror(err));
     }

@@ -11,7 +11,8 @@
 // A digest is of the bytes as published: for a `.xz` or `.gz` URL that is
 // the compressed file (what distributions list in their SHA*SUMS), although
 // `data` holds it decompressed. An entry is cached when `data` and `digest`
-// both exist; `digest` is written before `data` is renamed into place.
+// both exist; a new copy replaces `data` only once verified, with `digest`
+// removed before and written after, so that no digest describes other data.
 #pragma once
 
 #include <localvm/image/digest.hpp>
@@ -57,6 +58,11 @@ std::string format_digests(const std::vector<digest>& digests);
 /// skipped. Pure.
 std::vector<digest> parse_digests(std::string_view text);
 
+/// Whether a cached copy verified with `recorded` serves a request for
+/// `expected`: always when nothing is expected; else when `recorded` holds a
+/// digest of the same algorithm with the same value. Pure.
+bool serves(const std::vector<digest>& recorded, const std::optional<digest>& expected);
+
 /// One cached image, as `list` and `find` report it.
 struct cached_image {
     std::string key;             ///< The entry's key.
@@ -77,7 +83,7 @@ std::vector<cached_image> list_cached(const std::filesystem::path& cache_dir);
 
 /// Removes entry `key` (complete or partial) from `cache_dir`; returns
 /// whether there was one. Takes the entry's lock without waiting: an entry
-/// being fetched right now is `errc::already_running` ("being downloaded").
+/// being fetched right now is `errc::busy`.
 /// Throws `errc::io_error` when a file cannot be removed.
 bool remove_cached(const std::filesystem::path& cache_dir, std::string_view key);
 

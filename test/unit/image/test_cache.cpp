@@ -89,7 +89,7 @@ BOOST_AUTO_TEST_CASE(lists_finds_and_removes_complete_entries) {
         remove_cached(s.dir, key);
         BOOST_FAIL("removed an entry being downloaded");
     } catch (const localvm::error& e) {
-        BOOST_TEST((e.code() == localvm::errc::already_running));
+        BOOST_TEST((e.code() == localvm::errc::busy));
     }
     ::close(fd);
     write(p.partial, "12");
