@@ -78,7 +78,8 @@ int main(int argc, char** argv) {
             auto t0 = clock_type::now();
             auto res = run_on(io, localvm::process::run_checked(p));
             (void)res;
-            best_curl = std::min(best_curl, std::chrono::duration<double>(clock_type::now() - t0).count());
+            best_curl =
+                std::min(best_curl, std::chrono::duration<double>(clock_type::now() - t0).count());
             fs::remove(dir / "curl.img");
         }
         {
@@ -87,7 +88,8 @@ int main(int argc, char** argv) {
             o.offline = false;
             auto t0 = clock_type::now();
             auto path = run_on(io, localvm::image::fetch(url, expected, o));
-            best_fetch = std::min(best_fetch, std::chrono::duration<double>(clock_type::now() - t0).count());
+            best_fetch =
+                std::min(best_fetch, std::chrono::duration<double>(clock_type::now() - t0).count());
             if (fs::file_size(path) != (mib << 20)) {
                 std::fprintf(stderr, "bench_fetch: wrong size\n");
                 return 1;

@@ -2,10 +2,10 @@
 
 #include <localvm/error.hpp>
 
+#include <array>
+
 #include <lzma.h>
 #include <zlib.h>
-
-#include <array>
 
 namespace localvm::image::detail {
 
@@ -28,8 +28,8 @@ struct decompressor::impl {
 namespace {
 
 [[noreturn]] void corrupt(std::string_view format, std::string_view what) {
-    throw_error(errc::protocol_error, "the " + std::string(format) +
-                                          " data is not valid: " + std::string(what));
+    throw_error(errc::protocol_error,
+                "the " + std::string(format) + " data is not valid: " + std::string(what));
 }
 
 } // namespace

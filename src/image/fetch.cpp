@@ -4,11 +4,6 @@
 #include <localvm/image/fetch.hpp>
 #include <localvm/image/url.hpp>
 
-#include "http_get.hpp"
-#include "lock.hpp"
-#include "sink.hpp"
-#include "sys/secure_dir.hpp"
-
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -18,6 +13,10 @@
 #include <cstring>
 #include <vector>
 
+#include "http_get.hpp"
+#include "lock.hpp"
+#include "sink.hpp"
+#include "sys/secure_dir.hpp"
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -59,8 +58,10 @@ public:
     void add(std::size_t n) {
         bytes_ += n;
         received_ += n;
-        if (sink_ && clock::now() - last_ >= std::chrono::milliseconds(100))
+        // The first bytes are news (the transfer flows); then every 100 ms.
+        if (sink_ && (!flowing_ || clock::now() - last_ >= std::chrono::milliseconds(100)))
             report(false);
+        flowing_ = true;
     }
     void done(std::uint64_t size) {
         bytes_ = size;
@@ -85,6 +86,7 @@ private:
 
     progress_sink sink_;
     bool started_ = false;
+    bool flowing_ = false;
     clock::time_point t0_{}, last_{};
     std::uint64_t bytes_ = 0, received_ = 0;
     std::optional<std::uint64_t> total_;
@@ -155,7 +157,8 @@ asio::awaitable<void> copy_local(const url& u, detail::download_sink& sink, trac
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            throw_error(errc::io_error, "cannot read " + u.path.string() + ": " + std::strerror(errno));
+            throw_error(errc::io_error,
+                        "cannot read " + u.path.string() + ": " + std::strerror(errno));
         if (n == 0)
             break;
         sink.write({buf.data(), static_cast<std::size_t>(n)});
@@ -181,8 +184,8 @@ asio::awaitable<std::filesystem::path> fetch(std::string_view location,
     std::string problem;
     auto u = parse_url(location, cwd_ec ? std::filesystem::path() : cwd, problem);
     if (!u)
-        throw_error(errc::invalid_argument, "image location \"" + std::string(location) +
-                                                "\": " + problem);
+        throw_error(errc::invalid_argument,
+                    "image location \"" + std::string(location) + "\": " + problem);
     const bool offline = o.offline.value_or(offline_from_env());
 
     auto cache_dir = o.cache_dir.empty() ? default_cache_dir() : o.cache_dir;
@@ -193,8 +196,8 @@ asio::awaitable<std::filesystem::path> fetch(std::string_view location,
     sys::ensure_private_dir(top, paths.dir, "image cache directory");
 
     tracker progress(o.progress);
-    auto lock = co_await detail::entry_lock::acquire(
-        paths.lock, clock::now() + o.lock_timeout, u->text, [&] { progress.waiting(); });
+    auto lock = co_await detail::entry_lock::acquire(paths.lock, clock::now() + o.lock_timeout,
+                                                     u->text, [&] { progress.waiting(); });
 
     auto cached = find_cached(cache_dir, key);
     if (cached && serves(cached->digests, expected)) {
@@ -203,10 +206,10 @@ asio::awaitable<std::filesystem::path> fetch(std::string_view location,
     }
     if (offline && u->scheme != scheme::file) {
         if (cached)
-            throw_error(errc::not_found,
-                        "offline (LOCALVM_OFFLINE is set): the cached copy of " + u->text +
-                            " was verified as " + describe(cached->digests) + ", not " +
-                            expected->text());
+            throw_error(errc::not_found, "offline (LOCALVM_OFFLINE is set): the cached copy of " +
+                                             u->text + " was verified as " +
+                                             describe(cached->digests) + ", not " +
+                                             expected->text());
         throw_error(errc::not_found, "offline (LOCALVM_OFFLINE is set): " + u->text +
                                          " is not in the image cache " + cache_dir.string());
     }

@@ -1,20 +1,20 @@
 #include "http_get.hpp"
 
-#include "detail/race.hpp"
-
 #include <localvm/error.hpp>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
 #include <array>
+
+#include "detail/race.hpp"
 
 namespace localvm::image::detail {
 namespace asio = boost::asio;
@@ -40,9 +40,8 @@ struct outcome {
 
 // The connect and idle timeouts: one timer per attempt, raced against it.
 // Each step moves the deadline; the watchdog fires only once a step has
-// taken longer than its allowance. (Beast's tcp_stream timeouts were not
-// used: after a cancelled read its timer kept the io_context busy until
-// it expired.)
+// taken longer than its allowance. One timer per attempt rather than
+// Beast's tcp_stream, which arms its timer on every read.
 struct watchdog {
     clock_t_::time_point deadline;
     std::string doing; // what the current step is, for the message
@@ -59,7 +58,10 @@ struct watchdog {
         asio::steady_timer timer(co_await asio::this_coro::executor);
         for (;;) {
             timer.expires_at(deadline);
-            co_await timer.async_wait(asio::use_awaitable);
+            boost::system::error_code ec;
+            co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            if (ec)
+                throw boost::system::system_error(ec); // cancelled: the attempt ended
             if (clock_t_::now() >= deadline)
                 throw_error(errc::timeout, doing + " " + u.text + ": nothing happened for " +
                                                std::to_string(allowance.count()) + " ms");
@@ -76,10 +78,9 @@ std::optional<std::string> header(const http::fields& f, http::field name) {
 
 // The request and response on a connected (and for https, handshaken) stream.
 template <class Stream>
-asio::awaitable<outcome> exchange(Stream& stream, watchdog& dog, const url& u,
-                                  std::uint64_t offset, unsigned redirects,
-                                  const http_settings& s, const body_start_fn& on_start,
-                                  const body_data_fn& on_data) {
+asio::awaitable<outcome> exchange(Stream& stream, watchdog& dog, const url& u, std::uint64_t offset,
+                                  unsigned redirects, const http_settings& s,
+                                  const body_start_fn& on_start, const body_data_fn& on_data) {
     http::request<http::empty_body> req{http::verb::get, u.target, 11};
     req.set(http::field::host, authority(u));
     req.set(http::field::user_agent, "localvm");
@@ -165,7 +166,8 @@ asio::awaitable<outcome> attempt(const url& u, std::uint64_t offset, unsigned re
     if (u.scheme == scheme::http) {
         tcp::socket sock(ex);
         dog.arm(s.connect_timeout, connecting);
-        co_await asio::async_connect(sock, endpoints, asio::redirect_error(asio::use_awaitable, ec));
+        co_await asio::async_connect(sock, endpoints,
+                                     asio::redirect_error(asio::use_awaitable, ec));
         if (ec)
             network_error(ec, connecting, u);
         co_return co_await exchange(sock, dog, u, offset, redirects, s, on_start, on_data);

@@ -1,7 +1,5 @@
 #include "lock.hpp"
 
-#include "detail/race.hpp"
-
 #include <localvm/error.hpp>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -13,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "detail/race.hpp"
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
@@ -52,18 +51,18 @@ asio::awaitable<entry_lock> entry_lock::acquire(std::filesystem::path path,
     auto executor = co_await asio::this_coro::executor;
     bool told = false;
     for (;;) {
-        fd_guard file{::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-                             0600)};
+        fd_guard file{
+            ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600)};
         if (file.fd < 0 && errno == ELOOP)
-            throw_error(errc::unsupported,
-                        "lock file " + path.string() + " is a symbolic link; refusing to follow it");
+            throw_error(errc::unsupported, "lock file " + path.string() +
+                                               " is a symbolic link; refusing to follow it");
         if (file.fd < 0)
             throw_error(errc::io_error,
                         "cannot open lock file " + path.string() + ": " + std::strerror(errno));
         struct ::stat held {};
         if (::fstat(file.fd, &held) != 0 || !S_ISREG(held.st_mode))
-            throw_error(errc::unsupported,
-                        "lock file " + path.string() + " is not a regular file; refusing to use it");
+            throw_error(errc::unsupported, "lock file " + path.string() +
+                                               " is not a regular file; refusing to use it");
 
         // Watch before trying, so that a release between our try and our
         // wait is not missed.

@@ -100,7 +100,8 @@ void download_sink::start_at(std::uint64_t offset) {
     hasher_.reset();
     decompressor_.reset();
     unpack_error_ = nullptr;
-    if (unpack_fd_ >= 0 && (::ftruncate(unpack_fd_, 0) != 0 || ::lseek(unpack_fd_, 0, SEEK_SET) < 0))
+    if (unpack_fd_ >= 0 &&
+        (::ftruncate(unpack_fd_, 0) != 0 || ::lseek(unpack_fd_, 0, SEEK_SET) < 0))
         io_failed("truncate", paths_.unpack, errno);
     if (::lseek(partial_fd_, 0, SEEK_SET) < 0)
         io_failed("seek", paths_.partial, errno);

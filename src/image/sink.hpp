@@ -3,8 +3,6 @@
 // into the unpack file, all in one pass. Internal to the image layer.
 #pragma once
 
-#include "decompress.hpp"
-
 #include <localvm/image/cache.hpp>
 #include <localvm/image/digest.hpp>
 
@@ -12,6 +10,8 @@
 #include <exception>
 #include <filesystem>
 #include <string_view>
+
+#include "decompress.hpp"
 
 namespace localvm::image::detail {
 

@@ -60,8 +60,9 @@ boost::asio::awaitable<std::filesystem::path> pull(const invocation& i, progress
     if (p.tty() && !quiet)
         p.activity("fetched " + what);
     if (!quiet && !p.tty())
-        line("image " + what + (i.image_digest ? " (" + i.image_digest->text() + " verified)" : "") +
-             ": " + path.string());
+        line("image " + what +
+             (i.image_digest ? " (" + i.image_digest->text() + " verified)" : "") + ": " +
+             path.string());
     co_return path;
 }
 

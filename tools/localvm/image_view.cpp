@@ -31,8 +31,8 @@ std::string render_fetch_progress(const image::fetch_progress& p, std::size_t wi
     unsigned percent = static_cast<unsigned>(done * 100 / total);
     char pct[8];
     std::snprintf(pct, sizeof pct, "%3u%%", percent);
-    std::string tail = std::string(" ") + pct + " " + human_bytes(done) + "/" + human_bytes(total) +
-                       " " + rate;
+    std::string tail =
+        std::string(" ") + pct + " " + human_bytes(done) + "/" + human_bytes(total) + " " + rate;
     if (width < tail.size() + 12)
         return tail.substr(1);
     std::size_t inner = std::min<std::size_t>(width - tail.size() - 2, 40);

@@ -30,8 +30,9 @@ struct fetch_progress {
     bool done = false;
 };
 
-/// Receives progress reports: at most every 100 ms while bytes flow, once
-/// when a wait for another process begins, once more when done. Must not
+/// Receives progress reports: when a transfer starts, on its first bytes,
+/// then at most every 100 ms while bytes flow; once when a wait for another
+/// process begins; once more when done. Must not
 /// throw (an exception aborts the fetch like an I/O error).
 using progress_sink = std::function<void(const fetch_progress&)>;
 
@@ -75,8 +76,8 @@ struct fetch_options {
 ///   `errc::digest_mismatch` naming both digests. A cached copy verified
 ///   with the same algorithm and another value is fetched again (the URL
 ///   now serves something else), as is one recorded without this
-///   algorithm; the old copy stays in place until the new one is verified. nullopt: no check, and the SHA-256 of what was
-///   fetched is recorded; a cached copy is used whatever its digest.
+///   algorithm; the old copy stays in place until the new one is verified. nullopt: no check, and
+///   the SHA-256 of what was fetched is recorded; a cached copy is used whatever its digest.
 /// - The cache entry is locked for the whole fetch: a second process (or
 ///   coroutine) fetching the same URL waits, then uses the first one's copy.
 /// - Downloads go to `data.partial`; a body cut short is resumed with a

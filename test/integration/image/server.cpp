@@ -74,8 +74,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
                        std::to_string(r.body.size()) +
                        "\r\nContent-Length: " + std::to_string(r.body.size() - from) + "\r\n";
             } else {
-                head = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(r.body.size()) +
-                       "\r\n";
+                head =
+                    "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(r.body.size()) + "\r\n";
             }
             body = std::string_view(r.body).substr(std::min(from, r.body.size()));
             send = body.size();

@@ -25,11 +25,11 @@ struct route {
     explicit route(std::string b, std::optional<std::size_t> cut = std::nullopt)
         : body(std::move(b))
         , cut_at(cut) {}
-    std::string body;                  ///< The file.
-    std::optional<std::size_t> cut_at; ///< Close the connection after this many body bytes...
-    unsigned cuts = 1;                 ///< ...for this many requests (then serve whole).
-    bool ignore_range = false;         ///< Answer every request 200 with the whole body.
-    std::string redirect_to;           ///< Non-empty: answer 302 with this Location.
+    std::string body;                   ///< The file.
+    std::optional<std::size_t> cut_at;  ///< Close the connection after this many body bytes...
+    unsigned cuts = 1;                  ///< ...for this many requests (then serve whole).
+    bool ignore_range = false;          ///< Answer every request 200 with the whole body.
+    std::string redirect_to;            ///< Non-empty: answer 302 with this Location.
     std::optional<std::size_t> hold_at; ///< Stop after this many body bytes until `release()`.
 };
 
