@@ -28,6 +28,8 @@ public:
         case errc::io_error: return "I/O error";
         case errc::libvirt_error: return "libvirt call failed";
         case errc::libvirt_closed: return "libvirt connection closed";
+        case errc::digest_mismatch: return "digest mismatch";
+        case errc::busy: return "in use by another process";
         }
         return "unknown localvm error " + std::to_string(ev);
     }

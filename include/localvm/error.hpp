@@ -32,6 +32,8 @@ enum class errc {
     // 16 was check_failed, now localvm::testing::kit_errc: the next code is `= 17`.
     libvirt_error = 17,  ///< A libvirt daemon answered a call with an error (its code, domain, message kept).
     libvirt_closed,      ///< The connection to a libvirt daemon ended (EOF, reset, keepalive, or closed locally).
+    digest_mismatch,     ///< Downloaded bytes are not what their digest says; both digests named.
+    busy,                ///< Another process holds what this call needs (an image being fetched).
 };
 
 /// The `localvm` error category (name "localvm"); a process-wide singleton.

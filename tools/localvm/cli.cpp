@@ -22,7 +22,8 @@ constexpr mask vm_commands = bit(command::create) | bit(command::start) | bit(co
 constexpr mask boot_commands = bit(command::start) | bit(command::up);
 constexpr mask login_commands = boot_commands | bit(command::shell) | bit(command::sync);
 constexpr mask create_commands = bit(command::create) | bit(command::up);
-constexpr mask all_commands = vm_commands | bit(command::cidata);
+constexpr mask all_commands = vm_commands | bit(command::cidata) | bit(command::image);
+constexpr mask fetch_commands = create_commands | bit(command::image);
 
 struct subcommand {
     command cmd;
@@ -56,6 +57,11 @@ const subcommand subcommands[] = {
     {command::stop, "stop", "NAME",
      "Stop the VM: ACPI power button, then QMP quit, SIGTERM, SIGKILL."},
     {command::remove, "delete", "NAME", "Delete the VM's disk, seed and runtime files."},
+    {command::image, "image", "pull URL | list | rm URL|KEY",
+     "Manage the image cache: 'pull' fetches URL (http, https, file or a path)\n"
+     "and verifies it with --sha256/--sha512 (for a .xz or .gz URL, the digest\n"
+     "of the compressed file, as SHA*SUMS list it); 'list' shows the cached\n"
+     "images; 'rm' removes one. LOCALVM_OFFLINE=1 forbids downloads."},
     {command::cidata, "cidata", "OUTPUT [USER_DATA [META_DATA]]",
      "Write a NoCloud seed ISO (volume 'cidata') from files, like cloud-localds.\n"
      "Without META_DATA, meta-data is rendered from --instance-id, --hostname\n"
@@ -130,6 +136,41 @@ const std::vector<option_spec>& options_table() {
              "Base image of the disk overlay (any format qemu-img reads).",
              [](invocation& i, const std::string& v) {
                  i.base = v;
+                 return v.empty() ? std::string("expected a file") : std::string();
+             }},
+            {"image", 0, "URL", create_commands,
+             "Base image fetched from URL into the image cache (see 'localvm image'),\n"
+             "instead of --base.",
+             [](invocation& i, const std::string& v) {
+                 i.image = v;
+                 return v.empty() ? std::string("expected a URL") : std::string();
+             }},
+            {"sha256", 0, "HEX", fetch_commands,
+             "The image's published SHA-256; the fetch fails on another.",
+             [](invocation& i, const std::string& v) {
+                 std::string problem;
+                 i.image_digest = image::parse_digest(image::digest_algorithm::sha256, v, problem);
+                 return problem;
+             }},
+            {"sha512", 0, "HEX", fetch_commands,
+             "The image's published SHA-512 (Debian's SHA512SUMS); the fetch fails on\n"
+             "another.",
+             [](invocation& i, const std::string& v) {
+                 std::string problem;
+                 i.image_digest = image::parse_digest(image::digest_algorithm::sha512, v, problem);
+                 return problem;
+             }},
+            {"cache-dir", 0, "DIR", fetch_commands,
+             "The image cache. Default: $XDG_CACHE_HOME/localvm/images, else\n"
+             "~/.cache/localvm/images.",
+             [](invocation& i, const std::string& v) {
+                 i.cache_dir = v;
+                 return v.empty() ? std::string("expected a directory") : std::string();
+             }},
+            {"ca-file", 0, "FILE", fetch_commands,
+             "Also trust the CA certificates in FILE (PEM) for https.",
+             [](invocation& i, const std::string& v) {
+                 i.ca_file = v;
                  return v.empty() ? std::string("expected a file") : std::string();
              }},
             {"disk-size", 0, "SIZE", create_commands,
@@ -350,6 +391,26 @@ std::string take_operands(invocation& i, const std::vector<std::string>& ops) {
             return "META_DATA is copied verbatim: --instance-id, --hostname and --ssh-key "
                    "cannot be used with it";
         return {};
+    case command::image: {
+        if (ops.empty())
+            return "missing ACTION (pull, list or rm)";
+        i.image_action = ops[0];
+        if (i.image_action == "list") {
+            if (!(err = expect(1, 1, "")).empty())
+                return err;
+            if (i.image_digest)
+                return "list takes no --sha256/--sha512";
+            return {};
+        }
+        if (i.image_action != "pull" && i.image_action != "rm")
+            return "unknown action " + in_quotes(i.image_action) + " (expected pull, list or rm)";
+        if (!(err = expect(2, 2, i.image_action == "rm" ? "URL or KEY" : "URL")).empty())
+            return err;
+        i.image = ops[1];
+        if (i.image_action == "rm" && i.image_digest)
+            return "rm takes no --sha256/--sha512";
+        return {};
+    }
     case command::sync:
         if (!(err = expect(3, 3, ops.size() < 1 ? "NAME" : ops.size() < 2 ? "FROM" : "TO")).empty())
             return err;
@@ -365,8 +426,12 @@ std::string take_operands(invocation& i, const std::vector<std::string>& ops) {
     }
     if (auto problem = qemu::check_name(i.name); !problem.empty())
         return problem;
-    if (i.cmd == command::create && i.base.empty())
-        return "missing --base IMAGE";
+    if (i.cmd == command::create && i.base.empty() && i.image.empty())
+        return "missing --base IMAGE or --image URL";
+    if (!i.base.empty() && !i.image.empty())
+        return "--base and --image cannot be used together";
+    if (i.image.empty() && (i.image_digest || !i.ca_file.empty() || !i.cache_dir.empty()))
+        return "--sha256, --sha512, --cache-dir and --ca-file need --image";
     if (!i.initrd.empty() && i.kernel.empty())
         return "--initrd needs --kernel";
     if (!i.cmdline.empty() && i.kernel.empty())

@@ -2,6 +2,7 @@
 // effects (no file is read, nothing is run), so that it can be unit tested.
 #pragma once
 
+#include <localvm/image/digest.hpp>
 #include <localvm/manager.hpp>
 #include <localvm/qemu/arguments.hpp>
 
@@ -30,6 +31,7 @@ enum class command {
     stop,
     remove, ///< `delete` on the command line.
     cidata,
+    image, ///< `image pull|list|rm`: the image cache.
 };
 
 /// How much the command says on stderr.
@@ -94,6 +96,13 @@ struct invocation {
     std::string instance_id;                     ///< --instance-id; default "iid-local01".
     std::string hostname;                        ///< --hostname.
     std::vector<std::filesystem::path> ssh_keys; ///< --ssh-key FILE (public keys), repeatable.
+
+    // image pull|list|rm, and create/up --image
+    std::string image_action;  ///< image: "pull", "list" or "rm".
+    std::string image;         ///< image pull: URL; image rm: URL or KEY; create/up: --image URL.
+    std::optional<image::digest> image_digest; ///< --sha256 / --sha512.
+    std::filesystem::path cache_dir;           ///< --cache-dir; empty: the library's default.
+    std::filesystem::path ca_file;             ///< --ca-file: an extra trusted CA (PEM).
 };
 
 /// A command line that cannot be run: exit status 2.

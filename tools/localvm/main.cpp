@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "image_cmd.hpp"
 #include "progress.hpp"
 #include "report.hpp"
 #include <unistd.h>
@@ -151,8 +152,9 @@ asio::awaitable<void> boot(qemu::manager& vm, const cli::invocation& i, cli::pro
 }
 
 asio::awaitable<int> cmd_create(const cli::invocation& i, qemu::manager& vm, cli::progress& p) {
+    auto base = co_await cli::base_image(i, p);
     p.activity("creating the disk overlay");
-    co_await vm.create(i.base);
+    co_await vm.create(base);
     p.finish();
     if (i.level != cli::verbosity::quiet)
         out_line(stderr, "created " + i.name + " (" + vm.files().disk.string() + ")");
@@ -200,11 +202,13 @@ asio::awaitable<int> run_remote(qemu::manager& vm, const cli::invocation& i) {
 asio::awaitable<int> cmd_up(const cli::invocation& i, qemu::manager& vm, cli::progress& p) {
     bool exists = co_await vm.exists();
     if (!exists) {
-        if (i.base.empty())
-            throw_error(errc::not_found,
-                        "VM " + i.name + " does not exist; give --base IMAGE to create it");
+        if (i.base.empty() && i.image.empty())
+            throw_error(errc::not_found, "VM " + i.name +
+                                             " does not exist; give --base IMAGE or --image URL "
+                                             "to create it");
+        auto base = co_await cli::base_image(i, p);
         p.activity("creating the disk overlay");
-        co_await vm.create(i.base);
+        co_await vm.create(base);
     }
     bool running = co_await vm.running();
     if (running && i.monitor && i.level != cli::verbosity::quiet) {
@@ -327,6 +331,8 @@ int cmd_cidata(const cli::invocation& i) {
 }
 
 asio::awaitable<int> run(const cli::invocation& i, cli::progress& p) {
+    if (i.cmd == cli::command::image)
+        co_return co_await cli::cmd_image(i, p);
     auto setup = setup_for(i);
     auto executor = co_await asio::this_coro::executor;
     qemu::manager vm(executor, setup.options);
@@ -377,6 +383,8 @@ void report_failure(const cli::invocation& i, std::exception_ptr e) {
         subject += " " + i.name;
     else if (!i.output.empty())
         subject += " " + i.output.string();
+    else if (!i.image_action.empty())
+        subject += " " + i.image_action;
     // Diagnostics carry guest text (QEMU's stderr, console lines).
     out_line(stderr, cli::terminal_safe("localvm: " + subject + ": " + first));
     if (verbose && nl != std::string::npos)

@@ -220,7 +220,7 @@ BOOST_AUTO_TEST_CASE(operands) {
     BOOST_TEST(bad({"stop"}) == "stop: missing NAME");
     BOOST_TEST(bad({"stop", "a", "b"}) == "stop: unexpected argument \"b\"");
     BOOST_TEST(contains(bad({"stop", "a/b"}), "may only contain"));
-    BOOST_TEST(bad({"create", "vm1"}) == "create: missing --base IMAGE");
+    BOOST_TEST(bad({"create", "vm1"}) == "create: missing --base IMAGE or --image URL");
     BOOST_TEST(bad({"start", "vm1", "--initrd", "i"}) == "start: --initrd needs --kernel");
     BOOST_TEST(bad({"shell", "vm1", "--"}) == "shell: missing COMMAND after '--'");
     BOOST_TEST(bad({"sync", "vm1", "a"}) == "sync: missing TO");

@@ -1,0 +1,127 @@
+// Fetch throughput from a local HTTP server (the tests' Beast server, on its
+// own thread here so that server and client do not share one), against
+// `curl -o FILE` of the same URL, in one run. Each fetch downloads into an
+// empty cache and checks a SHA-512 while streaming, then flushes the file
+// to disk (fsync) before renaming it into place; curl only writes. Best of
+// the trials for each, interleaved. A second baseline pipes curl through
+// `tee FILE | sha512sum`: the download plus the check fetch does.
+// Usage: bench_fetch [MiB] [trials]; prints `metric NAME VALUE UNIT`.
+#include <localvm/image/digest.hpp>
+#include <localvm/image/fetch.hpp>
+#include <localvm/process/child.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "server.hpp"
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+template <class T> T run_on(asio::io_context& io, asio::awaitable<T> op) {
+    std::exception_ptr error;
+    std::optional<T> out;
+    asio::co_spawn(io, std::move(op), [&](std::exception_ptr e, T v) {
+        error = e;
+        out = std::move(v);
+    });
+    io.restart();
+    io.run();
+    if (error)
+        std::rethrow_exception(error);
+    return std::move(*out);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::size_t mib = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 256;
+    int trials = argc > 2 ? std::atoi(argv[2]) : 3;
+    std::string body(mib << 20, '\0');
+    std::mt19937_64 gen(7);
+    for (std::size_t i = 0; i + 8 <= body.size(); i += 8) {
+        auto v = gen();
+        std::memcpy(body.data() + i, &v, 8);
+    }
+    localvm::image::hasher h(localvm::image::digest_algorithm::sha512);
+    h.update(body);
+    auto expected = h.finish();
+
+    asio::io_context server_io;
+    auto work = asio::make_work_guard(server_io);
+    localvm::test::http_server server(server_io.get_executor());
+    localvm::test::route r(body);
+    server.add("/bench.img", r);
+    body.clear();
+    body.shrink_to_fit();
+    std::thread server_thread([&] { server_io.run(); });
+    const std::string url = server.base() + "/bench.img";
+
+    char tmpl[] = "/tmp/localvm-bench-image-XXXXXX";
+    fs::path dir = ::mkdtemp(tmpl);
+    asio::io_context io;
+    double best_fetch = 1e9, best_curl = 1e9, best_curl_sha = 1e9;
+    for (int t = 0; t < trials; ++t) {
+        {
+            localvm::process::options p;
+            p.argv = {"curl", "-s", "-f", "-o", (dir / "curl.img").string(), url};
+            auto t0 = clock_type::now();
+            auto res = run_on(io, localvm::process::run_checked(p));
+            (void)res;
+            best_curl =
+                std::min(best_curl, std::chrono::duration<double>(clock_type::now() - t0).count());
+            fs::remove(dir / "curl.img");
+        }
+        {
+            // What a user does to verify a download: the same bytes through sha512sum.
+            localvm::process::options p;
+            p.argv = {"sh", "-c", "curl -s -f \"$1\" | tee \"$2\" | sha512sum >/dev/null",
+                      "sh", url,  (dir / "curl.img").string()};
+            auto t0 = clock_type::now();
+            auto res = run_on(io, localvm::process::run_checked(p));
+            (void)res;
+            best_curl_sha = std::min(best_curl_sha,
+                                     std::chrono::duration<double>(clock_type::now() - t0).count());
+            fs::remove(dir / "curl.img");
+        }
+        {
+            localvm::image::fetch_options o;
+            o.cache_dir = dir / "cache";
+            o.offline = false;
+            auto t0 = clock_type::now();
+            auto path = run_on(io, localvm::image::fetch(url, expected, o));
+            best_fetch =
+                std::min(best_fetch, std::chrono::duration<double>(clock_type::now() - t0).count());
+            if (fs::file_size(path) != (mib << 20)) {
+                std::fprintf(stderr, "bench_fetch: wrong size\n");
+                return 1;
+            }
+            fs::remove_all(dir / "cache");
+        }
+    }
+    work.reset();
+    server_io.stop();
+    server_thread.join();
+    fs::remove_all(dir);
+    double fetch_rate = static_cast<double>(mib) / best_fetch;
+    double curl_rate = static_cast<double>(mib) / best_curl;
+    std::printf("metric image_fetch_size %zu MiB\n", mib);
+    std::printf("metric image_fetch_sha512_throughput %.1f MiB/s\n", fetch_rate);
+    std::printf("metric image_curl_throughput %.1f MiB/s\n", curl_rate);
+    double curl_sha_rate = static_cast<double>(mib) / best_curl_sha;
+    std::printf("metric image_curl_sha512sum_throughput %.1f MiB/s\n", curl_sha_rate);
+    std::printf("metric image_fetch_vs_curl %.2f ratio\n", fetch_rate / curl_rate);
+    std::printf("metric image_fetch_vs_curl_sha512sum %.2f ratio\n", fetch_rate / curl_sha_rate);
+    return 0;
+}
