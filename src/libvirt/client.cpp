@@ -15,6 +15,7 @@
 #include <functional>
 #include <unordered_map>
 
+#include "detail/await.hpp"
 #include "detail/race.hpp"
 #include "transport.hpp"
 
@@ -95,36 +96,11 @@ std::string proc_label(std::uint32_t program, std::int32_t p) {
     return std::string(procedure_name(program, p)) + " (" + std::to_string(p) + ")";
 }
 
-clock_type::time_point deadline_after(clock_type::duration d) {
-    return d.count() > 0 ? clock_type::now() + d : clock_type::time_point::max();
-}
-
-// Waits on `t` until someone cancels it (a wake-up) or `deadline` passes;
-// true when the deadline passed. A wake-up and a cancellation of the
-// awaiting coroutine look alike: callers check their state, then
-// `throw_if_cancelled`.
-asio::awaitable<bool> wait_for_wakeup(asio::steady_timer& t, clock_type::time_point deadline) {
-    t.expires_at(deadline);
-    error_code ec;
-    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    co_return !ec;
-}
-
-asio::awaitable<void> throw_if_cancelled() {
-    asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
-    if (cs.cancelled() != asio::cancellation_type::none)
-        throw boost::system::system_error(asio::error::operation_aborted);
-}
-
-std::string ms(clock_type::duration d) {
-    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
-}
-
-template <class F> struct scope_exit {
-    F f;
-    ~scope_exit() { f(); }
-};
-template <class F> scope_exit(F) -> scope_exit<F>;
+using localvm::detail::deadline_after;
+using localvm::detail::ms;
+using localvm::detail::scope_exit;
+using localvm::detail::throw_if_cancelled;
+using localvm::detail::wait_for_wakeup;
 
 template <class T> T decode_or_throw(const std::string& payload, const char* what) {
     std::string problem;

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "detail/unix_connect.hpp"
 #include "ssh/argv.hpp"
 #include <sys/socket.h>
 #include <unistd.h>
@@ -84,22 +85,8 @@ asio::awaitable<transport> open_unix(const uri& u) {
         throw localvm::error(
             errc::invalid_argument,
             "libvirt session socket: XDG_RUNTIME_DIR is not set; give socket=PATH");
-    asio::local::stream_protocol::endpoint ep;
-    try {
-        ep = asio::local::stream_protocol::endpoint(t.where);
-    } catch (const boost::system::system_error& e) {
-        throw localvm::error(errc::invalid_argument,
-                             "libvirt socket path " + t.where + ": " + e.code().message());
-    }
-    error_code ec;
-    co_await t.socket.async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec == asio::error::operation_aborted)
-        throw boost::system::system_error(ec);
-    if (ec == boost::system::errc::no_such_file_or_directory)
-        throw localvm::error(errc::not_found, "libvirt socket " + t.where + ": " + ec.message());
-    if (ec)
-        throw localvm::error(errc::libvirt_closed,
-                             "connecting to libvirt socket " + t.where + ": " + ec.message());
+    co_await localvm::detail::connect_unix(t.socket, t.where, "libvirt socket",
+                                           errc::libvirt_closed);
     co_return t;
 }
 

@@ -14,7 +14,10 @@
 #include <deque>
 #include <random>
 
+#include "detail/await.hpp"
+#include "detail/backoff.hpp"
 #include "detail/race.hpp"
+#include "detail/unix_connect.hpp"
 
 namespace localvm::qga {
 
@@ -28,11 +31,7 @@ namespace detail {
 
 namespace {
 
-template <class F> struct scope_exit {
-    F f;
-    ~scope_exit() { f(); }
-};
-template <class F> scope_exit(F) -> scope_exit<F>;
+using localvm::detail::scope_exit;
 
 } // namespace
 
@@ -252,57 +251,14 @@ client client::adopt(local_socket socket, std::string name, client_options optio
         std::make_shared<detail::client_impl>(std::move(socket), std::move(name), options));
 }
 
-namespace {
-
-// Connects `s` to `ep`. A unix socket whose listen queue is full (a QEMU
-// chardev or qemu-ga serves one client and queues one more) refuses a
-// non-blocking connect with EAGAIN, which asio reports as success on an
-// unconnected socket: check for a peer, and try again after a pause that
-// doubles from 1 ms to 100 ms (the kernel signals no room in the queue).
-asio::awaitable<error_code> connect_unix(std::shared_ptr<local_socket> s,
-                                         asio::local::stream_protocol::endpoint ep) {
-    auto pause = std::chrono::milliseconds(1);
-    asio::steady_timer t(co_await asio::this_coro::executor);
-    for (;;) {
-        error_code ec;
-        co_await s->async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec)
-            co_return ec;
-        s->remote_endpoint(ec);
-        if (!ec)
-            co_return ec;
-        s->close(ec);
-        t.expires_after(pause);
-        co_await t.async_wait(asio::use_awaitable);
-        pause = std::min(pause * 2, std::chrono::milliseconds(100));
-    }
-}
-
-} // namespace
-
 asio::awaitable<client> client::connect(std::string path, client_options options) {
-    auto ex = co_await asio::this_coro::executor;
-    asio::local::stream_protocol::endpoint ep;
-    try {
-        ep = asio::local::stream_protocol::endpoint(path);
-    } catch (const boost::system::system_error& e) {
-        throw localvm::error(errc::invalid_argument,
-                             "guest agent socket path " + path + ": " + e.code().message());
-    }
-    auto socket = std::make_shared<local_socket>(ex);
-    auto ec = co_await localvm::detail::with_deadline(
-        connect_unix(socket, ep), options.connect_timeout,
+    local_socket socket(co_await asio::this_coro::executor);
+    co_await localvm::detail::with_deadline(
+        localvm::detail::connect_unix(socket, path, "guest agent socket", errc::monitor_closed),
+        options.connect_timeout,
         "a connection to guest agent socket " + path +
             " (its listen queue stayed full: another client holds the agent)");
-    if (ec == asio::error::operation_aborted)
-        throw boost::system::system_error(ec);
-    if (ec == boost::system::errc::no_such_file_or_directory)
-        throw localvm::error(errc::not_found,
-                             "connecting to guest agent socket " + path + ": " + ec.message());
-    if (ec)
-        throw localvm::error(errc::monitor_closed,
-                             "connecting to guest agent socket " + path + ": " + ec.message());
-    co_return adopt(std::move(*socket), std::move(path), options);
+    co_return adopt(std::move(socket), std::move(path), options);
 }
 
 asio::awaitable<void> client::sync(clock_type::duration timeout) {
@@ -354,9 +310,10 @@ asio::awaitable<exec_status> client::exec(exec_request r, clock_type::duration t
     auto pid = co_await exec_start(std::move(r), remaining());
     auto ex = co_await asio::this_coro::executor;
     asio::steady_timer poll(ex);
-    auto interval = impl_->options.exec_poll_first;
+    localvm::detail::backoff interval(impl_->options.exec_poll_first,
+                                      impl_->options.exec_poll_max);
     for (;;) {
-        poll.expires_at(std::min(clock_type::now() + interval, deadline));
+        poll.expires_at(std::min(clock_type::now() + interval.next(), deadline));
         co_await poll.async_wait(asio::use_awaitable);
         if (clock_type::now() >= deadline)
             break;
@@ -370,7 +327,6 @@ asio::awaitable<exec_status> client::exec(exec_request r, clock_type::duration t
         }
         if (s->exited)
             co_return std::move(*s);
-        interval = std::min(interval * 2, impl_->options.exec_poll_max);
     }
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
     throw localvm::error(errc::timeout, "timed out after " + std::to_string(ms) +

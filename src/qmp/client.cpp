@@ -1,6 +1,8 @@
 #include <localvm/qmp/client.hpp>
 
+#include "detail/await.hpp"
 #include "detail/race.hpp"
+#include "detail/unix_connect.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -42,38 +44,11 @@ template <class... F> overloaded(F...) -> overloaded<F...>;
 // How long the first lane may take to end after another lane did.
 constexpr auto first_lane_grace = std::chrono::seconds(1);
 
-clock_type::time_point deadline_after(clock_type::duration d) {
-    return d.count() > 0 ? clock_type::now() + d : clock_type::time_point::max();
-}
-
-// Waits on `t` until someone cancels it (a wake-up) or `deadline` passes.
-// Returns true when the deadline passed. A wake-up and a cancellation of the
-// awaiting coroutine look alike here; callers check their state first, then
-// `throw_if_cancelled`.
-asio::awaitable<bool> wait_for_wakeup(asio::steady_timer& t, clock_type::time_point deadline) {
-    t.expires_at(deadline);
-    error_code ec;
-    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    co_return !ec;
-}
-
-asio::awaitable<void> throw_if_cancelled() {
-    asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
-    if (cs.cancelled() != asio::cancellation_type::none)
-        throw boost::system::system_error(asio::error::operation_aborted);
-}
-
-std::string ms(clock_type::duration d) {
-    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) +
-           " ms";
-}
-
-// Runs `f` when the scope ends, however it ends.
-template <class F> struct scope_exit {
-    F f;
-    ~scope_exit() { f(); }
-};
-template <class F> scope_exit(F) -> scope_exit<F>;
+using localvm::detail::deadline_after;
+using localvm::detail::ms;
+using localvm::detail::scope_exit;
+using localvm::detail::throw_if_cancelled;
+using localvm::detail::wait_for_wakeup;
 
 } // namespace
 
@@ -407,23 +382,8 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     // (`oob` when `want_oob` and offered); returns whether `oob` is on.
     static asio::awaitable<bool> handshake(std::shared_ptr<client_impl> self, lane& l,
                                            bool want_oob) {
-        asio::local::stream_protocol::endpoint ep;
-        try {
-            ep = asio::local::stream_protocol::endpoint(l.path);
-        } catch (const boost::system::system_error& e) {
-            throw localvm::error(errc::invalid_argument,
-                                 "QMP socket path " + l.path + ": " + e.code().message());
-        }
-        error_code ec;
-        co_await l.socket.async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec == asio::error::operation_aborted)
-            co_await throw_if_cancelled();
-        if (ec == boost::system::errc::no_such_file_or_directory)
-            throw localvm::error(errc::not_found,
-                                 "connecting to QMP socket " + l.path + ": " + ec.message());
-        if (ec)
-            throw localvm::error(errc::monitor_closed,
-                                 "connecting to QMP socket " + l.path + ": " + ec.message());
+        co_await localvm::detail::connect_unix(l.socket, l.path, "QMP socket",
+                                               errc::monitor_closed);
         self->spawn(&client_impl::read_loop, l);
         self->spawn(&client_impl::write_loop, l);
 
