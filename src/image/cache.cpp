@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "lock.hpp"
+#include "sys/errno.hpp"
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -136,29 +138,19 @@ bool remove_cached(const std::filesystem::path& cache_dir, std::string_view key)
     std::error_code ec;
     if (!std::filesystem::is_directory(std::filesystem::symlink_status(p.dir, ec)))
         return false;
-    int fd = ::open(p.lock.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-    if (fd < 0)
-        throw_error(errc::io_error,
-                    "cannot open lock file " + p.lock.string() + ": " + std::strerror(errno));
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int err = errno;
-        ::close(fd);
-        if (err == EWOULDBLOCK)
+    auto fd = detail::open_lock_file(p.lock);
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
             throw_error(errc::busy,
                         "image " + std::string(key) + " is being downloaded by another process");
-        throw_error(errc::io_error, "cannot lock " + p.lock.string() + ": " + std::strerror(err));
+        sys::throw_errno(errc::io_error, "cannot lock " + p.lock.string(), errno);
     }
     // Remove the lock file last: a fetcher that opened it before us finds it
     // deleted once it gets the lock, and starts over on a new one.
-    for (const auto& f : {p.data, p.digest, p.partial, p.unpack, p.url, p.lock}) {
-        if (::unlink(f.c_str()) != 0 && errno != ENOENT) {
-            int err = errno;
-            ::close(fd);
-            throw_error(errc::io_error, "cannot remove " + f.string() + ": " + std::strerror(err));
-        }
-    }
+    for (const auto& f : {p.data, p.digest, p.partial, p.unpack, p.url, p.lock})
+        if (::unlink(f.c_str()) != 0 && errno != ENOENT)
+            sys::throw_errno(errc::io_error, "cannot remove " + f.string(), errno);
     std::filesystem::remove(p.dir, ec); // fails only when something unknown is left: keep it
-    ::close(fd);
     return true;
 }
 

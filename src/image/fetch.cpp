@@ -10,12 +10,13 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <vector>
 
 #include "http_get.hpp"
 #include "lock.hpp"
 #include "sink.hpp"
+#include "sys/errno.hpp"
+#include "sys/fd.hpp"
 #include "sys/secure_dir.hpp"
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -136,29 +137,24 @@ asio::awaitable<void> download(const url& u, const fetch_options& o, detail::dow
 }
 
 asio::awaitable<void> copy_local(const url& u, detail::download_sink& sink, tracker& progress) {
-    int fd = ::open(u.path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT)
+    sys::unique_fd fd(::open(u.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd && errno == ENOENT)
         throw_error(errc::not_found, "image file " + u.path.string() + " does not exist");
-    if (fd < 0)
-        throw_error(errc::io_error, "cannot open " + u.path.string() + ": " + std::strerror(errno));
-    struct closer {
-        int fd;
-        ~closer() { ::close(fd); }
-    } guard{fd};
+    if (!fd)
+        sys::throw_errno(errc::io_error, "cannot open " + u.path.string(), errno);
     struct ::stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
         throw_error(errc::invalid_argument, u.path.string() + " is not a regular file");
     sink.start_at(0);
     progress.start(0, static_cast<std::uint64_t>(st.st_size));
     auto ex = co_await asio::this_coro::executor;
     std::vector<char> buf(1 << 20);
     for (;;) {
-        auto n = ::read(fd, buf.data(), buf.size());
+        auto n = ::read(fd.get(), buf.data(), buf.size());
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            throw_error(errc::io_error,
-                        "cannot read " + u.path.string() + ": " + std::strerror(errno));
+            sys::throw_errno(errc::io_error, "cannot read " + u.path.string(), errno);
         if (n == 0)
             break;
         sink.write({buf.data(), static_cast<std::size_t>(n)});
@@ -245,11 +241,10 @@ asio::awaitable<std::filesystem::path> fetch(std::string_view location,
     // comes; a crash in between leaves data without a digest (a miss), never
     // a digest describing other data.
     if (::unlink(paths.digest.c_str()) != 0 && errno != ENOENT)
-        throw_error(errc::io_error,
-                    "cannot remove " + paths.digest.string() + ": " + std::strerror(errno));
+        sys::throw_errno(errc::io_error, "cannot remove " + paths.digest.string(), errno);
     if (::rename(source.c_str(), paths.data.c_str()) != 0)
-        throw_error(errc::io_error, "cannot rename " + source.string() + " to " +
-                                        paths.data.string() + ": " + std::strerror(errno));
+        sys::throw_errno(errc::io_error,
+                         "cannot rename " + source.string() + " to " + paths.data.string(), errno);
     sys::sync_directory(paths.dir);
     write_file_atomic(paths.digest, format_digests({got}), std::filesystem::perms(0600));
     ::unlink(paths.partial.c_str()); // the compressed download, once unpacked

@@ -7,8 +7,16 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <string>
+
+#include "sys/fd.hpp"
 
 namespace localvm::image::detail {
+
+/// Opens (creating, mode 0600) the lock file at `path` for `flock`, never
+/// through a symbolic link and never anything but a regular file
+/// (`errc::unsupported`); `errc::io_error` when it cannot.
+sys::unique_fd open_lock_file(const std::filesystem::path& path);
 
 /// flock() on CACHE/by-url-sha256/KEY/lock, held for a whole fetch.
 /// Waiters sleep on inotify: the holder's descriptor is opened for writing,
@@ -16,9 +24,8 @@ namespace localvm::image::detail {
 /// file; they also wake when it is deleted (`remove_cached`).
 class entry_lock {
 public:
-    entry_lock(entry_lock&& other) noexcept;
+    entry_lock(entry_lock&&) noexcept = default;
     entry_lock& operator=(entry_lock&&) = delete;
-    ~entry_lock();
 
     /// Takes the lock at `path`, waiting at most until `deadline`
     /// (`errc::timeout` naming `what`). `on_wait` (optional) is called once
@@ -31,8 +38,10 @@ public:
             std::string what, std::function<void()> on_wait = {});
 
 private:
-    explicit entry_lock(int fd) noexcept;
-    int fd_ = -1;
+    explicit entry_lock(sys::unique_fd fd) noexcept
+        : fd_(std::move(fd)) {}
+    // Its close releases the flock and wakes the waiters (IN_CLOSE_WRITE).
+    sys::unique_fd fd_;
 };
 
 } // namespace localvm::image::detail

@@ -3,8 +3,9 @@
 #include <localvm/error.hpp>
 
 #include <cerrno>
-#include <cstring>
 #include <vector>
+
+#include "sys/errno.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,66 +14,45 @@
 namespace localvm::image::detail {
 namespace {
 
-int open_file(const std::filesystem::path& p, int flags) {
-    int fd = ::open(p.c_str(), flags | O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        throw_error(errc::io_error, "cannot open " + p.string() + ": " + std::strerror(errno));
+sys::unique_fd open_file(const std::filesystem::path& p, int flags) {
+    sys::unique_fd fd(::open(p.c_str(), flags | O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd)
+        sys::throw_errno(errc::io_error, "cannot open " + p.string(), errno);
     struct ::stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
         throw_error(errc::unsupported, p.string() + " is not a regular file; refusing to use it");
-    }
     return fd;
 }
 
 [[noreturn]] void io_failed(std::string_view what, const std::filesystem::path& p, int err) {
-    throw_error(errc::io_error,
-                "cannot " + std::string(what) + " " + p.string() + ": " + std::strerror(err));
+    sys::throw_errno(errc::io_error, "cannot " + std::string(what) + " " + p.string(), err);
 }
 
 } // namespace
 
 download_sink::download_sink(const entry_paths& paths, compression c, digest_algorithm a)
     : paths_(paths)
-    , compression_(c)
     , hasher_(a)
-    , decompressor_(c) {
-    partial_fd_ = open_file(paths_.partial, 0);
-    if (compression_ != compression::none) {
-        try {
-            unpack_fd_ = open_file(paths_.unpack, O_TRUNC);
-        } catch (...) {
-            ::close(partial_fd_);
-            throw;
-        }
-    }
-}
+    , decompressor_(c)
+    , partial_fd_(open_file(paths_.partial, 0))
+    , unpack_fd_(c != compression::none ? open_file(paths_.unpack, O_TRUNC) : sys::unique_fd()) {}
 
 download_sink::~download_sink() {
-    if (partial_fd_ >= 0)
-        ::close(partial_fd_);
-    if (unpack_fd_ >= 0) {
-        ::close(unpack_fd_);
+    if (unpack_fd_)
         ::unlink(paths_.unpack.c_str()); // rebuilt from the partial file on resume
-    }
 }
 
 std::uint64_t download_sink::partial_size() const {
     struct ::stat st {};
-    if (::fstat(partial_fd_, &st) != 0)
+    if (::fstat(partial_fd_.get(), &st) != 0)
         io_failed("stat", paths_.partial, errno);
     return static_cast<std::uint64_t>(st.st_size);
 }
 
-void download_sink::write_fd(int fd, const std::filesystem::path& p, std::string_view bytes) {
-    while (!bytes.empty()) {
-        auto n = ::write(fd, bytes.data(), bytes.size());
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            io_failed("write", p, errno);
-        bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
+void download_sink::write_fd(const sys::unique_fd& fd, const std::filesystem::path& p,
+                             std::string_view bytes) {
+    if (sys::write_all(fd.get(), bytes.data(), bytes.size()) != bytes.size())
+        io_failed("write", p, errno);
 }
 
 void download_sink::unpack(std::string_view bytes) {
@@ -100,29 +80,29 @@ void download_sink::start_at(std::uint64_t offset) {
     hasher_.reset();
     decompressor_.reset();
     unpack_error_ = nullptr;
-    if (unpack_fd_ >= 0 &&
-        (::ftruncate(unpack_fd_, 0) != 0 || ::lseek(unpack_fd_, 0, SEEK_SET) < 0))
+    if (unpack_fd_ &&
+        (::ftruncate(unpack_fd_.get(), 0) != 0 || ::lseek(unpack_fd_.get(), 0, SEEK_SET) < 0))
         io_failed("truncate", paths_.unpack, errno);
-    if (::lseek(partial_fd_, 0, SEEK_SET) < 0)
+    if (::lseek(partial_fd_.get(), 0, SEEK_SET) < 0)
         io_failed("seek", paths_.partial, errno);
     // Replay what an earlier attempt kept, then write on after it.
     std::vector<char> buf(1 << 20);
     std::uint64_t left = offset;
     while (left > 0) {
-        auto n = ::read(partial_fd_, buf.data(), std::min<std::uint64_t>(left, buf.size()));
+        auto n = ::read(partial_fd_.get(), buf.data(), std::min<std::uint64_t>(left, buf.size()));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             io_failed("read", paths_.partial, n < 0 ? errno : EIO);
         std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
         hasher_.update(chunk);
-        if (unpack_fd_ >= 0)
+        if (unpack_fd_)
             unpack(chunk);
         left -= static_cast<std::uint64_t>(n);
     }
-    if (::ftruncate(partial_fd_, static_cast<off_t>(offset)) != 0)
+    if (::ftruncate(partial_fd_.get(), static_cast<off_t>(offset)) != 0)
         io_failed("truncate", paths_.partial, errno);
-    if (::lseek(partial_fd_, static_cast<off_t>(offset), SEEK_SET) < 0)
+    if (::lseek(partial_fd_.get(), static_cast<off_t>(offset), SEEK_SET) < 0)
         io_failed("seek", paths_.partial, errno);
     position_ = offset;
 }
@@ -130,7 +110,7 @@ void download_sink::start_at(std::uint64_t offset) {
 void download_sink::write(std::string_view bytes) {
     write_fd(partial_fd_, paths_.partial, bytes);
     hasher_.update(bytes);
-    if (unpack_fd_ >= 0)
+    if (unpack_fd_)
         unpack(bytes);
     position_ += bytes.size();
 }
@@ -140,7 +120,7 @@ digest download_sink::finish() {
 }
 
 void download_sink::complete_unpack() {
-    if (unpack_fd_ < 0)
+    if (!unpack_fd_)
         return;
     if (unpack_error_)
         std::rethrow_exception(unpack_error_);
@@ -149,9 +129,9 @@ void download_sink::complete_unpack() {
 }
 
 std::filesystem::path download_sink::commit_source() {
-    int fd = unpack_fd_ >= 0 ? unpack_fd_ : partial_fd_;
-    const auto& p = unpack_fd_ >= 0 ? paths_.unpack : paths_.partial;
-    if (::fsync(fd) != 0)
+    const auto& fd = unpack_fd_ ? unpack_fd_ : partial_fd_;
+    const auto& p = unpack_fd_ ? paths_.unpack : paths_.partial;
+    if (::fsync(fd.get()) != 0)
         io_failed("flush", p, errno);
     return p;
 }

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "decompress.hpp"
+#include "sys/fd.hpp"
 
 namespace localvm::image::detail {
 
@@ -49,15 +50,15 @@ public:
     std::filesystem::path commit_source();
 
 private:
-    void write_fd(int fd, const std::filesystem::path& p, std::string_view bytes);
+    static void write_fd(const sys::unique_fd& fd, const std::filesystem::path& p,
+                         std::string_view bytes);
     void unpack(std::string_view bytes);
 
     entry_paths paths_;
-    compression compression_;
     hasher hasher_;
     decompressor decompressor_;
-    int partial_fd_ = -1;
-    int unpack_fd_ = -1;
+    sys::unique_fd partial_fd_;
+    sys::unique_fd unpack_fd_; // none when not decompressing
     std::exception_ptr unpack_error_;
     std::uint64_t position_ = 0;
     bool started_ = false;

@@ -10,10 +10,10 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 
 #include "detail/unix_connect.hpp"
 #include "ssh/argv.hpp"
+#include "sys/errno.hpp"
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -98,8 +98,7 @@ asio::awaitable<transport> open_ssh(const uri& u, std::chrono::seconds connect_t
         throw localvm::error(errc::invalid_argument, "libvirt URI: " + problem);
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-        throw localvm::error(errc::io_error,
-                             std::string("socketpair for ssh: ") + std::strerror(errno));
+        sys::throw_errno(errc::io_error, "socketpair for ssh", errno);
     transport t(ex);
     t.socket.assign(asio::local::stream_protocol(), fds[0]);
     t.where = "ssh " + (u.user.empty() ? "" : u.user + "@") + u.host +
