@@ -449,16 +449,7 @@ asio::awaitable<detached_process> launch_detached(detached_options opts) {
             throw_error(errc::process_failed, "reading the exec status pipe of " +
                                                   l->plan.command() + ": " + ec.message());
     }
-    detail::exec_outcome outcome;
-    exec_report r;
-    for (std::size_t at = 0; at + sizeof r <= bytes.size(); at += sizeof r) {
-        std::memcpy(&r, bytes.data() + at, sizeof r);
-        if (r.tag == 'E')
-            outcome.error = r;
-        else if (r.tag == 'P')
-            outcome.pid = r.value;
-    }
-    co_return end_launch(*l, outcome);
+    co_return end_launch(*l, detail::exec_outcome::parse(bytes));
 }
 
 std::optional<exit_status> read_exit_status(const std::filesystem::path& file) {

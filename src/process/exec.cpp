@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -195,10 +196,17 @@ exec_outcome read_reports(int fd) {
                 sys::throw_errno(errc::process_failed, "reading the exec status pipe", errno);
             break; // end of file (a record cut short is no record)
         }
-        if (r.tag == 'E')
-            out.error = r;
-        else if (r.tag == 'P')
-            out.pid = r.value;
+        out.add(r);
+    }
+    return out;
+}
+
+exec_outcome exec_outcome::parse(std::string_view bytes) noexcept {
+    exec_outcome out;
+    exec_report r;
+    for (std::size_t at = 0; at + sizeof r <= bytes.size(); at += sizeof r) {
+        std::memcpy(&r, bytes.data() + at, sizeof r);
+        out.add(r);
     }
     return out;
 }

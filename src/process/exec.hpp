@@ -91,11 +91,22 @@ void close_fds_on_exec(const int* keep, std::size_t n) noexcept;
 /// failure, having written an 'E' report to `report_fd`. Async-signal-safe.
 void exec_or_report(const exec_plan& plan, int report_fd) noexcept;
 
-/// Reads reports from `fd` until EOF; the last 'E' and 'P' records win.
+/// What the reports said; the last 'E' and 'P' records win.
 struct exec_outcome {
     std::optional<exec_report> error;
     pid_t pid = -1;
+
+    /// Takes one record: an error ('E') or the program's pid ('P').
+    void add(const exec_report& r) noexcept {
+        if (r.tag == 'E')
+            error = r;
+        else if (r.tag == 'P')
+            pid = r.value;
+    }
+    /// Takes every whole record in `bytes` (a record cut short is none).
+    static exec_outcome parse(std::string_view bytes) noexcept;
 };
+/// Reads reports from `fd` until EOF (blocking).
 exec_outcome read_reports(int fd);
 
 /// Throws the `localvm::error` that an 'E' report stands for: not_found for a
