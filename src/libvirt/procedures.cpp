@@ -13,47 +13,67 @@ void put_uuid(xdr::writer& w, const uuid& u) {
     w.fixed_opaque(std::string_view(reinterpret_cast<const char*>(u.data()), u.size()));
 }
 
+// Most structs are a plain sequence of fields: one list per struct, in
+// wire order, drives both directions, so that writing and reading cannot
+// drift apart. `out` writes a field, `in` reads it; a field that is itself
+// one of these structs goes through its own put/get.
+struct out {
+    xdr::writer& w;
+    void operator()(const std::string& s) { w.string(s); }
+    void operator()(const std::optional<std::string>& s) { w.optional_string(s); }
+    void operator()(std::int32_t x) { w.i32(x); }
+    void operator()(std::uint32_t x) { w.u32(x); }
+    void operator()(std::uint64_t x) { w.u64(x); }
+    void operator()(const uuid& u) { put_uuid(w, u); }
+    template <class S> void operator()(const S& nested) { put(w, nested); }
+};
+struct in {
+    xdr::reader& r;
+    void operator()(std::string& s) { s = r.string(); }
+    void operator()(std::optional<std::string>& s) { s = r.optional_string(); }
+    void operator()(std::int32_t& x) { x = r.i32(); }
+    void operator()(std::uint32_t& x) { x = r.u32(); }
+    void operator()(std::uint64_t& x) { x = r.u64(); }
+    void operator()(uuid& u) { u = r.fixed_opaque<16>(); }
+    template <class S> void operator()(S& nested) { get(r, nested); }
+};
+
 } // namespace
 
-void put(xdr::writer& w, const domain_ref& v) {
-    w.string(v.name);
-    put_uuid(w, v.uuid);
-    w.i32(v.id);
-}
-void get(xdr::reader& r, domain_ref& v) {
-    v.name = r.string();
-    v.uuid = r.fixed_opaque<16>();
-    v.id = r.i32();
-}
+#define LOCALVM_XDR_FIELDS(T, ...)                                                                 \
+    void put(xdr::writer& w, const T& v) {                                                         \
+        out io{w};                                                                                 \
+        __VA_ARGS__                                                                                \
+    }                                                                                              \
+    void get(xdr::reader& r, T& v) {                                                               \
+        in io{r};                                                                                  \
+        __VA_ARGS__                                                                                \
+    }
+// clang-format off
+LOCALVM_XDR_FIELDS(domain_ref, io(v.name); io(v.uuid); io(v.id);)
+LOCALVM_XDR_FIELDS(pool_ref, io(v.name); io(v.uuid);)
+LOCALVM_XDR_FIELDS(vol_ref, io(v.pool); io(v.name); io(v.key);)
+LOCALVM_XDR_FIELDS(connect_open_args, io(v.name); io(v.flags);)
+LOCALVM_XDR_FIELDS(connect_get_version_ret, io(v.hv_ver);)
+LOCALVM_XDR_FIELDS(string_value, io(v.value);)
+LOCALVM_XDR_FIELDS(domain_value, io(v.dom);)
+LOCALVM_XDR_FIELDS(domain_flags_args, io(v.dom); io(v.flags);)
+LOCALVM_XDR_FIELDS(domain_create_xml_args, io(v.xml_desc); io(v.flags);)
+LOCALVM_XDR_FIELDS(domain_get_state_ret, io(v.state); io(v.reason);)
+LOCALVM_XDR_FIELDS(callback_id_value, io(v.callback_id);)
+LOCALVM_XDR_FIELDS(lifecycle_msg, io(v.callback_id); io(v.dom); io(v.event); io(v.detail);)
+LOCALVM_XDR_FIELDS(domain_open_console_args, io(v.dom); io(v.dev_name); io(v.flags);)
+LOCALVM_XDR_FIELDS(pool_value, io(v.pool);)
+LOCALVM_XDR_FIELDS(vol_create_xml_args, io(v.pool); io(v.xml); io(v.flags);)
+LOCALVM_XDR_FIELDS(vol_value, io(v.vol);)
+LOCALVM_XDR_FIELDS(vol_flags_args, io(v.vol); io(v.flags);)
+LOCALVM_XDR_FIELDS(vol_lookup_by_name_args, io(v.pool); io(v.name);)
+LOCALVM_XDR_FIELDS(vol_upload_args, io(v.vol); io(v.offset); io(v.length); io(v.flags);)
+LOCALVM_XDR_FIELDS(monitor_command_args, io(v.dom); io(v.cmd); io(v.flags);)
+// clang-format on
+#undef LOCALVM_XDR_FIELDS
 
-void put(xdr::writer& w, const pool_ref& v) {
-    w.string(v.name);
-    put_uuid(w, v.uuid);
-}
-void get(xdr::reader& r, pool_ref& v) {
-    v.name = r.string();
-    v.uuid = r.fixed_opaque<16>();
-}
-
-void put(xdr::writer& w, const vol_ref& v) {
-    w.string(v.pool);
-    w.string(v.name);
-    w.string(v.key);
-}
-void get(xdr::reader& r, vol_ref& v) {
-    v.pool = r.string();
-    v.name = r.string();
-    v.key = r.string();
-}
-
-void put(xdr::writer& w, const connect_open_args& v) {
-    w.optional_string(v.name);
-    w.u32(v.flags);
-}
-void get(xdr::reader& r, connect_open_args& v) {
-    v.name = r.optional_string();
-    v.flags = r.u32();
-}
+// The structs that are more than a sequence of fields.
 
 void put(xdr::writer& w, const auth_list_ret& v) {
     w.u32(static_cast<std::uint32_t>(v.types.size()));
@@ -65,54 +85,6 @@ void get(xdr::reader& r, auth_list_ret& v) {
     v.types.clear();
     for (std::uint32_t i = 0; i < n && !r.failed(); ++i)
         v.types.push_back(r.i32());
-}
-
-void put(xdr::writer& w, const connect_get_version_ret& v) {
-    w.u64(v.hv_ver);
-}
-void get(xdr::reader& r, connect_get_version_ret& v) {
-    v.hv_ver = r.u64();
-}
-
-void put(xdr::writer& w, const string_value& v) {
-    w.string(v.value);
-}
-void get(xdr::reader& r, string_value& v) {
-    v.value = r.string();
-}
-
-void put(xdr::writer& w, const domain_value& v) {
-    put(w, v.dom);
-}
-void get(xdr::reader& r, domain_value& v) {
-    get(r, v.dom);
-}
-
-void put(xdr::writer& w, const domain_flags_args& v) {
-    put(w, v.dom);
-    w.u32(v.flags);
-}
-void get(xdr::reader& r, domain_flags_args& v) {
-    get(r, v.dom);
-    v.flags = r.u32();
-}
-
-void put(xdr::writer& w, const domain_create_xml_args& v) {
-    w.string(v.xml_desc);
-    w.u32(v.flags);
-}
-void get(xdr::reader& r, domain_create_xml_args& v) {
-    v.xml_desc = r.string();
-    v.flags = r.u32();
-}
-
-void put(xdr::writer& w, const domain_get_state_ret& v) {
-    w.i32(v.state);
-    w.i32(v.reason);
-}
-void get(xdr::reader& r, domain_get_state_ret& v) {
-    v.state = r.i32();
-    v.reason = r.i32();
 }
 
 void put(xdr::writer& w, const domain_get_info_ret& v) {
@@ -143,104 +115,6 @@ void get(xdr::reader& r, event_register_any_args& v) {
         v.dom.emplace();
         get(r, *v.dom);
     }
-}
-
-void put(xdr::writer& w, const callback_id_value& v) {
-    w.i32(v.callback_id);
-}
-void get(xdr::reader& r, callback_id_value& v) {
-    v.callback_id = r.i32();
-}
-
-void put(xdr::writer& w, const lifecycle_msg& v) {
-    w.i32(v.callback_id);
-    put(w, v.dom);
-    w.i32(v.event);
-    w.i32(v.detail);
-}
-void get(xdr::reader& r, lifecycle_msg& v) {
-    v.callback_id = r.i32();
-    get(r, v.dom);
-    v.event = r.i32();
-    v.detail = r.i32();
-}
-
-void put(xdr::writer& w, const domain_open_console_args& v) {
-    put(w, v.dom);
-    w.optional_string(v.dev_name);
-    w.u32(v.flags);
-}
-void get(xdr::reader& r, domain_open_console_args& v) {
-    get(r, v.dom);
-    v.dev_name = r.optional_string();
-    v.flags = r.u32();
-}
-
-void put(xdr::writer& w, const pool_value& v) {
-    put(w, v.pool);
-}
-void get(xdr::reader& r, pool_value& v) {
-    get(r, v.pool);
-}
-
-void put(xdr::writer& w, const vol_create_xml_args& v) {
-    put(w, v.pool);
-    w.string(v.xml);
-    w.u32(v.flags);
-}
-void get(xdr::reader& r, vol_create_xml_args& v) {
-    get(r, v.pool);
-    v.xml = r.string();
-    v.flags = r.u32();
-}
-
-void put(xdr::writer& w, const vol_value& v) {
-    put(w, v.vol);
-}
-void get(xdr::reader& r, vol_value& v) {
-    get(r, v.vol);
-}
-
-void put(xdr::writer& w, const vol_flags_args& v) {
-    put(w, v.vol);
-    w.u32(v.flags);
-}
-void get(xdr::reader& r, vol_flags_args& v) {
-    get(r, v.vol);
-    v.flags = r.u32();
-}
-
-void put(xdr::writer& w, const vol_lookup_by_name_args& v) {
-    put(w, v.pool);
-    w.string(v.name);
-}
-void get(xdr::reader& r, vol_lookup_by_name_args& v) {
-    get(r, v.pool);
-    v.name = r.string();
-}
-
-void put(xdr::writer& w, const vol_upload_args& v) {
-    put(w, v.vol);
-    w.u64(v.offset);
-    w.u64(v.length);
-    w.u32(v.flags);
-}
-void get(xdr::reader& r, vol_upload_args& v) {
-    get(r, v.vol);
-    v.offset = r.u64();
-    v.length = r.u64();
-    v.flags = r.u32();
-}
-
-void put(xdr::writer& w, const monitor_command_args& v) {
-    put(w, v.dom);
-    w.string(v.cmd);
-    w.u32(v.flags);
-}
-void get(xdr::reader& r, monitor_command_args& v) {
-    get(r, v.dom);
-    v.cmd = r.string();
-    v.flags = r.u32();
 }
 
 } // namespace localvm::libvirt
