@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <vector>
@@ -110,7 +111,7 @@ private:
     }
 
     asio::awaitable<void> read_loop() {
-        alignas(inotify_event) char buf[4096];
+        char buf[4096];
         for (;;) {
             if (std::none_of(regs_.begin(), regs_.end(), [](auto* r) { return r->wake; }))
                 break;
@@ -128,12 +129,15 @@ private:
                 break;
             }
             for (std::size_t at = 0; at + sizeof(inotify_event) <= n;) {
-                auto* e = reinterpret_cast<inotify_event*>(buf + at);
+                // Copied out: GCC 12 does not honour alignas for locals in a
+                // coroutine frame, so the buffer may sit at any address.
+                inotify_event e;
+                std::memcpy(&e, buf + at, sizeof e);
                 for (auto* r : regs_)
-                    if ((e->mask & IN_Q_OVERFLOW) ||
-                        std::find(r->wds.begin(), r->wds.end(), e->wd) != r->wds.end())
+                    if ((e.mask & IN_Q_OVERFLOW) ||
+                        std::find(r->wds.begin(), r->wds.end(), e.wd) != r->wds.end())
                         wake(*r);
-                at += sizeof(inotify_event) + e->len;
+                at += sizeof(inotify_event) + e.len;
             }
         }
         reading_ = false; // here, not in the completion: a wait may follow at once
