@@ -1,9 +1,8 @@
 #include "detail/backoff.hpp"
 #include "detail/race.hpp"
-#include "firmware.hpp"
 #include "image.hpp"
-#include "instance_id.hpp"
 #include "lock.hpp"
+#include "plan.hpp"
 #include "stop_machine.hpp"
 #include "watch.hpp"
 
@@ -28,13 +27,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
-#include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <set>
 #include <sstream>
 
 #include <signal.h>
@@ -54,67 +51,6 @@ std::int64_t unix_now() {
         .count();
 }
 
-// The start options checked and turned into command-line terms, before
-// anything is spawned or written.
-struct checked_start {
-    std::uint64_t memory_mib = 0;
-    std::optional<direct_boot> boot;
-    std::optional<firmware> uefi;
-    fs::path vars_template; ///< with uefi: what the VM's variable store starts as
-};
-
-checked_start check_start_options(const start_options& so, arch a) {
-    checked_start c;
-    if (so.cpus < 1 || so.cpus > 255)
-        throw_error(errc::invalid_argument,
-                    "cpus: " + std::to_string(so.cpus) + " is outside 1..255");
-    boost::system::error_code ec;
-    auto mib = parse_memory_mib(so.memory, ec);
-    if (!mib)
-        throw_error(errc::invalid_argument,
-                    "memory: \"" + so.memory +
-                        "\" is not a size like 512M or 4G (at least 16M, whole MiB)");
-    c.memory_mib = *mib;
-    std::set<std::pair<std::string, std::uint16_t>> bound;
-    for (const auto& p : so.ports) {
-        in_addr addr{};
-        if (::inet_pton(AF_INET, p.host_address.c_str(), &addr) != 1)
-            throw_error(errc::invalid_argument,
-                        "port forward: host address \"" + p.host_address +
-                            "\" is not an IPv4 address");
-        if (p.guest_port == 0)
-            throw_error(errc::invalid_argument, "port forward: guest port 0");
-        if (p.host_port != 0 && !bound.insert({p.host_address, p.host_port}).second)
-            throw_error(errc::invalid_argument, "port forward: host port " +
-                                                    std::to_string(p.host_port) +
-                                                    " is forwarded twice");
-    }
-    if (so.boot) {
-        direct_boot b = *so.boot;
-        if (!fs::is_regular_file(b.kernel))
-            throw_error(errc::not_found, "kernel " + b.kernel.string() + " does not exist");
-        if (!b.initrd.empty() && !fs::is_regular_file(b.initrd))
-            throw_error(errc::not_found, "initrd " + b.initrd.string() + " does not exist");
-        b.kernel = fs::absolute(b.kernel);
-        if (!b.initrd.empty())
-            b.initrd = fs::absolute(b.initrd);
-        b.cmdline = normalize_kernel_cmdline(b.cmdline, a);
-        c.boot = std::move(b);
-    } else {
-        std::string package;
-        auto found = detail::find_firmware(a, package, [](const fs::path& p) {
-            std::error_code ec;
-            return fs::is_regular_file(p, ec);
-        });
-        if (!found)
-            throw_error(errc::unsupported, "firmware boot needs UEFI firmware; install the " +
-                                               package + " package (or use direct boot)");
-        c.uefi = firmware{found->code, {}};
-        c.vars_template = found->vars_template;
-    }
-    return c;
-}
-
 // The VM's own UEFI variable store, copied whole or not at all: a store cut
 // short (a full disk) would make every later start fail.
 void copy_vars_template(const fs::path& from, const fs::path& to) {
@@ -132,14 +68,6 @@ void copy_vars_template(const fs::path& from, const fs::path& to) {
                             "cannot read UEFI variable store template " + from.string());
         },
         fs::perms(0600));
-}
-
-// A new pinned host key gives a new id, so that cloud-init applies it.
-std::string instance_id(const std::string& name, const start_options& so,
-                        const std::string& host_key = {}) {
-    return detail::instance_id(name, so.user_data,
-                               host_key.empty() ? so.ssh_authorized_key
-                                                : so.ssh_authorized_key + '\n' + host_key);
 }
 
 std::string read_key_file(const fs::path& p) {
@@ -412,14 +340,7 @@ asio::awaitable<std::vector<port_forward>> manager::ports() {
 }
 
 asio::awaitable<void> manager::start(start_options so) {
-    auto checked = check_start_options(so, opts_.architecture);
-    cloudinit::seed seed;
-    seed.user_data = so.user_data;
-    seed.meta.instance_id = instance_id(opts_.name, so);
-    seed.meta.local_hostname = opts_.name;
-    if (!so.ssh_authorized_key.empty())
-        seed.meta.public_keys.push_back(so.ssh_authorized_key);
-    cloudinit::seed_files(seed); // validates meta-data before anything is touched
+    auto planned = detail::plan_start(opts_, layout_, so);
     // A VM that was never created gets no directories either (checked again
     // under the lock, in case a `delete` runs meanwhile).
     auto require_disk = [this] {
@@ -437,34 +358,12 @@ asio::awaitable<void> manager::start(start_options so) {
     require_disk();
     auto previous = settle_state(true);
 
-    launch_plan plan;
-    plan.name = opts_.name;
-    plan.architecture = opts_.architecture;
-    plan.qemu_binary = opts_.qemu_binary;
-    plan.cpus = so.cpus;
-    plan.memory_mib = checked.memory_mib;
-    plan.disk = layout_.disk;
-    plan.seed = layout_.seed;
-    plan.boot = checked.boot;
-    plan.net = opts_.net;
-    plan.ports = so.ports;
-    plan.qmp_socket = layout_.qmp_socket;
-    plan.extra_qmp_sockets = layout_.extra_qmp_sockets;
-    plan.console_socket = layout_.console_socket;
-    plan.agent_socket = layout_.agent_socket;
-    // QEMU logs the console into a FIFO; a drainer keeps console.log bounded.
-    plan.console_log = console::drain_fifo(layout_.console_log);
-    plan.pidfile = layout_.pidfile;
-    // QEMU runs detached, so its stdio is no terminal: the human monitor
-    // goes on a socket that attach_monitor (from any process) connects to.
-    plan.monitor = so.monitor ? monitor_mode::socket : monitor_mode::none;
-    plan.monitor_socket = layout_.monitor_socket;
-    if (checked.uefi) {
-        plan.uefi = firmware{checked.uefi->code, layout_.efi_vars};
+    launch_plan& plan = planned.launch;
+    if (plan.uefi) {
         std::error_code ec;
         auto type = fs::symlink_status(layout_.efi_vars, ec).type();
         if (type == fs::file_type::not_found)
-            copy_vars_template(checked.vars_template, layout_.efi_vars);
+            copy_vars_template(planned.vars_template, layout_.efi_vars);
         else if (type != fs::file_type::regular) // QEMU would write through a link
             throw_error(errc::unsupported, "UEFI variable store " + layout_.efi_vars.string() +
                                                " is not a regular file; refusing to use it");
@@ -476,12 +375,11 @@ asio::awaitable<void> manager::start(start_options so) {
         key.public_key =
             co_await ssh::ensure_key_pair(layout_.host_key, "localvm-host-" + opts_.name);
         key.private_key = read_key_file(layout_.host_key);
-        seed.vendor_data = cloudinit::render_host_key_vendor_data(key);
-        seed.meta.instance_id = instance_id(opts_.name, so, key.public_key);
+        detail::pin_host_key(planned, opts_, so, key);
     }
 
     clean_runtime(false);
-    cloudinit::write_seed_file(layout_.seed, seed);
+    cloudinit::write_seed_file(layout_.seed, planned.seed);
 
     auto choice = resolve_accelerator(opts_.accel, opts_.architecture,
                                       layout_.runtime.parent_path() / "kvm-hangs");
