@@ -62,55 +62,57 @@ void manager::set_stage_sink(stage_sink sink) { impl_->stages = std::move(sink);
 std::string manager::console_tail(std::size_t lines) const { return impl_->console_tail(lines); }
 
 asio::awaitable<void> manager::create(fs::path base_image) {
+    impl& vm = *impl_;
     // qemu-img gets the size as a plain byte count, never the caller's text.
     std::string disk_bytes;
-    if (!impl_->opts.disk_size.empty()) {
+    if (!vm.opts.disk_size.empty()) {
         boost::system::error_code sec;
-        auto bytes = parse_disk_size(impl_->opts.disk_size, sec);
+        auto bytes = parse_disk_size(vm.opts.disk_size, sec);
         if (!bytes)
             throw_error(errc::invalid_argument,
-                        "disk_size: \"" + impl_->opts.disk_size +
+                        "disk_size: \"" + vm.opts.disk_size +
                             "\" is not a size like 20G, 512M or a number of bytes");
         disk_bytes = std::to_string(*bytes);
     }
     if (!fs::exists(base_image))
         throw_error(errc::not_found, "base image " + base_image.string() + " does not exist");
     base_image = fs::absolute(base_image);
-    impl_->ensure_dirs();
-    auto lock = co_await impl_->lock();
-    if (fs::exists(impl_->files.disk))
+    vm.ensure_dirs();
+    auto lock = co_await vm.lock();
+    if (fs::exists(vm.files.disk))
         throw_error(errc::already_exists,
-                    "VM " + impl_->opts.name + " already exists (" + impl_->files.disk.string() + ")");
+                    "VM " + vm.opts.name + " already exists (" + vm.files.disk.string() + ")");
 
     // The base may be hostile: qemu-img reads it under limits, and one that
     // makes QEMU open other host files is refused.
     process::options info;
-    info.argv = detail::limited_info_argv(impl_->opts.qemu_img, base_image);
+    info.argv = detail::limited_info_argv(vm.opts.qemu_img, base_image);
     info.timeout = std::chrono::seconds(60);
     auto r = co_await process::run_checked(info);
     auto parsed = detail::parse_image_info(r.out);
     if (!parsed)
         throw_error(errc::process_failed, "qemu-img info " + base_image.string() +
                                               " gave no image format");
-    if (auto why = detail::refuse_base(*parsed, base_image, impl_->opts.allow_base_backing_chain);
+    if (auto why = detail::refuse_base(*parsed, base_image, vm.opts.allow_base_backing_chain);
         !why.empty())
         throw_error(errc::unsupported, why);
     const std::string& format = parsed->format;
 
-    auto tmp = impl_->files.disk;
+    auto tmp = vm.files.disk;
     tmp += ".tmp-create";
     std::error_code ec;
     fs::remove(tmp, ec);
     process::options mk;
-    mk.argv = {impl_->opts.qemu_img.string(), "create", "-q", "-f", "qcow2", "-F", format,
+    mk.argv = {vm.opts.qemu_img.string(), "create", "-q", "-f", "qcow2", "-F", format,
                "-b", base_image.string(), tmp.string()};
     if (!disk_bytes.empty())
         mk.argv.push_back(disk_bytes);
-    impl_->say("creating " + impl_->files.disk.string() + " on " + base_image.string() + " (" + format + ")");
+    vm.say("creating " + vm.files.disk.string() + " on " + base_image.string() + " (" + format +
+           ")");
     try {
         co_await process::run_checked(mk);
         fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write); // the guest's disk
-        fs::rename(tmp, impl_->files.disk);
+        fs::rename(tmp, vm.files.disk);
     } catch (...) {
         fs::remove(tmp, ec);
         throw;
@@ -126,21 +128,22 @@ asio::awaitable<bool> manager::running() {
 asio::awaitable<std::optional<pid_t>> manager::pid() { co_return lock_owner(impl_->files.pidfile); }
 
 asio::awaitable<status> manager::query() {
+    impl& vm = *impl_;
     status st;
-    st.exists = fs::exists(impl_->files.disk);
-    st.pid = lock_owner(impl_->files.pidfile);
+    st.exists = fs::exists(vm.files.disk);
+    st.pid = lock_owner(vm.files.pidfile);
     st.running = st.pid.has_value();
-    if (!st.running && !fs::exists(impl_->files.exit_status)) {
+    if (!st.running && !fs::exists(vm.files.exit_status)) {
         // QEMU just ended: its supervisor writes the exit status right after.
         // Not when the state says the end is settled already (stop removed
         // the status file it read): nothing more will come.
-        auto recorded = impl_->read_state();
+        auto recorded = vm.read_state();
         if (recorded && recorded->ended_at == 0 && recorded->pid != 0)
-            co_await detail::wait_for_path(impl_->files.exit_status, milliseconds(1000));
+            co_await detail::wait_for_path(vm.files.exit_status, milliseconds(1000));
     }
-    st.state = impl_->settle_state(state_record::in_memory);
+    st.state = vm.settle_state(state_record::in_memory);
     // As attach_monitor judges it: QEMU keeps the socket while it lives.
-    st.monitor = st.running && fs::exists(impl_->files.monitor_socket);
+    st.monitor = st.running && fs::exists(vm.files.monitor_socket);
     co_return st;
 }
 
@@ -171,8 +174,10 @@ asio::awaitable<void> manager::start(start_options so) {
     auto previous = vm.settle_state(state_record::persist);
     if (plan.launch.uefi)
         vm.prepare_vars_store(plan.vars_template);
-    if (vm.opts.host_key == host_key_policy::pinned)
-        detail::pin_host_key(plan, vm.opts, so, co_await vm.host_key());
+    if (vm.opts.host_key == host_key_policy::pinned) {
+        auto key = co_await vm.host_key();
+        detail::pin_host_key(plan, vm.opts, so, key);
+    }
     vm.clean_runtime(runtime_logs::remove);
     cloudinit::write_seed_file(vm.files.seed, plan.seed);
     co_await vm.launch(std::move(plan.launch), previous);
@@ -275,34 +280,36 @@ asio::awaitable<void> manager::stop() {
 }
 
 asio::awaitable<void> manager::remove() {
+    impl& vm = *impl_;
     // Whatever is there, a link too, is checked (and refused) by ensure_dirs.
     auto present = [](const fs::path& p) {
         std::error_code ec;
         return fs::symlink_status(p, ec).type() != fs::file_type::not_found;
     };
-    if (!present(impl_->files.runtime) && !present(impl_->files.data))
+    if (!present(vm.files.runtime) && !present(vm.files.data))
         co_return;
-    impl_->ensure_dirs();
-    auto lock = co_await impl_->lock();
-    if (auto owner = lock_owner(impl_->files.pidfile))
-        throw_error(errc::already_running, "VM " + impl_->opts.name + " is running (pid " +
+    vm.ensure_dirs();
+    auto lock = co_await vm.lock();
+    if (auto owner = lock_owner(vm.files.pidfile))
+        throw_error(errc::already_running, "VM " + vm.opts.name + " is running (pid " +
                                                std::to_string(*owner) + "); stop it first");
     // The pid file is gone with a wiped runtime directory (logind removes
     // /run/user/<uid> at logout); QEMU's lock on the disk is not.
-    if (detail::image_in_use(impl_->files.disk))
+    if (detail::image_in_use(vm.files.disk))
         throw_error(errc::already_running,
-                    "VM " + impl_->opts.name + " is running: a QEMU holds its disk " +
-                        impl_->files.disk.string() + " open (its runtime directory " +
-                        impl_->files.runtime.string() + " was removed); stop that QEMU first");
+                    "VM " + vm.opts.name + " is running: a QEMU holds its disk " +
+                        vm.files.disk.string() + " open (its runtime directory " +
+                        vm.files.runtime.string() + " was removed); stop that QEMU first");
     std::error_code ec;
-    fs::remove_all(impl_->files.data, ec);
-    if (ec)
-        throw_error(errc::io_error, "cannot remove " + impl_->files.data.string() + ": " + ec.message());
-    fs::remove_all(impl_->files.runtime, ec);
+    fs::remove_all(vm.files.data, ec);
     if (ec)
         throw_error(errc::io_error,
-                    "cannot remove " + impl_->files.runtime.string() + ": " + ec.message());
-    impl_->say("removed");
+                    "cannot remove " + vm.files.data.string() + ": " + ec.message());
+    fs::remove_all(vm.files.runtime, ec);
+    if (ec)
+        throw_error(errc::io_error,
+                    "cannot remove " + vm.files.runtime.string() + ": " + ec.message());
+    vm.say("removed");
 }
 
 } // namespace localvm::qemu
