@@ -110,12 +110,12 @@ private:
             r.wake->cancel();
     }
 
-    // Not in the coroutine: an inotify_event (a flexible array member) in a
-    // coroutine frame does not compile with GCC 12 at -O2.
+    // Wakes the registrations the events in buf[0, n) concern. A plain
+    // function, not part of the coroutine: GCC 12 does not honour alignas for
+    // a coroutine frame's locals (the buffer may sit at any address) and will
+    // not put a struct with a flexible array member in a frame.
     void dispatch(const char* buf, std::size_t n) {
         for (std::size_t at = 0; at + sizeof(inotify_event) <= n;) {
-            // Copied out: GCC 12 does not honour alignas for locals in a
-            // coroutine frame, so the buffer may sit at any address.
             inotify_event e;
             std::memcpy(&e, buf + at, sizeof e);
             for (auto* r : regs_)
