@@ -89,6 +89,22 @@ public:
             << "set -e\n"
             << "mount -t tmpfs -o mode=0755 tmpfs /run\n"
             << "mkdir -p /run/libvirt /run/lock\n" // console locks: /var/lock -> /run/lock
+            // The mount points: libvirt-daemon without -system does not make
+            // them (a fresh machine has none of the three).
+            << "mkdir -p /var/lib/libvirt /var/log/libvirt /var/cache/libvirt\n"
+            // The QEMU driver looks up its built-in user and group
+            // (libvirt-qemu, kvm) before it reads qemu.conf's user = "root"
+            // and fails without them; libvirt-daemon-system would add them,
+            // with a system daemon and a NAT network we do not want. Inside
+            // the namespace only, passwd and group get the two entries.
+            << "d='" << dir_.string() << "'\n"
+            << "cp /etc/passwd \"$d/passwd\"; cp /etc/group \"$d/group\"\n"
+            << "getent passwd libvirt-qemu >/dev/null || echo "
+               "'libvirt-qemu:x:64055:64055::/var/lib/libvirt:/usr/sbin/nologin' >>\"$d/passwd\"\n"
+            << "getent group libvirt-qemu >/dev/null || echo 'libvirt-qemu:x:64055:' >>\"$d/group\"\n"
+            << "getent group kvm >/dev/null || echo 'kvm:x:64056:' >>\"$d/group\"\n"
+            << "mount --bind \"$d/passwd\" /etc/passwd\n"
+            << "mount --bind \"$d/group\" /etc/group\n"
             << "mount --bind '" << (dir_ / "etc").string() << "' /etc/libvirt\n"
             << "mount --bind '" << (dir_ / "lib").string() << "' /var/lib/libvirt\n"
             << "mount --bind '" << (dir_ / "log").string() << "' /var/log/libvirt\n"
@@ -134,7 +150,11 @@ public:
         o.env_overrides = {"NOTIFY_SOCKET=" + notify_path};
         o.out.mode = localvm::process::stream_mode::null;
         o.err.mode = localvm::process::stream_mode::sink;
-        o.err.sink = [](std::string_view line) {
+        auto tail = std::make_shared<std::string>(); // for a start that fails
+        o.err.sink = [tail](std::string_view line) {
+            tail->append(line).append("\n");
+            if (tail->size() > 4096)
+                tail->erase(0, tail->size() - 4096);
             // Its warnings about what a container lacks (dmidecode, udev, dbus)
             // are expected; errors beyond those go to the test log.
             if (line.find("error") != std::string_view::npos &&
@@ -153,7 +173,9 @@ public:
             auto r = co_await (notify.async_receive(asio::buffer(buf), asio::use_awaitable) ||
                                t.async_wait(asio::use_awaitable));
             if (r.index() == 1)
-                throw localvm::error(localvm::errc::timeout, "libvirtd did not report READY=1");
+                throw localvm::error(localvm::errc::timeout,
+                                     "libvirtd did not report READY=1; its stderr ended with:\n" +
+                                         *tail);
             got.append(buf, std::get<0>(r));
         }
     }
