@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -110,6 +111,16 @@ private:
             r.wake->cancel();
     }
 
+    struct header {
+        int wd;
+        std::uint32_t mask, len;
+    };
+    static header event_header(const char* at) {
+        inotify_event e;
+        std::memcpy(&e, at, sizeof e);
+        return {e.wd, e.mask, e.len};
+    }
+
     asio::awaitable<void> read_loop() {
         char buf[4096];
         for (;;) {
@@ -131,8 +142,9 @@ private:
             for (std::size_t at = 0; at + sizeof(inotify_event) <= n;) {
                 // Copied out: GCC 12 does not honour alignas for locals in a
                 // coroutine frame, so the buffer may sit at any address.
-                inotify_event e;
-                std::memcpy(&e, buf + at, sizeof e);
+                // (Fields, not an inotify_event: its flexible array member
+                // cannot sit inside a coroutine frame.)
+                auto e = event_header(buf + at);
                 for (auto* r : regs_)
                     if ((e.mask & IN_Q_OVERFLOW) ||
                         std::find(r->wds.begin(), r->wds.end(), e.wd) != r->wds.end())
