@@ -1,5 +1,6 @@
 #include "detail/backoff.hpp"
 #include "detail/race.hpp"
+#include "fallback.hpp"
 #include "firmware.hpp"
 #include "image.hpp"
 #include "instance_id.hpp"
@@ -386,11 +387,8 @@ asio::awaitable<bool> manager::running() { co_return lock_owner(layout_.pidfile)
 asio::awaitable<std::optional<pid_t>> manager::pid() { co_return lock_owner(layout_.pidfile); }
 
 asio::awaitable<status> manager::query() {
-    status st;
-    st.exists = fs::exists(layout_.disk);
-    st.pid = lock_owner(layout_.pidfile);
-    st.running = st.pid.has_value();
-    if (!st.running && !fs::exists(layout_.exit_status)) {
+    const bool running = lock_owner(layout_.pidfile).has_value();
+    if (!running && !fs::exists(layout_.exit_status)) {
         // QEMU just ended: its supervisor writes the exit status right after.
         // Not when the state says the end is settled already (stop removed
         // the status file it read): nothing more will come.
@@ -398,10 +396,7 @@ asio::awaitable<status> manager::query() {
         if (recorded && recorded->ended_at == 0 && recorded->pid != 0)
             co_await detail::wait_for_path(layout_.exit_status, milliseconds(1000));
     }
-    st.state = settle_state(false);
-    // As attach_monitor judges it: QEMU keeps the socket while it lives.
-    st.monitor = st.running && fs::exists(layout_.monitor_socket);
-    co_return st;
+    co_return snapshot();
 }
 
 asio::awaitable<std::vector<port_forward>> manager::ports() {
@@ -486,6 +481,7 @@ asio::awaitable<void> manager::start(start_options so) {
     auto choice = resolve_accelerator(opts_.accel, opts_.architecture,
                                       layout_.runtime.parent_path() / "kvm-hangs");
     plan.accel = choice.accel;
+    std::string fallback; // why KVM was given up, once it was
     for (;;) {
         auto argv = command_line(plan);
         say("starting " + plan.qemu_binary.string() + " (" + choice.reason + ")");
@@ -503,7 +499,8 @@ asio::awaitable<void> manager::start(start_options so) {
         bool up = false;
         try {
             if (stages_)
-                stages_(boot_stage::qemu_spawned, "pid " + std::to_string(pid));
+                stages_(boot_stage::qemu_spawned,
+                        detail::spawned_detail(pid, choice, opts_.kvm_watchdog));
             up = co_await bring_up(pid, plan, choice.watch_boot, unix_now());
         } catch (...) {
             failure = std::current_exception();
@@ -515,6 +512,11 @@ asio::awaitable<void> manager::start(start_options so) {
             // false only if QEMU died this instant: as if right after start
             co_await proc.hand_over();
             forward_qemu_log();
+            if (!fallback.empty())
+                if (auto s = read_state()) { // so that status says why tcg
+                    s->accel_fallback = fallback;
+                    write_state(*s);
+                }
             say("running, pid " + std::to_string(pid));
             co_return;
         }
@@ -550,12 +552,16 @@ asio::awaitable<void> manager::start(start_options so) {
             why = "no console output within " + std::to_string(opts_.kvm_watchdog.count()) +
                   " ms: KVM hangs here";
         }
-        say("KVM did not work (" + why.substr(0, why.find('\n')) + "); restarting with tcg");
+        fallback = detail::fallback_reason(failure ? why : std::string(), qemu_said,
+                                           opts_.kvm_watchdog);
+        say("KVM did not work (" + fallback + "); restarting with tcg");
+        if (stages_)
+            stages_(boot_stage::kvm_fallback, fallback);
         write_file_atomic(layout_.runtime.parent_path() / "kvm-hangs",
                           "localvm's automatic accelerator uses tcg on this host: KVM failed:\n" +
                               why + "\n");
         plan.accel = accelerator::tcg;
-        choice = {accelerator::tcg, "tcg after KVM failed", false};
+        choice = {accelerator::tcg, "after KVM failed: " + fallback, false};
         clean_runtime(false);
     }
 }
@@ -757,6 +763,8 @@ asio::awaitable<void> manager::sync(fs::path from, std::string to, sync_options 
     ssh::sync_options so;
     so.chown = std::move(opts.chown);
     so.excludes = std::move(opts.excludes);
+    so.direction = opts.direction == sync_direction::from_guest ? ssh::sync_direction::from_guest
+                                                                : ssh::sync_direction::to_guest;
     so.output = output_;
     co_await ssh::sync(std::move(t), from.string(), std::move(to), std::move(so));
 }
