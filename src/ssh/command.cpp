@@ -62,12 +62,15 @@ std::string ms_text(std::chrono::milliseconds d) {
 // connection). ssh's own messages on stderr tell that case apart from a
 // remote rsync that died.
 // rsync's "partial transfer" (23) because the source is not there:
-// `rsync: [sender] link_stat "/x" failed: No such file or directory (2)`.
+// `rsync: [sender] link_stat "/x" failed: No such file or directory (2)`,
+// or `change_dir "/x"` when its folder is missing too.
 bool source_missing(const process::result& r) {
     if (r.signal != 0 || r.timed_out || r.exit_code != 23)
         return false;
     for (const auto& line : r.err_tail)
-        if (line.find("link_stat \"") != std::string::npos &&
+        if (line.find("[sender]") != std::string::npos &&
+            (line.find("link_stat \"") != std::string::npos ||
+             line.find("change_dir \"") != std::string::npos) &&
             line.find("No such file or directory") != std::string::npos)
             return true;
     return false;
@@ -237,7 +240,7 @@ asio::awaitable<void> sync(target t, std::string from, std::string to, sync_opti
     po.err.mode = process::stream_mode::sink;
     po.err.sink = sink;
 
-    const std::string what = from_guest ? "rsync " + who(t) + ":" + from + " to " + to
+    const std::string what = from_guest ? "rsync " + from + " from " + who(t) + " to " + to
                                         : "rsync " + from + " to " + who(t) + ":" + to;
     auto r = co_await process::run(std::move(po));
     if (r.success())
