@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdint>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -111,14 +110,20 @@ private:
             r.wake->cancel();
     }
 
-    struct header {
-        int wd;
-        std::uint32_t mask, len;
-    };
-    static header event_header(const char* at) {
-        inotify_event e;
-        std::memcpy(&e, at, sizeof e);
-        return {e.wd, e.mask, e.len};
+    // Wakes the registrations the events in buf[0, n) concern. A plain
+    // function, not part of the coroutine: GCC 12 does not honour alignas for
+    // a coroutine frame's locals (the buffer may sit at any address) and will
+    // not put a struct with a flexible array member in a frame.
+    void dispatch(const char* buf, std::size_t n) {
+        for (std::size_t at = 0; at + sizeof(inotify_event) <= n;) {
+            inotify_event e;
+            std::memcpy(&e, buf + at, sizeof e);
+            for (auto* r : regs_)
+                if ((e.mask & IN_Q_OVERFLOW) ||
+                    std::find(r->wds.begin(), r->wds.end(), e.wd) != r->wds.end())
+                    wake(*r);
+            at += sizeof(inotify_event) + e.len;
+        }
     }
 
     asio::awaitable<void> read_loop() {
@@ -139,18 +144,7 @@ private:
                 }
                 break;
             }
-            for (std::size_t at = 0; at + sizeof(inotify_event) <= n;) {
-                // Copied out: GCC 12 does not honour alignas for locals in a
-                // coroutine frame, so the buffer may sit at any address.
-                // (Fields, not an inotify_event: its flexible array member
-                // cannot sit inside a coroutine frame.)
-                auto e = event_header(buf + at);
-                for (auto* r : regs_)
-                    if ((e.mask & IN_Q_OVERFLOW) ||
-                        std::find(r->wds.begin(), r->wds.end(), e.wd) != r->wds.end())
-                        wake(*r);
-                at += sizeof(inotify_event) + e.len;
-            }
+            dispatch(buf, n);
         }
         reading_ = false; // here, not in the completion: a wait may follow at once
     }
