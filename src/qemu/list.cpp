@@ -1,4 +1,5 @@
 // qemu::list_vms, and manager::snapshot (which it calls for each VM).
+#include "manager_impl.hpp"
 #include "watch.hpp"
 
 #include <localvm/qemu/list.hpp>
@@ -12,14 +13,15 @@ namespace localvm::qemu {
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 
-status manager::snapshot() const {
+status manager::snapshot() {
+    impl& vm = *impl_;
     status st;
-    st.exists = fs::exists(layout_.disk);
-    st.pid = detail::lock_owner(layout_.pidfile);
+    st.exists = fs::exists(vm.files.disk);
+    st.pid = detail::lock_owner(vm.files.pidfile);
     st.running = st.pid.has_value();
-    st.state = settle_state(false);
+    st.state = vm.settle_state(state_record::in_memory);
     // As attach_monitor judges it: QEMU keeps the socket while it lives.
-    st.monitor = st.running && fs::exists(layout_.monitor_socket);
+    st.monitor = st.running && fs::exists(vm.files.monitor_socket);
     return st;
 }
 

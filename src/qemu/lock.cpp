@@ -153,9 +153,4 @@ bool image_in_use(const std::filesystem::path& image) {
     return rc == 0 && fl.l_type != F_UNLCK;
 }
 
-boost::asio::awaitable<vm_lock> lock_vm(const layout& files, const options& o) {
-    co_return co_await vm_lock::acquire(files.lock, files.runtime / "lock.sock", o.lock_timeout,
-                                        "VM " + o.name, [&files] { make_directories(files); });
-}
-
 } // namespace localvm::qemu::detail

@@ -1,8 +1,6 @@
 // An inter-process lock on one VM that waiters await without polling.
 #pragma once
 
-#include <localvm/qemu/options.hpp>
-
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
@@ -41,11 +39,6 @@ private:
     int listen_fd_ = -1;
     std::filesystem::path socket_;
 };
-
-/// The lock that serialises lifecycle calls on the VM whose files are
-/// `files` (waiting at most `o.lock_timeout`; the directories are made again
-/// when missing).
-boost::asio::awaitable<vm_lock> lock_vm(const layout& files, const options& o);
 
 /// Whether some process (a QEMU) holds QEMU's image locks on `image`: QEMU
 /// locks a disk it opens for its whole life, so this holds even when the

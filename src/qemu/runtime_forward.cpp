@@ -1,7 +1,7 @@
 // Forwards added to and removed from a running VM (qemu::manager's
 // add_forward and remove_forward): HMP through QMP, then the state file.
 #include "hostfwd.hpp"
-#include "lock.hpp"
+#include "manager_impl.hpp"
 
 #include <localvm/error.hpp>
 #include <localvm/qemu/forward.hpp>
@@ -48,19 +48,20 @@ asio::awaitable<qmp::client> connect(const layout& files, std::chrono::milliseco
 } // namespace
 
 asio::awaitable<port_forward> manager::add_forward(port_forward f) {
+    impl& vm = *impl_;
     in_addr addr{};
     if (::inet_pton(AF_INET, f.host_address.c_str(), &addr) != 1)
         throw_error(errc::invalid_argument, "forward: host address \"" + f.host_address +
                                                 "\" is not an IPv4 address");
     if (f.guest_port == 0)
         throw_error(errc::invalid_argument, "forward: guest port 0");
-    const std::string what = "forward " + format_port_forward(f) + " on VM " + opts_.name;
-    running_pid();
-    auto lock = co_await detail::lock_vm(layout_, opts_);
-    running_pid();
-    auto state = read_state();
+    const std::string what = "forward " + format_port_forward(f) + " on VM " + vm.opts.name;
+    vm.running_pid();
+    auto lock = co_await vm.lock();
+    vm.running_pid();
+    auto state = vm.read_state();
     if (!state)
-        throw_error(errc::not_running, "VM " + opts_.name + " has no state file");
+        throw_error(errc::not_running, "VM " + vm.opts.name + " has no state file");
     if (f.host_port != 0)
         for (const auto& p : state->ports)
             if (detail::same_listener(p, f))
@@ -68,8 +69,8 @@ asio::awaitable<port_forward> manager::add_forward(port_forward f) {
                             what + ": " + p.host_address + ":" + std::to_string(p.host_port) +
                                 " is forwarded already (to guest port " +
                                 std::to_string(p.guest_port) + ")");
-    const auto timeout = opts_.start_timeout;
-    auto client = co_await connect(layout_, timeout);
+    const auto timeout = vm.opts.start_timeout;
+    auto client = co_await connect(vm.files, timeout);
     auto before = co_await usernet(client, timeout);
     // Until the state file lists it, whatever QEMU made is undone on any
     // failure, cancellation included (no co_await in a handler: after it).
@@ -91,8 +92,8 @@ asio::awaitable<port_forward> manager::add_forward(port_forward f) {
             throw_error(errc::protocol_error,
                         what + ": QEMU's info usernet does not list the new forward");
         state->ports.push_back(*made);
-        write_state(*state);
-        say("forwarding " + format_port_forward(*made));
+        vm.write_state(*state);
+        vm.say("forwarding " + format_port_forward(*made));
         co_return *made;
     } catch (...) {
         failure = std::current_exception();
@@ -104,41 +105,42 @@ asio::awaitable<port_forward> manager::add_forward(port_forward f) {
             for (const auto& x : detail::new_forwards(before, now))
                 co_await hmp(client, detail::hostfwd_remove_command(x), timeout);
         } catch (const std::exception& e) {
-            say(std::string("cannot undo the forward: ") + e.what());
+            vm.say(std::string("cannot undo the forward: ") + e.what());
         }
     }
     std::rethrow_exception(failure);
 }
 
 asio::awaitable<void> manager::remove_forward(port_forward f) {
+    impl& vm = *impl_;
     if (f.host_port == 0)
         throw_error(errc::invalid_argument,
                     "forward: removing needs the host port (0 names no forward)");
-    running_pid();
-    auto lock = co_await detail::lock_vm(layout_, opts_);
-    running_pid();
-    auto state = read_state();
+    vm.running_pid();
+    auto lock = co_await vm.lock();
+    vm.running_pid();
+    auto state = vm.read_state();
     if (!state)
-        throw_error(errc::not_running, "VM " + opts_.name + " has no state file");
+        throw_error(errc::not_running, "VM " + vm.opts.name + " has no state file");
     auto it = std::find_if(state->ports.begin(), state->ports.end(), [&](const port_forward& p) {
         return detail::same_listener(p, f) && (f.guest_port == 0 || p.guest_port == f.guest_port);
     });
     const std::string where = f.host_address + ":" + std::to_string(f.host_port);
     if (it == state->ports.end())
-        throw_error(errc::not_found, "VM " + opts_.name + " has no forward from " + where +
+        throw_error(errc::not_found, "VM " + vm.opts.name + " has no forward from " + where +
                                          (f.guest_port ? " to guest port " +
                                                              std::to_string(f.guest_port)
                                                        : std::string()));
     const port_forward gone = *it;
     state->ports.erase(it);
-    const auto timeout = opts_.start_timeout;
-    auto client = co_await connect(layout_, timeout);
+    const auto timeout = vm.opts.start_timeout;
+    auto client = co_await connect(vm.files, timeout);
     auto reply = co_await hmp(client, detail::hostfwd_remove_command(gone), timeout);
     if (!detail::hostfwd_removed(reply))
-        say("QEMU had no forward from " + where + " any more: " + reply);
+        vm.say("QEMU had no forward from " + where + " any more: " + reply);
     std::exception_ptr failure;
     try {
-        write_state(*state);
+        vm.write_state(*state);
     } catch (...) {
         failure = std::current_exception();
     }
@@ -148,11 +150,11 @@ asio::awaitable<void> manager::remove_forward(port_forward f) {
         try {
             co_await hmp(client, detail::hostfwd_add_command(gone), timeout);
         } catch (const std::exception& e) {
-            say(std::string("cannot restore the forward: ") + e.what());
+            vm.say(std::string("cannot restore the forward: ") + e.what());
         }
         std::rethrow_exception(failure);
     }
-    say("removed the forward " + format_port_forward(gone));
+    vm.say("removed the forward " + format_port_forward(gone));
 }
 
 } // namespace localvm::qemu
