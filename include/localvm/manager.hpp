@@ -83,6 +83,12 @@ struct shell_result {
     std::string output;   ///< Combined output when no sinks were given.
 };
 
+/// Which way `sync` copies.
+enum class sync_direction {
+    to_guest,   ///< From a host path to a guest path (the default).
+    from_guest, ///< From a guest path to a host path.
+};
+
 /// Options for `sync` (rsync over ssh).
 struct sync_options {
     /// Defaults. (User-declared, so this is not an aggregate: GCC 12
@@ -90,6 +96,9 @@ struct sync_options {
     sync_options() = default;
     std::string chown;                 ///< `--chown` value ("user:group"); empty: none.
     std::vector<std::string> excludes; ///< `--exclude` patterns; empty strings are ignored.
+    /// Which way to copy; `chown` and `excludes` mean the same both ways
+    /// (`chown` applies where the files are written). Default to_guest.
+    sync_direction direction = sync_direction::to_guest;
 };
 
 /// The lifecycle of one VM, every call an awaitable on the caller's executor.
@@ -142,8 +151,13 @@ public:
     /// or the VM stops. Throws `errc::not_running`.
     virtual boost::asio::awaitable<void> console() = 0;
 
-    /// Copies `from` (a host path) to `to` (a guest path) with rsync over ssh.
-    /// Throws `errc::process_failed` with rsync's exit status and stderr.
+    /// Copies `from` (a host path) to `to` (a guest path) with rsync over ssh;
+    /// with `sync_direction::from_guest`, `from` is the guest path and `to`
+    /// the host path (symbolic links the guest sends that point outside
+    /// the copied tree are skipped). A trailing '/' on `from` copies a
+    /// directory's contents. Throws `errc::not_found` when `from` does not
+    /// exist, `errc::process_failed` with rsync's exit status and stderr for
+    /// other failures.
     virtual boost::asio::awaitable<void> sync(std::filesystem::path from, std::string to,
                                               sync_options opts) = 0;
 

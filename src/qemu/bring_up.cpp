@@ -3,6 +3,7 @@
 // automatically, watch the boot and fall back to TCG when KVM fails.
 #include "detail/backoff.hpp"
 #include "detail/race.hpp"
+#include "fallback.hpp"
 #include "manager_impl.hpp"
 #include "watch.hpp"
 
@@ -55,6 +56,7 @@ asio::awaitable<void> manager::impl::launch(launch_plan plan,
     const fs::path kvm_marker = files.runtime.parent_path() / "kvm-hangs";
     auto choice = resolve_accelerator(opts.accel, opts.architecture, kvm_marker);
     plan.accel = choice.accel;
+    std::string fallback; // why KVM was given up, once it was
     for (;;) {
         auto argv = command_line(plan);
         say("starting " + plan.qemu_binary.string() + " (" + choice.reason + ")");
@@ -72,7 +74,7 @@ asio::awaitable<void> manager::impl::launch(launch_plan plan,
         std::exception_ptr failure;
         auto end = bring_up_end::silent;
         try {
-            stage(boot_stage::qemu_spawned, "pid " + std::to_string(pid));
+            stage(boot_stage::qemu_spawned, detail::spawned_detail(pid, choice, opts.kvm_watchdog));
             end = co_await bring_up(pid, plan, watch, detail::unix_now());
         } catch (...) {
             failure = std::current_exception();
@@ -84,6 +86,11 @@ asio::awaitable<void> manager::impl::launch(launch_plan plan,
             // false only if QEMU died this instant: as if right after start
             co_await proc.hand_over();
             forward_qemu_log();
+            if (!fallback.empty())
+                if (auto s = read_state()) { // so that status says why tcg
+                    s->accel_fallback = fallback;
+                    write_state(*s);
+                }
             say("running, pid " + std::to_string(pid));
             co_return;
         }
@@ -119,12 +126,15 @@ asio::awaitable<void> manager::impl::launch(launch_plan plan,
             why = "no console output within " + std::to_string(opts.kvm_watchdog.count()) +
                   " ms: KVM hangs here";
         }
-        say("KVM did not work (" + why.substr(0, why.find('\n')) + "); restarting with tcg");
+        fallback = detail::fallback_reason(failure ? why : std::string(), qemu_said,
+                                           opts.kvm_watchdog);
+        say("KVM did not work (" + fallback + "); restarting with tcg");
+        stage(boot_stage::kvm_fallback, fallback);
         write_file_atomic(kvm_marker,
                           "localvm's automatic accelerator uses tcg on this host: KVM failed:\n" +
                               why + "\n");
         plan.accel = accelerator::tcg;
-        choice = {accelerator::tcg, "tcg after KVM failed", false};
+        choice = {accelerator::tcg, "after KVM failed: " + fallback, false};
         clean_runtime(runtime_logs::remove);
     }
 }

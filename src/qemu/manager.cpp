@@ -129,11 +129,7 @@ asio::awaitable<std::optional<pid_t>> manager::pid() { co_return lock_owner(impl
 
 asio::awaitable<status> manager::query() {
     impl& vm = *impl_;
-    status st;
-    st.exists = fs::exists(vm.files.disk);
-    st.pid = lock_owner(vm.files.pidfile);
-    st.running = st.pid.has_value();
-    if (!st.running && !fs::exists(vm.files.exit_status)) {
+    if (!lock_owner(vm.files.pidfile) && !fs::exists(vm.files.exit_status)) {
         // QEMU just ended: its supervisor writes the exit status right after.
         // Not when the state says the end is settled already (stop removed
         // the status file it read): nothing more will come.
@@ -141,10 +137,7 @@ asio::awaitable<status> manager::query() {
         if (recorded && recorded->ended_at == 0 && recorded->pid != 0)
             co_await detail::wait_for_path(vm.files.exit_status, milliseconds(1000));
     }
-    st.state = vm.settle_state(state_record::in_memory);
-    // As attach_monitor judges it: QEMU keeps the socket while it lives.
-    st.monitor = st.running && fs::exists(vm.files.monitor_socket);
-    co_return st;
+    co_return snapshot();
 }
 
 asio::awaitable<std::vector<port_forward>> manager::ports() {
@@ -226,6 +219,8 @@ asio::awaitable<void> manager::sync(fs::path from, std::string to, sync_options 
     ssh::sync_options so;
     so.chown = std::move(opts.chown);
     so.excludes = std::move(opts.excludes);
+    so.direction = opts.direction == sync_direction::from_guest ? ssh::sync_direction::from_guest
+                                                                : ssh::sync_direction::to_guest;
     so.output = impl_->output;
     co_await ssh::sync(std::move(t), from.string(), std::move(to), std::move(so));
 }

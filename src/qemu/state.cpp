@@ -58,6 +58,8 @@ std::string render_state(const vm_state& s) {
                    {"last_end_detail", s.last_end_detail},
                    {"ended_at", s.ended_at},
                    {"stopped_by", to_string(s.stopped_by)}};
+    if (!s.accel_fallback.empty())
+        o["accel_fallback"] = s.accel_fallback;
     return json::serialize(o) + "\n";
 }
 
@@ -99,6 +101,8 @@ std::optional<vm_state> parse_state(std::string_view text, boost::system::error_
     }
     if (auto* d = o.if_contains("last_end_detail"); d && d->is_string())
         s.last_end_detail = std::string(d->get_string());
+    if (auto* f = o.if_contains("accel_fallback"); f && f->is_string())
+        s.accel_fallback = std::string(f->get_string());
     if (auto* ps = o.if_contains("ports"); ps && ps->is_array()) {
         for (const auto& pv : ps->get_array()) {
             if (!pv.is_object())

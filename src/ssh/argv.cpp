@@ -168,7 +168,10 @@ std::string rsync_quote(std::string_view word) {
 
 std::vector<std::string> rsync_argv(const target& t, const std::string& from, const std::string& to,
                                     const sync_options& opts) {
+    const bool from_guest = opts.direction == sync_direction::from_guest;
     std::vector<std::string> a = {"rsync", "-a"};
+    if (from_guest)
+        a.push_back("--safe-links"); // the guest sends: no links out of the tree
     if (opts.delete_extraneous)
         a.push_back("--delete");
     if (!opts.chown.empty())
@@ -184,12 +187,18 @@ std::vector<std::string> rsync_argv(const target& t, const std::string& from, co
             e.push_back(' ');
         e += rsync_quote(w);
     }
-    // A relative source gets "./": rsync then reads "a:b" as a local path,
-    // not host "a", and "-n" cannot look like an option even without "--".
-    std::string source = from;
-    if (!source.empty() && source.front() != '/' && !source.starts_with("./"))
-        source = "./" + source;
-    a.insert(a.end(), {"-e", e, "--", source, destination(t) + ":" + to});
+    // A relative local path gets "./": rsync then reads "a:b" as a local
+    // path, not host "a", and "-n" cannot look like an option even without "--".
+    auto local = [](std::string p) {
+        if (!p.empty() && p.front() != '/' && !p.starts_with("./"))
+            p = "./" + p;
+        return p;
+    };
+    a.insert(a.end(), {"-e", e, "--"});
+    if (from_guest)
+        a.insert(a.end(), {destination(t) + ":" + from, local(to)});
+    else
+        a.insert(a.end(), {local(from), destination(t) + ":" + to});
     return a;
 }
 

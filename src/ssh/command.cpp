@@ -61,6 +61,21 @@ std::string ms_text(std::chrono::milliseconds d) {
 // broken protocol stream first: then it exits 12 (seen with a refused
 // connection). ssh's own messages on stderr tell that case apart from a
 // remote rsync that died.
+// rsync's "partial transfer" (23) because the source is not there:
+// `rsync: [sender] link_stat "/x" failed: No such file or directory (2)`,
+// or `change_dir "/x"` when its folder is missing too.
+bool source_missing(const process::result& r) {
+    if (r.signal != 0 || r.timed_out || r.exit_code != 23)
+        return false;
+    for (const auto& line : r.err_tail)
+        if (line.find("[sender]") != std::string::npos &&
+            (line.find("link_stat \"") != std::string::npos ||
+             line.find("change_dir \"") != std::string::npos) &&
+            line.find("No such file or directory") != std::string::npos)
+            return true;
+    return false;
+}
+
 bool ssh_failed_under_rsync(const process::result& r) {
     if (r.signal != 0 || r.timed_out)
         return false;
@@ -209,8 +224,10 @@ asio::awaitable<void> wait_for_login(target t, login_options opts, abort_hook ab
 
 asio::awaitable<void> sync(target t, std::string from, std::string to, sync_options opts) {
     check_and_pin(t);
+    const bool from_guest = opts.direction == sync_direction::from_guest;
     if (from.empty() || to.empty())
-        throw_error(errc::invalid_argument, "sync to " + who(t) + ": empty source or destination");
+        throw_error(errc::invalid_argument, std::string(from_guest ? "sync from " : "sync to ") +
+                                                who(t) + ": empty source or destination");
     process::options po;
     po.argv = rsync_argv(t, from, to, opts);
     po.timeout = opts.timeout;
@@ -223,7 +240,8 @@ asio::awaitable<void> sync(target t, std::string from, std::string to, sync_opti
     po.err.mode = process::stream_mode::sink;
     po.err.sink = sink;
 
-    const std::string what = "rsync " + from + " to " + who(t) + ":" + to;
+    const std::string what = from_guest ? "rsync " + from + " from " + who(t) + " to " + to
+                                        : "rsync " + from + " to " + who(t) + ":" + to;
     auto r = co_await process::run(std::move(po));
     if (r.success())
         co_return;
@@ -235,6 +253,9 @@ asio::awaitable<void> sync(target t, std::string from, std::string to, sync_opti
     if (ssh_failed_under_rsync(r))
         throw_error(errc::ssh_unreachable, what + ": ssh failed (rsync exit status " +
                                                std::to_string(r.exit_code) + "): " + tail_text(r));
+    if (source_missing(r))
+        throw_error(errc::not_found, what + ": " + (from_guest ? "the guest path " : "the path ") +
+                                         from + " does not exist: " + tail_text(r));
     throw_error(errc::process_failed, what + ": rsync " + r.describe() + ": " + tail_text(r));
 }
 

@@ -236,6 +236,12 @@ asio::awaitable<void> vm::copy_in(fs::path local, std::string remote, sync_optio
     co_await manager_->sync(local, remote, opts);
 }
 
+asio::awaitable<void> vm::copy_out(std::string remote, fs::path local, sync_options opts) {
+    pending p("copy of " + remote + " from vm '" + name_ + "'");
+    opts.direction = sync_direction::from_guest;
+    co_await manager_->sync(fs::path(remote), local.string(), opts);
+}
+
 std::string vm::report(std::size_t lines) const {
     if (!manager_)
         return {};

@@ -17,12 +17,16 @@ constexpr mask bit(command c) {
 
 constexpr mask vm_commands = bit(command::create) | bit(command::start) | bit(command::up) |
                              bit(command::status) | bit(command::shell) | bit(command::console) |
-                             bit(command::monitor) | bit(command::sync) | bit(command::stop) |
-                             bit(command::remove);
+                             bit(command::monitor) | bit(command::sync) | bit(command::copy) |
+                             bit(command::forward) | bit(command::stop) | bit(command::remove);
+// Commands that read the data and runtime directories.
+constexpr mask dir_commands = vm_commands | bit(command::list);
 constexpr mask boot_commands = bit(command::start) | bit(command::up);
-constexpr mask login_commands = boot_commands | bit(command::shell) | bit(command::sync);
+constexpr mask copy_commands = bit(command::sync) | bit(command::copy);
+constexpr mask login_commands = boot_commands | bit(command::shell) | copy_commands;
 constexpr mask create_commands = bit(command::create) | bit(command::up);
-constexpr mask all_commands = vm_commands | bit(command::cidata) | bit(command::image);
+constexpr mask all_commands =
+    dir_commands | bit(command::cidata) | bit(command::image);
 constexpr mask fetch_commands = create_commands | bit(command::image);
 
 struct subcommand {
@@ -53,7 +57,21 @@ const subcommand subcommands[] = {
      "detach ('quit' there ends it; 'localvm stop' is the orderly way)."},
     {command::sync, "sync", "NAME FROM TO",
      "Copy the host path FROM to the guest path TO with rsync over SSH\n"
-     "(a trailing '/' on FROM copies a folder's contents)."},
+     "(a trailing '/' on FROM copies a folder's contents); with --from-guest,\n"
+     "the guest path FROM to the host path TO."},
+    {command::copy, "cp", "SOURCE DEST",
+     "Copy files between the host and a VM with rsync over SSH, in either\n"
+     "direction: one side is NAME:PATH (a path in the VM named NAME), the other\n"
+     "a host path; folders are copied whole (a trailing '/' on SOURCE copies a\n"
+     "folder's contents). Write a host path with a ':' before any '/' as ./PATH."},
+    {command::forward, "forward", "NAME [[ADDR:]HOST:GUEST]",
+     "Forward host port HOST (on ADDR, default 127.0.0.1; 0 picks a free port)\n"
+     "to guest port GUEST on the running VM, until --remove or the VM stops;\n"
+     "prints the forward (GUEST alone is 0:GUEST). Without a forward, lists\n"
+     "the VM's forwards."},
+    {command::list, "list", "",
+     "List every VM under the data and runtime directories, one line each\n"
+     "(--json: one JSON object with stable field names, see the README)."},
     {command::stop, "stop", "NAME",
      "Stop the VM: ACPI power button, then QMP quit, SIGTERM, SIGKILL."},
     {command::remove, "delete", "NAME", "Delete the VM's disk, seed and runtime files."},
@@ -118,14 +136,14 @@ const std::vector<option_spec>& options_table() {
                  i.level = verbosity::verbose;
                  return std::string();
              }},
-            {"data-dir", 0, "DIR", vm_commands,
+            {"data-dir", 0, "DIR", dir_commands,
              "Where VMs' disks live. Default: $XDG_DATA_HOME/localvm, else\n"
              "~/.local/share/localvm.",
              [](invocation& i, const std::string& v) {
                  i.data_dir = v;
                  return v.empty() ? std::string("expected a directory") : std::string();
              }},
-            {"runtime-dir", 0, "DIR", vm_commands,
+            {"runtime-dir", 0, "DIR", dir_commands,
              "Where sockets, logs and state live. Default: $XDG_RUNTIME_DIR/localvm,\n"
              "else /tmp/localvm-UID.",
              [](invocation& i, const std::string& v) {
@@ -300,19 +318,32 @@ const std::vector<option_spec>& options_table() {
                  i.timeline_file = v;
                  return v.empty() ? std::string("expected a file") : std::string();
              }},
-            {"json", 0, "", bit(command::status), "Print one JSON object (stable keys).",
+            {"json", 0, "", bit(command::status) | bit(command::list),
+             "Print one JSON object (stable keys).",
              [](invocation& i, const std::string&) {
                  i.json = true;
                  return std::string();
              }},
-            {"chown", 0, "USER:GROUP", bit(command::sync), "Owner of the copied files.",
+            {"chown", 0, "USER:GROUP", copy_commands, "Owner of the copied files.",
              [](invocation& i, const std::string& v) {
                  if (v.find(':') == std::string::npos)
                      return "expected USER:GROUP, got " + in_quotes(v);
                  i.chown = v;
                  return std::string();
              }},
-            {"exclude", 0, "PATTERN", bit(command::sync), "Skip files matching PATTERN (rsync).",
+            {"from-guest", 0, "", bit(command::sync),
+             "Copy the other way: FROM is a guest path, TO a host path.",
+             [](invocation& i, const std::string&) {
+                 i.from_guest = true;
+                 return std::string();
+             }},
+            {"remove", 0, "", bit(command::forward),
+             "Remove the forward from [ADDR:]HOST (its GUEST port must match).",
+             [](invocation& i, const std::string&) {
+                 i.remove_forward = true;
+                 return std::string();
+             }},
+            {"exclude", 0, "PATTERN", copy_commands, "Skip files matching PATTERN (rsync).",
              [](invocation& i, const std::string& v) {
                  i.excludes.push_back(v);
                  return std::string();
@@ -417,7 +448,50 @@ std::string take_operands(invocation& i, const std::vector<std::string>& ops) {
         i.name = ops[0];
         i.from = ops[1];
         i.to = ops[2];
+        if (i.from.empty() || i.to.empty())
+            return "empty path";
         break;
+    case command::copy: {
+        if (!(err = expect(2, 2, ops.size() < 1 ? "SOURCE" : "DEST")).empty())
+            return err;
+        auto src = parse_copy_endpoint(ops[0]);
+        auto dst = parse_copy_endpoint(ops[1]);
+        if (!src.vm.empty() && !dst.vm.empty())
+            return "both " + in_quotes(ops[0]) + " and " + in_quotes(ops[1]) +
+                   " name a VM; one side must be a host path (copying between VMs is not "
+                   "supported)";
+        if (src.vm.empty() && dst.vm.empty())
+            return "neither " + in_quotes(ops[0]) + " nor " + in_quotes(ops[1]) +
+                   " names a VM; write one side as NAME:PATH";
+        i.from_guest = !src.vm.empty();
+        i.name = i.from_guest ? src.vm : dst.vm;
+        i.from = src.path;
+        i.to = dst.path;
+        if (i.from.empty() || i.to.empty())
+            return "empty path in " + in_quotes(i.from.empty() ? ops[0] : ops[1]);
+        break;
+    }
+    case command::forward:
+        if (!(err = expect(1, 2, "NAME")).empty())
+            return err;
+        i.name = ops[0];
+        if (ops.size() == 2) {
+            boost::system::error_code ec;
+            i.forward_spec = qemu::parse_port_forward(ops[1], ec);
+            if (!i.forward_spec)
+                return "expected [ADDR:]HOST:GUEST (an IPv4 address, ports 0..65535 and "
+                       "1..65535), got " +
+                       in_quotes(ops[1]);
+            if (i.remove_forward && i.forward_spec->host_port == 0)
+                return "--remove needs the host port of the forward, not 0";
+        } else if (i.remove_forward) {
+            return "--remove needs the forward: [ADDR:]HOST:GUEST";
+        }
+        break;
+    case command::list:
+        if (!(err = expect(0, 0, "")).empty())
+            return err;
+        return {};
     default:
         if (!(err = expect(1, 1, "NAME")).empty())
             return err;
@@ -440,6 +514,13 @@ std::string take_operands(invocation& i, const std::vector<std::string>& ops) {
 }
 
 } // namespace
+
+copy_endpoint parse_copy_endpoint(std::string_view text) {
+    auto colon = text.find(':');
+    if (colon != std::string_view::npos && qemu::check_name(text.substr(0, colon)).empty())
+        return {std::string(text.substr(0, colon)), std::string(text.substr(colon + 1))};
+    return {{}, std::string(text)};
+}
 
 std::string_view command_word(command cmd) noexcept {
     if (auto* s = find_subcommand(cmd))
@@ -555,7 +636,8 @@ std::string help_text(command cmd) {
         return out;
     }
     const auto* sub = find_subcommand(cmd);
-    out = "usage: localvm " + std::string(sub->word) + " " + std::string(sub->operands) +
+    out = "usage: localvm " + std::string(sub->word) +
+          (sub->operands.empty() ? "" : " ") + std::string(sub->operands) +
           " [OPTIONS]\n\n" + std::string(sub->summary) + "\n\nOptions:\n";
     for (const auto& o : options_table()) {
         if (!(o.commands & bit(cmd)))

@@ -28,6 +28,9 @@ enum class command {
     console,
     monitor, ///< QEMU's human monitor (HMP), for a VM started with --monitor.
     sync,
+    copy,    ///< `cp`: files between the host and a VM, `NAME:PATH` naming the VM's side.
+    forward, ///< Add, remove or show the forwards of a running VM.
+    list,    ///< Every VM under the data and runtime directories.
     stop,
     remove, ///< `delete` on the command line.
     cidata,
@@ -79,14 +82,19 @@ struct invocation {
     // shell, up: the words after `--`, joined with spaces into one remote command.
     std::vector<std::string> remote_command;
 
-    // status
+    // status, list
     bool json = false; ///< --json
 
-    // sync
-    std::string from;                  ///< Host path.
-    std::string to;                    ///< Guest path.
+    // sync, cp
+    std::string from;                  ///< The source: a host path, or with `from_guest` a guest path.
+    std::string to;                    ///< The destination: a guest path, or with `from_guest` a host path.
+    bool from_guest = false;           ///< sync --from-guest; cp NAME:PATH HOST_PATH.
     std::string chown;                 ///< --chown USER:GROUP.
     std::vector<std::string> excludes; ///< --exclude PATTERN, repeatable.
+
+    // forward
+    std::optional<port_forward> forward_spec; ///< [ADDR:]HOST:GUEST; none: show the forwards.
+    bool remove_forward = false;              ///< --remove.
 
     // cidata
     std::filesystem::path output;                ///< The ISO to write.
@@ -110,6 +118,18 @@ struct usage_error {
     std::string message;          ///< One line, e.g. "start: --cpus: expected 1..255, got \"x\"".
     command cmd = command::usage; ///< The subcommand, for "try 'localvm CMD --help'".
 };
+
+/// One side of `localvm cp`: a path in a VM (`NAME:PATH`) or on the host.
+struct copy_endpoint {
+    std::string vm;   ///< The VM's name; empty for a host path.
+    std::string path; ///< The path (in the VM, or on the host).
+};
+
+/// Reads a `cp` operand as `limactl copy` does: `NAME:PATH` when the text
+/// before the first ':' is a valid VM name (`qemu::check_name`), else a
+/// host path. So "/srv/a:b", "./a:b" and "a/b:c" are host paths, and a host
+/// file named "vm:x" in the current directory is written "./vm:x". Pure.
+copy_endpoint parse_copy_endpoint(std::string_view text);
 
 /// Parses the arguments after the program name. Pure.
 std::variant<invocation, usage_error> parse(std::span<const std::string> args);

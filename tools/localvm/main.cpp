@@ -3,6 +3,7 @@
 #include <localvm/cloudinit/nocloud.hpp>
 #include <localvm/console/serial.hpp>
 #include <localvm/error.hpp>
+#include <localvm/qemu/list.hpp>
 #include <localvm/qemu/manager.hpp>
 #include <localvm/ssh/keygen.hpp>
 
@@ -275,13 +276,47 @@ asio::awaitable<int> cmd_attach(const cli::invocation& i, qemu::manager& vm) {
     co_return 0;
 }
 
+// sync and cp: rsync over ssh, either way.
 asio::awaitable<int> cmd_sync(const cli::invocation& i, qemu::manager& vm, cli::progress& p) {
     localvm::sync_options so;
     so.chown = i.chown;
     so.excludes = i.excludes;
-    p.activity("copying " + i.from + " to " + i.name + ":" + i.to);
+    so.direction =
+        i.from_guest ? localvm::sync_direction::from_guest : localvm::sync_direction::to_guest;
+    p.activity(i.from_guest ? "copying " + i.name + ":" + i.from + " to " + i.to
+                            : "copying " + i.from + " to " + i.name + ":" + i.to);
     co_await vm.sync(i.from, i.to, std::move(so));
     p.finish();
+    co_return 0;
+}
+
+asio::awaitable<int> cmd_forward(const cli::invocation& i, qemu::manager& vm) {
+    if (!i.forward_spec) {
+        auto ports = co_await vm.ports();
+        for (const auto& f : ports)
+            out_line(stdout, cli::forward_text(f));
+        co_return 0;
+    }
+    if (i.remove_forward) {
+        co_await vm.remove_forward(*i.forward_spec);
+        if (i.level != cli::verbosity::quiet)
+            out_line(stderr, "removed the forward from " + i.forward_spec->host_address + ":" +
+                                 std::to_string(i.forward_spec->host_port) + " on " + i.name);
+        co_return 0;
+    }
+    auto made = co_await vm.add_forward(*i.forward_spec);
+    out_line(stdout, cli::forward_text(made));
+    co_return 0;
+}
+
+asio::awaitable<int> cmd_list(const cli::invocation& i) {
+    qemu::options o;
+    o.data_dir = i.data_dir;
+    o.runtime_dir = i.runtime_dir;
+    auto vms = co_await qemu::list_vms(o);
+    auto text = i.json ? cli::render_list_json(vms, unix_now()) + "\n"
+                       : cli::render_list_table(vms, unix_now());
+    std::fputs(text.c_str(), stdout);
     co_return 0;
 }
 
@@ -333,6 +368,8 @@ int cmd_cidata(const cli::invocation& i) {
 asio::awaitable<int> run(const cli::invocation& i, cli::progress& p) {
     if (i.cmd == cli::command::image)
         co_return co_await cli::cmd_image(i, p);
+    if (i.cmd == cli::command::list)
+        co_return co_await cmd_list(i);
     auto setup = setup_for(i);
     auto executor = co_await asio::this_coro::executor;
     qemu::manager vm(executor, setup.options);
@@ -352,7 +389,10 @@ asio::awaitable<int> run(const cli::invocation& i, cli::progress& p) {
     case cli::command::monitor:
         co_return co_await cmd_attach(i, vm);
     case cli::command::sync:
+    case cli::command::copy:
         co_return co_await cmd_sync(i, vm, p);
+    case cli::command::forward:
+        co_return co_await cmd_forward(i, vm);
     case cli::command::stop:
         co_return co_await cmd_stop(i, vm, p);
     case cli::command::remove:

@@ -36,6 +36,8 @@ std::string next_activity(std::string_view stage) {
         return "SSH answers, logging in";
     if (stage == "ssh-login")
         return "SSH works";
+    if (stage == "kvm-fallback")
+        return "KVM failed, restarting QEMU under TCG";
     return std::string(stage);
 }
 

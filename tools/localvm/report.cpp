@@ -28,6 +28,8 @@ std::string_view stage_label(std::string_view stage) {
         return "SSH banner";
     if (stage == "ssh-login")
         return "SSH login";
+    if (stage == "kvm-fallback")
+        return "KVM given up";
     return stage;
 }
 
@@ -200,6 +202,10 @@ std::string render_status_json(const status_report& r) {
     o["stopped_by"] = !s.running && s.state && s.state->stopped_by != qemu::stop_step::none
                           ? json::value(qemu::to_string(s.state->stopped_by))
                           : json::value(nullptr);
+    // Why a running VM is under TCG although automatic tried KVM; null otherwise.
+    o["accelerator_fallback"] = s.running && s.state && !s.state->accel_fallback.empty()
+                                    ? json::value(s.state->accel_fallback)
+                                    : json::value(nullptr);
     return json::serialize(o);
 }
 
@@ -208,7 +214,11 @@ std::string render_status_text(const status_report& r) {
     std::string state(state_word(s));
     if (s.running && s.state) {
         state += " (pid " + std::to_string(s.pid.value_or(static_cast<pid_t>(s.state->pid))) +
-                 ", " + (s.state->accel == qemu::accelerator::kvm ? "kvm" : "tcg") + ", up " +
+                 ", " + (s.state->accel == qemu::accelerator::kvm ? "kvm" : "tcg") +
+                 (s.state->accel_fallback.empty()
+                      ? std::string()
+                      : " after KVM failed: " + terminal_safe(s.state->accel_fallback)) +
+                 ", up " +
                  std::to_string(std::max<std::int64_t>(0, r.now - s.state->started_at)) + " s)";
     } else if (s.state && s.state->last_end != qemu::end_reason::none) {
         state += " (last end: " + std::string(qemu::to_string(s.state->last_end));
@@ -232,6 +242,108 @@ std::string render_status_text(const status_report& r) {
     }
     out += "data:     " + r.files.data.string() + "\nruntime:  " + r.files.runtime.string() +
            "\nconsole:  " + r.files.console_log.string() + "\n";
+    return out;
+}
+
+namespace {
+
+json::value or_null(bool present, json::value v) {
+    return present ? std::move(v) : json::value(nullptr);
+}
+
+std::string_view accel_word(qemu::accelerator a) {
+    return a == qemu::accelerator::kvm ? "kvm" : "tcg";
+}
+
+} // namespace
+
+std::string forward_text(const port_forward& f) {
+    return f.host_address + ":" + std::to_string(f.host_port) + " -> " +
+           std::to_string(f.guest_port);
+}
+
+std::string render_list_json(const std::vector<qemu::vm_listing>& vms, std::int64_t now) {
+    json::array list;
+    for (const auto& v : vms) {
+        const auto& s = v.st;
+        const bool live = s.running && s.state.has_value();
+        json::object o;
+        o["name"] = v.name;
+        o["state"] = state_word(s);
+        o["exists"] = s.exists;
+        o["running"] = s.running;
+        o["pid"] = or_null(s.running && s.pid, s.pid ? json::value(*s.pid) : json::value());
+        o["accelerator"] = or_null(live, live ? json::value(accel_word(s.state->accel)) : json::value());
+        o["accelerator_fallback"] =
+            or_null(live && !s.state->accel_fallback.empty(),
+                    live ? json::value(s.state->accel_fallback) : json::value());
+        o["uptime_seconds"] =
+            or_null(live && s.state->started_at > 0,
+                    live ? json::value(std::max<std::int64_t>(0, now - s.state->started_at))
+                         : json::value());
+        json::array ports;
+        if (live)
+            for (const auto& p : s.state->ports)
+                ports.push_back(json::object{{"host_address", p.host_address},
+                                             {"host_port", p.host_port},
+                                             {"guest_port", p.guest_port}});
+        o["ports"] = std::move(ports);
+        o["monitor"] = s.monitor;
+        o["monitor_socket"] = or_null(s.monitor, json::value(v.files.monitor_socket.string()));
+        o["last_end"] = s.state ? qemu::to_string(s.state->last_end) : "none";
+        o["last_end_detail"] = s.state ? s.state->last_end_detail : "";
+        o["ended_at"] = or_null(!s.running && s.state && s.state->ended_at > 0,
+                                s.state ? json::value(s.state->ended_at) : json::value());
+        o["stopped_by"] =
+            or_null(!s.running && s.state && s.state->stopped_by != qemu::stop_step::none,
+                    s.state ? json::value(qemu::to_string(s.state->stopped_by)) : json::value());
+        list.push_back(std::move(o));
+    }
+    json::object root;
+    root["vms"] = std::move(list);
+    return json::serialize(root);
+}
+
+std::string render_list_table(const std::vector<qemu::vm_listing>& vms, std::int64_t now) {
+    if (vms.empty())
+        return "no VMs\n";
+    std::vector<std::vector<std::string>> rows = {
+        {"NAME", "STATE", "PID", "ACCEL", "UPTIME", "FORWARDS", "LAST END"}};
+    for (const auto& v : vms) {
+        const auto& s = v.st;
+        const bool live = s.running && s.state.has_value();
+        std::string fwd;
+        if (live)
+            for (const auto& p : s.state->ports)
+                fwd += (fwd.empty() ? "" : ",") + p.host_address + ":" +
+                       std::to_string(p.host_port) + "->" + std::to_string(p.guest_port);
+        std::string end = "-";
+        if (s.state && s.state->last_end != qemu::end_reason::none)
+            end = std::string(qemu::to_string(s.state->last_end)) +
+                  (s.state->stopped_by != qemu::stop_step::none
+                       ? " (" + std::string(qemu::to_string(s.state->stopped_by)) + ")"
+                       : std::string());
+        std::string accel = live ? std::string(accel_word(s.state->accel)) : "-";
+        if (live && !s.state->accel_fallback.empty())
+            accel += "*"; // after a KVM attempt: `status` says why
+        rows.push_back({v.name, std::string(state_word(s)),
+                        s.running && s.pid ? std::to_string(*s.pid) : "-", accel,
+                        live ? std::to_string(std::max<std::int64_t>(0, now - s.state->started_at)) +
+                                   "s"
+                             : "-",
+                        fwd.empty() ? "-" : fwd, end});
+    }
+    std::vector<std::size_t> width(rows[0].size(), 0);
+    for (const auto& r : rows)
+        for (std::size_t c = 0; c < r.size(); ++c)
+            width[c] = std::max(width[c], r[c].size());
+    std::string out;
+    for (const auto& r : rows) {
+        std::string line;
+        for (std::size_t c = 0; c < r.size(); ++c)
+            line += c + 1 < r.size() ? pad(r[c], width[c] + 2) : r[c];
+        out += terminal_safe(line) + "\n";
+    }
     return out;
 }
 

@@ -2,6 +2,7 @@
 // the progress line. Pure functions, unit tested.
 #pragma once
 
+#include <localvm/qemu/list.hpp>
 #include <localvm/qemu/manager.hpp>
 
 #include <chrono>
@@ -62,12 +63,37 @@ std::string_view state_word(const qemu::status& st) noexcept;
 /// seed, console_log, qemu_log, qmp_socket, console_socket, identity},
 /// monitor_socket (the HMP socket `localvm monitor` attaches to; null unless
 /// the VM runs with a monitor), stopped_by (the step of `stop` that ended
-/// the VM: "powerdown", "quit", "sigterm", "sigkill"; null unless stop did).
+/// the VM: "powerdown", "quit", "sigterm", "sigkill"; null unless stop did),
+/// accelerator_fallback (why a running VM is under TCG after automatic
+/// acceleration tried KVM, e.g. "no console output within 20 s"; null
+/// otherwise).
 std::string render_status_json(const status_report& r);
 
 /// The same for people, a few aligned lines (ports and monitor only while
 /// it runs).
 std::string render_status_text(const status_report& r);
+
+/// `list --json`: one JSON object, one line, {"vms": [...]} with one object
+/// per VM in `vms`' order, keys in this order: name, state ("running",
+/// "stopped", "absent"), exists (the disk exists), running, pid (null
+/// unless running), accelerator ("kvm"/"tcg", null unless running),
+/// accelerator_fallback (why TCG after a KVM attempt; null otherwise),
+/// uptime_seconds (null unless running), ports ([{host_address, host_port,
+/// guest_port}], forwards added at run time included; empty unless
+/// running), monitor (QEMU has a human monitor), monitor_socket (null
+/// without one), last_end (an end_reason word: "none", "stopped",
+/// "guest-shutdown", "crashed", "killed"), last_end_detail, ended_at (Unix
+/// seconds; null when it has not ended), stopped_by (a stop_step word; null
+/// unless `stop` ended it).
+std::string render_list_json(const std::vector<qemu::vm_listing>& vms, std::int64_t now);
+
+/// `list` for people: a heading, then one line per VM: NAME, STATE, PID,
+/// ACCEL, UPTIME, FORWARDS ("127.0.0.1:40000->22,..."), LAST END; "-" for
+/// what does not apply. "no VMs" alone when there are none.
+std::string render_list_table(const std::vector<qemu::vm_listing>& vms, std::int64_t now);
+
+/// A forward as `forward` prints it: "127.0.0.1:40000 -> 8080".
+std::string forward_text(const port_forward& f);
 
 /// The progress line: "[  12.3s] STAGE | CONSOLE" cut to `width` columns
 /// (counted in UTF-8 code points; a cut ends in "…"), without a newline.

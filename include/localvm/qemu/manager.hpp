@@ -131,11 +131,46 @@ public:
     /// directory is `errc::unsupported`, and nothing is deleted.
     boost::asio::awaitable<void> remove() override;
 
-    /// Running state, pid and the state file (how it last ended).
+    /// Running state, pid and the state file (how it last ended). When QEMU
+    /// ended a moment ago, waits (at most 1 s) for its supervisor to record
+    /// how.
     boost::asio::awaitable<status> query();
 
-    /// The forwards with the host ports QEMU bound. Throws `errc::not_running`.
+    /// `query` without waiting: a QEMU that ended a moment ago, before its
+    /// supervisor recorded how, shows as crashed ("no exit status was
+    /// recorded") until that record comes. Reads files only; writes nothing.
+    status snapshot();
+
+    /// The forwards with the host ports QEMU bound, those added by
+    /// `add_forward` included. Throws `errc::not_running`.
     boost::asio::awaitable<std::vector<port_forward>> ports();
+
+    /// Adds a host->guest TCP forward to the running VM (HMP `hostfwd_add`
+    /// through QMP) and records it in the state file, so that `ports`,
+    /// `query` and `wait_ready` in any process see it; it lasts until
+    /// `remove_forward` or the VM's end (the next start has only its
+    /// `start_options::ports`). Host port 0 lets QEMU pick a free port,
+    /// read back from `info usernet`. Returns the forward with its bound
+    /// host port. Serialised with the other lifecycle calls by the VM's
+    /// lock; each QMP command may take `options::start_timeout`.
+    /// Throws `errc::invalid_argument` for a host address that is not an
+    /// IPv4 literal or guest port 0, `errc::already_exists` when the VM
+    /// forwards that host address and port already, `errc::busy` when QEMU
+    /// cannot listen there (the port is taken by another program, or not
+    /// allowed), `errc::not_running`, `errc::timeout` or
+    /// `errc::monitor_closed` for a silent or vanished QEMU. Nothing is left
+    /// half-done: when anything fails after QEMU made the forward
+    /// (recording it, reading its port, cancellation), it is removed again.
+    boost::asio::awaitable<port_forward> add_forward(port_forward forward);
+
+    /// Removes the forward listening on `forward.host_address` and
+    /// `forward.host_port` (its `guest_port`, when not 0, must match too)
+    /// from the running VM and from the state file. Throws
+    /// `errc::not_found` when the VM has no such forward,
+    /// `errc::invalid_argument` for host port 0, `errc::not_running`, and
+    /// as `add_forward` for QMP failures. Removing the forward to guest
+    /// port 22 is allowed (then `shell`, `sync` and `wait_ready` fail).
+    boost::asio::awaitable<void> remove_forward(port_forward forward);
 
     /// Waits until a serial console line contains `text` (from this boot's
     /// start), failing fast with `errc::guest_died` if QEMU exits and with

@@ -9,15 +9,23 @@ namespace localvm::qemu {
 
 /// A moment in bringing a VM up, in the order they normally happen.
 enum class boot_stage {
-    qemu_spawned,  ///< QEMU was spawned (paused); again after a KVM -> TCG fallback.
+    /// QEMU was spawned (paused). The detail names the pid, the accelerator
+    /// and why it was chosen: "pid 123, kvm attempt (/dev/kvm is usable; tcg
+    /// if the guest stays silent for 20 s)", "pid 124, tcg (after KVM failed)".
+    qemu_spawned,
     qmp_ready,     ///< QEMU's QMP monitor answered.
     guest_running, ///< The guest's CPUs were started (`cont`): the guest boots from here.
     ssh_banner,    ///< The guest's SSH server sent its identification line.
     ssh_login,     ///< A login with `options::ssh_identity_file` worked.
+    /// Automatic acceleration gave up on KVM and ends that QEMU; the detail
+    /// is the reason ("no console output within 20 s", QEMU's error naming
+    /// KVM). A `qemu_spawned` under TCG follows. Comes after whichever of
+    /// the stages above the KVM attempt reached.
+    kvm_fallback,
 };
 
 /// The stable word for a stage: "qemu-spawned", "qmp-ready",
-/// "guest-running", "ssh-banner", "ssh-login".
+/// "guest-running", "ssh-banner", "ssh-login", "kvm-fallback".
 std::string_view to_string(boot_stage s) noexcept;
 
 /// Receives each stage as it happens, with a detail for people ("pid 1234",

@@ -49,6 +49,10 @@ struct vm_state {
     std::string last_end_detail;          ///< e.g. "exited 0", "signaled 9", QMP SHUTDOWN reason.
     std::int64_t ended_at = 0;            ///< Unix time of the end, seconds; 0 if running.
     stop_step stopped_by = stop_step::none; ///< With `end_reason::stopped`: the step that ended it.
+    /// Automatic acceleration tried KVM first and restarted under TCG: why
+    /// ("no console output within 20 s", QEMU's error naming KVM). Empty
+    /// when no fallback happened at this start.
+    std::string accel_fallback;
 };
 
 /// Renders `s` as a JSON object (one line, stable key order).

@@ -166,6 +166,12 @@ struct login_options {
 boost::asio::awaitable<void> wait_for_login(target t, login_options opts = login_options(),
                                             abort_hook abort = {});
 
+/// Which way `sync` copies.
+enum class sync_direction {
+    to_guest,   ///< `from` is a host path, `to` a guest path (the default).
+    from_guest, ///< `from` is a guest path, `to` a host path.
+};
+
 /// How `sync` copies.
 struct sync_options {
     /// Defaults. (User-declared, so this is not an aggregate: GCC 12
@@ -185,6 +191,11 @@ struct sync_options {
     line_sink output;
     /// Deadline for the whole transfer; zero (default) means none.
     std::chrono::milliseconds timeout{0};
+    /// Which way to copy. Default `sync_direction::to_guest`. `chown` and
+    /// `excludes` mean the same either way (`chown` applies on the receiving
+    /// side: on the host it takes effect only as far as the local user may
+    /// chown; `rsync_path` is the guest's rsync either way).
+    sync_direction direction = sync_direction::to_guest;
 };
 
 /// Quotes `word` for rsync's own `-e` command splitting: as is when it has
@@ -198,11 +209,20 @@ std::string rsync_quote(std::string_view word);
 /// so that rsync reads "a:b" as a local file, not a host. `from` keeps
 /// rsync's meaning of a trailing slash (copy the directory's contents rather
 /// than the directory).
+///
+/// With `sync_direction::from_guest` the last two are `user@host:from to`,
+/// the local `to` getting the "./" as `from` does above, and `--safe-links`
+/// comes after `-a`: the guest is the sender then, and a symbolic link it
+/// sends that points outside the copied tree (`/home/me/.ssh`, `../..`) is
+/// not created on the host.
 std::vector<std::string> rsync_argv(const target& t, const std::string& from, const std::string& to,
                                     const sync_options& opts);
 
-/// Copies local `from` to `to` in the guest with `rsync_argv`. Throws
-/// `localvm::error`: `errc::ssh_unreachable` when its ssh could not connect
+/// Copies local `from` to `to` in the guest with `rsync_argv`, or guest
+/// `from` to local `to` with `sync_direction::from_guest`. Throws
+/// `localvm::error`: `errc::not_found` naming the path when the source
+/// does not exist (rsync exits 23, its sender saying `link_stat` or
+/// `change_dir ... No such file or directory`); `errc::ssh_unreachable` when its ssh could not connect
 /// or authenticate (rsync exits 255, or 12 with ssh's own error message on
 /// stderr when it notices the broken stream first), `errc::process_failed` for any
 /// other failure, naming rsync's exit code with its last stderr lines (a

@@ -107,6 +107,11 @@ public:
     /// `= {}`: it frees garbage. Default such parameters with `= T()`.)
     boost::asio::awaitable<void> copy_in(std::filesystem::path local, std::string remote,
                                          sync_options opts = sync_options());
+    /// Copies guest `remote` to host `local` with rsync over SSH
+    /// (`manager::sync` with `sync_direction::from_guest`; `opts.direction`
+    /// is set here). `errc::not_found` when `remote` does not exist.
+    boost::asio::awaitable<void> copy_out(std::string remote, std::filesystem::path local,
+                                          sync_options opts = sync_options());
 
     /// The last `lines` lines of its serial console and of QEMU's stderr,
     /// under headers naming the VM; what a failed test shows.

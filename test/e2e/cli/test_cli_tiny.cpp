@@ -7,6 +7,13 @@
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "../../integration/cli/run_cli.hpp"
 #include "../qemu/guest.hpp"
 
@@ -15,6 +22,74 @@ namespace json = boost::json;
 namespace fs = std::filesystem;
 using lvcli::run;
 using namespace std::chrono_literals;
+
+namespace {
+
+// A listening socket on 127.0.0.1 (a host port some other program holds).
+struct lvtest_listener {
+    int fd = -1;
+    std::uint16_t port = 0;
+    lvtest_listener() {
+        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+            ::listen(fd, 1) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+            throw std::runtime_error("cannot listen on 127.0.0.1");
+        port = ntohs(a.sin_port);
+    }
+    ~lvtest_listener() { ::close(fd); }
+    lvtest_listener(const lvtest_listener&) = delete;
+    lvtest_listener& operator=(const lvtest_listener&) = delete;
+};
+
+int connect_to(std::uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool refused(std::uint16_t port) {
+    int fd = connect_to(port);
+    if (fd >= 0)
+        ::close(fd);
+    return fd < 0;
+}
+
+// What a connection to 127.0.0.1:port reads until EOF. slirp accepts on the
+// host before the guest answers and closes when the guest refuses, so a
+// server that is not listening yet reads as "": tried again, with a short
+// growing pause, until `within` passes.
+std::string fetch_until(std::uint16_t port, const std::string& text,
+                        std::chrono::milliseconds within) {
+    auto deadline = std::chrono::steady_clock::now() + within;
+    std::string got;
+    for (auto pause = 50ms;; pause = std::min(pause * 2, std::chrono::milliseconds(1000))) {
+        got.clear();
+        if (int fd = connect_to(port); fd >= 0) {
+            char buf[256];
+            for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+                got.append(buf, static_cast<std::size_t>(n));
+            ::close(fd);
+        }
+        if (got.find(text) != std::string::npos || std::chrono::steady_clock::now() > deadline)
+            return got;
+        std::this_thread::sleep_for(pause);
+    }
+}
+
+} // namespace
 
 BOOST_AUTO_TEST_CASE(lifecycle_on_one_boot) {
     auto g = lve2e::load_guest("tiny");
@@ -113,6 +188,99 @@ BOOST_AUTO_TEST_CASE(lifecycle_on_one_boot) {
     BOOST_TEST(failed.status == 1);
     BOOST_TEST(failed.err_lines().size() == 1u, failed.err);
     BOOST_TEST(failed.err.starts_with("localvm: sync tiny: rsync "), failed.err);
+
+    // Issue 16 item 3: guest -> host with excludes (sync --from-guest), and
+    // cp in both directions; a guest path that does not exist is one clear line.
+    auto made = run({"shell", "tiny", "--", "mkdir", "-p", "/tmp/out/keep", "/tmp/out/skip", "&&",
+                     "echo", "kept", ">", "/tmp/out/keep/a.txt", "&&", "echo", "no", ">",
+                     "/tmp/out/skip/b.txt", "&&", "echo", "log", ">", "/tmp/out/c.log"},
+                    env);
+    BOOST_TEST(made.status == 0, made.err);
+    auto back = s.root / "back";
+    auto pulled = run({"sync", "tiny", "/tmp/out/", back.string(), "--from-guest", "--exclude",
+                       "skip/", "--exclude", "*.log"},
+                      env);
+    BOOST_TEST(pulled.status == 0, pulled.err);
+    BOOST_TEST(lvcli::slurp(back / "keep" / "a.txt") == "kept\n");
+    BOOST_TEST(!fs::exists(back / "skip"));
+    BOOST_TEST(!fs::exists(back / "c.log"));
+
+    auto cp_in = run({"cp", (folder / "sub" / "hello.txt").string(), "tiny:/tmp/cp-in.txt"}, env);
+    BOOST_TEST(cp_in.status == 0, cp_in.err);
+    auto cp_cat = run({"shell", "tiny", "--", "cat", "/tmp/cp-in.txt"}, env);
+    BOOST_TEST(cp_cat.out == "hello from the host\n");
+    auto cp_out = run({"cp", "tiny:/tmp/cp-in.txt", (s.root / "cp-out.txt").string()}, env);
+    BOOST_TEST(cp_out.status == 0, cp_out.err);
+    BOOST_TEST(lvcli::slurp(s.root / "cp-out.txt") == "hello from the host\n");
+    auto no_such = run({"cp", "tiny:/no/such/file", (s.root / "nothing").string()}, env);
+    BOOST_TEST(no_such.status == 1);
+    BOOST_TEST(no_such.err_lines().size() == 1u, no_such.err);
+    BOOST_TEST(no_such.err.find("the guest path /no/such/file does not exist") != std::string::npos,
+               no_such.err);
+    BOOST_TEST(!fs::exists(s.root / "nothing"));
+    auto both = run({"cp", "tiny:/a", "tiny:/b"}, env);
+    BOOST_TEST(both.status == 2, both.err);
+
+    // Issue 16 item 4: a forward added at run time reaches a server in the
+    // guest (busybox nc answering every connection), shows in status, ports
+    // and list from other processes, and is gone after removal.
+    auto server = run({"shell", "tiny", "--",
+                       "setsid busybox nc -ll -p 8080 -e echo hello-from-guest "
+                       "</dev/null >/dev/null 2>&1 &"},
+                      env);
+    BOOST_TEST(server.status == 0, server.err);
+    auto added = run({"forward", "tiny", "0:8080"}, env);
+    BOOST_REQUIRE_MESSAGE(added.status == 0, added.err);
+    const std::string prefix = "127.0.0.1:";
+    BOOST_REQUIRE(added.out.starts_with(prefix));
+    const auto port = static_cast<std::uint16_t>(std::stoi(added.out.substr(prefix.size())));
+    BOOST_TEST(added.out == prefix + std::to_string(port) + " -> 8080\n");
+    BOOST_TEST(fetch_until(port, "hello-from-guest", 60s) == "hello-from-guest\n");
+    auto shown = run({"forward", "tiny"}, env);
+    BOOST_TEST(shown.out.find(added.out) != std::string::npos, shown.out);
+    auto with_fwd = json::parse(run({"status", "tiny", "--json"}, env).out).as_object();
+    BOOST_TEST(with_fwd.at("ports").as_array().size() == 2u);
+
+    // A host port that is taken: a clear error, and nothing recorded.
+    {
+        lvtest_listener taken;
+        auto busy_port = run({"forward", "tiny", std::to_string(taken.port) + ":8080"}, env);
+        BOOST_TEST(busy_port.status == 1);
+        BOOST_TEST(busy_port.err_lines().size() == 1u, busy_port.err);
+        BOOST_TEST(busy_port.err.find("in use") != std::string::npos, busy_port.err);
+        auto after = run({"forward", "tiny"}, env);
+        BOOST_TEST(after.out == shown.out);
+    }
+    auto twice = run({"forward", "tiny", std::to_string(port) + ":8080"}, env);
+    BOOST_TEST(twice.status == 1);
+    BOOST_TEST(twice.err.find("is forwarded already") != std::string::npos, twice.err);
+    auto bad_spec = run({"forward", "tiny", "localhost:1:2"}, env);
+    BOOST_TEST(bad_spec.status == 2, bad_spec.err);
+
+    // Issue 16 item 5: list --json, parsed.
+    auto listed = run({"list", "--json"}, env);
+    BOOST_TEST(listed.status == 0, listed.err);
+    auto vms = json::parse(listed.out).as_object().at("vms").as_array();
+    BOOST_REQUIRE(vms.size() == 1u);
+    auto& me = vms[0].as_object();
+    BOOST_TEST(me.at("name").as_string() == "tiny");
+    BOOST_TEST(me.at("state").as_string() == "running");
+    BOOST_TEST(me.at("running").as_bool());
+    BOOST_TEST(me.at("pid").to_number<int>() == v.at("pid").to_number<int>());
+    BOOST_TEST(me.at("accelerator").as_string() == "tcg");
+    BOOST_TEST(me.at("monitor").as_bool());
+    BOOST_TEST(me.at("ports").as_array().size() == 2u);
+    auto table = run({"list"}, env);
+    BOOST_TEST(table.out.find("\ntiny  running  ") != std::string::npos, table.out);
+
+    auto removed = run({"forward", "tiny", "--remove", std::to_string(port) + ":8080"}, env);
+    BOOST_TEST(removed.status == 0, removed.err);
+    BOOST_TEST(refused(port), "the forward still listens after --remove");
+    auto again_rm = run({"forward", "tiny", "--remove", std::to_string(port) + ":8080"}, env);
+    BOOST_TEST(again_rm.status == 1);
+    BOOST_TEST(again_rm.err.find("has no forward from") != std::string::npos, again_rm.err);
+    auto without = json::parse(run({"status", "tiny", "--json"}, env).out).as_object();
+    BOOST_TEST(without.at("ports").as_array().size() == 1u);
 
     // stdin is /dev/null: the console attaches and ends at once.
     auto con = run({"console", "tiny"}, env);

@@ -131,6 +131,11 @@ BOOST_AUTO_TEST_CASE(three_vms_at_once_helpers_failures_and_a_clean_teardown) {
                 std::ofstream(src / "file one") << "payload\n";
                 co_await w.copy_in(src.string() + "/", "/tmp/payload");
                 co_await w.expect_output("cat '/tmp/payload/file one'", "payload\n");
+                co_await w.copy_out("/tmp/payload/", s.root() / "back");
+                std::ifstream back(s.root() / "back" / "file one");
+                std::string back_line;
+                std::getline(back, back_line);
+                BOOST_TEST(back_line == "payload");
                 co_await w.expect_status("sudo sh -c 'echo console-marker-$((6*7)) > /dev/console'");
                 auto line = co_await w.wait_for_console("console-marker-42", 60s);
                 BOOST_TEST(has(line, "console-marker-42"), line);

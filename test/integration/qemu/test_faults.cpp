@@ -458,11 +458,31 @@ BOOST_AUTO_TEST_CASE(automatic_kvm_falls_back_when_qemu_names_kvm) {
             o.accel = localvm::qemu::accelerator::automatic;
             o.qemu_binary = fake_qemu();
             localvm::qemu::manager m(ex, o);
+            std::vector<std::pair<std::string, std::string>> stages;
+            m.set_stage_sink([&](localvm::qemu::boot_stage s, std::string_view d) {
+                stages.emplace_back(localvm::qemu::to_string(s), d);
+            });
             co_await m.create(h.base);
             co_await m.start(no_ports());
             auto st = co_await m.query();
             BOOST_REQUIRE(st.state);
             BOOST_TEST((st.state->accel == localvm::qemu::accelerator::tcg));
+            // The timeline names the KVM attempt, why it was given up, and
+            // the TCG restart; the state keeps the reason for `status`.
+            std::vector<std::string> words;
+            for (auto& [w, d] : stages)
+                words.push_back(w);
+            BOOST_TEST((words == std::vector<std::string>{"qemu-spawned", "kvm-fallback",
+                                                          "qemu-spawned", "qmp-ready",
+                                                          "guest-running"}));
+            BOOST_REQUIRE(stages.size() >= 3u);
+            BOOST_TEST(stages[0].second.find("kvm attempt") != std::string::npos, stages[0].second);
+            BOOST_TEST(stages[1].second.find("Could not access KVM kernel module") !=
+                           std::string::npos,
+                       stages[1].second);
+            BOOST_TEST(stages[2].second.find("tcg (after KVM failed: ") != std::string::npos,
+                       stages[2].second);
+            BOOST_TEST(st.state->accel_fallback == stages[1].second);
             auto marker = o.runtime_dir / "kvm-hangs";
             BOOST_TEST(slurp(marker).find("Could not access KVM kernel module") !=
                            std::string::npos,

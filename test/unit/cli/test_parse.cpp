@@ -54,7 +54,7 @@ BOOST_AUTO_TEST_CASE(help_everywhere) {
     BOOST_TEST((ok({"help", "up"}).cmd == command::up));
     BOOST_TEST((ok({"--version"}).cmd == command::version));
     for (auto word : {"create", "start", "up", "status", "shell", "console", "monitor", "sync",
-                      "stop", "delete", "cidata"}) {
+                      "cp", "forward", "list", "stop", "delete", "cidata"}) {
         BOOST_TEST_CONTEXT(word) {
             // --help needs no operands and wins over anything missing.
             auto i = ok({word, "--help"});
@@ -247,4 +247,92 @@ BOOST_AUTO_TEST_CASE(cidata) {
     BOOST_TEST(contains(bad({"cidata", "o", "u", "m", "--hostname", "h"}), "verbatim"));
     BOOST_TEST(contains(bad({"cidata", "o", "u", "m", "x"}), "unexpected argument"));
     BOOST_TEST(bad({"cidata", "o", "--data-dir", "d"}) == "cidata: unknown option \"--data-dir\"");
+}
+
+// Issue 16 item 3: `cp` with NAME:PATH on either side, `sync --from-guest`.
+BOOST_AUTO_TEST_CASE(copy_endpoints) {
+    auto e = parse_copy_endpoint("tiny:/etc/hostname");
+    BOOST_TEST(e.vm == "tiny");
+    BOOST_TEST(e.path == "/etc/hostname");
+    e = parse_copy_endpoint("vm-1.x:rel/a:b");
+    BOOST_TEST(e.vm == "vm-1.x");
+    BOOST_TEST(e.path == "rel/a:b");
+    // Not a VM name before the first ':' (a '/', ".", empty): a host path.
+    for (auto host : {"/srv/a:b", "./vm:x", "a/b:c", ".:x", ":x", "plain", "../x:y", "a b:c"}) {
+        BOOST_TEST_CONTEXT(host) {
+            auto h = parse_copy_endpoint(host);
+            BOOST_TEST(h.vm.empty());
+            BOOST_TEST(h.path == host);
+        }
+    }
+    e = parse_copy_endpoint("tiny:");
+    BOOST_TEST(e.vm == "tiny");
+    BOOST_TEST(e.path.empty());
+}
+
+BOOST_AUTO_TEST_CASE(cp_both_ways) {
+    auto in = ok({"cp", "--exclude", "*.o", "--chown", "a:b", "./src/", "tiny:/srv/app"});
+    BOOST_TEST((in.cmd == command::copy));
+    BOOST_TEST(in.name == "tiny");
+    BOOST_TEST(!in.from_guest);
+    BOOST_TEST(in.from == "./src/");
+    BOOST_TEST(in.to == "/srv/app");
+    BOOST_TEST(in.excludes == std::vector<std::string>{"*.o"});
+    BOOST_TEST(in.chown == "a:b");
+    auto out = ok({"cp", "tiny:/var/log/", "logs"});
+    BOOST_TEST(out.from_guest);
+    BOOST_TEST(out.name == "tiny");
+    BOOST_TEST(out.from == "/var/log/");
+    BOOST_TEST(out.to == "logs");
+    BOOST_TEST(contains(bad({"cp", "a:/x", "b:/y"}), "one side must be a host path"));
+    BOOST_TEST(contains(bad({"cp", "/x", "./y"}), "write one side as NAME:PATH"));
+    BOOST_TEST(contains(bad({"cp", "tiny:", "/y"}), "empty path in \"tiny:\""));
+    BOOST_TEST(contains(bad({"cp", "tiny:/x"}), "missing DEST"));
+    BOOST_TEST(contains(bad({"cp"}), "missing SOURCE"));
+    BOOST_TEST(contains(bad({"cp", "a", "b:/c", "d"}), "unexpected argument \"d\""));
+    BOOST_TEST(contains(bad({"cp", "--from-guest", "a:/b", "c"}), "unknown option"));
+    auto back = ok({"sync", "tiny", "/etc/", "out", "--from-guest"});
+    BOOST_TEST(back.from_guest);
+    BOOST_TEST(back.from == "/etc/");
+    BOOST_TEST(back.to == "out");
+    BOOST_TEST(!ok({"sync", "tiny", "a", "/b"}).from_guest);
+}
+
+// Issue 16 item 4: `forward NAME [ADDR:]HOST:GUEST [--remove]`.
+BOOST_AUTO_TEST_CASE(forward_specs) {
+    auto f = ok({"forward", "tiny", "127.0.0.1:8080:80"});
+    BOOST_TEST((f.cmd == command::forward));
+    BOOST_REQUIRE(f.forward_spec);
+    BOOST_TEST(f.forward_spec->host_address == "127.0.0.1");
+    BOOST_TEST(f.forward_spec->host_port == 8080);
+    BOOST_TEST(f.forward_spec->guest_port == 80);
+    BOOST_TEST(!f.remove_forward);
+    auto any = ok({"forward", "tiny", "0:80"});
+    BOOST_TEST(any.forward_spec->host_port == 0);
+    BOOST_TEST(ok({"forward", "tiny", "80"}).forward_spec->host_port == 0);
+    BOOST_TEST(!ok({"forward", "tiny"}).forward_spec); // show them
+    auto rm = ok({"forward", "tiny", "--remove", "8080:80"});
+    BOOST_TEST(rm.remove_forward);
+    for (auto spec : {"", "x", "1:2:3:4", "127.0.0.1:", ":80", "8080:0", "70000:80", "8080:-1",
+                      "localhost:8080:80", "10.0.0:1:2", "+1:2", " 1:2"}) {
+        BOOST_TEST_CONTEXT(spec) {
+            BOOST_TEST(contains(bad({"forward", "tiny", spec}), "expected [ADDR:]HOST:GUEST"));
+        }
+    }
+    BOOST_TEST(contains(bad({"forward", "tiny", "--remove", "0:80"}), "needs the host port"));
+    BOOST_TEST(contains(bad({"forward", "tiny", "--remove"}), "--remove needs the forward"));
+    BOOST_TEST(contains(bad({"forward"}), "missing NAME"));
+    BOOST_TEST(contains(bad({"forward", "tiny", "1:2", "3:4"}), "unexpected argument"));
+}
+
+// Issue 16 item 5: `list [--json]` takes no NAME, but the directories.
+BOOST_AUTO_TEST_CASE(list_takes_directories) {
+    auto l = ok({"list", "--json", "--data-dir", "/d", "--runtime-dir", "/r"});
+    BOOST_TEST((l.cmd == command::list));
+    BOOST_TEST(l.json);
+    BOOST_TEST(l.data_dir == "/d");
+    BOOST_TEST(l.runtime_dir == "/r");
+    BOOST_TEST(contains(bad({"list", "tiny"}), "unexpected argument \"tiny\""));
+    BOOST_TEST(contains(bad({"list", "--user", "x"}), "unknown option"));
+    BOOST_TEST(contains(help_text(command::list), "usage: localvm list [OPTIONS]"));
 }

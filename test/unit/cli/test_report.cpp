@@ -51,7 +51,8 @@ BOOST_AUTO_TEST_CASE(status_json_running) {
         keys.emplace_back(kv.key());
     BOOST_TEST((keys == std::vector<std::string>{"name", "state", "pid", "accelerator", "ports",
                                                  "uptime_seconds", "last_end", "last_end_detail",
-                                                 "paths", "monitor_socket", "stopped_by"}));
+                                                 "paths", "monitor_socket", "stopped_by",
+                                                 "accelerator_fallback"}));
     BOOST_TEST(v.at("name").as_string() == "vm1");
     BOOST_TEST(v.at("state").as_string() == "running");
     BOOST_TEST(v.at("pid").to_number<int>() == 4242);
@@ -115,17 +116,35 @@ BOOST_AUTO_TEST_CASE(status_text) {
     BOOST_TEST(s.find("stopped (last end: stopped, exited 0, by powerdown)") != std::string::npos, s);
 }
 
+// Item 6 of issue 16: status says why a VM runs under TCG after a KVM attempt.
+BOOST_AUTO_TEST_CASE(status_names_the_kvm_fallback) {
+    auto r = sample(true);
+    r.st.state->accel_fallback = "no console output within 20 s";
+    auto t = render_status_text(r);
+    BOOST_TEST(t.find("running (pid 4242, tcg after KVM failed: no console output within 20 s, "
+                      "up 12 s)") != std::string::npos,
+               t);
+    auto v = json::parse(render_status_json(r)).as_object();
+    BOOST_TEST(v.at("accelerator_fallback").as_string() == "no console output within 20 s");
+    BOOST_TEST(json::parse(render_status_json(sample(true))).as_object().at(
+                   "accelerator_fallback").is_null());
+}
+
 BOOST_AUTO_TEST_CASE(timeline_renders) {
     timeline t;
     t.vm = "vm1";
-    t.entries = {{"qemu-spawned", 0.05, "pid 7"},
+    t.entries = {{"qemu-spawned", 0.01, "pid 6, kvm attempt"},
+                 {"kvm-fallback", 0.02, "KVM said no"},
+                 {"qemu-spawned", 0.05, "pid 7"},
                  {"qmp-ready", 0.1, ""},
                  {"console-output", 1.5, ""},
                  {"ssh-banner", 9.25, "SSH-2.0-x"},
                  {"ssh-login", 9.5, "debian"}};
     auto table = render_timeline_table(t);
     BOOST_TEST(table == "boot timeline of vm1:\n"
-                        "    0.05 s    +0.05 s  QEMU spawned         pid 7\n"
+                        "    0.01 s    +0.01 s  QEMU spawned         pid 6, kvm attempt\n"
+                        "    0.02 s    +0.01 s  KVM given up         KVM said no\n"
+                        "    0.05 s    +0.03 s  QEMU spawned         pid 7\n"
                         "    0.10 s    +0.05 s  QMP ready\n"
                         "    1.50 s    +1.40 s  first console output\n"
                         "    9.25 s    +7.75 s  SSH banner           SSH-2.0-x\n"
@@ -133,10 +152,11 @@ BOOST_AUTO_TEST_CASE(timeline_renders) {
     auto v = json::parse(render_timeline_json(t)).as_object();
     BOOST_TEST(v.at("vm").as_string() == "vm1");
     auto& stages = v.at("stages").as_array();
-    BOOST_REQUIRE(stages.size() == 5u);
-    BOOST_TEST(stages[3].as_object().at("stage").as_string() == "ssh-banner");
-    BOOST_TEST(stages[3].as_object().at("seconds").to_number<double>() == 9.25);
-    BOOST_TEST(stages[3].as_object().at("detail").as_string() == "SSH-2.0-x");
+    BOOST_REQUIRE(stages.size() == 7u);
+    BOOST_TEST(stages[1].as_object().at("stage").as_string() == "kvm-fallback");
+    BOOST_TEST(stages[5].as_object().at("stage").as_string() == "ssh-banner");
+    BOOST_TEST(stages[5].as_object().at("seconds").to_number<double>() == 9.25);
+    BOOST_TEST(stages[5].as_object().at("detail").as_string() == "SSH-2.0-x");
 }
 
 BOOST_AUTO_TEST_CASE(progress_line) {
@@ -189,4 +209,85 @@ BOOST_AUTO_TEST_CASE(guest_text_is_escaped_in_the_timeline_and_progress_line) {
     BOOST_TEST(table.find("SSH-2.0-x\\x1b]0;pwned\\x07\\x1b[2J") != std::string::npos);
     auto line = status_line(1500ms, "booting\r", "login:\x1b[2K\x1b]0;pwned\x07", 200);
     BOOST_TEST(line == "[   1.5s] booting\\x0d | login:\\x1b[2K\\x1b]0;pwned\\x07");
+}
+
+// Issue 16 item 5: `list --json` (stable keys, one object per VM) and the table.
+namespace {
+
+std::vector<localvm::qemu::vm_listing> listing() {
+    std::vector<localvm::qemu::vm_listing> vms;
+    auto run = sample(true);
+    run.st.monitor = true;
+    run.st.state->accel_fallback = "no console output within 20 s";
+    run.st.state->ports.push_back({"127.0.0.1", 40001, 8080});
+    vms.push_back({"vm1", run.st, run.files});
+    auto off = sample(false);
+    off.st.state->ended_at = 1005;
+    vms.push_back({"vm2", off.st, off.files});
+    localvm::qemu::status fresh; // created, never started
+    fresh.exists = true;
+    vms.push_back({"vm3", fresh, off.files});
+    return vms;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(list_json) {
+    auto text = render_list_json(listing(), 1012);
+    BOOST_TEST(text.find('\n') == std::string::npos);
+    auto root = json::parse(text).as_object();
+    BOOST_TEST(root.size() == 1u);
+    auto& vms = root.at("vms").as_array();
+    BOOST_REQUIRE(vms.size() == 3u);
+    for (const auto& v : vms) {
+        std::vector<std::string> keys;
+        for (const auto& kv : v.as_object())
+            keys.emplace_back(kv.key());
+        BOOST_TEST((keys == std::vector<std::string>{
+                        "name", "state", "exists", "running", "pid", "accelerator",
+                        "accelerator_fallback", "uptime_seconds", "ports", "monitor",
+                        "monitor_socket", "last_end", "last_end_detail", "ended_at",
+                        "stopped_by"}));
+    }
+    auto& a = vms[0].as_object();
+    BOOST_TEST(a.at("name").as_string() == "vm1");
+    BOOST_TEST(a.at("state").as_string() == "running");
+    BOOST_TEST(a.at("running").as_bool());
+    BOOST_TEST(a.at("pid").to_number<int>() == 4242);
+    BOOST_TEST(a.at("accelerator").as_string() == "tcg");
+    BOOST_TEST(a.at("accelerator_fallback").as_string() == "no console output within 20 s");
+    BOOST_TEST(a.at("uptime_seconds").to_number<int>() == 12);
+    BOOST_TEST(a.at("ports").as_array().size() == 2u);
+    BOOST_TEST(a.at("ports").as_array()[1].as_object().at("guest_port").to_number<int>() == 8080);
+    BOOST_TEST(a.at("monitor").as_bool());
+    BOOST_TEST(a.at("monitor_socket").as_string() == "/r/vm1/monitor.sock");
+    BOOST_TEST(a.at("ended_at").is_null());
+    BOOST_TEST(a.at("stopped_by").is_null());
+    auto& b = vms[1].as_object();
+    BOOST_TEST(b.at("state").as_string() == "stopped");
+    BOOST_TEST(!b.at("running").as_bool());
+    BOOST_TEST(b.at("pid").is_null());
+    BOOST_TEST(b.at("accelerator").is_null());
+    BOOST_TEST(b.at("uptime_seconds").is_null());
+    BOOST_TEST(b.at("ports").as_array().empty());
+    BOOST_TEST(b.at("last_end").as_string() == "stopped");
+    BOOST_TEST(b.at("ended_at").to_number<int>() == 1005);
+    BOOST_TEST(b.at("stopped_by").as_string() == "powerdown");
+    auto& c = vms[2].as_object();
+    BOOST_TEST(c.at("last_end").as_string() == "none");
+    BOOST_TEST(c.at("ended_at").is_null());
+    BOOST_TEST(json::parse(render_list_json({}, 0)).as_object().at("vms").as_array().empty());
+}
+
+BOOST_AUTO_TEST_CASE(list_table) {
+    auto t = render_list_table(listing(), 1012);
+    BOOST_TEST(t ==
+               "NAME  STATE    PID   ACCEL  UPTIME  FORWARDS                                   "
+               "LAST END\n"
+               "vm1   running  4242  tcg*   12s     127.0.0.1:40000->22,127.0.0.1:40001->8080  -\n"
+               "vm2   stopped  -     -      -       -                                          "
+               "stopped (powerdown)\n"
+               "vm3   stopped  -     -      -       -                                          -\n",
+               t);
+    BOOST_TEST(render_list_table({}, 0) == "no VMs\n");
 }

@@ -3,6 +3,8 @@
 #define BOOST_TEST_MODULE qemu_accel
 #include <localvm/qemu/accel.hpp>
 
+#include "fallback.hpp"
+
 #include <boost/test/unit_test.hpp>
 
 using localvm::qemu::names_kvm_failure;
@@ -41,4 +43,35 @@ BOOST_AUTO_TEST_CASE(other_errors_and_mere_mentions_are_not) {
              "qemu-system-x86_64: cannot set up guest memory 'pc.ram': Cannot allocate memory",
          })
         BOOST_TEST(!names_kvm_failure(text), text);
+}
+
+// Item 6 of issue 16: the timeline names the KVM attempt and the restart.
+BOOST_AUTO_TEST_CASE(spawn_details_name_the_attempt) {
+    using localvm::qemu::accel_choice;
+    using localvm::qemu::accelerator;
+    using localvm::qemu::detail::spawned_detail;
+    using namespace std::chrono_literals;
+    BOOST_TEST(spawned_detail(12, accel_choice{accelerator::kvm, "/dev/kvm is usable", true}, 20s) ==
+               "pid 12, kvm attempt (/dev/kvm is usable; tcg if the guest stays silent for 20 s)");
+    BOOST_TEST(spawned_detail(13, accel_choice{accelerator::tcg, "after KVM failed: x", false},
+                              20s) == "pid 13, tcg (after KVM failed: x)");
+    BOOST_TEST(spawned_detail(14, accel_choice{accelerator::kvm, "kvm requested", false}, 1500ms) ==
+               "pid 14, kvm (kvm requested)");
+    BOOST_TEST(spawned_detail(15, accel_choice{accelerator::tcg, "", false}, 1s) == "pid 15, tcg");
+}
+
+BOOST_AUTO_TEST_CASE(fallback_reasons_are_one_line) {
+    using localvm::qemu::detail::fallback_reason;
+    using namespace std::chrono_literals;
+    BOOST_TEST(fallback_reason("", "", 20s) == "no console output within 20 s");
+    BOOST_TEST(fallback_reason("", "x", 2500ms) == "no console output within 2500 ms");
+    // QEMU's own line naming KVM, not the generic first line of the error.
+    const char* said = "qemu-system-x86_64: warning: host doesn't support requested feature\n"
+                       "Could not access KVM kernel module: No such file or directory\n"
+                       "qemu-system-x86_64: -accel kvm: failed to initialize kvm\n";
+    BOOST_TEST(fallback_reason("qemu exited 1 during start:\nmore", said, 20s) ==
+               "Could not access KVM kernel module: No such file or directory");
+    BOOST_TEST(fallback_reason("qemu exited 1 during start:\nmore", "nothing of note", 20s) ==
+               "qemu exited 1 during start:");
+    BOOST_TEST(fallback_reason("a\tb\rc\x1b", "", 20s) == "a b c ");
 }

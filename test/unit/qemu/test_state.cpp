@@ -52,6 +52,13 @@ BOOST_AUTO_TEST_CASE(round_trip) {
         BOOST_REQUIRE(again);
         BOOST_TEST((again->stopped_by == step), to_string(step));
     }
+    // The KVM fallback's reason: written only when there is one.
+    BOOST_TEST(render_state(vm_state{}).find("accel_fallback") == std::string::npos);
+    vm_state f;
+    f.accel_fallback = "no console output within 20 s";
+    auto fb = parse_state(render_state(f), ec);
+    BOOST_REQUIRE(fb);
+    BOOST_TEST(fb->accel_fallback == f.accel_fallback);
 }
 
 BOOST_AUTO_TEST_CASE(malformed_state_is_an_error_code) {

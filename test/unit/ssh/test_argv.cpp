@@ -396,3 +396,29 @@ BOOST_AUTO_TEST_CASE(host_key_rejection_is_recognised_in_ssh_stderr) {
                "[127.0.0.1]:44859 has changed and you have requested strict checking. Host key "
                "verification failed.");
 }
+
+// Issue 16 item 3: guest -> host. The guest is the sender: remote path
+// first, the local one made relative-safe, and links out of the tree refused.
+BOOST_AUTO_TEST_CASE(rsync_argv_from_the_guest) {
+    sync_options o;
+    o.direction = localvm::ssh::sync_direction::from_guest;
+    o.chown = "me:me";
+    o.excludes = {"*.o", ""};
+    auto a = rsync_argv(vm(), "/srv/app/", "out dir", o);
+    BOOST_TEST_REQUIRE(a.size() >= 8u);
+    BOOST_TEST(strings(a.begin(), a.begin() + 6) ==
+                   (strings{"rsync", "-a", "--safe-links", "--chown=me:me", "--exclude=*.o",
+                            "--rsync-path=sudo rsync"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(strings(a.end() - 3, a.end()) ==
+                   (strings{"--", "debian@127.0.0.1:/srv/app/", "./out dir"}),
+               boost::test_tools::per_element());
+    // A local destination that looks like a host or an option stays local.
+    BOOST_TEST(rsync_argv(vm(), "/x", "h:y", o).back() == "./h:y");
+    BOOST_TEST(rsync_argv(vm(), "/x", "-n", o).back() == "./-n");
+    BOOST_TEST(rsync_argv(vm(), "/x", "/abs/-n", o).back() == "/abs/-n");
+    BOOST_TEST(rsync_argv(vm(), "-x", "./d", o).at(a.size() - 2) == "debian@127.0.0.1:-x");
+    // The -e command is the same both ways.
+    BOOST_TEST(rsync_argv(vm(), "/x", "d", o).at(a.size() - 4) ==
+               rsync_argv(vm(), "d", "/x", {}).at(4));
+}
