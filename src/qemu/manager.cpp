@@ -4,6 +4,7 @@
 #include "image.hpp"
 #include "instance_id.hpp"
 #include "lock.hpp"
+#include "snapshot_files.hpp"
 #include "stop_machine.hpp"
 #include "watch.hpp"
 
@@ -436,6 +437,10 @@ asio::awaitable<void> manager::start(start_options so) {
                                                std::to_string(*owner) + ")");
     require_disk();
     auto previous = settle_state(true);
+    // A clone restores its snapshot's machine instead of booting.
+    auto restore = detail::read_origin(layout_);
+    if (restore)
+        detail::check_restore(*restore, so.cpus, checked.memory_mib, checked.boot);
 
     launch_plan plan;
     plan.name = opts_.name;
@@ -471,7 +476,7 @@ asio::awaitable<void> manager::start(start_options so) {
     }
 
     // The guest's host key: made on the first start, handed over in the seed.
-    if (opts_.host_key == host_key_policy::pinned) {
+    if (opts_.host_key == host_key_policy::pinned && !restore) {
         cloudinit::ssh_host_key key;
         key.public_key =
             co_await ssh::ensure_key_pair(layout_.host_key, "localvm-host-" + opts_.name);
@@ -481,11 +486,15 @@ asio::awaitable<void> manager::start(start_options so) {
     }
 
     clean_runtime(false);
-    cloudinit::write_seed_file(layout_.seed, seed);
+    if (!restore) // a clone keeps the seed its guest already read
+        cloudinit::write_seed_file(layout_.seed, seed);
 
-    auto choice = resolve_accelerator(opts_.accel, opts_.architecture,
-                                      layout_.runtime.parent_path() / "kvm-hangs");
+    auto choice = restore ? accel_choice{restore->snap.accel, "as saved in the snapshot", false}
+                          : resolve_accelerator(opts_.accel, opts_.architecture,
+                                                layout_.runtime.parent_path() / "kvm-hangs");
     plan.accel = choice.accel;
+    if (restore)
+        detail::apply_restore(plan, *restore);
     for (;;) {
         auto argv = command_line(plan);
         say("starting " + plan.qemu_binary.string() + " (" + choice.reason + ")");
@@ -639,6 +648,8 @@ asio::awaitable<bool> manager::bring_up(pid_t pid, const launch_plan& plan, bool
             s.ports[i].host_port = (*bound)[i];
     }
     write_state(s);
+    if (plan.incoming)
+        co_await detail::load_state(client, layout_, remaining());
     co_await client.execute("cont", {}, within_start());
     auto status = co_await client.execute("query-status", {}, within_start());
     const auto* running = status.is_object() ? status.get_object().if_contains("running") : nullptr;
@@ -905,6 +916,14 @@ asio::awaitable<void> manager::stop() {
         std::to_string(took.count()) + " ms");
 }
 
+asio::awaitable<snapshot_info> manager::snapshot(std::string name, snapshot_options so) {
+    co_return co_await detail::save_snapshot(opts_, layout_, std::move(name), so, output_);
+}
+
+asio::awaitable<void> manager::create_from_snapshot(std::string snapshot) {
+    co_await detail::create_clone(opts_, layout_, std::move(snapshot), output_);
+}
+
 asio::awaitable<void> manager::remove() {
     // Whatever is there, a link too, is checked (and refused) by ensure_dirs.
     auto present = [](const fs::path& p) {
@@ -925,6 +944,7 @@ asio::awaitable<void> manager::remove() {
                     "VM " + opts_.name + " is running: a QEMU holds its disk " +
                         layout_.disk.string() + " open (its runtime directory " +
                         layout_.runtime.string() + " was removed); stop that QEMU first");
+    detail::forget_clone(opts_, layout_);
     std::error_code ec;
     fs::remove_all(layout_.data, ec);
     if (ec)
