@@ -40,7 +40,10 @@ std::string render_snapshot(const snapshot_info& s) {
                                      {"guest_port", p.guest_port}});
     json::array files;
     for (const auto& f : s.files)
-        files.push_back(json::object{{"path", f.path.string()}, {"sha256", f.sha256}});
+        files.push_back(json::object{{"path", f.path.string()},
+                                     {"sha256", f.sha256},
+                                     {"size", f.size},
+                                     {"mtime_ns", f.mtime_ns}});
     json::value boot = nullptr;
     if (s.boot)
         boot = json::object{{"kernel", s.boot->kernel.string()},
@@ -141,7 +144,8 @@ std::optional<snapshot_info> parse_snapshot(std::string_view text, boost::system
             return std::nullopt;
         file_digest f;
         std::string path;
-        if (!str(fv.get_object(), "path", path) || !str(fv.get_object(), "sha256", f.sha256))
+        if (!str(fv.get_object(), "path", path) || !str(fv.get_object(), "sha256", f.sha256) ||
+            !num(fv.get_object(), "size", f.size) || !num(fv.get_object(), "mtime_ns", f.mtime_ns))
             return std::nullopt;
         f.path = path;
         s.files.push_back(std::move(f));
@@ -152,7 +156,7 @@ std::optional<snapshot_info> parse_snapshot(std::string_view text, boost::system
 
 std::string restore_mismatch(const snapshot_info& snap, unsigned cpus, std::uint64_t memory_mib,
                              const std::optional<direct_boot>& boot,
-                             const std::function<std::string(const fs::path&)>& digest_now) {
+                             const std::function<std::string(const file_digest&)>& digest_now) {
     std::vector<std::string> why;
     if (cpus != snap.cpus)
         why.push_back("cpus: the snapshot has " + std::to_string(snap.cpus) +
@@ -176,7 +180,7 @@ std::string restore_mismatch(const snapshot_info& snap, unsigned cpus, std::uint
                           "\", the start asks for \"" + boot->cmdline + "\"");
     }
     for (const auto& f : snap.files) {
-        auto now = digest_now(f.path);
+        auto now = digest_now(f);
         if (now.empty())
             why.push_back(f.path.string() + " is gone (the snapshot was saved with it)");
         else if (now != f.sha256)

@@ -33,6 +33,14 @@ std::vector<std::string> live_clones(const std::filesystem::path& snapshot_dir);
 /// The sha256 (hex) of a file's content; "" when it cannot be read.
 std::string file_sha256(const std::filesystem::path& p);
 
+/// `p` with its sha256, size and modification time; sha256 "" when it
+/// cannot be read.
+file_digest digest_file(const std::filesystem::path& p);
+
+/// The sha256 of a recorded file now: the recorded one when its size and
+/// modification time are unchanged, else read again ("" when unreadable).
+std::string digest_now(const file_digest& recorded);
+
 /// A clone's origin: which snapshot (record and directory) its disk and
 /// state come from. Read from `<data>/origin.json`.
 struct restore_source {

@@ -24,6 +24,7 @@
 #include <sstream>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace localvm::qemu::detail {
@@ -140,6 +141,42 @@ std::string file_sha256(const fs::path& p) {
     return h.finish().hex;
 }
 
+namespace {
+
+// Size and mtime of `p` from one stat; nullopt when it cannot be looked at.
+std::optional<std::pair<std::uint64_t, std::int64_t>> size_and_mtime(const fs::path& p) {
+    struct ::stat st {};
+    if (::stat(p.c_str(), &st) != 0)
+        return std::nullopt;
+    return std::pair{static_cast<std::uint64_t>(st.st_size),
+                     static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 +
+                         st.st_mtim.tv_nsec};
+}
+
+} // namespace
+
+file_digest digest_file(const fs::path& p) {
+    file_digest d;
+    d.path = p;
+    auto before = size_and_mtime(p);
+    d.sha256 = file_sha256(p);
+    // A file written while it was read gets no shortcut at the restore.
+    if (before && before == size_and_mtime(p)) {
+        d.size = before->first;
+        d.mtime_ns = before->second;
+    }
+    return d;
+}
+
+std::string digest_now(const file_digest& recorded) {
+    auto now = size_and_mtime(recorded.path);
+    if (!now)
+        return {};
+    if (recorded.mtime_ns != 0 && now->first == recorded.size && now->second == recorded.mtime_ns)
+        return recorded.sha256;
+    return file_sha256(recorded.path);
+}
+
 std::optional<restore_source> read_origin(const layout& files) {
     auto path = origin_file(files);
     if (!fs::exists(path))
@@ -169,7 +206,7 @@ std::optional<restore_source> read_origin(const layout& files) {
 
 void check_restore(const restore_source& from, unsigned cpus, std::uint64_t memory_mib,
                    const std::optional<direct_boot>& boot) {
-    auto why = restore_mismatch(from.snap, cpus, memory_mib, boot, file_sha256);
+    auto why = restore_mismatch(from.snap, cpus, memory_mib, boot, digest_now);
     if (!why.empty())
         throw_error(errc::unsupported,
                     "cannot restore snapshot " + from.snap.name + ": " + why);
@@ -244,10 +281,10 @@ asio::awaitable<snapshot_info> save_snapshot(const options& opts, const layout& 
         inputs.push_back(info.firmware_code);
     }
     for (const auto& p : inputs) {
-        auto d = file_sha256(p);
-        if (d.empty())
+        auto d = digest_file(p);
+        if (d.sha256.empty())
             throw_error(errc::io_error, "cannot read " + p.string() + " to record its digest");
-        info.files.push_back({p, d});
+        info.files.push_back(std::move(d));
     }
 
     qmp::client_options co;

@@ -12,6 +12,10 @@
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <fstream>
+
+#include <unistd.h>
+
 using namespace localvm::qemu;
 using localvm::errc;
 
@@ -32,13 +36,14 @@ snapshot_info sample() {
     s.boot = localvm::direct_boot{"/g/vmlinux", "/g/initrd.img", "console=ttyS0 rootwait"};
     s.net = network::restricted;
     s.ports = {{"127.0.0.1", 0, 22}};
-    s.files = {{"/g/vmlinux", std::string(64, 'a')}, {"/g/initrd.img", std::string(64, 'b')}};
+    s.files = {{"/g/vmlinux", std::string(64, 'a'), 65906612, 1764590000123456789},
+               {"/g/initrd.img", std::string(64, 'b'), 13673472, 1764590000000000000}};
     s.base_image = "/data/base.qcow2";
     return s;
 }
 
-std::string digest_of(const std::filesystem::path& p) {
-    return p == "/g/vmlinux" ? std::string(64, 'a') : std::string(64, 'b');
+std::string digest_of(const file_digest& f) {
+    return f.path == "/g/vmlinux" ? std::string(64, 'a') : std::string(64, 'b');
 }
 
 } // namespace
@@ -53,6 +58,8 @@ BOOST_AUTO_TEST_CASE(record_round_trips_and_malformed_is_refused) {
     BOOST_TEST(render_snapshot(*back) == text);
     BOOST_TEST(back->boot->cmdline == "console=ttyS0 rootwait");
     BOOST_TEST(back->files[1].path == "/g/initrd.img");
+    BOOST_TEST(back->files[0].size == 65906612u);
+    BOOST_TEST(back->files[0].mtime_ns == 1764590000123456789);
     BOOST_TEST((back->net == network::restricted));
 
     auto firmware = s;
@@ -94,8 +101,8 @@ BOOST_AUTO_TEST_CASE(restore_mismatch_names_each_difference) {
                "kernel: the snapshot has /g/vmlinux, the start asks for /h/vmlinux; kernel "
                "command line: the snapshot has \"console=ttyS0 rootwait\", the start asks for "
                "\"console=ttyS0 rootwait quiet\"");
-    auto changed = [](const std::filesystem::path& p) {
-        return p == "/g/vmlinux" ? std::string(64, 'c') : std::string();
+    auto changed = [](const file_digest& f) {
+        return f.path == "/g/vmlinux" ? std::string(64, 'c') : std::string();
     };
     BOOST_TEST(restore_mismatch(s, 1, 512, s.boot, changed) ==
                "/g/vmlinux changed since the snapshot was saved (sha256 aaaaaaaaaaaa... then, "
@@ -166,4 +173,28 @@ BOOST_AUTO_TEST_CASE(migration_status_is_parsed) {
     BOOST_TEST(localvm::qmp::migration_ended("cancelled"));
     BOOST_TEST(!localvm::qmp::migration_ended("active"));
     BOOST_TEST(!localvm::qmp::migration_ended("cancelling"));
+}
+
+// An unchanged file keeps its recorded digest without being read again; a
+// changed one is read again.
+BOOST_AUTO_TEST_CASE(digest_now_trusts_an_unchanged_file_only) {
+    auto p = std::filesystem::temp_directory_path() /
+             ("localvm-digest-" + std::to_string(::getpid()));
+    {
+        std::ofstream(p) << "kernel";
+    }
+    auto d = detail::digest_file(p);
+    BOOST_TEST(d.sha256.size() == 64u);
+    BOOST_TEST(d.size == 6u);
+    BOOST_TEST(detail::digest_now(d) == d.sha256);
+    auto forged = d;
+    forged.sha256 = std::string(64, 'f'); // same size and mtime: trusted, not read
+    BOOST_TEST(detail::digest_now(forged) == forged.sha256);
+    {
+        std::ofstream(p, std::ios::app) << "!";
+    }
+    BOOST_TEST(detail::digest_now(forged) == detail::file_sha256(p));
+    BOOST_TEST(detail::digest_now(forged) != d.sha256);
+    std::filesystem::remove(p);
+    BOOST_TEST(detail::digest_now(d) == "");
 }
