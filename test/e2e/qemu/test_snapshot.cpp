@@ -206,3 +206,41 @@ BOOST_AUTO_TEST_CASE(mismatches_are_refused_and_a_failed_save_leaves_the_vm_runn
         },
         600s);
 }
+
+// The test kit: a suite boots its guest once and saves it; each test gets
+// a fresh clone and discards it.
+BOOST_AUTO_TEST_CASE(the_kit_boots_once_and_gives_each_test_a_clone) {
+    auto g = lve2e::load_guest("tiny");
+    localvm::testing::vm_set set;
+    localvm::start_options start;
+    start.cpus = 1;
+    start.memory = "512M";
+    start.boot = g.boot();
+    localvm::testing::vm_spec source;
+    source.name = "source";
+    source.start = start;
+    set.add(source);
+    set.run(
+        [](localvm::testing::vm_set& s) -> asio::awaitable<void> {
+            co_await s["source"].expect_status("echo booted-once > /tmp/marker");
+            co_await s["source"].manager().snapshot("suite");
+            co_await s.discard("source"); // the clones need only the snapshot
+        },
+        5min);
+    for (int i = 0; i < 2; ++i) {
+        localvm::testing::vm_spec clone;
+        clone.name = "test-" + std::to_string(i);
+        clone.snapshot = "suite";
+        clone.start = start;
+        set.add(clone);
+        const std::string name = clone.name;
+        set.run(
+            [&name](localvm::testing::vm_set& s) -> asio::awaitable<void> {
+                co_await s[name].expect_output("cat /tmp/marker", "booted-once\n");
+                co_await s[name].expect_status("echo dirty > /tmp/marker");
+                co_await s.discard(name);
+            },
+            2min);
+        BOOST_TEST(set.names().empty());
+    }
+}
