@@ -155,7 +155,8 @@ std::vector<std::string> command_line(const launch_plan& p) {
     };
     a.push_back(p.qemu_binary.string());
     add({"-name", "guest=" + escape_option_value(p.name)});
-    add({"-machine", arm ? "virt,gic-version=max" : "q35"});
+    std::string machine = p.machine.empty() ? (arm ? "virt" : "q35") : p.machine;
+    add({"-machine", arm ? machine + ",gic-version=max" : machine});
     add({"-accel", p.accel == accelerator::kvm ? "kvm" : "tcg"});
     add({"-cpu", p.accel == accelerator::kvm ? "host" : "max"});
     add({"-smp", std::to_string(p.cpus)});
@@ -163,6 +164,8 @@ std::vector<std::string> command_line(const launch_plan& p) {
     add({"-nodefaults", "-no-user-config", "-display", "none"});
     if (p.paused)
         a.push_back("-S");
+    if (p.incoming)
+        add({"-incoming", "defer"});
     add({"-chardev", "socket,id=qmp,path=" + path_value(p.qmp_socket) + ",server=on,wait=off"});
     add({"-mon", "chardev=qmp,mode=control"});
     for (std::size_t i = 0; i < p.extra_qmp_sockets.size(); ++i) {

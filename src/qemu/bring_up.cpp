@@ -5,6 +5,7 @@
 #include "detail/race.hpp"
 #include "fallback.hpp"
 #include "manager_impl.hpp"
+#include "snapshot_files.hpp"
 #include "watch.hpp"
 
 #include <localvm/atomic_file.hpp>
@@ -54,7 +55,9 @@ asio::awaitable<void> end_uncommitted(process::detached_process& proc) {
 asio::awaitable<void> manager::impl::launch(launch_plan plan,
                                             const std::optional<vm_state>& previous) {
     const fs::path kvm_marker = files.runtime.parent_path() / "kvm-hangs";
-    auto choice = resolve_accelerator(opts.accel, opts.architecture, kvm_marker);
+    // A restore runs on the accelerator its snapshot was saved with.
+    auto choice = plan.incoming ? accel_choice{plan.accel, "as saved in the snapshot", false}
+                                : resolve_accelerator(opts.accel, opts.architecture, kvm_marker);
     plan.accel = choice.accel;
     std::string fallback; // why KVM was given up, once it was
     for (;;) {
@@ -217,6 +220,8 @@ asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_pl
             s.ports[i].host_port = (*bound)[i];
     }
     write_state(s);
+    if (plan.incoming)
+        co_await detail::load_state(client, files, remaining());
     co_await client.execute("cont", {}, within_start());
     auto status = co_await client.execute("query-status", {}, within_start());
     const auto* running = status.is_object() ? status.get_object().if_contains("running") : nullptr;

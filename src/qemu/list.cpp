@@ -13,7 +13,7 @@ namespace localvm::qemu {
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 
-status manager::snapshot() {
+status manager::query_now() {
     impl& vm = *impl_;
     status st;
     st.exists = fs::exists(vm.files.disk);
@@ -52,7 +52,7 @@ std::vector<vm_listing> list_in(options defaults, const asio::any_io_executor& e
         auto o = defaults;
         o.name = name;
         manager m(ex, o);
-        out.push_back(vm_listing{name, m.snapshot(), m.files()});
+        out.push_back(vm_listing{name, m.query_now(), m.files()});
     }
     return out;
 }

@@ -5,6 +5,7 @@
 #include "image.hpp"
 #include "manager_impl.hpp"
 #include "plan.hpp"
+#include "snapshot_files.hpp"
 #include "watch.hpp"
 
 #include <localvm/cloudinit/nocloud.hpp>
@@ -137,7 +138,7 @@ asio::awaitable<status> manager::query() {
         if (recorded && recorded->ended_at == 0 && recorded->pid != 0)
             co_await detail::wait_for_path(vm.files.exit_status, milliseconds(1000));
     }
-    co_return snapshot();
+    co_return query_now();
 }
 
 asio::awaitable<std::vector<port_forward>> manager::ports() {
@@ -165,14 +166,23 @@ asio::awaitable<void> manager::start(start_options so) {
                                                std::to_string(*owner) + ")");
     require_disk();
     auto previous = vm.settle_state(state_record::persist);
+    // A clone restores its snapshot's machine instead of booting; it keeps
+    // the seed and host key its guest already has (snapshot_save.cpp).
+    auto restore = detail::read_origin(vm.files);
+    if (restore) {
+        detail::check_restore(*restore, plan.launch.cpus, plan.launch.memory_mib,
+                              plan.launch.boot);
+        detail::apply_restore(plan.launch, *restore);
+    }
     if (plan.launch.uefi)
         vm.prepare_vars_store(plan.vars_template);
-    if (vm.opts.host_key == host_key_policy::pinned) {
+    if (vm.opts.host_key == host_key_policy::pinned && !restore) {
         auto key = co_await vm.host_key();
         detail::pin_host_key(plan, vm.opts, so, key);
     }
     vm.clean_runtime(runtime_logs::remove);
-    cloudinit::write_seed_file(vm.files.seed, plan.seed);
+    if (!restore)
+        cloudinit::write_seed_file(vm.files.seed, plan.seed);
     co_await vm.launch(std::move(plan.launch), previous);
 }
 
@@ -274,6 +284,15 @@ asio::awaitable<void> manager::stop() {
     co_await vm.stop(*owner);
 }
 
+asio::awaitable<snapshot_info> manager::snapshot(std::string name, snapshot_options so) {
+    co_return co_await detail::save_snapshot(impl_->opts, impl_->files, std::move(name), so,
+                                             impl_->output);
+}
+
+asio::awaitable<void> manager::create_from_snapshot(std::string snapshot) {
+    co_await detail::create_clone(impl_->opts, impl_->files, std::move(snapshot), impl_->output);
+}
+
 asio::awaitable<void> manager::remove() {
     impl& vm = *impl_;
     // Whatever is there, a link too, is checked (and refused) by ensure_dirs.
@@ -296,6 +315,7 @@ asio::awaitable<void> manager::remove() {
                         vm.files.disk.string() + " open (its runtime directory " +
                         vm.files.runtime.string() + " was removed); stop that QEMU first");
     std::error_code ec;
+    detail::forget_clone(vm.opts, vm.files);
     fs::remove_all(vm.files.data, ec);
     if (ec)
         throw_error(errc::io_error,

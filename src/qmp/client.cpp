@@ -3,6 +3,8 @@
 #include "detail/await.hpp"
 #include "detail/race.hpp"
 #include "detail/unix_connect.hpp"
+#include "sys/errno.hpp"
+#include "sys/fd.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -15,11 +17,15 @@
 #include <boost/json/serialize.hpp>
 
 #include <array>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <unordered_map>
 #include <variant>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/socket.h>
 
 namespace localvm::qmp {
 
@@ -49,6 +55,28 @@ using localvm::detail::ms;
 using localvm::detail::scope_exit;
 using localvm::detail::throw_if_cancelled;
 using localvm::detail::wait_for_wakeup;
+
+// One sendmsg of `byte` with `fd` as SCM_RIGHTS, not blocking; sendmsg's
+// result. (A plain function: a coroutine frame would hold the control
+// buffer misaligned, and cmsghdr's flexible array cannot sit in one.)
+ssize_t send_byte_with_fd(int socket, char byte, int fd) {
+    iovec iov{&byte, 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        cmsghdr align;
+    } control{};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof(control.buf);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return ::sendmsg(socket, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
 
 } // namespace
 
@@ -98,6 +126,9 @@ struct lane {
     asio::local::stream_protocol::socket socket;
     decoder dec;
     std::string out;     // commands not yet handed to the socket
+    // Descriptors to send (SCM_RIGHTS) with the byte at the given offset of
+    // `out`, in order: each goes with the first byte of its command.
+    std::deque<std::pair<std::size_t, sys::unique_fd>> fds;
     std::string writing; // the bytes of the write in flight
     asio::steady_timer write_signal;
     std::size_t in_flight = 0; // commands sent here, not yet answered or abandoned
@@ -295,8 +326,22 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
             }
             if (self->end != connection_end::open)
                 co_return;
-            std::swap(l->out, l->writing);
             error_code ec;
+            if (!l->fds.empty() && l->fds.front().first == 0) {
+                ec = co_await send_with_fd(*l);
+                if (ec) {
+                    self->peer_closed(*l, "failed while passing a file descriptor: " +
+                                              ec.message());
+                    co_return;
+                }
+                continue;
+            }
+            // Everything up to the next command that carries a descriptor.
+            const std::size_t n = l->fds.empty() ? l->out.size() : l->fds.front().first;
+            l->writing.assign(l->out, 0, n);
+            l->out.erase(0, n);
+            for (auto& f : l->fds)
+                f.first -= n;
             co_await asio::async_write(l->socket, asio::buffer(l->writing),
                                        asio::redirect_error(asio::use_awaitable, ec));
             l->writing.clear();
@@ -304,6 +349,30 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
                 self->peer_closed(*l, "failed while writing: " + ec.message());
                 co_return;
             }
+        }
+    }
+
+    // Sends the first byte of `out` with the first queued descriptor as
+    // SCM_RIGHTS ancillary data (QEMU keeps the descriptors that came with
+    // the latest read for the next `getfd`/`add-fd`), then drops both.
+    static asio::awaitable<error_code> send_with_fd(lane& l) {
+        for (;;) {
+            error_code ec;
+            co_await l.socket.async_wait(asio::socket_base::wait_write,
+                                         asio::redirect_error(asio::use_awaitable, ec));
+            if (ec)
+                co_return ec;
+            ssize_t sent = send_byte_with_fd(l.socket.native_handle(), l.out.front(),
+                                             l.fds.front().second.get());
+            if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                continue;
+            if (sent < 0)
+                co_return error_code(errno, boost::system::system_category());
+            l.out.erase(0, 1);
+            l.fds.pop_front();
+            for (auto& f : l.fds)
+                f.first -= 1;
+            co_return error_code();
         }
     }
 
@@ -349,6 +418,17 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         asio::steady_timer timer(self->ex);
         pending_call call;
         call.timer = &timer;
+        sys::unique_fd passed;
+        if (options.pass_fd >= 0) {
+            // Our own copy: the caller may close theirs before it is sent.
+            passed.reset(::fcntl(options.pass_fd, F_DUPFD_CLOEXEC, 0));
+            if (!passed)
+                throw localvm::error(errc::invalid_argument,
+                                     command + ": cannot pass file descriptor " +
+                                         std::to_string(options.pass_fd) + ": " +
+                                         sys::errno_text(errno));
+            l.fds.emplace_back(l.out.size(), std::move(passed));
+        }
         auto id = self->enc.encode(l.out, command, arguments, options.out_of_band);
         if (command == "quit")
             self->quit_sent = true;

@@ -314,8 +314,13 @@ asio::awaitable<void> vm_set::boot(member& m) {
         co_return;
     }
     if (!co_await mgr.exists()) {
-        auto base = m.spec.base_image.empty() ? blank_base() : m.spec.base_image;
-        co_await step("create of " + who, mgr.create(base));
+        if (!m.spec.snapshot.empty()) {
+            co_await step("create of " + who + " from snapshot " + m.spec.snapshot,
+                          mgr.create_from_snapshot(m.spec.snapshot));
+        } else {
+            auto base = m.spec.base_image.empty() ? blank_base() : m.spec.base_image;
+            co_await step("create of " + who, mgr.create(base));
+        }
     }
     co_await step("start of " + who, mgr.start(m.spec.start));
     m.booted = true;
@@ -352,7 +357,7 @@ void vm_set::run(std::function<asio::awaitable<void>(vm_set&)> body,
                 // The shared blank base image, made once before the boots.
                 auto base = blank_base();
                 bool blank_needed = std::any_of(members_.begin(), members_.end(), [](auto& m) {
-                    return m->spec.base_image.empty();
+                    return m->spec.base_image.empty() && m->spec.snapshot.empty();
                 });
                 if (blank_needed && !fs::exists(base)) {
                     pending p("qemu-img create of " + base.string());
@@ -426,6 +431,22 @@ std::string vm_set::report(std::size_t lines) const {
     for (const auto& m : members_)
         out += tails_of(m->spec.name, qemu::make_layout(m->spec.options), lines);
     return out;
+}
+
+asio::awaitable<void> vm_set::discard(std::string name) {
+    auto it = std::find_if(members_.begin(), members_.end(),
+                           [&](const auto& m) { return m->spec.name == name; });
+    if (it == members_.end() || !(*it)->handle.manager_)
+        throw_error(errc::not_found, "vm_set::discard: no VM '" + name + "' in this run");
+    // A test VM's disk is thrown away: no need to wait for ACPI.
+    auto opts = (*it)->spec.options;
+    opts.stop.powerdown_timeout = milliseconds(0);
+    qemu::manager mgr(co_await asio::this_coro::executor, opts);
+    if (co_await mgr.running())
+        co_await mgr.stop();
+    co_await mgr.remove();
+    members_.erase(std::find_if(members_.begin(), members_.end(),
+                                [&](const auto& m) { return m->spec.name == name; }));
 }
 
 std::string vm_set::teardown() {

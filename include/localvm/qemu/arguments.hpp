@@ -51,6 +51,10 @@ struct launch_plan {
     arch architecture = arch::amd64;         ///< amd64: q35; arm64: virt.
     accelerator accel = accelerator::tcg;    ///< kvm or tcg (automatic is resolved before).
     std::filesystem::path qemu_binary;       ///< argv[0].
+    /// The machine type; empty: the alias "q35" (amd64) or "virt" (arm64),
+    /// which QEMU resolves to its newest versioned type. A snapshot pins the
+    /// versioned name (e.g. "pc-q35-7.2"), as a restore needs the same one.
+    std::string machine;
     unsigned cpus = 2;                       ///< -smp.
     std::uint64_t memory_mib = 4096;         ///< -m, in MiB.
     std::filesystem::path disk;              ///< qcow2 overlay, first virtio disk.
@@ -70,6 +74,9 @@ struct launch_plan {
     monitor_mode monitor = monitor_mode::none; ///< The human monitor, if any.
     std::filesystem::path monitor_socket;    ///< HMP socket (unix, server) for `monitor_mode::socket`.
     bool paused = true;                      ///< `-S`: start paused until QMP `cont`.
+    /// `-incoming defer`: QEMU waits for QMP `migrate-incoming` to load a
+    /// saved machine state (a snapshot's restore) before it can run.
+    bool incoming = false;
 };
 
 /// The argv for `plan`: q35 + virtio on amd64, virt on arm64, the
@@ -80,7 +87,7 @@ struct launch_plan {
 /// -device virtio-serial-pci -device virtserialport,chardev=qga0,
 /// name=org.qemu.guest_agent.0`) when `agent_socket` is set, a virtio RNG (guests need entropy for SSH host keys), a pvpanic device with
 /// `-action panic=exit-failure` (a guest kernel panic ends QEMU with status
-/// 1), `-S`, and last the human monitor: `-monitor stdio`, or `-chardev
+/// 1), `-S`, `-incoming defer` when `incoming`, and last the human monitor: `-monitor stdio`, or `-chardev
 /// socket,id=hmp,path=...,server=on,wait=off -mon chardev=hmp,mode=readline`.
 /// Values that QEMU parses as option lists have commas doubled. Pure; never
 /// fails (validate the plan first).

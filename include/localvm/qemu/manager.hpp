@@ -4,6 +4,7 @@
 #include <localvm/console/serial.hpp>
 #include <localvm/manager.hpp>
 #include <localvm/qemu/options.hpp>
+#include <localvm/qemu/snapshot.hpp>
 #include <localvm/qemu/stage.hpp>
 #include <localvm/qemu/state.hpp>
 
@@ -131,6 +132,48 @@ public:
     /// directory is `errc::unsupported`, and nothing is deleted.
     boost::asio::awaitable<void> remove() override;
 
+    /// Saves the running VM as snapshot `name` (VM name rules) under
+    /// `snapshot_root(config())`: pauses the guest, writes its machine state
+    /// with QEMU's migration to a file the library opened (QMP `getfd`,
+    /// `migrate` to `fd:`), copies the disk overlay (flushed and released
+    /// by QEMU at that point) as the snapshot's read-only disk layer, along
+    /// with the seed, UEFI variables and pinned host key, then resumes the
+    /// guest (`after_save::resume`, the default: it runs on its own
+    /// overlay, which the snapshot no longer shares) or quits QEMU
+    /// (`after_save::stop`). The record (`snapshot_info`) pins the machine
+    /// type to its versioned name (e.g. "pc-q35-7.2"), the QEMU version and
+    /// the digests of the kernel, initrd or firmware. Everything is written
+    /// under a temporary name and renamed whole. Throws
+    /// `errc::invalid_argument` for a bad name, `errc::not_running`,
+    /// `errc::already_exists`, `errc::process_failed` when the migration
+    /// fails (e.g. a full disk), `errc::timeout` after `opts.timeout`,
+    /// `errc::io_error`. A failed or cancelled save (cancellation throws
+    /// `operation_aborted`) cancels the migration, resumes a guest that ran,
+    /// and leaves no snapshot and no partial file.
+    boost::asio::awaitable<snapshot_info> snapshot(std::string name,
+                                                   snapshot_options opts = snapshot_options());
+
+    /// Creates this VM as a clone of snapshot `snapshot` (found under
+    /// `snapshot_root(config())`): its own qcow2 overlay on the snapshot's
+    /// frozen disk layer, copies of the seed, UEFI variables and host key,
+    /// and a record of its origin; the snapshot counts it as a dependent
+    /// until `remove`. `start` then restores the saved machine instead of
+    /// booting: QEMU starts with `-incoming defer` and the snapshot's
+    /// pinned machine type, loads the state (`migrate-incoming` from a
+    /// descriptor), binds the forwards of `start_options::ports` afresh
+    /// (host port 0 picks a free one) and continues. The start options must
+    /// describe the same machine (cpus, memory, the same kernel, initrd and
+    /// command line, or firmware boot) and the files must be unchanged
+    /// (digests) and the QEMU the same version, else `start` throws
+    /// `errc::unsupported` naming each difference; `user_data` and
+    /// `ssh_authorized_key` are not used again (the guest keeps what it
+    /// had). The guest's clock goes on from the save (no guest agent sets
+    /// it). TCP connections open at the save are lost. Throws
+    /// `errc::not_found` for no such snapshot, `errc::already_exists`,
+    /// `errc::process_failed` when qemu-img fails; leaves nothing behind
+    /// on failure.
+    boost::asio::awaitable<void> create_from_snapshot(std::string snapshot);
+
     /// Running state, pid and the state file (how it last ended). When QEMU
     /// ended a moment ago, waits (at most 1 s) for its supervisor to record
     /// how.
@@ -139,7 +182,7 @@ public:
     /// `query` without waiting: a QEMU that ended a moment ago, before its
     /// supervisor recorded how, shows as crashed ("no exit status was
     /// recorded") until that record comes. Reads files only; writes nothing.
-    status snapshot();
+    status query_now();
 
     /// The forwards with the host ports QEMU bound, those added by
     /// `add_forward` included. Throws `errc::not_running`.

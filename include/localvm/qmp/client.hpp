@@ -44,6 +44,13 @@ struct execute_options {
     /// Send as `exec-oob` (needs `oob` negotiated and a command QEMU marks
     /// allow-oob, else QEMU answers with an error). Default false.
     bool out_of_band = false;
+    /// A file descriptor to send along with the command (SCM_RIGHTS, with
+    /// the command's first byte), for `getfd` and `add-fd`; -1 (the
+    /// default) sends none. The call duplicates it at once, so the caller
+    /// may close its own right after calling; the duplicate is closed once
+    /// sent (or with the connection). A descriptor that cannot be
+    /// duplicated throws `errc::invalid_argument`.
+    int pass_fd = -1;
 };
 
 /// QEMU answered a command with an error. `code()` is `errc::qmp_error`;

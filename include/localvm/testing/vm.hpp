@@ -49,6 +49,14 @@ struct vm_spec {
     /// Backing image of the disk overlay; empty: a blank 64 MiB qcow2 (enough
     /// for direct-boot guests that live in their initramfs).
     std::filesystem::path base_image;
+    /// When set, the VM is a clone of this snapshot instead of a fresh disk
+    /// on `base_image`: `create_from_snapshot`, and its start restores the
+    /// saved machine in about a second instead of booting (see
+    /// `qemu::manager::create_from_snapshot`). Save one in an earlier run of
+    /// the set with `set[NAME].manager().snapshot(SNAPSHOT)`; give the clone
+    /// the same `start` as the VM it was saved from. The set's teardown
+    /// removes the snapshots with its directory. Default: none.
+    std::string snapshot;
     /// How it starts. An empty `ssh_authorized_key` gets the set's key; no
     /// port forwards get SSH on a free host port (guest port 22).
     start_options start;
@@ -154,6 +162,13 @@ public:
     void run(std::function<boost::asio::awaitable<void>(vm_set&)> body,
              std::chrono::steady_clock::duration deadline = std::chrono::minutes(5),
              const std::string& what = "VM test body");
+
+    /// Stops (quickly: no ACPI wait) and deletes the VM named `name` and
+    /// takes it out of the set: a suite that gives each test a fresh clone
+    /// discards it when the test ends. Valid inside `run`'s body. Throws
+    /// `errc::not_found` for an unknown name or outside `run`, and what
+    /// `stop` and `remove` throw.
+    boost::asio::awaitable<void> discard(std::string name);
 
     /// The VM named `name`, valid inside `run`'s body. Throws
     /// `errc::not_found` for an unknown name or outside `run`.

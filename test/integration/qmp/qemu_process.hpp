@@ -35,8 +35,9 @@ namespace localvm::test {
 
 class qemu_process {
 public:
-    /// A QEMU with `monitors` QMP sockets: socket(), then qmp-1.sock, ...
-    explicit qemu_process(int monitors = 1) {
+    /// A QEMU with `monitors` QMP sockets: socket(), then qmp-1.sock, ...,
+    /// and `extra` arguments (e.g. "-incoming", "defer").
+    explicit qemu_process(int monitors = 1, std::vector<std::string> extra = {}) {
         monitors = std::max(monitors, 1);
         char tmpl[] = "/tmp/localvm-qmp-XXXXXX";
         if (!::mkdtemp(tmpl))
@@ -54,6 +55,7 @@ public:
             argv.push_back("-qmp");
             argv.push_back("unix:" + sockets_.back() + ",server=on,wait=off");
         }
+        argv.insert(argv.end(), extra.begin(), extra.end());
         std::vector<char*> args;
         for (auto& a : argv)
             args.push_back(a.data());

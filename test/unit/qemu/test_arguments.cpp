@@ -299,3 +299,25 @@ BOOST_AUTO_TEST_CASE(guest_agent_channel_only_with_a_socket) {
     for (auto& c : values(argv, "-chardev"))
         BOOST_TEST(c.find("qga0") == std::string::npos);
 }
+
+// A restore: the versioned machine type a snapshot pinned, and -incoming
+// defer right after -S, before the monitors.
+BOOST_AUTO_TEST_CASE(restore_pins_the_machine_and_defers_incoming) {
+    auto p = base_plan();
+    p.machine = "pc-q35-7.2";
+    p.incoming = true;
+    auto argv = command_line(p);
+    BOOST_TEST(values(argv, "-machine") == std::vector<std::string>{"pc-q35-7.2"});
+    auto s = std::find(argv.begin(), argv.end(), "-S");
+    BOOST_REQUIRE(s != argv.end());
+    BOOST_REQUIRE(argv.end() - s >= 4);
+    BOOST_TEST(*(s + 1) == "-incoming");
+    BOOST_TEST(*(s + 2) == "defer");
+    BOOST_TEST(*(s + 3) == "-chardev");
+    p.architecture = arch::arm64;
+    p.machine = "virt-7.2";
+    p.incoming = false;
+    argv = command_line(p);
+    BOOST_TEST(values(argv, "-machine") == std::vector<std::string>{"virt-7.2,gic-version=max"});
+    BOOST_TEST(values(argv, "-incoming").empty());
+}
