@@ -5,6 +5,7 @@
 #include "instance_id.hpp"
 #include "lock.hpp"
 #include "stop_machine.hpp"
+#include "vm_networks.hpp"
 #include "watch.hpp"
 
 #include <localvm/atomic_file.hpp>
@@ -413,6 +414,7 @@ asio::awaitable<std::vector<port_forward>> manager::ports() {
 
 asio::awaitable<void> manager::start(start_options so) {
     auto checked = check_start_options(so, opts_.architecture);
+    auto networks = detail::check_networks(so.networks, opts_.name);
     cloudinit::seed seed;
     seed.user_data = so.user_data;
     seed.meta.instance_id = instance_id(opts_.name, so);
@@ -479,6 +481,17 @@ asio::awaitable<void> manager::start(start_options so) {
         seed.vendor_data = cloudinit::render_host_key_vendor_data(key);
         seed.meta.instance_id = instance_id(opts_.name, so, key.public_key);
     }
+
+    // Networks: the switches run and the addresses are ours from here on.
+    auto joined = co_await detail::join_networks(opts_, layout_, std::move(networks));
+    plan.nics = joined.nics;
+    nics_ = joined.state; // bring_up records them
+    seed.network_config = joined.network_config;
+    detail::add_hosts(seed.vendor_data, joined.hosts);
+    if (seed.network_config) // cloud-init applies a changed network anew
+        seed.meta.instance_id = detail::instance_id(
+            opts_.name, so.user_data + '\n' + *seed.network_config + joined.hosts,
+            seed.meta.instance_id);
 
     clean_runtime(false);
     cloudinit::write_seed_file(layout_.seed, seed);
@@ -560,6 +573,13 @@ asio::awaitable<void> manager::start(start_options so) {
     }
 }
 
+asio::awaitable<void> manager::set_link(std::string network, bool up) {
+    ensure_dirs();
+    auto lock = co_await lock_vm(layout_, opts_);
+    say("link to network " + network + (up ? " up" : " down"));
+    co_await detail::set_link(opts_, layout_, std::move(network), up);
+}
+
 asio::awaitable<bool> manager::bring_up(pid_t pid, const launch_plan& plan, bool watch_boot,
                                         std::int64_t started_at) {
     auto deadline = std::chrono::steady_clock::now() + opts_.start_timeout;
@@ -618,6 +638,7 @@ asio::awaitable<bool> manager::bring_up(pid_t pid, const launch_plan& plan, bool
     s.accel = plan.accel;
     s.started_at = started_at;
     s.ports = plan.ports;
+    s.nics = nics_;
     // Every command gets what is left of start_timeout: a QEMU that stalls
     // after its greeting must not hold start (and the VM lock) for ever.
     auto within_start = [&] {

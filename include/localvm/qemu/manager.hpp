@@ -131,6 +131,15 @@ public:
     /// directory is `errc::unsupported`, and nothing is deleted.
     boost::asio::awaitable<void> remove() override;
 
+    /// Sets the link of the VM's NIC on virtual network `network` up or
+    /// down (QMP `set_link`: down, the guest sees carrier loss and no frame
+    /// passes either way; for partition tests), recorded in the state file
+    /// (`vm_state::nics`, shown by `query`). Serialised with the other
+    /// lifecycle calls by the VM's lock. Throws `errc::not_running`,
+    /// `errc::not_found` when the VM has no NIC on `network`, and QMP's errors
+    /// (`errc::timeout` after 10 s).
+    boost::asio::awaitable<void> set_link(std::string network, bool up);
+
     /// Running state, pid and the state file (how it last ended).
     boost::asio::awaitable<status> query();
 
@@ -171,6 +180,7 @@ private:
     line_sink output_;
     stage_sink stages_;
     mutable std::uint64_t qemu_log_forwarded_ = 0;
+    std::vector<nic_state> nics_; // this start's NICs, for bring_up's state file
 };
 
 } // namespace localvm::qemu

@@ -38,6 +38,15 @@ enum class stop_step {
 /// The stable word for a step: "none", "powerdown", "quit", "sigterm", "sigkill".
 std::string_view to_string(stop_step s) noexcept;
 
+/// A NIC on a virtual network, as the running VM has it.
+struct nic_state {
+    std::string network; ///< The network's name.
+    std::string id;      ///< QEMU's device id ("vnic0"; also the guest's interface name).
+    std::string mac;     ///< "xx:xx:xx:xx:xx:xx".
+    std::string address; ///< "10.0.0.1/24"; empty: none.
+    bool link_up = true; ///< The link as `manager::set_link` last set it.
+};
+
 /// What the state file records.
 struct vm_state {
     std::int64_t pid = 0;                 ///< QEMU's pid when it was started.
@@ -49,6 +58,7 @@ struct vm_state {
     std::string last_end_detail;          ///< e.g. "exited 0", "signaled 9", QMP SHUTDOWN reason.
     std::int64_t ended_at = 0;            ///< Unix time of the end, seconds; 0 if running.
     stop_step stopped_by = stop_step::none; ///< With `end_reason::stopped`: the step that ended it.
+    std::vector<nic_state> nics;          ///< NICs on virtual networks (key omitted when none).
 };
 
 /// Renders `s` as a JSON object (one line, stable key order).
