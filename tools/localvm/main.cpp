@@ -24,6 +24,7 @@
 
 #include "cli.hpp"
 #include "image_cmd.hpp"
+#include "network_cmd.hpp"
 #include "progress.hpp"
 #include "report.hpp"
 #include <unistd.h>
@@ -124,6 +125,7 @@ localvm::start_options start_options_for(const cli::invocation& i, std::string p
         s.boot =
             localvm::direct_boot{fs::absolute(i.kernel),
                                  i.initrd.empty() ? fs::path() : fs::absolute(i.initrd), i.cmdline};
+    s.networks = i.networks;
     s.ports = i.forwards;
     if (s.ports.empty())
         s.ports = {localvm::port_forward{"127.0.0.1", 0, 22}};
@@ -333,6 +335,8 @@ int cmd_cidata(const cli::invocation& i) {
 asio::awaitable<int> run(const cli::invocation& i, cli::progress& p) {
     if (i.cmd == cli::command::image)
         co_return co_await cli::cmd_image(i, p);
+    if (i.cmd == cli::command::network)
+        co_return co_await cli::cmd_network(i);
     auto setup = setup_for(i);
     auto executor = co_await asio::this_coro::executor;
     qemu::manager vm(executor, setup.options);

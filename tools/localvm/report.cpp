@@ -200,6 +200,15 @@ std::string render_status_json(const status_report& r) {
     o["stopped_by"] = !s.running && s.state && s.state->stopped_by != qemu::stop_step::none
                           ? json::value(qemu::to_string(s.state->stopped_by))
                           : json::value(nullptr);
+    json::array nics;
+    if (s.running && s.state)
+        for (const auto& n : s.state->nics)
+            nics.push_back(json::object{{"network", n.network},
+                                        {"id", n.id},
+                                        {"mac", n.mac},
+                                        {"address", n.address},
+                                        {"link", n.link_up ? "up" : "down"}});
+    o["nics"] = std::move(nics);
     return json::serialize(o);
 }
 
@@ -229,10 +238,37 @@ std::string render_status_text(const status_report& r) {
                (s.monitor ? r.files.monitor_socket.string() + " (localvm monitor " + r.name + ")"
                           : std::string("none (started without --monitor)")) +
                "\n";
+        for (const auto& n : s.state->nics)
+            out += "network:  " + n.network + ": " + n.id + " " + n.mac +
+                   (n.address.empty() ? std::string() : " " + n.address) + ", link " +
+                   (n.link_up ? "up" : "down") + "\n";
     }
     out += "data:     " + r.files.data.string() + "\nruntime:  " + r.files.runtime.string() +
            "\nconsole:  " + r.files.console_log.string() + "\n";
     return out;
+}
+
+std::string render_network_list(
+    const std::vector<std::pair<std::string, qemu::network_status>>& networks) {
+    if (networks.empty())
+        return "no networks\n";
+    std::string out;
+    for (const auto& [name, st] : networks) {
+        out += name + "  " +
+               (st.switch_pid ? "switch pid " + std::to_string(*st.switch_pid)
+                              : std::string("switch stopped")) +
+               "  members:";
+        if (st.members.empty())
+            out += " none";
+        for (std::size_t k = 0; k < st.members.size(); ++k) {
+            const auto& m = st.members[k];
+            out += std::string(k ? ", " : " ") + m.vm +
+                   (m.address.empty() ? std::string() : " " + m.address) +
+                   (m.running ? " (running)" : " (stopped)");
+        }
+        out += "\n";
+    }
+    return terminal_safe(out);
 }
 
 std::string status_line(std::chrono::milliseconds elapsed, std::string_view stage,

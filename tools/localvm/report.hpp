@@ -3,6 +3,7 @@
 #pragma once
 
 #include <localvm/qemu/manager.hpp>
+#include <localvm/qemu/network.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -62,12 +63,20 @@ std::string_view state_word(const qemu::status& st) noexcept;
 /// seed, console_log, qemu_log, qmp_socket, console_socket, identity},
 /// monitor_socket (the HMP socket `localvm monitor` attaches to; null unless
 /// the VM runs with a monitor), stopped_by (the step of `stop` that ended
-/// the VM: "powerdown", "quit", "sigterm", "sigkill"; null unless stop did).
+/// the VM: "powerdown", "quit", "sigterm", "sigkill"; null unless stop did),
+/// nics ([{network, id, mac, address, link}] with link "up" or "down";
+/// empty when not running).
 std::string render_status_json(const status_report& r);
 
-/// The same for people, a few aligned lines (ports and monitor only while
-/// it runs).
+/// The same for people, a few aligned lines (ports, monitor and networks
+/// only while it runs; networks only when it has NICs on any).
 std::string render_status_text(const status_report& r);
+
+/// `network list` for people: one line per network, "NAME  switch pid N |
+/// switch stopped  members: vm1 10.0.0.1/24 (running), vm2 (stopped)", or
+/// "no networks". Made `terminal_safe`.
+std::string render_network_list(
+    const std::vector<std::pair<std::string, qemu::network_status>>& networks);
 
 /// The progress line: "[  12.3s] STAGE | CONSOLE" cut to `width` columns
 /// (counted in UTF-8 code points; a cut ends in "…"), without a newline.
