@@ -43,7 +43,7 @@ asio::awaitable<void> start_receiver(lt::vm& v) {
         "rm -f /tmp/rx; setsid nc -l -p 5001 -e sh -c 'a=$(cut -d\" \" -f1 /proc/uptime); "
         "n=$(wc -c); b=$(cut -d\" \" -f1 /proc/uptime); echo \"$n $a $b\" >/tmp/rx' "
         "</dev/null >/dev/null 2>&1 & "
-        "i=0; until grep -q ':1389 00000000:0000 0A' /proc/net/tcp; do "
+        "i=0; until grep -q ':1389 [0-9A-F]*:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; do "
         "i=$((i+1)); [ $i -gt 500 ] && exit 1; usleep 10000; done");
 }
 
