@@ -158,12 +158,14 @@ void check_address_free(const std::vector<network_member>& members, const std::s
                                                   "'s already; give VM " + vm + " another one");
 }
 
-// Records (or replaces) vm's entry; a stale claim on the same IP by a VM
-// that no longer exists goes.
+// Records (or replaces) vm's entry. Entries of VMs that joined once and no
+// longer exist go, and so does a reservation of the same IP by a VM that
+// does not exist (yet).
 void put_member(std::vector<network_member>& members, network_member m) {
     std::erase_if(members, [&](const network_member& x) {
-        return x.vm == m.vm || (!m.address.empty() && !x.address.empty() &&
-                                ip_of(x.address) == ip_of(m.address) && !member_exists(x));
+        return x.vm == m.vm || (!x.vm_pidfile.empty() && !member_exists(x)) ||
+               (!m.address.empty() && !x.address.empty() && ip_of(x.address) == ip_of(m.address) &&
+                !member_exists(x));
     });
     members.push_back(std::move(m));
     std::sort(members.begin(), members.end(),

@@ -389,6 +389,8 @@ void report_failure(const cli::invocation& i, std::exception_ptr e) {
         subject += " " + i.output.string();
     else if (!i.image_action.empty())
         subject += " " + i.image_action;
+    else if (!i.network_action.empty())
+        subject += " " + i.network_action + (i.network.empty() ? "" : " " + i.network);
     // Diagnostics carry guest text (QEMU's stderr, console lines).
     out_line(stderr, cli::terminal_safe("localvm: " + subject + ": " + first));
     if (verbose && nl != std::string::npos)

@@ -62,7 +62,11 @@ public:
     /// `host_key_policy::pinned`, also from the VM's host key, which is made
     /// on the first start and goes in the seed's vendor-data), spawns QEMU
     /// detached and paused, connects QMP, reads the bound forward ports,
-    /// records the state, continues the guest and returns. With
+    /// records the state, continues the guest and returns. Each of
+    /// `start_options::networks` is joined first (`virtual_network::join`:
+    /// the network must exist, the address must be free; its switch starts
+    /// if needed) and becomes a virtio NIC `vnicN` with the seed's
+    /// network-config and /etc/hosts lines (see `virtual_network`). With
     /// `accelerator::automatic` choosing KVM, it then waits up to
     /// `options::kvm_watchdog` for console output and restarts under TCG
     /// when none comes or QEMU's error names KVM (see accel.hpp). Every QMP
