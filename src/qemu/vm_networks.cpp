@@ -1,4 +1,5 @@
 #include "vm_networks.hpp"
+#include "instance_id.hpp"
 #include "watch.hpp"
 
 #include <localvm/atomic_file.hpp>
@@ -101,6 +102,18 @@ void add_hosts(std::optional<std::string>& vendor_data, const std::string& hosts
     if (!vendor_data)
         vendor_data = "#cloud-config\n";
     *vendor_data += hosts;
+}
+
+void add_networks(launch_plan& launch, cloudinit::seed& seed, const joined_networks& joined,
+                  const std::string& user_data) {
+    if (!joined.network_config)
+        return;
+    launch.nics = joined.nics;
+    seed.network_config = joined.network_config;
+    add_hosts(seed.vendor_data, joined.hosts);
+    seed.meta.instance_id = instance_id(
+        seed.meta.local_hostname, user_data + '\n' + *joined.network_config + joined.hosts,
+        seed.meta.instance_id);
 }
 
 asio::awaitable<void> set_link(const options& vm, const layout& files, std::string network,

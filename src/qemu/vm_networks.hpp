@@ -3,6 +3,7 @@
 // `set_link`, kept out of the lifecycle code.
 #pragma once
 
+#include <localvm/cloudinit/nocloud.hpp>
 #include <localvm/manager.hpp>
 #include <localvm/qemu/arguments.hpp>
 #include <localvm/qemu/options.hpp>
@@ -39,6 +40,13 @@ boost::asio::awaitable<joined_networks> join_networks(const options& vm, const l
 /// Appends `hosts` to `vendor_data` (a `#cloud-config` document, made when
 /// unset). Unchanged when `hosts` is empty.
 void add_hosts(std::optional<std::string>& vendor_data, const std::string& hosts);
+
+/// Puts what joining gave into the plan: the NICs into `launch`, the
+/// network-config and the hosts lines into `seed`, and (with networks) a
+/// new instance-id derived from the old one, `user_data` and both, so that
+/// cloud-init applies a changed network. Unchanged without networks.
+void add_networks(launch_plan& launch, cloudinit::seed& seed, const joined_networks& joined,
+                  const std::string& user_data);
 
 /// QMP `set_link` on the VM's NIC on `network`, recorded in the state file.
 /// Call under the VM's lock. Throws `errc::not_running`, `errc::not_found`
