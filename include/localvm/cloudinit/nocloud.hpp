@@ -57,8 +57,9 @@ std::string_view default_network_config() noexcept;
 
 /// One Ethernet interface of a network-config, matched by MAC address.
 struct ethernet {
-    /// The key under `ethernets:`, a Linux interface name (1-15 of
-    /// [A-Za-z0-9_-]): cloud-init renames the interface to it.
+    /// The key under `ethernets:` (1-15 of [A-Za-z0-9_-]), an id only: the
+    /// interface is matched by MAC and keeps the name the guest gives it
+    /// (there is no `set-name`).
     std::string name;
     std::string mac;                    ///< "xx:xx:xx:xx:xx:xx", lower-case hex.
     bool dhcp4 = false;                 ///< DHCPv4 on it (the user-mode NIC).

@@ -65,8 +65,9 @@ public:
     /// records the state, continues the guest and returns. Each of
     /// `start_options::networks` is joined first (`virtual_network::join`:
     /// the network must exist, the address must be free; its switch starts
-    /// if needed) and becomes a virtio NIC `vnicN` with the seed's
-    /// network-config and /etc/hosts lines (see `virtual_network`). With
+    /// if needed) and becomes a virtio NIC (QEMU id `vnicN`) with the
+    /// seed's network-config (matched by MAC) and /etc/hosts lines (see
+    /// `virtual_network`). With
     /// `accelerator::automatic` choosing KVM, it then waits up to
     /// `options::kvm_watchdog` for console output and restarts under TCG
     /// when none comes or QEMU's error names KVM (see accel.hpp). Every QMP

@@ -41,7 +41,7 @@ std::string_view to_string(stop_step s) noexcept;
 /// A NIC on a virtual network, as the running VM has it.
 struct nic_state {
     std::string network; ///< The network's name.
-    std::string id;      ///< QEMU's device id ("vnic0"; also the guest's interface name).
+    std::string id;      ///< QEMU's device id ("vnic0"), what QMP `set_link` names.
     std::string mac;     ///< "xx:xx:xx:xx:xx:xx".
     std::string address; ///< "10.0.0.1/24"; empty: none.
     bool link_up = true; ///< The link as `manager::set_link` last set it.
