@@ -35,6 +35,20 @@ struct port_forward {
     std::uint16_t guest_port = 0;            ///< Port in the guest (e.g. 22).
 };
 
+/// One NIC on a virtual network (see `qemu::virtual_network`), besides the
+/// VM's user-mode NIC (which keeps the forwards and SSH).
+struct network_attachment {
+    std::string network; ///< The network's name; it must exist (else `errc::not_found`).
+    /// "xx:xx:xx:xx:xx:xx", unicast; empty (the default): one derived stably
+    /// from the VM's and the network's names (`qemu::default_mac`).
+    std::string mac;
+    /// The guest's IPv4 address and prefix on the network, "10.0.0.1/24"
+    /// ("10.0.0.1" means /24), handed over in the seed's network-config
+    /// (matched by MAC); empty: the interface comes up without an address.
+    /// Not inside 10.0.2.0/24 (the user-mode network).
+    std::string address;
+};
+
 /// What `start` boots. Defaults follow the original tool: 2 CPUs, 4G.
 struct start_options {
     /// Defaults. (User-declared, so this is not an aggregate: GCC 12
@@ -54,6 +68,10 @@ struct start_options {
     bool monitor = false;
     std::optional<direct_boot> boot; ///< Direct kernel boot; absent means firmware (UEFI) boot.
     std::vector<port_forward> ports; ///< Host->guest TCP forwards.
+    /// Virtual networks to join, one NIC each, at most one per network
+    /// (else `errc::invalid_argument`). The guest's /etc/hosts lists the
+    /// other members with an address by name. Default: none.
+    std::vector<network_attachment> networks;
 };
 
 /// Options for `shell`.

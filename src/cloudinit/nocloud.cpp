@@ -126,6 +126,84 @@ std::string_view default_network_config() noexcept {
            "    dhcp4: true\n";
 }
 
+namespace {
+
+bool all_of_chars(std::string_view s, std::string_view extra) {
+    return std::all_of(s.begin(), s.end(), [&](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               extra.find(c) != std::string_view::npos;
+    });
+}
+
+bool ipv4_shape(std::string_view a, bool with_prefix) {
+    auto slash = a.find('/');
+    if (with_prefix != (slash != std::string_view::npos))
+        return false;
+    auto ip = a.substr(0, slash);
+    int dots = 0;
+    for (char c : ip)
+        dots += c == '.';
+    return dots == 3 && !ip.empty() && all_of_chars(ip, ".") &&
+           (!with_prefix || (slash + 1 < a.size() && all_of_chars(a.substr(slash + 1), "")));
+}
+
+bool mac_shape(std::string_view m) {
+    if (m.size() != 17)
+        return false;
+    for (std::size_t i = 0; i < m.size(); ++i)
+        if (i % 3 == 2 ? m[i] != ':' : !((m[i] >= '0' && m[i] <= '9') || (m[i] >= 'a' && m[i] <= 'f')))
+            return false;
+    return true;
+}
+
+} // namespace
+
+std::string render_network_config(const std::vector<ethernet>& interfaces) {
+    std::string out = "version: 2\nethernets:\n";
+    std::vector<std::string> seen;
+    for (const auto& e : interfaces) {
+        const std::string what = "network-config interface \"" + e.name + "\"";
+        if (e.name.empty() || e.name.size() > 15 || !all_of_chars(e.name, "_-"))
+            throw_error(errc::invalid_argument,
+                        what + ": the name must be 1-15 letters, digits, '_' or '-'");
+        if (std::find(seen.begin(), seen.end(), e.name) != seen.end())
+            throw_error(errc::invalid_argument, what + ": given twice");
+        seen.push_back(e.name);
+        if (!mac_shape(e.mac))
+            throw_error(errc::invalid_argument,
+                        what + ": MAC \"" + e.mac + "\" is not xx:xx:xx:xx:xx:xx (lower case)");
+        out += "  " + e.name + ":\n    match:\n      macaddress: \"" + e.mac + "\"\n";
+        out += e.dhcp4 ? "    dhcp4: true\n" : "    dhcp4: false\n";
+        if (!e.addresses.empty())
+            out += "    addresses:\n";
+        for (const auto& a : e.addresses) {
+            if (!ipv4_shape(a, true))
+                throw_error(errc::invalid_argument,
+                            what + ": address \"" + a + "\" is not A.B.C.D/N");
+            out += "      - \"" + a + "\"\n";
+        }
+    }
+    return out;
+}
+
+std::string render_hosts_cloud_config(const std::vector<host_entry>& hosts) {
+    if (hosts.empty())
+        return {};
+    std::string out = "write_files:\n  - path: /etc/hosts\n    append: true\n    defer: true\n"
+                      "    content: |\n";
+    for (const auto& h : hosts) {
+        if (!ipv4_shape(h.address, false))
+            throw_error(errc::invalid_argument,
+                        "hosts entry \"" + h.name + "\": \"" + h.address + "\" is not A.B.C.D");
+        if (h.name.empty() || h.name.size() > 64 || !all_of_chars(h.name, "._-"))
+            throw_error(errc::invalid_argument,
+                        "hosts entry \"" + h.name +
+                            "\": the name must be 1-64 letters, digits, '.', '_' or '-'");
+        out += "      " + h.address + " " + h.name + "\n";
+    }
+    return out;
+}
+
 std::vector<iso_file> seed_files(const seed& s) {
     std::vector<iso_file> files;
     files.push_back({"meta-data", s.raw_meta_data ? *s.raw_meta_data : render_meta_data(s.meta)});

@@ -57,6 +57,8 @@ struct prepared {
     std::string stderr_path;
     std::string status_path; // empty: no supervisor
     std::string status_tmp;
+    std::string lock_path;   // empty: none
+    bool hold_stdin = false;
 };
 
 // Async-signal-safe "exited 3\n": no printf, no allocation.
@@ -86,9 +88,31 @@ int open_output(const std::string& path) {
     return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 }
 
-// The program itself: stdio, then exec. Never returns.
-[[noreturn]] void exec_program(const detail::exec_plan& plan, const prepared& p, int report_fd) {
-    int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+// The lock file, opened without O_CLOEXEC, write-locked and holding our
+// pid: the program keeps it across exec. -1 (errno set) on failure.
+int take_lock_file(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -1;
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (::fcntl(fd, F_SETLK, &fl) != 0 || ::ftruncate(fd, 0) != 0) {
+        int e = errno;
+        ::close(fd);
+        errno = e;
+        return -1;
+    }
+    char buf[16];
+    std::size_t len = format_status(buf, "", static_cast<int>(::getpid())); // " <pid>\n"
+    sys::write_all(fd, buf + 1, len - 1);
+    return fd;
+}
+
+// The program itself: stdio, then exec. `stdin_fd` < 0: /dev/null. Never returns.
+[[noreturn]] void exec_program(const detail::exec_plan& plan, const prepared& p, int report_fd,
+                               int stdin_fd = -1) {
+    int in = stdin_fd >= 0 ? stdin_fd : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     int out = open_output(p.stdout_path);
     if (out < 0) {
         detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::open_stdout), errno});
@@ -104,8 +128,16 @@ int open_output(const std::string& path) {
         detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::stdio), errno});
         ::_exit(127);
     }
+    int lock_fd = -1;
+    if (!p.lock_path.empty()) {
+        lock_fd = take_lock_file(p.lock_path);
+        if (lock_fd < 0) {
+            detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::lock), errno});
+            ::_exit(127);
+        }
+    }
     detail::reset_signals();
-    detail::exec_or_report(plan, report_fd);
+    detail::exec_or_report(plan, report_fd, lock_fd);
     ::_exit(127);
 }
 
@@ -168,6 +200,13 @@ bool await_commit(pid_t prog, int commit_fd) {
         detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::fork), errno});
         ::_exit(1);
     }
+    // With hold_stdin, the program reads a pipe whose write end we keep
+    // (and never write to) until it ends: it never sees end of file.
+    int in[2] = {-1, -1};
+    if (p.hold_stdin && ::pipe2(in, O_CLOEXEC) != 0) {
+        detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::stdio), errno});
+        ::_exit(1);
+    }
     pid_t prog = ::fork();
     if (prog < 0) {
         detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::fork), errno});
@@ -177,9 +216,13 @@ bool await_commit(pid_t prog, int commit_fd) {
         ::close(q[0]);
         ::close(report_fd);
         ::close(commit_fd);
-        exec_program(plan, p, q[1]);
+        if (in[1] >= 0)
+            ::close(in[1]);
+        exec_program(plan, p, q[1], in[0]);
     }
     ::close(q[1]);
+    if (in[0] >= 0)
+        ::close(in[0]);
     // The supervisor may live long: keep no directory busy (its paths are
     // absolute; the program, forked already, kept our working directory).
     if (::chdir("/") != 0) {
@@ -206,6 +249,8 @@ bool await_commit(pid_t prog, int commit_fd) {
         if (errno != EINTR)
             ::_exit(1);
     }
+    if (in[1] >= 0)
+        ::close(in[1]);
     char buf[48];
     std::size_t len = WIFSIGNALED(st) ? format_status(buf, "signaled", WTERMSIG(st))
                                       : format_status(buf, "exited", WEXITSTATUS(st));
@@ -354,6 +399,12 @@ std::unique_ptr<launch> begin_launch(const detached_options& opts) {
     p.stdout_path = absolute(opts.stdout_file);
     p.stderr_path = absolute(opts.stderr_file);
     p.status_path = absolute(opts.exit_status_file);
+    p.lock_path = absolute(opts.lock_file);
+    p.hold_stdin = opts.hold_stdin;
+    if (p.hold_stdin && p.status_path.empty())
+        throw_error(errc::invalid_argument,
+                    "detached_options::hold_stdin needs exit_status_file (a supervisor), for " +
+                        l->plan.command());
     if (!p.status_path.empty()) {
         p.status_tmp = p.status_path + ".tmp";
         // A status left by an earlier run must not describe this one.
@@ -412,6 +463,7 @@ detached_process end_launch(launch& l, const detail::exec_outcome& outcome) {
         auto stage = static_cast<exec_stage>(outcome.error->stage);
         std::string extra = stage == exec_stage::open_stdout   ? l.p.stdout_path
                             : stage == exec_stage::open_stderr ? l.p.stderr_path
+                            : stage == exec_stage::lock        ? l.p.lock_path
                                                                : std::string();
         detail::throw_exec_failure(l.plan, *outcome.error, extra);
     }

@@ -56,6 +56,7 @@ enum class exec_stage : int {
     open_stdout,
     open_stderr,
     fork,
+    lock, ///< `detached_options::lock_file` could not be opened or locked.
 };
 
 /// A fixed-size record written atomically (< PIPE_BUF) to the report pipe.
@@ -87,9 +88,10 @@ void close_fds_on_exec() noexcept;
 /// Async-signal-safe.
 void close_fds_on_exec(const int* keep, std::size_t n) noexcept;
 
-/// In a forked child: chdir (if any), close fds, execve. Returns only on
-/// failure, having written an 'E' report to `report_fd`. Async-signal-safe.
-void exec_or_report(const exec_plan& plan, int report_fd) noexcept;
+/// In a forked child: chdir (if any), close fds (but `keep_fd`, when >= 3),
+/// execve. Returns only on failure, having written an 'E' report to
+/// `report_fd`. Async-signal-safe.
+void exec_or_report(const exec_plan& plan, int report_fd, int keep_fd = -1) noexcept;
 
 /// What the reports said; the last 'E' and 'P' records win.
 struct exec_outcome {

@@ -193,7 +193,13 @@ std::vector<std::string> command_line(const launch_plan& p) {
     for (const auto& f : p.ports)
         nic += ",hostfwd=tcp:" + f.host_address + ":" + std::to_string(f.host_port) + "-:" +
                std::to_string(f.guest_port);
+    if (!p.nics.empty())
+        nic += ",mac=" + std::string(user_nic_mac);
     add({"-nic", nic});
+    for (const auto& v : p.nics) {
+        add({"-netdev", "vde,id=" + v.id + "-net,sock=" + path_value(v.switch_dir)});
+        add({"-device", "virtio-net-pci,netdev=" + v.id + "-net,id=" + v.id + ",mac=" + v.mac});
+    }
     add({"-device", "virtio-rng-pci"});
     // A guest kernel panic makes QEMU exit (status 1) instead of rebooting
     // or hanging: waiters fail fast and the end is recorded as a crash.

@@ -199,6 +199,7 @@ asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_pl
     s.accel = plan.accel;
     s.started_at = started_at;
     s.ports = plan.ports;
+    s.nics = nics;
     // Every command gets what is left of start_timeout: a QEMU that stalls
     // after its greeting must not hold start (and the VM lock) for ever.
     auto within_start = [&] {

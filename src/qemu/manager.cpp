@@ -6,6 +6,7 @@
 #include "manager_impl.hpp"
 #include "plan.hpp"
 #include "snapshot_files.hpp"
+#include "vm_networks.hpp"
 #include "watch.hpp"
 
 #include <localvm/cloudinit/nocloud.hpp>
@@ -151,6 +152,7 @@ asio::awaitable<std::vector<port_forward>> manager::ports() {
 asio::awaitable<void> manager::start(start_options so) {
     impl& vm = *impl_;
     auto plan = detail::plan_start(vm.opts, vm.files, so);
+    auto networks = detail::check_networks(so.networks, vm.opts.name);
     // A VM that was never created gets no directories either (checked again
     // under the lock, in case a `delete` runs meanwhile).
     auto require_disk = [&vm] {
@@ -180,10 +182,22 @@ asio::awaitable<void> manager::start(start_options so) {
         auto key = co_await vm.host_key();
         detail::pin_host_key(plan, vm.opts, so, key);
     }
+    // Networks: the switches run and the addresses are ours from here on.
+    auto joined = co_await detail::join_networks(vm.opts, vm.files, std::move(networks));
+    detail::add_networks(plan.launch, plan.seed, joined, so.user_data);
+    vm.nics = std::move(joined.state); // bring_up records them
     vm.clean_runtime(runtime_logs::remove);
     if (!restore)
         cloudinit::write_seed_file(vm.files.seed, plan.seed);
     co_await vm.launch(std::move(plan.launch), previous);
+}
+
+asio::awaitable<void> manager::set_link(std::string network, bool up) {
+    impl& vm = *impl_;
+    vm.ensure_dirs();
+    auto lock = co_await vm.lock();
+    vm.say("link to network " + network + (up ? " up" : " down"));
+    co_await detail::set_link(vm.opts, vm.files, std::move(network), up);
 }
 
 asio::awaitable<void> manager::wait_ready(milliseconds timeout) {

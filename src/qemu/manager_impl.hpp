@@ -48,6 +48,7 @@ struct manager::impl {
     line_sink output;
     stage_sink stages;
     std::uint64_t qemu_log_forwarded = 0; // bytes of qemu.log already said
+    std::vector<nic_state> nics;          // this start's NICs, for bring_up's state file
 
     // Messages (vm_files.cpp).
     void say(const std::string& line) const;

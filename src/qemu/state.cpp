@@ -60,6 +60,16 @@ std::string render_state(const vm_state& s) {
                    {"stopped_by", to_string(s.stopped_by)}};
     if (!s.accel_fallback.empty())
         o["accel_fallback"] = s.accel_fallback;
+    if (!s.nics.empty()) {
+        json::array nics;
+        for (const auto& n : s.nics)
+            nics.push_back(json::object{{"network", n.network},
+                                        {"id", n.id},
+                                        {"mac", n.mac},
+                                        {"address", n.address},
+                                        {"link_up", n.link_up}});
+        o["nics"] = std::move(nics);
+    }
     return json::serialize(o) + "\n";
 }
 
@@ -118,6 +128,27 @@ std::optional<vm_state> parse_state(std::string_view text, boost::system::error_
             f.host_port = static_cast<std::uint16_t>(hp->to_number<std::int64_t>());
             f.guest_port = static_cast<std::uint16_t>(gp->to_number<std::int64_t>());
             s.ports.push_back(std::move(f));
+        }
+    }
+    if (auto* ns = o.if_contains("nics"); ns && ns->is_array()) {
+        for (const auto& nv : ns->get_array()) {
+            const auto* no = nv.if_object();
+            if (!no)
+                return std::nullopt;
+            auto str = [&](const char* key, std::string& out) {
+                auto* x = no->if_contains(key);
+                if (!x || !x->is_string())
+                    return false;
+                out = std::string(x->get_string());
+                return true;
+            };
+            nic_state n;
+            auto* up = no->if_contains("link_up");
+            if (!str("network", n.network) || !str("id", n.id) || !str("mac", n.mac) ||
+                !str("address", n.address) || !up || !up->is_bool())
+                return std::nullopt;
+            n.link_up = up->get_bool();
+            s.nics.push_back(std::move(n));
         }
     }
     ec = {};

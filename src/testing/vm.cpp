@@ -2,6 +2,7 @@
 #include <localvm/error.hpp>
 #include <localvm/process/child.hpp>
 #include <localvm/process/detached.hpp>
+#include <localvm/qemu/network.hpp>
 #include <localvm/ssh/keygen.hpp>
 #include <localvm/testing/error.hpp>
 #include <localvm/testing/run.hpp>
@@ -298,6 +299,24 @@ void vm_set::add(vm_spec spec) {
         spec.start.ssh_authorized_key = public_key_;
     if (spec.start.ports.empty())
         spec.start.ports = {port_forward{"127.0.0.1", 0, 22}};
+    for (const auto& n : spec.start.networks) {
+        if (n.address.empty())
+            continue;
+        std::string why;
+        auto mine = qemu::parse_ipv4_prefix(n.address, why);
+        if (!mine)
+            throw_error(errc::invalid_argument, "test VM '" + spec.name + "': " + why);
+        for (const auto& m : members_)
+            for (const auto& other : m->spec.start.networks) {
+                std::string ignored;
+                auto theirs = qemu::parse_ipv4_prefix(other.address, ignored);
+                if (other.network == n.network && theirs && theirs->address == mine->address)
+                    throw_error(errc::invalid_argument,
+                                "test VM '" + spec.name + "': address " + mine->address +
+                                    " on network " + n.network + " is test VM '" +
+                                    m->spec.name + "''s already");
+            }
+    }
     auto m = std::make_unique<member>();
     m->spec = std::move(spec);
     m->handle.name_ = m->spec.name;
@@ -326,6 +345,28 @@ asio::awaitable<void> vm_set::boot(member& m) {
     m.booted = true;
     if (m.spec.ready_timeout.count() > 0)
         co_await step("wait_ready of " + who, mgr.wait_ready(m.spec.ready_timeout));
+}
+
+// The set's networks exist and every address is reserved before any VM
+// boots: VMs booting at once then each list all their peers.
+asio::awaitable<void> vm_set::prepare_networks() {
+    auto ex = co_await asio::this_coro::executor;
+    for (auto& m : members_) {
+        const auto& o = m->spec.options;
+        for (const auto& n : m->spec.start.networks) {
+            qemu::network_options no;
+            no.name = n.network;
+            no.data_dir = o.data_dir;
+            no.runtime_dir = o.runtime_dir;
+            qemu::virtual_network net(ex, no);
+            if (!co_await net.exists()) {
+                pending p("creation of network '" + n.network + "'");
+                co_await net.create();
+            }
+            if (!n.address.empty())
+                co_await net.reserve(o.name, qemu::make_layout(o).data, n.address);
+        }
+    }
 }
 
 void vm_set::run(std::function<asio::awaitable<void>(vm_set&)> body,
@@ -367,6 +408,7 @@ void vm_set::run(std::function<asio::awaitable<void>(vm_set&)> body,
                     co_await process::run_checked(o);
                     fs::rename(base.string() + ".part", base);
                 }
+                co_await prepare_networks();
                 using op_type = decltype(asio::co_spawn(ex, boot(*members_.front()),
                                                         asio::deferred));
                 std::vector<op_type> ops;
@@ -499,6 +541,50 @@ std::string vm_set::teardown() {
                         }
                     },
                     std::chrono::seconds(15), "kill of vm '" + opts.name + "'");
+            } catch (const std::exception& e2) {
+                problems += std::string(e2.what()) + "\n";
+            }
+        }
+    }
+    // Then the networks: the set's VMs' and any other under root/data.
+    std::vector<qemu::network_options> nets;
+    auto add_net = [&](const std::string& name, const fs::path& data, const fs::path& run) {
+        for (const auto& n : nets)
+            if (n.name == name && n.data_dir == data && n.runtime_dir == run)
+                return;
+        qemu::network_options no;
+        no.name = name;
+        no.data_dir = data;
+        no.runtime_dir = run;
+        nets.push_back(no);
+    };
+    for (auto& m : members_)
+        for (const auto& n : m->spec.start.networks)
+            add_net(n.network, m->spec.options.data_dir, m->spec.options.runtime_dir);
+    for (const auto& name : qemu::list_networks(root_ / "data"))
+        add_net(name, root_ / "data", root_ / "run");
+    for (const auto& no : nets) {
+        try {
+            run_coroutine(
+                [&]() -> asio::awaitable<void> {
+                    qemu::virtual_network net(co_await asio::this_coro::executor, no);
+                    co_await net.remove();
+                },
+                std::chrono::seconds(30), "teardown of network '" + no.name + "'");
+        } catch (const std::exception& e) {
+            problems += std::string(e.what()) + "\n";
+            // Whatever failed, no switch may survive the test.
+            try {
+                run_coroutine(
+                    [&]() -> asio::awaitable<void> {
+                        qemu::virtual_network net(co_await asio::this_coro::executor, no);
+                        auto st = co_await net.query();
+                        if (st.switch_pid) {
+                            ::kill(*st.switch_pid, SIGKILL);
+                            co_await process::wait_exit(*st.switch_pid, std::chrono::seconds(10));
+                        }
+                    },
+                    std::chrono::seconds(15), "kill of network '" + no.name + "'");
             } catch (const std::exception& e2) {
                 problems += std::string(e2.what()) + "\n";
             }

@@ -2,6 +2,7 @@
 
 #include <localvm/error.hpp>
 #include <localvm/qemu/forward.hpp>
+#include <localvm/qemu/network.hpp>
 #include <localvm/qemu/options.hpp>
 
 #include <charconv>
@@ -20,7 +21,7 @@ constexpr mask vm_commands = bit(command::create) | bit(command::start) | bit(co
                              bit(command::monitor) | bit(command::sync) | bit(command::copy) |
                              bit(command::forward) | bit(command::stop) | bit(command::remove);
 // Commands that read the data and runtime directories.
-constexpr mask dir_commands = vm_commands | bit(command::list);
+constexpr mask dir_commands = vm_commands | bit(command::list) | bit(command::network);
 constexpr mask boot_commands = bit(command::start) | bit(command::up);
 constexpr mask copy_commands = bit(command::sync) | bit(command::copy);
 constexpr mask login_commands = boot_commands | bit(command::shell) | copy_commands;
@@ -80,6 +81,11 @@ const subcommand subcommands[] = {
      "and verifies it with --sha256/--sha512 (for a .xz or .gz URL, the digest\n"
      "of the compressed file, as SHA*SUMS list it); 'list' shows the cached\n"
      "images; 'rm' removes one. LOCALVM_OFFLINE=1 forbids downloads."},
+    {command::network, "network", "create NAME | delete NAME | list",
+     "Manage virtual networks: Ethernet segments (a vde_switch each, on unix\n"
+     "sockets, reachable from nothing but their VMs) that VMs join with\n"
+     "'start --network NAME[=ADDR/PREFIX]'. 'delete' refuses a network a\n"
+     "running VM is on; 'list' shows each network, its switch and members."},
     {command::cidata, "cidata", "OUTPUT [USER_DATA [META_DATA]]",
      "Write a NoCloud seed ISO (volume 'cidata') from files, like cloud-localds.\n"
      "Without META_DATA, meta-data is rendered from --instance-id, --hostname\n"
@@ -242,6 +248,29 @@ const std::vector<option_spec>& options_table() {
                  if (!f)
                      return "expected [ADDR:]HOST_PORT:GUEST_PORT, got " + in_quotes(v);
                  i.forwards.push_back(*f);
+                 return std::string();
+             }},
+            {"network", 0, "NAME[=ADDR/PREFIX]", boot_commands,
+             "Join virtual network NAME (made with 'localvm network create') with\n"
+             "one more NIC, optionally with a static IPv4 address (\"/24\" when no\n"
+             "prefix); the guest's /etc/hosts lists the other members by name.\n"
+             "Repeatable. Default: none.",
+             [](invocation& i, const std::string& v) {
+                 network_attachment a;
+                 auto eq = v.find('=');
+                 a.network = v.substr(0, eq);
+                 if (auto problem = qemu::check_network_name(a.network); !problem.empty())
+                     return problem;
+                 if (eq != std::string::npos) {
+                     std::string why;
+                     if (!qemu::parse_ipv4_prefix(v.substr(eq + 1), why))
+                         return why;
+                     a.address = v.substr(eq + 1);
+                 }
+                 for (const auto& n : i.networks)
+                     if (n.network == a.network)
+                         return "network " + a.network + " is given twice";
+                 i.networks.push_back(std::move(a));
                  return std::string();
              }},
             {"monitor", 0, "", boot_commands,
@@ -442,6 +471,19 @@ std::string take_operands(invocation& i, const std::vector<std::string>& ops) {
             return "rm takes no --sha256/--sha512";
         return {};
     }
+    case command::network:
+        if (ops.empty())
+            return "missing ACTION (create, delete or list)";
+        i.network_action = ops[0];
+        if (i.network_action == "list")
+            return expect(1, 1, "");
+        if (i.network_action != "create" && i.network_action != "delete")
+            return "unknown action " + in_quotes(i.network_action) +
+                   " (expected create, delete or list)";
+        if (!(err = expect(2, 2, "NAME")).empty())
+            return err;
+        i.network = ops[1];
+        return qemu::check_network_name(i.network);
     case command::sync:
         if (!(err = expect(3, 3, ops.size() < 1 ? "NAME" : ops.size() < 2 ? "FROM" : "TO")).empty())
             return err;

@@ -35,6 +35,7 @@ enum class command {
     remove, ///< `delete` on the command line.
     cidata,
     image, ///< `image pull|list|rm`: the image cache.
+    network, ///< `network create|delete|list`: virtual networks.
 };
 
 /// How much the command says on stderr.
@@ -74,6 +75,8 @@ struct invocation {
     std::vector<port_forward> forwards;     ///< --forward; none: 127.0.0.1:0 -> 22.
     bool monitor = false;                   ///< --monitor: start_options::monitor.
     std::filesystem::path user_data;        ///< --user-data FILE (start, up, cidata).
+    /// --network NAME[=ADDR/PREFIX], repeatable: start_options::networks.
+    std::vector<network_attachment> networks;
 
     // up
     std::chrono::seconds timeout{300};   ///< --timeout: for SSH to work.
@@ -111,6 +114,10 @@ struct invocation {
     std::optional<image::digest> image_digest; ///< --sha256 / --sha512.
     std::filesystem::path cache_dir;           ///< --cache-dir; empty: the library's default.
     std::filesystem::path ca_file;             ///< --ca-file: an extra trusted CA (PEM).
+
+    // network create|delete|list
+    std::string network_action; ///< "create", "delete" or "list".
+    std::string network;        ///< The network's name (create, delete).
 };
 
 /// A command line that cannot be run: exit status 2.

@@ -25,6 +25,7 @@
 
 #include "cli.hpp"
 #include "image_cmd.hpp"
+#include "network_cmd.hpp"
 #include "progress.hpp"
 #include "report.hpp"
 #include <unistd.h>
@@ -125,6 +126,7 @@ localvm::start_options start_options_for(const cli::invocation& i, std::string p
         s.boot =
             localvm::direct_boot{fs::absolute(i.kernel),
                                  i.initrd.empty() ? fs::path() : fs::absolute(i.initrd), i.cmdline};
+    s.networks = i.networks;
     s.ports = i.forwards;
     if (s.ports.empty())
         s.ports = {localvm::port_forward{"127.0.0.1", 0, 22}};
@@ -370,6 +372,8 @@ asio::awaitable<int> run(const cli::invocation& i, cli::progress& p) {
         co_return co_await cli::cmd_image(i, p);
     if (i.cmd == cli::command::list)
         co_return co_await cmd_list(i);
+    if (i.cmd == cli::command::network)
+        co_return co_await cli::cmd_network(i);
     auto setup = setup_for(i);
     auto executor = co_await asio::this_coro::executor;
     qemu::manager vm(executor, setup.options);
@@ -425,6 +429,8 @@ void report_failure(const cli::invocation& i, std::exception_ptr e) {
         subject += " " + i.output.string();
     else if (!i.image_action.empty())
         subject += " " + i.image_action;
+    else if (!i.network_action.empty())
+        subject += " " + i.network_action + (i.network.empty() ? "" : " " + i.network);
     // Diagnostics carry guest text (QEMU's stderr, console lines).
     out_line(stderr, cli::terminal_safe("localvm: " + subject + ": " + first));
     if (verbose && nl != std::string::npos)

@@ -206,6 +206,15 @@ std::string render_status_json(const status_report& r) {
     o["accelerator_fallback"] = s.running && s.state && !s.state->accel_fallback.empty()
                                     ? json::value(s.state->accel_fallback)
                                     : json::value(nullptr);
+    json::array nics;
+    if (s.running && s.state)
+        for (const auto& n : s.state->nics)
+            nics.push_back(json::object{{"network", n.network},
+                                        {"id", n.id},
+                                        {"mac", n.mac},
+                                        {"address", n.address},
+                                        {"link", n.link_up ? "up" : "down"}});
+    o["nics"] = std::move(nics);
     return json::serialize(o);
 }
 
@@ -239,6 +248,10 @@ std::string render_status_text(const status_report& r) {
                (s.monitor ? r.files.monitor_socket.string() + " (localvm monitor " + r.name + ")"
                           : std::string("none (started without --monitor)")) +
                "\n";
+        for (const auto& n : s.state->nics)
+            out += "network:  " + n.network + ": " + n.id + " " + n.mac +
+                   (n.address.empty() ? std::string() : " " + n.address) + ", link " +
+                   (n.link_up ? "up" : "down") + "\n";
     }
     out += "data:     " + r.files.data.string() + "\nruntime:  " + r.files.runtime.string() +
            "\nconsole:  " + r.files.console_log.string() + "\n";
@@ -345,6 +358,27 @@ std::string render_list_table(const std::vector<qemu::vm_listing>& vms, std::int
         out += terminal_safe(line) + "\n";
     }
     return out;
+std::string render_network_list(
+    const std::vector<std::pair<std::string, qemu::network_status>>& networks) {
+    if (networks.empty())
+        return "no networks\n";
+    std::string out;
+    for (const auto& [name, st] : networks) {
+        out += name + "  " +
+               (st.switch_pid ? "switch pid " + std::to_string(*st.switch_pid)
+                              : std::string("switch stopped")) +
+               "  members:";
+        if (st.members.empty())
+            out += " none";
+        for (std::size_t k = 0; k < st.members.size(); ++k) {
+            const auto& m = st.members[k];
+            out += std::string(k ? ", " : " ") + m.vm +
+                   (m.address.empty() ? std::string() : " " + m.address) +
+                   (m.running ? " (running)" : " (stopped)");
+        }
+        out += "\n";
+    }
+    return terminal_safe(out);
 }
 
 std::string status_line(std::chrono::milliseconds elapsed, std::string_view stage,

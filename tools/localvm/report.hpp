@@ -4,6 +4,7 @@
 
 #include <localvm/qemu/list.hpp>
 #include <localvm/qemu/manager.hpp>
+#include <localvm/qemu/network.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -67,10 +68,12 @@ std::string_view state_word(const qemu::status& st) noexcept;
 /// accelerator_fallback (why a running VM is under TCG after automatic
 /// acceleration tried KVM, e.g. "no console output within 20 s"; null
 /// otherwise).
+/// nics ([{network, id, mac, address, link}] with link "up" or "down";
+/// empty when not running).
 std::string render_status_json(const status_report& r);
 
-/// The same for people, a few aligned lines (ports and monitor only while
-/// it runs).
+/// The same for people, a few aligned lines (ports, monitor and networks
+/// only while it runs; networks only when it has NICs on any).
 std::string render_status_text(const status_report& r);
 
 /// `list --json`: one JSON object, one line, {"vms": [...]} with one object
@@ -94,6 +97,11 @@ std::string render_list_table(const std::vector<qemu::vm_listing>& vms, std::int
 
 /// A forward as `forward` prints it: "127.0.0.1:40000 -> 8080".
 std::string forward_text(const port_forward& f);
+/// `network list` for people: one line per network, "NAME  switch pid N |
+/// switch stopped  members: vm1 10.0.0.1/24 (running), vm2 (stopped)", or
+/// "no networks". Made `terminal_safe`.
+std::string render_network_list(
+    const std::vector<std::pair<std::string, qemu::network_status>>& networks);
 
 /// The progress line: "[  12.3s] STAGE | CONSOLE" cut to `width` columns
 /// (counted in UTF-8 code points; a cut ends in "…"), without a newline.

@@ -55,6 +55,61 @@ std::string render_meta_data(const meta_data& md);
 /// whatever the guest calls it).
 std::string_view default_network_config() noexcept;
 
+/// One Ethernet interface of a network-config, matched by MAC address.
+struct ethernet {
+    /// The key under `ethernets:` (1-15 of [A-Za-z0-9_-]), an id only: the
+    /// interface is matched by MAC and keeps the name the guest gives it
+    /// (there is no `set-name`).
+    std::string name;
+    std::string mac;                    ///< "xx:xx:xx:xx:xx:xx", lower-case hex.
+    bool dhcp4 = false;                 ///< DHCPv4 on it (the user-mode NIC).
+    std::vector<std::string> addresses; ///< Static "A.B.C.D/N" addresses.
+};
+
+/// Renders a network-config (version 2) for `interfaces`, in order, exactly:
+///
+///     version: 2
+///     ethernets:
+///       user0:
+///         match:
+///           macaddress: "52:54:00:12:34:56"
+///         dhcp4: true
+///       vnic0:
+///         match:
+///           macaddress: "0e:01:02:03:04:05"
+///         dhcp4: false
+///         addresses:
+///           - "10.0.0.1/24"
+///
+/// (no `addresses:` when there are none). Throws `errc::invalid_argument`
+/// naming the interface for a name, MAC or address not of the shapes above,
+/// or a name given twice. The tiny test guest's init reads the same shape.
+std::string render_network_config(const std::vector<ethernet>& interfaces);
+
+/// One /etc/hosts line: an IPv4 address and a host name.
+struct host_entry {
+    std::string address; ///< "10.0.0.2"
+    std::string name;    ///< 1-64 of [A-Za-z0-9._-] (a VM name)
+};
+
+/// Renders cloud-config lines (no `#cloud-config` header: they go after the
+/// vendor-data's other keys) that append `hosts` to the guest's /etc/hosts,
+/// exactly:
+///
+///     write_files:
+///       - path: /etc/hosts
+///         append: true
+///         defer: true
+///         content: |
+///           10.0.0.2 server
+///
+/// `defer` writes them in cloud-init's final stage, after its own
+/// `manage_etc_hosts` rewrite. A user-data `write_files` replaces this list
+/// (cloud-init merges vendor-data under user-data). "" for no hosts. Throws
+/// `errc::invalid_argument` naming an entry that is not of the shape above.
+/// The tiny test guest's init reads the same shape.
+std::string render_hosts_cloud_config(const std::vector<host_entry>& hosts);
+
 /// An ed25519 SSH host key pair for the guest, as ssh-keygen writes it.
 struct ssh_host_key {
     /// The private key file's text: "-----BEGIN OPENSSH PRIVATE KEY-----\n",

@@ -30,6 +30,19 @@ struct detached_options {
     /// `detached_process`). A file left by an earlier run is removed by
     /// `spawn_detached`; none is written when exec fails.
     std::filesystem::path exit_status_file;
+    /// When set, the program holds an fcntl write lock on this file (created
+    /// 0600, truncated, its pid written in decimal) for its whole life, as
+    /// QEMU does with its `-pidfile`: any process finds its pid with F_GETLK,
+    /// safe against stale files and pid reuse. The lock is taken before exec
+    /// on an fd the program inherits; a file locked by another process is
+    /// `errc::already_running` naming it, one that cannot be opened
+    /// `errc::io_error`. For programs that keep the fds they inherit.
+    std::filesystem::path lock_file;
+    /// Programs that exit at end of file on stdin (a `vde_switch` in the
+    /// foreground): stdin is a pipe whose write end the supervisor keeps open,
+    /// silent, until the program ends. Needs `exit_status_file` (a
+    /// supervisor), else `errc::invalid_argument`. Default false: /dev/null.
+    bool hold_stdin = false;
 };
 
 /// A process started by `spawn_detached`, not yet handed over for good.

@@ -45,6 +45,17 @@ struct firmware {
     std::filesystem::path vars; ///< The VM's own writable copy of the variable store.
 };
 
+/// A NIC on a virtual network: a virtio-net device on a `vde` netdev.
+struct virtual_nic {
+    std::string id;                      ///< Device id (QMP `set_link` name), e.g. "vnic0"; the netdev is "<id>-net".
+    std::filesystem::path switch_dir;    ///< The vde_switch's socket directory (`sock=`).
+    std::string mac;                     ///< "xx:xx:xx:xx:xx:xx".
+};
+
+/// QEMU's MAC address for the user-mode NIC, set explicitly when the VM has
+/// virtual NICs too (so that the seed's network-config can match it).
+inline constexpr std::string_view user_nic_mac = "52:54:00:12:34:56";
+
 /// Everything the command line depends on, already validated and resolved.
 struct launch_plan {
     std::string name;                        ///< VM name (shown by QEMU as the guest name).
@@ -63,6 +74,7 @@ struct launch_plan {
     std::optional<firmware> uefi;            ///< Firmware boot; ignored with `boot`.
     network net = network::user;             ///< User-mode networking flavour.
     std::vector<port_forward> ports;         ///< hostfwd rules (host_port 0: QEMU picks).
+    std::vector<virtual_nic> nics;           ///< NICs on virtual networks, after the user-mode NIC.
     std::filesystem::path qmp_socket;        ///< QMP control socket (unix, server).
     std::vector<std::filesystem::path> extra_qmp_sockets; ///< More QMP monitors, for callers.
     std::filesystem::path console_socket;    ///< Serial console socket (unix, server).
@@ -81,7 +93,9 @@ struct launch_plan {
 
 /// The argv for `plan`: q35 + virtio on amd64, virt on arm64, the
 /// accelerator, direct or firmware boot, disk and seed as virtio-blk, user
-/// networking with the forwards, QMP (and any extra QMP monitors, ids qmp1,
+/// networking with the forwards (with `mac=` `user_nic_mac` when there are
+/// virtual NICs), each virtual NIC (`-netdev vde,id=<id>-net,sock=<dir>
+/// -device virtio-net-pci,netdev=<id>-net,id=<id>,mac=<mac>`), QMP (and any extra QMP monitors, ids qmp1,
 /// qmp2, ...) and the serial console on unix sockets, the console log, the
 /// guest agent's virtio-serial port (`-chardev socket,id=qga0,...
 /// -device virtio-serial-pci -device virtserialport,chardev=qga0,

@@ -63,7 +63,12 @@ public:
     /// `host_key_policy::pinned`, also from the VM's host key, which is made
     /// on the first start and goes in the seed's vendor-data), spawns QEMU
     /// detached and paused, connects QMP, reads the bound forward ports,
-    /// records the state, continues the guest and returns. With
+    /// records the state, continues the guest and returns. Each of
+    /// `start_options::networks` is joined first (`virtual_network::join`:
+    /// the network must exist, the address must be free; its switch starts
+    /// if needed) and becomes a virtio NIC (QEMU id `vnicN`) with the
+    /// seed's network-config (matched by MAC) and /etc/hosts lines (see
+    /// `virtual_network`). With
     /// `accelerator::automatic` choosing KVM, it then waits up to
     /// `options::kvm_watchdog` for console output and restarts under TCG
     /// when none comes or QEMU's error names KVM (see accel.hpp). Every QMP
@@ -177,6 +182,16 @@ public:
     /// Running state, pid and the state file (how it last ended). When QEMU
     /// ended a moment ago, waits (at most 1 s) for its supervisor to record
     /// how.
+    /// Sets the link of the VM's NIC on virtual network `network` up or
+    /// down (QMP `set_link`: down, the guest sees carrier loss and no frame
+    /// passes either way; for partition tests), recorded in the state file
+    /// (`vm_state::nics`, shown by `query`). Serialised with the other
+    /// lifecycle calls by the VM's lock. Throws `errc::not_running`,
+    /// `errc::not_found` when the VM has no NIC on `network`, and QMP's errors
+    /// (`errc::timeout` after 10 s).
+    boost::asio::awaitable<void> set_link(std::string network, bool up);
+
+    /// Running state, pid and the state file (how it last ended).
     boost::asio::awaitable<status> query();
 
     /// `query` without waiting: a QEMU that ended a moment ago, before its

@@ -38,6 +38,15 @@ enum class stop_step {
 /// The stable word for a step: "none", "powerdown", "quit", "sigterm", "sigkill".
 std::string_view to_string(stop_step s) noexcept;
 
+/// A NIC on a virtual network, as the running VM has it.
+struct nic_state {
+    std::string network; ///< The network's name.
+    std::string id;      ///< QEMU's device id ("vnic0"), what QMP `set_link` names.
+    std::string mac;     ///< "xx:xx:xx:xx:xx:xx".
+    std::string address; ///< "10.0.0.1/24"; empty: none.
+    bool link_up = true; ///< The link as `manager::set_link` last set it.
+};
+
 /// What the state file records.
 struct vm_state {
     std::int64_t pid = 0;                 ///< QEMU's pid when it was started.
@@ -53,6 +62,7 @@ struct vm_state {
     /// ("no console output within 20 s", QEMU's error naming KVM). Empty
     /// when no fallback happened at this start.
     std::string accel_fallback;
+    std::vector<nic_state> nics;          ///< NICs on virtual networks (key omitted when none).
 };
 
 /// Renders `s` as a JSON object (one line, stable key order).

@@ -58,7 +58,11 @@ struct vm_spec {
     /// removes the snapshots with its directory. Default: none.
     std::string snapshot;
     /// How it starts. An empty `ssh_authorized_key` gets the set's key; no
-    /// port forwards get SSH on a free host port (guest port 22).
+    /// port forwards get SSH on a free host port (guest port 22). The
+    /// virtual networks in `start.networks` are the set's: `run` creates
+    /// those missing and reserves every address before it boots any VM (so
+    /// each guest's /etc/hosts names all its peers), and `teardown` removes
+    /// them after the VMs, whatever happened.
     start_options start;
     /// Backend options. The set fills in `name`, `data_dir`, `runtime_dir`
     /// and `ssh_identity_file` when empty; defaults here are TCG and
@@ -150,7 +154,8 @@ public:
     vm_set& operator=(const vm_set&) = delete;
 
     /// Adds a VM to boot at the next `run`. Throws `errc::invalid_argument`
-    /// for a duplicate or invalid name.
+    /// for a duplicate or invalid name, and for an address another VM of the
+    /// set has on the same network.
     void add(vm_spec spec);
 
     /// Boots the VMs that are not running (create, start, wait_ready; all at
@@ -180,7 +185,9 @@ public:
     std::string report(std::size_t lines = 30) const;
     /// Stops (quickly: no ACPI wait) and deletes every VM of the set, and
     /// any other VM whose runtime directory is under `root()/run`; kills any
-    /// QEMU still alive, removes the directory. Idempotent; never throws; returns
+    /// QEMU still alive; then removes every virtual network under
+    /// `root()/data` (and the set's VMs' networks), killing a switch that
+    /// outlives that; removes the directory. Idempotent; never throws; returns
     /// what went wrong (empty when all went well).
     std::string teardown();
 
@@ -205,6 +212,7 @@ private:
         bool booted = false;
     };
     boost::asio::awaitable<void> boot(member& m);
+    boost::asio::awaitable<void> prepare_networks();
     std::filesystem::path blank_base();
     std::filesystem::path root_, key_;
     std::string public_key_;

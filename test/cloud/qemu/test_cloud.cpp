@@ -3,6 +3,7 @@
 
 #include <localvm/process/child.hpp>
 #include <localvm/qemu/manager.hpp>
+#include <localvm/qemu/network.hpp>
 #include <localvm/testing/run.hpp>
 
 #include <boost/asio/this_coro.hpp>
@@ -49,6 +50,20 @@ BOOST_AUTO_TEST_CASE(cloud_init_guest_lifecycle) {
                           "\n"
                           "runcmd:\n"
                           "  - [sh, -c, 'echo localvm-cloud-marker > /run/marker']\n";
+            // A virtual network: real cloud-init applies the seed's
+            // network-config (a static address matched by MAC, the user-mode
+            // NIC on DHCP) and the peers' /etc/hosts lines.
+            localvm::qemu::network_options no;
+            no.name = "lan";
+            no.data_dir = o.data_dir;
+            no.runtime_dir = o.runtime_dir;
+            localvm::qemu::virtual_network lan(ex, no);
+            co_await lan.create();
+            co_await lan.reserve("peer", h.root / "data" / "peer", "10.9.0.6/24");
+            localvm::network_attachment nic;
+            nic.network = "lan";
+            nic.address = "10.9.0.5/24";
+            s.networks = {nic};
             co_await m.start(s);
             co_await m.wait_ready(600s);
 
@@ -57,6 +72,10 @@ BOOST_AUTO_TEST_CASE(cloud_init_guest_lifecycle) {
             BOOST_TEST(r.output.find("status: done") != std::string::npos, r.output);
             r = co_await m.shell("id -un; sudo -n id -u; cat /run/marker; hostname", {});
             BOOST_TEST(r.output == "tester\n0\nlocalvm-cloud-marker\ncloud\n", r.output);
+            r = co_await m.shell("ip -4 -o addr; getent hosts peer", {});
+            BOOST_TEST(r.output.find("inet 10.9.0.5/24") != std::string::npos, r.output);
+            BOOST_TEST(r.output.find("10.9.0.6 ") != std::string::npos, r.output);
+            BOOST_TEST(r.output.ends_with(" peer\n"), r.output);
 
             // The host key ssh pinned (wait_ready logged in with it) is the one
             // cloud-init installed from the seed's vendor-data, and the only one.
@@ -89,6 +108,7 @@ BOOST_AUTO_TEST_CASE(cloud_init_guest_lifecycle) {
             BOOST_TEST((st.state->last_end == end_reason::stopped));
             BOOST_TEST(st.state->last_end_detail == "exited 0");
             co_await m.remove();
+            co_await lan.remove();
         },
         1200s);
 }

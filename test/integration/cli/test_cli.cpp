@@ -172,6 +172,40 @@ BOOST_AUTO_TEST_CASE(create_status_delete_in_xdg_dirs) {
     BOOST_TEST(gone.status == 1);
 }
 
+// network create|list|delete, and a start on a network that does not exist
+// (refused before QEMU runs, nothing made).
+BOOST_AUTO_TEST_CASE(networks_create_list_delete) {
+    scratch s;
+    auto env = s.env();
+    auto none = run({"network", "list"}, env);
+    BOOST_TEST(none.status == 0, none.err);
+    BOOST_TEST(none.out == "no networks\n");
+    auto created = run({"network", "create", "lan"}, env);
+    BOOST_TEST(created.status == 0, created.err);
+    BOOST_TEST(std::filesystem::exists(s.root / "data" / "localvm" / "@networks" / "lan" /
+                                       "network.json"));
+    check_one_error_line(run({"network", "create", "lan"}, env),
+                         "localvm: network create lan: network lan already exists");
+    auto listed = run({"network", "list"}, env);
+    BOOST_TEST(listed.out == "lan  switch stopped  members: none\n", listed.out);
+
+    auto base = lvcli::make_base_image(s);
+    BOOST_TEST(run({"create", "vm1", "--base", base.string()}, env).status == 0);
+    auto start = run({"start", "vm1", "--network", "nowhere=10.1.0.1/24", "--accel", "tcg",
+                      "--kernel", base.string()},
+                     env);
+    BOOST_TEST(start.status == 1, start.err);
+    BOOST_TEST(start.err.find("network nowhere does not exist") != std::string::npos, start.err);
+    BOOST_TEST(!std::filesystem::exists(s.root / "run" / "localvm" / "vm1" / "qemu.pid"));
+    BOOST_TEST(run({"network", "list"}, env).out == "lan  switch stopped  members: none\n");
+    BOOST_TEST(run({"delete", "vm1"}, env).status == 0);
+
+    auto del = run({"network", "delete", "lan"}, env);
+    BOOST_TEST(del.status == 0, del.err);
+    BOOST_TEST(!std::filesystem::exists(s.root / "data" / "localvm" / "@networks" / "lan"));
+    BOOST_TEST(run({"network", "list"}, env).out == "no networks\n");
+}
+
 BOOST_AUTO_TEST_CASE(monitor_needs_a_vm_started_with_monitor) {
     scratch s;
     auto base = lvcli::make_base_image(s);

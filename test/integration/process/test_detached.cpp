@@ -451,3 +451,50 @@ BOOST_AUTO_TEST_CASE(wait_exit_is_cancellable) {
         BOOST_TEST(r.index() == 1u);
     }, 30s);
 }
+
+// lock_file: the program itself holds the lock (F_GETLK names its pid), as
+// QEMU holds its -pidfile; a second start on a held lock is refused.
+// hold_stdin: a program that reads stdin sees no end of file until it ends.
+BOOST_AUTO_TEST_CASE(a_program_holds_its_lock_file_and_a_silent_stdin) {
+    temp_dir dir;
+    auto lock = dir.path / "prog.pid";
+    auto owner = [&]() -> pid_t {
+        int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return 0;
+        struct flock fl {};
+        fl.l_type = F_WRLCK;
+        fl.l_whence = SEEK_SET;
+        int rc = ::fcntl(fd, F_GETLK, &fl);
+        ::close(fd);
+        return rc == 0 && fl.l_type != F_UNLCK ? fl.l_pid : 0;
+    };
+    lp::detached_options o;
+    o.argv = {"cat"}; // ends at end of file on stdin
+    o.exit_status_file = dir.path / "status";
+    o.lock_file = lock;
+    o.hold_stdin = true;
+    auto proc = lp::spawn_detached(o);
+    BOOST_TEST(proc.commit());
+    BOOST_TEST(owner() == proc.pid());
+    BOOST_TEST(std::stol(slurp(lock)) == proc.pid());
+    BOOST_TEST(comm(proc.pid()) == "cat");
+    // Still running a moment later: cat reads a pipe nobody closes.
+    run_coroutine([&]() -> asio::awaitable<void> {
+        BOOST_TEST(!co_await lp::wait_exit(proc.pid(), 200ms));
+        try {
+            auto second = lp::spawn_detached(o);
+            BOOST_FAIL("a second program took a held lock");
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == errc::already_running, e.what());
+            BOOST_TEST(std::string(e.what()).find("prog.pid") != std::string::npos, e.what());
+        }
+        ::kill(proc.pid(), SIGTERM);
+        BOOST_TEST(co_await lp::wait_exit(proc.pid(), 10s));
+    });
+    BOOST_TEST(owner() == 0);
+    auto no_supervisor = o;
+    no_supervisor.exit_status_file.clear();
+    BOOST_CHECK_THROW(auto p = lp::spawn_detached(no_supervisor), localvm::error);
+    check_no_zombies();
+}

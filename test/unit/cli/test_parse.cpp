@@ -335,4 +335,31 @@ BOOST_AUTO_TEST_CASE(list_takes_directories) {
     BOOST_TEST(contains(bad({"list", "tiny"}), "unexpected argument \"tiny\""));
     BOOST_TEST(contains(bad({"list", "--user", "x"}), "unknown option"));
     BOOST_TEST(contains(help_text(command::list), "usage: localvm list [OPTIONS]"));
+BOOST_AUTO_TEST_CASE(networks_and_the_network_command) {
+    auto i = ok({"start", "vm1", "--network", "lan=10.0.0.1/24", "--network", "dmz"});
+    BOOST_REQUIRE(i.networks.size() == 2u);
+    BOOST_TEST(i.networks[0].network == "lan");
+    BOOST_TEST(i.networks[0].address == "10.0.0.1/24");
+    BOOST_TEST(i.networks[1].network == "dmz");
+    BOOST_TEST(i.networks[1].address.empty());
+    BOOST_TEST(contains(bad({"start", "vm1", "--network", "lan=10.0.2.5/24"}), "user-mode"));
+    BOOST_TEST(contains(bad({"start", "vm1", "--network", "lan=x"}), "not an IPv4 address"));
+    BOOST_TEST(contains(bad({"start", "vm1", "--network", "a/b"}), "network name"));
+    BOOST_TEST(contains(bad({"start", "vm1", "--network", "lan", "--network", "lan=10.0.0.1"}),
+                        "given twice"));
+    BOOST_TEST(contains(bad({"status", "vm1", "--network", "lan"}), "--network"));
+
+    auto c = ok({"network", "create", "lan", "--data-dir", "/d"});
+    BOOST_TEST((c.cmd == command::network));
+    BOOST_TEST(c.network_action == "create");
+    BOOST_TEST(c.network == "lan");
+    BOOST_TEST(c.data_dir == "/d");
+    BOOST_TEST(ok({"network", "delete", "lan"}).network_action == "delete");
+    BOOST_TEST(ok({"network", "list"}).network_action == "list");
+    BOOST_TEST(contains(bad({"network"}), "missing ACTION"));
+    BOOST_TEST(contains(bad({"network", "create"}), "missing NAME"));
+    BOOST_TEST(contains(bad({"network", "list", "x"}), "unexpected argument"));
+    BOOST_TEST(contains(bad({"network", "frob", "x"}), "unknown action"));
+    BOOST_TEST(contains(bad({"network", "create", "a b"}), "network name"));
+    BOOST_TEST(contains(help_text(command::network), "vde_switch"));
 }

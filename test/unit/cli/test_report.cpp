@@ -52,7 +52,7 @@ BOOST_AUTO_TEST_CASE(status_json_running) {
     BOOST_TEST((keys == std::vector<std::string>{"name", "state", "pid", "accelerator", "ports",
                                                  "uptime_seconds", "last_end", "last_end_detail",
                                                  "paths", "monitor_socket", "stopped_by",
-                                                 "accelerator_fallback"}));
+                                                 "accelerator_fallback", "nics"}));
     BOOST_TEST(v.at("name").as_string() == "vm1");
     BOOST_TEST(v.at("state").as_string() == "running");
     BOOST_TEST(v.at("pid").to_number<int>() == 4242);
@@ -290,4 +290,36 @@ BOOST_AUTO_TEST_CASE(list_table) {
                "vm3   stopped  -     -      -       -                                          -\n",
                t);
     BOOST_TEST(render_list_table({}, 0) == "no VMs\n");
+BOOST_AUTO_TEST_CASE(status_shows_the_nics) {
+    auto r = sample(true);
+    r.st.state->nics = {{"lan", "vnic0", "0e:01:02:03:04:05", "10.0.0.1/24", false}};
+    auto v = json::parse(render_status_json(r)).as_object();
+    auto& n = v.at("nics").as_array().at(0).as_object();
+    BOOST_TEST(n.at("network").as_string() == "lan");
+    BOOST_TEST(n.at("id").as_string() == "vnic0");
+    BOOST_TEST(n.at("mac").as_string() == "0e:01:02:03:04:05");
+    BOOST_TEST(n.at("address").as_string() == "10.0.0.1/24");
+    BOOST_TEST(n.at("link").as_string() == "down");
+    auto text = render_status_text(r);
+    BOOST_TEST(text.find("network:  lan: vnic0 0e:01:02:03:04:05 10.0.0.1/24, link down\n") !=
+                   std::string::npos,
+               text);
+    BOOST_TEST(json::parse(render_status_json(sample(false))).at("nics").as_array().empty());
+}
+
+BOOST_AUTO_TEST_CASE(network_list) {
+    BOOST_TEST(render_network_list({}) == "no networks\n");
+    localvm::qemu::network_status lan;
+    lan.exists = true;
+    lan.switch_pid = 77;
+    lan.members.resize(2);
+    lan.members[0].vm = "a";
+    lan.members[0].address = "10.0.0.1/24";
+    lan.members[0].running = true;
+    lan.members[1].vm = "b";
+    localvm::qemu::network_status empty;
+    empty.exists = true;
+    BOOST_TEST(render_network_list({{"lan", lan}, {"x", empty}}) ==
+               "lan  switch pid 77  members: a 10.0.0.1/24 (running), b (stopped)\n"
+               "x  switch stopped  members: none\n");
 }

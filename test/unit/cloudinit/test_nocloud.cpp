@@ -16,6 +16,7 @@
 
 using namespace localvm::cloudinit;
 using localvm::errc;
+namespace cloudinit = localvm::cloudinit;
 
 namespace {
 
@@ -249,4 +250,64 @@ BOOST_AUTO_TEST_CASE(seed_file_is_written_atomically_and_replaced) {
         BOOST_TEST(e.code() == errc::io_error);
         BOOST_TEST(e.diagnostic().find("seed.iso") != std::string::npos);
     }
+}
+
+BOOST_AUTO_TEST_CASE(network_config_matches_each_nic_by_mac) {
+    std::vector<cloudinit::ethernet> nics(2);
+    nics[0] = {"user0", "52:54:00:12:34:56", true, {}};
+    nics[1] = {"vnic0", "0e:01:02:03:04:05", false, {"10.0.0.1/24", "10.1.0.1/16"}};
+    BOOST_TEST(cloudinit::render_network_config(nics) == "version: 2\n"
+                                                         "ethernets:\n"
+                                                         "  user0:\n"
+                                                         "    match:\n"
+                                                         "      macaddress: \"52:54:00:12:34:56\"\n"
+                                                         "    dhcp4: true\n"
+                                                         "  vnic0:\n"
+                                                         "    match:\n"
+                                                         "      macaddress: \"0e:01:02:03:04:05\"\n"
+                                                         "    dhcp4: false\n"
+                                                         "    addresses:\n"
+                                                         "      - \"10.0.0.1/24\"\n"
+                                                         "      - \"10.1.0.1/16\"\n");
+    auto refused = [](std::vector<cloudinit::ethernet> bad, const std::string& needle) {
+        try {
+            cloudinit::render_network_config(bad);
+            BOOST_FAIL("accepted: " << needle);
+        } catch (const localvm::error& e) {
+            BOOST_TEST(e.code() == localvm::errc::invalid_argument);
+            BOOST_TEST(std::string(e.what()).find(needle) != std::string::npos, e.what());
+        }
+    };
+    refused({{"a b", "0e:01:02:03:04:05", false, {}}}, "the name must be");
+    refused({{"vnic0", "0E:01:02:03:04:05", false, {}}}, "is not xx:xx");
+    refused({{"vnic0", "0e:01:02:03:04:05\n", false, {}}}, "is not xx:xx");
+    refused({{"vnic0", "0e:01:02:03:04:05", false, {"10.0.0.1"}}}, "is not A.B.C.D/N");
+    refused({{"vnic0", "0e:01:02:03:04:05", false, {"10.0.0.1/24\"x"}}}, "is not A.B.C.D/N");
+    refused({{"v", "0e:01:02:03:04:05", false, {}}, {"v", "0e:01:02:03:04:06", false, {}}},
+            "given twice");
+}
+
+BOOST_AUTO_TEST_CASE(hosts_are_appended_by_deferred_write_files) {
+    BOOST_TEST(cloudinit::render_hosts_cloud_config({}) == "");
+    BOOST_TEST(cloudinit::render_hosts_cloud_config({{"10.0.0.2", "server"}, {"10.0.0.3", "db.1"}}) ==
+               "write_files:\n"
+               "  - path: /etc/hosts\n"
+               "    append: true\n"
+               "    defer: true\n"
+               "    content: |\n"
+               "      10.0.0.2 server\n"
+               "      10.0.0.3 db.1\n");
+    BOOST_CHECK_THROW(cloudinit::render_hosts_cloud_config({{"10.0.0.2", "a b"}}), localvm::error);
+    BOOST_CHECK_THROW(cloudinit::render_hosts_cloud_config({{"10.0.0.2/24", "a"}}), localvm::error);
+    BOOST_CHECK_THROW(cloudinit::render_hosts_cloud_config({{"10.0.0.2\n", "a"}}), localvm::error);
+}
+
+BOOST_AUTO_TEST_CASE(the_seed_carries_network_config_as_a_third_file) {
+    cloudinit::seed s;
+    s.meta.instance_id = "iid-1";
+    s.network_config = "version: 2\n";
+    auto files = cloudinit::seed_files(s);
+    BOOST_REQUIRE(files.size() == 3u);
+    BOOST_TEST(files[2].name == "network-config");
+    BOOST_TEST(files[2].contents == "version: 2\n");
 }

@@ -320,4 +320,23 @@ BOOST_AUTO_TEST_CASE(restore_pins_the_machine_and_defers_incoming) {
     argv = command_line(p);
     BOOST_TEST(values(argv, "-machine") == std::vector<std::string>{"virt-7.2,gic-version=max"});
     BOOST_TEST(values(argv, "-incoming").empty());
+// Virtual NICs follow the user-mode NIC (which then gets QEMU's MAC
+// explicitly, for the seed's network-config to match), a vde netdev each;
+// a switch directory with a comma has it doubled.
+BOOST_AUTO_TEST_CASE(virtual_nics_on_vde_switches) {
+    auto p = base_plan();
+    p.net = network::restricted;
+    p.ports = {{"127.0.0.1", 0, 22}};
+    p.nics = {{"vnic0", "/run/@networks/lan/switch", "0e:01:02:03:04:05"},
+              {"vnic1", "/run/@networks/a,b/switch", "0a:00:00:00:00:01"}};
+    auto argv = command_line(p);
+    auto nic = std::find(argv.begin(), argv.end(), "-nic");
+    BOOST_REQUIRE(nic != argv.end());
+    BOOST_TEST(joined({nic, nic + 12}) ==
+               "-nic user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:0-:22,mac=52:54:"
+               "00:12:34:56 -netdev vde,id=vnic0-net,sock=/run/@networks/lan/switch -device "
+               "virtio-net-pci,netdev=vnic0-net,id=vnic0,mac=0e:01:02:03:04:05 -netdev "
+               "vde,id=vnic1-net,sock=/run/@networks/a,,b/switch -device "
+               "virtio-net-pci,netdev=vnic1-net,id=vnic1,mac=0a:00:00:00:00:01 -device "
+               "virtio-rng-pci");
 }

@@ -80,3 +80,28 @@ BOOST_AUTO_TEST_CASE(end_classification) {
     BOOST_TEST((classify_end("signaled", SIGSEGV, false) == end_reason::crashed));
     BOOST_TEST(to_string(end_reason::guest_shutdown) == "guest-shutdown");
 }
+
+BOOST_AUTO_TEST_CASE(nics_round_trip) {
+    vm_state s;
+    s.pid = 1;
+    s.started_at = 2;
+    s.nics = {{"lan", "vnic0", "0e:01:02:03:04:05", "10.0.0.1/24", true},
+              {"dmz", "vnic1", "0a:00:00:00:00:01", "", false}};
+    auto text = render_state(s);
+    BOOST_TEST(text.find(",\"nics\":[{\"network\":\"lan\",\"id\":\"vnic0\",\"mac\":\"0e:01:02:03:"
+                         "04:05\",\"address\":\"10.0.0.1/24\",\"link_up\":true},{\"network\":"
+                         "\"dmz\",\"id\":\"vnic1\",\"mac\":\"0a:00:00:00:00:01\",\"address\":\"\","
+                         "\"link_up\":false}]}\n") != std::string::npos,
+               text);
+    boost::system::error_code ec;
+    auto back = parse_state(text, ec);
+    BOOST_REQUIRE(back);
+    BOOST_REQUIRE(back->nics.size() == 2u);
+    BOOST_TEST(back->nics[0].address == "10.0.0.1/24");
+    BOOST_TEST(!back->nics[1].link_up);
+    BOOST_TEST(back->nics[1].id == "vnic1");
+    BOOST_TEST(!parse_state("{\"pid\":1,\"started_at\":1,\"nics\":[{\"network\":\"a\"}]}", ec));
+    // No NICs, no key: state files stay as they were.
+    s.nics.clear();
+    BOOST_TEST(render_state(s).find("nics") == std::string::npos);
+}
