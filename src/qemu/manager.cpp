@@ -1,3 +1,4 @@
+#include "agent_calls.hpp"
 #include "detail/backoff.hpp"
 #include "detail/race.hpp"
 #include "firmware.hpp"
@@ -160,6 +161,7 @@ fs::path default_qemu_binary(arch a) {
 std::string_view stop_step_words(stop_step step) {
     switch (step) {
     case stop_step::powerdown: return "the ACPI power button";
+    case stop_step::agent: return "the guest agent (guest-shutdown)";
     case stop_step::quit: return "QMP quit";
     case stop_step::sigterm: return "SIGTERM";
     case stop_step::sigkill: return "SIGKILL";
@@ -861,6 +863,15 @@ asio::awaitable<void> manager::stop() {
                         client->end() != qmp::connection_end::clean)
                         throw;
                 }
+                ev.kind = detail::stop_event_kind::replied;
+            } catch (const localvm::error& e) {
+                failure = e.what();
+                ev = {detail::stop_event_kind::command_failed, failure};
+            }
+            break;
+        case k::agent_shutdown:
+            try {
+                co_await detail::agent_shutdown(layout_.agent_socket.string(), timeout);
                 ev.kind = detail::stop_event_kind::replied;
             } catch (const localvm::error& e) {
                 failure = e.what();

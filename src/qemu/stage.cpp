@@ -14,6 +14,8 @@ std::string_view to_string(boot_stage s) noexcept {
         return "ssh-banner";
     case boot_stage::ssh_login:
         return "ssh-login";
+    case boot_stage::agent_ready:
+        return "agent-ready";
     }
     return "unknown";
 }

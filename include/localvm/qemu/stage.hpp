@@ -14,10 +14,11 @@ enum class boot_stage {
     guest_running, ///< The guest's CPUs were started (`cont`): the guest boots from here.
     ssh_banner,    ///< The guest's SSH server sent its identification line.
     ssh_login,     ///< A login with `options::ssh_identity_file` worked.
+    agent_ready,   ///< The guest agent answered (`wait_ready` with `ready_mode::agent` or `both`).
 };
 
 /// The stable word for a stage: "qemu-spawned", "qmp-ready",
-/// "guest-running", "ssh-banner", "ssh-login".
+/// "guest-running", "ssh-banner", "ssh-login", "agent-ready".
 std::string_view to_string(boot_stage s) noexcept;
 
 /// Receives each stage as it happens, with a detail for people ("pid 1234",
