@@ -7,18 +7,9 @@
 #include <cstdio>
 
 #include "image_view.hpp"
-#include <sys/ioctl.h>
-#include <unistd.h>
 
 namespace localvm::cli {
 namespace {
-
-std::size_t terminal_width() {
-    winsize ws{};
-    if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-        return ws.ws_col;
-    return 80;
-}
 
 void line(std::string_view text) {
     std::fputs((terminal_safe(text) + "\n").c_str(), stderr);

@@ -15,14 +15,14 @@ namespace localvm::cli {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
-namespace {
-
 std::size_t terminal_width() {
     winsize ws{};
     if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
         return ws.ws_col;
     return 80;
 }
+
+namespace {
 
 // What the command waits for once a stage has happened.
 std::string next_activity(std::string_view stage) {

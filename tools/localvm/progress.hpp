@@ -15,6 +15,9 @@
 
 namespace localvm::cli {
 
+/// Columns of the terminal on stderr; 80 when it is not a terminal.
+std::size_t terminal_width();
+
 /// Records timeline entries and shows what is going on, on stderr.
 class progress {
 public:

@@ -8,10 +8,10 @@
 #include <localvm/qemu/stage.hpp>
 #include <localvm/qemu/state.hpp>
 #include <localvm/qga/client.hpp>
-#include <localvm/ssh/command.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -222,31 +222,16 @@ public:
     /// The last `lines` lines of the serial console log ("" when none).
     std::string console_tail(std::size_t lines = 20) const;
 
-    const options& config() const noexcept { return opts_; }  ///< The options, defaults applied.
-    const layout& files() const noexcept { return layout_; }  ///< Where the VM's files are.
+    const options& config() const noexcept; ///< The options, defaults applied.
+    const layout& files() const noexcept;   ///< Where the VM's files are.
+
+    ~manager() override;
+    manager(manager&&) noexcept;            ///< A moved-from manager may only be destroyed.
+    manager& operator=(manager&&) noexcept; ///< A moved-from manager may only be destroyed.
 
 private:
-    pid_t running_pid() const; // throws errc::not_running
-    std::string console_diagnosis() const;
-    ssh::target ssh_target() const;
-    void say(const std::string& line) const;
-    void forward_qemu_log() const;
-    void ensure_dirs() const;
-    std::optional<vm_state> read_state() const;
-    void write_state(const vm_state& s) const;
-    std::optional<vm_state> settle_state(bool persist) const;
-    void clean_runtime(bool keep_logs) const;
-    std::string qemu_log_tail(std::size_t lines) const;
-    // True once up; false when the KVM watchdog saw no console output.
-    boost::asio::awaitable<bool> bring_up(pid_t pid, const launch_plan& plan, bool watch_boot,
-                                          std::int64_t started_at);
-
-    boost::asio::any_io_executor executor_;
-    options opts_;
-    layout layout_;
-    line_sink output_;
-    stage_sink stages_;
-    mutable std::uint64_t qemu_log_forwarded_ = 0;
+    struct impl; // src/qemu/manager_impl.hpp
+    std::unique_ptr<impl> impl_;
 };
 
 } // namespace localvm::qemu

@@ -4,6 +4,8 @@
 #include <localvm/cloudinit/nocloud.hpp>
 #include <localvm/error.hpp>
 
+#include "../../common/host_key.hpp"
+
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
@@ -124,21 +126,7 @@ BOOST_AUTO_TEST_CASE(seed_files_hold_the_nocloud_names) {
     BOOST_CHECK_THROW(seed_files(s), localvm::error);
 }
 
-namespace {
-
-// A throwaway key made for this test (ssh-keygen -t ed25519 -C localvm-host-vm1).
-const ssh_host_key test_host_key = {
-    "-----BEGIN OPENSSH PRIVATE KEY-----\n"
-    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
-    "QyNTUxOQAAACA2bAzwwCx3bxOVwblpM2IWX7DNtqgfvKSLByy1NUvH9wAAAJjSTZ+20k2f\n"
-    "tgAAAAtzc2gtZWQyNTUxOQAAACA2bAzwwCx3bxOVwblpM2IWX7DNtqgfvKSLByy1NUvH9w\n"
-    "AAAEDs8+f5GmCfdLndoq19jrXljbmLmPEtEa0wkFYDvtEjMTZsDPDALHdvE5XBuWkzYhZf\n"
-    "sM22qB+8pIsHLLU1S8f3AAAAEGxvY2Fsdm0taG9zdC12bTEBAgMEBQ==\n"
-    "-----END OPENSSH PRIVATE KEY-----\n",
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDZsDPDALHdvE5XBuWkzYhZfsM22qB+8pIsHLLU1S8f3 "
-    "localvm-host-vm1"};
-
-} // namespace
+using localvm::test::test_host_key;
 
 BOOST_AUTO_TEST_CASE(host_key_vendor_data_byte_for_byte) {
     BOOST_TEST(render_host_key_vendor_data(test_host_key) ==

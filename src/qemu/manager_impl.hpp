@@ -1,0 +1,84 @@
+// The private side of qemu::manager, its members spread over files by
+// concern: manager.cpp (the lifecycle calls, orchestration), vm_files.cpp
+// (the VM's files: state, logs, runtime clean-up), bring_up.cpp (spawn,
+// QMP, cont, the accelerator fallback), stop.cpp (driving stop_machine).
+#pragma once
+
+#include "lock.hpp"
+
+#include <localvm/cloudinit/nocloud.hpp>
+#include <localvm/qemu/manager.hpp>
+#include <localvm/ssh/command.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace localvm::qemu {
+
+namespace detail {
+/// Now, in seconds since the epoch (the state file's times).
+std::int64_t unix_now();
+} // namespace detail
+
+/// Whether `settle_state` writes what it settled back to the state file.
+enum class state_record { in_memory, persist };
+
+/// What `clean_runtime` removes besides sockets, pid and exit-status files.
+enum class runtime_logs { keep, remove };
+
+/// Whether bring-up watches the boot for KVM hanging (`accel_choice::watch_boot`).
+enum class boot_watch { none, kvm_watchdog };
+
+/// How a bring-up ended without throwing.
+enum class bring_up_end {
+    running, ///< QEMU runs the guest.
+    silent,  ///< The KVM watchdog saw no console output: KVM hangs here.
+};
+
+struct manager::impl {
+    impl(boost::asio::any_io_executor executor, options opts);
+
+    boost::asio::any_io_executor executor;
+    options opts;
+    layout files;
+    line_sink output;
+    stage_sink stages;
+    std::uint64_t qemu_log_forwarded = 0; // bytes of qemu.log already said
+
+    // Messages (vm_files.cpp).
+    void say(const std::string& line) const;
+    void stage(boot_stage s, const std::string& detail) const;
+    // QEMU's stderr goes to qemu.log; what it wrote since the last call goes
+    // to the output sink too.
+    void forward_qemu_log();
+
+    // The VM's files (vm_files.cpp).
+    void ensure_dirs() const;
+    boost::asio::awaitable<detail::vm_lock> lock();
+    pid_t running_pid() const; // throws errc::not_running
+    std::optional<vm_state> read_state() const;
+    void write_state(const vm_state& s);
+    std::optional<vm_state> settle_state(state_record record);
+    void clean_runtime(runtime_logs logs);
+    std::string qemu_log_tail(std::size_t lines) const;
+    std::string console_tail(std::size_t lines) const;
+    std::string console_diagnosis() const;
+    void prepare_vars_store(const std::filesystem::path& vars_template);
+    boost::asio::awaitable<cloudinit::ssh_host_key> host_key();
+    ssh::target ssh_target() const;
+
+    // Bring-up (bring_up.cpp): spawns QEMU for `plan` until it runs, falling
+    // back from KVM to TCG; a failure restores `previous` and throws.
+    boost::asio::awaitable<void> launch(launch_plan plan, const std::optional<vm_state>& previous);
+    boost::asio::awaitable<bring_up_end> bring_up(pid_t pid, const launch_plan& plan,
+                                                  boot_watch watch, std::int64_t started_at);
+
+    // Stop (stop.cpp): escalates until QEMU `pid` is gone.
+    boost::asio::awaitable<void> stop(pid_t pid);
+};
+
+} // namespace localvm::qemu
