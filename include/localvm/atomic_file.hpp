@@ -3,12 +3,45 @@
 
 #include <filesystem>
 #include <functional>
+#include <string>
 #include <string_view>
 
 namespace localvm {
 
 /// Receives successive chunks of a file's contents.
 using byte_writer = std::function<void(std::string_view)>;
+
+/// A file written piece by piece (e.g. between awaits) that appears at its
+/// path whole or not at all: the bytes go to a new temporary file beside
+/// the target (`<path>.tmp-XXXXXX`, created exclusively, close-on-exec,
+/// mode 0600 until committed); `commit` renames it into place. Destroyed
+/// without `commit` (an exception, a cancelled copy), it removes the
+/// temporary file and leaves `path` untouched. Move-less, not thread-safe.
+class atomic_file {
+public:
+    /// Creates the temporary file. Throws `errc::io_error` naming `path`
+    /// and errno's text (e.g. its directory does not exist).
+    explicit atomic_file(const std::filesystem::path& path);
+    atomic_file(const atomic_file&) = delete;
+    atomic_file& operator=(const atomic_file&) = delete;
+    ~atomic_file();
+
+    /// Appends `bytes`. Throws `errc::io_error` (a full disk, ...), or
+    /// `errc::invalid_argument` after `commit`.
+    void write(std::string_view bytes);
+
+    /// Sets `mode`, flushes (unless `sync` is false), closes and renames
+    /// onto the path (replacing an older file, or a symbolic link there
+    /// without following it), then flushes the directory (with `sync`).
+    /// Throws `errc::io_error`; the temporary file is then removed (by the
+    /// destructor) and the path untouched.
+    void commit(std::filesystem::perms mode, bool sync = true);
+
+private:
+    std::filesystem::path target_;
+    std::string name_; // the temporary file; empty once committed
+    int fd_ = -1;
+};
 
 /// Writes `contents` to `path` atomically: into a new temporary file in the
 /// same directory (created exclusively, close-on-exec, mode 0600 until

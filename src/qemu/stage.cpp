@@ -16,6 +16,8 @@ std::string_view to_string(boot_stage s) noexcept {
         return "ssh-login";
     case boot_stage::kvm_fallback:
         return "kvm-fallback";
+    case boot_stage::agent_ready:
+        return "agent-ready";
     }
     return "unknown";
 }

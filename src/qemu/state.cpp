@@ -36,6 +36,7 @@ std::string_view to_string(stop_step s) noexcept {
     switch (s) {
     case stop_step::none: return "none";
     case stop_step::powerdown: return "powerdown";
+    case stop_step::agent: return "agent";
     case stop_step::quit: return "quit";
     case stop_step::sigterm: return "sigterm";
     case stop_step::sigkill: return "sigkill";
@@ -104,7 +105,7 @@ std::optional<vm_state> parse_state(std::string_view text, boost::system::error_
                 s.last_end = r;
     }
     if (auto* b = o.if_contains("stopped_by"); b && b->is_string()) {
-        for (auto step : {stop_step::powerdown, stop_step::quit, stop_step::sigterm,
+        for (auto step : {stop_step::powerdown, stop_step::agent, stop_step::quit, stop_step::sigterm,
                           stop_step::sigkill})
             if (b->get_string() == to_string(step))
                 s.stopped_by = step;

@@ -1,6 +1,7 @@
 // Stop: the coroutine that drives the sans-io stop_machine (powerdown ->
 // quit -> SIGTERM -> SIGKILL) with QMP and one pidfd, then records how
 // QEMU ended and cleans the runtime directory.
+#include "agent_calls.hpp"
 #include "manager_impl.hpp"
 #include "stop_machine.hpp"
 #include "watch.hpp"
@@ -24,6 +25,7 @@ namespace {
 std::string_view stop_step_words(stop_step step) {
     switch (step) {
     case stop_step::powerdown: return "the ACPI power button";
+    case stop_step::agent: return "the guest agent (guest-shutdown)";
     case stop_step::quit: return "QMP quit";
     case stop_step::sigterm: return "SIGTERM";
     case stop_step::sigkill: return "SIGKILL";
@@ -89,6 +91,15 @@ asio::awaitable<void> manager::impl::stop(pid_t pid) {
                         client->end() != qmp::connection_end::clean)
                         throw;
                 }
+                ev.kind = detail::stop_event_kind::replied;
+            } catch (const localvm::error& e) {
+                failure = e.what();
+                ev = {detail::stop_event_kind::command_failed, failure};
+            }
+            break;
+        case k::agent_shutdown:
+            try {
+                co_await detail::agent_shutdown(files.agent_socket.string(), timeout);
                 ev.kind = detail::stop_event_kind::replied;
             } catch (const localvm::error& e) {
                 failure = e.what();

@@ -60,12 +60,29 @@ stop_action stop_machine::resume(const stop_event& ev, stop_clock::time_point no
         if (ev.kind != k::waited)
             break;
         if (now >= powerdown_deadline_)
-            return quit(now, "the guest did not power off within " +
-                                 ms_text(opts_.powerdown_timeout) + "; quit");
+            return power_off_missed(now);
         if (opts_.powerdown_repeat.count() > 0 && now >= next_press_)
             return press(now,
                          "ACPI power button again (the guest may have missed it while booting)");
         return wait_power_off(now);
+    case state::asking_agent:
+        if (ev.kind == k::replied) {
+            state_ = state::agent_waiting;
+            agent_deadline_ = now + opts_.agent_timeout;
+            return {stop_action_kind::wait, opts_.agent_timeout, 0, {}};
+        }
+        if (ev.kind == k::command_failed)
+            return quit(now, "the guest agent did not take guest-shutdown (" +
+                                 std::string(ev.text) + "); quit");
+        break;
+    case state::agent_waiting:
+        if (ev.kind != k::waited)
+            break;
+        if (now >= agent_deadline_)
+            return quit(now, "the guest did not power off within " +
+                                 ms_text(opts_.agent_timeout) + " of guest-shutdown; quit");
+        // An early wake-up: wait out the rest.
+        return {stop_action_kind::wait, agent_deadline_ - now, 0, {}};
     case state::quitting:
         if (ev.kind == k::replied || ev.kind == k::command_failed) {
             state_ = state::quit_waiting;
@@ -121,6 +138,16 @@ stop_action stop_machine::wait_power_off(stop_clock::time_point now) {
     // A reply that came after the window closed still gets a zero-length
     // wait: exited or not, the next event decides.
     return {stop_action_kind::wait, std::max<stop_clock::duration>(until - now, {}), 0, {}};
+}
+
+stop_action stop_machine::power_off_missed(stop_clock::time_point now) {
+    const auto missed = "the guest did not power off within " + ms_text(opts_.powerdown_timeout);
+    if (opts_.agent_timeout.count() <= 0)
+        return quit(now, missed + "; quit");
+    state_ = state::asking_agent;
+    step_ = stop_step::agent;
+    return {stop_action_kind::agent_shutdown, agent_call_timeout, 0,
+            missed + "; asking the guest agent (guest-shutdown)"};
 }
 
 stop_action stop_machine::quit(stop_clock::time_point now, std::string message) {

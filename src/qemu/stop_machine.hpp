@@ -1,5 +1,6 @@
 // Sans-io core of `stop`: the escalation power button (pressed again every
-// few seconds) -> QMP quit -> SIGTERM -> SIGKILL as a state machine. Events
+// few seconds) -> the guest agent's guest-shutdown (when the button was
+// ignored) -> QMP quit -> SIGTERM -> SIGKILL as a state machine. Events
 // in, the next action out; no sockets, no clock reads, no exceptions: the
 // driver (manager::stop) or a unit test feeds events with their time.
 #pragma once
@@ -22,8 +23,8 @@ enum class stop_event_kind {
     start,          ///< First call: begin stopping.
     connected,      ///< The connect action succeeded.
     connect_failed, ///< The connect action failed; `text` says why.
-    replied,        ///< The powerdown or quit action got its reply.
-    command_failed, ///< The powerdown or quit action failed or timed out; `text` says why.
+    replied,        ///< The powerdown, agent_shutdown or quit action got its reply.
+    command_failed, ///< The powerdown, agent_shutdown or quit action failed or timed out; `text` says why.
     exited,         ///< QEMU has exited (seen at any time).
     waited,         ///< The wait (or signal) action's time passed; QEMU still runs.
 };
@@ -38,6 +39,9 @@ struct stop_event {
 enum class stop_action_kind {
     connect,   ///< Connect to QMP within `timeout`.
     powerdown, ///< Send `system_powerdown`; its reply within `timeout`.
+    /// Connect to the guest agent and send `guest-shutdown`; its acceptance
+    /// within `timeout`.
+    agent_shutdown,
     quit,      ///< Send `quit`; its reply within `timeout`.
     signal,    ///< Send `signal` to QEMU (its pidfd), then wait as `wait`.
     wait,      ///< Wait up to `timeout` for QEMU to exit.
@@ -56,6 +60,10 @@ class stop_machine {
 public:
     /// How long connecting to QMP may take before stop turns to signals.
     static constexpr std::chrono::milliseconds connect_timeout{5000};
+    /// How long the guest agent may take to accept `guest-shutdown`
+    /// (connect, resync, request): an agent that runs answers in
+    /// milliseconds, and a guest without one must not hold stop up long.
+    static constexpr std::chrono::milliseconds agent_call_timeout{3000};
 
     /// `pid` only appears in messages.
     stop_machine(pid_t pid, const stop_options& opts);
@@ -78,6 +86,8 @@ private:
         connecting,
         pressing,
         powering_down,
+        asking_agent,
+        agent_waiting,
         quitting,
         quit_waiting,
         terminating,
@@ -88,6 +98,7 @@ private:
 
     stop_action press(stop_clock::time_point now, std::string message);
     stop_action wait_power_off(stop_clock::time_point now);
+    stop_action power_off_missed(stop_clock::time_point now);
     stop_action quit(stop_clock::time_point now, std::string message);
     stop_action terminate(std::string message);
     stop_action finished() const;
@@ -99,6 +110,7 @@ private:
     stop_clock::time_point started_{};
     stop_clock::time_point powerdown_deadline_{};
     stop_clock::time_point next_press_{};
+    stop_clock::time_point agent_deadline_{};
     stop_clock::time_point quit_deadline_{};
     int presses_ = 0;
     std::string diagnostic_;

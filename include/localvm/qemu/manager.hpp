@@ -3,10 +3,12 @@
 
 #include <localvm/console/serial.hpp>
 #include <localvm/manager.hpp>
+#include <localvm/qemu/agent.hpp>
 #include <localvm/qemu/options.hpp>
 #include <localvm/qemu/snapshot.hpp>
 #include <localvm/qemu/stage.hpp>
 #include <localvm/qemu/state.hpp>
+#include <localvm/qga/client.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -93,6 +95,78 @@ public:
     /// was started without a host key.
     boost::asio::awaitable<void> wait_ready(std::chrono::milliseconds timeout) override;
 
+    /// `wait_ready` by `mode`: `ready_mode::ssh` is the call above;
+    /// `ready_mode::agent` waits until the guest agent answers `guest-ping`
+    /// on the VM's agent channel (no forward or sshd needed: a guest whose
+    /// sshd is off can be ready); `ready_mode::both` waits for SSH, then the
+    /// agent, within the one `timeout`. Throws as above, and for the agent
+    /// `errc::timeout` saying it never answered (no qemu-guest-agent in the
+    /// guest?), `errc::guest_died` with the console tail when QEMU exits.
+    /// Cancellation: stops waiting; nothing is left open.
+    boost::asio::awaitable<void> wait_ready(std::chrono::milliseconds timeout, ready_mode mode);
+
+    /// Runs `argv` in the guest through the guest agent (`guest-exec`: no
+    /// shell, `argv[0]` looked up in the agent's PATH; as the agent's user,
+    /// root) and returns its exit status, stdout and stderr, each whole.
+    /// `opts.input` is its stdin, `opts.env` its environment. Needs
+    /// qemu-guest-agent in the guest (see `wait_ready` with
+    /// `ready_mode::agent`), not its network or sshd.
+    /// When `opts.timeout` passes, or the call is cancelled, the program is
+    /// killed: `kill -9 PID` run through `guest-exec` (the agent has no kill
+    /// command; only that process, not ones it started), then its status is
+    /// collected so the agent forgets it; then `errc::timeout` naming the
+    /// program, its guest pid and whether the kill worked (or
+    /// `operation_aborted`) is thrown. A cancellation during the first
+    /// request (`guest-exec` itself) may leave the program running.
+    /// Throws `errc::not_running`, `errc::invalid_argument` for an empty
+    /// `argv`, `errc::timeout` naming the agent request when the agent does
+    /// not answer (30 s per request), `errc::qmp_error` with the agent's
+    /// text (e.g. a program that does not exist). Each call connects to the
+    /// agent's channel for its duration; QEMU serves one client at a time,
+    /// so overlapping calls (from any process) run one after another.
+    boost::asio::awaitable<exec_result> exec(std::vector<std::string> argv,
+                                             exec_options opts = exec_options());
+
+    /// Copies host file `from` to guest path `to` (absolute) through the
+    /// guest agent, `opts.chunk_size` bytes per request (never the whole
+    /// file in memory). It is written to a temporary file beside `to`, then
+    /// given the host file's permission bits (`chmod`, through `guest-exec`:
+    /// the agent's file API has no modes) and renamed over `to` (`mv -T`):
+    /// `to` is the old file or the new one, never a part. The new file is
+    /// owned by the agent's user (root). A failure, timeout or cancellation
+    /// removes the temporary file. Throws `errc::not_running`,
+    /// `errc::not_found` for a missing host file or guest directory,
+    /// `errc::invalid_argument` for a host path that is no regular file, a
+    /// guest path not absolute or ending in '/', a bad chunk size,
+    /// `errc::io_error` when the guest cannot write or rename (its text),
+    /// `errc::timeout` after `opts.timeout`, the agent's errors as `exec`.
+    boost::asio::awaitable<void> copy_in(std::filesystem::path from, std::string to,
+                                         copy_options opts = copy_options());
+
+    /// Copies guest file `from` (absolute) to host path `to` through the
+    /// guest agent, chunk by chunk, into a temporary file beside `to` that
+    /// takes the guest file's permission bits (its `stat`, through
+    /// `guest-exec`) and is renamed over `to` once complete (see
+    /// `atomic_file`): a failure, timeout or cancellation leaves `to` as it
+    /// was. Throws `errc::not_running`, `errc::not_found` naming a guest
+    /// file that does not exist, `errc::invalid_argument` for a guest path
+    /// that is not a regular file (a directory), `errc::io_error` for the
+    /// host side (naming the path and errno's text), `errc::timeout` after
+    /// `opts.timeout`, the agent's errors as `exec`.
+    boost::asio::awaitable<void> copy_out(std::string from, std::filesystem::path to,
+                                          copy_options opts = copy_options());
+
+    /// A client connected to the VM's guest agent channel
+    /// (`files().agent_socket`), for the agent commands the calls above do
+    /// not wrap (`set_time`, `network_interfaces`, ...). QEMU serves one
+    /// client at a time: while it is open, `exec`, `copy_in`, `copy_out`,
+    /// agent readiness and stop's agent step of any process wait for it
+    /// (close or destroy it soon). Throws `errc::not_running`, and the
+    /// errors of `qga::client::connect` (`errc::timeout` after
+    /// `connect_timeout`).
+    boost::asio::awaitable<qga::client> agent(std::chrono::milliseconds connect_timeout =
+                                                  std::chrono::seconds(10));
+
     boost::asio::awaitable<shell_result> shell(std::string command, shell_options opts) override;
     /// Attaches stdin/stdout (see `attach_console`) with the usual hint.
     boost::asio::awaitable<void> console() override;
@@ -121,7 +195,9 @@ public:
                                       sync_options opts) override;
 
     /// Escalates `system_powerdown` (pressed again every
-    /// `stop_options::powerdown_repeat` within `powerdown_timeout`) -> `quit`
+    /// `stop_options::powerdown_repeat` within `powerdown_timeout`) -> the
+    /// guest agent's `guest-shutdown` (when the guest ignored the button:
+    /// `stop_options::agent_timeout`) -> `quit`
     /// -> SIGTERM -> SIGKILL with the timeouts in `options::stop`; each QMP
     /// command is bounded by its step's timeout, and signals go through one
     /// pidfd taken at the beginning (never to a process that reused the pid).

@@ -21,6 +21,13 @@ struct stop_options {
     /// and Linux's button driver catches a later one. Zero presses once.
     /// Default 3 s.
     std::chrono::milliseconds powerdown_repeat{std::chrono::seconds(3)};
+    /// When the guest ignored the power button for `powerdown_timeout`: how
+    /// long it may take to power off after its guest agent accepted
+    /// `guest-shutdown` (the agent itself must accept within 3 s, or stop
+    /// goes on to `quit`; a guest without an agent costs those 3 s). Zero
+    /// skips the agent (straight to `quit`), as does a zero
+    /// `powerdown_timeout`. Default 30 s.
+    std::chrono::milliseconds agent_timeout{std::chrono::seconds(30)};
     /// QMP `quit` until QEMU exits. Default 10 s.
     std::chrono::milliseconds quit_timeout{std::chrono::seconds(10)};
     /// SIGTERM until QEMU exits. Default 10 s.

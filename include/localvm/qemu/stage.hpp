@@ -22,10 +22,11 @@ enum class boot_stage {
     /// KVM). A `qemu_spawned` under TCG follows. Comes after whichever of
     /// the stages above the KVM attempt reached.
     kvm_fallback,
+    agent_ready,   ///< The guest agent answered (`wait_ready` with `ready_mode::agent` or `both`).
 };
 
 /// The stable word for a stage: "qemu-spawned", "qmp-ready",
-/// "guest-running", "ssh-banner", "ssh-login", "kvm-fallback".
+/// "guest-running", "ssh-banner", "ssh-login", "kvm-fallback", "agent-ready".
 std::string_view to_string(boot_stage s) noexcept;
 
 /// Receives each stage as it happens, with a detail for people ("pid 1234",

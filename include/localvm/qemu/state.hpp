@@ -30,12 +30,14 @@ std::string_view to_string(end_reason r) noexcept;
 enum class stop_step {
     none,      ///< Not ended by `stop` (or it ended before stop did anything).
     powerdown, ///< The guest powered off after the ACPI power button.
+    agent,     ///< The guest powered off after its agent's `guest-shutdown`.
     quit,      ///< QEMU exited after QMP `quit`.
     sigterm,   ///< QEMU exited after SIGTERM.
     sigkill,   ///< QEMU was SIGKILLed.
 };
 
-/// The stable word for a step: "none", "powerdown", "quit", "sigterm", "sigkill".
+/// The stable word for a step: "none", "powerdown", "agent", "quit",
+/// "sigterm", "sigkill".
 std::string_view to_string(stop_step s) noexcept;
 
 /// A NIC on a virtual network, as the running VM has it.

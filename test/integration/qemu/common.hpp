@@ -61,6 +61,9 @@ struct vm_home {
         o.accel = localvm::qemu::accelerator::tcg;
         o.net = localvm::qemu::network::restricted;
         o.stop.powerdown_timeout = std::chrono::seconds(1);
+        // No guest OS, so no agent: its stop rung would only add its 3 s
+        // (test_agent_channel tests that rung).
+        o.stop.agent_timeout = std::chrono::milliseconds(0);
         return o;
     }
 };

@@ -44,7 +44,7 @@ BOOST_AUTO_TEST_CASE(round_trip) {
     auto old = parse_state("{\"pid\":1,\"started_at\":1}", ec);
     BOOST_REQUIRE(old);
     BOOST_TEST((old->stopped_by == stop_step::none));
-    for (auto step : {stop_step::none, stop_step::powerdown, stop_step::quit, stop_step::sigterm,
+    for (auto step : {stop_step::none, stop_step::powerdown, stop_step::agent, stop_step::quit, stop_step::sigterm,
                       stop_step::sigkill}) {
         vm_state t;
         t.stopped_by = step;

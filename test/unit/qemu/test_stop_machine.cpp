@@ -26,6 +26,7 @@ stop_options quick() {
     o.quit_timeout = 4s;
     o.term_timeout = 5s;
     o.kill_timeout = 6s;
+    o.agent_timeout = 0ms; // the agent rung has tests of its own below
     return o;
 }
 
@@ -61,6 +62,29 @@ void to_first_press(script& s) {
     BOOST_TEST((a.kind == kind::powerdown));
     BOOST_TEST(as_ms(a.timeout) == ms(10s)); // the rest of the powerdown window
     BOOST_TEST(a.message == "stopping: ACPI power button");
+}
+
+stop_options with_agent() {
+    auto o = quick();
+    o.agent_timeout = 8s;
+    return o;
+}
+
+// Start, connect, the button ignored for the whole window: the agent.
+void to_agent(script& s) {
+    to_first_press(s);
+    s.feed(ev::replied);
+    for (int i = 0; i < 3; ++i) { // presses at 0, 3, 6, 9 s
+        s.elapse();
+        s.feed(ev::waited);
+        s.feed(ev::replied);
+    }
+    s.elapse();
+    auto a = s.feed(ev::waited);
+    BOOST_TEST((a.kind == kind::agent_shutdown));
+    BOOST_TEST(as_ms(a.timeout) == ms(stop_machine::agent_call_timeout));
+    BOOST_TEST(a.message ==
+               "the guest did not power off within 10000 ms; asking the guest agent (guest-shutdown)");
 }
 
 } // namespace
@@ -284,4 +308,74 @@ BOOST_AUTO_TEST_CASE(an_unexpected_event_fails_loudly) {
     auto a = s.feed(ev::replied); // no command was sent
     BOOST_TEST((a.kind == kind::fail));
     BOOST_TEST(s.m.diagnostic().find("unexpected event") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_guest_ignoring_acpi_powers_off_through_its_agent) {
+    script s(with_agent());
+    to_agent(s);
+    s.advance(20ms);
+    auto a = s.feed(ev::replied);
+    BOOST_TEST((a.kind == kind::wait));
+    BOOST_TEST(as_ms(a.timeout) == ms(8s)); // agent_timeout counts from the acceptance
+    s.advance(2s);
+    a = s.feed(ev::exited);
+    BOOST_TEST((a.kind == kind::done));
+    BOOST_TEST((s.m.ended_by() == stop_step::agent));
+    BOOST_TEST(s.m.presses() == 4);
+}
+
+BOOST_AUTO_TEST_CASE(an_agent_that_does_not_answer_goes_to_quit) {
+    script s(with_agent());
+    to_agent(s);
+    s.advance(3s);
+    auto a = s.feed(ev::command_failed, "guest-shutdown: timed out");
+    BOOST_TEST((a.kind == kind::quit));
+    BOOST_TEST(a.message == "the guest agent did not take guest-shutdown (guest-shutdown: timed out); quit");
+    BOOST_TEST(as_ms(a.timeout) == ms(4s));
+    s.feed(ev::replied);
+    BOOST_TEST((s.feed(ev::exited).kind == kind::done));
+    BOOST_TEST((s.m.ended_by() == stop_step::quit));
+}
+
+BOOST_AUTO_TEST_CASE(a_guest_ignoring_its_agent_too_goes_to_quit_after_agent_timeout) {
+    script s(with_agent());
+    to_agent(s);
+    s.feed(ev::replied);
+    s.advance(5s); // an early wake-up waits out the rest
+    auto a = s.feed(ev::waited);
+    BOOST_TEST((a.kind == kind::wait));
+    BOOST_TEST(as_ms(a.timeout) == ms(3s));
+    s.elapse();
+    a = s.feed(ev::waited);
+    BOOST_TEST((a.kind == kind::quit));
+    BOOST_TEST(a.message == "the guest did not power off within 8000 ms of guest-shutdown; quit");
+    s.feed(ev::replied);
+    s.elapse();
+    a = s.feed(ev::waited);
+    BOOST_TEST((a.kind == kind::signal));
+    BOOST_TEST(a.signal == SIGTERM);
+}
+
+BOOST_AUTO_TEST_CASE(no_agent_after_a_failed_press_or_without_the_button) {
+    // system_powerdown failing says QMP is in trouble: straight to quit.
+    script s(with_agent());
+    to_first_press(s);
+    BOOST_TEST((s.feed(ev::command_failed, "x").kind == kind::quit));
+    // A zero powerdown window skips the graceful rungs, the agent's too.
+    auto o = with_agent();
+    o.powerdown_timeout = 0ms;
+    script z(o);
+    z.feed(ev::start);
+    BOOST_TEST((z.feed(ev::connected).kind == kind::quit));
+}
+
+BOOST_AUTO_TEST_CASE(exit_is_taken_in_the_agent_states) {
+    for (int replied = 0; replied < 2; ++replied) {
+        script s(with_agent());
+        to_agent(s);
+        if (replied)
+            s.feed(ev::replied);
+        BOOST_TEST((s.feed(ev::exited).kind == kind::done));
+        BOOST_TEST((s.m.ended_by() == stop_step::agent));
+    }
 }
