@@ -358,6 +358,8 @@ std::string render_list_table(const std::vector<qemu::vm_listing>& vms, std::int
         out += terminal_safe(line) + "\n";
     }
     return out;
+}
+
 std::string render_network_list(
     const std::vector<std::pair<std::string, qemu::network_status>>& networks) {
     if (networks.empty())

@@ -335,6 +335,8 @@ BOOST_AUTO_TEST_CASE(list_takes_directories) {
     BOOST_TEST(contains(bad({"list", "tiny"}), "unexpected argument \"tiny\""));
     BOOST_TEST(contains(bad({"list", "--user", "x"}), "unknown option"));
     BOOST_TEST(contains(help_text(command::list), "usage: localvm list [OPTIONS]"));
+}
+
 BOOST_AUTO_TEST_CASE(networks_and_the_network_command) {
     auto i = ok({"start", "vm1", "--network", "lan=10.0.0.1/24", "--network", "dmz"});
     BOOST_REQUIRE(i.networks.size() == 2u);

@@ -290,6 +290,8 @@ BOOST_AUTO_TEST_CASE(list_table) {
                "vm3   stopped  -     -      -       -                                          -\n",
                t);
     BOOST_TEST(render_list_table({}, 0) == "no VMs\n");
+}
+
 BOOST_AUTO_TEST_CASE(status_shows_the_nics) {
     auto r = sample(true);
     r.st.state->nics = {{"lan", "vnic0", "0e:01:02:03:04:05", "10.0.0.1/24", false}};

@@ -320,6 +320,8 @@ BOOST_AUTO_TEST_CASE(restore_pins_the_machine_and_defers_incoming) {
     argv = command_line(p);
     BOOST_TEST(values(argv, "-machine") == std::vector<std::string>{"virt-7.2,gic-version=max"});
     BOOST_TEST(values(argv, "-incoming").empty());
+}
+
 // Virtual NICs follow the user-mode NIC (which then gets QEMU's MAC
 // explicitly, for the seed's network-config to match), a vde netdev each;
 // a switch directory with a comma has it doubled.
