@@ -110,6 +110,16 @@ struct fake_listener {
 
     std::uint16_t port() const { return acceptor.local_endpoint().port(); }
 
+    // The end of a test: stops accepting, then waits until every connection
+    // the probe made is closed, so no watcher outlives this object (it lives
+    // in the test's frame).
+    asio::awaitable<void> finish() {
+        acceptor.close();
+        probe_returned = true;
+        check_closed();
+        co_await all_closed.wait();
+    }
+
     asio::awaitable<void> send_banner(std::shared_ptr<tcp::socket> s) {
         std::string line = "not ssh yet\r\n" + banner + "\r\n";
         co_await asio::async_write(*s, asio::buffer(line), asio::as_tuple(asio::use_awaitable));
@@ -175,7 +185,7 @@ BOOST_AUTO_TEST_CASE(closing_listener_then_banner) {
         BOOST_TEST(got == banner);
         BOOST_TEST(l.ready.fired());
         BOOST_TEST(l.accepted > 3); // it retried after each close
-        l.acceptor.close();
+        co_await l.finish();
     }, 30s);
 }
 
@@ -194,7 +204,7 @@ BOOST_AUTO_TEST_CASE(silent_listener_banner_arrives_on_the_same_connection) {
         auto got = co_await wait_for_banner("127.0.0.1", l.port(), o);
         BOOST_TEST(got == banner);
         BOOST_TEST(l.accepted == 1);
-        l.acceptor.close();
+        co_await l.finish();
     }, 30s);
 }
 
@@ -222,10 +232,7 @@ BOOST_AUTO_TEST_CASE(silent_listener_banner_comes_on_a_fresh_connection) {
         BOOST_TEST(l.max_open >= 2); // earlier connections stayed open meanwhile
         BOOST_TEST(l.max_open <= o.max_open_attempts);
         // Every connection is closed when the probe returns.
-        l.probe_returned = true;
-        l.check_closed();
-        co_await l.all_closed.wait();
-        l.acceptor.close();
+        co_await l.finish();
     }, 30s);
 }
 
@@ -246,10 +253,7 @@ BOOST_AUTO_TEST_CASE(open_connections_are_bounded) {
         }
         BOOST_TEST(l.accepted > 3);
         BOOST_TEST(l.max_open == 3);
-        l.probe_returned = true;
-        l.check_closed();
-        co_await l.all_closed.wait();
-        l.acceptor.close();
+        co_await l.finish();
     }, 30s);
 }
 
@@ -271,7 +275,7 @@ BOOST_AUTO_TEST_CASE(silent_listener_past_the_attempt_timeout_reconnects) {
             BOOST_TEST(what.find("no SSH banner within") != std::string::npos, what);
         }
         BOOST_TEST(l.accepted >= 3);
-        l.acceptor.close();
+        co_await l.finish();
     }, 30s);
 }
 
@@ -342,7 +346,7 @@ BOOST_AUTO_TEST_CASE(abort_hook_ends_the_wait_with_guest_died) {
         // The probe stopped with the hook: at most a connect already in
         // flight (completed by the kernel) was accepted after it.
         BOOST_TEST(l.accepted <= accepted_at_abort + 1);
-        l.acceptor.close();
+        co_await l.finish();
     }, 30s);
 }
 
@@ -366,7 +370,7 @@ BOOST_AUTO_TEST_CASE(abort_hook_is_cancelled_when_the_banner_arrives) {
         auto got = co_await wait_for_banner("127.0.0.1", l.port(), {}, hook);
         BOOST_TEST(got == banner);
         BOOST_TEST(hook_cancelled);
-        l.acceptor.close();
+        co_await l.finish();
     }, 30s);
 }
 
@@ -408,6 +412,6 @@ BOOST_AUTO_TEST_CASE(cancellation_stops_the_probe) {
         } catch (const boost::system::system_error& e) {
             BOOST_TEST(e.code() == asio::error::operation_aborted);
         }
-        l.acceptor.close();
+        co_await l.finish();
     }, 30s);
 }
