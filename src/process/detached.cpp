@@ -61,12 +61,9 @@ struct prepared {
     bool hold_stdin = false;
 };
 
-// Async-signal-safe "exited 3\n": no printf, no allocation.
-std::size_t format_status(char* buf, const char* word, int n) {
+// Async-signal-safe decimal of `n` at `buf`: no printf, no allocation.
+std::size_t format_decimal(char* buf, int n) {
     std::size_t len = 0;
-    for (const char* w = word; *w; ++w)
-        buf[len++] = *w;
-    buf[len++] = ' ';
     char digits[12];
     std::size_t d = 0;
     unsigned v = n < 0 ? static_cast<unsigned>(-static_cast<long>(n)) : static_cast<unsigned>(n);
@@ -78,6 +75,16 @@ std::size_t format_status(char* buf, const char* word, int n) {
         buf[len++] = '-';
     while (d > 0)
         buf[len++] = digits[--d];
+    return len;
+}
+
+// Async-signal-safe "exited 3\n".
+std::size_t format_status(char* buf, const char* word, int n) {
+    std::size_t len = 0;
+    for (const char* w = word; *w; ++w)
+        buf[len++] = *w;
+    buf[len++] = ' ';
+    len += format_decimal(buf + len, n);
     buf[len++] = '\n';
     return len;
 }
@@ -104,8 +111,9 @@ int take_lock_file(const std::string& path) {
         return -1;
     }
     char buf[16];
-    std::size_t len = format_status(buf, "", static_cast<int>(::getpid())); // " <pid>\n"
-    sys::write_all(fd, buf + 1, len - 1);
+    std::size_t len = format_decimal(buf, static_cast<int>(::getpid()));
+    buf[len++] = '\n';
+    sys::write_all(fd, buf, len);
     return fd;
 }
 

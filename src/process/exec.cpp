@@ -182,10 +182,7 @@ void exec_or_report(const exec_plan& plan, int report_fd, int keep_fd) noexcept 
         write_report(report_fd, {'E', static_cast<int>(exec_stage::chdir), errno});
         return;
     }
-    if (keep_fd >= 3)
-        close_fds_on_exec(&keep_fd, 1);
-    else
-        close_fds_on_exec();
+    close_fds_on_exec(&keep_fd, 1); // -1 keeps nothing
     ::execve(plan.path(), plan.argv(), plan.envp());
     write_report(report_fd, {'E', static_cast<int>(exec_stage::exec), errno});
 }
@@ -231,12 +228,13 @@ void throw_exec_failure(const exec_plan& plan, const exec_report& r, std::string
                     "cannot set up stdin/stdout/stderr for " + plan.command() + ": " + why);
     case exec_stage::fork:
         throw_error(errc::process_failed, "cannot fork for " + plan.command() + ": " + why);
-    case exec_stage::lock:
-        throw_error(err == EAGAIN || err == EACCES ? errc::already_running : errc::io_error,
-                    (err == EAGAIN || err == EACCES
-                         ? "another process holds the lock on " + std::string(extra_path)
-                         : "cannot lock " + std::string(extra_path) + ": " + why) +
+    case exec_stage::lock: {
+        const bool held = err == EAGAIN || err == EACCES;
+        throw_error(held ? errc::already_running : errc::io_error,
+                    (held ? "another process holds the lock on " + std::string(extra_path)
+                          : "cannot lock " + std::string(extra_path) + ": " + why) +
                         ", for " + plan.command());
+    }
     default:
         break;
     }

@@ -46,9 +46,9 @@ clock_type::duration left(clock_type::time_point deadline) {
 // clean-up after a cancellation must still reach the guest), within
 // agent_cleanup_timeout, as a coroutine of its own that no cancellation
 // reaches. Returns its failure as text ("" when it worked): clean-up never
-// hides the error that made it necessary. A cancelled caller must turn
-// `throw_if_cancelled` off around the co_await of this: asio throws at any
-// await of a cancelled coroutine that has it on.
+// hides the error that made it necessary. A cancelled caller resets its
+// cancellation state first (asio throws at any await of a cancelled
+// coroutine); it rethrows the failure it caught, cancellation included.
 asio::awaitable<std::string> uncancelled(asio::awaitable<void> op, std::string what) {
     std::string failure;
     try {
@@ -210,10 +210,8 @@ asio::awaitable<void> copy_in_body(qga::client& agent, sys::unique_fd fd, std::s
     } catch (...) {
         failure = std::current_exception();
     }
-    const bool throw_if = co_await asio::this_coro::throw_if_cancelled();
-    co_await asio::this_coro::throw_if_cancelled(false);
+    co_await asio::this_coro::reset_cancellation_state();
     co_await uncancelled(drop_guest_temp(agent, handle, tmp), "removing " + tmp + " in the guest");
-    co_await asio::this_coro::throw_if_cancelled(throw_if);
     std::rethrow_exception(failure);
 }
 
@@ -256,10 +254,8 @@ asio::awaitable<void> copy_out_body(qga::client& agent, std::string from, fs::pa
         failure = std::current_exception();
     }
     if (failure) {
-        const bool throw_if = co_await asio::this_coro::throw_if_cancelled();
-        co_await asio::this_coro::throw_if_cancelled(false);
+        co_await asio::this_coro::reset_cancellation_state();
         co_await uncancelled(close_guest(agent, handle), "closing " + from + " in the guest");
-        co_await asio::this_coro::throw_if_cancelled(throw_if);
         std::rethrow_exception(failure);
     }
     co_await agent.file_close(handle);
@@ -300,11 +296,9 @@ asio::awaitable<exec_result> agent_exec(qga::client& agent, std::vector<std::str
     } catch (...) {
         failure = std::current_exception();
     }
-    const bool throw_if = co_await asio::this_coro::throw_if_cancelled();
-    co_await asio::this_coro::throw_if_cancelled(false);
+    co_await asio::this_coro::reset_cancellation_state();
     const auto killed = co_await uncancelled(kill_program(agent, pid),
                                              "kill -9 of guest pid " + std::to_string(pid));
-    co_await asio::this_coro::throw_if_cancelled(throw_if);
     if (failure)
         std::rethrow_exception(failure);
     throw_error(errc::timeout,

@@ -1,11 +1,21 @@
 #include <localvm/error.hpp>
 #include <localvm/qemu/arguments.hpp>
 
+#include "hostfwd.hpp"
+
 #include <algorithm>
 #include <charconv>
-#include <sstream>
 
 namespace localvm::qemu {
+
+std::string_view to_string(accelerator a) noexcept {
+    switch (a) {
+    case accelerator::kvm: return "kvm";
+    case accelerator::tcg: return "tcg";
+    case accelerator::automatic: break;
+    }
+    return "auto";
+}
 namespace {
 
 // Splits on blanks; a double-quoted stretch (param="a b") stays in one word.
@@ -157,7 +167,7 @@ std::vector<std::string> command_line(const launch_plan& p) {
     add({"-name", "guest=" + escape_option_value(p.name)});
     std::string machine = p.machine.empty() ? (arm ? "virt" : "q35") : p.machine;
     add({"-machine", arm ? machine + ",gic-version=max" : machine});
-    add({"-accel", p.accel == accelerator::kvm ? "kvm" : "tcg"});
+    add({"-accel", std::string(to_string(p.accel))});
     add({"-cpu", p.accel == accelerator::kvm ? "host" : "max"});
     add({"-smp", std::to_string(p.cpus)});
     add({"-m", std::to_string(p.memory_mib) + "M"});
@@ -233,35 +243,20 @@ std::vector<std::string> command_line(const launch_plan& p) {
 
 std::optional<std::vector<std::uint16_t>>
 parse_usernet_ports(std::string_view text, const std::vector<port_forward>& wanted) {
-    struct entry {
-        std::string address;
-        unsigned host_port = 0, guest_port = 0;
-        bool used = false;
-    };
-    std::vector<entry> entries;
-    std::istringstream in{std::string(text)};
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.find("HOST_FORWARD") == std::string::npos)
-            continue;
-        std::istringstream words(line);
-        std::string proto, fd, src, dst;
-        entry e;
-        if (words >> proto >> fd >> src >> e.host_port >> dst >> e.guest_port) {
-            e.address = src;
-            entries.push_back(std::move(e));
-        }
-    }
+    auto listed = detail::parse_usernet_forwards(text);
+    std::vector<bool> used(listed.size(), false);
     std::vector<std::uint16_t> ports;
     for (const auto& w : wanted) {
-        auto it = std::find_if(entries.begin(), entries.end(), [&](const entry& e) {
-            return !e.used && e.address == w.host_address && e.guest_port == w.guest_port &&
-                   (w.host_port == 0 || e.host_port == w.host_port);
-        });
-        if (it == entries.end())
+        std::size_t i = 0;
+        while (i < listed.size() &&
+               (used[i] || listed[i].host_address != w.host_address ||
+                listed[i].guest_port != w.guest_port ||
+                (w.host_port != 0 && listed[i].host_port != w.host_port)))
+            ++i;
+        if (i == listed.size())
             return std::nullopt;
-        it->used = true;
-        ports.push_back(static_cast<std::uint16_t>(it->host_port));
+        used[i] = true;
+        ports.push_back(listed[i].host_port);
     }
     return ports;
 }

@@ -52,7 +52,7 @@ asio::awaitable<void> end_uncommitted(process::detached_process& proc) {
 
 } // namespace
 
-asio::awaitable<void> manager::impl::launch(launch_plan plan,
+asio::awaitable<void> manager::impl::launch(launch_plan plan, std::vector<nic_state> nics,
                                             const std::optional<vm_state>& previous) {
     const fs::path kvm_marker = files.runtime.parent_path() / "kvm-hangs";
     // A restore runs on the accelerator its snapshot was saved with.
@@ -78,7 +78,11 @@ asio::awaitable<void> manager::impl::launch(launch_plan plan,
         auto end = bring_up_end::silent;
         try {
             stage(boot_stage::qemu_spawned, detail::spawned_detail(pid, choice, opts.kvm_watchdog));
-            end = co_await bring_up(pid, plan, watch, detail::unix_now());
+            vm_state record;
+            record.started_at = detail::unix_now();
+            record.nics = nics;
+            record.accel_fallback = fallback; // so that status says why tcg
+            end = co_await bring_up(pid, plan, watch, std::move(record));
         } catch (...) {
             failure = std::current_exception();
         }
@@ -89,11 +93,6 @@ asio::awaitable<void> manager::impl::launch(launch_plan plan,
             // false only if QEMU died this instant: as if right after start
             co_await proc.hand_over();
             forward_qemu_log();
-            if (!fallback.empty())
-                if (auto s = read_state()) { // so that status says why tcg
-                    s->accel_fallback = fallback;
-                    write_state(*s);
-                }
             say("running, pid " + std::to_string(pid));
             co_return;
         }
@@ -143,7 +142,7 @@ asio::awaitable<void> manager::impl::launch(launch_plan plan,
 }
 
 asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_plan& plan,
-                                                      boot_watch watch, std::int64_t started_at) {
+                                                      boot_watch watch, vm_state record) {
     auto deadline = std::chrono::steady_clock::now() + opts.start_timeout;
     auto remaining = [&] {
         return std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(
@@ -194,12 +193,10 @@ asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_pl
     }
     auto& client = *connected;
     stage(boot_stage::qmp_ready, {});
-    vm_state s;
+    vm_state& s = record;
     s.pid = pid;
     s.accel = plan.accel;
-    s.started_at = started_at;
     s.ports = plan.ports;
-    s.nics = nics;
     // Every command gets what is left of start_timeout: a QEMU that stalls
     // after its greeting must not hold start (and the VM lock) for ever.
     auto within_start = [&] {
@@ -208,12 +205,7 @@ asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_pl
         return eo;
     };
     if (!plan.ports.empty()) {
-        boost::json::object args;
-        args["command-line"] = "info usernet";
-        auto v = co_await client.execute("human-monitor-command", std::move(args), within_start());
-        if (!v.is_string())
-            throw_error(errc::protocol_error, "QEMU's info usernet gave no text");
-        std::string text(v.get_string());
+        auto text = co_await client.human_monitor_command("info usernet", within_start());
         auto bound = parse_usernet_ports(text, plan.ports);
         if (!bound)
             throw_error(errc::protocol_error, "QEMU's info usernet lacks a forward:\n" + text);
@@ -232,7 +224,7 @@ asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_pl
                     "QEMU did not run after cont (status " +
                         (word && word->is_string() ? std::string(word->get_string()) : "?") + ")");
     }
-    stage(boot_stage::guest_running, plan.accel == accelerator::kvm ? "kvm" : "tcg");
+    stage(boot_stage::guest_running, std::string(to_string(plan.accel)));
     client.close();
 
     if (watch == boot_watch::kvm_watchdog) {

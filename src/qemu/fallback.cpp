@@ -18,7 +18,7 @@ std::string spawned_detail(pid_t pid, const accel_choice& choice,
     if (choice.accel == accelerator::kvm && choice.watch_boot)
         return out + "kvm attempt (" + choice.reason + "; tcg if the guest stays silent for " +
                seconds_text(watchdog) + ")";
-    out += choice.accel == accelerator::kvm ? "kvm" : "tcg";
+    out += to_string(choice.accel);
     return choice.reason.empty() ? out : out + " (" + choice.reason + ")";
 }
 

@@ -1,4 +1,4 @@
-// qemu::list_vms, and manager::snapshot (which it calls for each VM).
+// qemu::list_vms, and manager::query_now (which it calls for each VM).
 #include "manager_impl.hpp"
 #include "watch.hpp"
 
@@ -30,11 +30,8 @@ namespace {
 // The work, outside the coroutine frame (GCC 12 warns falsely about string
 // assignments in one, and nothing here suspends).
 std::vector<vm_listing> list_in(options defaults, const asio::any_io_executor& ex) {
-    // The top directories with the defaults applied, as any VM's would be.
-    defaults.name = std::string(1, 'x');
-    auto probe = make_layout(defaults);
     std::set<std::string> names;
-    for (const auto& top : {probe.data.parent_path(), probe.runtime.parent_path()}) {
+    for (const auto& top : {data_root(defaults.data_dir), runtime_root(defaults.runtime_dir)}) {
         std::error_code ec;
         for (fs::directory_iterator it(top, ec), end; !ec && it != end; it.increment(ec)) {
             std::error_code tec;

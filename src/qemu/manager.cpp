@@ -5,6 +5,8 @@
 #include "image.hpp"
 #include "manager_impl.hpp"
 #include "plan.hpp"
+#include "sys/file.hpp"
+#include "sys/secure_dir.hpp"
 #include "snapshot_files.hpp"
 #include "vm_networks.hpp"
 #include "watch.hpp"
@@ -20,6 +22,7 @@
 #include <localvm/ssh/command.hpp>
 #include <localvm/ssh/probe.hpp>
 
+#include <algorithm>
 #include <chrono>
 
 namespace localvm::qemu {
@@ -185,11 +188,10 @@ asio::awaitable<void> manager::start(start_options so) {
     // Networks: the switches run and the addresses are ours from here on.
     auto joined = co_await detail::join_networks(vm.opts, vm.files, std::move(networks));
     detail::add_networks(plan.launch, plan.seed, joined, so.user_data);
-    vm.nics = std::move(joined.state); // bring_up records them
     vm.clean_runtime(runtime_logs::remove);
     if (!restore)
         cloudinit::write_seed_file(vm.files.seed, plan.seed);
-    co_await vm.launch(std::move(plan.launch), previous);
+    co_await vm.launch(std::move(plan.launch), std::move(joined.state), previous);
 }
 
 asio::awaitable<void> manager::set_link(std::string network, bool up) {
@@ -197,7 +199,21 @@ asio::awaitable<void> manager::set_link(std::string network, bool up) {
     vm.ensure_dirs();
     auto lock = co_await vm.lock();
     vm.say("link to network " + network + (up ? " up" : " down"));
-    co_await detail::set_link(vm.opts, vm.files, std::move(network), up);
+    auto s = vm.running_state();
+    auto nic = std::find_if(s.nics.begin(), s.nics.end(),
+                            [&](const nic_state& n) { return n.network == network; });
+    if (nic == s.nics.end())
+        throw_error(errc::not_found, "VM " + vm.opts.name + " has no NIC on network " + network);
+    auto client = co_await vm.monitor(std::chrono::seconds(10));
+    boost::json::object args;
+    args["name"] = nic->id;
+    args["up"] = up;
+    qmp::execute_options eo;
+    eo.timeout = std::chrono::seconds(10);
+    co_await client.execute("set_link", std::move(args), eo);
+    client.close();
+    nic->link_up = up;
+    vm.write_state(s);
 }
 
 asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
@@ -299,22 +315,17 @@ asio::awaitable<void> manager::stop() {
 }
 
 asio::awaitable<snapshot_info> manager::snapshot(std::string name, snapshot_options so) {
-    co_return co_await detail::save_snapshot(impl_->opts, impl_->files, std::move(name), so,
-                                             impl_->output);
+    co_return co_await impl_->save_snapshot(std::move(name), so);
 }
 
 asio::awaitable<void> manager::create_from_snapshot(std::string snapshot) {
-    co_await detail::create_clone(impl_->opts, impl_->files, std::move(snapshot), impl_->output);
+    co_await impl_->create_clone(std::move(snapshot));
 }
 
 asio::awaitable<void> manager::remove() {
     impl& vm = *impl_;
     // Whatever is there, a link too, is checked (and refused) by ensure_dirs.
-    auto present = [](const fs::path& p) {
-        std::error_code ec;
-        return fs::symlink_status(p, ec).type() != fs::file_type::not_found;
-    };
-    if (!present(vm.files.runtime) && !present(vm.files.data))
+    if (!sys::lstat_of(vm.files.runtime) && !sys::lstat_of(vm.files.data))
         co_return;
     vm.ensure_dirs();
     auto lock = co_await vm.lock();
@@ -328,16 +339,9 @@ asio::awaitable<void> manager::remove() {
                     "VM " + vm.opts.name + " is running: a QEMU holds its disk " +
                         vm.files.disk.string() + " open (its runtime directory " +
                         vm.files.runtime.string() + " was removed); stop that QEMU first");
-    std::error_code ec;
     detail::forget_clone(vm.opts, vm.files);
-    fs::remove_all(vm.files.data, ec);
-    if (ec)
-        throw_error(errc::io_error,
-                    "cannot remove " + vm.files.data.string() + ": " + ec.message());
-    fs::remove_all(vm.files.runtime, ec);
-    if (ec)
-        throw_error(errc::io_error,
-                    "cannot remove " + vm.files.runtime.string() + ": " + ec.message());
+    sys::remove_tree(vm.files.data);
+    sys::remove_tree(vm.files.runtime);
     vm.say("removed");
 }
 

@@ -8,11 +8,13 @@
 
 #include <localvm/cloudinit/nocloud.hpp>
 #include <localvm/qemu/manager.hpp>
+#include <localvm/qmp/client.hpp>
 #include <localvm/ssh/command.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -48,7 +50,6 @@ struct manager::impl {
     line_sink output;
     stage_sink stages;
     std::uint64_t qemu_log_forwarded = 0; // bytes of qemu.log already said
-    std::vector<nic_state> nics;          // this start's NICs, for bring_up's state file
 
     // Messages (vm_files.cpp).
     void say(const std::string& line) const;
@@ -61,6 +62,11 @@ struct manager::impl {
     void ensure_dirs() const;
     boost::asio::awaitable<detail::vm_lock> lock();
     pid_t running_pid() const; // throws errc::not_running
+    // The state of the running VM; throws errc::not_running when it does not
+    // run or has no state file. Call under the lock to change it.
+    vm_state running_state() const;
+    // A QMP connection to the running VM's monitor (within `connect_timeout`).
+    boost::asio::awaitable<qmp::client> monitor(std::chrono::milliseconds connect_timeout) const;
     std::optional<vm_state> read_state() const;
     void write_state(const vm_state& s);
     std::optional<vm_state> settle_state(state_record record);
@@ -73,13 +79,22 @@ struct manager::impl {
     ssh::target ssh_target() const;
 
     // Bring-up (bring_up.cpp): spawns QEMU for `plan` until it runs, falling
-    // back from KVM to TCG; a failure restores `previous` and throws.
-    boost::asio::awaitable<void> launch(launch_plan plan, const std::optional<vm_state>& previous);
+    // back from KVM to TCG; the state file records `nics` too. A failure
+    // restores `previous` and throws.
+    boost::asio::awaitable<void> launch(launch_plan plan, std::vector<nic_state> nics,
+                                        const std::optional<vm_state>& previous);
+    // One attempt: the state file gets `record` (what launch knows: start
+    // time, NICs, a fallback's reason) with pid, accelerator and bound ports.
     boost::asio::awaitable<bring_up_end> bring_up(pid_t pid, const launch_plan& plan,
-                                                  boot_watch watch, std::int64_t started_at);
+                                                  boot_watch watch, vm_state record);
 
     // Stop (stop.cpp): escalates until QEMU `pid` is gone.
     boost::asio::awaitable<void> stop(pid_t pid);
+
+    // Snapshots (snapshot_save.cpp): manager::snapshot and
+    // manager::create_from_snapshot.
+    boost::asio::awaitable<snapshot_info> save_snapshot(std::string name, snapshot_options so);
+    boost::asio::awaitable<void> create_clone(std::string snapshot);
 };
 
 } // namespace localvm::qemu

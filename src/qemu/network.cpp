@@ -3,6 +3,7 @@
 // does, so that any process finds it; a lock file serialises calls.
 #include "detail/race.hpp"
 #include "lock.hpp"
+#include "sys/file.hpp"
 #include "sys/secure_dir.hpp"
 #include "watch.hpp"
 
@@ -11,15 +12,13 @@
 #include <localvm/error.hpp>
 #include <localvm/process/detached.hpp>
 #include <localvm/qemu/network.hpp>
+#include <localvm/qemu/options.hpp>
 
 #include <boost/asio/this_coro.hpp>
 #include <boost/json.hpp>
 
 #include <algorithm>
 #include <charconv>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include <arpa/inet.h>
 #include <signal.h>
@@ -35,37 +34,6 @@ using std::chrono::milliseconds;
 namespace {
 
 constexpr std::string_view networks_dir = "@networks"; // '@' is in no VM name
-
-fs::path env_path(const char* name) {
-    const char* v = std::getenv(name);
-    return v && *v ? fs::path(v) : fs::path();
-}
-
-// The same defaults as options.cpp's.
-fs::path data_root(const fs::path& given) {
-    if (!given.empty())
-        return fs::absolute(given);
-    if (auto x = env_path("XDG_DATA_HOME"); !x.empty())
-        return x / "localvm";
-    if (auto h = env_path("HOME"); !h.empty())
-        return h / ".local" / "share" / "localvm";
-    return fs::path("/tmp") / ("localvm-data-" + std::to_string(::getuid()));
-}
-
-fs::path runtime_root(const fs::path& given) {
-    if (!given.empty())
-        return fs::absolute(given);
-    if (auto x = env_path("XDG_RUNTIME_DIR"); !x.empty())
-        return x / "localvm";
-    return fs::path("/tmp") / ("localvm-" + std::to_string(::getuid()));
-}
-
-std::string read_text(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 std::string ip_of(const std::string& address) { return address.substr(0, address.find('/')); }
 
@@ -142,7 +110,7 @@ std::vector<network_member> read_members(const network_layout& l, const std::str
         throw_error(errc::not_found, "network " + name + " does not exist (create it first: "
                                                          "localvm network create " +
                                          name + ")");
-    return parse_members(read_text(l.definition), l.definition);
+    return parse_members(sys::read_file(l.definition), l.definition);
 }
 
 // Another existing VM's claim on the address's IP, as an error.
@@ -174,22 +142,7 @@ void put_member(std::vector<network_member>& members, network_member m) {
 
 } // namespace
 
-std::string check_network_name(std::string_view name) {
-    if (name.empty())
-        return "network name is empty";
-    if (name.size() > 64)
-        return "network name is longer than 64 characters";
-    if (name == "." || name == "..")
-        return "network name \"" + std::string(name) + "\" is not allowed";
-    for (char c : name) {
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-';
-        if (!ok)
-            return "network name \"" + std::string(name) +
-                   "\" may only contain letters, digits, '.', '_' and '-'";
-    }
-    return {};
-}
+std::string check_network_name(std::string_view name) { return check_name(name, "network name"); }
 
 network_layout make_network_layout(const network_options& opts) {
     if (auto problem = check_network_name(opts.name); !problem.empty())
@@ -329,7 +282,7 @@ asio::awaitable<network_status> virtual_network::query() {
     network_status st;
     st.exists = fs::exists(layout_.definition);
     if (st.exists) {
-        st.members = parse_members(read_text(layout_.definition), layout_.definition);
+        st.members = parse_members(sys::read_file(layout_.definition), layout_.definition);
         for (auto& m : st.members)
             m.running = member_running(m);
     }
@@ -339,17 +292,13 @@ asio::awaitable<network_status> virtual_network::query() {
 }
 
 asio::awaitable<void> virtual_network::remove() {
-    auto present = [](const fs::path& p) {
-        std::error_code ec;
-        return fs::symlink_status(p, ec).type() != fs::file_type::not_found;
-    };
-    if (!present(layout_.data) && !present(layout_.runtime))
+    if (!sys::lstat_of(layout_.data) && !sys::lstat_of(layout_.runtime))
         co_return;
     make_network_directories(layout_);
     auto lock = co_await lock_network(layout_, opts_);
     if (fs::exists(layout_.definition)) {
         std::string users;
-        for (const auto& m : parse_members(read_text(layout_.definition), layout_.definition))
+        for (const auto& m : parse_members(sys::read_file(layout_.definition), layout_.definition))
             if (member_running(m))
                 users += (users.empty() ? "" : ", ") + m.vm;
         if (!users.empty())
@@ -369,14 +318,8 @@ asio::awaitable<void> virtual_network::remove() {
         // Its supervisor records the end right after; let it, before deleting.
         co_await detail::wait_for_path(layout_.exit_status, milliseconds(2000));
     }
-    std::error_code ec;
-    fs::remove_all(layout_.data, ec);
-    if (ec)
-        throw_error(errc::io_error, "cannot remove " + layout_.data.string() + ": " + ec.message());
-    fs::remove_all(layout_.runtime, ec);
-    if (ec)
-        throw_error(errc::io_error,
-                    "cannot remove " + layout_.runtime.string() + ": " + ec.message());
+    sys::remove_tree(layout_.data);
+    sys::remove_tree(layout_.runtime);
 }
 
 asio::awaitable<void> virtual_network::reserve(std::string vm, fs::path vm_data,

@@ -34,21 +34,30 @@ std::filesystem::path default_runtime_dir() {
 
 } // namespace
 
-std::string check_name(std::string_view name) {
+std::string check_name(std::string_view name, std::string_view what) {
+    const std::string w(what);
     if (name.empty())
-        return "VM name is empty";
+        return w + " is empty";
     if (name.size() > 64)
-        return "VM name is longer than 64 characters";
+        return w + " is longer than 64 characters";
     if (name == "." || name == "..")
-        return "VM name \"" + std::string(name) + "\" is not allowed";
+        return w + " \"" + std::string(name) + "\" is not allowed";
     for (char c : name) {
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '.' || c == '_' || c == '-';
         if (!ok)
-            return "VM name \"" + std::string(name) +
+            return w + " \"" + std::string(name) +
                    "\" may only contain letters, digits, '.', '_' and '-'";
     }
     return {};
+}
+
+std::filesystem::path data_root(const std::filesystem::path& data_dir) {
+    return std::filesystem::absolute(data_dir.empty() ? default_data_dir() : data_dir);
+}
+
+std::filesystem::path runtime_root(const std::filesystem::path& runtime_dir) {
+    return std::filesystem::absolute(runtime_dir.empty() ? default_runtime_dir() : runtime_dir);
 }
 
 void make_directories(const layout& files) {
@@ -59,11 +68,9 @@ void make_directories(const layout& files) {
 layout make_layout(const options& opts) {
     if (auto problem = check_name(opts.name); !problem.empty())
         throw_error(errc::invalid_argument, problem);
-    auto data = opts.data_dir.empty() ? default_data_dir() : opts.data_dir;
-    auto run = opts.runtime_dir.empty() ? default_runtime_dir() : opts.runtime_dir;
     layout l;
-    l.data = std::filesystem::absolute(data) / opts.name;
-    l.runtime = std::filesystem::absolute(run) / opts.name;
+    l.data = data_root(opts.data_dir) / opts.name;
+    l.runtime = runtime_root(opts.runtime_dir) / opts.name;
     l.disk = l.data / "disk.qcow2";
     l.seed = l.data / "seed.iso";
     l.efi_vars = l.data / "efi-vars.fd";

@@ -34,12 +34,7 @@ std::uint64_t checked_memory_mib(const start_options& so) {
 void check_forwards(const std::vector<port_forward>& ports) {
     std::set<std::pair<std::string, std::uint16_t>> bound;
     for (const auto& p : ports) {
-        in_addr addr{};
-        if (::inet_pton(AF_INET, p.host_address.c_str(), &addr) != 1)
-            throw_error(errc::invalid_argument, "port forward: host address \"" +
-                                                    p.host_address + "\" is not an IPv4 address");
-        if (p.guest_port == 0)
-            throw_error(errc::invalid_argument, "port forward: guest port 0");
+        check_forward(p, "port forward");
         if (p.host_port != 0 && !bound.insert({p.host_address, p.host_port}).second)
             throw_error(errc::invalid_argument, "port forward: host port " +
                                                     std::to_string(p.host_port) +
@@ -68,6 +63,15 @@ std::string seed_instance_id(const options& o, const start_options& so,
 }
 
 } // namespace
+
+void check_forward(const port_forward& f, std::string_view what) {
+    in_addr addr{};
+    if (::inet_pton(AF_INET, f.host_address.c_str(), &addr) != 1)
+        throw_error(errc::invalid_argument, std::string(what) + ": host address \"" +
+                                                f.host_address + "\" is not an IPv4 address");
+    if (f.guest_port == 0)
+        throw_error(errc::invalid_argument, std::string(what) + ": guest port 0");
+}
 
 bool regular_file_exists(const fs::path& p) {
     std::error_code ec;

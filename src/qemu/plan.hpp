@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <string_view>
 
 namespace localvm::qemu::detail {
 
@@ -25,6 +26,10 @@ struct start_plan {
     /// (`layout::efi_vars`) starts as when it does not exist yet.
     std::filesystem::path vars_template;
 };
+
+/// Throws `errc::invalid_argument` "WHAT: ..." unless `f`'s host address
+/// is an IPv4 literal and its guest port is not 0.
+void check_forward(const port_forward& f, std::string_view what);
 
 /// Answers whether a regular file is at a path (the host's file system in
 /// `start`; a set of names in tests).

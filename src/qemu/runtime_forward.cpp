@@ -2,6 +2,7 @@
 // add_forward and remove_forward): HMP through QMP, then the state file.
 #include "hostfwd.hpp"
 #include "manager_impl.hpp"
+#include "plan.hpp"
 
 #include <localvm/error.hpp>
 #include <localvm/qemu/forward.hpp>
@@ -14,24 +15,18 @@
 #include <algorithm>
 #include <exception>
 
-#include <arpa/inet.h>
 
 namespace localvm::qemu {
 namespace asio = boost::asio;
 
 namespace {
 
-// One HMP command through QMP; its text answer.
-asio::awaitable<std::string> hmp(qmp::client& c, const std::string& line,
+// One HMP command through QMP within `timeout`; its text answer.
+asio::awaitable<std::string> hmp(qmp::client& c, std::string line,
                                  std::chrono::milliseconds timeout) {
-    boost::json::object args;
-    args["command-line"] = line;
     qmp::execute_options eo;
     eo.timeout = timeout;
-    auto v = co_await c.execute("human-monitor-command", std::move(args), eo);
-    if (!v.is_string())
-        throw_error(errc::protocol_error, "QEMU's answer to " + line + " is not text");
-    co_return std::string(v.get_string());
+    co_return co_await c.human_monitor_command(std::move(line), eo);
 }
 
 asio::awaitable<std::vector<port_forward>> usernet(qmp::client& c,
@@ -39,38 +34,24 @@ asio::awaitable<std::vector<port_forward>> usernet(qmp::client& c,
     co_return detail::parse_usernet_forwards(co_await hmp(c, "info usernet", timeout));
 }
 
-asio::awaitable<qmp::client> connect(const layout& files, std::chrono::milliseconds timeout) {
-    qmp::client_options co;
-    co.connect_timeout = timeout;
-    co_return co_await qmp::client::connect(files.qmp_socket.string(), co);
-}
-
 } // namespace
 
 asio::awaitable<port_forward> manager::add_forward(port_forward f) {
     impl& vm = *impl_;
-    in_addr addr{};
-    if (::inet_pton(AF_INET, f.host_address.c_str(), &addr) != 1)
-        throw_error(errc::invalid_argument, "forward: host address \"" + f.host_address +
-                                                "\" is not an IPv4 address");
-    if (f.guest_port == 0)
-        throw_error(errc::invalid_argument, "forward: guest port 0");
+    detail::check_forward(f, "forward");
     const std::string what = "forward " + format_port_forward(f) + " on VM " + vm.opts.name;
     vm.running_pid();
     auto lock = co_await vm.lock();
-    vm.running_pid();
-    auto state = vm.read_state();
-    if (!state)
-        throw_error(errc::not_running, "VM " + vm.opts.name + " has no state file");
+    auto state = vm.running_state();
     if (f.host_port != 0)
-        for (const auto& p : state->ports)
+        for (const auto& p : state.ports)
             if (detail::same_listener(p, f))
                 throw_error(errc::already_exists,
                             what + ": " + p.host_address + ":" + std::to_string(p.host_port) +
                                 " is forwarded already (to guest port " +
                                 std::to_string(p.guest_port) + ")");
     const auto timeout = vm.opts.start_timeout;
-    auto client = co_await connect(vm.files, timeout);
+    auto client = co_await vm.monitor(timeout);
     auto before = co_await usernet(client, timeout);
     // Until the state file lists it, whatever QEMU made is undone on any
     // failure, cancellation included (no co_await in a handler: after it).
@@ -91,8 +72,8 @@ asio::awaitable<port_forward> manager::add_forward(port_forward f) {
         if (!made)
             throw_error(errc::protocol_error,
                         what + ": QEMU's info usernet does not list the new forward");
-        state->ports.push_back(*made);
-        vm.write_state(*state);
+        state.ports.push_back(*made);
+        vm.write_state(state);
         vm.say("forwarding " + format_port_forward(*made));
         co_return *made;
     } catch (...) {
@@ -118,29 +99,26 @@ asio::awaitable<void> manager::remove_forward(port_forward f) {
                     "forward: removing needs the host port (0 names no forward)");
     vm.running_pid();
     auto lock = co_await vm.lock();
-    vm.running_pid();
-    auto state = vm.read_state();
-    if (!state)
-        throw_error(errc::not_running, "VM " + vm.opts.name + " has no state file");
-    auto it = std::find_if(state->ports.begin(), state->ports.end(), [&](const port_forward& p) {
+    auto state = vm.running_state();
+    auto it = std::find_if(state.ports.begin(), state.ports.end(), [&](const port_forward& p) {
         return detail::same_listener(p, f) && (f.guest_port == 0 || p.guest_port == f.guest_port);
     });
     const std::string where = f.host_address + ":" + std::to_string(f.host_port);
-    if (it == state->ports.end())
+    if (it == state.ports.end())
         throw_error(errc::not_found, "VM " + vm.opts.name + " has no forward from " + where +
                                          (f.guest_port ? " to guest port " +
                                                              std::to_string(f.guest_port)
                                                        : std::string()));
     const port_forward gone = *it;
-    state->ports.erase(it);
+    state.ports.erase(it);
     const auto timeout = vm.opts.start_timeout;
-    auto client = co_await connect(vm.files, timeout);
+    auto client = co_await vm.monitor(timeout);
     auto reply = co_await hmp(client, detail::hostfwd_remove_command(gone), timeout);
     if (!detail::hostfwd_removed(reply))
         vm.say("QEMU had no forward from " + where + " any more: " + reply);
     std::exception_ptr failure;
     try {
-        vm.write_state(*state);
+        vm.write_state(state);
     } catch (...) {
         failure = std::current_exception();
     }

@@ -4,12 +4,11 @@
 #include <localvm/qemu/snapshot.hpp>
 
 #include "snapshot_files.hpp"
+#include "sys/file.hpp"
 
 #include <boost/json.hpp>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 namespace localvm::qemu {
 namespace json = boost::json;
@@ -18,15 +17,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string_view arch_word(arch a) { return a == arch::arm64 ? "arm64" : "amd64"; }
-std::string_view accel_word(accelerator a) { return a == accelerator::kvm ? "kvm" : "tcg"; }
 std::string_view net_word(network n) { return n == network::restricted ? "restricted" : "user"; }
-
-std::string read_text(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 std::string mib(std::uint64_t n) { return std::to_string(n) + " MiB"; }
 
@@ -57,7 +48,7 @@ std::string render_snapshot(const snapshot_info& s) {
                    {"disk_bytes", s.disk_bytes},
                    {"save_ms", s.save_ms},
                    {"arch", arch_word(s.architecture)},
-                   {"accelerator", accel_word(s.accel)},
+                   {"accelerator", to_string(s.accel)},
                    {"machine", s.machine},
                    {"cpus", s.cpus},
                    {"memory_mib", s.memory_mib},
@@ -262,7 +253,7 @@ std::string machine_from_argv(const std::vector<std::string>& argv, snapshot_inf
 } // namespace detail
 
 fs::path snapshot_root(const options& opts) {
-    return make_layout(opts).data.parent_path() / "@snapshots";
+    return data_root(opts.data_dir) / "@snapshots";
 }
 
 std::vector<snapshot_info> list_snapshots(const options& opts) {
@@ -274,7 +265,7 @@ std::vector<snapshot_info> list_snapshots(const options& opts) {
         if (!check_name(name).empty() || !it->is_directory())
             continue;
         boost::system::error_code pec;
-        auto s = parse_snapshot(read_text(it->path() / "snapshot.json"), pec);
+        auto s = parse_snapshot(sys::read_file(it->path() / "snapshot.json"), pec);
         if (!s)
             continue;
         s->dir = it->path();
@@ -295,7 +286,7 @@ snapshot_info inspect_snapshot(const options& opts, const std::string& name) {
         throw_error(errc::not_found, "no snapshot named " + name + " (in " +
                                          snapshot_root(opts).string() + ")");
     boost::system::error_code ec;
-    auto s = parse_snapshot(read_text(record), ec);
+    auto s = parse_snapshot(sys::read_file(record), ec);
     if (!s)
         throw_error(errc::protocol_error, "snapshot " + name + ": damaged record " +
                                               record.string());

@@ -1,8 +1,8 @@
-// Internal: the files that tie clones to snapshots, and the steps of save,
-// clone and restore that qemu::manager delegates to (snapshot_save.cpp).
+// Internal: the files that tie clones to snapshots, and the restore steps
+// of a clone's start (snapshot_save.cpp, which also holds manager::impl's
+// save_snapshot and create_clone).
 #pragma once
 
-#include <localvm/output.hpp>
 #include <localvm/qemu/options.hpp>
 #include <localvm/qemu/snapshot.hpp>
 
@@ -67,15 +67,6 @@ void apply_restore(launch_plan& plan, const restore_source& from);
 /// (`errc::unsupported` naming both). Throws as `qmp::migrate_from_fd`.
 boost::asio::awaitable<void> load_state(qmp::client& c, const layout& files,
                                         std::chrono::milliseconds timeout);
-
-/// `manager::snapshot`: see there.
-boost::asio::awaitable<snapshot_info> save_snapshot(const options& opts, const layout& files,
-                                                    std::string name, snapshot_options so,
-                                                    line_sink say);
-
-/// `manager::create_from_snapshot`: see there. Runs under the VM's lock.
-boost::asio::awaitable<void> create_clone(const options& opts, const layout& files,
-                                          std::string snapshot, line_sink say);
 
 /// Unregisters the VM at `files` from its snapshot (for `remove`); no-op
 /// for a VM that is no clone.

@@ -2,6 +2,9 @@
 // steps of a clone's start. The record and the directory are snapshot.cpp's.
 #include "snapshot_files.hpp"
 
+#include "manager_impl.hpp"
+#include "sys/file.hpp"
+
 #include "lock.hpp"
 #include "sys/errno.hpp"
 #include "sys/fd.hpp"
@@ -21,7 +24,7 @@
 #include <boost/json.hpp>
 
 #include <fstream>
-#include <sstream>
+
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -41,19 +44,6 @@ namespace {
 constexpr const char* copied_files[] = {"seed.iso", "efi-vars.fd", "ssh_host_ed25519_key",
                                         "ssh_host_ed25519_key.pub"};
 
-std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-std::string read_text(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 std::string version_text(const qmp::version& v) {
     auto s = std::to_string(v.major) + "." + std::to_string(v.minor) + "." + std::to_string(v.micro);
     if (!v.package.empty())
@@ -63,7 +53,7 @@ std::string version_text(const qmp::version& v) {
 
 // The QEMU command line of a running pid, as it was given.
 std::vector<std::string> proc_argv(pid_t pid) {
-    auto text = read_text("/proc/" + std::to_string(pid) + "/cmdline");
+    auto text = sys::read_file("/proc/" + std::to_string(pid) + "/cmdline");
     std::vector<std::string> argv;
     std::size_t at = 0;
     while (at < text.size()) {
@@ -85,11 +75,6 @@ void copy_into(const fs::path& from, const fs::path& to) {
 }
 
 fs::path origin_file(const layout& files) { return files.data / "origin.json"; }
-
-asio::awaitable<detail::vm_lock> lock(const options& opts, const layout& files) {
-    co_return co_await vm_lock::acquire(files.lock, files.runtime / "lock.sock", opts.lock_timeout,
-                                        "VM " + opts.name, [&files] { make_directories(files); });
-}
 
 // The versioned name of `machine` ("q35" -> "pc-q35-7.2") from query-machines.
 asio::awaitable<std::string> pin_machine(qmp::client& c, const std::string& machine) {
@@ -116,7 +101,7 @@ std::vector<std::string> live_clones(const fs::path& snapshot_dir) {
     std::error_code ec;
     for (fs::directory_iterator it(snapshot_dir / "clones", ec), end; !ec && it != end;
          it.increment(ec)) {
-        fs::path data = read_text(it->path());
+        fs::path data = sys::read_file(it->path());
         if (!data.empty() && fs::exists(data / "disk.qcow2"))
             out.push_back(it->path().filename().string());
         else
@@ -182,7 +167,7 @@ std::optional<restore_source> read_origin(const layout& files) {
     if (!fs::exists(path))
         return std::nullopt;
     json::error_code jec;
-    auto v = json::parse(read_text(path), jec);
+    auto v = json::parse(sys::read_file(path), jec);
     const auto* o = v.if_object();
     const auto* name = o ? o->if_contains("snapshot") : nullptr;
     const auto* dir = o ? o->if_contains("dir") : nullptr;
@@ -196,7 +181,7 @@ std::optional<restore_source> read_origin(const layout& files) {
                                          std::string(name->get_string()) + ", " + r.dir.string() +
                                          ") is gone");
     boost::system::error_code ec;
-    auto s = parse_snapshot(read_text(record), ec);
+    auto s = parse_snapshot(sys::read_file(record), ec);
     if (!s)
         throw_error(errc::protocol_error, "damaged snapshot record " + record.string());
     r.snap = std::move(*s);
@@ -240,20 +225,36 @@ asio::awaitable<void> load_state(qmp::client& c, const layout& files, millisecon
     co_await qmp::migrate_from_fd(c, fd.get(), mo);
 }
 
-asio::awaitable<snapshot_info> save_snapshot(const options& opts, const layout& files,
-                                             std::string name, snapshot_options so,
-                                             line_sink say) {
+void forget_clone(const options& opts, const layout& files) {
+    try {
+        if (auto from = read_origin(files)) {
+            std::error_code ec;
+            fs::remove(from->dir / "clones" / opts.name, ec);
+        }
+    } catch (const localvm::error&) {
+        // The snapshot is gone or its record damaged: nothing to unregister.
+    }
+}
+
+} // namespace localvm::qemu::detail
+
+namespace localvm::qemu {
+using namespace detail;
+
+asio::awaitable<snapshot_info> manager::impl::save_snapshot(std::string name,
+                                                           snapshot_options so) {
+    impl& vm = *this;
+    const options& opts = vm.opts;
+    const layout& files = vm.files;
     if (auto why = check_name(name); !why.empty())
         throw_error(errc::invalid_argument, "snapshot name: " + why);
     const auto root = snapshot_root(opts);
     const auto final_dir = root / name;
     if (!fs::exists(files.runtime))
         throw_error(errc::not_running, "VM " + opts.name + " is not running");
-    make_directories(files);
-    auto held = co_await lock(opts, files);
-    auto owner = lock_owner(files.pidfile);
-    if (!owner)
-        throw_error(errc::not_running, "VM " + opts.name + " is not running");
+    vm.ensure_dirs();
+    auto held = co_await vm.lock();
+    const pid_t owner = vm.running_pid();
     if (fs::exists(final_dir))
         throw_error(errc::already_exists, "snapshot " + name + " already exists (" +
                                               final_dir.string() + ")");
@@ -262,13 +263,10 @@ asio::awaitable<snapshot_info> save_snapshot(const options& opts, const layout& 
     info.name = name;
     info.source_vm = opts.name;
     info.architecture = opts.architecture;
-    if (auto m = machine_from_argv(proc_argv(*owner), info); !m.empty())
+    if (auto m = machine_from_argv(proc_argv(owner), info); !m.empty())
         throw_error(errc::protocol_error, "VM " + opts.name + ": " + m);
-    {
-        boost::system::error_code ec;
-        if (auto st = parse_state(read_text(files.state), ec))
-            info.ports = st->ports;
-    }
+    if (auto st = vm.read_state())
+        info.ports = st->ports;
     for (auto& p : info.ports)
         p.host_port = 0; // a clone binds its own
     // Digests before the pause, so the guest stops no longer than it must.
@@ -287,9 +285,7 @@ asio::awaitable<snapshot_info> save_snapshot(const options& opts, const layout& 
         info.files.push_back(std::move(d));
     }
 
-    qmp::client_options co;
-    co.connect_timeout = std::chrono::seconds(10);
-    auto c = co_await qmp::client::connect(files.qmp_socket.string(), co);
+    auto c = co_await vm.monitor(std::chrono::seconds(10));
     info.qemu_version = version_text(c.greeting().qemu);
     info.machine = co_await pin_machine(c, info.machine);
 
@@ -341,8 +337,7 @@ asio::awaitable<snapshot_info> save_snapshot(const options& opts, const layout& 
             try {
                 co_await c.cont();
             } catch (const std::exception& e) {
-                if (say)
-                    say("[" + opts.name + "] cannot resume after the failed save: " + e.what());
+                vm.say(std::string("cannot resume after the failed save: ") + e.what());
             }
         }
         out.reset();
@@ -355,14 +350,13 @@ asio::awaitable<snapshot_info> save_snapshot(const options& opts, const layout& 
                                                             paused_at)
                        .count();
     if (so.then == after_save::stop) {
-        boost::system::error_code pec;
-        auto st = parse_state(read_text(files.state), pec).value_or(vm_state{});
+        auto st = vm.read_state().value_or(vm_state{});
         st.stopping = true;
-        write_file_atomic(files.state, render_state(st), fs::perms(0600));
+        vm.write_state(st);
         co_await c.quit();
-        auto gone = co_await process::wait_exit(*owner, milliseconds(10000));
-        if (!gone && say)
-            say("[" + opts.name + "] QEMU did not exit within 10 s of quit after the save");
+        auto gone = co_await process::wait_exit(owner, milliseconds(10000));
+        if (!gone)
+            vm.say("QEMU did not exit within 10 s of quit after the save");
     }
     c.close();
 
@@ -393,19 +387,20 @@ asio::awaitable<snapshot_info> save_snapshot(const options& opts, const layout& 
         throw_error(errc::io_error, "cannot record snapshot " + name + ": " + e.what());
     }
     info.dir = final_dir;
-    if (say)
-        say("[" + opts.name + "] saved snapshot " + name + " (" +
+    vm.say("saved snapshot " + name + " (" +
             std::to_string(info.state_bytes >> 20) + " MiB state, " +
             std::to_string(info.disk_bytes >> 20) + " MiB disk layer; guest paused " +
             std::to_string(info.save_ms) + " ms)");
     co_return info;
 }
 
-asio::awaitable<void> create_clone(const options& opts, const layout& files, std::string snapshot,
-                                   line_sink say) {
+asio::awaitable<void> manager::impl::create_clone(std::string snapshot) {
+    impl& vm = *this;
+    const options& opts = vm.opts;
+    const layout& files = vm.files;
     auto info = inspect_snapshot(opts, snapshot);
-    make_directories(files);
-    auto held = co_await lock(opts, files);
+    vm.ensure_dirs();
+    auto held = co_await vm.lock();
     if (fs::exists(files.disk))
         throw_error(errc::already_exists,
                     "VM " + opts.name + " already exists (" + files.disk.string() + ")");
@@ -438,19 +433,7 @@ asio::awaitable<void> create_clone(const options& opts, const layout& files, std
         fs::remove(registration, ec);
         throw;
     }
-    if (say)
-        say("[" + opts.name + "] created from snapshot " + snapshot);
+    vm.say("created from snapshot " + snapshot);
 }
 
-void forget_clone(const options& opts, const layout& files) {
-    try {
-        if (auto from = read_origin(files)) {
-            std::error_code ec;
-            fs::remove(from->dir / "clones" / opts.name, ec);
-        }
-    } catch (const localvm::error&) {
-        // The snapshot is gone or its record damaged: nothing to unregister.
-    }
-}
-
-} // namespace localvm::qemu::detail
+} // namespace localvm::qemu

@@ -8,19 +8,6 @@
 namespace localvm::qemu {
 namespace json = boost::json;
 
-namespace {
-
-std::string_view accel_word(accelerator a) {
-    switch (a) {
-    case accelerator::kvm: return "kvm";
-    case accelerator::tcg: return "tcg";
-    case accelerator::automatic: break;
-    }
-    return "auto";
-}
-
-} // namespace
-
 std::string_view to_string(end_reason r) noexcept {
     switch (r) {
     case end_reason::none: return "none";
@@ -51,7 +38,7 @@ std::string render_state(const vm_state& s) {
                                      {"host_port", p.host_port},
                                      {"guest_port", p.guest_port}});
     json::object o{{"pid", s.pid},
-                   {"accelerator", accel_word(s.accel)},
+                   {"accelerator", to_string(s.accel)},
                    {"ports", std::move(ports)},
                    {"started_at", s.started_at},
                    {"stopping", s.stopping},

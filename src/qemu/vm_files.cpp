@@ -1,6 +1,7 @@
 // The VM's files: messages, the state file, logs and their tails, the
 // runtime directory's clean-up, the UEFI variable store, the host key.
 #include "manager_impl.hpp"
+#include "sys/file.hpp"
 #include "watch.hpp"
 
 #include <localvm/atomic_file.hpp>
@@ -11,7 +12,6 @@
 
 #include <chrono>
 #include <fstream>
-#include <sstream>
 
 namespace localvm::qemu {
 namespace asio = boost::asio;
@@ -21,12 +21,10 @@ using detail::lock_owner;
 namespace {
 
 std::string read_key_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (!in || ss.str().empty())
+    auto text = sys::read_file(p);
+    if (text.empty())
         throw_error(errc::io_error, "cannot read the SSH host key " + p.string());
-    return ss.str();
+    return text;
 }
 
 // The VM's own UEFI variable store, copied whole or not at all: a store cut
@@ -102,14 +100,24 @@ pid_t manager::impl::running_pid() const {
     return *owner;
 }
 
+vm_state manager::impl::running_state() const {
+    running_pid();
+    auto s = read_state();
+    if (!s)
+        throw_error(errc::not_running, "VM " + opts.name + " has no state file");
+    return *s;
+}
+
+asio::awaitable<qmp::client>
+manager::impl::monitor(std::chrono::milliseconds connect_timeout) const {
+    qmp::client_options co;
+    co.connect_timeout = connect_timeout;
+    co_return co_await qmp::client::connect(files.qmp_socket.string(), co);
+}
+
 std::optional<vm_state> manager::impl::read_state() const {
-    std::ifstream in(files.state, std::ios::binary);
-    if (!in)
-        return std::nullopt;
-    std::stringstream ss;
-    ss << in.rdbuf();
     boost::system::error_code ec;
-    return parse_state(ss.str(), ec);
+    return parse_state(sys::read_file(files.state), ec);
 }
 
 void manager::impl::write_state(const vm_state& s) {

@@ -1,18 +1,12 @@
 #include "vm_networks.hpp"
 #include "instance_id.hpp"
-#include "watch.hpp"
 
-#include <localvm/atomic_file.hpp>
 #include <localvm/cloudinit/nocloud.hpp>
 #include <localvm/error.hpp>
 #include <localvm/qemu/network.hpp>
-#include <localvm/qmp/client.hpp>
 
 #include <boost/asio/this_coro.hpp>
-#include <boost/json.hpp>
 
-#include <fstream>
-#include <sstream>
 
 namespace localvm::qemu::detail {
 namespace asio = boost::asio;
@@ -114,39 +108,6 @@ void add_networks(launch_plan& launch, cloudinit::seed& seed, const joined_netwo
     seed.meta.instance_id = instance_id(
         seed.meta.local_hostname, user_data + '\n' + *joined.network_config + joined.hosts,
         seed.meta.instance_id);
-}
-
-asio::awaitable<void> set_link(const options& vm, const layout& files, std::string network,
-                               bool up) {
-    auto owner = lock_owner(files.pidfile);
-    if (!owner)
-        throw_error(errc::not_running, "VM " + vm.name + " is not running");
-    std::ifstream in(files.state, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    boost::system::error_code ec;
-    auto s = parse_state(ss.str(), ec);
-    if (!s)
-        throw_error(errc::not_running, "VM " + vm.name + " has no state file");
-    nic_state* nic = nullptr;
-    for (auto& n : s->nics)
-        if (n.network == network)
-            nic = &n;
-    if (!nic)
-        throw_error(errc::not_found,
-                    "VM " + vm.name + " has no NIC on network " + network);
-    qmp::client_options co;
-    co.connect_timeout = std::chrono::seconds(10);
-    auto client = co_await qmp::client::connect(files.qmp_socket.string(), co);
-    boost::json::object args;
-    args["name"] = nic->id;
-    args["up"] = up;
-    qmp::execute_options eo;
-    eo.timeout = std::chrono::seconds(10);
-    co_await client.execute("set_link", std::move(args), eo);
-    client.close();
-    nic->link_up = up;
-    write_file_atomic(files.state, render_state(*s), fs::perms(0600));
 }
 
 } // namespace localvm::qemu::detail

@@ -1,6 +1,6 @@
 // Internal: what `qemu::manager` does for `start_options::networks` (checks,
-// joining the networks, the seed's network-config and hosts) and for
-// `set_link`, kept out of the lifecycle code.
+// joining the networks, the seed's network-config and hosts), kept out of
+// the lifecycle code.
 #pragma once
 
 #include <localvm/cloudinit/nocloud.hpp>
@@ -47,11 +47,5 @@ void add_hosts(std::optional<std::string>& vendor_data, const std::string& hosts
 /// cloud-init applies a changed network. Unchanged without networks.
 void add_networks(launch_plan& launch, cloudinit::seed& seed, const joined_networks& joined,
                   const std::string& user_data);
-
-/// QMP `set_link` on the VM's NIC on `network`, recorded in the state file.
-/// Call under the VM's lock. Throws `errc::not_running`, `errc::not_found`
-/// when the VM has no NIC on that network, and QMP's errors.
-boost::asio::awaitable<void> set_link(const options& vm, const layout& files,
-                                      std::string network, bool up);
 
 } // namespace localvm::qemu::detail

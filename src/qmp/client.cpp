@@ -687,10 +687,11 @@ asio::awaitable<void> client::quit() {
     }
 }
 
-asio::awaitable<std::string> client::human_monitor_command(std::string command_line) {
+asio::awaitable<std::string> client::human_monitor_command(std::string command_line,
+                                                           execute_options options) {
     json::object args;
     args["command-line"] = command_line;
-    auto v = co_await execute("human-monitor-command", std::move(args));
+    auto v = co_await execute("human-monitor-command", std::move(args), options);
     if (!v.is_string())
         throw localvm::error(errc::protocol_error,
                              "human-monitor-command: unexpected reply " + json::serialize(v));

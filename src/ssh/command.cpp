@@ -57,10 +57,6 @@ std::string ms_text(std::chrono::milliseconds d) {
     return std::to_string(d.count()) + " ms";
 }
 
-// rsync passes its ssh's exit status 255 on, except when it notices the
-// broken protocol stream first: then it exits 12 (seen with a refused
-// connection). ssh's own messages on stderr tell that case apart from a
-// remote rsync that died.
 // rsync's "partial transfer" (23) because the source is not there:
 // `rsync: [sender] link_stat "/x" failed: No such file or directory (2)`,
 // or `change_dir "/x"` when its folder is missing too.
@@ -76,6 +72,10 @@ bool source_missing(const process::result& r) {
     return false;
 }
 
+// rsync passes its ssh's exit status 255 on, except when it notices the
+// broken protocol stream first: then it exits 12 (seen with a refused
+// connection). ssh's own messages on stderr tell that case apart from a
+// remote rsync that died.
 bool ssh_failed_under_rsync(const process::result& r) {
     if (r.signal != 0 || r.timed_out)
         return false;

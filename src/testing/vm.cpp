@@ -75,6 +75,50 @@ std::string tails_of(const std::string& name, const qemu::layout& files, std::si
                       console::read_tail(files.qemu_log, lines));
 }
 
+
+qemu::network_options network_options_of(const std::string& name, const fs::path& data_dir,
+                                         const fs::path& runtime_dir) {
+    qemu::network_options no;
+    no.name = name;
+    no.data_dir = data_dir;
+    no.runtime_dir = runtime_dir;
+    return no;
+}
+
+// A test VM's disk is thrown away: stopped without waiting for ACPI, removed.
+asio::awaitable<void> stop_and_remove(qemu::options o) {
+    o.stop.powerdown_timeout = milliseconds(0);
+    qemu::manager mgr(co_await asio::this_coro::executor, o);
+    if (co_await mgr.running())
+        co_await mgr.stop();
+    co_await mgr.remove();
+}
+
+// Teardown of one thing: `remove` within `limit`; when that fails, the
+// process `find_pid` names is SIGKILLed (none may survive a test). Every
+// failure is added to `problems`.
+void remove_or_kill(std::string& problems, const std::string& what,
+                    std::chrono::seconds limit, std::function<asio::awaitable<void>()> remove,
+                    std::function<asio::awaitable<std::optional<pid_t>>()> find_pid) {
+    try {
+        run_coroutine(remove, limit, "teardown of " + what);
+    } catch (const std::exception& e) {
+        problems += std::string(e.what()) + "\n";
+        try {
+            run_coroutine(
+                [&]() -> asio::awaitable<void> {
+                    if (auto pid = co_await find_pid()) {
+                        ::kill(*pid, SIGKILL);
+                        co_await process::wait_exit(*pid, std::chrono::seconds(10));
+                    }
+                },
+                std::chrono::seconds(15), "kill of " + what);
+        } catch (const std::exception& e2) {
+            problems += std::string(e2.what()) + "\n";
+        }
+    }
+}
+
 } // namespace
 
 // ---- guest_image ----
@@ -353,18 +397,15 @@ asio::awaitable<void> vm_set::prepare_networks() {
     auto ex = co_await asio::this_coro::executor;
     for (auto& m : members_) {
         const auto& o = m->spec.options;
+        const auto vm_data = qemu::make_layout(o).data;
         for (const auto& n : m->spec.start.networks) {
-            qemu::network_options no;
-            no.name = n.network;
-            no.data_dir = o.data_dir;
-            no.runtime_dir = o.runtime_dir;
-            qemu::virtual_network net(ex, no);
+            qemu::virtual_network net(ex, network_options_of(n.network, o.data_dir, o.runtime_dir));
             if (!co_await net.exists()) {
                 pending p("creation of network '" + n.network + "'");
                 co_await net.create();
             }
             if (!n.address.empty())
-                co_await net.reserve(o.name, qemu::make_layout(o).data, n.address);
+                co_await net.reserve(o.name, vm_data, n.address);
         }
     }
 }
@@ -480,15 +521,9 @@ asio::awaitable<void> vm_set::discard(std::string name) {
                            [&](const auto& m) { return m->spec.name == name; });
     if (it == members_.end() || !(*it)->handle.manager_)
         throw_error(errc::not_found, "vm_set::discard: no VM '" + name + "' in this run");
-    // A test VM's disk is thrown away: no need to wait for ACPI.
-    auto opts = (*it)->spec.options;
-    opts.stop.powerdown_timeout = milliseconds(0);
-    qemu::manager mgr(co_await asio::this_coro::executor, opts);
-    if (co_await mgr.running())
-        co_await mgr.stop();
-    co_await mgr.remove();
-    members_.erase(std::find_if(members_.begin(), members_.end(),
-                                [&](const auto& m) { return m->spec.name == name; }));
+    const auto* target = it->get();
+    co_await stop_and_remove((*it)->spec.options);
+    std::erase_if(members_, [&](const auto& m) { return m.get() == target; });
 }
 
 std::string vm_set::teardown() {
@@ -516,35 +551,14 @@ std::string vm_set::teardown() {
     }
     for (auto& each : all) {
         auto opts = each;
-        // A test VM's disk is thrown away: no need to wait for ACPI.
-        opts.stop.powerdown_timeout = milliseconds(0);
         opts.stop.quit_timeout = std::chrono::seconds(5);
-        try {
-            run_coroutine(
-                [&]() -> asio::awaitable<void> {
-                    qemu::manager mgr(co_await asio::this_coro::executor, opts);
-                    if (co_await mgr.running())
-                        co_await mgr.stop();
-                    co_await mgr.remove();
-                },
-                std::chrono::seconds(60), "teardown of vm '" + opts.name + "'");
-        } catch (const std::exception& e) {
-            problems += std::string(e.what()) + "\n";
-            // Whatever failed, no QEMU may survive the test.
-            try {
-                run_coroutine(
-                    [&]() -> asio::awaitable<void> {
-                        qemu::manager mgr(co_await asio::this_coro::executor, opts);
-                        if (auto pid = co_await mgr.pid()) {
-                            ::kill(*pid, SIGKILL);
-                            co_await process::wait_exit(*pid, std::chrono::seconds(10));
-                        }
-                    },
-                    std::chrono::seconds(15), "kill of vm '" + opts.name + "'");
-            } catch (const std::exception& e2) {
-                problems += std::string(e2.what()) + "\n";
-            }
-        }
+        remove_or_kill(
+            problems, "vm '" + opts.name + "'", std::chrono::seconds(60),
+            [&]() { return stop_and_remove(opts); },
+            [&]() -> asio::awaitable<std::optional<pid_t>> {
+                qemu::manager mgr(co_await asio::this_coro::executor, opts);
+                co_return co_await mgr.pid();
+            });
     }
     // Then the networks: the set's VMs' and any other under root/data.
     std::vector<qemu::network_options> nets;
@@ -552,44 +566,24 @@ std::string vm_set::teardown() {
         for (const auto& n : nets)
             if (n.name == name && n.data_dir == data && n.runtime_dir == run)
                 return;
-        qemu::network_options no;
-        no.name = name;
-        no.data_dir = data;
-        no.runtime_dir = run;
-        nets.push_back(no);
+        nets.push_back(network_options_of(name, data, run));
     };
     for (auto& m : members_)
         for (const auto& n : m->spec.start.networks)
             add_net(n.network, m->spec.options.data_dir, m->spec.options.runtime_dir);
     for (const auto& name : qemu::list_networks(root_ / "data"))
         add_net(name, root_ / "data", root_ / "run");
-    for (const auto& no : nets) {
-        try {
-            run_coroutine(
-                [&]() -> asio::awaitable<void> {
-                    qemu::virtual_network net(co_await asio::this_coro::executor, no);
-                    co_await net.remove();
-                },
-                std::chrono::seconds(30), "teardown of network '" + no.name + "'");
-        } catch (const std::exception& e) {
-            problems += std::string(e.what()) + "\n";
-            // Whatever failed, no switch may survive the test.
-            try {
-                run_coroutine(
-                    [&]() -> asio::awaitable<void> {
-                        qemu::virtual_network net(co_await asio::this_coro::executor, no);
-                        auto st = co_await net.query();
-                        if (st.switch_pid) {
-                            ::kill(*st.switch_pid, SIGKILL);
-                            co_await process::wait_exit(*st.switch_pid, std::chrono::seconds(10));
-                        }
-                    },
-                    std::chrono::seconds(15), "kill of network '" + no.name + "'");
-            } catch (const std::exception& e2) {
-                problems += std::string(e2.what()) + "\n";
-            }
-        }
-    }
+    for (const auto& no : nets)
+        remove_or_kill(
+            problems, "network '" + no.name + "'", std::chrono::seconds(30),
+            [&]() -> asio::awaitable<void> {
+                qemu::virtual_network net(co_await asio::this_coro::executor, no);
+                co_await net.remove();
+            },
+            [&]() -> asio::awaitable<std::optional<pid_t>> {
+                qemu::virtual_network net(co_await asio::this_coro::executor, no);
+                co_return (co_await net.query()).switch_pid;
+            });
     std::error_code ec;
     fs::remove_all(root_, ec);
     if (ec)

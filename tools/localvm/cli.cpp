@@ -531,9 +531,7 @@ std::string take_operands(invocation& i, const std::vector<std::string>& ops) {
         }
         break;
     case command::list:
-        if (!(err = expect(0, 0, "")).empty())
-            return err;
-        return {};
+        return expect(0, 0, "");
     default:
         if (!(err = expect(1, 1, "NAME")).empty())
             return err;

@@ -180,7 +180,7 @@ asio::awaitable<int> cmd_start(const cli::invocation& i, qemu::manager& vm, cli:
     auto st = co_await vm.query();
     if (i.level != cli::verbosity::quiet && st.state)
         out_line(stderr, "started " + i.name + " (pid " + std::to_string(st.pid.value_or(0)) +
-                             ", " + (st.state->accel == qemu::accelerator::kvm ? "kvm" : "tcg") +
+                             ", " + std::string(qemu::to_string(st.state->accel)) +
                              "); ssh: " + ssh_summary(st.state->ports) +
                              (st.monitor ? "; monitor: localvm monitor " + i.name : ""));
     co_return 0;

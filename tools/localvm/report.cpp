@@ -159,28 +159,63 @@ std::string_view state_word(const qemu::status& st) noexcept {
     return st.exists ? "stopped" : "absent";
 }
 
+namespace {
+
+// The fields `status --json` and `list --json` share, each null (ports:
+// empty) as the README documents.
+bool live(const qemu::status& s) { return s.running && s.state.has_value(); }
+
+json::value pid_json(const qemu::status& s) {
+    return s.running && s.pid ? json::value(*s.pid) : json::value(nullptr);
+}
+
+json::value accel_json(const qemu::status& s) {
+    return live(s) ? json::value(qemu::to_string(s.state->accel)) : json::value(nullptr);
+}
+
+json::value fallback_json(const qemu::status& s) {
+    return live(s) && !s.state->accel_fallback.empty() ? json::value(s.state->accel_fallback)
+                                                       : json::value(nullptr);
+}
+
+json::value uptime_json(const qemu::status& s, std::int64_t now) {
+    return live(s) && s.state->started_at > 0
+               ? json::value(std::max<std::int64_t>(0, now - s.state->started_at))
+               : json::value(nullptr);
+}
+
+json::array ports_json(const qemu::status& s) {
+    json::array ports;
+    if (live(s))
+        for (const auto& p : s.state->ports)
+            ports.push_back(json::object{{"host_address", p.host_address},
+                                         {"host_port", p.host_port},
+                                         {"guest_port", p.guest_port}});
+    return ports;
+}
+
+json::value stopped_by_json(const qemu::status& s) {
+    return !s.running && s.state && s.state->stopped_by != qemu::stop_step::none
+               ? json::value(qemu::to_string(s.state->stopped_by))
+               : json::value(nullptr);
+}
+
+} // namespace
+
+std::string forward_text(const port_forward& f) {
+    return f.host_address + ":" + std::to_string(f.host_port) + " -> " +
+           std::to_string(f.guest_port);
+}
+
 std::string render_status_json(const status_report& r) {
     const auto& s = r.st;
     json::object o;
     o["name"] = r.name;
     o["state"] = state_word(s);
-    o["pid"] = s.running && s.pid ? json::value(*s.pid) : json::value(nullptr);
-    o["accelerator"] = s.running && s.state
-                           ? json::value(s.state->accel == qemu::accelerator::kvm ? "kvm" : "tcg")
-                           : json::value(nullptr);
-    json::array ports;
-    if (s.running && s.state)
-        for (const auto& p : s.state->ports) {
-            json::object f;
-            f["host_address"] = p.host_address;
-            f["host_port"] = p.host_port;
-            f["guest_port"] = p.guest_port;
-            ports.push_back(std::move(f));
-        }
-    o["ports"] = std::move(ports);
-    o["uptime_seconds"] = s.running && s.state && s.state->started_at > 0
-                              ? json::value(std::max<std::int64_t>(0, r.now - s.state->started_at))
-                              : json::value(nullptr);
+    o["pid"] = pid_json(s);
+    o["accelerator"] = accel_json(s);
+    o["ports"] = ports_json(s);
+    o["uptime_seconds"] = uptime_json(s, r.now);
     o["last_end"] = s.state ? qemu::to_string(s.state->last_end) : "none";
     o["last_end_detail"] = s.state ? s.state->last_end_detail : "";
     json::object paths;
@@ -199,13 +234,9 @@ std::string render_status_json(const status_report& r) {
                                                  : json::value(nullptr);
     // Which step of `stop` ended the VM ("powerdown", "quit", "sigterm",
     // "sigkill"); null unless stop ended it.
-    o["stopped_by"] = !s.running && s.state && s.state->stopped_by != qemu::stop_step::none
-                          ? json::value(qemu::to_string(s.state->stopped_by))
-                          : json::value(nullptr);
+    o["stopped_by"] = stopped_by_json(s);
     // Why a running VM is under TCG although automatic tried KVM; null otherwise.
-    o["accelerator_fallback"] = s.running && s.state && !s.state->accel_fallback.empty()
-                                    ? json::value(s.state->accel_fallback)
-                                    : json::value(nullptr);
+    o["accelerator_fallback"] = fallback_json(s);
     json::array nics;
     if (s.running && s.state)
         for (const auto& n : s.state->nics)
@@ -223,7 +254,7 @@ std::string render_status_text(const status_report& r) {
     std::string state(state_word(s));
     if (s.running && s.state) {
         state += " (pid " + std::to_string(s.pid.value_or(static_cast<pid_t>(s.state->pid))) +
-                 ", " + (s.state->accel == qemu::accelerator::kvm ? "kvm" : "tcg") +
+                 ", " + std::string(qemu::to_string(s.state->accel)) +
                  (s.state->accel_fallback.empty()
                       ? std::string()
                       : " after KVM failed: " + terminal_safe(s.state->accel_fallback)) +
@@ -241,8 +272,7 @@ std::string render_status_text(const status_report& r) {
     if (s.running && s.state) {
         std::string ports;
         for (const auto& p : s.state->ports)
-            ports += (ports.empty() ? "" : ", ") + p.host_address + ":" +
-                     std::to_string(p.host_port) + " -> " + std::to_string(p.guest_port);
+            ports += (ports.empty() ? "" : ", ") + forward_text(p);
         out += "ports:    " + (ports.empty() ? std::string("none") : ports) + "\n";
         out += "monitor:  " +
                (s.monitor ? r.files.monitor_socket.string() + " (localvm monitor " + r.name + ")"
@@ -258,58 +288,29 @@ std::string render_status_text(const status_report& r) {
     return out;
 }
 
-namespace {
-
-json::value or_null(bool present, json::value v) {
-    return present ? std::move(v) : json::value(nullptr);
-}
-
-std::string_view accel_word(qemu::accelerator a) {
-    return a == qemu::accelerator::kvm ? "kvm" : "tcg";
-}
-
-} // namespace
-
-std::string forward_text(const port_forward& f) {
-    return f.host_address + ":" + std::to_string(f.host_port) + " -> " +
-           std::to_string(f.guest_port);
-}
-
 std::string render_list_json(const std::vector<qemu::vm_listing>& vms, std::int64_t now) {
     json::array list;
     for (const auto& v : vms) {
         const auto& s = v.st;
-        const bool live = s.running && s.state.has_value();
         json::object o;
         o["name"] = v.name;
         o["state"] = state_word(s);
         o["exists"] = s.exists;
         o["running"] = s.running;
-        o["pid"] = or_null(s.running && s.pid, s.pid ? json::value(*s.pid) : json::value());
-        o["accelerator"] = or_null(live, live ? json::value(accel_word(s.state->accel)) : json::value());
-        o["accelerator_fallback"] =
-            or_null(live && !s.state->accel_fallback.empty(),
-                    live ? json::value(s.state->accel_fallback) : json::value());
-        o["uptime_seconds"] =
-            or_null(live && s.state->started_at > 0,
-                    live ? json::value(std::max<std::int64_t>(0, now - s.state->started_at))
-                         : json::value());
-        json::array ports;
-        if (live)
-            for (const auto& p : s.state->ports)
-                ports.push_back(json::object{{"host_address", p.host_address},
-                                             {"host_port", p.host_port},
-                                             {"guest_port", p.guest_port}});
-        o["ports"] = std::move(ports);
+        o["pid"] = pid_json(s);
+        o["accelerator"] = accel_json(s);
+        o["accelerator_fallback"] = fallback_json(s);
+        o["uptime_seconds"] = uptime_json(s, now);
+        o["ports"] = ports_json(s);
         o["monitor"] = s.monitor;
-        o["monitor_socket"] = or_null(s.monitor, json::value(v.files.monitor_socket.string()));
+        o["monitor_socket"] =
+            s.monitor ? json::value(v.files.monitor_socket.string()) : json::value(nullptr);
         o["last_end"] = s.state ? qemu::to_string(s.state->last_end) : "none";
         o["last_end_detail"] = s.state ? s.state->last_end_detail : "";
-        o["ended_at"] = or_null(!s.running && s.state && s.state->ended_at > 0,
-                                s.state ? json::value(s.state->ended_at) : json::value());
-        o["stopped_by"] =
-            or_null(!s.running && s.state && s.state->stopped_by != qemu::stop_step::none,
-                    s.state ? json::value(qemu::to_string(s.state->stopped_by)) : json::value());
+        o["ended_at"] = !s.running && s.state && s.state->ended_at > 0
+                            ? json::value(s.state->ended_at)
+                            : json::value(nullptr);
+        o["stopped_by"] = stopped_by_json(s);
         list.push_back(std::move(o));
     }
     json::object root;
@@ -324,7 +325,7 @@ std::string render_list_table(const std::vector<qemu::vm_listing>& vms, std::int
         {"NAME", "STATE", "PID", "ACCEL", "UPTIME", "FORWARDS", "LAST END"}};
     for (const auto& v : vms) {
         const auto& s = v.st;
-        const bool live = s.running && s.state.has_value();
+        const bool live = localvm::cli::live(s);
         std::string fwd;
         if (live)
             for (const auto& p : s.state->ports)
@@ -336,7 +337,7 @@ std::string render_list_table(const std::vector<qemu::vm_listing>& vms, std::int
                   (s.state->stopped_by != qemu::stop_step::none
                        ? " (" + std::string(qemu::to_string(s.state->stopped_by)) + ")"
                        : std::string());
-        std::string accel = live ? std::string(accel_word(s.state->accel)) : "-";
+        std::string accel = live ? std::string(qemu::to_string(s.state->accel)) : "-";
         if (live && !s.state->accel_fallback.empty())
             accel += "*"; // after a KVM attempt: `status` says why
         rows.push_back({v.name, std::string(state_word(s)),

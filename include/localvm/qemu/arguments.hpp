@@ -20,6 +20,10 @@ enum class arch { amd64, arm64 };
 /// Accelerator choice. `automatic` resolves to kvm or tcg (see accel.hpp).
 enum class accelerator { automatic, kvm, tcg };
 
+/// The word for an accelerator: "kvm", "tcg", "auto" (QEMU's -accel names
+/// for the first two).
+std::string_view to_string(accelerator a) noexcept;
+
 /// Guest networking (QEMU user-mode networking, with the port forwards).
 enum class network {
     user,       ///< NAT: the guest reaches what the host reaches (the original's default).

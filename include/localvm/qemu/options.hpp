@@ -141,7 +141,17 @@ struct layout {
 };
 
 /// Checks a VM name; returns a message naming the problem, or "" when valid.
-std::string check_name(std::string_view name);
+/// The same rules hold for network and snapshot names: `what` is how the
+/// message names it ("VM name", "network name").
+std::string check_name(std::string_view name, std::string_view what = "VM name");
+
+/// The directory holding every VM's data directory: `data_dir` made
+/// absolute, or when empty the default of `options::data_dir`.
+std::filesystem::path data_root(const std::filesystem::path& data_dir);
+
+/// The directory holding every VM's runtime directory: `runtime_dir` made
+/// absolute, or when empty the default of `options::runtime_dir`.
+std::filesystem::path runtime_root(const std::filesystem::path& runtime_dir);
 
 /// Creates the VM's data and runtime directories when missing and makes
 /// sure they are the caller's alone: the top directories (`data_dir`,

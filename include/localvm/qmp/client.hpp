@@ -181,8 +181,10 @@ public:
     /// Also returns normally when the connection ends before the reply.
     boost::asio::awaitable<void> quit();
     /// HMP passthrough (`human-monitor-command`), e.g. "info usernet";
-    /// returns HMP's text output.
-    boost::asio::awaitable<std::string> human_monitor_command(std::string command_line);
+    /// returns HMP's text output (a reply that is not text throws
+    /// `errc::protocol_error`). `options` as for `execute`.
+    boost::asio::awaitable<std::string>
+    human_monitor_command(std::string command_line, execute_options options = execute_options());
 
     /// Waits until the connection ends and says how; returns at once when it
     /// has. Throws `errc::timeout` after `timeout` (zero: no limit).
