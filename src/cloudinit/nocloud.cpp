@@ -135,16 +135,37 @@ bool all_of_chars(std::string_view s, std::string_view extra) {
     });
 }
 
+// A decimal number in [0, max], one to three digits.
+bool small_decimal(std::string_view d, int max) {
+    if (d.empty() || d.size() > 3)
+        return false;
+    int v = 0;
+    for (char c : d) {
+        if (c < '0' || c > '9')
+            return false;
+        v = v * 10 + (c - '0');
+    }
+    return v <= max;
+}
+
+// "A.B.C.D" with each part 0..255, then "/N" (0..32) exactly when
+// `with_prefix`.
 bool ipv4_shape(std::string_view a, bool with_prefix) {
     auto slash = a.find('/');
     if (with_prefix != (slash != std::string_view::npos))
         return false;
+    if (with_prefix && !small_decimal(a.substr(slash + 1), 32))
+        return false;
     auto ip = a.substr(0, slash);
-    int dots = 0;
-    for (char c : ip)
-        dots += c == '.';
-    return dots == 3 && !ip.empty() && all_of_chars(ip, ".") &&
-           (!with_prefix || (slash + 1 < a.size() && all_of_chars(a.substr(slash + 1), "")));
+    for (int part = 0; part < 4; ++part) {
+        auto dot = ip.find('.');
+        if ((part < 3) == (dot == std::string_view::npos))
+            return false;
+        if (!small_decimal(ip.substr(0, dot), 255))
+            return false;
+        ip = part < 3 ? ip.substr(dot + 1) : std::string_view();
+    }
+    return true;
 }
 
 bool mac_shape(std::string_view m) {

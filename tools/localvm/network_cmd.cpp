@@ -1,5 +1,6 @@
 #include "network_cmd.hpp"
 
+#include <localvm/error.hpp>
 #include <localvm/qemu/network.hpp>
 
 #include <boost/asio/this_coro.hpp>
@@ -34,10 +35,11 @@ boost::asio::awaitable<int> cmd_network(const invocation& i) {
         if (i.level != verbosity::quiet)
             std::fprintf(stderr, "network %s created\n", i.network.c_str());
     } else {
-        if (!co_await net.exists())
-            std::fprintf(stderr, "network %s does not exist (nothing to delete)\n",
-                         i.network.c_str());
+        // As `delete` of a VM: leftovers are cleared, a missing one is an error.
+        bool existed = co_await net.exists();
         co_await net.remove();
+        if (!existed)
+            throw_error(errc::not_found, "network " + i.network + " does not exist");
         if (i.level != verbosity::quiet)
             std::fprintf(stderr, "network %s deleted\n", i.network.c_str());
     }

@@ -204,6 +204,8 @@ BOOST_AUTO_TEST_CASE(networks_create_list_delete) {
     BOOST_TEST(del.status == 0, del.err);
     BOOST_TEST(!std::filesystem::exists(s.root / "data" / "localvm" / "@networks" / "lan"));
     BOOST_TEST(run({"network", "list"}, env).out == "no networks\n");
+    check_one_error_line(run({"network", "delete", "lan"}, env),
+                         "localvm: network delete lan: network lan does not exist");
 }
 
 BOOST_AUTO_TEST_CASE(monitor_needs_a_vm_started_with_monitor) {

@@ -283,6 +283,9 @@ BOOST_AUTO_TEST_CASE(network_config_matches_each_nic_by_mac) {
     refused({{"vnic0", "0e:01:02:03:04:05\n", false, {}}}, "is not xx:xx");
     refused({{"vnic0", "0e:01:02:03:04:05", false, {"10.0.0.1"}}}, "is not A.B.C.D/N");
     refused({{"vnic0", "0e:01:02:03:04:05", false, {"10.0.0.1/24\"x"}}}, "is not A.B.C.D/N");
+    for (const char* bad : {"a.b.c.d/24", "10.0.0.256/24", "10.0.0/24", "10.0.0.1.2/24", "10..0.1/24",
+                            "10.0.0.1/33", "10.0.0.1/", "1000.0.0.1/8", "10.0.0.1/2x"})
+        refused({{"vnic0", "0e:01:02:03:04:05", false, {bad}}}, "is not A.B.C.D/N");
     refused({{"v", "0e:01:02:03:04:05", false, {}}, {"v", "0e:01:02:03:04:06", false, {}}},
             "given twice");
 }
@@ -300,6 +303,9 @@ BOOST_AUTO_TEST_CASE(hosts_are_appended_by_deferred_write_files) {
     BOOST_CHECK_THROW(cloudinit::render_hosts_cloud_config({{"10.0.0.2", "a b"}}), localvm::error);
     BOOST_CHECK_THROW(cloudinit::render_hosts_cloud_config({{"10.0.0.2/24", "a"}}), localvm::error);
     BOOST_CHECK_THROW(cloudinit::render_hosts_cloud_config({{"10.0.0.2\n", "a"}}), localvm::error);
+    BOOST_CHECK_THROW(cloudinit::render_hosts_cloud_config({{"ten.0.0.2", "a"}}), localvm::error);
+    BOOST_CHECK_THROW(cloudinit::render_hosts_cloud_config({{"10.0.0.300", "a"}}), localvm::error);
+    BOOST_TEST(cloudinit::render_hosts_cloud_config({{"0.0.0.0", "z"}, {"255.255.255.255", "b"}}) != "");
 }
 
 BOOST_AUTO_TEST_CASE(the_seed_carries_network_config_as_a_third_file) {
