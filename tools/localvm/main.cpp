@@ -28,6 +28,7 @@
 #include "network_cmd.hpp"
 #include "progress.hpp"
 #include "report.hpp"
+#include "snapshot_cmd.hpp"
 #include <unistd.h>
 
 #ifndef LOCALVM_VERSION
@@ -367,7 +368,11 @@ int cmd_cidata(const cli::invocation& i) {
     return 0;
 }
 
-asio::awaitable<int> run(const cli::invocation& i, cli::progress& p) {
+asio::awaitable<int> run(const cli::invocation& given, cli::progress& p) {
+    // The start of a clone takes its machine from the snapshot by default.
+    const auto i = cli::with_clone_defaults(given);
+    if (i.cmd == cli::command::snapshot && i.snapshot_action != "save")
+        co_return co_await cli::cmd_snapshot_store(i);
     if (i.cmd == cli::command::image)
         co_return co_await cli::cmd_image(i, p);
     if (i.cmd == cli::command::list)
@@ -401,6 +406,10 @@ asio::awaitable<int> run(const cli::invocation& i, cli::progress& p) {
         co_return co_await cmd_stop(i, vm, p);
     case cli::command::remove:
         co_return co_await cmd_delete(i, vm);
+    case cli::command::snapshot:
+        co_return co_await cli::cmd_snapshot_save(i, vm, p);
+    case cli::command::clone:
+        co_return co_await cli::cmd_clone(i, vm, p);
     default:
         break;
     }
@@ -423,7 +432,9 @@ void report_failure(const cli::invocation& i, std::exception_ptr e) {
     if (nl != std::string::npos && !verbose)
         first += " (--verbose shows more)";
     std::string subject = std::string(cli::command_word(i.cmd));
-    if (!i.name.empty())
+    if (i.cmd == cli::command::snapshot && i.snapshot_action != "save")
+        subject += " " + i.snapshot_action + (i.snapshot.empty() ? "" : " " + i.snapshot);
+    else if (!i.name.empty())
         subject += " " + i.name;
     else if (!i.output.empty())
         subject += " " + i.output.string();

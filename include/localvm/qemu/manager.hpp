@@ -218,7 +218,9 @@ public:
     /// with QEMU's migration to a file the library opened (QMP `getfd`,
     /// `migrate` to `fd:`), copies the disk overlay (flushed and released
     /// by QEMU at that point) as the snapshot's read-only disk layer, along
-    /// with the seed, UEFI variables and pinned host key, then resumes the
+    /// with the seed, UEFI variables and pinned host key (and the login key
+    /// pair `options::ssh_identity_file` when it is the VM's own, a file in
+    /// its data directory as the CLI keeps one), then resumes the
     /// guest (`after_save::resume`, the default: it runs on its own
     /// overlay, which the snapshot no longer shares) or quits QEMU
     /// (`after_save::stop`). The record (`snapshot_info`) pins the machine
@@ -237,6 +239,9 @@ public:
     /// Creates this VM as a clone of snapshot `snapshot` (found under
     /// `snapshot_root(config())`): its own qcow2 overlay on the snapshot's
     /// frozen disk layer, copies of the seed, UEFI variables and host key,
+    /// the source's own login key pair at `options::ssh_identity_file` when
+    /// the snapshot has one and that file is in this VM's data directory
+    /// and does not exist yet (the guest authorises no other key),
     /// and a record of its origin; the snapshot counts it as a dependent
     /// until `remove`. `start` then restores the saved machine instead of
     /// booting: QEMU starts with `-incoming defer` and the snapshot's
