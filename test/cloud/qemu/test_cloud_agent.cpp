@@ -60,6 +60,40 @@ asio::awaitable<double> guest_clock_offset(localvm::qemu::manager& m) {
     co_return std::stod(r.out) - host;
 }
 
+// Saves `m` (which stops), waits, restores clone `c` of it: its start must
+// have set the guest clock through the agent, which read the save's time.
+asio::awaitable<void> restore_with_clock_set(localvm::qemu::manager& m, localvm::qemu::manager& c,
+                                             const localvm::start_options& s,
+                                             std::string snapshot) {
+    localvm::qemu::snapshot_options so;
+    so.then = localvm::qemu::after_save::stop;
+    auto snap = co_await m.snapshot(snapshot, so);
+    BOOST_TEST_MESSAGE("save: " << snap.save_ms << " ms");
+    {
+        asio::steady_timer gap(co_await asio::this_coro::executor, 5s); // the lag to make up
+        co_await gap.async_wait(asio::use_awaitable);
+    }
+    std::vector<std::string> clock;
+    c.set_stage_sink([&](localvm::qemu::boot_stage st, std::string_view detail) {
+        if (st == localvm::qemu::boot_stage::guest_clock)
+            clock.emplace_back(detail);
+    });
+    co_await c.create_from_snapshot(snapshot);
+    const auto t0 = std::chrono::steady_clock::now();
+    co_await c.start(s);
+    BOOST_TEST_MESSAGE("clone started (clock set) in "
+                       << std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now() - t0)
+                              .count()
+                       << " ms");
+    BOOST_REQUIRE(clock.size() == 1u);
+    BOOST_TEST(clock[0] == "set to the host's time through the guest agent");
+    const auto restored = co_await guest_clock_offset(c);
+    BOOST_TEST_MESSAGE("clone's clock after start: " << restored << " s");
+    BOOST_TEST(std::abs(restored) < 2.0, restored);
+    c.set_stage_sink(nullptr);
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_CASE(exec_copy_and_set_time_through_the_agent) {
@@ -160,33 +194,8 @@ BOOST_AUTO_TEST_CASE(exec_copy_and_set_time_through_the_agent) {
 
             // Saved and restored later: the clone's clock would read the
             // time of the save; its start sets it through the agent.
-            localvm::qemu::snapshot_options so;
-            so.then = localvm::qemu::after_save::stop;
-            auto snap = co_await m.snapshot("agent-snap", so);
-            BOOST_TEST_MESSAGE("save: " << snap.save_ms << " ms");
-            {
-                asio::steady_timer gap(ex, 5s); // the lag to make up is what is tested
-                co_await gap.async_wait(asio::use_awaitable);
-            }
             localvm::qemu::manager c(ex, h.options("cloud-agent-clone"));
-            std::vector<std::string> clock;
-            c.set_stage_sink([&](localvm::qemu::boot_stage st, std::string_view detail) {
-                if (st == localvm::qemu::boot_stage::guest_clock)
-                    clock.emplace_back(detail);
-            });
-            co_await c.create_from_snapshot("agent-snap");
-            const auto t0 = std::chrono::steady_clock::now();
-            co_await c.start(s);
-            BOOST_TEST_MESSAGE("clone started (clock set) in "
-                               << std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      std::chrono::steady_clock::now() - t0)
-                                      .count()
-                               << " ms");
-            BOOST_REQUIRE(clock.size() == 1u);
-            BOOST_TEST(clock[0] == "set to the host's time through the guest agent");
-            const auto restored = co_await guest_clock_offset(c);
-            BOOST_TEST_MESSAGE("clone's clock after start: " << restored << " s");
-            BOOST_TEST(std::abs(restored) < 2.0, restored);
+            co_await restore_with_clock_set(m, c, s, "agent-snap");
             co_await c.stop();
             co_await c.remove();
             localvm::qemu::delete_snapshot(h.options("x"), "agent-snap");
@@ -243,9 +252,17 @@ BOOST_AUTO_TEST_CASE(agent_only_guest_ready_and_stopped_through_the_agent) {
                 BOOST_TEST(e.code() == errc::invalid_argument);
             }
 
+            // The clock of a clone of this guest (no SSH) set by its start;
+            // the stop below is the clone's (the save stopped the original).
+            auto oc = h.options("cloud-agent-only-clone");
+            oc.stop = o.stop;
+            localvm::qemu::manager c(ex, oc);
+            c.set_output([&](std::string_view l) { log.emplace_back(l); });
+            co_await restore_with_clock_set(m, c, s, "agent-only-snap");
+
             log.clear();
-            co_await m.stop();
-            auto st = co_await m.query();
+            co_await c.stop();
+            auto st = co_await c.query();
             BOOST_REQUIRE(st.state);
             BOOST_TEST((st.state->last_end == end_reason::stopped));
             BOOST_TEST((st.state->stopped_by == localvm::qemu::stop_step::agent),
@@ -256,6 +273,8 @@ BOOST_AUTO_TEST_CASE(agent_only_guest_ready_and_stopped_through_the_agent) {
             BOOST_TEST(said.find("asking the guest agent (guest-shutdown)") != std::string::npos,
                        said);
             BOOST_TEST(said.find("stopped by the guest agent") != std::string::npos, said);
+            co_await c.remove();
+            localvm::qemu::delete_snapshot(h.options("x"), "agent-only-snap");
             co_await m.remove();
         },
         1500s);
