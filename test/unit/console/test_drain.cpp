@@ -4,6 +4,7 @@
 #define BOOST_TEST_MODULE console_drain
 #include <localvm/console/drain.hpp>
 #include <localvm/console/log.hpp>
+#include <localvm/error.hpp>
 #include <localvm/testing/run.hpp>
 
 #include <boost/asio/steady_timer.hpp>
@@ -12,6 +13,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -357,4 +359,29 @@ BOOST_AUTO_TEST_CASE(the_drainer_holds_none_of_a_big_starters_memory) {
     localvm::testing::run_coroutine(
         [&]() -> asio::awaitable<void> { BOOST_TEST(co_await wait_drained(log, 10s)); }, 30s);
     BOOST_TEST(read_tail(log, 1) == "hello");
+}
+
+// Without its helper program, start says which file it looked for and makes
+// nothing: no FIFO, no log.
+BOOST_AUTO_TEST_CASE(a_missing_drainer_helper_is_named) {
+    temp_dir dir;
+    auto log = dir / "console.log";
+    const char* was = std::getenv("LOCALVM_LIBEXECDIR");
+    const std::string saved = was ? was : "";
+    ::setenv("LOCALVM_LIBEXECDIR", dir.path.c_str(), 1);
+    try {
+        auto d = log_drainer::start(log);
+        BOOST_FAIL("started without its helper");
+    } catch (const localvm::error& e) {
+        BOOST_TEST(e.code() == localvm::errc::not_found, e.what());
+        BOOST_TEST(std::string(e.what()).find((dir / "localvm-console").string()) !=
+                       std::string::npos,
+                   e.what());
+    }
+    if (was)
+        ::setenv("LOCALVM_LIBEXECDIR", saved.c_str(), 1);
+    else
+        ::unsetenv("LOCALVM_LIBEXECDIR");
+    BOOST_TEST(!fs::exists(drain_fifo(log)));
+    BOOST_TEST(!fs::exists(log));
 }
