@@ -111,6 +111,10 @@ constexpr int helper_fifo_fd = 3, helper_log_fd = 4, helper_report_fd = 5, helpe
 
 } // namespace
 
+std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_view chunk) {
+    return detail::rotation_split(size, limit, chunk);
+}
+
 log_drainer log_drainer::start(const std::filesystem::path& log, drain_options options) {
     // The helper first: a missing one is an error before anything is made.
     const std::string helper = sys::helper_program("localvm-console");

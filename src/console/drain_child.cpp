@@ -3,8 +3,6 @@
 // writer, QEMU, for anything but the disk.
 #include "drain_child.hpp"
 
-#include <localvm/console/drain.hpp>
-
 #include "sys/fd.hpp"
 
 #include <algorithm>
@@ -22,7 +20,9 @@
 
 namespace localvm::console {
 
-std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_view chunk) {
+namespace detail {
+
+std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_view chunk) noexcept {
     if (limit == 0)
         limit = 1;
     std::uint64_t room = size >= limit ? 0 : limit - size;
@@ -34,8 +34,6 @@ std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_
         return nl + 1;
     return size == 0 ? fits.size() : 0; // an empty file takes the cut line
 }
-
-namespace detail {
 
 int open_drain_log(const drain_plan& p) noexcept {
     return ::open(p.log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);

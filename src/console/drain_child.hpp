@@ -5,7 +5,9 @@
 // beforehand.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 namespace localvm::console::detail {
 
@@ -17,6 +19,10 @@ struct drain_plan {
     std::uint64_t limit = 1;       ///< Rotate at this many bytes (>= 1).
     int connect_timeout_ms = 0;    ///< How long to wait for the writer.
 };
+
+/// `console::rotation_split` (see drain.hpp), here for the drainer, which
+/// includes no public header (they bring asio).
+std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_view chunk) noexcept;
 
 /// Opens (creates, truncates) `p.log` for the drainer: -1 with errno on failure.
 int open_drain_log(const drain_plan& p) noexcept;
