@@ -22,7 +22,8 @@ namespace localvm::console {
 
 namespace detail {
 
-std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_view chunk) noexcept {
+std::size_t rotation_split(std::uint64_t size, std::uint64_t limit,
+                           std::string_view chunk) noexcept {
     if (limit == 0)
         limit = 1;
     std::uint64_t room = size >= limit ? 0 : limit - size;

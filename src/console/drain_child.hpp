@@ -22,7 +22,8 @@ struct drain_plan {
 
 /// `console::rotation_split` (see drain.hpp), here for the drainer, which
 /// includes no public header (they bring asio).
-std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_view chunk) noexcept;
+std::size_t rotation_split(std::uint64_t size, std::uint64_t limit,
+                           std::string_view chunk) noexcept;
 
 /// Opens (creates, truncates) `p.log` for the drainer: -1 with errno on failure.
 int open_drain_log(const drain_plan& p) noexcept;

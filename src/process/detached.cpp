@@ -118,7 +118,8 @@ void prepare_exec(prepared& p, const detail::exec_plan& plan) {
     int r = ::fcntl(report_fd, F_DUPFD_CLOEXEC, helper_commit_fd + 1);
     int c = ::fcntl(commit_fd, F_DUPFD_CLOEXEC, helper_commit_fd + 1);
     if (r < 0 || c < 0 || ::dup2(r, helper_report_fd) < 0 || ::dup2(c, helper_commit_fd) < 0) {
-        detail::write_report(r >= 0 ? r : report_fd, {'E', static_cast<int>(exec_stage::helper), errno});
+        detail::write_report(r >= 0 ? r : report_fd,
+                             {'E', static_cast<int>(exec_stage::helper), errno});
         ::_exit(127);
     }
     int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
