@@ -18,7 +18,15 @@
 #include <string>
 #include <vector>
 
+#include "recording.hpp"
+
 namespace lv = localvm::libvirt;
+using libvirt_test::find;
+using libvirt_test::num;
+using libvirt_test::recorded;
+using libvirt_test::remote;
+using libvirt_test::reply_to;
+using libvirt_test::unhex;
 using localvm::errc;
 
 namespace {
@@ -29,48 +37,8 @@ std::string data_dir() {
     return suite.argv[1];
 }
 
-struct recorded {
-    char from; // 'C' client, 'S' server
-    std::string bytes;
-    lv::header header;
-    std::string payload;
-};
-
-std::string unhex(const std::string& h) {
-    std::string out;
-    for (std::size_t i = 0; i + 1 < h.size(); i += 2)
-        out.push_back(static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16)));
-    return out;
-}
-
 std::vector<recorded> load(const std::string& name) {
-    std::ifstream in(data_dir() + "/" + name);
-    BOOST_TEST_REQUIRE(in.good(), "cannot open " << name);
-    std::vector<recorded> out;
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.empty() || line[0] == '#')
-            continue;
-        recorded r;
-        r.from = line[0];
-        r.bytes = unhex(line.substr(2));
-        auto h = lv::decode_header(std::string_view(r.bytes).substr(lv::length_size));
-        BOOST_TEST_REQUIRE(h.has_value());
-        r.header = *h;
-        r.payload = r.bytes.substr(lv::length_size + lv::header_size);
-        out.push_back(std::move(r));
-    }
-    return out;
-}
-
-// The first recorded message from `from` matching `pred`.
-const recorded& find(const std::vector<recorded>& s, char from,
-                     const std::function<bool(const lv::header&)>& pred) {
-    for (auto& r : s)
-        if (r.from == from && pred(r.header))
-            return r;
-    BOOST_FAIL("no such message in the recording");
-    throw;
+    return libvirt_test::load_recording(data_dir() + "/" + name);
 }
 
 lv::uuid parse_uuid(const std::string& text) {
@@ -94,18 +62,6 @@ lv::header call(std::int32_t proc, std::uint32_t serial,
     return h;
 }
 
-std::int32_t num(lv::remote_procedure p) {
-    return static_cast<std::int32_t>(p);
-}
-
-// Matches messages of `remote_program`'s procedure `p` (other programs reuse
-// the small numbers: keepalive's PONG is procedure 2, as is CONNECT_CLOSE).
-std::function<bool(const lv::header&)> remote(lv::remote_procedure p) {
-    return [p](const lv::header& h) {
-        return h.program == lv::remote_program && h.procedure == num(p);
-    };
-}
-
 // What a call from the recording looks like when localvm encodes it.
 std::string our_call(const recorded& r, const std::string& payload) {
     std::string out;
@@ -118,13 +74,6 @@ template <class T> T must_decode(const std::string& payload) {
     auto v = lv::decode<T>(payload, problem);
     BOOST_TEST_REQUIRE(v.has_value(), problem);
     return *v;
-}
-
-const recorded& reply_to(const std::vector<recorded>& s, const recorded& c) {
-    return find(s, 'S', [&](const lv::header& h) {
-        return h.type == lv::message_type::reply && h.serial == c.header.serial &&
-               h.program == c.header.program;
-    });
 }
 
 } // namespace
