@@ -407,6 +407,25 @@ BOOST_AUTO_TEST_CASE(keepalive_pings_are_answered_sent_on_silence_and_a_dead_pee
     });
 }
 
+// virt-ssh-helper drops the daemon's last reply when the daemon closes
+// right after it: an EOF in place of CONNECT_CLOSE's reply is still clean.
+BOOST_AUTO_TEST_CASE(close_answered_by_eof_alone_is_clean) {
+    run([]() -> asio::awaitable<void> {
+        fake_daemon d(co_await asio::this_coro::executor);
+        auto server = [&d]() -> asio::awaitable<void> {
+            co_await d.handshake();
+            co_await d.expect(rp(lv::remote_procedure::connect_close));
+            d.sock.close();
+        };
+        auto clientside = [&d]() -> asio::awaitable<void> {
+            auto c = co_await lv::client::connect(d.uri(), quiet());
+            co_await c.close();
+            BOOST_TEST((c.end() == lv::connection_end::clean));
+        };
+        co_await (server() && clientside());
+    });
+}
+
 BOOST_AUTO_TEST_CASE(close_is_clean_and_an_auth_other_than_none_is_refused) {
     run([]() -> asio::awaitable<void> {
         fake_daemon d(co_await asio::this_coro::executor);
