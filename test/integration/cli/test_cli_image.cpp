@@ -2,8 +2,9 @@
 // server on 127.0.0.1 (test/integration/image/server.hpp): `image pull` with
 // a good digest (downloaded once, listed with its digest), a bad one (one
 // error line naming both digests, nothing cached), an offline miss, `image
-// rm`, and `create --image` making the VM's disk an overlay on the cached
-// image. Digests come from sha256sum/sha512sum, not from the library.
+// rm`, `create --image` making the VM's disk an overlay on its own link to
+// the cached image, which a new release or `image rm` leaves alone. Digests
+// come from sha256sum/sha512sum, not from the library.
 #define BOOST_TEST_MODULE cli_image_integration
 #include <localvm/process/child.hpp>
 #include <localvm/testing/run.hpp>
@@ -247,10 +248,14 @@ BOOST_AUTO_TEST_CASE(create_with_image_overlays_the_cached_image) {
         BOOST_TEST_REQUIRE(chain.size() == 2u, info.out);
         BOOST_TEST(chain[0].at("filename").as_string() == disk.string());
         BOOST_TEST(chain[0].at("format").as_string() == "qcow2");
-        BOOST_TEST(chain[0].at("full-backing-filename").as_string() == data.string());
+        // The VM's own hard link to the cached image is its base.
+        const auto own = s.root / "data" / "localvm" / "vm1" / "base.img";
+        BOOST_TEST(chain[0].at("full-backing-filename").as_string() == own.string());
+        BOOST_TEST(chain[0].at("backing-filename-format").as_string() == "qcow2");
         BOOST_TEST(chain[0].at("virtual-size").as_int64() == 64 << 20);
-        BOOST_TEST(chain[1].at("filename").as_string() == data.string());
+        BOOST_TEST(chain[1].at("filename").as_string() == own.string());
         BOOST_TEST(chain[1].at("format").as_string() == "qcow2");
+        BOOST_TEST(fs::equivalent(own, data));
 
         // A second VM on the same image: no new download.
         auto second = co_await cli(env, "create", "vm2", "--image", url, "--sha512", img.sha512);
@@ -282,6 +287,50 @@ BOOST_AUTO_TEST_CASE(create_with_image_overlays_the_cached_image) {
         }
         // The cached image outlives the VMs.
         BOOST_TEST((lvcli::slurp(data) == img.bytes));
+    });
+}
+
+// The URL publishes a new release (a new digest): pulling it replaces the
+// cache entry, and `image rm` removes it, yet a VM made on the old one keeps
+// its base, byte for byte.
+BOOST_AUTO_TEST_CASE(a_new_release_or_rm_leaves_existing_vms_their_base) {
+    scratch s;
+    auto v1 = make_image(s);
+    auto v2_path = s.root / "v2.qcow2";
+    BOOST_REQUIRE(
+        lvcli::run_program({"qemu-img", "create", "-q", "-f", "qcow2", v2_path.string(), "128M"})
+            .status == 0);
+    const std::string v2 = lvcli::slurp(v2_path);
+    const auto v2_sha512 = hex_digest("sha512sum", v2_path);
+    const auto env = env_of(s);
+    run([&]() -> asio::awaitable<void> {
+        http_server server(co_await asio::this_coro::executor);
+        server.add("/latest.qcow2", route{v1.bytes});
+        const auto url = server.base() + "/latest.qcow2";
+        const auto data = cache_dir(s) / "by-url-sha256" / sha256_of_text(s, url) / "data";
+        auto created = co_await cli(env, "create", "old", "--image", url, "--sha512", v1.sha512);
+        BOOST_TEST_REQUIRE(created.status == 0, created.err);
+        const auto own = s.root / "data" / "localvm" / "old" / "base.img";
+
+        server.add("/latest.qcow2", route{v2});
+        auto pulled = co_await cli(env, "image", "pull", url, "--sha512", v2_sha512);
+        BOOST_TEST_REQUIRE(pulled.status == 0, pulled.err);
+        BOOST_TEST((lvcli::slurp(data) == v2));
+        BOOST_TEST((lvcli::slurp(own) == v1.bytes));
+        auto info = lvcli::run_program({"qemu-img", "info", "--backing-chain", "--output=json",
+                                        "-U", (own.parent_path() / "disk.qcow2").string()});
+        BOOST_TEST_REQUIRE(info.status == 0, info.err);
+        auto chain = json::parse(info.out).as_array();
+        BOOST_TEST(chain.at(0).at("virtual-size").as_int64() == 64 << 20);
+        BOOST_TEST(chain.at(1).at("filename").as_string() == own.string());
+
+        auto rm = co_await cli(env, "image", "rm", url);
+        BOOST_TEST(rm.status == 0, rm.err);
+        BOOST_TEST(!fs::exists(data));
+        BOOST_TEST((lvcli::slurp(own) == v1.bytes));
+        auto del = co_await cli(env, "delete", "old");
+        BOOST_TEST(del.status == 0, del.err);
+        BOOST_TEST(!fs::exists(own));
     });
 }
 
