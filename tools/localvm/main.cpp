@@ -156,9 +156,7 @@ asio::awaitable<void> boot(qemu::manager& vm, const cli::invocation& i, cli::pro
 }
 
 asio::awaitable<int> cmd_create(const cli::invocation& i, qemu::manager& vm, cli::progress& p) {
-    auto base = co_await cli::base_image(i, p);
-    p.activity("creating the disk overlay");
-    co_await vm.create(base);
+    co_await cli::create_vm(i, vm, p);
     p.finish();
     if (i.level != cli::verbosity::quiet)
         out_line(stderr, "created " + i.name + " (" + vm.files().disk.string() + ")");
@@ -210,9 +208,7 @@ asio::awaitable<int> cmd_up(const cli::invocation& i, qemu::manager& vm, cli::pr
             throw_error(errc::not_found, "VM " + i.name +
                                              " does not exist; give --base IMAGE or --image URL "
                                              "to create it");
-        auto base = co_await cli::base_image(i, p);
-        p.activity("creating the disk overlay");
-        co_await vm.create(base);
+        co_await cli::create_vm(i, vm, p);
     }
     bool running = co_await vm.running();
     if (running && i.monitor && i.level != cli::verbosity::quiet) {

@@ -253,8 +253,14 @@ public:
     /// (digests) and the QEMU the same version, else `start` throws
     /// `errc::unsupported` naming each difference; `user_data` and
     /// `ssh_authorized_key` are not used again (the guest keeps what it
-    /// had). The guest's clock goes on from the save (no guest agent sets
-    /// it). TCP connections open at the save are lost. Throws
+    /// had). The restored guest clock reads the time of the save: when the
+    /// guest has an agent with its port open (QEMU says so right after
+    /// `cont`), `start` sets the clock to the host's time through it
+    /// (`guest-set-time`, within 10 s); without one the clock stays behind
+    /// by the time since the save (set it yourself, e.g. with `shell`).
+    /// Either way `start` does not fail for it: `boot_stage::guest_clock`
+    /// and the output say what was done. TCP connections open at the save
+    /// are lost. Throws
     /// `errc::not_found` for no such snapshot, `errc::already_exists`,
     /// `errc::process_failed` when qemu-img fails; leaves nothing behind
     /// on failure.
