@@ -61,21 +61,7 @@ std::string render_snapshot_list_table(const std::vector<qemu::snapshot_info>& s
             {s.name, s.source_vm, utc_time(s.created_at), human_bytes(s.state_bytes + s.disk_bytes),
              s.qemu_version.substr(0, s.qemu_version.find(' ')), clones.empty() ? "-" : clones});
     }
-    std::vector<std::size_t> width(rows[0].size(), 0);
-    for (const auto& r : rows)
-        for (std::size_t c = 0; c < r.size(); ++c)
-            width[c] = std::max(width[c], r[c].size());
-    std::string out;
-    for (const auto& r : rows) {
-        std::string line;
-        for (std::size_t c = 0; c < r.size(); ++c) {
-            line += r[c];
-            if (c + 1 < r.size())
-                line += std::string(width[c] + 2 - r[c].size(), ' ');
-        }
-        out += terminal_safe(line) + "\n";
-    }
-    return out;
+    return render_table(rows);
 }
 
 invocation with_snapshot_machine(invocation i, const qemu::snapshot_info& snap) {
