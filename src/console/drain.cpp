@@ -14,6 +14,7 @@
 #include "sys/inotify.hpp"
 #include "sys/libexec.hpp"
 #include "sys/pidfd.hpp"
+#include "sys/signals.hpp"
 
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -97,13 +98,7 @@ constexpr int helper_fifo_fd = 3, helper_log_fd = 4, helper_report_fd = 5, helpe
     // else closed now: nothing of ours is needed until exec).
     if (::close_range(helper_control_fd + 1, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
         ::close_range(helper_control_fd + 1, ~0U, 0);
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig)
-        ::sigaction(sig, &dfl, nullptr);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    sys::reset_signals();
     ::execv(helper, argv);
     fail_with(errno);
     ::_exit(127);

@@ -4,6 +4,7 @@
 #include "drain_child.hpp"
 
 #include "sys/fd.hpp"
+#include "sys/signals.hpp"
 
 #include <algorithm>
 #include <array>
@@ -89,13 +90,7 @@ void drain(const drain_plan& p, int in, int log_fd, int report_fd, int control) 
         for (int i = 0; i < 3; ++i)
             ::dup2(null_fd, i);
     close_all_but({in, log_fd, report_fd, control});
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig)
-        ::sigaction(sig, &dfl, nullptr);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    sys::reset_signals();
     if (::chdir("/") != 0) {
     }
     pid_t self = ::getpid();

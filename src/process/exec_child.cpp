@@ -40,17 +40,6 @@ bool install_stdio(int fds[3]) noexcept {
     return true;
 }
 
-void reset_signals() noexcept {
-    struct sigaction sa {};
-    sa.sa_handler = SIG_DFL;
-    ::sigemptyset(&sa.sa_mask);
-    for (int s = 1; s < NSIG; ++s)
-        ::sigaction(s, &sa, nullptr); // EINVAL for SIGKILL/SIGSTOP and glibc's own: fine
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-}
-
 namespace {
 
 // Marks [first, last] close-on-exec.

@@ -7,6 +7,8 @@
 
 #include <cstddef>
 
+#include "sys/signals.hpp"
+
 #include <sys/types.h>
 
 namespace localvm::process::detail {
@@ -39,10 +41,7 @@ void write_report(int fd, const exec_report& r) noexcept;
 /// false (errno set) on failure. Async-signal-safe.
 bool install_stdio(int fds[3]) noexcept;
 
-/// In a forked child: default dispositions for every signal and an empty
-/// signal mask, so that the program does not inherit our SIG_IGN for SIGPIPE
-/// or a blocked SIGCHLD. Async-signal-safe.
-void reset_signals() noexcept;
+using sys::reset_signals; ///< See sys/signals.hpp.
 
 /// In a forked child: marks every fd >= 3 close-on-exec (the report pipe
 /// stays usable until exec). Async-signal-safe.
