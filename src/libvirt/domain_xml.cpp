@@ -1,8 +1,8 @@
 #include "domain_xml.hpp"
 
-#include "detail/utf8.hpp"
-
 #include <localvm/error.hpp>
+
+#include "detail/utf8.hpp"
 
 namespace localvm::libvirt::detail {
 namespace {
@@ -37,24 +37,40 @@ std::string xml_escape(std::string_view text, std::string_view what) {
         const std::size_t start = pos;
         auto cp = localvm::detail::next_code_point(text, pos);
         if (!cp)
-            throw_error(errc::invalid_argument, std::string(what) + ": not UTF-8 at byte " +
-                                                    std::to_string(start));
+            throw_error(errc::invalid_argument,
+                        std::string(what) + ": not UTF-8 at byte " + std::to_string(start));
         switch (*cp) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&quot;"; break;
-        case '\'': out += "&apos;"; break;
+        case '&':
+            out += "&amp;";
+            break;
+        case '<':
+            out += "&lt;";
+            break;
+        case '>':
+            out += "&gt;";
+            break;
+        case '"':
+            out += "&quot;";
+            break;
+        case '\'':
+            out += "&apos;";
+            break;
         // In attribute values a parser turns raw tab, LF and CR into spaces.
-        case '\t': out += "&#9;"; break;
-        case '\n': out += "&#10;"; break;
-        case '\r': out += "&#13;"; break;
+        case '\t':
+            out += "&#9;";
+            break;
+        case '\n':
+            out += "&#10;";
+            break;
+        case '\r':
+            out += "&#13;";
+            break;
         default:
             if (*cp < 0x20)
-                throw_error(errc::invalid_argument,
-                            std::string(what) + ": control character " +
-                                std::to_string(static_cast<unsigned>(*cp)) + " at byte " +
-                                std::to_string(start) + " (XML cannot carry it)");
+                throw_error(errc::invalid_argument, std::string(what) + ": control character " +
+                                                        std::to_string(static_cast<unsigned>(*cp)) +
+                                                        " at byte " + std::to_string(start) +
+                                                        " (XML cannot carry it)");
             out.append(text.substr(start, pos - start));
         }
     }
@@ -82,8 +98,7 @@ std::string domain_xml(const qemu::launch_plan& p, const domain_extras& x) {
         d.line(2, "<kernel>" + esc(p.boot->kernel, "kernel") + "</kernel>");
         if (!p.boot->initrd.empty())
             d.line(2, "<initrd>" + esc(p.boot->initrd, "initrd") + "</initrd>");
-        d.line(2, "<cmdline>" + xml_escape(p.boot->cmdline, "kernel command line") +
-                      "</cmdline>");
+        d.line(2, "<cmdline>" + xml_escape(p.boot->cmdline, "kernel command line") + "</cmdline>");
     } else if (p.uefi) {
         d.line(2, "<loader readonly='yes' type='pflash'>" + esc(p.uefi->code, "UEFI code") +
                       "</loader>");

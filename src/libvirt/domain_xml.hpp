@@ -35,11 +35,10 @@ inline constexpr std::string_view user_netdev_id = "localvm-net0";
 /// User-mode networking with the forwards goes through QEMU command-line
 /// passthrough (`<qemu:commandline>`): `-netdev user,id=localvm-net0[,
 /// restrict=on],hostfwd=tcp:ADDR:PORT-:GUEST... -device
-/// {"driver":"virtio-net-pci","netdev":"localvm-net0"}`, because libvirt 9.0's `<interface type='user'>`
-/// forwards ports only with the passt backend, which takes no port 0 (QEMU
-/// picks a free one; `info usernet` tells which). `plan.pidfile`, when set,
-/// is passed as `-pidfile` (QEMU holds its lock: a local reader learns the
-/// pid as with the QEMU backend).
+/// {"driver":"virtio-net-pci","netdev":"localvm-net0"}`, because libvirt 9.0's `<interface
+/// type='user'>` forwards ports only with the passt backend, which takes no port 0 (QEMU picks a
+/// free one; `info usernet` tells which). `plan.pidfile`, when set, is passed as `-pidfile` (QEMU
+/// holds its lock: a local reader learns the pid as with the QEMU backend).
 ///
 /// Every text is XML-escaped (`& < > " '`, tab, LF and CR as character
 /// references). Ignores the plan's QMP, console, agent and monitor sockets

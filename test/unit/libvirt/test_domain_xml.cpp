@@ -1,7 +1,5 @@
 // The domain XML of a launch plan, byte for byte, and hostile text in it.
 #define BOOST_TEST_MODULE libvirt_domain_xml
-#include "libvirt/domain_xml.hpp"
-
 #include <localvm/error.hpp>
 
 #include <boost/test/unit_test.hpp>
@@ -9,6 +7,9 @@
 #include <cctype>
 #include <functional>
 #include <string>
+
+#include "libvirt/domain_xml.hpp"
+#include "libvirt/volume_xml.hpp"
 
 namespace lv = localvm::libvirt::detail;
 namespace q = localvm::qemu;
@@ -56,7 +57,8 @@ std::string message_of(const std::function<void()>& f) {
 } // namespace
 
 BOOST_AUTO_TEST_CASE(direct_boot_tcg_byte_for_byte) {
-    const std::string expected = R"(<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+    const std::string expected =
+        R"(<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>tiny</name>
   <memory unit='MiB'>512</memory>
   <vcpu>1</vcpu>
@@ -127,7 +129,8 @@ BOOST_AUTO_TEST_CASE(uefi_kvm_byte_for_byte) {
     p.pidfile.clear();
     lv::domain_extras x;
     x.nvram_template = "/usr/share/OVMF/OVMF_VARS_4M.fd";
-    const std::string expected = R"(<domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+    const std::string expected =
+        R"(<domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>tiny</name>
   <memory unit='MiB'>512</memory>
   <vcpu>1</vcpu>
@@ -220,8 +223,9 @@ BOOST_AUTO_TEST_CASE(text_xml_cannot_carry_is_refused_by_name) {
                std::string::npos);
     p = tiny_plan();
     p.boot->cmdline = "a \xff b";
-    BOOST_TEST(message_of([&] { lv::domain_xml(p); }).find("kernel command line: not UTF-8 at byte 2") !=
-               std::string::npos);
+    BOOST_TEST(message_of([&] {
+                   lv::domain_xml(p);
+               }).find("kernel command line: not UTF-8 at byte 2") != std::string::npos);
     p = tiny_plan();
     p.name = std::string("x\0y", 3);
     BOOST_TEST((code_of([&] { lv::domain_xml(p); }) == errc::invalid_argument));
@@ -245,4 +249,21 @@ BOOST_AUTO_TEST_CASE(commas_in_forward_addresses_would_be_doubled) {
     auto p = tiny_plan();
     p.ports = {{"1,2", 1, 2}};
     BOOST_TEST(lv::domain_xml(p).find("hostfwd=tcp:1,,2:1-:2'") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(volume_xml_byte_for_byte) {
+    BOOST_TEST(lv::overlay_volume_xml("vm.qcow2", "/b/base'&.img", "raw", 1u << 30) ==
+               "<volume>\n  <name>vm.qcow2</name>\n"
+               "  <capacity unit='bytes'>1073741824</capacity>\n"
+               "  <target>\n    <format type='qcow2'/>\n  </target>\n"
+               "  <backingStore>\n    <path>/b/base&apos;&amp;.img</path>\n"
+               "    <format type='raw'/>\n  </backingStore>\n</volume>\n");
+    BOOST_TEST(
+        lv::overlay_volume_xml("a<b", "/b", "qcow2").find("<name>a&lt;b</name>\n  <target>") !=
+        std::string::npos);
+    BOOST_TEST(lv::raw_volume_xml("vm-seed.iso", 374784) ==
+               "<volume>\n  <name>vm-seed.iso</name>\n"
+               "  <capacity unit='bytes'>374784</capacity>\n"
+               "  <allocation unit='bytes'>374784</allocation>\n"
+               "  <target>\n    <format type='raw'/>\n  </target>\n</volume>\n");
 }
