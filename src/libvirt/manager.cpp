@@ -313,7 +313,19 @@ asio::awaitable<void> manager::start(start_options so) {
     auto xml = detail::domain_xml(launch, extras);
 
     vm.say("creating domain " + vm.name());
-    auto dom = co_await c->create_xml(std::move(xml));
+    // libvirt's error carries QEMU's stderr when QEMU refused to start:
+    // the QEMU backend's process_failed.
+    std::optional<domain_ref> created;
+    std::string refused;
+    try {
+        created = co_await c->create_xml(std::move(xml));
+    } catch (const call_error& e) {
+        refused = e.remote().message.value_or(e.what());
+    }
+    if (!created)
+        throw_error(errc::process_failed,
+                    "VM " + vm.name() + ": libvirt did not start the domain: " + refused);
+    auto dom = std::move(*created);
     // From here a failure (or cancellation) must not leave it running.
     std::exception_ptr failure;
     try {

@@ -88,8 +88,9 @@ public:
     /// and QEMU reports the forwards bound. Throws `errc::already_running`,
     /// `errc::not_found` when the VM was not created, `errc::invalid_argument`
     /// for bad options, `errc::unsupported` for `start_options::networks`,
-    /// `call_error` when libvirt refuses the domain. A failed or cancelled
-    /// start destroys the domain if it was created.
+    /// `errc::process_failed` with libvirt's words (QEMU's stderr among
+    /// them) when the domain does not start, e.g. a host port already taken.
+    /// A failed or cancelled start destroys the domain if it was created.
     boost::asio::awaitable<void> start(start_options opts) override;
 
     /// True while the domain is active (running, paused, shutting down).

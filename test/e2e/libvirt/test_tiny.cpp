@@ -8,6 +8,9 @@
 #include <localvm/testing/boost.hpp>
 #include <localvm/testing/run.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -30,41 +33,76 @@ std::string read_file(const fs::path& p) {
     return {std::istreambuf_iterator<char>(in), {}};
 }
 
-struct skip_without_libvirtd {
-    skip_without_libvirtd() {
+// One private libvirtd for every case (its first start on a machine probes
+// QEMU's capabilities), on an io_context of its own that outlives it (its
+// child process is bound to it).
+struct daemon_home {
+    asio::io_context ctx;
+    libvirt_test::private_libvirtd daemon;
+};
+libvirt_test::private_libvirtd* libvirtd = nullptr;
+
+struct global_setup {
+    global_setup() {
         if (auto missing = libvirt_test::missing_tools(); !missing.empty()) {
             std::cerr << "skipping: " << missing << "\n";
             std::_Exit(77);
         }
+        static daemon_home home;
+        libvirtd = &home.daemon;
+        const auto t0 = std::chrono::steady_clock::now();
+        std::exception_ptr failed;
+        bool done = false;
+        asio::co_spawn(home.ctx, home.daemon.start(300s), [&](std::exception_ptr e) {
+            failed = e;
+            done = true;
+        });
+        while (!done)
+            home.ctx.run_one();
+        if (failed)
+            std::rethrow_exception(failed);
+        std::cerr << "private libvirtd ready after "
+                  << std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - t0)
+                         .count()
+                  << " ms\n";
     }
 };
-BOOST_TEST_GLOBAL_FIXTURE(skip_without_libvirtd);
+BOOST_TEST_GLOBAL_FIXTURE(global_setup);
+
+asio::awaitable<fs::path> blank_base(const lve2e::home& h) {
+    auto base = h.root / "base.qcow2";
+    localvm::process::options mk;
+    mk.argv = {"qemu-img", "create", "-q", "-f", "qcow2", base.string(), "64M"};
+    co_await localvm::process::run_checked(mk);
+    co_return base;
+}
+
+localvm::libvirt::manager_options libvirt_options(const lve2e::home& h, const std::string& name) {
+    localvm::libvirt::manager_options o;
+    o.uri = libvirtd->uri();
+    o.pool = "localvm-test";
+    o.vm = h.options(name);
+    return o;
+}
+
+std::string joined(const std::vector<std::string>& lines) {
+    std::string s;
+    for (auto& l : lines)
+        s += l + "\n";
+    return s;
+}
 
 } // namespace
 
 BOOST_AUTO_TEST_CASE(tiny_guest_lifecycle_through_libvirt) {
     auto g = lve2e::load_guest("tiny");
     lve2e::home h;
-    libvirt_test::private_libvirtd daemon;
     localvm::testing::run_coroutine(
         [&]() -> asio::awaitable<void> {
             auto ex = co_await asio::this_coro::executor;
-            const auto t0 = std::chrono::steady_clock::now();
-            co_await daemon.start(300s);
-            std::cerr << "private libvirtd ready after "
-                      << std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::steady_clock::now() - t0)
-                             .count()
-                      << " ms\n";
-            auto base = h.root / "base.qcow2";
-            localvm::process::options mk;
-            mk.argv = {"qemu-img", "create", "-q", "-f", "qcow2", base.string(), "64M"};
-            co_await localvm::process::run_checked(mk);
-
-            localvm::libvirt::manager_options o;
-            o.uri = daemon.uri();
-            o.pool = "localvm-test";
-            o.vm = h.options("lvtiny");
+            auto base = co_await blank_base(h);
+            auto o = libvirt_options(h, "lvtiny");
             localvm::libvirt::manager m(ex, o);
             std::vector<std::string> log;
             m.set_output([&](std::string_view l) {
@@ -87,7 +125,7 @@ BOOST_AUTO_TEST_CASE(tiny_guest_lifecycle_through_libvirt) {
             co_await m.create(base);
             BOOST_TEST(co_await m.exists());
             co_await expect_error(errc::already_exists, [&] { return m.create(base); });
-            BOOST_TEST(fs::exists(daemon.pool_dir() / "lvtiny.qcow2"));
+            BOOST_TEST(fs::exists(libvirtd->pool_dir() / "lvtiny.qcow2"));
 
             const auto started = std::chrono::steady_clock::now();
             co_await m.start(s);
@@ -152,10 +190,67 @@ BOOST_AUTO_TEST_CASE(tiny_guest_lifecycle_through_libvirt) {
 
             co_await m.remove();
             BOOST_TEST(!co_await m.exists());
-            BOOST_TEST(!fs::exists(daemon.pool_dir() / "lvtiny.qcow2"));
-            BOOST_TEST(!fs::exists(daemon.pool_dir() / "lvtiny-seed.iso"));
+            BOOST_TEST(!fs::exists(libvirtd->pool_dir() / "lvtiny.qcow2"));
+            BOOST_TEST(!fs::exists(libvirtd->pool_dir() / "lvtiny-seed.iso"));
             BOOST_TEST(!fs::exists(m.files().data));
             co_await m.remove(); // no-op
         },
         900s);
+}
+
+BOOST_AUTO_TEST_CASE(stop_escalates_when_the_guest_ignores_acpi) {
+    auto g = lve2e::load_guest("tiny");
+    lve2e::home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto base = co_await blank_base(h);
+            auto o = libvirt_options(h, "lvnoacpi");
+            o.vm.stop.powerdown_timeout = 3s;
+            localvm::libvirt::manager m(ex, o);
+            std::vector<std::string> log;
+            m.set_output([&](std::string_view l) { log.emplace_back(l); });
+            co_await m.create(base);
+            co_await m.start(lve2e::tiny_start(g, h, "localvm.noacpi=1"));
+            co_await m.wait_ready(300s);
+            log.clear();
+            co_await m.stop();
+            BOOST_TEST(!co_await m.running());
+            BOOST_TEST(joined(log).find("quit") != std::string::npos, joined(log));
+            co_await m.remove();
+        },
+        600s);
+}
+
+// QEMU refuses to start (its host port is taken): process_failed with
+// QEMU's words, nothing left running, and the VM starts once the port is free.
+BOOST_AUTO_TEST_CASE(a_start_qemu_refuses_leaves_nothing_running) {
+    auto g = lve2e::load_guest("tiny");
+    lve2e::home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto base = co_await blank_base(h);
+            localvm::libvirt::manager m(ex, libvirt_options(h, "lvbusy"));
+            co_await m.create(base);
+            auto taken = std::make_unique<asio::ip::tcp::acceptor>(
+                ex, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+            auto s = lve2e::tiny_start(g, h);
+            s.ports = {{"127.0.0.1", taken->local_endpoint().port(), 22}};
+            try {
+                co_await m.start(s);
+                BOOST_FAIL("start succeeded on a taken port");
+            } catch (const localvm::error& e) {
+                BOOST_TEST((e.code() == errc::process_failed), e.what());
+                BOOST_TEST(std::string(e.what()).find("host forwarding") != std::string::npos,
+                           e.what());
+            }
+            BOOST_TEST(!co_await m.running());
+            taken.reset();
+            co_await m.start(s);
+            BOOST_TEST(co_await m.running());
+            co_await m.stop();
+            co_await m.remove();
+        },
+        600s);
 }
