@@ -317,10 +317,26 @@ asio::awaitable<void> manager::start(start_options so) {
     // the QEMU backend's process_failed.
     std::optional<domain_ref> created;
     std::string refused;
+    std::exception_ptr lost; // cancelled, or the connection ended: it may run
     try {
         created = co_await c->create_xml(std::move(xml));
     } catch (const call_error& e) {
         refused = e.remote().message.value_or(e.what());
+    } catch (...) {
+        lost = std::current_exception();
+    }
+    if (lost) {
+        // Best effort: a create the daemon finishes after this lookup
+        // still runs (its reply is discarded).
+        co_await asio::this_coro::reset_cancellation_state();
+        try {
+            auto orphan = co_await vm.find_domain();
+            if (orphan)
+                co_await c->destroy(*orphan);
+        } catch (const std::exception&) {
+            // The original failure is the one to report.
+        }
+        std::rethrow_exception(lost);
     }
     if (!created)
         throw_error(errc::process_failed,
@@ -380,9 +396,11 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
     auto still = co_await vm.active_domain();
     const bool gone = !still;
     auto abort = [&vm, &events, gone]() -> asio::awaitable<std::string> {
-        if (!gone)
-            while (!ended(co_await events.next())) {
-            }
+        while (!gone) {
+            auto e = co_await events.next();
+            if (ended(e))
+                break;
+        }
         co_return "domain " + vm.name() + " stopped while waiting for SSH; console:\n" +
             console::read_tail(vm.files.console_log, 20);
     };

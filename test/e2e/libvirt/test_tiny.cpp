@@ -254,3 +254,25 @@ BOOST_AUTO_TEST_CASE(a_start_qemu_refuses_leaves_nothing_running) {
         },
         600s);
 }
+
+// A guest kernel panic ends the domain (pvpanic, on_crash destroy): wait_ready
+// fails at once with guest_died and the console's last lines.
+BOOST_AUTO_TEST_CASE(a_guest_that_panics_fails_wait_ready_fast) {
+    auto g = lve2e::load_guest("tiny");
+    lve2e::home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto base = co_await blank_base(h);
+            localvm::libvirt::manager m(ex, libvirt_options(h, "lvpanics"));
+            co_await m.create(base);
+            co_await m.start(lve2e::tiny_start(g, h, "localvm.panic=1"));
+            // A deadline far beyond the test's own: only a fast failure passes.
+            auto what =
+                co_await expect_error(errc::guest_died, [&] { return m.wait_ready(3600s); });
+            BOOST_TEST(what.find("panic") != std::string::npos, what);
+            BOOST_TEST(!co_await m.running());
+            co_await m.remove();
+        },
+        300s);
+}
