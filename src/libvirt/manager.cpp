@@ -4,6 +4,7 @@
 #include <localvm/cloudinit/iso9660.hpp>
 #include <localvm/cloudinit/nocloud.hpp>
 #include <localvm/console/log.hpp>
+#include <localvm/console/wait.hpp>
 #include <localvm/error.hpp>
 #include <localvm/libvirt/manager.hpp>
 #include <localvm/libvirt/uri.hpp>
@@ -18,6 +19,7 @@
 #include "qemu/guest_ssh.hpp"
 #include "qemu/hostfwd.hpp"
 #include "qemu/image.hpp"
+#include "qemu/lock.hpp"
 #include "qemu/plan.hpp"
 #include "qemu/stop_machine.hpp"
 #include "qemu/watch.hpp"
@@ -171,6 +173,30 @@ struct manager::impl {
                     "VM " + name() + " has no port forward to guest port 22");
     }
 
+    // Deregisters `events` whatever happened (the daemon refuses a second
+    // registration for the same domain on one connection), then rethrows
+    // `failure`. The caller resets its cancellation state first.
+    static asio::awaitable<void> close_events(lifecycle_events& events,
+                                              std::exception_ptr failure) {
+        try {
+            co_await events.close();
+        } catch (const localvm::error&) {
+            // A connection that ended took the registration with it.
+        }
+        if (failure)
+            std::rethrow_exception(failure);
+    }
+
+    // Serialises create, start, stop and remove of this VM between the
+    // processes of this host, as the QEMU backend's lock does.
+    asio::awaitable<qemu::detail::vm_lock> lock() {
+        qemu::make_directories(files);
+        const qemu::layout& l = files;
+        co_return co_await qemu::detail::vm_lock::acquire(l.lock, l.runtime / "lock.sock",
+                                                          opts.vm.lock_timeout, "VM " + name(),
+                                                          [&l] { qemu::make_directories(l); });
+    }
+
     std::optional<pid_t> local_pid() const { return qemu::detail::lock_owner(files.pidfile); }
 
     // The UEFI variable store: beside the overlay (libvirt 9.0 takes no
@@ -206,6 +232,7 @@ struct manager::impl {
     }
 
     asio::awaitable<void> stop(domain_ref dom);
+    asio::awaitable<void> stop_ladder(domain_ref dom, lifecycle_events& events);
 };
 
 manager::manager(asio::any_io_executor executor, manager_options opts)
@@ -240,6 +267,7 @@ asio::awaitable<void> manager::create(fs::path base_image) {
     if (!fs::exists(base_image))
         throw_error(errc::not_found, "base image " + base_image.string() + " does not exist");
     base_image = fs::absolute(base_image);
+    auto lock = co_await vm.lock();
     auto existing = co_await vm.find_volume(vm.overlay_name());
     if (existing)
         throw_error(errc::already_exists, "VM " + vm.name() + " already exists (volume " +
@@ -279,6 +307,11 @@ asio::awaitable<void> manager::start(start_options so) {
     if (!overlay)
         throw_error(errc::not_found, "VM " + vm.name() + " was not created (no volume " +
                                          vm.overlay_name() + " in pool " + vm.opts.pool + ")");
+    auto lock = co_await vm.lock();
+    overlay = co_await vm.find_volume(vm.overlay_name()); // again, under the lock
+    if (!overlay)
+        throw_error(errc::not_found, "VM " + vm.name() + " was not created (no volume " +
+                                         vm.overlay_name() + " in pool " + vm.opts.pool + ")");
     auto running = co_await vm.active_domain();
     if (running) {
         auto pid = vm.local_pid();
@@ -286,7 +319,6 @@ asio::awaitable<void> manager::start(start_options so) {
                     "VM " + vm.name() + " is already running" +
                         (pid ? " (pid " + std::to_string(*pid) + ")" : std::string()));
     }
-    qemu::make_directories(vm.files);
     if (vm.opts.vm.host_key == qemu::host_key_policy::pinned) {
         auto key = co_await qemu::detail::guest_host_key(vm.opts.vm, vm.files);
         qemu::detail::pin_host_key(plan, vm.opts.vm, so, key);
@@ -404,9 +436,42 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
         co_return "domain " + vm.name() + " stopped while waiting for SSH; console:\n" +
             console::read_tail(vm.files.console_log, 20);
     };
-    co_await qemu::detail::wait_guest_ssh(vm.opts.vm, std::move(t), timeout, abort,
-                                          [&vm](const std::string& l) { vm.say(l); }, {});
-    co_await events.close();
+    std::exception_ptr failure;
+    try {
+        co_await qemu::detail::wait_guest_ssh(vm.opts.vm, std::move(t), timeout, abort,
+                                              [&vm](const std::string& l) { vm.say(l); }, {});
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    co_await asio::this_coro::reset_cancellation_state();
+    co_await impl::close_events(events, failure);
+}
+
+asio::awaitable<std::string> manager::wait_for_console(std::string text, milliseconds timeout) {
+    impl& vm = *impl_;
+    auto dom = co_await vm.running_domain();
+    auto* c = co_await vm.connection();
+    auto events = co_await c->subscribe_lifecycle(dom);
+    auto still = co_await vm.active_domain();
+    const bool gone = !still;
+    auto abort = [&events, gone]() -> asio::awaitable<void> {
+        while (!gone) {
+            auto e = co_await events.next();
+            if (ended(e))
+                break;
+        }
+    };
+    std::string line;
+    std::exception_ptr failure;
+    try {
+        line = co_await console::wait_for_console(
+            vm.files.console_log, console::text_matcher(std::move(text)), timeout, abort);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    co_await asio::this_coro::reset_cancellation_state();
+    co_await impl::close_events(events, failure);
+    co_return line;
 }
 
 asio::awaitable<shell_result> manager::shell(std::string command, shell_options opts) {
@@ -426,6 +491,8 @@ asio::awaitable<void> manager::sync(fs::path from, std::string to, sync_options 
 
 asio::awaitable<void> manager::stop() {
     impl& vm = *impl_;
+    co_await vm.running_domain(); // not_running makes no directories
+    auto lock = co_await vm.lock();
     auto dom = co_await vm.running_domain();
     co_await vm.stop(std::move(dom));
 }
@@ -436,6 +503,18 @@ asio::awaitable<void> manager::stop() {
 asio::awaitable<void> manager::impl::stop(domain_ref dom) {
     auto* c = co_await connection();
     auto events = co_await c->subscribe_lifecycle(dom);
+    std::exception_ptr failure;
+    try {
+        co_await stop_ladder(dom, events);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    co_await asio::this_coro::reset_cancellation_state();
+    co_await close_events(events, failure);
+}
+
+asio::awaitable<void> manager::impl::stop_ladder(domain_ref dom, lifecycle_events& events) {
+    auto* c = co_await connection();
     qemu::stop_options so = opts.vm.stop;
     so.agent_timeout = milliseconds(0); // no agent channel in the domain
     const pid_t pid = local_pid().value_or(0);
@@ -525,11 +604,6 @@ asio::awaitable<void> manager::impl::stop(domain_ref dom) {
             exited = !now_active;
         }
     }
-    try {
-        co_await events.close();
-    } catch (const localvm::error&) {
-        // Deregistering is courtesy; the domain is gone either way.
-    }
     say("stopped after " +
         std::to_string(std::chrono::duration_cast<milliseconds>(
                            machine.elapsed(std::chrono::steady_clock::now()))
@@ -539,6 +613,7 @@ asio::awaitable<void> manager::impl::stop(domain_ref dom) {
 
 asio::awaitable<void> manager::remove() {
     impl& vm = *impl_;
+    auto lock = co_await vm.lock();
     if (auto dom = co_await vm.find_domain()) {
         auto running = co_await vm.active_domain();
         if (running)
@@ -555,11 +630,10 @@ asio::awaitable<void> manager::remove() {
     }
     if (auto seed = co_await vm.find_volume(vm.seed_name()))
         co_await c->delete_volume(*seed);
-    if (sys::lstat_of(vm.files.data) || sys::lstat_of(vm.files.runtime)) {
-        qemu::make_directories(vm.files); // refuses what is not ours before deleting
-        sys::remove_tree(vm.files.data);
-        sys::remove_tree(vm.files.runtime);
-    }
+    // The lock made and checked both directories (nothing that is not ours
+    // is deleted); the lock file goes with them.
+    sys::remove_tree(vm.files.data);
+    sys::remove_tree(vm.files.runtime);
     vm.say("removed");
 }
 

@@ -36,12 +36,12 @@ struct manager_options {
     /// choice), `qemu_img` (reads the base image's format), `disk_size`,
     /// `allow_base_backing_chain`, `ssh_identity_file`, `ssh_user`,
     /// `host_key`, `stop` (stage timeouts, see `manager::stop`),
-    /// `start_timeout` (each call to the daemon during `start`). `accel`:
+    /// `lock_timeout`. `accel`:
     /// `kvm` or `tcg`; `automatic` means tcg (the daemon's /dev/kvm is not
     /// this process's to probe). `data_dir` and `runtime_dir` hold this
     /// host's side of the VM: the pinned SSH host key, known_hosts, QEMU's
-    /// pid file and the console log. Ignored: `kvm_watchdog`, `extra_qmp`,
-    /// `lock_timeout`.
+    /// pid file, the console log and the lock file. Ignored: `kvm_watchdog`,
+    /// `extra_qmp`, `start_timeout`.
     qemu::options vm;
     /// How the connection is made (deadlines, keepalive).
     client_options client;
@@ -50,8 +50,9 @@ struct manager_options {
 /// Manages one VM as a transient libvirt domain named `vm.name`. The
 /// connection is opened on the first call and kept (reopened when it ends);
 /// the VM's state is the daemon's, so any process with the same options can
-/// ask `running`, open a shell and `stop` a VM another started. Calls on one
-/// VM from several processes are not serialised (unlike the QEMU backend).
+/// ask `running`, open a shell and `stop` a VM another started. `create`,
+/// `start`, `stop` and `remove` of one VM are serialised between the
+/// processes of this host by the QEMU backend's lock file (`vm.lock_timeout`).
 /// Errors are `localvm::error` with the same codes and meanings as
 /// `qemu::manager`; a failing daemon call throws `call_error`
 /// (`errc::libvirt_error`, libvirt's code and message kept), a lost
@@ -107,6 +108,13 @@ public:
     /// As `qemu::manager::wait_ready`, through the forward of guest port 22;
     /// fails fast with `errc::guest_died` when the domain stops.
     boost::asio::awaitable<void> wait_ready(std::chrono::milliseconds timeout) override;
+
+    /// Waits until a serial console line contains `text` (this boot's
+    /// console log, on this host), failing fast with `errc::guest_died` when
+    /// the domain stops and with `errc::timeout` after `timeout`; both carry
+    /// the console tail. Throws `errc::not_running`.
+    boost::asio::awaitable<std::string> wait_for_console(std::string text,
+                                                         std::chrono::milliseconds timeout);
 
     /// As `qemu::manager::shell`. Throws `errc::not_running`.
     boost::asio::awaitable<shell_result> shell(std::string command, shell_options opts) override;

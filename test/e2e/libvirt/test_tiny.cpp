@@ -148,6 +148,20 @@ BOOST_AUTO_TEST_CASE(tiny_guest_lifecycle_through_libvirt) {
                              std::chrono::steady_clock::now() - started)
                              .count()
                       << "\n";
+            // Another manager of the same VM (as another process would be)
+            // sees it run and reaches it: the state is the daemon's.
+            {
+                localvm::libvirt::manager other(ex, o);
+                BOOST_TEST(co_await other.running());
+                auto other_pid = co_await other.pid();
+                BOOST_TEST((other_pid == pid));
+                auto hello = co_await other.shell("echo hello", {});
+                BOOST_TEST(hello.output == "hello\n");
+            }
+            auto line = co_await m.wait_for_console("localvm-tiny: ssh ready", 10s);
+            BOOST_TEST(line.find("ssh ready") != std::string::npos, line);
+            co_await expect_error(errc::timeout,
+                                  [&] { return m.wait_for_console("never printed", 1s); });
             auto r = co_await m.shell("cat /run/marker", {});
             BOOST_TEST(r.exit_status == 0);
             BOOST_TEST(r.output == "localvm-libvirt-marker\n");
@@ -180,6 +194,7 @@ BOOST_AUTO_TEST_CASE(tiny_guest_lifecycle_through_libvirt) {
             co_await expect_error(errc::not_running, [&] { return m.stop(); });
             co_await expect_error(errc::not_running, [&] { return m.shell("true", {}); });
             co_await expect_error(errc::not_running, [&] { return m.ports(); });
+            co_await expect_error(errc::not_running, [&] { return m.wait_for_console("x", 1s); });
 
             // A second start of the same VM (a new seed replaces the old).
             co_await m.start(s);
