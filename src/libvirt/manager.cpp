@@ -534,8 +534,16 @@ asio::awaitable<void> manager::impl::stop_ladder(domain_ref dom, lifecycle_event
             break;
         if (a.kind == k::fail)
             throw_error(errc::process_failed, machine.diagnostic());
-        call_options co;
-        co.timeout = a.timeout;
+        // shutdown and destroy with the stage's deadline (a hung daemon
+        // must not hold stop): the generic call, as the typed ones take none.
+        auto domain_call = [&](remote_procedure proc, std::uint32_t flags) {
+            domain_flags_args args;
+            args.dom = dom;
+            args.flags = flags;
+            call_options co;
+            co.timeout = a.timeout;
+            return c->call(remote_program, static_cast<std::int32_t>(proc), encode(args), co);
+        };
         ev = {ek::waited, {}};
         // Each action's outcome; a daemon error may just mean it is gone.
         std::optional<std::int32_t> code;
@@ -545,7 +553,7 @@ asio::awaitable<void> manager::impl::stop_ladder(domain_ref dom, lifecycle_event
                 ev.kind = ek::connected;
                 break;
             case k::powerdown:
-                co_await c->shutdown(dom, shutdown_acpi);
+                co_await domain_call(remote_procedure::domain_shutdown_flags, shutdown_acpi);
                 ev.kind = ek::replied;
                 break;
             case k::agent_shutdown:
@@ -553,11 +561,12 @@ asio::awaitable<void> manager::impl::stop_ladder(domain_ref dom, lifecycle_event
                 ev = {ek::command_failed, failure};
                 break;
             case k::quit:
-                co_await c->destroy(dom, destroy_graceful);
+                co_await domain_call(remote_procedure::domain_destroy_flags, destroy_graceful);
                 ev.kind = ek::replied;
                 break;
             case k::signal:
-                co_await c->destroy(dom, a.signal == SIGKILL ? 0u : destroy_graceful);
+                co_await domain_call(remote_procedure::domain_destroy_flags,
+                                     a.signal == SIGKILL ? 0u : destroy_graceful);
                 [[fallthrough]];
             case k::wait: {
                 auto deadline = std::chrono::steady_clock::now() + a.timeout;

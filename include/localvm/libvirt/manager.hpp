@@ -59,8 +59,8 @@ struct manager_options {
 /// connection `errc::libvirt_closed`.
 class manager final : public localvm::manager {
 public:
-    /// Checks the name and the URI (`errc::invalid_argument`); connects to
-    /// nothing and touches no file.
+    /// Checks the name and the URI (`errc::invalid_argument`; a remote URI
+    /// is `errc::unsupported` for now); connects to nothing, touches no file.
     manager(boost::asio::any_io_executor executor, manager_options opts);
     ~manager() override;
     manager(manager&&) noexcept;
