@@ -1,7 +1,7 @@
 // fetch against a Beast server on 127.0.0.1 started here: cached once,
-// digests checked, cuts resumed or restarted, redirects bounded, offline,
-// HTTPS with a CA made here, files, xz and gz, two processes at once,
-// cancellation.
+// digests checked, cuts resumed or restarted, chunked and close-delimited
+// bodies, redirects bounded, offline, HTTPS with a CA made here, files, xz
+// and gz, two processes at once, cancellation.
 #define BOOST_TEST_MODULE image_fetch
 #include <localvm/error.hpp>
 #include <localvm/image/cache.hpp>
@@ -198,6 +198,32 @@ BOOST_AUTO_TEST_CASE(a_cut_body_is_restarted_when_range_is_ignored) {
         BOOST_TEST(slurp(path) == data); // not the first part twice
         BOOST_REQUIRE(server.requests().size() == 2u);
         BOOST_TEST(server.requests()[1].range == "bytes=" + std::to_string(cut) + "-");
+    });
+}
+
+BOOST_AUTO_TEST_CASE(chunked_and_close_delimited_bodies) {
+    // Bodies without a Content-Length go through Beast's parser, not the
+    // direct reads of a body of known length.
+    scratch s;
+    run([&]() -> asio::awaitable<void> {
+        http_server server(co_await asio::this_coro::executor);
+        auto data = bytes(size + 12345);
+        route chunked{data}, closed{data};
+        chunked.frame = route::framing::chunked;
+        closed.frame = route::framing::close;
+        server.add("/chunked.img", chunked);
+        server.add("/closed.img", closed);
+        auto d = digest_of(data, digest_algorithm::sha512);
+        auto o = s.options();
+        std::optional<std::uint64_t> total;
+        o.progress = [&](const fetch_progress& p) {
+            if (!p.done)
+                total = p.total;
+        };
+        BOOST_TEST(slurp(co_await fetch(server.base() + "/chunked.img", d, o)) == data);
+        BOOST_TEST(!total); // not known before the end
+        BOOST_TEST(slurp(co_await fetch(server.base() + "/closed.img", d, o)) == data);
+        BOOST_TEST(server.requests().size() == 2u);
     });
 }
 
