@@ -27,8 +27,9 @@ namespace {
 
 using clock_t_ = std::chrono::steady_clock;
 
-// Bytes received (and then hashed and written) per step of a body.
-constexpr std::size_t body_chunk = 256 * 1024;
+// Bytes received (and then hashed and written) per step of a body: 1 MiB
+// took about 8% less CPU per fetch than 256 KiB (fewer calls, same hashing).
+constexpr std::size_t body_chunk = 1024 * 1024;
 
 enum class next { done, redirect, restart };
 struct outcome {
