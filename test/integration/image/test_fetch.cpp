@@ -425,6 +425,31 @@ BOOST_AUTO_TEST_CASE(xz_and_gz_are_decompressed_and_the_digest_is_of_the_compres
     });
 }
 
+BOOST_AUTO_TEST_CASE(images_larger_than_the_write_back_step) {
+    // fetch starts write-back every 8 MiB of the file it will commit: the
+    // download, cut and resumed past the first step, and an unpacked image.
+    scratch s;
+    run([&]() -> asio::awaitable<void> {
+        const std::size_t big = 20u << 20;
+        auto data = bytes(big, 3);
+        auto zeros = std::string(big, '\0') + bytes(1000, 4);
+        std::ofstream(s.dir / "zeros", std::ios::binary) << zeros;
+        localvm::process::options p;
+        p.argv = {"gzip", "-k", "-f", (s.dir / "zeros").string()};
+        co_await localvm::process::run_checked(p);
+        auto gz = slurp(s.dir / "zeros.gz");
+        http_server server(co_await asio::this_coro::executor);
+        server.add("/big.img", route{data, (11u << 20) + 17});
+        server.add("/zeros.gz", route{gz});
+        auto o = s.options();
+        auto a = co_await fetch(server.base() + "/big.img", digest_of(data), o);
+        BOOST_TEST(slurp(a) == data);
+        BOOST_TEST(server.count("/big.img") == 2u);
+        auto b = co_await fetch(server.base() + "/zeros.gz", digest_of(gz), o);
+        BOOST_TEST(slurp(b) == zeros);
+    });
+}
+
 BOOST_AUTO_TEST_CASE(two_fetches_in_one_process_download_once) {
     scratch s;
     run([&]() -> asio::awaitable<void> {
