@@ -228,6 +228,11 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
     };
     ssh::probe_options po;
     po.timeout = timeout;
+    // A clone runs on from a saved guest whose network was up: a silent
+    // connection is its sshd being slow (a cold translation cache under
+    // TCG), not a SYN lost on the way; replacing it every 500 ms kept a
+    // cloud clone's sshd at MaxStartups for good (probe.hpp).
+    po.network_up = detail::is_clone(impl_->files);
     auto banner = co_await ssh::wait_for_banner(t.host, t.port, po, abort);
     impl_->say("ssh answers: " + banner);
     impl_->stage(boot_stage::ssh_banner, banner);
