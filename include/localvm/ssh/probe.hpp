@@ -20,7 +20,8 @@ namespace localvm::ssh {
 /// The probe works in two phases.
 ///
 /// *Before the guest answered* (no connection has yet been closed by the
-/// peer, reset, or sent a byte): a fresh connection starts every
+/// peer, reset, or sent a byte; a refused connect does not count: under
+/// hostfwd that is the host's side): a fresh connection starts every
 /// `attempt_interval`; up to `max_open_attempts` earlier silent ones stay
 /// open meanwhile (by default none: the fresh one replaces it), and the
 /// first banner on any of them wins. A silent connection under user-mode
