@@ -2,15 +2,6 @@
 // steps live in manager::impl (manager_impl.hpp): plan.cpp plans a start,
 // bring_up.cpp spawns QEMU until it runs, stop.cpp ends it, vm_files.cpp
 // keeps the VM's files.
-#include "image.hpp"
-#include "manager_impl.hpp"
-#include "plan.hpp"
-#include "sys/file.hpp"
-#include "sys/secure_dir.hpp"
-#include "snapshot_files.hpp"
-#include "vm_networks.hpp"
-#include "watch.hpp"
-
 #include <localvm/cloudinit/nocloud.hpp>
 #include <localvm/console/drain.hpp>
 #include <localvm/console/log.hpp>
@@ -24,6 +15,16 @@
 
 #include <algorithm>
 #include <chrono>
+
+#include "guest_ssh.hpp"
+#include "image.hpp"
+#include "manager_impl.hpp"
+#include "plan.hpp"
+#include "snapshot_files.hpp"
+#include "sys/file.hpp"
+#include "sys/secure_dir.hpp"
+#include "vm_networks.hpp"
+#include "watch.hpp"
 
 namespace localvm::qemu {
 namespace asio = boost::asio;
@@ -54,17 +55,29 @@ manager::~manager() = default;
 manager::manager(manager&&) noexcept = default;
 manager& manager::operator=(manager&&) noexcept = default;
 
-const options& manager::config() const noexcept { return impl_->opts; }
+const options& manager::config() const noexcept {
+    return impl_->opts;
+}
 
-const layout& manager::files() const noexcept { return impl_->files; }
+const layout& manager::files() const noexcept {
+    return impl_->files;
+}
 
-std::string manager::addr() const { return "10.0.2.2"; }
+std::string manager::addr() const {
+    return "10.0.2.2";
+}
 
-void manager::set_output(line_sink sink) { impl_->output = std::move(sink); }
+void manager::set_output(line_sink sink) {
+    impl_->output = std::move(sink);
+}
 
-void manager::set_stage_sink(stage_sink sink) { impl_->stages = std::move(sink); }
+void manager::set_stage_sink(stage_sink sink) {
+    impl_->stages = std::move(sink);
+}
 
-std::string manager::console_tail(std::size_t lines) const { return impl_->console_tail(lines); }
+std::string manager::console_tail(std::size_t lines) const {
+    return impl_->console_tail(lines);
+}
 
 asio::awaitable<void> manager::create(fs::path base_image) {
     impl& vm = *impl_;
@@ -96,8 +109,8 @@ asio::awaitable<void> manager::create(fs::path base_image) {
     auto r = co_await process::run_checked(info);
     auto parsed = detail::parse_image_info(r.out);
     if (!parsed)
-        throw_error(errc::process_failed, "qemu-img info " + base_image.string() +
-                                              " gave no image format");
+        throw_error(errc::process_failed,
+                    "qemu-img info " + base_image.string() + " gave no image format");
     if (auto why = detail::refuse_base(*parsed, base_image, vm.opts.allow_base_backing_chain);
         !why.empty())
         throw_error(errc::unsupported, why);
@@ -108,8 +121,8 @@ asio::awaitable<void> manager::create(fs::path base_image) {
     std::error_code ec;
     fs::remove(tmp, ec);
     process::options mk;
-    mk.argv = {vm.opts.qemu_img.string(), "create", "-q", "-f", "qcow2", "-F", format,
-               "-b", base_image.string(), tmp.string()};
+    mk.argv = {vm.opts.qemu_img.string(), "create",    "-q", "-f", "qcow2", "-F", format, "-b",
+               base_image.string(),       tmp.string()};
     if (!disk_bytes.empty())
         mk.argv.push_back(disk_bytes);
     vm.say("creating " + vm.files.disk.string() + " on " + base_image.string() + " (" + format +
@@ -124,13 +137,17 @@ asio::awaitable<void> manager::create(fs::path base_image) {
     }
 }
 
-asio::awaitable<bool> manager::exists() { co_return fs::exists(impl_->files.disk); }
+asio::awaitable<bool> manager::exists() {
+    co_return fs::exists(impl_->files.disk);
+}
 
 asio::awaitable<bool> manager::running() {
     co_return lock_owner(impl_->files.pidfile).has_value();
 }
 
-asio::awaitable<std::optional<pid_t>> manager::pid() { co_return lock_owner(impl_->files.pidfile); }
+asio::awaitable<std::optional<pid_t>> manager::pid() {
+    co_return lock_owner(impl_->files.pidfile);
+}
 
 asio::awaitable<status> manager::query() {
     impl& vm = *impl_;
@@ -175,8 +192,7 @@ asio::awaitable<void> manager::start(start_options so) {
     // the seed and host key its guest already has (snapshot_save.cpp).
     auto restore = detail::read_origin(vm.files);
     if (restore) {
-        detail::check_restore(*restore, plan.launch.cpus, plan.launch.memory_mib,
-                              plan.launch.boot);
+        detail::check_restore(*restore, plan.launch.cpus, plan.launch.memory_mib, plan.launch.boot);
         detail::apply_restore(plan.launch, *restore);
     }
     if (plan.launch.uefi)
@@ -217,7 +233,6 @@ asio::awaitable<void> manager::set_link(std::string network, bool up) {
 }
 
 asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
     auto t = impl_->ssh_target();
     pid_t pid = impl_->running_pid();
     auto abort = [this, pid]() -> asio::awaitable<std::string> {
@@ -226,48 +241,23 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
         co_return "QEMU (pid " + std::to_string(pid) + ") exited while waiting for SSH" +
             impl_->console_diagnosis();
     };
-    ssh::probe_options po;
-    po.timeout = timeout;
     // A clone runs on from a saved guest whose network was up: a silent
     // connection is its sshd being slow (a cold translation cache under
     // TCG), not a SYN lost on the way; replacing it every 500 ms kept a
     // cloud clone's sshd at MaxStartups for good (probe.hpp).
-    po.network_up = detail::is_clone(impl_->files);
-    auto banner = co_await ssh::wait_for_banner(t.host, t.port, po, abort);
-    impl_->say("ssh answers: " + banner);
-    impl_->stage(boot_stage::ssh_banner, banner);
-    if (impl_->opts.ssh_identity_file.empty())
-        co_return;
-    ssh::login_options lo;
-    lo.timeout = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(
-                                               deadline - std::chrono::steady_clock::now()));
-    co_await ssh::wait_for_login(t, lo, abort);
-    impl_->say("ssh login works");
-    impl_->stage(boot_stage::ssh_login, impl_->opts.ssh_user);
+    co_await detail::wait_guest_ssh(
+        impl_->opts, std::move(t), timeout, detail::is_clone(impl_->files), abort,
+        [this](const std::string& l) { impl_->say(l); }, impl_->stages);
 }
 
 asio::awaitable<shell_result> manager::shell(std::string command, shell_options opts) {
-    auto t = impl_->ssh_target();
-    ssh::shell_options so;
-    so.timeout = opts.timeout;
-    so.stdout_sink = std::move(opts.out);
-    so.stderr_sink = std::move(opts.err);
-    so.input_fd = opts.input_fd;
-    so.output_fd = opts.output_fd;
-    so.error_fd = opts.error_fd;
-    auto r = co_await ssh::shell(std::move(t), std::move(command), std::move(so));
-    co_return shell_result{r.exit_status, std::move(r.output)};
+    co_return co_await detail::guest_shell(impl_->ssh_target(), std::move(command),
+                                           std::move(opts));
 }
 
 asio::awaitable<void> manager::sync(fs::path from, std::string to, sync_options opts) {
-    auto t = impl_->ssh_target();
-    ssh::sync_options so;
-    so.chown = std::move(opts.chown);
-    so.excludes = std::move(opts.excludes);
-    so.direction = opts.direction == sync_direction::from_guest ? ssh::sync_direction::from_guest
-                                                                : ssh::sync_direction::to_guest;
-    so.output = impl_->output;
-    co_await ssh::sync(std::move(t), from.string(), std::move(to), std::move(so));
+    co_await detail::guest_sync(impl_->ssh_target(), std::move(from), std::move(to),
+                                std::move(opts), impl_->output);
 }
 
 asio::awaitable<void> manager::console() {
@@ -286,10 +276,9 @@ asio::awaitable<console::attach_end> manager::attach_monitor(console::attach_opt
     // QEMU makes the socket before it runs the guest and keeps it while it
     // lives: no socket on a running VM means it was started without one.
     if (!fs::exists(impl_->files.monitor_socket))
-        throw_error(errc::unsupported,
-                    "VM " + impl_->opts.name +
-                        " was started without a human monitor; start it with "
-                        "start_options::monitor = true to use attach_monitor");
+        throw_error(errc::unsupported, "VM " + impl_->opts.name +
+                                           " was started without a human monitor; start it with "
+                                           "start_options::monitor = true to use attach_monitor");
     opts.endpoint = "QEMU monitor";
     co_return co_await console::attach(impl_->files.monitor_socket, std::move(opts));
 }
@@ -299,9 +288,8 @@ asio::awaitable<std::string> manager::wait_for_console(std::string text, millise
     auto abort = [pid]() -> asio::awaitable<void> {
         co_await process::wait_exit(pid, milliseconds(std::chrono::hours(24)));
     };
-    co_return co_await console::wait_for_console(impl_->files.console_log,
-                                                 console::text_matcher(std::move(text)), timeout,
-                                                 abort);
+    co_return co_await console::wait_for_console(
+        impl_->files.console_log, console::text_matcher(std::move(text)), timeout, abort);
 }
 
 asio::awaitable<void> manager::stop() {
