@@ -438,8 +438,9 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
     };
     std::exception_ptr failure;
     try {
-        co_await qemu::detail::wait_guest_ssh(vm.opts.vm, std::move(t), timeout, abort,
-                                              [&vm](const std::string& l) { vm.say(l); }, {});
+        co_await qemu::detail::wait_guest_ssh(
+            vm.opts.vm, std::move(t), timeout, false, abort,
+            [&vm](const std::string& l) { vm.say(l); }, {});
     } catch (...) {
         failure = std::current_exception();
     }

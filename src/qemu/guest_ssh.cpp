@@ -53,10 +53,12 @@ asio::awaitable<cloudinit::ssh_host_key> guest_host_key(const options& o, const 
 }
 
 asio::awaitable<void> wait_guest_ssh(const options& o, ssh::target t, milliseconds timeout,
-                                     ssh::abort_hook abort, say_fn say, stage_sink stages) {
+                                     bool network_up, ssh::abort_hook abort, say_fn say,
+                                     stage_sink stages) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     ssh::probe_options po;
     po.timeout = timeout;
+    po.network_up = network_up;
     auto banner = co_await ssh::wait_for_banner(t.host, t.port, po, abort);
     if (say)
         say("ssh answers: " + banner);

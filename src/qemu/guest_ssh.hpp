@@ -37,10 +37,11 @@ using say_fn = std::function<void(const std::string&)>;
 
 /// `manager::wait_ready`'s body: the SSH banner at `t`, then, when
 /// `o.ssh_identity_file` is set, a login; both within `timeout` and raced
-/// against `abort` (`errc::guest_died`). Throws as `ssh::wait_for_banner`
-/// and `ssh::wait_for_login`.
+/// against `abort` (`errc::guest_died`). `network_up`: the guest's network
+/// is known to be up (a restored clone), see `ssh::probe_options`. Throws
+/// as `ssh::wait_for_banner` and `ssh::wait_for_login`.
 boost::asio::awaitable<void> wait_guest_ssh(const options& o, ssh::target t,
-                                            std::chrono::milliseconds timeout,
+                                            std::chrono::milliseconds timeout, bool network_up,
                                             ssh::abort_hook abort, say_fn say, stage_sink stages);
 
 /// `manager::shell`'s body at `t`.

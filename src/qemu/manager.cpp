@@ -241,9 +241,13 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
         co_return "QEMU (pid " + std::to_string(pid) + ") exited while waiting for SSH" +
             impl_->console_diagnosis();
     };
+    // A clone runs on from a saved guest whose network was up: a silent
+    // connection is its sshd being slow (a cold translation cache under
+    // TCG), not a SYN lost on the way; replacing it every 500 ms kept a
+    // cloud clone's sshd at MaxStartups for good (probe.hpp).
     co_await detail::wait_guest_ssh(
-        impl_->opts, std::move(t), timeout, abort, [this](const std::string& l) { impl_->say(l); },
-        impl_->stages);
+        impl_->opts, std::move(t), timeout, detail::is_clone(impl_->files), abort,
+        [this](const std::string& l) { impl_->say(l); }, impl_->stages);
 }
 
 asio::awaitable<shell_result> manager::shell(std::string command, shell_options opts) {

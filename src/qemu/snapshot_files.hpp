@@ -53,6 +53,10 @@ struct restore_source {
 /// `errc::protocol_error` for a damaged record.
 std::optional<restore_source> read_origin(const layout& files);
 
+/// Whether the VM at `files` is a clone (its start restores a snapshot).
+/// Reads no record: never throws.
+bool is_clone(const layout& files) noexcept;
+
 /// Throws `errc::unsupported` naming every difference between the
 /// snapshot and what a start asks for (see `restore_mismatch`).
 void check_restore(const restore_source& from, unsigned cpus, std::uint64_t memory_mib,

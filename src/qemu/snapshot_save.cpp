@@ -205,6 +205,11 @@ std::optional<restore_source> read_origin(const layout& files) {
     return r;
 }
 
+bool is_clone(const layout& files) noexcept {
+    std::error_code ec;
+    return fs::exists(origin_file(files), ec);
+}
+
 void check_restore(const restore_source& from, unsigned cpus, std::uint64_t memory_mib,
                    const std::optional<direct_boot>& boot) {
     auto why = restore_mismatch(from.snap, cpus, memory_mib, boot, digest_now);
