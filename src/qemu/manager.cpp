@@ -188,9 +188,13 @@ asio::awaitable<void> manager::start(start_options so) {
                                                std::to_string(*owner) + ")");
     require_disk();
     auto previous = vm.settle_state(state_record::persist);
-    // A clone restores its snapshot's machine instead of booting; it keeps
-    // the seed and host key its guest already has (snapshot_save.cpp).
+    // A clone's first start restores its snapshot's machine instead of
+    // booting; it keeps the seed and host key its guest already has
+    // (snapshot_save.cpp). Once restored, its disk is its own: later starts
+    // boot that disk cold, as any VM's (the saved memory would not match it).
     auto restore = detail::read_origin(vm.files);
+    if (restore && restore->restored)
+        restore.reset();
     if (restore) {
         detail::check_restore(*restore, plan.launch.cpus, plan.launch.memory_mib, plan.launch.boot);
         detail::apply_restore(plan.launch, *restore);
