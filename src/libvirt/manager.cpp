@@ -16,9 +16,9 @@
 
 #include "libvirt/domain_xml.hpp"
 #include "libvirt/volume_xml.hpp"
+#include "qemu/base_check.hpp"
 #include "qemu/guest_ssh.hpp"
 #include "qemu/hostfwd.hpp"
-#include "qemu/image.hpp"
 #include "qemu/lock.hpp"
 #include "qemu/plan.hpp"
 #include "qemu/stop_machine.hpp"
@@ -255,15 +255,7 @@ const qemu::layout& manager::files() const noexcept {
 
 asio::awaitable<void> manager::create(fs::path base_image) {
     impl& vm = *impl_;
-    std::optional<std::uint64_t> capacity;
-    if (!vm.opts.vm.disk_size.empty()) {
-        boost::system::error_code sec;
-        capacity = qemu::parse_disk_size(vm.opts.vm.disk_size, sec);
-        if (!capacity)
-            throw_error(errc::invalid_argument,
-                        "disk_size: \"" + vm.opts.vm.disk_size +
-                            "\" is not a size like 20G, 512M or a number of bytes");
-    }
+    const auto capacity = qemu::detail::requested_disk_bytes(vm.opts.vm);
     if (!fs::exists(base_image))
         throw_error(errc::not_found, "base image " + base_image.string() + " does not exist");
     base_image = fs::absolute(base_image);
@@ -272,21 +264,10 @@ asio::awaitable<void> manager::create(fs::path base_image) {
     if (existing)
         throw_error(errc::already_exists, "VM " + vm.name() + " already exists (volume " +
                                               vm.overlay_name() + " in pool " + vm.opts.pool + ")");
-    process::options info;
-    info.argv = qemu::detail::limited_info_argv(vm.opts.vm.qemu_img, base_image);
-    info.timeout = std::chrono::seconds(60);
-    auto r = co_await process::run_checked(info);
-    auto parsed = qemu::detail::parse_image_info(r.out);
-    if (!parsed)
-        throw_error(errc::process_failed,
-                    "qemu-img info " + base_image.string() + " gave no image format");
-    if (auto why =
-            qemu::detail::refuse_base(*parsed, base_image, vm.opts.vm.allow_base_backing_chain);
-        !why.empty())
-        throw_error(errc::unsupported, why);
-    auto xml = detail::overlay_volume_xml(vm.overlay_name(), base_image, parsed->format, capacity);
+    const auto format = co_await qemu::detail::check_base(vm.opts.vm, base_image);
+    auto xml = detail::overlay_volume_xml(vm.overlay_name(), base_image, format, capacity);
     vm.say("creating volume " + vm.overlay_name() + " in pool " + vm.opts.pool + " on " +
-           base_image.string() + " (" + parsed->format + ")");
+           base_image.string() + " (" + format + ")");
     auto p = co_await vm.pool();
     auto* c = co_await vm.connection();
     co_await c->create_volume(p, std::move(xml));

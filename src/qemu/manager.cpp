@@ -16,8 +16,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "base_check.hpp"
 #include "guest_ssh.hpp"
-#include "image.hpp"
 #include "manager_impl.hpp"
 #include "plan.hpp"
 #include "snapshot_files.hpp"
@@ -81,17 +81,7 @@ std::string manager::console_tail(std::size_t lines) const {
 
 asio::awaitable<void> manager::create(fs::path base_image) {
     impl& vm = *impl_;
-    // qemu-img gets the size as a plain byte count, never the caller's text.
-    std::string disk_bytes;
-    if (!vm.opts.disk_size.empty()) {
-        boost::system::error_code sec;
-        auto bytes = parse_disk_size(vm.opts.disk_size, sec);
-        if (!bytes)
-            throw_error(errc::invalid_argument,
-                        "disk_size: \"" + vm.opts.disk_size +
-                            "\" is not a size like 20G, 512M or a number of bytes");
-        disk_bytes = std::to_string(*bytes);
-    }
+    const auto disk_bytes = detail::requested_disk_bytes(vm.opts);
     if (!fs::exists(base_image))
         throw_error(errc::not_found, "base image " + base_image.string() + " does not exist");
     base_image = fs::absolute(base_image);
@@ -103,18 +93,7 @@ asio::awaitable<void> manager::create(fs::path base_image) {
 
     // The base may be hostile: qemu-img reads it under limits, and one that
     // makes QEMU open other host files is refused.
-    process::options info;
-    info.argv = detail::limited_info_argv(vm.opts.qemu_img, base_image);
-    info.timeout = std::chrono::seconds(60);
-    auto r = co_await process::run_checked(info);
-    auto parsed = detail::parse_image_info(r.out);
-    if (!parsed)
-        throw_error(errc::process_failed,
-                    "qemu-img info " + base_image.string() + " gave no image format");
-    if (auto why = detail::refuse_base(*parsed, base_image, vm.opts.allow_base_backing_chain);
-        !why.empty())
-        throw_error(errc::unsupported, why);
-    const std::string& format = parsed->format;
+    const auto format = co_await detail::check_base(vm.opts, base_image);
 
     auto tmp = vm.files.disk;
     tmp += ".tmp-create";
@@ -123,8 +102,8 @@ asio::awaitable<void> manager::create(fs::path base_image) {
     process::options mk;
     mk.argv = {vm.opts.qemu_img.string(), "create",    "-q", "-f", "qcow2", "-F", format, "-b",
                base_image.string(),       tmp.string()};
-    if (!disk_bytes.empty())
-        mk.argv.push_back(disk_bytes);
+    if (disk_bytes)
+        mk.argv.push_back(std::to_string(*disk_bytes));
     vm.say("creating " + vm.files.disk.string() + " on " + base_image.string() + " (" + format +
            ")");
     try {
