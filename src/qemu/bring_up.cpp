@@ -70,7 +70,7 @@ asio::awaitable<void> manager::impl::launch(launch_plan plan, std::vector<nic_st
     for (;;) {
         auto argv = command_line(plan);
         say("starting " + plan.qemu_binary.string() + " (" + choice.reason + ")");
-        auto drainer = console::log_drainer::start(files.console_log);
+        auto drainer = co_await console::log_drainer::launch(files.console_log);
         process::detached_options d;
         d.argv = argv;
         d.stdout_file = files.qemu_log;
