@@ -12,7 +12,11 @@
 //   what the stand-in itself costs.
 // Prints `metric NAME VALUE UNIT` lines, and at the end the goals
 // judged from the smallest and largest N (`goal NAME met|MISSED (...)`).
-// usage: bench_scale [N...]   (env IDLE_SECONDS, default 10)
+// A failed phase tears down what the run made (VMs stopped and removed,
+// left-over processes killed, files removed) before it exits 1.
+// usage: bench_scale [N...]   (env IDLE_SECONDS, default 10; SCALE_ROOT, the
+// run directory's parent, default /tmp; SCALE_FAIL_PHASE=NAME makes that
+// phase fail, for the teardown's test)
 #include <localvm/qemu/manager.hpp>
 #include <localvm/qmp/client.hpp>
 
@@ -40,10 +44,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -154,7 +160,22 @@ struct phase_result {
     std::vector<double> ms;
     double wall_ms = 0;
 };
-phase_result phase(asio::io_context& ctx, int n, std::function<asio::awaitable<void>(int)> op) {
+// SCALE_FAIL_PHASE=NAME: that phase fails (its last call throws after its
+// work is done), to check that a failed run leaves nothing behind.
+bool injected_failure(const std::string& name) {
+    const char* f = std::getenv("SCALE_FAIL_PHASE");
+    return f && name == f;
+}
+
+phase_result phase(asio::io_context& ctx, const std::string& name, int n,
+                   std::function<asio::awaitable<void>(int)> op) {
+    if (injected_failure(name)) {
+        op = [op, n, name](int i) -> asio::awaitable<void> {
+            co_await op(i);
+            if (i == n - 1)
+                throw std::runtime_error("phase " + name + " fails (SCALE_FAIL_PHASE)");
+        };
+    }
     phase_result r;
     r.ms.assign(static_cast<std::size_t>(n), 0);
     std::exception_ptr failure;
@@ -255,6 +276,7 @@ double bare_stand_ins(const std::string& fake, const fs::path& dir, int n) {
         socks.push_back(sock);
     }
     std::vector<int> fds;
+    try {
     for (auto& sock : socks) {
         sockaddr_un a{};
         a.sun_family = AF_UNIX;
@@ -281,9 +303,18 @@ double bare_stand_ins(const std::string& fake, const fs::path& dir, int n) {
                 buf.append(tmp, static_cast<std::size_t>(k));
             }
         };
+        fds.push_back(fd);
         say("{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"cont\"}\n");
         replies(3); // greeting, return, return (RESUME may follow)
-        fds.push_back(fd);
+    }
+    } catch (...) {
+        for (int fd : fds)
+            ::close(fd);
+        for (pid_t p : pids) {
+            ::kill(p, SIGKILL);
+            ::waitpid(p, nullptr, 0);
+        }
+        throw;
     }
     double wall = ms_since(t0);
     for (int fd : fds) {
@@ -295,6 +326,80 @@ double bare_stand_ins(const std::string& fake, const fs::path& dir, int n) {
         ::waitpid(p, nullptr, 0);
     fs::remove_all(dir);
     return wall;
+}
+
+// The processes whose command line names a path under `root`, this one
+// excepted: the run's stand-ins, supervisors and console drainers.
+std::vector<pid_t> processes_under(const fs::path& root) {
+    std::vector<pid_t> found;
+    const std::string prefix = root.string() + "/";
+    std::error_code ec;
+    for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename();
+        if (name.find_first_not_of("0123456789") != std::string::npos)
+            continue;
+        const pid_t pid = std::stoi(name);
+        if (pid == ::getpid())
+            continue;
+        std::ifstream f(it->path() / "cmdline");
+        std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+        if (cmd.find(prefix) != std::string::npos)
+            found.push_back(pid);
+    }
+    return found;
+}
+
+// The last resort: SIGKILL for every process of this run still there, and
+// a wait (at most 5 s each, on their pidfds) until they are gone.
+void kill_leftovers(const fs::path& root) {
+    for (pid_t pid : processes_under(root)) {
+        int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+        if (fd < 0)
+            continue;
+        std::cerr << "bench_scale: killing left-over process " << pid << "\n";
+        ::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
+        pollfd p{fd, POLLIN, 0};
+        ::poll(&p, 1, 5000);
+        ::close(fd);
+    }
+}
+
+// After a failed phase: the held QMP clients closed, then every VM stopped
+// (when it runs) and removed, all at once on the io_context, errors
+// ignored (a VM whose start failed is not running), within 2 minutes.
+void teardown(asio::io_context& ctx, std::vector<std::unique_ptr<localvm::qemu::manager>>& vms,
+              std::vector<std::optional<localvm::qmp::client>>& extra) {
+    for (auto& c : extra)
+        if (c)
+            c->close();
+    extra.clear();
+    std::size_t finished = 0;
+    for (auto& vm : vms)
+        asio::co_spawn(
+            ctx,
+            [&vm]() -> asio::awaitable<void> {
+                try {
+                    if (co_await vm->running())
+                        co_await vm->stop();
+                } catch (const std::exception& e) {
+                    std::cerr << "bench_scale: teardown: " << e.what() << "\n";
+                }
+                try {
+                    co_await vm->remove();
+                } catch (const std::exception& e) {
+                    std::cerr << "bench_scale: teardown: " << e.what() << "\n";
+                }
+            },
+            [&](std::exception_ptr) { ++finished; });
+    ctx.restart();
+    const auto deadline = clk::now() + std::chrono::minutes(2);
+    while (finished < vms.size() && clk::now() < deadline)
+        ctx.run_one_for(std::chrono::seconds(1));
+    if (finished == vms.size())
+        vms.clear();
+    // else: coroutines still refer to the managers; leave them (the process
+    // is about to end, and kill_leftovers ends what they started).
 }
 
 } // namespace
@@ -317,8 +422,10 @@ int main(int argc, char** argv) {
     ::setrlimit(RLIMIT_NOFILE, &lim);
     ::signal(SIGPIPE, SIG_IGN);
 
-    char tmpl[] = "/tmp/lvscale-XXXXXX";
-    if (!::mkdtemp(tmpl))
+    // SCALE_ROOT: where the run's directory goes (default /tmp).
+    const char* root_env = std::getenv("SCALE_ROOT");
+    std::string tmpl = std::string(root_env && *root_env ? root_env : "/tmp") + "/lvscale-XXXXXX";
+    if (!::mkdtemp(tmpl.data()))
         return 1;
     const fs::path root = tmpl;
     int status = 0;
@@ -336,6 +443,7 @@ int main(int argc, char** argv) {
             const fs::path home = root / ("n" + std::to_string(n));
             std::vector<std::unique_ptr<localvm::qemu::manager>> vms;
             std::vector<std::optional<localvm::qmp::client>> extra(static_cast<std::size_t>(n));
+            try {
             const long rss0 = rss_kib();
             const int fds0 = open_fds();
             for (int i = 0; i < n; ++i) {
@@ -355,7 +463,7 @@ int main(int argc, char** argv) {
             auto at = [&](int i) -> localvm::qemu::manager& {
                 return *vms[static_cast<std::size_t>(i)];
             };
-            report(n, "create", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+            report(n, "create", phase(ctx, "create", n, [&](int i) -> asio::awaitable<void> {
                        co_await at(i).create(root / "base.qcow2");
                    }));
             // Where start's time goes: each stage's time since that start began.
@@ -375,7 +483,7 @@ int main(int argc, char** argv) {
             so.ports = {{"127.0.0.1", 0, 22}};
             goal_figures& gf = goals[n];
             {
-                auto r = phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+                auto r = phase(ctx, "start", n, [&](int i) -> asio::awaitable<void> {
                     began[static_cast<std::size_t>(i)] = clk::now();
                     co_await at(i).start(so);
                 });
@@ -389,7 +497,7 @@ int main(int argc, char** argv) {
             gf.bare_wall_ms = bare_stand_ins(fake, root / ("bare" + std::to_string(n)), n);
             metric(n, "stand_in_bare_start_wall_ms", gf.bare_wall_ms, "ms");
             {
-                auto r = phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+                auto r = phase(ctx, "query", n, [&](int i) -> asio::awaitable<void> {
                     auto q = co_await at(i).query();
                     if (!q.running)
                         throw std::runtime_error("not running");
@@ -397,16 +505,16 @@ int main(int argc, char** argv) {
                 report(n, "query", r);
                 gf.query_p99_ms = pct(r.ms, 0.99);
             }
-            report(n, "running", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+            report(n, "running", phase(ctx, "running", n, [&](int i) -> asio::awaitable<void> {
                        if (!co_await at(i).running())
                            throw std::runtime_error("not running");
                    }));
-            report(n, "extra_qmp_connect", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+            report(n, "extra_qmp_connect", phase(ctx, "extra_qmp_connect", n, [&](int i) -> asio::awaitable<void> {
                        extra[static_cast<std::size_t>(i)].emplace(
                            co_await localvm::qmp::client::connect(
                                at(i).files().extra_qmp_sockets.at(0).string()));
                    }));
-            report(n, "qmp_query_status", phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+            report(n, "qmp_query_status", phase(ctx, "qmp_query_status", n, [&](int i) -> asio::awaitable<void> {
                        auto st = co_await extra[static_cast<std::size_t>(i)]->query_status();
                        if (!st.running)
                            throw std::runtime_error("not running");
@@ -431,11 +539,11 @@ int main(int argc, char** argv) {
                 c->close();
             extra.clear();
             report(n, "stop",
-                   phase(ctx, n, [&](int i) -> asio::awaitable<void> { co_await at(i).stop(); }));
+                   phase(ctx, "stop", n, [&](int i) -> asio::awaitable<void> { co_await at(i).stop(); }));
             // Again, now that each VM has its host key (the first start ran
             // ssh-keygen for each): start's own cost.
             {
-                auto r = phase(ctx, n, [&](int i) -> asio::awaitable<void> {
+                auto r = phase(ctx, "start_again", n, [&](int i) -> asio::awaitable<void> {
                     began[static_cast<std::size_t>(i)] = clk::now();
                     co_await at(i).start(so);
                 });
@@ -446,18 +554,25 @@ int main(int argc, char** argv) {
                 metric(n, std::string("start_again_stage_") + stage_names[k] + "_p50_ms",
                        pct(stage_ms[k], 0.5), "ms");
             report(n, "stop_again",
-                   phase(ctx, n, [&](int i) -> asio::awaitable<void> { co_await at(i).stop(); }));
+                   phase(ctx, "stop_again", n, [&](int i) -> asio::awaitable<void> { co_await at(i).stop(); }));
             report(n, "remove",
-                   phase(ctx, n, [&](int i) -> asio::awaitable<void> { co_await at(i).remove(); }));
+                   phase(ctx, "remove", n, [&](int i) -> asio::awaitable<void> { co_await at(i).remove(); }));
             vms.clear();
             ctx.restart();
             ctx.run(); // nothing may be left waiting
+            } catch (...) {
+                teardown(ctx, vms, extra);
+                throw;
+            }
         }
     } catch (const std::exception& e) {
         std::cerr << "bench_scale: " << e.what() << "\n";
         status = 1;
     }
     print_goals(goals);
+    // Whatever a failure left (a stand-in a failed start could not end, a
+    // supervisor, a drainer): killed, then the files go.
+    kill_leftovers(root);
     std::error_code ec;
     fs::remove_all(root, ec);
     return status;
