@@ -159,6 +159,7 @@ void metric(int n, const std::string& name, double v, const char* unit) {
 struct phase_result {
     std::vector<double> ms;
     double wall_ms = 0;
+    double cpu_ms = 0; ///< This process's CPU time in the phase (children not counted).
 };
 // SCALE_FAIL_PHASE=NAME: that phase fails (its last call throws after its
 // work is done), to check that a failed run leaves nothing behind.
@@ -181,6 +182,7 @@ phase_result phase(asio::io_context& ctx, const std::string& name, int n,
     std::exception_ptr failure;
     int finished = 0;
     auto t0 = clk::now();
+    const double c0 = self_cpu_ms();
     for (int i = 0; i < n; ++i)
         asio::co_spawn(
             ctx,
@@ -199,6 +201,45 @@ phase_result phase(asio::io_context& ctx, const std::string& name, int n,
     while (finished < n)
         ctx.run_one();
     r.wall_ms = ms_since(t0);
+    r.cpu_ms = self_cpu_ms() - c0;
+    if (failure)
+        std::rethrow_exception(failure);
+    return r;
+}
+
+// One call at a time: `calls` calls of `op(i % n)`, each awaited before the
+// next; per call its latency and this thread's CPU time, in ms.
+struct serial_result {
+    std::vector<double> ms, cpu_ms;
+};
+double thread_cpu_ms() {
+    timespec t{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6;
+}
+serial_result serial_calls(asio::io_context& ctx, int n, int calls,
+                           std::function<asio::awaitable<void>(int)> op) {
+    serial_result r;
+    bool done = false;
+    std::exception_ptr failure;
+    asio::co_spawn(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+            for (int k = 0; k < calls; ++k) {
+                const auto t = clk::now();
+                const double c = thread_cpu_ms();
+                co_await op(k % n);
+                r.cpu_ms.push_back(thread_cpu_ms() - c);
+                r.ms.push_back(ms_since(t));
+            }
+        },
+        [&](std::exception_ptr e) {
+            done = true;
+            failure = e;
+        });
+    ctx.restart();
+    while (!done)
+        ctx.run_one();
     if (failure)
         std::rethrow_exception(failure);
     return r;
@@ -206,7 +247,7 @@ phase_result phase(asio::io_context& ctx, const std::string& name, int n,
 
 // What the goals (#20) are judged on, per N.
 struct goal_figures {
-    double query_p99_ms = 0, start_wall_ms = 0, start_again_wall_ms = 0, bare_wall_ms = 0,
+    double query_p99_ms = 0, query_cpu_p99_ms = 0, start_wall_ms = 0, start_again_wall_ms = 0, bare_wall_ms = 0,
            idle_pct = 0;
 };
 
@@ -231,7 +272,11 @@ void print_goals(const std::map<int, goal_figures>& g) {
     };
     const double q = first.query_p99_ms > 0 ? last.query_p99_ms / first.query_p99_ms : 0;
     line("query_p99_n" + std::to_string(nmax) + "_over_n" + std::to_string(n1), q, "x", q <= 2.0,
-         "p99 of one query at the largest N within 2x of the smallest");
+         "p99 of one query (one at a time) at the largest N within 2x of the smallest");
+    const double qc =
+        first.query_cpu_p99_ms > 0 ? last.query_cpu_p99_ms / first.query_cpu_p99_ms : 0;
+    line("query_cpu_p99_n" + std::to_string(nmax) + "_over_n" + std::to_string(n1), qc, "x",
+         qc <= 2.0, "p99 of one query's CPU time at the largest N within 2x of the smallest");
     // Start against the stand-ins' own start, spawned by hand at once: the
     // second start (host keys exist; the first also runs ssh-keygen per VM).
     const double st = last.bare_wall_ms > 0 ? last.start_again_wall_ms / last.bare_wall_ms : 0;
@@ -248,6 +293,7 @@ void report(int n, const std::string& name, const phase_result& r) {
     metric(n, name + "_p50_ms", pct(r.ms, 0.5), "ms");
     metric(n, name + "_p99_ms", pct(r.ms, 0.99), "ms");
     metric(n, name + "_wall_ms", r.wall_ms, "ms");
+    metric(n, name + "_cpu_per_call_ms", r.cpu_ms / static_cast<double>(r.ms.size()), "ms");
 }
 
 // The baseline: n stand-ins spawned at once by hand, each driven over a
@@ -502,8 +548,25 @@ int main(int argc, char** argv) {
                     if (!q.running)
                         throw std::runtime_error("not running");
                 });
+                // All N at once: p99 is mostly the wait behind the others
+                // (queueing on one thread), not one call's cost.
                 report(n, "query", r);
+            }
+            {
+                // One call at a time, 500 calls at every N (round robin over
+                // the VMs): each call's own latency, and its CPU time (this
+                // thread's), which other processes' load does not inflate.
+                auto r = serial_calls(ctx, n, 500, [&](int i) -> asio::awaitable<void> {
+                    auto q = co_await at(i).query();
+                    if (!q.running)
+                        throw std::runtime_error("not running");
+                });
+                metric(n, "query_serial_p50_ms", pct(r.ms, 0.5), "ms");
+                metric(n, "query_serial_p99_ms", pct(r.ms, 0.99), "ms");
+                metric(n, "query_serial_cpu_p50_ms", pct(r.cpu_ms, 0.5), "ms");
+                metric(n, "query_serial_cpu_p99_ms", pct(r.cpu_ms, 0.99), "ms");
                 gf.query_p99_ms = pct(r.ms, 0.99);
+                gf.query_cpu_p99_ms = pct(r.cpu_ms, 0.99);
             }
             report(n, "running", phase(ctx, "running", n, [&](int i) -> asio::awaitable<void> {
                        if (!co_await at(i).running())
