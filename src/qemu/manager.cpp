@@ -2,6 +2,7 @@
 // steps live in manager::impl (manager_impl.hpp): plan.cpp plans a start,
 // bring_up.cpp spawns QEMU until it runs, stop.cpp ends it, vm_files.cpp
 // keeps the VM's files.
+#include "detail/await.hpp"
 #include "image.hpp"
 #include "manager_impl.hpp"
 #include "plan.hpp"
@@ -221,7 +222,7 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
     auto t = impl_->ssh_target();
     pid_t pid = impl_->running_pid();
     auto abort = [this, pid]() -> asio::awaitable<std::string> {
-        co_await process::wait_exit(pid, milliseconds(std::chrono::hours(24)));
+        co_await process::wait_exit(pid, no_deadline);
         co_await console::wait_drained(impl_->files.console_log, milliseconds(2000));
         co_return "QEMU (pid " + std::to_string(pid) + ") exited while waiting for SSH" +
             impl_->console_diagnosis();
@@ -234,35 +235,20 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
     if (impl_->opts.ssh_identity_file.empty())
         co_return;
     ssh::login_options lo;
-    lo.timeout = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(
-                                               deadline - std::chrono::steady_clock::now()));
+    lo.timeout = localvm::detail::time_left(deadline);
     co_await ssh::wait_for_login(t, lo, abort);
     impl_->say("ssh login works");
     impl_->stage(boot_stage::ssh_login, impl_->opts.ssh_user);
 }
 
 asio::awaitable<shell_result> manager::shell(std::string command, shell_options opts) {
-    auto t = impl_->ssh_target();
-    ssh::shell_options so;
-    so.timeout = opts.timeout;
-    so.stdout_sink = std::move(opts.out);
-    so.stderr_sink = std::move(opts.err);
-    so.input_fd = opts.input_fd;
-    so.output_fd = opts.output_fd;
-    so.error_fd = opts.error_fd;
-    auto r = co_await ssh::shell(std::move(t), std::move(command), std::move(so));
-    co_return shell_result{r.exit_status, std::move(r.output)};
+    co_return co_await ssh::shell(impl_->ssh_target(), std::move(command), std::move(opts));
 }
 
 asio::awaitable<void> manager::sync(fs::path from, std::string to, sync_options opts) {
-    auto t = impl_->ssh_target();
-    ssh::sync_options so;
-    so.chown = std::move(opts.chown);
-    so.excludes = std::move(opts.excludes);
-    so.direction = opts.direction == sync_direction::from_guest ? ssh::sync_direction::from_guest
-                                                                : ssh::sync_direction::to_guest;
-    so.output = impl_->output;
-    co_await ssh::sync(std::move(t), from.string(), std::move(to), std::move(so));
+    if (!opts.output)
+        opts.output = impl_->output;
+    co_await ssh::sync(impl_->ssh_target(), from.string(), std::move(to), std::move(opts));
 }
 
 asio::awaitable<void> manager::console() {
@@ -291,8 +277,9 @@ asio::awaitable<console::attach_end> manager::attach_monitor(console::attach_opt
 
 asio::awaitable<std::string> manager::wait_for_console(std::string text, milliseconds timeout) {
     pid_t pid = impl_->running_pid();
-    auto abort = [pid]() -> asio::awaitable<void> {
-        co_await process::wait_exit(pid, milliseconds(std::chrono::hours(24)));
+    auto abort = [pid]() -> asio::awaitable<std::string> {
+        co_await process::wait_exit(pid, no_deadline);
+        co_return "QEMU (pid " + std::to_string(pid) + ") exited";
     };
     co_return co_await console::wait_for_console(impl_->files.console_log,
                                                  console::text_matcher(std::move(text)), timeout,
