@@ -16,6 +16,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -33,6 +34,7 @@ namespace {
 constexpr int serial_calls = 3000;
 constexpr int parallel_calls = 8000;
 constexpr int in_flight = 16;
+constexpr int rounds = 3;
 
 void metric(const char* name, double value, const char* unit) {
     std::printf("metric %s %.6g %s\n", name, value, unit);
@@ -115,21 +117,29 @@ int main() {
             co_await c.create(d);
             d = co_await c.lookup_domain("localvm-bench");
             co_await localvm_rate(c, d, 200, 1); // warm-up
-            const double ours_serial = co_await localvm_rate(c, d, serial_calls, 1);
-            const double ours_parallel = co_await localvm_rate(c, d, parallel_calls, in_flight);
-
-            localvm::process::options py;
-            py.argv = {"/usr/bin/python3",
-                       "-c",
-                       python,
-                       "qemu+unix:///system?socket=" + daemon.socket(),
-                       std::to_string(serial_calls),
-                       std::to_string(parallel_calls),
-                       std::to_string(in_flight)};
-            auto r = co_await localvm::process::run_checked(py);
-            std::istringstream in(r.out);
-            double theirs_serial = 0, theirs_parallel = 0;
-            in >> theirs_serial >> theirs_parallel;
+            // Rounds, the two clients in turn, best of each: on a shared
+            // machine (and while the new domain's firmware still runs) one
+            // measurement alone says more about the load than the client.
+            double ours_serial = 0, ours_parallel = 0, theirs_serial = 0, theirs_parallel = 0;
+            for (int round = 0; round < rounds; ++round) {
+                ours_serial = std::max(ours_serial, co_await localvm_rate(c, d, serial_calls, 1));
+                ours_parallel =
+                    std::max(ours_parallel, co_await localvm_rate(c, d, parallel_calls, in_flight));
+                localvm::process::options py;
+                py.argv = {"/usr/bin/python3",
+                           "-c",
+                           python,
+                           "qemu+unix:///system?socket=" + daemon.socket(),
+                           std::to_string(serial_calls),
+                           std::to_string(parallel_calls),
+                           std::to_string(in_flight)};
+                auto r = co_await localvm::process::run_checked(py);
+                std::istringstream in(r.out);
+                double serial = 0, parallel = 0;
+                in >> serial >> parallel;
+                theirs_serial = std::max(theirs_serial, serial);
+                theirs_parallel = std::max(theirs_parallel, parallel);
+            }
 
             metric("libvirt_get_state_serial_localvm", ours_serial, "1/s");
             metric("libvirt_get_state_serial_libvirt_python", theirs_serial, "1/s");

@@ -1,9 +1,16 @@
-// What a VM's supervisor (a fork of its starter, not exec'd: see
-// process/detached.hpp) costs in memory when the starter holds a large heap:
-// its RSS, proportional (PSS) and private memory from
+// What a VM's supervisor costs in memory when the starter holds a large
+// heap: its RSS, proportional (PSS) and private memory from
 // /proc/<pid>/smaps_rollup, while the starter still holds the heap and
-// after the starter freed it (copy-on-write: the supervisor's copy then
-// becomes its own). The baseline is the program itself (`sleep`), exec'd.
+// after the starter freed it. Side by side:
+//   supervisor_*        the supervisor as it is: localvm's helper program
+//                       localvm-supervise, exec'd (process/detached.hpp);
+//   fork_without_exec_* what it was before (issue #20): a fork of the
+//                       starter that goes on running, which keeps a
+//                       copy-on-write image of the starter's memory (its
+//                       own once the starter frees the heap);
+//   program_execd_*     the baseline: the program itself (`sleep`), exec'd.
+// Run through `meson test --benchmark` or `meson devenv`, so that the
+// library finds its helper in the build tree (LOCALVM_LIBEXECDIR).
 // usage: bench_supervisor_memory [HEAP_MIB]   (default 512)
 #include <localvm/process/detached.hpp>
 
@@ -19,6 +26,7 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace {
@@ -76,11 +84,21 @@ int main(int argc, char** argv) {
     proc.commit();
     const pid_t program = proc.pid();
     const pid_t supervisor = parent_of(program);
+    // The former supervisor's way: a fork that does not exec and waits.
+    const pid_t forked = ::fork();
+    if (forked == 0) {
+        ::pause();
+        ::_exit(0);
+    }
     std::printf("metric starter_heap_mib %zu MiB\n", mib);
     report("heap_held", "supervisor", supervisor);
+    report("heap_held", "fork_without_exec", forked);
     report("heap_held", "program_execd", program);
     ::munmap(heap, bytes); // the starter lets go of its heap
     report("heap_freed", "supervisor", supervisor);
+    report("heap_freed", "fork_without_exec", forked);
+    ::kill(forked, SIGKILL);
+    ::waitpid(forked, nullptr, 0);
     // End it; the supervisor records the end, then exits: wait for that.
     int sfd = static_cast<int>(::syscall(SYS_pidfd_open, supervisor, 0));
     ::kill(program, SIGTERM);

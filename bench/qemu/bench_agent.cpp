@@ -2,7 +2,7 @@
 // side: a command's round trip (`exec` of `true` through the agent vs
 // `shell("true")` through ssh, each a fresh connection as the calls make
 // them), and copy throughput (`copy_in`/`copy_out` through the agent, 1 MiB
-// and 4 MiB chunks, vs `sync`, rsync over ssh, host to guest), the runs of
+// and 4 MiB chunks in, vs `sync`, rsync over ssh, both ways), the runs of
 // each kind interleaved.
 // usage: bench_agent [RUNS] [MIB]   (the guest: test/guests/build cloud)
 #include <localvm/qemu/manager.hpp>
@@ -87,7 +87,9 @@ asio::awaitable<void> run(int runs, int mib) {
             c = static_cast<char>(gen());
         std::ofstream(src, std::ios::binary) << data;
     }
-    std::vector<double> in1, in4, out1, rsync;
+    std::vector<double> in1, in4, out1, rsync, rsync_out;
+    localvm::sync_options back;
+    back.direction = localvm::sync_direction::from_guest;
     localvm::qemu::copy_options one, four;
     four.chunk_size = std::size_t(4) << 20;
     for (int i = 0; i < runs; ++i) {
@@ -104,12 +106,19 @@ asio::awaitable<void> run(int runs, int mib) {
         t0 = clk::now();
         co_await m.sync(src, "/tmp/rsync.bin", localvm::sync_options());
         rsync.push_back(mib / (ms_since(t0) / 1000));
+        fs::remove(h.root / "rsync-back.bin");
+        t0 = clk::now();
+        co_await m.sync("/tmp/rsync.bin", (h.root / "rsync-back.bin").string(), back);
+        rsync_out.push_back(mib / (ms_since(t0) / 1000));
     }
     std::printf("metric cloud_agent_copy_in_1mib_chunks %.2f MiB/s\n", median(in1));
     std::printf("metric cloud_agent_copy_in_4mib_chunks %.2f MiB/s\n", median(in4));
     std::printf("metric cloud_agent_copy_out_1mib_chunks %.2f MiB/s\n", median(out1));
     std::printf("metric cloud_rsync_ssh_copy_in %.2f MiB/s\n", median(rsync));
+    std::printf("metric cloud_rsync_ssh_copy_out %.2f MiB/s\n", median(rsync_out));
     std::printf("metric cloud_agent_copy_in_over_rsync %.3f ratio\n", median(in1) / median(rsync));
+    std::printf("metric cloud_agent_copy_out_over_rsync %.3f ratio\n",
+                median(out1) / median(rsync_out));
     co_await m.stop();
     co_await m.remove();
 }

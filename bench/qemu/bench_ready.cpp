@@ -17,7 +17,12 @@
 // each boot also yields the probe's lag behind the guest (banner - "ssh
 // ready"): that figure does not depend on how fast the boot was, which on a
 // loaded machine varies by seconds from boot to boot.
-// usage: bench_ready [RUNS]    (the guest: test/guests/build tiny)
+// A second mode (issue #20, point 3) shows what TCG contention costs on this
+// machine: K tiny guests started at once from one io_context (start() then
+// wait_ready() each), for each K given; the time until all are ready, the
+// first and the median, one round per K, stopped and removed between.
+// usage: bench_ready [RUNS]                (the guest: test/guests/build tiny)
+//        bench_ready --concurrent K...     (e.g. --concurrent 1 4 8)
 #include <localvm/process/child.hpp>
 #include <localvm/qemu/manager.hpp>
 #include <localvm/ssh/probe.hpp>
@@ -33,8 +38,10 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -322,7 +329,88 @@ double median(std::vector<double> v) {
 
 } // namespace
 
+// K guests booted at once, for each K of `counts`: `metric` lines.
+int concurrent(const std::vector<int>& counts) {
+    auto g = lve2e::load_guest("tiny");
+    lve2e::home h;
+    asio::io_context ctx;
+    try {
+        std::exception_ptr failure;
+        asio::co_spawn(
+            ctx,
+            [&]() -> asio::awaitable<void> {
+                localvm::process::options base;
+                base.argv = {"qemu-img", "create", "-q", "-f", "qcow2",
+                             (h.root / "base.qcow2").string(), "64M"};
+                co_await localvm::process::run_checked(base);
+            },
+            [&](std::exception_ptr e) { failure = e; });
+        ctx.run();
+        if (failure)
+            std::rethrow_exception(failure);
+        for (int k : counts) {
+            std::vector<std::unique_ptr<localvm::qemu::manager>> vms;
+            for (int i = 0; i < k; ++i)
+                vms.push_back(std::make_unique<localvm::qemu::manager>(
+                    ctx.get_executor(),
+                    h.options("c" + std::to_string(k) + "-" + std::to_string(i))));
+            std::vector<double> started(static_cast<std::size_t>(k)), ready(started);
+            int finished = 0;
+            // Each phase for all K at once; the first failure ends the mode.
+            auto all = [&](std::function<asio::awaitable<void>(int)> op) {
+                finished = 0;
+                for (int i = 0; i < k; ++i)
+                    asio::co_spawn(ctx, op(i), [&](std::exception_ptr e) {
+                        ++finished;
+                        if (e && !failure)
+                            failure = e;
+                    });
+                ctx.restart();
+                ctx.run();
+                if (failure)
+                    std::rethrow_exception(failure);
+            };
+            all([&](int i) -> asio::awaitable<void> {
+                co_await vms[static_cast<std::size_t>(i)]->create(h.root / "base.qcow2");
+            });
+            const auto t0 = clk::now();
+            all([&](int i) -> asio::awaitable<void> {
+                auto& vm = *vms[static_cast<std::size_t>(i)];
+                co_await vm.start(lve2e::tiny_start(g, h));
+                started[static_cast<std::size_t>(i)] = ms_since(t0, clk::now());
+                co_await vm.wait_ready(600s);
+                ready[static_cast<std::size_t>(i)] = ms_since(t0, clk::now());
+            });
+            auto pr = [k](const char* name, double v) {
+                std::printf("metric tiny_concurrent_k%d_%s %.1f ms\n", k, name, v);
+                std::fflush(stdout);
+            };
+            pr("all_started_ms", *std::max_element(started.begin(), started.end()));
+            pr("first_ready_ms", *std::min_element(ready.begin(), ready.end()));
+            pr("ready_p50_ms", median(ready));
+            pr("all_ready_ms", *std::max_element(ready.begin(), ready.end()));
+            all([&](int i) -> asio::awaitable<void> {
+                co_await vms[static_cast<std::size_t>(i)]->stop();
+                co_await vms[static_cast<std::size_t>(i)]->remove();
+            });
+        }
+        std::printf("metric tiny_concurrent_host_cpus %ld cpus\n", ::sysconf(_SC_NPROCESSORS_ONLN));
+    } catch (const std::exception& e) {
+        std::cerr << "bench_ready --concurrent: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char** argv) {
+    if (argc > 1 && std::string(argv[1]) == "--concurrent") {
+        std::vector<int> counts;
+        for (int i = 2; i < argc; ++i)
+            counts.push_back(std::atoi(argv[i]));
+        if (counts.empty())
+            counts = {1, 4, 8};
+        return concurrent(counts);
+    }
     int runs = argc > 1 ? std::atoi(argv[1]) : 5;
     auto g = lve2e::load_guest("tiny");
     lve2e::home h;

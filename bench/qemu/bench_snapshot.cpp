@@ -1,10 +1,11 @@
-// Cold boot vs clone-restore of the tiny test guest under TCG, side by side
-// in one run: from `start` (cold) or `create_from_snapshot` (restore) to the
-// first successful shell("true"); the save's time and size; restores of 1,
-// 2 and 4 clones started at once. Printed as `metric NAME VALUE UNIT` lines.
-// usage: bench_snapshot [RUNS]    (the guest: test/guests/build tiny)
-#include "../../test/e2e/qemu/guest.hpp"
-
+// Cold boot vs clone-restore of a test guest under TCG, side by side in one
+// run: from `start` (cold) or `create_from_snapshot` (restore) to the first
+// successful shell("true"); the save's time and size; restores of 1, 2 and
+// 4 clones started at once. Printed as `metric GUEST_NAME VALUE UNIT` lines.
+// usage: bench_snapshot [RUNS] [tiny|cloud]   (default 3 tiny; the guest:
+// test/guests/build tiny|cloud). The cloud guest's cold boot is its first
+// (cloud-init runs in full), so RUNS cold boots make RUNS fresh VMs; its
+// snapshot is saved once `cloud-init status --wait` is done.
 #include <localvm/process/child.hpp>
 #include <localvm/qemu/manager.hpp>
 #include <localvm/qemu/snapshot.hpp>
@@ -21,6 +22,8 @@
 #include <iostream>
 #include <memory>
 #include <vector>
+
+#include "../../test/e2e/qemu/guest.hpp"
 
 namespace asio = boost::asio;
 namespace qemu = localvm::qemu;
@@ -48,13 +51,13 @@ asio::awaitable<void> shell_true(qemu::manager& m) {
 asio::awaitable<void> restore_one(qemu::manager& m, localvm::start_options so) {
     co_await m.create_from_snapshot("bench");
     co_await m.start(so);
-    co_await m.wait_ready(120s);
+    co_await m.wait_ready(300s);
     co_await shell_true(m);
 }
 
 // `n` clones at once; the wall time until every one answered, in ms.
-asio::awaitable<double> restore_many(const lve2e::home& h, const localvm::start_options& so,
-                                     int n, int round) {
+asio::awaitable<double> restore_many(const lve2e::home& h, const localvm::start_options& so, int n,
+                                     int round) {
     auto ex = co_await asio::this_coro::executor;
     std::vector<std::unique_ptr<qemu::manager>> ms;
     for (int i = 0; i < n; ++i)
@@ -66,8 +69,7 @@ asio::awaitable<double> restore_many(const lve2e::home& h, const localvm::start_
         ops.push_back(asio::co_spawn(ex, restore_one(*m, so), asio::deferred));
     auto t0 = clock_type::now();
     auto [order, errors] = co_await asio::experimental::make_parallel_group(std::move(ops))
-                               .async_wait(asio::experimental::wait_for_all(),
-                                           asio::use_awaitable);
+                               .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
     double took = ms_since(t0);
     for (auto& m : ms) {
         if (co_await m->running())
@@ -80,11 +82,49 @@ asio::awaitable<double> restore_many(const lve2e::home& h, const localvm::start_
     co_return took;
 }
 
+// What one guest needs: its base image and start options.
+struct bench_guest {
+    std::string name;
+    std::filesystem::path base;
+    localvm::start_options start;
+    std::chrono::seconds cold_timeout{300};
+    bool fresh_per_cold_boot = false; // cloud-init: only a first boot is a cold one
+};
+
+asio::awaitable<bench_guest> guest_for(const std::string& name, const lve2e::home& h) {
+    auto g = lve2e::load_guest(name);
+    bench_guest b;
+    b.name = name;
+    if (name == "cloud") {
+        // As the cloud suite starts it (test/cloud/qemu/test_cloud.cpp).
+        b.base = g["DISK"];
+        b.start.cpus = 2;
+        b.start.memory = "1G";
+        b.start.boot = localvm::direct_boot{g["KERNEL"], g["INITRD"], g["CMDLINE"]};
+        b.start.ports = {{"127.0.0.1", 0, 22}};
+        b.start.ssh_authorized_key = h.public_key;
+        b.start.user_data = "#cloud-config\n";
+        b.cold_timeout = 900s;
+        b.fresh_per_cold_boot = true;
+        co_return b;
+    }
+    localvm::process::options base;
+    b.base = h.root / "base.qcow2";
+    base.argv = {"qemu-img", "create", "-q", "-f", "qcow2", b.base.string(), "64M"};
+    co_await localvm::process::run_checked(base);
+    b.start = lve2e::tiny_start(g, h);
+    co_return b;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
     int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 3;
-    auto g = lve2e::load_guest("tiny");
+    std::string which = argc > 2 ? argv[2] : "tiny";
+    if (which != "tiny" && which != "cloud") {
+        std::cerr << "bench_snapshot: unknown guest " << which << " (tiny or cloud)\n";
+        return 2;
+    }
     lve2e::home h;
     int status = 0;
     asio::io_context ctx;
@@ -92,29 +132,40 @@ int main(int argc, char** argv) {
         ctx,
         [&]() -> asio::awaitable<void> {
             auto ex = co_await asio::this_coro::executor;
-            localvm::process::options base;
-            base.argv = {"qemu-img", "create", "-q", "-f", "qcow2",
-                         (h.root / "base.qcow2").string(), "64M"};
-            co_await localvm::process::run_checked(base);
-            auto so = lve2e::tiny_start(g, h);
+            auto bg = co_await guest_for(which, h);
+            const auto& so = bg.start;
+            const std::string& p = bg.name;
 
-            qemu::manager src(ex, h.options("source"));
-            co_await src.create(h.root / "base.qcow2");
             std::vector<double> cold;
+            std::unique_ptr<qemu::manager> src;
             for (int i = 0; i < runs; ++i) {
+                if (!src || bg.fresh_per_cold_boot) {
+                    if (src)
+                        co_await src->remove();
+                    src = std::make_unique<qemu::manager>(ex, h.options("source"));
+                    co_await src->create(bg.base);
+                }
                 auto t0 = clock_type::now();
-                co_await src.start(so);
-                co_await src.wait_ready(300s);
-                co_await shell_true(src);
+                co_await src->start(so);
+                co_await src->wait_ready(bg.cold_timeout);
+                co_await shell_true(*src);
                 cold.push_back(ms_since(t0));
+                std::fprintf(stderr, "cold boot %d: %.1f ms\n", i + 1, cold.back());
                 if (i + 1 < runs)
-                    co_await src.stop();
+                    co_await src->stop();
+            }
+            if (bg.fresh_per_cold_boot) {
+                // Saved once the guest's first boot is complete.
+                auto r = co_await src->shell("cloud-init status --wait >/dev/null", {});
+                if (r.exit_status != 0)
+                    throw std::runtime_error("cloud-init status --wait exited " +
+                                             std::to_string(r.exit_status));
             }
 
             auto t0 = clock_type::now();
-            auto info = co_await src.snapshot("bench");
+            auto info = co_await src->snapshot("bench");
             double save = ms_since(t0);
-            co_await src.stop();
+            co_await src->stop();
 
             std::vector<double> one, create_ms, start_ms, ready_ms;
             for (int i = 0; i < runs; ++i) {
@@ -126,7 +177,7 @@ int main(int argc, char** argv) {
                 co_await c.start(so);
                 start_ms.push_back(ms_since(b));
                 auto d = clock_type::now();
-                co_await c.wait_ready(120s);
+                co_await c.wait_ready(300s);
                 co_await shell_true(c);
                 ready_ms.push_back(ms_since(d));
                 one.push_back(ms_since(a));
@@ -136,24 +187,24 @@ int main(int argc, char** argv) {
             double two = co_await restore_many(h, so, 2, 2);
             double four = co_await restore_many(h, so, 4, 4);
             qemu::delete_snapshot(h.options("source"), "bench");
-            co_await src.remove();
+            co_await src->remove();
 
-            std::printf("metric tiny_cold_boot_to_shell_p50_ms %.1f ms\n", median(cold));
-            std::printf("metric tiny_clone_restore_to_shell_p50_ms %.1f ms\n", median(one));
-            std::printf("metric tiny_cold_over_restore %.1f ratio\n", median(cold) / median(one));
-            std::printf("metric tiny_restore_create_p50_ms %.1f ms\n", median(create_ms));
-            std::printf("metric tiny_restore_start_p50_ms %.1f ms\n", median(start_ms));
-            std::printf("metric tiny_restore_start_to_shell_p50_ms %.1f ms\n", median(ready_ms));
-            std::printf("metric tiny_save_ms %.1f ms\n", save);
-            std::printf("metric tiny_save_guest_paused_ms %lld ms\n",
-                        static_cast<long long>(info.save_ms));
-            std::printf("metric tiny_snapshot_state_bytes %llu bytes\n",
-                        static_cast<unsigned long long>(info.state_bytes));
-            std::printf("metric tiny_snapshot_disk_bytes %llu bytes\n",
-                        static_cast<unsigned long long>(info.disk_bytes));
-            std::printf("metric tiny_restore_2_at_once_ms %.1f ms\n", two);
-            std::printf("metric tiny_restore_4_at_once_ms %.1f ms\n", four);
-            std::printf("metric tiny_snapshot_runs %d count\n", runs);
+            auto metric = [&](const char* name, double value, const char* unit) {
+                std::printf("metric %s_%s %.1f %s\n", p.c_str(), name, value, unit);
+            };
+            metric("cold_boot_to_shell_p50_ms", median(cold), "ms");
+            metric("clone_restore_to_shell_p50_ms", median(one), "ms");
+            metric("cold_over_restore", median(cold) / median(one), "ratio");
+            metric("restore_create_p50_ms", median(create_ms), "ms");
+            metric("restore_start_p50_ms", median(start_ms), "ms");
+            metric("restore_start_to_shell_p50_ms", median(ready_ms), "ms");
+            metric("save_ms", save, "ms");
+            metric("save_guest_paused_ms", static_cast<double>(info.save_ms), "ms");
+            metric("snapshot_state_bytes", static_cast<double>(info.state_bytes), "bytes");
+            metric("snapshot_disk_bytes", static_cast<double>(info.disk_bytes), "bytes");
+            metric("restore_2_at_once_ms", two, "ms");
+            metric("restore_4_at_once_ms", four, "ms");
+            metric("snapshot_runs", runs, "count");
         },
         [&](std::exception_ptr e) {
             if (!e)

@@ -1,16 +1,20 @@
 // The console log's drainer: QEMU's chardev log goes into a FIFO that a
-// forked process copies into a rotating log. A process, not a coroutine of
-// ours, because the VM outlives its starter; forked without exec because the
-// library ships no helper binary, so everything the child runs is
-// async-signal-safe (no allocation, no locks: plain syscalls on paths and a
-// buffer prepared before the fork).
+// process copies into a rotating log. A process, not a coroutine of ours,
+// because the VM outlives its starter; localvm's helper program
+// localvm-console (drain_child.cpp), exec'd, because a fork of ours living
+// as long as the VM would pin a copy-on-write image of our memory. Between
+// our fork and that exec everything is async-signal-safe: argv and paths are
+// prepared before the fork.
 #include <localvm/console/drain.hpp>
 #include <localvm/error.hpp>
 
+#include "drain_child.hpp"
 #include "sys/errno.hpp"
 #include "sys/fd.hpp"
 #include "sys/inotify.hpp"
+#include "sys/libexec.hpp"
 #include "sys/pidfd.hpp"
+#include "sys/signals.hpp"
 
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -24,13 +28,13 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/inotify.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,140 +46,6 @@ namespace {
 
 std::string with_suffix(const std::filesystem::path& p, const char* suffix) {
     return p.string() + suffix;
-}
-
-struct plan {
-    std::string log, rotated, fifo;
-    std::uint64_t limit = 1;
-    int connect_timeout_ms = 0;
-};
-
-bool same_file(const struct stat& a, const struct stat& b) {
-    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-}
-
-int open_log(const plan& p) {
-    return ::open(p.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-}
-
-// Writes what it can; a failure drops the rest (never stall the writer).
-// Returns the bytes written.
-std::uint64_t put(int fd, const char* data, std::size_t n, const plan& p) {
-    std::uint64_t done = 0;
-    bool made_room = false;
-    while (n > 0 && fd >= 0) {
-        const std::size_t w = sys::write_all(fd, data, n);
-        data += w;
-        n -= w;
-        done += w;
-        if (n > 0 && errno == ENOSPC && !made_room) {
-            made_room = true; // the old part goes before the new output does
-            ::unlink(p.rotated.c_str());
-            continue;
-        }
-        break;
-    }
-    return done;
-}
-
-// Closes every fd from 3 up but those in `keep` (async-signal-safe).
-void close_all_but(std::array<int, 4> keep) {
-    std::sort(keep.begin(), keep.end());
-    int from = 3;
-    for (int k : keep) {
-        if (k < from)
-            continue;
-        if (k > from)
-            ::close_range(static_cast<unsigned>(from), static_cast<unsigned>(k) - 1, 0);
-        from = k + 1;
-    }
-    ::close_range(static_cast<unsigned>(from), ~0U, 0);
-}
-
-// The drainer. Never returns.
-// `control` is the read end of the starter's pipe: a 'R' byte releases the
-// drainer to its writer; its end without one means the start was given up
-// (the starter failed, or died: its QEMU dies with it), so no writer is
-// worth waiting for.
-[[noreturn]] void drain(const plan& p, int in, int log_fd, int report_fd, int control) {
-    ::prctl(PR_SET_NAME, "localvm-console", 0, 0, 0);
-    // Hold nothing of the starter's: its pipes would never see EOF.
-    int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null_fd >= 0)
-        for (int i = 0; i < 3; ++i)
-            ::dup2(null_fd, i);
-    close_all_but({in, log_fd, report_fd, control});
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig)
-        ::sigaction(sig, &dfl, nullptr);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (::chdir("/") != 0) {
-    }
-    pid_t self = ::getpid();
-    if (::write(report_fd, &self, sizeof self) != sizeof self)
-        ::_exit(1);
-    ::close(report_fd);
-
-    struct stat fifo_st {};
-    ::fstat(in, &fifo_st);
-    static char buf[64 * 1024]; // the child's own copy: no allocation here
-    std::uint64_t size = 0;
-    int timeout = p.connect_timeout_ms; // until the writer comes
-    bool given_up = false;
-    for (;;) {
-        pollfd pfd[2] = {{in, POLLIN, 0}, {control, POLLIN, 0}};
-        int r = ::poll(pfd, control >= 0 ? 2 : 1, timeout);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break; // no writer came, or poll failed
-        if (control >= 0 && pfd[1].revents != 0) {
-            char c = 0;
-            ssize_t n = ::read(control, &c, 1);
-            if (n < 0 && errno == EINTR)
-                continue;
-            // 'R': released to the writer. Anything else: the start was
-            // given up; copy what is already there, then end.
-            given_up = n != 1 || c != 'R';
-            ::close(control);
-            control = -1;
-            if (given_up)
-                timeout = 0;
-            continue;
-        }
-        if (!given_up)
-            timeout = -1;
-        ssize_t n = ::read(in, buf, sizeof buf);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (n <= 0)
-            break; // the writer closed: QEMU is gone
-        std::string_view data(buf, static_cast<std::size_t>(n));
-        while (!data.empty()) {
-            auto k = rotation_split(size, p.limit, data);
-            if (k > 0) {
-                size += put(log_fd, data.data(), k, p);
-                data.remove_prefix(k);
-            }
-            if (data.empty())
-                break;
-            ::rename(p.log.c_str(), p.rotated.c_str());
-            if (log_fd >= 0)
-                ::close(log_fd);
-            log_fd = open_log(p); // -1: this output is lost, the next try is at the next rotation
-            size = 0;
-        }
-    }
-    if (log_fd >= 0)
-        ::close(log_fd);
-    // Done: the FIFO goes (unless a later start made a new one there).
-    struct stat now {};
-    if (::stat(p.fifo.c_str(), &now) == 0 && same_file(now, fifo_st))
-        ::unlink(p.fifo.c_str());
-    ::_exit(0);
 }
 
 [[noreturn]] void fail(const std::string& what, int err) {
@@ -192,47 +62,95 @@ std::filesystem::path rotated_log(const std::filesystem::path& log) {
     return with_suffix(log, ".1");
 }
 
+namespace {
+
+// The helper's fixed descriptors (see src/libexec/localvm-console.cpp).
+constexpr int helper_fifo_fd = 3, helper_log_fd = 4, helper_report_fd = 5, helper_control_fd = 6;
+
+// In our grandchild: the helper, with `fds` (FIFO, log, report, control) on
+// 3..6, stdio on /dev/null, nothing else of ours, default signals. On
+// failure it reports -errno in place of a pid. Async-signal-safe; never
+// returns.
+[[noreturn]] void exec_drainer(const char* helper, char* const* argv, const int (&fds)[4],
+                               int report_fd) {
+    auto fail_with = [&report_fd](int err) {
+        pid_t code = -err;
+        if (::write(report_fd, &code, sizeof code) < 0) {
+        }
+        ::_exit(127);
+    };
+    // Above 6 first, so that no dup2 overwrites another's source.
+    int high[4];
+    for (int i = 0; i < 4; ++i)
+        if ((high[i] = ::fcntl(fds[i], F_DUPFD_CLOEXEC, helper_control_fd + 1)) < 0)
+            fail_with(errno);
+    for (int i = 0; i < 4; ++i)
+        if (::dup2(high[i], helper_fifo_fd + i) < 0) // clears close-on-exec
+            fail_with(errno);
+    report_fd = helper_report_fd;
+    int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd < 0)
+        fail_with(errno);
+    for (int i = 0; i < 3; ++i)
+        if (::dup2(null_fd, i) < 0)
+            fail_with(errno);
+    // Close-on-exec for everything above 6 (Linux 5.11's CLOSE_RANGE_CLOEXEC,
+    // else closed now: nothing of ours is needed until exec).
+    if (::close_range(helper_control_fd + 1, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+        ::close_range(helper_control_fd + 1, ~0U, 0);
+    sys::reset_signals();
+    ::execv(helper, argv);
+    fail_with(errno);
+    ::_exit(127);
+}
+
+} // namespace
+
 std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_view chunk) {
-    if (limit == 0)
-        limit = 1;
-    std::uint64_t room = size >= limit ? 0 : limit - size;
-    if (chunk.size() <= room)
-        return chunk.size();
-    auto fits = chunk.substr(0, static_cast<std::size_t>(room));
-    auto nl = fits.rfind('\n');
-    if (nl != std::string_view::npos)
-        return nl + 1;
-    return size == 0 ? fits.size() : 0; // an empty file takes the cut line
+    return detail::rotation_split(size, limit, chunk);
 }
 
 log_drainer log_drainer::start(const std::filesystem::path& log, drain_options options) {
-    plan p;
+    // The helper first: a missing one is an error before anything is made.
+    const std::string helper = sys::helper_program("localvm-console");
     auto abs = std::filesystem::absolute(log);
-    p.log = abs.string();
-    p.rotated = rotated_log(abs).string();
-    p.fifo = drain_fifo(abs).string();
+    const std::string log_path = abs.string();
+    const std::string rotated = rotated_log(abs).string();
+    const std::string fifo = drain_fifo(abs).string();
+    detail::drain_plan p;
+    p.log = log_path.c_str();
+    p.rotated = rotated.c_str();
+    p.fifo = fifo.c_str();
     p.limit = std::max<std::uint64_t>(1, options.rotate_bytes);
     p.connect_timeout_ms = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(
         options.connect_timeout.count(), 0, std::numeric_limits<int>::max()));
+    std::vector<std::string> args{helper,    "--log",   log_path, "--rotated",
+                                  rotated,   "--fifo",  fifo,     "--limit",
+                                  std::to_string(p.limit),        "--connect-timeout-ms",
+                                  std::to_string(p.connect_timeout_ms)};
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
 
     // A fresh FIFO: a drainer of an earlier run still waiting on the old one
     // cannot take this run's output.
-    if (::unlink(p.fifo.c_str()) != 0 && errno != ENOENT)
-        fail("cannot remove the old console FIFO " + p.fifo, errno);
-    if (::mkfifo(p.fifo.c_str(), 0600) != 0)
-        fail("cannot make the console FIFO " + p.fifo, errno);
+    if (::unlink(p.fifo) != 0 && errno != ENOENT)
+        fail("cannot remove the old console FIFO " + fifo, errno);
+    if (::mkfifo(p.fifo, 0600) != 0)
+        fail("cannot make the console FIFO " + fifo, errno);
     // Non-blocking, so neither the drainer nor QEMU waits for the other in
     // open(); the drainer polls.
-    sys::unique_fd in(::open(p.fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    sys::unique_fd in(::open(p.fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC));
     if (!in)
-        fail("cannot open the console FIFO " + p.fifo, errno);
+        fail("cannot open the console FIFO " + fifo, errno);
     // A fresh log per run: readers following the path see a new file.
-    ::unlink(p.rotated.c_str());
-    if (::unlink(p.log.c_str()) != 0 && errno != ENOENT)
-        fail("cannot remove the old console log " + p.log, errno);
-    sys::unique_fd out(open_log(p));
+    ::unlink(p.rotated);
+    if (::unlink(p.log) != 0 && errno != ENOENT)
+        fail("cannot remove the old console log " + log_path, errno);
+    sys::unique_fd out(detail::open_drain_log(p));
     if (!out)
-        fail("cannot create the console log " + p.log, errno);
+        fail("cannot create the console log " + log_path, errno);
 
     // A socket pair rather than a pipe: release() to a drainer that has
     // already gone gets EPIPE, not SIGPIPE.
@@ -244,6 +162,7 @@ log_drainer log_drainer::start(const std::filesystem::path& log, drain_options o
     if (::pipe2(report, O_CLOEXEC) != 0)
         sys::throw_errno(errc::process_failed, "cannot make a pipe for the console drainer", errno);
     sys::unique_fd report_read(report[0]), report_write(report[1]);
+    const int fds[4] = {in.get(), out.get(), report[1], ctl[0]};
     // fork, setsid, fork: the drainer is re-parented away at once (never our
     // zombie) and outlives us.
     pid_t first = ::fork();
@@ -255,19 +174,22 @@ log_drainer log_drainer::start(const std::filesystem::path& log, drain_options o
         pid_t next = ::fork();
         if (next == 0) {
             ::close(ctl[1]);
-            drain(p, in.get(), out.get(), report[1], ctl[0]);
+            exec_drainer(args[0].c_str(), argv.data(), fds, report[1]);
         }
         ::_exit(next < 0 ? 1 : 0);
     }
     report_write.reset();
     while (::waitpid(first, nullptr, 0) < 0 && errno == EINTR) {
     }
-    pid_t pid = -1;
-    if (sys::read_full(report_read.get(), &pid, sizeof pid) != sizeof pid || pid <= 0)
-        throw_error(errc::process_failed, "the console drainer did not start");
+    pid_t pid = 0;
+    if (sys::read_full(report_read.get(), &pid, sizeof pid) != sizeof pid || pid == 0)
+        throw_error(errc::process_failed, "the console drainer (" + helper + ") did not start");
+    if (pid < 0)
+        sys::throw_errno(-pid == ENOENT ? errc::not_found : errc::process_failed,
+                         "cannot run localvm's console drainer " + helper, -pid);
     // It cannot exit before a writer came or its connect timeout passed, so
     // this pid is still its own.
-    return log_drainer(pid, sys::pidfd_open(pid).release(), control_write.release(), p.fifo);
+    return log_drainer(pid, sys::pidfd_open(pid).release(), control_write.release(), fifo);
 }
 
 log_drainer::log_drainer(pid_t pid, int pidfd, int control, std::filesystem::path fifo) noexcept

@@ -109,7 +109,9 @@ std::optional<cached_image> find_cached(const std::filesystem::path& cache_dir,
         return std::nullopt;
     cached_image c;
     c.key = std::string(key);
-    c.url = read_small(p.url).value_or("");
+    c.url = read_small(p.url).value_or(""); // written as one line by fetch
+    while (!c.url.empty() && (c.url.back() == '\n' || c.url.back() == '\r'))
+        c.url.pop_back();
     c.data = p.data;
     c.size = std::filesystem::file_size(p.data, ec);
     c.digests = parse_digests(*digests);

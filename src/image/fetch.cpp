@@ -189,6 +189,16 @@ asio::awaitable<std::filesystem::path> fetch(std::string_view location,
     auto top = o.cache_dir.empty() ? cache_dir.parent_path() : cache_dir;
     const auto key = cache_key(*u);
     const auto paths = paths_of(cache_dir, key);
+    auto offline_miss = [&] {
+        throw_error(errc::not_found, "offline (LOCALVM_OFFLINE is set): " + u->text +
+                                         " is not in the image cache " + cache_dir.string());
+    };
+    // Offline, and no entry at all (no copy, nobody fetching one): fail
+    // before making its directory and lock, so that a miss leaves nothing.
+    std::error_code entry_ec;
+    if (offline && u->scheme != scheme::file &&
+        !std::filesystem::exists(std::filesystem::symlink_status(paths.dir, entry_ec)))
+        offline_miss();
     sys::ensure_private_dir(top, paths.dir, "image cache directory");
 
     tracker progress(o.progress);
@@ -206,8 +216,7 @@ asio::awaitable<std::filesystem::path> fetch(std::string_view location,
                                              u->text + " was verified as " +
                                              describe(cached->digests) + ", not " +
                                              expected->text());
-        throw_error(errc::not_found, "offline (LOCALVM_OFFLINE is set): " + u->text +
-                                         " is not in the image cache " + cache_dir.string());
+        offline_miss();
     }
     write_file_atomic(paths.url, u->text + "\n", std::filesystem::perms(0600), false);
 

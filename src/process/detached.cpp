@@ -1,20 +1,19 @@
 // Detached processes: fork -> setsid -> fork, so that the program is
 // re-parented away from us at once (never our zombie) and survives our exit.
 // With an exit status file there is one more level: the process we fork
-// exits at once, its child is the supervisor (not our child either, so its
-// exit leaves no zombie here) and the supervisor's child is the program.
-// Everything between fork and exec is async-signal-safe: paths, argv and
-// envp are prepared before the first fork.
-//
-// The supervisor also holds one end of a socket pair whose other end is the
-// starter's `detached_process`: until a commit byte comes through it, EOF
-// (the handle dropped, or the starter dead of anything, even SIGKILL) makes
-// the supervisor kill the program. A socket, not a pipe: the starter's
-// commit after the supervisor is gone must fail with EPIPE, not SIGPIPE.
+// exits at once, its child execs the supervisor, localvm's helper program
+// `localvm-supervise` (not our child either, so its exit leaves no zombie
+// here), and the supervisor's child is the program. Exec'd, not a fork of
+// ours that goes on running: a fork would pin a copy-on-write image of our
+// memory for the program's whole life. Everything between fork and exec is
+// async-signal-safe: paths, argv and envp are prepared before the first
+// fork. What the supervisor does is in supervisor.cpp.
 #include "exec.hpp"
+#include "supervisor.hpp"
 #include "detail/race.hpp"
 #include "sys/errno.hpp"
 #include "sys/fd.hpp"
+#include "sys/libexec.hpp"
 #include "sys/pidfd.hpp"
 
 #include <localvm/error.hpp>
@@ -34,12 +33,12 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <poll.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,230 +51,89 @@ using detail::exec_stage;
 
 namespace {
 
+// The helper's fixed descriptors: the report pipe and the commit channel.
+constexpr int helper_report_fd = 3;
+constexpr int helper_commit_fd = 4;
+
 struct prepared {
     std::string stdout_path; // empty: /dev/null
     std::string stderr_path;
     std::string status_path; // empty: no supervisor
-    std::string status_tmp;
     std::string lock_path;   // empty: none
     bool hold_stdin = false;
+    // Without a supervisor: the program, exec'd by our grandchild.
+    detail::supervised_program program;
+    // With one: the helper's command line (see src/libexec/localvm-supervise.cpp).
+    std::string helper;
+    std::vector<std::string> helper_args;
+    std::vector<char*> helper_argv;
 };
 
-// Async-signal-safe decimal of `n` at `buf`: no printf, no allocation.
-std::size_t format_decimal(char* buf, int n) {
-    std::size_t len = 0;
-    char digits[12];
-    std::size_t d = 0;
-    unsigned v = n < 0 ? static_cast<unsigned>(-static_cast<long>(n)) : static_cast<unsigned>(n);
-    do {
-        digits[d++] = static_cast<char>('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    if (n < 0)
-        buf[len++] = '-';
-    while (d > 0)
-        buf[len++] = digits[--d];
-    return len;
+// Null for an empty path.
+const char* or_null(const std::string& s) {
+    return s.empty() ? nullptr : s.c_str();
 }
 
-// Async-signal-safe "exited 3\n".
-std::size_t format_status(char* buf, const char* word, int n) {
-    std::size_t len = 0;
-    for (const char* w = word; *w; ++w)
-        buf[len++] = *w;
-    buf[len++] = ' ';
-    len += format_decimal(buf + len, n);
-    buf[len++] = '\n';
-    return len;
-}
-
-int open_output(const std::string& path) {
-    if (path.empty())
-        return ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-    return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-}
-
-// The lock file, opened without O_CLOEXEC, write-locked and holding our
-// pid: the program keeps it across exec. -1 (errno set) on failure.
-int take_lock_file(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -1;
-    struct flock fl {};
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    if (::fcntl(fd, F_SETLK, &fl) != 0 || ::ftruncate(fd, 0) != 0) {
-        int e = errno;
-        ::close(fd);
-        errno = e;
-        return -1;
+// Fills in how the grandchild starts the program: directly, or through the
+// supervisor helper (whose environment is the program's).
+void prepare_exec(prepared& p, const detail::exec_plan& plan) {
+    if (p.status_path.empty()) {
+        p.program.path = plan.path();
+        p.program.argv = plan.argv();
+        p.program.envp = plan.envp();
+        p.program.cwd = plan.cwd();
+        p.program.stdout_path = or_null(p.stdout_path);
+        p.program.stderr_path = or_null(p.stderr_path);
+        p.program.lock_path = or_null(p.lock_path);
+        return;
     }
-    char buf[16];
-    std::size_t len = format_decimal(buf, static_cast<int>(::getpid()));
-    buf[len++] = '\n';
-    sys::write_all(fd, buf, len);
-    return fd;
+    p.helper = sys::helper_program("localvm-supervise");
+    auto& a = p.helper_args;
+    a = {p.helper, "--status", p.status_path};
+    auto option = [&a](const char* name, const std::string& value) {
+        if (!value.empty())
+            a.insert(a.end(), {name, value});
+    };
+    option("--stdout", p.stdout_path);
+    option("--stderr", p.stderr_path);
+    option("--lock", p.lock_path);
+    option("--cwd", plan.cwd() ? plan.cwd() : "");
+    if (p.hold_stdin)
+        a.push_back("--hold-stdin");
+    a.push_back("--");
+    a.push_back(plan.path());
+    for (char* const* arg = plan.argv(); *arg; ++arg)
+        a.push_back(*arg);
+    for (auto& arg : a)
+        p.helper_argv.push_back(arg.data());
+    p.helper_argv.push_back(nullptr);
 }
 
-// The program itself: stdio, then exec. `stdin_fd` < 0: /dev/null. Never returns.
-[[noreturn]] void exec_program(const detail::exec_plan& plan, const prepared& p, int report_fd,
-                               int stdin_fd = -1) {
-    int in = stdin_fd >= 0 ? stdin_fd : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int out = open_output(p.stdout_path);
-    if (out < 0) {
-        detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::open_stdout), errno});
+// In our grandchild: the supervisor helper, with the report pipe on fd 3,
+// the commit channel on fd 4, stdio on /dev/null and nothing else of ours
+// open. Async-signal-safe. Never returns.
+[[noreturn]] void exec_supervisor(const prepared& p, const detail::exec_plan& plan, int report_fd,
+                                  int commit_fd) {
+    // Above 4 first, so that neither dup2 overwrites the other's source.
+    int r = ::fcntl(report_fd, F_DUPFD_CLOEXEC, helper_commit_fd + 1);
+    int c = ::fcntl(commit_fd, F_DUPFD_CLOEXEC, helper_commit_fd + 1);
+    if (r < 0 || c < 0 || ::dup2(r, helper_report_fd) < 0 || ::dup2(c, helper_commit_fd) < 0) {
+        detail::write_report(r >= 0 ? r : report_fd,
+                             {'E', static_cast<int>(exec_stage::helper), errno});
         ::_exit(127);
     }
-    int err = open_output(p.stderr_path);
-    if (err < 0) {
-        detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::open_stderr), errno});
-        ::_exit(127);
-    }
-    int fds[3] = {in, out, err};
-    if (in < 0 || !detail::install_stdio(fds)) {
-        detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::stdio), errno});
-        ::_exit(127);
-    }
-    int lock_fd = -1;
-    if (!p.lock_path.empty()) {
-        lock_fd = take_lock_file(p.lock_path);
-        if (lock_fd < 0) {
-            detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::lock), errno});
-            ::_exit(127);
-        }
-    }
-    detail::reset_signals();
-    detail::exec_or_report(plan, report_fd, lock_fd);
-    ::_exit(127);
-}
-
-// Closes every fd >= 3 but `a` and `b`. Async-signal-safe.
-void close_all_but(int a, int b) {
-    unsigned lo = static_cast<unsigned>(std::min(a, b));
-    unsigned hi = static_cast<unsigned>(std::max(a, b));
-    if (lo > 3)
-        ::close_range(3, lo - 1, 0);
-    if (hi > lo + 1)
-        ::close_range(lo + 1, hi - 1, 0);
-    ::close_range(hi + 1, ~0U, 0);
-}
-
-// Waits for the starter's commit while the program runs. Returns true when
-// the program must be killed: the channel ended (EOF or error) first.
-bool await_commit(pid_t prog, int commit_fd) {
-    auto prog_fd = sys::pidfd_open(prog);
-    bool abandon = false;
-    for (;;) {
-        pollfd fds[2] = {{commit_fd, POLLIN, 0}, {prog_fd.get(), POLLIN, 0}};
-        int rc = ::poll(fds, prog_fd ? 2 : 1, -1);
-        if (rc < 0) {
-            if (errno == EINTR)
-                continue;
-            break; // cannot watch: let the program be, as before commit channels
-        }
-        if (prog_fd && (fds[1].revents & POLLIN))
-            break; // the program ended on its own: record that, kill nothing
-        if (fds[0].revents != 0) {
-            char c = 0;
-            ssize_t n = ::read(commit_fd, &c, 1);
-            if (n < 0 && errno == EINTR)
-                continue;
-            abandon = !(n == 1 && c == 'C');
-            break;
-        }
-    }
-    return abandon;
-}
-
-// The supervisor: forks the program, tells our starter its pid (or why it
-// could not exec), waits for the commit, then for the program, and records
-// how it ended. Never returns.
-[[noreturn]] void supervise(const detail::exec_plan& plan, const prepared& p, int report_fd,
-                            int commit_fd) {
-    ::prctl(PR_SET_NAME, "localvm-superv", 0, 0, 0);
-    // Hold nothing of our starter's open: its pipes would never see EOF.
     int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    int fds[3] = {null_fd, null_fd, null_fd};
-    if (null_fd >= 0)
-        detail::install_stdio(fds);
-    close_all_but(report_fd, commit_fd);
+    int stdio[3] = {null_fd, null_fd, null_fd};
+    if (null_fd < 0 || !detail::install_stdio(stdio)) {
+        detail::write_report(helper_report_fd, {'E', static_cast<int>(exec_stage::stdio), errno});
+        ::_exit(127);
+    }
+    const int keep[2] = {helper_report_fd, helper_commit_fd};
+    detail::close_fds_on_exec(keep, 2);
     detail::reset_signals();
-
-    // The program reports exec failures to us first, so that we write no
-    // status file for a program that never ran.
-    int q[2];
-    if (::pipe2(q, O_CLOEXEC) != 0) {
-        detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::fork), errno});
-        ::_exit(1);
-    }
-    // With hold_stdin, the program reads a pipe whose write end we keep
-    // (and never write to) until it ends: it never sees end of file.
-    int in[2] = {-1, -1};
-    if (p.hold_stdin && ::pipe2(in, O_CLOEXEC) != 0) {
-        detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::stdio), errno});
-        ::_exit(1);
-    }
-    pid_t prog = ::fork();
-    if (prog < 0) {
-        detail::write_report(report_fd, {'E', static_cast<int>(exec_stage::fork), errno});
-        ::_exit(1);
-    }
-    if (prog == 0) {
-        ::close(q[0]);
-        ::close(report_fd);
-        ::close(commit_fd);
-        if (in[1] >= 0)
-            ::close(in[1]);
-        exec_program(plan, p, q[1], in[0]);
-    }
-    ::close(q[1]);
-    if (in[0] >= 0)
-        ::close(in[0]);
-    // The supervisor may live long: keep no directory busy (its paths are
-    // absolute; the program, forked already, kept our working directory).
-    if (::chdir("/") != 0) {
-    }
-    exec_report r{};
-    const std::size_t have = sys::read_full(q[0], &r, sizeof r);
-    ::close(q[0]);
-    int st = 0;
-    if (have == sizeof r && r.tag == 'E') {
-        detail::write_report(report_fd, r);
-        while (::waitpid(prog, &st, 0) < 0 && errno == EINTR) {
-        }
-        ::_exit(1);
-    }
-    detail::write_report(report_fd, {'P', 0, prog});
-    ::close(report_fd); // our starter sees EOF now
-
-    // The program is our unreaped child: its pid cannot be reused yet.
-    bool abandoned = await_commit(prog, commit_fd);
-    ::close(commit_fd);
-    if (abandoned)
-        ::kill(prog, SIGKILL);
-    while (::waitpid(prog, &st, 0) < 0) {
-        if (errno != EINTR)
-            ::_exit(1);
-    }
-    if (in[1] >= 0)
-        ::close(in[1]);
-    char buf[48];
-    std::size_t len = WIFSIGNALED(st) ? format_status(buf, "signaled", WTERMSIG(st))
-                                      : format_status(buf, "exited", WEXITSTATUS(st));
-    if (abandoned) {
-        const char note[] = " abandoned\n";
-        --len; // before the '\n'
-        for (const char* c = note; *c; ++c)
-            buf[len++] = *c;
-    }
-    int fd = ::open(p.status_tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        sys::write_all(fd, buf, len);
-        ::fsync(fd);
-        ::close(fd);
-        ::rename(p.status_tmp.c_str(), p.status_path.c_str());
-    }
-    ::_exit(0);
+    ::execve(p.helper.c_str(), p.helper_argv.data(), plan.envp());
+    detail::write_report(helper_report_fd, {'E', static_cast<int>(exec_stage::helper), errno});
+    ::_exit(127);
 }
 
 // A pipe or socket pair: two owned ends.
@@ -413,8 +271,8 @@ std::unique_ptr<launch> begin_launch(const detached_options& opts) {
         throw_error(errc::invalid_argument,
                     "detached_options::hold_stdin needs exit_status_file (a supervisor), for " +
                         l->plan.command());
+    prepare_exec(p, l->plan);
     if (!p.status_path.empty()) {
-        p.status_tmp = p.status_path + ".tmp";
         // A status left by an earlier run must not describe this one.
         if (::unlink(p.status_path.c_str()) != 0 && errno != ENOENT)
             sys::throw_errno(errc::io_error,
@@ -450,8 +308,8 @@ std::unique_ptr<launch> begin_launch(const detached_options& opts) {
         }
         if (next == 0) {
             if (!p.status_path.empty())
-                supervise(l->plan, p, wfd, commit.fd[1].get());
-            exec_program(l->plan, p, wfd);
+                exec_supervisor(p, l->plan, wfd, commit.fd[1].get());
+            detail::exec_program(p.program, wfd);
         }
         if (p.status_path.empty())
             detail::write_report(wfd, {'P', 0, next});
@@ -472,6 +330,7 @@ detached_process end_launch(launch& l, const detail::exec_outcome& outcome) {
         std::string extra = stage == exec_stage::open_stdout   ? l.p.stdout_path
                             : stage == exec_stage::open_stderr ? l.p.stderr_path
                             : stage == exec_stage::lock        ? l.p.lock_path
+                            : stage == exec_stage::helper      ? l.p.helper
                                                                : std::string();
         detail::throw_exec_failure(l.plan, *outcome.error, extra);
     }

@@ -9,11 +9,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <csignal>
 #include <cstring>
 
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -106,85 +104,8 @@ exec_plan::exec_plan(const std::vector<std::string>& argv,
     env_ptrs_.push_back(nullptr);
 }
 
-void write_report(int fd, const exec_report& r) noexcept {
-    sys::write_all(fd, &r, sizeof r); // a failure leaves the parent nothing to read: it says so
-}
-
-bool install_stdio(int fds[3]) noexcept {
-    // A source that already sits on 0..2 could be overwritten by an earlier
-    // dup2: move such sources above 2 first.
-    for (int i = 0; i < 3; ++i) {
-        if (fds[i] >= 0 && fds[i] < 3 && fds[i] != i) {
-            int moved = ::fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
-            if (moved < 0)
-                return false;
-            fds[i] = moved;
-        }
-    }
-    for (int i = 0; i < 3; ++i) {
-        if (fds[i] < 0)
-            continue;
-        if (fds[i] == i) {
-            if (::fcntl(i, F_SETFD, 0) < 0)
-                return false;
-        } else if (::dup2(fds[i], i) < 0) {
-            return false;
-        }
-    }
-    return true;
-}
-
-void reset_signals() noexcept {
-    struct sigaction sa {};
-    sa.sa_handler = SIG_DFL;
-    ::sigemptyset(&sa.sa_mask);
-    for (int s = 1; s < NSIG; ++s)
-        ::sigaction(s, &sa, nullptr); // EINVAL for SIGKILL/SIGSTOP and glibc's own: fine
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-}
-
-namespace {
-
-// Marks [first, last] close-on-exec.
-void cloexec_range(unsigned first, unsigned last) noexcept {
-    if (first > last)
-        return;
-    // CLOSE_RANGE_CLOEXEC (Linux 5.11) keeps the report pipe usable until exec.
-    if (::close_range(first, last, CLOSE_RANGE_CLOEXEC) == 0)
-        return;
-    const long max = ::sysconf(_SC_OPEN_MAX);
-    const unsigned end = std::min(last, max > 0 ? static_cast<unsigned>(max - 1) : 1023u);
-    for (unsigned fd = first; fd <= end; ++fd)
-        ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
-}
-
-} // namespace
-
-void close_fds_on_exec() noexcept {
-    cloexec_range(3, ~0U);
-}
-
-void close_fds_on_exec(const int* keep, std::size_t n) noexcept {
-    unsigned next = 3;
-    for (std::size_t i = 0; i < n; ++i) {
-        if (keep[i] < static_cast<int>(next))
-            continue; // 0..2, or a duplicate
-        cloexec_range(next, static_cast<unsigned>(keep[i]) - 1);
-        next = static_cast<unsigned>(keep[i]) + 1;
-    }
-    cloexec_range(next, ~0U);
-}
-
 void exec_or_report(const exec_plan& plan, int report_fd, int keep_fd) noexcept {
-    if (plan.cwd() && ::chdir(plan.cwd()) != 0) {
-        write_report(report_fd, {'E', static_cast<int>(exec_stage::chdir), errno});
-        return;
-    }
-    close_fds_on_exec(&keep_fd, 1); // -1 keeps nothing
-    ::execve(plan.path(), plan.argv(), plan.envp());
-    write_report(report_fd, {'E', static_cast<int>(exec_stage::exec), errno});
+    exec_or_report(plan.path(), plan.argv(), plan.envp(), plan.cwd(), report_fd, keep_fd);
 }
 
 exec_outcome read_reports(int fd) {
@@ -228,6 +149,10 @@ void throw_exec_failure(const exec_plan& plan, const exec_report& r, std::string
                     "cannot set up stdin/stdout/stderr for " + plan.command() + ": " + why);
     case exec_stage::fork:
         throw_error(errc::process_failed, "cannot fork for " + plan.command() + ": " + why);
+    case exec_stage::helper:
+        throw_error(err == ENOENT ? errc::not_found : errc::process_failed,
+                    "cannot run localvm's supervisor helper " + std::string(extra_path) +
+                        " (for " + plan.command() + "): " + why);
     case exec_stage::lock: {
         const bool held = err == EAGAIN || err == EACCES;
         throw_error(held ? errc::already_running : errc::io_error,

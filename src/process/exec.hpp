@@ -11,6 +11,8 @@
 
 #include <sys/types.h>
 
+#include "exec_child.hpp"
+
 namespace localvm::process::detail {
 
 /// Everything execve needs, built in the parent so that the forked child
@@ -46,47 +48,6 @@ private:
     std::vector<const char*> argv_ptrs_;
     std::vector<const char*> env_ptrs_;
 };
-
-/// What failed between fork and exec; sent to the parent through a CLOEXEC pipe.
-enum class exec_stage : int {
-    none = 0,
-    exec,
-    chdir,
-    stdio,
-    open_stdout,
-    open_stderr,
-    fork,
-    lock, ///< `detached_options::lock_file` could not be opened or locked.
-};
-
-/// A fixed-size record written atomically (< PIPE_BUF) to the report pipe.
-struct exec_report {
-    int tag = 0;   ///< 'E' error (stage, err) or 'P' pid (value).
-    int stage = 0; ///< exec_stage for 'E'.
-    int value = 0; ///< errno for 'E', the pid for 'P'.
-};
-
-/// In a forked child: writes `r` to `fd`, retrying on EINTR. Async-signal-safe.
-void write_report(int fd, const exec_report& r) noexcept;
-
-/// In a forked child: dups `fds[i]` onto i for each i in 0..2 whose entry is
-/// >= 0 (safe when a source is itself 0..2), clearing close-on-exec. Returns
-/// false (errno set) on failure. Async-signal-safe.
-bool install_stdio(int fds[3]) noexcept;
-
-/// In a forked child: default dispositions for every signal and an empty
-/// signal mask, so that the program does not inherit our SIG_IGN for SIGPIPE
-/// or a blocked SIGCHLD. Async-signal-safe.
-void reset_signals() noexcept;
-
-/// In a forked child: marks every fd >= 3 close-on-exec (the report pipe
-/// stays usable until exec). Async-signal-safe.
-void close_fds_on_exec() noexcept;
-
-/// As above, but the `n` fds of `keep` (sorted ascending) are left as they
-/// are: they stay open across exec unless already close-on-exec.
-/// Async-signal-safe.
-void close_fds_on_exec(const int* keep, std::size_t n) noexcept;
 
 /// In a forked child: chdir (if any), close fds (but `keep_fd`, when >= 3),
 /// execve. Returns only on failure, having written an 'E' report to

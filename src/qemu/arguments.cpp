@@ -192,7 +192,8 @@ std::vector<std::string> command_line(const launch_plan& p) {
         add({"-chardev",
              "socket,id=qga0,path=" + path_value(p.agent_socket) + ",server=on,wait=off"});
         add({"-device", "virtio-serial-pci"});
-        add({"-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0"});
+        add({"-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0,id=" +
+                            std::string(agent_port_device_id)});
     }
     add({"-drive", "file=" + path_value(p.disk) + ",if=virtio,format=qcow2,discard=unmap"});
     if (!p.seed.empty())

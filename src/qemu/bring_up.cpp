@@ -5,6 +5,7 @@
 #include "detail/backoff.hpp"
 #include "detail/race.hpp"
 #include "fallback.hpp"
+#include "guest_clock.hpp"
 #include "manager_impl.hpp"
 #include "snapshot_files.hpp"
 #include "watch.hpp"
@@ -33,6 +34,12 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 
 namespace {
+
+// QEMU reports the agent port's state at once after `cont` of a restored
+// machine (on the virtual clock's next tick); the agent in a restored guest
+// is already running and answers within a second even under TCG.
+constexpr milliseconds restore_port_timeout{5000};
+constexpr milliseconds restore_clock_timeout{10000};
 
 // Ends a QEMU that `start` spawned and did not commit, and waits (at most
 // 5 s, on the io_context) until it is gone. Its supervisor SIGKILLs it once
@@ -211,8 +218,14 @@ asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_pl
             s.ports[i].host_port = (*bound)[i];
     }
     write_state(s);
-    if (plan.incoming)
+    // A restored machine: QEMU says after `cont` whether the guest agent's
+    // port is open (guest_clock.hpp); subscribed first, so nothing is missed.
+    std::optional<qmp::subscription> port_events;
+    if (plan.incoming) {
         co_await detail::load_state(client, files, remaining());
+        if (!plan.agent_socket.empty())
+            port_events.emplace(client.subscribe("VSERPORT_CHANGE"));
+    }
     co_await client.execute("cont", {}, within_start());
     auto status = co_await client.execute("query-status", {}, within_start());
     const auto* running = status.is_object() ? status.get_object().if_contains("running") : nullptr;
@@ -223,6 +236,14 @@ asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_pl
                         (word && word->is_string() ? std::string(word->get_string()) : "?") + ")");
     }
     stage(boot_stage::guest_running, std::string(to_string(plan.accel)));
+    if (port_events) {
+        // Never fails the start: a guest without an agent keeps the save's time.
+        auto clock = co_await detail::set_clock_after_restore(
+            *port_events, plan.agent_socket.string(), std::min(remaining(), restore_port_timeout),
+            std::min(remaining(), restore_clock_timeout));
+        say("guest clock " + clock.detail);
+        stage(boot_stage::guest_clock, clock.detail);
+    }
     client.close();
 
     if (watch == boot_watch::kvm_watchdog) {

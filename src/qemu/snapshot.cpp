@@ -304,6 +304,16 @@ void delete_snapshot(const options& opts, const std::string& name) {
         throw_error(errc::busy, "snapshot " + name + " is the disk of VMs made from it: " +
                                     names + "; remove them first");
     }
+    // A snapshot saved from one of its clones has its disk layer as backing file.
+    std::string heirs;
+    for (const auto& other : list_snapshots(opts))
+        if (other.name != name &&
+            other.base_image.lexically_normal().parent_path() == s.dir.lexically_normal())
+            heirs += (heirs.empty() ? "" : ", ") + other.name;
+    if (!heirs.empty())
+        throw_error(errc::busy, "snapshot " + name +
+                                    " is the disk of snapshots saved from its clones: " + heirs +
+                                    "; delete them first");
     // Out of the way under a name no reader takes for a snapshot, then gone.
     auto doomed = s.dir.parent_path() / (".deleting-" + name);
     std::error_code ec;

@@ -76,6 +76,22 @@ void copy_into(const fs::path& from, const fs::path& to) {
 
 fs::path origin_file(const layout& files) { return files.data / "origin.json"; }
 
+// The VM's login key when it is the VM's own (a file in its data
+// directory, as the CLI keeps one per VM); empty otherwise. The guest
+// authorises only its public half, so a clone needs it to be reached.
+fs::path own_identity(const options& opts, const layout& files) {
+    const auto& id = opts.ssh_identity_file;
+    if (id.empty())
+        return {};
+    auto p = fs::absolute(id).lexically_normal();
+    if (p.parent_path() != fs::absolute(files.data).lexically_normal())
+        return {};
+    return p;
+}
+
+// Where a snapshot keeps that key pair.
+constexpr const char* identity_copy = "identity";
+
 // The versioned name of `machine` ("q35" -> "pc-q35-7.2") from query-machines.
 asio::awaitable<std::string> pin_machine(qmp::client& c, const std::string& machine) {
     auto v = co_await c.execute("query-machines");
@@ -327,6 +343,11 @@ asio::awaitable<snapshot_info> manager::impl::save_snapshot(std::string name,
         for (const char* f : copied_files)
             if (fs::exists(files.data / f))
                 copy_into(files.data / f, tmp / f);
+        if (auto id = own_identity(opts, files); !id.empty() && fs::exists(id)) {
+            copy_into(id, tmp / identity_copy);
+            if (fs::exists(id.string() + ".pub"))
+                copy_into(id.string() + ".pub", tmp / (std::string(identity_copy) + ".pub"));
+        }
     } catch (...) {
         failure = std::current_exception();
     }
@@ -406,6 +427,11 @@ asio::awaitable<void> manager::impl::create_clone(std::string snapshot) {
                     "VM " + opts.name + " already exists (" + files.disk.string() + ")");
     const auto registration = info.dir / "clones" / opts.name;
     const auto tmp_disk = fs::path(files.disk.string() + ".tmp-clone");
+    // The source's own login key, for a clone that keeps its own too and
+    // has none yet (a key already there is the caller's and stays).
+    auto id = own_identity(opts, files);
+    const auto id_from = info.dir / identity_copy;
+    const bool take_identity = !id.empty() && fs::exists(id_from) && !fs::exists(id);
     std::error_code ec;
     try {
         fs::create_directories(info.dir / "clones");
@@ -415,6 +441,12 @@ asio::awaitable<void> manager::impl::create_clone(std::string snapshot) {
                 copy_into(info.dir / f, files.data / f);
                 fs::permissions(files.data / f, fs::perms::owner_read | fs::perms::owner_write);
             }
+        if (take_identity) {
+            copy_into(id_from, id);
+            fs::permissions(id, fs::perms::owner_read | fs::perms::owner_write);
+            if (fs::exists(id_from.string() + ".pub"))
+                copy_into(id_from.string() + ".pub", id.string() + ".pub");
+        }
         json::object origin{{"snapshot", snapshot}, {"dir", info.dir.string()}};
         write_file_atomic(origin_file(files), json::serialize(origin) + "\n", fs::perms(0600));
         fs::remove(tmp_disk, ec);
@@ -430,6 +462,10 @@ asio::awaitable<void> manager::impl::create_clone(std::string snapshot) {
         fs::remove(origin_file(files), ec);
         for (const char* f : copied_files)
             fs::remove(files.data / f, ec);
+        if (take_identity) {
+            fs::remove(id, ec);
+            fs::remove(id.string() + ".pub", ec);
+        }
         fs::remove(registration, ec);
         throw;
     }

@@ -18,6 +18,8 @@ std::string_view to_string(boot_stage s) noexcept {
         return "kvm-fallback";
     case boot_stage::agent_ready:
         return "agent-ready";
+    case boot_stage::guest_clock:
+        return "guest-clock";
     }
     return "unknown";
 }

@@ -1,10 +1,14 @@
 // A localvm user, written against the installed headers only. Needs no VM
 // and no QEMU: prints a QEMU command line and NoCloud meta-data, gets an
 // error from the library's category, and asks the QEMU backend, on the
-// caller's io_context, about a VM that was never created. Exit status 0 when
-// every answer is the expected one.
+// caller's io_context, about a VM that was never created, and starts a
+// detached, supervised `sleep` (the way QEMU runs): the library must find its
+// helper program, localvm-supervise, installed with it (or, before install,
+// through LOCALVM_LIBEXECDIR). Exit status 0 when every answer is the
+// expected one.
 #include <localvm/cloudinit/nocloud.hpp>
 #include <localvm/error.hpp>
+#include <localvm/process/detached.hpp>
 #include <localvm/qemu/arguments.hpp>
 #include <localvm/qemu/manager.hpp>
 
@@ -12,9 +16,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include <chrono>
+#include <csignal>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include <unistd.h>
@@ -38,6 +46,30 @@ asio::awaitable<void> ask_backend(std::filesystem::path home) {
     localvm::qemu::manager vm(co_await asio::this_coro::executor, o);
     expect(!co_await vm.exists(), "a VM that was never created does not exist");
     expect(!co_await vm.running(), "and is not running");
+}
+
+// Starts `sleep` detached under its supervisor, ends it, and reads how the
+// supervisor recorded the end.
+asio::awaitable<void> supervised(std::filesystem::path dir) {
+    localvm::process::detached_options d;
+    d.argv = {"sleep", "60"};
+    d.exit_status_file = dir / "status";
+    auto proc = co_await localvm::process::launch_detached(d);
+    expect(co_await proc.hand_over(), "a supervised program is handed over");
+    // The supervisor is the program's parent (field 4 of /proc/PID/stat).
+    std::ifstream stat("/proc/" + std::to_string(proc.pid()) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    char state = 0;
+    pid_t supervisor = 0;
+    rest >> state >> supervisor;
+    ::kill(proc.pid(), SIGTERM);
+    expect(co_await localvm::process::wait_exit(supervisor, std::chrono::seconds(10)),
+           "its supervisor ends after it");
+    auto status = localvm::process::read_exit_status(d.exit_status_file);
+    expect(status && status->how == "signaled" && status->number == SIGTERM,
+           "the supervisor recorded the program's end");
 }
 
 } // namespace
@@ -86,6 +118,20 @@ int main() {
     });
     io.run();
     expect(!std::filesystem::exists(home), "asking made no files");
+
+    std::filesystem::create_directories(home);
+    try {
+        asio::co_spawn(io, supervised(home), [](std::exception_ptr e) {
+            if (e)
+                std::rethrow_exception(e);
+        });
+        io.restart();
+        io.run();
+    } catch (const localvm::error& e) {
+        std::cout << e.what() << '\n';
+        expect(false, "a supervised program starts");
+    }
+    std::filesystem::remove_all(home);
 
     std::cout << (failures == 0 ? "consumer: all good\n" : "consumer: FAILED\n");
     return failures == 0 ? 0 : 1;

@@ -15,7 +15,9 @@
 //           (host-signal) and exit 0. On exit the pid file and the sockets
 //           are removed, as QEMU does. One thread, one poll loop, nothing
 //           runs while no client talks.
-//   stall   hold the -pidfile lock as QEMU does, listen on the QMP socket
+//   stall   hold the -pidfile lock as QEMU does, open the serial
+//           chardev's logfile= (as QEMU does at startup: the console drainer
+//           waits for that writer), listen on the QMP socket
 //           (-chardev socket,id=qmp,path=...), greet, answer
 //           qmp_capabilities, then never answer again
 //   answer  as stall, but answer cont, query-status (running) and
@@ -496,6 +498,14 @@ int main(int argc, char** argv) {
     write_all(pfd, std::to_string(::getpid()) + "\n");
     if (mode == "run")
         return run_fake(argc, argv, pidfile);
+    // As QEMU: every chardev's logfile= is open for writing from startup to
+    // exit (the console drainer ends when this writer goes). Kept open.
+    for (int i = 1; i + 1 < argc; ++i)
+        if (std::string(argv[i]) == "-chardev") {
+            auto o = split_options(argv[i + 1]);
+            if (o.count("logfile"))
+                (void)::open(o["logfile"].c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        }
 
     auto path = qmp_path(argc, argv);
     int lfd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

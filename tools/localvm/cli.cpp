@@ -21,7 +21,8 @@ constexpr mask vm_commands = bit(command::create) | bit(command::start) | bit(co
                              bit(command::monitor) | bit(command::sync) | bit(command::copy) |
                              bit(command::forward) | bit(command::stop) | bit(command::remove);
 // Commands that read the data and runtime directories.
-constexpr mask dir_commands = vm_commands | bit(command::list) | bit(command::network);
+constexpr mask dir_commands = vm_commands | bit(command::list) | bit(command::network) |
+                              bit(command::snapshot) | bit(command::clone);
 constexpr mask boot_commands = bit(command::start) | bit(command::up);
 constexpr mask copy_commands = bit(command::sync) | bit(command::copy);
 constexpr mask login_commands = boot_commands | bit(command::shell) | copy_commands;
@@ -76,6 +77,22 @@ const subcommand subcommands[] = {
     {command::stop, "stop", "NAME",
      "Stop the VM: ACPI power button, then QMP quit, SIGTERM, SIGKILL."},
     {command::remove, "delete", "NAME", "Delete the VM's disk, seed and runtime files."},
+    {command::snapshot, "snapshot", "NAME SNAP | list | delete SNAP",
+     "Save the running VM NAME as snapshot SNAP: its memory, devices and disk\n"
+     "as they are at that moment (the guest pauses for the save). The VM runs\n"
+     "on afterwards, on its own disk (--stop ends it instead): saving is not\n"
+     "meant to cost you the VM. 'snapshot save NAME SNAP' is the same (for a\n"
+     "VM named list or delete). 'list' shows each snapshot: size, source VM,\n"
+     "when it was made, the QEMU that saved it and the VMs cloned from it\n"
+     "(--json: one JSON object, see the README). 'delete' removes one; it is\n"
+     "refused while VMs cloned from it exist (delete those first)."},
+    {command::clone, "clone", "SNAP NEW",
+     "Create VM NEW from snapshot SNAP: its own disk on the snapshot's, and\n"
+     "the source VM's login key. 'localvm start NEW' (or 'up NEW') then\n"
+     "restores the saved machine instead of booting: the guest goes on from\n"
+     "the moment of the save, in seconds. That start takes the snapshot's\n"
+     "CPUs, memory, kernel, initrd, command line, networking and forwards\n"
+     "(host port 0 again) unless given; options that differ are refused."},
     {command::image, "image", "pull URL | list | rm URL|KEY",
      "Manage the image cache: 'pull' fetches URL (http, https, file or a path)\n"
      "and verifies it with --sha256/--sha512 (for a .xz or .gz URL, the digest\n"
@@ -347,7 +364,13 @@ const std::vector<option_spec>& options_table() {
                  i.timeline_file = v;
                  return v.empty() ? std::string("expected a file") : std::string();
              }},
-            {"json", 0, "", bit(command::status) | bit(command::list),
+            {"stop", 0, "", bit(command::snapshot),
+             "End the VM after the save (QMP quit). Default: it runs on.",
+             [](invocation& i, const std::string&) {
+                 i.stop_after_save = true;
+                 return std::string();
+             }},
+            {"json", 0, "", bit(command::status) | bit(command::list) | bit(command::snapshot),
              "Print one JSON object (stable keys).",
              [](invocation& i, const std::string&) {
                  i.json = true;
@@ -484,6 +507,50 @@ std::string take_operands(invocation& i, const std::vector<std::string>& ops) {
             return err;
         i.network = ops[1];
         return qemu::check_network_name(i.network);
+    case command::snapshot: {
+        if (ops.empty())
+            return "missing NAME SNAP (or list, or delete SNAP)";
+        auto named = [](const std::string& snap) {
+            auto why = qemu::check_name(snap);
+            return why.empty() ? why : "snapshot name: " + why;
+        };
+        if (ops[0] == "list") {
+            i.snapshot_action = "list";
+            if (i.stop_after_save)
+                return "list takes no --stop";
+            return expect(1, 1, "");
+        }
+        if (i.json)
+            return "--json is for 'snapshot list'";
+        if (ops[0] == "delete") {
+            i.snapshot_action = "delete";
+            if (!(err = expect(2, 2, "SNAP")).empty())
+                return err;
+            if (i.stop_after_save)
+                return "delete takes no --stop";
+            i.snapshot = ops[1];
+            return named(i.snapshot);
+        }
+        i.snapshot_action = "save";
+        std::size_t at = ops[0] == "save" ? 1 : 0;
+        if (ops.size() < at + 2)
+            return ops.size() < at + 1 ? "missing NAME" : "missing SNAP";
+        if (ops.size() > at + 2)
+            return "unexpected argument " + in_quotes(ops[at + 2]);
+        i.name = ops[at];
+        i.snapshot = ops[at + 1];
+        if (auto why = named(i.snapshot); !why.empty())
+            return why;
+        break;
+    }
+    case command::clone:
+        if (!(err = expect(2, 2, ops.size() < 1 ? "SNAP" : "NEW")).empty())
+            return err;
+        i.snapshot = ops[0];
+        i.name = ops[1];
+        if (auto why = qemu::check_name(i.snapshot); !why.empty())
+            return "snapshot name: " + why;
+        break;
     case command::sync:
         if (!(err = expect(3, 3, ops.size() < 1 ? "NAME" : ops.size() < 2 ? "FROM" : "TO")).empty())
             return err;

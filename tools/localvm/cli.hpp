@@ -34,8 +34,10 @@ enum class command {
     stop,
     remove, ///< `delete` on the command line.
     cidata,
-    image, ///< `image pull|list|rm`: the image cache.
-    network, ///< `network create|delete|list`: virtual networks.
+    image,    ///< `image pull|list|rm`: the image cache.
+    network,  ///< `network create|delete|list`: virtual networks.
+    snapshot, ///< `snapshot [save] NAME SNAP | list | delete SNAP`: saved running VMs.
+    clone,    ///< `clone SNAP NEW`: a new VM restored from a snapshot on its start.
 };
 
 /// How much the command says on stderr.
@@ -118,6 +120,11 @@ struct invocation {
     // network create|delete|list
     std::string network_action; ///< "create", "delete" or "list".
     std::string network;        ///< The network's name (create, delete).
+
+    // snapshot [save]|list|delete, clone
+    std::string snapshot_action;  ///< snapshot: "save", "list" or "delete".
+    std::string snapshot;         ///< The snapshot's name (snapshot save|delete, clone).
+    bool stop_after_save = false; ///< snapshot --stop: QEMU ends after the save.
 };
 
 /// A command line that cannot be run: exit status 2.

@@ -28,6 +28,7 @@
 #include "network_cmd.hpp"
 #include "progress.hpp"
 #include "report.hpp"
+#include "snapshot_cmd.hpp"
 #include <unistd.h>
 
 #ifndef LOCALVM_VERSION
@@ -155,9 +156,7 @@ asio::awaitable<void> boot(qemu::manager& vm, const cli::invocation& i, cli::pro
 }
 
 asio::awaitable<int> cmd_create(const cli::invocation& i, qemu::manager& vm, cli::progress& p) {
-    auto base = co_await cli::base_image(i, p);
-    p.activity("creating the disk overlay");
-    co_await vm.create(base);
+    co_await cli::create_vm(i, vm, p);
     p.finish();
     if (i.level != cli::verbosity::quiet)
         out_line(stderr, "created " + i.name + " (" + vm.files().disk.string() + ")");
@@ -209,9 +208,7 @@ asio::awaitable<int> cmd_up(const cli::invocation& i, qemu::manager& vm, cli::pr
             throw_error(errc::not_found, "VM " + i.name +
                                              " does not exist; give --base IMAGE or --image URL "
                                              "to create it");
-        auto base = co_await cli::base_image(i, p);
-        p.activity("creating the disk overlay");
-        co_await vm.create(base);
+        co_await cli::create_vm(i, vm, p);
     }
     bool running = co_await vm.running();
     if (running && i.monitor && i.level != cli::verbosity::quiet) {
@@ -367,7 +364,11 @@ int cmd_cidata(const cli::invocation& i) {
     return 0;
 }
 
-asio::awaitable<int> run(const cli::invocation& i, cli::progress& p) {
+asio::awaitable<int> run(const cli::invocation& given, cli::progress& p) {
+    // The start of a clone takes its machine from the snapshot by default.
+    const auto i = cli::with_clone_defaults(given);
+    if (i.cmd == cli::command::snapshot && i.snapshot_action != "save")
+        co_return co_await cli::cmd_snapshot_store(i);
     if (i.cmd == cli::command::image)
         co_return co_await cli::cmd_image(i, p);
     if (i.cmd == cli::command::list)
@@ -401,6 +402,10 @@ asio::awaitable<int> run(const cli::invocation& i, cli::progress& p) {
         co_return co_await cmd_stop(i, vm, p);
     case cli::command::remove:
         co_return co_await cmd_delete(i, vm);
+    case cli::command::snapshot:
+        co_return co_await cli::cmd_snapshot_save(i, vm, p);
+    case cli::command::clone:
+        co_return co_await cli::cmd_clone(i, vm, p);
     default:
         break;
     }
@@ -423,7 +428,9 @@ void report_failure(const cli::invocation& i, std::exception_ptr e) {
     if (nl != std::string::npos && !verbose)
         first += " (--verbose shows more)";
     std::string subject = std::string(cli::command_word(i.cmd));
-    if (!i.name.empty())
+    if (i.cmd == cli::command::snapshot && i.snapshot_action != "save")
+        subject += " " + i.snapshot_action + (i.snapshot.empty() ? "" : " " + i.snapshot);
+    else if (!i.name.empty())
         subject += " " + i.name;
     else if (!i.output.empty())
         subject += " " + i.output.string();

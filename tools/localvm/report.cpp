@@ -347,15 +347,21 @@ std::string render_list_table(const std::vector<qemu::vm_listing>& vms, std::int
                              : "-",
                         fwd.empty() ? "-" : fwd, end});
     }
+    return render_table(rows);
+}
+
+std::string render_table(const std::vector<std::vector<std::string>>& rows) {
+    if (rows.empty())
+        return {};
     std::vector<std::size_t> width(rows[0].size(), 0);
     for (const auto& r : rows)
-        for (std::size_t c = 0; c < r.size(); ++c)
+        for (std::size_t c = 0; c < r.size() && c < width.size(); ++c)
             width[c] = std::max(width[c], r[c].size());
     std::string out;
     for (const auto& r : rows) {
         std::string line;
         for (std::size_t c = 0; c < r.size(); ++c)
-            line += c + 1 < r.size() ? pad(r[c], width[c] + 2) : r[c];
+            line += c + 1 < r.size() && c < width.size() ? pad(r[c], width[c] + 2) : r[c];
         out += terminal_safe(line) + "\n";
     }
     return out;

@@ -95,6 +95,10 @@ std::string render_list_json(const std::vector<qemu::vm_listing>& vms, std::int6
 /// what does not apply. "no VMs" alone when there are none.
 std::string render_list_table(const std::vector<qemu::vm_listing>& vms, std::int64_t now);
 
+/// Rows as columns, each but the last padded to its widest cell plus two
+/// spaces, one line each (terminal-safe). Empty for no rows.
+std::string render_table(const std::vector<std::vector<std::string>>& rows);
+
 /// A forward as `forward` prints it: "127.0.0.1:40000 -> 8080".
 std::string forward_text(const port_forward& f);
 /// `network list` for people: one line per network, "NAME  switch pid N |

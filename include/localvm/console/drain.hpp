@@ -41,9 +41,8 @@ std::filesystem::path rotated_log(const std::filesystem::path& log);
 std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_view chunk);
 
 /// The drainer of one console log. `start` makes a fresh FIFO and a fresh,
-/// empty log (removing the rotated part of an earlier run), then forks a
-/// process (named "localvm-console"; not our child, not exec'd: async-signal-
-/// safe code only) that holds the FIFO's read end and copies what its writer
+/// empty log (removing the rotated part of an earlier run), then starts a
+/// process (not our child) that holds the FIFO's read end and copies what its writer
 /// writes into the log, rotating it at `rotate_bytes`. The drainer outlives
 /// its starter: it exits once its writer has closed the FIFO (QEMU exited)
 /// and all was copied, then removes the FIFO. It never stalls its writer
@@ -56,11 +55,19 @@ std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_
 /// `process::detached_process`), the drainer exits by itself, whether or not
 /// its writer ever came. Call `release` before committing the QEMU it
 /// serves. Movable, not copyable.
+///
+/// The drainer is localvm's helper program `localvm-console`, exec'd: it
+/// holds none of this process's memory (a fork would keep a copy-on-write
+/// image of it as long as the VM runs). It is found as
+/// `process::detached_options::exit_status_file` says for the supervisor:
+/// <prefix>/<libexecdir>/localvm, or `LOCALVM_LIBEXECDIR`.
 class log_drainer {
 public:
     /// Starts the drainer of `log`. Throws `localvm::error`:
     /// `errc::io_error` naming a FIFO or log that cannot be made,
-    /// `errc::process_failed` when it cannot fork.
+    /// `errc::not_found` naming the helper program when it is missing
+    /// (nothing is made then), `errc::process_failed` when it cannot fork
+    /// or exec it.
     static log_drainer start(const std::filesystem::path& log, drain_options options = {});
 
     log_drainer(log_drainer&&) noexcept;

@@ -71,7 +71,7 @@ private:
 /// How a connection ended, as far as the client knows.
 enum class connection_end {
     open,           ///< Still open.
-    clean,          ///< `close()` closed it: CONNECT_CLOSE answered, then EOF.
+    clean,          ///< `close()` closed it: CONNECT_CLOSE answered (or not), then EOF.
     unexpected,     ///< The daemon (or ssh) closed it unasked, or it failed.
     local,          ///< `abort()` or the client's destruction closed it.
     protocol_error, ///< The daemon sent malformed or oversized data.
@@ -193,8 +193,10 @@ public:
     subscribe_lifecycle(std::optional<domain_ref> dom = std::nullopt);
 
     /// Ends the connection politely: CONNECT_CLOSE, then closes (the end is
-    /// `clean`). Pending calls then throw `errc::libvirt_closed`. Throws as
-    /// `call` (the connection is closed anyway).
+    /// `clean`). An EOF in place of the reply is clean too (virt-ssh-helper
+    /// loses the reply when the daemon closes right after it). Pending calls
+    /// then throw `errc::libvirt_closed`. Otherwise throws as `call` (the
+    /// connection is closed anyway).
     boost::asio::awaitable<void> close();
 
     /// Ends the connection now: pending calls, stream readers and event

@@ -24,13 +24,22 @@ struct detached_options {
     /// below) are relative to our working directory, not the program's.
     std::filesystem::path stdout_file;
     std::filesystem::path stderr_file;                    ///< As `stdout_file`; may be the same file.
-    /// When set, a small supervisor (forked, not exec'd; async-signal-safe
-    /// code only; named "localvm-superv" in ps) waits for the process and
-    /// writes how it ended to this file atomically (via "<file>.tmp"):
+    /// When set, a small supervisor waits for the process and writes how it
+    /// ended to this file atomically (via "<file>.tmp"):
     /// "exited N\n" or "signaled N\n", and "signaled 9 abandoned\n" when it
     /// killed the process itself because the starter never committed (see
     /// `detached_process`). A file left by an earlier run is removed by
     /// `spawn_detached`; none is written when exec fails.
+    ///
+    /// The supervisor is localvm's helper program `localvm-supervise`
+    /// ("localvm-superv" in ps), exec'd: it holds none of this process's
+    /// memory (a fork would keep a copy-on-write image of it for the
+    /// program's whole life) and none of its descriptors. It is found in
+    /// the directory the library was built for, <prefix>/<libexecdir>/localvm
+    /// (installed with it), or in the directory named by the environment
+    /// variable `LOCALVM_LIBEXECDIR` when that is set and not empty (a build
+    /// tree: <build>/src/libexec; meson's test runs and `meson devenv` set
+    /// it). Its environment is the program's.
     std::filesystem::path exit_status_file;
     /// When set, the program holds an fcntl write lock on this file (created
     /// 0600, truncated, its pid written in decimal) for its whole life, as
@@ -101,14 +110,15 @@ private:
 /// blocks for that brief moment; not a coroutine); a supervised process must
 /// then be committed (see `detached_process`).
 /// Throws `localvm::error`: `errc::invalid_argument` for an empty argv,
-/// `errc::not_found` naming a missing program or working directory,
+/// `errc::not_found` naming a missing program or working directory, or a
+/// missing supervisor helper (the path looked at, and `LOCALVM_LIBEXECDIR`),
 /// `errc::io_error` naming an output file that cannot be opened,
 /// `errc::process_failed` when exec fails for another reason (errno's text).
 /// Discarding the result kills a supervised program at once: hence nodiscard.
 [[nodiscard]] detached_process spawn_detached(const detached_options& opts);
 
 /// As `spawn_detached`, but the wait until the program has exec'd (three
-/// forks and an exec, each to be scheduled: milliseconds on a loaded
+/// forks and two execs, each to be scheduled: milliseconds on a loaded
 /// machine) happens on the caller's io_context instead of blocking the
 /// thread, so that many starts overlap. Same errors. Cancellation completes
 /// with operation_aborted; a supervised program that was started is then

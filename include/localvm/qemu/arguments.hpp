@@ -60,6 +60,10 @@ struct virtual_nic {
 /// virtual NICs too (so that the seed's network-config can match it).
 inline constexpr std::string_view user_nic_mac = "52:54:00:12:34:56";
 
+/// The id of the guest agent's virtserialport device: QEMU names it in its
+/// VSERPORT_CHANGE events (the guest opening or closing the agent's port).
+inline constexpr std::string_view agent_port_device_id = "qga-port";
+
 /// Everything the command line depends on, already validated and resolved.
 struct launch_plan {
     std::string name;                        ///< VM name (shown by QEMU as the guest name).
@@ -103,7 +107,7 @@ struct launch_plan {
 /// qmp2, ...) and the serial console on unix sockets, the console log, the
 /// guest agent's virtio-serial port (`-chardev socket,id=qga0,...
 /// -device virtio-serial-pci -device virtserialport,chardev=qga0,
-/// name=org.qemu.guest_agent.0`) when `agent_socket` is set, a virtio RNG (guests need entropy for SSH host keys), a pvpanic device with
+/// name=org.qemu.guest_agent.0,id=qga-port`) when `agent_socket` is set, a virtio RNG (guests need entropy for SSH host keys), a pvpanic device with
 /// `-action panic=exit-failure` (a guest kernel panic ends QEMU with status
 /// 1), `-S`, `-incoming defer` when `incoming`, and last the human monitor: `-monitor stdio`, or `-chardev
 /// socket,id=hmp,path=...,server=on,wait=off -mon chardev=hmp,mode=readline`.

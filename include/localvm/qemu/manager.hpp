@@ -218,7 +218,9 @@ public:
     /// with QEMU's migration to a file the library opened (QMP `getfd`,
     /// `migrate` to `fd:`), copies the disk overlay (flushed and released
     /// by QEMU at that point) as the snapshot's read-only disk layer, along
-    /// with the seed, UEFI variables and pinned host key, then resumes the
+    /// with the seed, UEFI variables and pinned host key (and the login key
+    /// pair `options::ssh_identity_file` when it is the VM's own, a file in
+    /// its data directory as the CLI keeps one), then resumes the
     /// guest (`after_save::resume`, the default: it runs on its own
     /// overlay, which the snapshot no longer shares) or quits QEMU
     /// (`after_save::stop`). The record (`snapshot_info`) pins the machine
@@ -237,6 +239,9 @@ public:
     /// Creates this VM as a clone of snapshot `snapshot` (found under
     /// `snapshot_root(config())`): its own qcow2 overlay on the snapshot's
     /// frozen disk layer, copies of the seed, UEFI variables and host key,
+    /// the source's own login key pair at `options::ssh_identity_file` when
+    /// the snapshot has one and that file is in this VM's data directory
+    /// and does not exist yet (the guest authorises no other key),
     /// and a record of its origin; the snapshot counts it as a dependent
     /// until `remove`. `start` then restores the saved machine instead of
     /// booting: QEMU starts with `-incoming defer` and the snapshot's
@@ -248,8 +253,14 @@ public:
     /// (digests) and the QEMU the same version, else `start` throws
     /// `errc::unsupported` naming each difference; `user_data` and
     /// `ssh_authorized_key` are not used again (the guest keeps what it
-    /// had). The guest's clock goes on from the save (no guest agent sets
-    /// it). TCP connections open at the save are lost. Throws
+    /// had). The restored guest clock reads the time of the save: when the
+    /// guest has an agent with its port open (QEMU says so right after
+    /// `cont`), `start` sets the clock to the host's time through it
+    /// (`guest-set-time`, within 10 s); without one the clock stays behind
+    /// by the time since the save (set it yourself, e.g. with `shell`).
+    /// Either way `start` does not fail for it: `boot_stage::guest_clock`
+    /// and the output say what was done. TCP connections open at the save
+    /// are lost. Throws
     /// `errc::not_found` for no such snapshot, `errc::already_exists`,
     /// `errc::process_failed` when qemu-img fails; leaves nothing behind
     /// on failure.

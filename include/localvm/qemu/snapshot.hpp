@@ -100,7 +100,9 @@ std::vector<snapshot_info> list_snapshots(const options& opts);
 snapshot_info inspect_snapshot(const options& opts, const std::string& name);
 
 /// Deletes a snapshot. Throws `errc::busy` naming the VMs made from it
-/// while any of them exists (remove those first), `errc::not_found`,
+/// while any of them exists (remove those first), or naming the snapshots
+/// saved from such VMs (their disk layer is backed by this one's; delete
+/// those first), `errc::not_found`,
 /// `errc::invalid_argument` for a bad name, `errc::io_error`.
 void delete_snapshot(const options& opts, const std::string& name);
 

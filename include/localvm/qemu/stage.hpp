@@ -23,10 +23,18 @@ enum class boot_stage {
     /// the stages above the KVM attempt reached.
     kvm_fallback,
     agent_ready,   ///< The guest agent answered (`wait_ready` with `ready_mode::agent` or `both`).
+    /// A clone's start only, right after `guest_running`: the restored
+    /// guest clock reads the time of the save, and was set to the host's
+    /// time through the guest agent when the guest has one with its port
+    /// open. The detail says which: "set to the host's time through the
+    /// guest agent", or "not set: " and why (no guest agent has its port
+    /// open; the agent failed, with its error).
+    guest_clock,
 };
 
 /// The stable word for a stage: "qemu-spawned", "qmp-ready",
-/// "guest-running", "ssh-banner", "ssh-login", "kvm-fallback", "agent-ready".
+/// "guest-running", "ssh-banner", "ssh-login", "kvm-fallback", "agent-ready",
+/// "guest-clock".
 std::string_view to_string(boot_stage s) noexcept;
 
 /// Receives each stage as it happens, with a detail for people ("pid 1234",

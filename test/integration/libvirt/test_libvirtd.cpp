@@ -1,6 +1,7 @@
 // The libvirt client against a real libvirtd 9.0 (private, see
 // private_libvirtd.hpp), over its unix socket and over ssh to 127.0.0.1 (an
-// sshd this test starts, `nc -U` on the far side): version, a tiny domain
+// sshd this test starts; on the far side `nc -U` with socket=, else
+// virt-ssh-helper as for libvirt's own client): version, a tiny domain
 // (TCG, no disk, no NIC, a multiboot kernel that floods the serial port)
 // defined, started, inspected, its console read, its monitor asked,
 // destroyed and undefined with its lifecycle events in order; a volume
@@ -51,7 +52,8 @@ struct environment {
     fs::path key, host_key, known_hosts, sshd_config;
     std::uint16_t ssh_port = 0;
     std::unique_ptr<process::child> sshd;
-    std::string ssh_uri;
+    std::string ssh_uri;    // socket= given: `nc -U` the private socket on the far side
+    std::string remote_uri; // no socket=: the remote route libvirt's own client takes
 };
 
 environment* env = nullptr;
@@ -144,27 +146,44 @@ struct global_setup {
             << "PermitRootLogin prohibit-password\n"
             << "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             << "LogLevel ERROR\n";
-        fs::create_directories("/run/sshd"); // sshd's privilege separation directory
         e.ssh_port = free_port();
         std::ofstream(e.known_hosts)
             << "[127.0.0.1]:" << e.ssh_port << " " << read_file(e.host_key.string() + ".pub");
-        e.ssh_uri = "qemu+ssh://root@127.0.0.1:" + std::to_string(e.ssh_port) +
-                    "/system?keyfile=" + e.key.string() + "&known_hosts=" + e.known_hosts.string() +
-                    "&socket=" + e.daemon.socket();
+        e.remote_uri = "qemu+ssh://root@127.0.0.1:" + std::to_string(e.ssh_port) +
+                       "/system?keyfile=" + e.key.string() +
+                       "&known_hosts=" + e.known_hosts.string();
+        e.ssh_uri = e.remote_uri + "&socket=" + e.daemon.socket();
     }
     ~global_setup() { env = nullptr; } // members kill sshd, libvirtd and its QEMUs
 };
 BOOST_TEST_GLOBAL_FIXTURE(global_setup);
 
+// sshd on 127.0.0.1 in a mount namespace of its own, where a tmpfs on /run
+// holds its privilege separation directory and the system socket's path,
+// /run/libvirt/libvirt-sock, as a symbolic link to the private daemon's
+// socket: a URI without socket= then reaches the private daemon the way it
+// would reach a system one (virt-ssh-helper qemu:///system, or nc -U on the
+// default path), and nothing of the host's /run is touched.
 asio::awaitable<void> ensure_sshd() {
     if (env->sshd)
         co_return;
     process::options o;
-    // setpriv: sshd dies with this program, however this program ends.
+    // setpriv: sshd dies with this program, however this program ends
+    // (unshare and sh exec, so sshd is the process setpriv armed).
     o.argv = {"/usr/bin/setpriv",
               "--pdeathsig",
               "KILL",
               "--",
+              "/usr/bin/unshare",
+              "--mount",
+              "--propagation",
+              "private",
+              "/bin/sh",
+              "-c",
+              "set -e; mount -t tmpfs -o mode=0755 tmpfs /run; mkdir -p /run/sshd /run/libvirt; "
+              "ln -s \"$1\" /run/libvirt/libvirt-sock; shift; exec \"$@\"",
+              "sh",
+              env->daemon.socket(),
               "/usr/sbin/sshd",
               "-D",
               "-e",
@@ -309,6 +328,37 @@ BOOST_AUTO_TEST_CASE(ssh_scenario) {
         co_await exercise(c, "localvm-ssh");
         co_await c.close();
         BOOST_TEST((c.end() == lv::connection_end::clean));
+    });
+}
+
+// No socket=: the remote command is the one libvirt's own client runs,
+// virt-ssh-helper qemu:///system when the host has it (Debian 12's
+// libvirt-daemon does), else nc -U on the system socket's path.
+BOOST_AUTO_TEST_CASE(ssh_default_remote_route_scenario) {
+    BOOST_TEST_REQUIRE(fs::exists("/usr/bin/virt-ssh-helper"),
+                       "virt-ssh-helper (libvirt-daemon) is not installed");
+    run([]() -> asio::awaitable<void> {
+        co_await ensure_sshd();
+        auto c = co_await lv::client::connect(env->remote_uri);
+        co_await exercise(c, "localvm-remote");
+        co_await c.close();
+        BOOST_TEST((c.end() == lv::connection_end::clean));
+    });
+}
+
+// Each remote command on its own: virt-ssh-helper (proxy=native, no
+// fallback) and nc -U on the default socket path (proxy=netcat).
+BOOST_AUTO_TEST_CASE(ssh_native_and_netcat_proxies_without_socket) {
+    run([]() -> asio::awaitable<void> {
+        co_await ensure_sshd();
+        const std::vector<std::string> proxies = {"native", "netcat"};
+        for (const auto& proxy : proxies) {
+            auto c = co_await lv::client::connect(env->remote_uri + "&proxy=" + proxy);
+            BOOST_TEST(co_await c.hypervisor_version() >= 7000000u, proxy);
+            BOOST_TEST(co_await c.hostname() == local_hostname(), proxy);
+            co_await c.close();
+            BOOST_TEST((c.end() == lv::connection_end::clean), proxy);
+        }
     });
 }
 

@@ -20,9 +20,12 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -496,5 +499,85 @@ BOOST_AUTO_TEST_CASE(a_program_holds_its_lock_file_and_a_silent_stdin) {
     auto no_supervisor = o;
     no_supervisor.exit_status_file.clear();
     BOOST_CHECK_THROW(auto p = lp::spawn_detached(no_supervisor), localvm::error);
+    check_no_zombies();
+}
+
+namespace {
+
+// Private_Clean + Private_Dirty of /proc/<pid>/smaps_rollup, in KiB.
+long private_kib(pid_t pid) {
+    std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/smaps_rollup"));
+    std::string line;
+    long sum = 0;
+    while (std::getline(in, line))
+        if (line.rfind("Private_", 0) == 0)
+            sum += std::stol(line.substr(line.find(':') + 1));
+    return sum;
+}
+
+} // namespace
+
+// The supervisor is localvm's helper program, exec'd: it holds none of its
+// starter's memory, however big the starter is, even after the starter frees
+// it (a fork would keep a copy-on-write image of it for the program's life).
+BOOST_AUTO_TEST_CASE(the_supervisor_holds_none_of_a_big_starters_memory) {
+    temp_dir dir;
+    constexpr std::size_t heap_mib = 256;
+    std::vector<char> heap(heap_mib << 20, 'x'); // touched: the starter really holds it
+    lp::detached_options o;
+    o.argv = {"sleep", "30"};
+    o.exit_status_file = dir.path / "status";
+    auto proc = lp::spawn_detached(o);
+    BOOST_TEST(proc.commit());
+    auto st = proc_util::read_stat(proc.pid());
+    BOOST_REQUIRE(st);
+    const pid_t super = st->ppid;
+    BOOST_TEST(fs::read_symlink("/proc/" + std::to_string(super) + "/exe").filename() ==
+               "localvm-supervise");
+    BOOST_TEST(comm(super) == "localvm-superv");
+    // Tens of MiB at most (a sanitizer build's runtime included); the
+    // starter's heap alone is 256 MiB.
+    const long held = private_kib(super);
+    BOOST_TEST_MESSAGE("supervisor private memory: " << held << " KiB, starter heap "
+                                                     << heap_mib << " MiB");
+    BOOST_TEST(held > 0);
+    BOOST_TEST(held < 32 * 1024);
+    heap.clear();
+    heap.shrink_to_fit();
+    BOOST_TEST(private_kib(super) < 32 * 1024);
+    run_coroutine([&]() -> asio::awaitable<void> {
+        ::kill(proc.pid(), SIGTERM);
+        BOOST_TEST(co_await lp::wait_exit(super, 10s));
+    });
+    auto es = lp::read_exit_status(o.exit_status_file);
+    BOOST_REQUIRE(es);
+    BOOST_TEST(es->how == "signaled");
+    check_no_zombies();
+}
+
+// Without its helper program the library says which file it looked for and
+// how to point it elsewhere, and starts nothing.
+BOOST_AUTO_TEST_CASE(a_missing_supervisor_helper_is_named) {
+    temp_dir dir;
+    const char* was = std::getenv("LOCALVM_LIBEXECDIR");
+    const std::string saved = was ? was : "";
+    ::setenv("LOCALVM_LIBEXECDIR", dir.path.c_str(), 1);
+    lp::detached_options o;
+    o.argv = {"sleep", "30"};
+    o.exit_status_file = dir.path / "status";
+    try {
+        auto p = lp::spawn_detached(o);
+        BOOST_FAIL("started without its supervisor helper");
+    } catch (const localvm::error& e) {
+        BOOST_TEST(e.code() == errc::not_found, e.what());
+        const std::string what = e.what();
+        BOOST_TEST(what.find((dir.path / "localvm-supervise").string()) != std::string::npos, what);
+        BOOST_TEST(what.find("LOCALVM_LIBEXECDIR") != std::string::npos, what);
+    }
+    if (was)
+        ::setenv("LOCALVM_LIBEXECDIR", saved.c_str(), 1);
+    else
+        ::unsetenv("LOCALVM_LIBEXECDIR");
+    BOOST_TEST(!fs::exists(o.exit_status_file));
     check_no_zombies();
 }

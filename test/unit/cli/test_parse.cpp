@@ -365,3 +365,57 @@ BOOST_AUTO_TEST_CASE(networks_and_the_network_command) {
     BOOST_TEST(contains(bad({"network", "create", "a b"}), "network name"));
     BOOST_TEST(contains(help_text(command::network), "vde_switch"));
 }
+
+BOOST_AUTO_TEST_CASE(snapshot_and_clone) {
+    auto s = ok({"snapshot", "vm1", "snap1"});
+    BOOST_TEST((s.cmd == command::snapshot));
+    BOOST_TEST(s.snapshot_action == "save");
+    BOOST_TEST(s.name == "vm1");
+    BOOST_TEST(s.snapshot == "snap1");
+    BOOST_TEST(!s.stop_after_save); // the VM runs on by default
+    auto explicit_save = ok({"snapshot", "save", "list", "snap1", "--stop"});
+    BOOST_TEST(explicit_save.snapshot_action == "save");
+    BOOST_TEST(explicit_save.name == "list");
+    BOOST_TEST(explicit_save.stop_after_save);
+    auto l = ok({"snapshot", "list", "--json", "--data-dir", "/d"});
+    BOOST_TEST(l.snapshot_action == "list");
+    BOOST_TEST(l.json);
+    BOOST_TEST(l.data_dir == "/d");
+    auto d = ok({"snapshot", "delete", "snap1"});
+    BOOST_TEST(d.snapshot_action == "delete");
+    BOOST_TEST(d.snapshot == "snap1");
+    BOOST_TEST(d.name.empty());
+
+    BOOST_TEST(bad({"snapshot"}) == "snapshot: missing NAME SNAP (or list, or delete SNAP)");
+    BOOST_TEST(bad({"snapshot", "vm1"}) == "snapshot: missing SNAP");
+    BOOST_TEST(bad({"snapshot", "save"}) == "snapshot: missing NAME");
+    BOOST_TEST(bad({"snapshot", "vm1", "s", "x"}) == "snapshot: unexpected argument \"x\"");
+    BOOST_TEST(bad({"snapshot", "delete"}) == "snapshot: missing SNAP");
+    BOOST_TEST(bad({"snapshot", "list", "x"}) == "snapshot: unexpected argument \"x\"");
+    BOOST_TEST(contains(bad({"snapshot", "vm1", "a/b"}), "snapshot: snapshot name: "));
+    BOOST_TEST(contains(bad({"snapshot", "delete", ".."}), "snapshot name"));
+    BOOST_TEST(contains(bad({"snapshot", "v/m", "s"}), "snapshot: "));
+    BOOST_TEST(bad({"snapshot", "vm1", "s", "--json"}) ==
+               "snapshot: --json is for 'snapshot list'");
+    BOOST_TEST(bad({"snapshot", "list", "--stop"}) == "snapshot: list takes no --stop");
+    BOOST_TEST(bad({"snapshot", "delete", "s", "--stop"}) == "snapshot: delete takes no --stop");
+    BOOST_TEST(contains(bad({"snapshot", "vm1", "s", "--memory", "1G"}), "unknown option"));
+
+    auto c = ok({"clone", "snap1", "new1", "--runtime-dir", "/r"});
+    BOOST_TEST((c.cmd == command::clone));
+    BOOST_TEST(c.snapshot == "snap1");
+    BOOST_TEST(c.name == "new1");
+    BOOST_TEST(c.runtime_dir == "/r");
+    BOOST_TEST(bad({"clone", "snap1"}) == "clone: missing NEW");
+    BOOST_TEST(bad({"clone"}) == "clone: missing SNAP");
+    BOOST_TEST(contains(bad({"clone", "a/b", "new1"}), "clone: snapshot name: "));
+    BOOST_TEST(contains(bad({"clone", "snap1", "a/b"}), "clone: "));
+    BOOST_TEST(contains(bad({"clone", "snap1", "new1", "--stop"}), "unknown option"));
+
+    BOOST_TEST(contains(help_text(command::snapshot), "--stop"));
+    BOOST_TEST(contains(help_text(command::snapshot), "runs on"));
+    BOOST_TEST(contains(help_text(command::clone), "localvm start NEW"));
+    BOOST_TEST(contains(help_text(command::usage), "  snapshot  Save"));
+    BOOST_TEST(contains(help_text(command::usage), "  clone     Create"));
+    BOOST_TEST(command_word(command::clone) == "clone");
+}

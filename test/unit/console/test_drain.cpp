@@ -4,6 +4,7 @@
 #define BOOST_TEST_MODULE console_drain
 #include <localvm/console/drain.hpp>
 #include <localvm/console/log.hpp>
+#include <localvm/error.hpp>
 #include <localvm/testing/run.hpp>
 
 #include <boost/asio/steady_timer.hpp>
@@ -12,6 +13,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -320,4 +323,65 @@ BOOST_AUTO_TEST_CASE(wait_drained_waits_for_the_drainer_to_finish) {
             d.release();
         },
         20s);
+}
+
+// The drainer is localvm's helper program, exec'd: it holds none of its
+// starter's memory, however big the starter is, even after the starter freed
+// it (a fork would keep a copy-on-write image of it while the VM runs); it
+// holds only its own descriptors.
+BOOST_AUTO_TEST_CASE(the_drainer_holds_none_of_a_big_starters_memory) {
+    temp_dir dir;
+    auto log = dir / "console.log";
+    std::vector<char> heap(std::size_t{256} << 20, 'x'); // touched: really held
+    auto d = log_drainer::start(log);
+    const std::string proc = "/proc/" + std::to_string(d.pid());
+    BOOST_TEST(fs::read_symlink(proc + "/exe").filename() == "localvm-console");
+    BOOST_TEST(fs::read_symlink(proc + "/cwd") == fs::path("/"));
+    auto private_kib = [&] {
+        std::ifstream in(proc + "/smaps_rollup");
+        std::string line;
+        long sum = 0;
+        while (std::getline(in, line))
+            if (line.rfind("Private_", 0) == 0)
+                sum += std::stol(line.substr(line.find(':') + 1));
+        return sum;
+    };
+    heap.clear();
+    heap.shrink_to_fit();
+    const long held = private_kib();
+    BOOST_TEST(held > 0);
+    BOOST_TEST(held < 32 * 1024, "drainer private memory " << held << " KiB");
+    {
+        writer w(d.fifo());
+        w.write("hello\n");
+    }
+    d.release();
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> { BOOST_TEST(co_await wait_drained(log, 10s)); }, 30s);
+    BOOST_TEST(read_tail(log, 1) == "hello");
+}
+
+// Without its helper program, start says which file it looked for and makes
+// nothing: no FIFO, no log.
+BOOST_AUTO_TEST_CASE(a_missing_drainer_helper_is_named) {
+    temp_dir dir;
+    auto log = dir / "console.log";
+    const char* was = std::getenv("LOCALVM_LIBEXECDIR");
+    const std::string saved = was ? was : "";
+    ::setenv("LOCALVM_LIBEXECDIR", dir.path.c_str(), 1);
+    try {
+        auto d = log_drainer::start(log);
+        BOOST_FAIL("started without its helper");
+    } catch (const localvm::error& e) {
+        BOOST_TEST(e.code() == localvm::errc::not_found, e.what());
+        BOOST_TEST(std::string(e.what()).find((dir / "localvm-console").string()) !=
+                       std::string::npos,
+                   e.what());
+    }
+    if (was)
+        ::setenv("LOCALVM_LIBEXECDIR", saved.c_str(), 1);
+    else
+        ::unsetenv("LOCALVM_LIBEXECDIR");
+    BOOST_TEST(!fs::exists(drain_fifo(log)));
+    BOOST_TEST(!fs::exists(log));
 }

@@ -70,7 +70,7 @@ BOOST_AUTO_TEST_CASE(lists_finds_and_removes_complete_entries) {
     auto key = cache_key(must("http://h/a"));
     auto p = paths_of(s.dir, key);
     fs::create_directories(p.dir);
-    write(p.url, "http://h/a");
+    write(p.url, "http://h/a\n"); // one line, as fetch writes it
     write(p.data, "12345");
     BOOST_TEST(!find_cached(s.dir, key)); // no digest: not verified
     write(p.digest, "sha256:" + h256 + "\n");

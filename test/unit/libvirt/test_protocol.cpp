@@ -1,5 +1,6 @@
-// The libvirt sans-io core against sessions recorded between virsh and a
-// real libvirtd 9.0 (data/*.txt, made with data/capture.py): every message
+// The libvirt sans-io core against sessions recorded between virsh (or
+// python3-libvirt) and a real libvirtd 9.0 (data/*.txt, made with
+// data/capture.py; see data/README.md): every message
 // is framed back exactly, split at every byte offset; the calls localvm
 // makes are encoded byte for byte as virsh encoded them; the daemon's
 // replies, errors, events and stream packets decode to what virsh showed.
@@ -17,7 +18,15 @@
 #include <string>
 #include <vector>
 
+#include "recording.hpp"
+
 namespace lv = localvm::libvirt;
+using libvirt_test::find;
+using libvirt_test::num;
+using libvirt_test::recorded;
+using libvirt_test::remote;
+using libvirt_test::reply_to;
+using libvirt_test::unhex;
 using localvm::errc;
 
 namespace {
@@ -28,48 +37,20 @@ std::string data_dir() {
     return suite.argv[1];
 }
 
-struct recorded {
-    char from; // 'C' client, 'S' server
-    std::string bytes;
-    lv::header header;
-    std::string payload;
-};
-
-std::string unhex(const std::string& h) {
-    std::string out;
-    for (std::size_t i = 0; i + 1 < h.size(); i += 2)
-        out.push_back(static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16)));
-    return out;
-}
-
 std::vector<recorded> load(const std::string& name) {
-    std::ifstream in(data_dir() + "/" + name);
-    BOOST_TEST_REQUIRE(in.good(), "cannot open " << name);
-    std::vector<recorded> out;
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.empty() || line[0] == '#')
-            continue;
-        recorded r;
-        r.from = line[0];
-        r.bytes = unhex(line.substr(2));
-        auto h = lv::decode_header(std::string_view(r.bytes).substr(lv::length_size));
-        BOOST_TEST_REQUIRE(h.has_value());
-        r.header = *h;
-        r.payload = r.bytes.substr(lv::length_size + lv::header_size);
-        out.push_back(std::move(r));
-    }
-    return out;
+    return libvirt_test::load_recording(data_dir() + "/" + name);
 }
 
-// The first recorded message from `from` matching `pred`.
-const recorded& find(const std::vector<recorded>& s, char from,
-                     const std::function<bool(const lv::header&)>& pred) {
-    for (auto& r : s)
-        if (r.from == from && pred(r.header))
-            return r;
-    BOOST_FAIL("no such message in the recording");
-    throw;
+lv::uuid parse_uuid(const std::string& text) {
+    std::string hex;
+    for (char c : text)
+        if (c != '-')
+            hex.push_back(c);
+    auto raw = unhex(hex);
+    BOOST_TEST_REQUIRE(raw.size() == 16u, text);
+    lv::uuid u{};
+    std::copy(raw.begin(), raw.end(), u.begin());
+    return u;
 }
 
 lv::header call(std::int32_t proc, std::uint32_t serial,
@@ -79,18 +60,6 @@ lv::header call(std::int32_t proc, std::uint32_t serial,
     h.procedure = proc;
     h.serial = serial;
     return h;
-}
-
-std::int32_t num(lv::remote_procedure p) {
-    return static_cast<std::int32_t>(p);
-}
-
-// Matches messages of `remote_program`'s procedure `p` (other programs reuse
-// the small numbers: keepalive's PONG is procedure 2, as is CONNECT_CLOSE).
-std::function<bool(const lv::header&)> remote(lv::remote_procedure p) {
-    return [p](const lv::header& h) {
-        return h.program == lv::remote_program && h.procedure == num(p);
-    };
 }
 
 // What a call from the recording looks like when localvm encodes it.
@@ -107,17 +76,11 @@ template <class T> T must_decode(const std::string& payload) {
     return *v;
 }
 
-const recorded& reply_to(const std::vector<recorded>& s, const recorded& c) {
-    return find(s, 'S', [&](const lv::header& h) {
-        return h.type == lv::message_type::reply && h.serial == c.header.serial &&
-               h.program == c.header.program;
-    });
-}
-
 } // namespace
 
 BOOST_AUTO_TEST_CASE(every_recorded_message_frames_back_exactly_at_every_split) {
-    for (auto name : {"virsh-domain.txt", "virsh-volume.txt", "virsh-events.txt"}) {
+    for (auto name :
+         {"virsh-domain.txt", "virsh-volume.txt", "virsh-events.txt", "python-lifecycle.txt"}) {
         auto s = load(name);
         for (char from : {'C', 'S'}) {
             std::string stream;
@@ -442,4 +405,59 @@ BOOST_AUTO_TEST_CASE(xdr_reader_names_the_first_failure_and_its_offset) {
         r.expect_end();
         BOOST_TEST(!r.failed());
     }
+}
+
+// The calls virsh's sessions lack, as libvirt's own client (python3-libvirt)
+// made them: localvm's encoding of each is the recorded one, and the
+// daemon's replies decode to what the client returned (record_python.py).
+BOOST_AUTO_TEST_CASE(capabilities_create_xml_xml_desc_shutdown_destroy_undefine_match) {
+    auto s = load("python-lifecycle.txt");
+    auto& caps = find(s, 'C', remote(lv::remote_procedure::connect_get_capabilities));
+    BOOST_TEST(our_call(caps, "") == caps.bytes);
+    auto capabilities = must_decode<lv::string_value>(reply_to(s, caps).payload).value;
+    BOOST_TEST(capabilities.size() == 10853u);
+    BOOST_TEST(capabilities.starts_with("<capabilities>"));
+    BOOST_TEST(capabilities.find("<domain type='qemu'") != std::string::npos);
+
+    auto& create = find(s, 'C', remote(lv::remote_procedure::domain_create_xml));
+    auto ca = must_decode<lv::domain_create_xml_args>(create.payload);
+    BOOST_TEST(ca.xml_desc.find("<name>lvtransient</name>") != std::string::npos, ca.xml_desc);
+    BOOST_TEST(ca.flags == 0u);
+    BOOST_TEST(our_call(create, lv::encode(lv::domain_create_xml_args{ca.xml_desc, 0})) ==
+               create.bytes);
+    auto transient = must_decode<lv::domain_value>(reply_to(s, create).payload).dom;
+    BOOST_TEST(transient.name == "lvtransient");
+    BOOST_TEST(transient.id == 1); // created running
+    BOOST_TEST((transient.uuid == parse_uuid("854858d8-8612-45d5-8ee6-fc5a45101928")));
+
+    auto& desc = find(s, 'C', remote(lv::remote_procedure::domain_get_xml_desc));
+    BOOST_TEST(our_call(desc, lv::encode(lv::domain_flags_args{transient, 0})) == desc.bytes);
+    auto xml = must_decode<lv::string_value>(reply_to(s, desc).payload).value;
+    BOOST_TEST(xml.size() == 1470u);
+    BOOST_TEST(xml.starts_with("<domain type='qemu' id='1'>"), xml);
+    BOOST_TEST(xml.find("<uuid>854858d8-8612-45d5-8ee6-fc5a45101928</uuid>") != std::string::npos);
+
+    // ACPI power button (VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN = 1), then a
+    // plain destroy: both answered with an empty OK reply.
+    auto& down = find(s, 'C', remote(lv::remote_procedure::domain_shutdown_flags));
+    BOOST_TEST(our_call(down, lv::encode(lv::domain_flags_args{transient, 1})) == down.bytes);
+    auto& down_reply = reply_to(s, down);
+    BOOST_TEST((down_reply.header.status == lv::message_status::ok));
+    BOOST_TEST(down_reply.payload.empty());
+    auto& destroy = find(s, 'C', remote(lv::remote_procedure::domain_destroy_flags));
+    BOOST_TEST(our_call(destroy, lv::encode(lv::domain_flags_args{transient, 0})) == destroy.bytes);
+    auto& destroy_reply = reply_to(s, destroy);
+    BOOST_TEST((destroy_reply.header.status == lv::message_status::ok));
+    BOOST_TEST(destroy_reply.payload.empty());
+
+    auto& def = find(s, 'C', remote(lv::remote_procedure::domain_define_xml));
+    auto defined = must_decode<lv::domain_value>(reply_to(s, def).payload).dom;
+    BOOST_TEST(defined.name == "lvdefined");
+    BOOST_TEST(defined.id == -1);
+    BOOST_TEST((defined.uuid == parse_uuid("9dad72fe-d72f-4ab4-825d-07980bdba4c4")));
+    auto& undefine = find(s, 'C', remote(lv::remote_procedure::domain_undefine));
+    BOOST_TEST(our_call(undefine, lv::encode(lv::domain_value{defined})) == undefine.bytes);
+    auto& undefine_reply = reply_to(s, undefine);
+    BOOST_TEST((undefine_reply.header.status == lv::message_status::ok));
+    BOOST_TEST(undefine_reply.payload.empty());
 }

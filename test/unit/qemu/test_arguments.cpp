@@ -60,7 +60,7 @@ BOOST_AUTO_TEST_CASE(amd64_direct_boot_tcg_restricted) {
                "socket,id=serial0,path=/run/vm1/console.sock,server=on,wait=off,logfile=/run/vm1/"
                "console.log,logappend=on -serial chardev:serial0 -chardev "
                "socket,id=qga0,path=/run/vm1/qga.sock,server=on,wait=off -device "
-               "virtio-serial-pci -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0 "
+               "virtio-serial-pci -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0,id=qga-port "
                "-drive file=/data/vm1/disk.qcow2,if=virtio,format=qcow2,discard=unmap -drive "
                "file=/data/vm1/seed.iso,if=virtio,format=raw,readonly=on -nic "
                "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:0-:22,hostfwd=tcp:127."
@@ -136,7 +136,7 @@ BOOST_AUTO_TEST_CASE(human_monitor_on_stdio_or_socket) {
         "-chardev socket,id=serial0,path=/run/vm1/console.sock,server=on,wait=off,logfile=/run/"
         "vm1/console.log,logappend=on -serial chardev:serial0 -chardev "
         "socket,id=qga0,path=/run/vm1/qga.sock,server=on,wait=off -device virtio-serial-pci "
-        "-device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0 -drive "
+        "-device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0,id=qga-port -drive "
         "file=/data/vm1/disk.qcow2,if=virtio,format=qcow2,discard=unmap -drive "
         "file=/data/vm1/seed.iso,if=virtio,format=raw,readonly=on -nic "
         "user,model=virtio-net-pci -device virtio-rng-pci -device pvpanic -action "
@@ -291,7 +291,7 @@ BOOST_AUTO_TEST_CASE(guest_agent_channel_only_with_a_socket) {
     auto argv = command_line(p);
     BOOST_TEST(values(argv, "-device") ==
                (std::vector<std::string>{"virtio-serial-pci",
-                                         "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+                                         "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0,id=qga-port",
                                          "virtio-rng-pci", "pvpanic"}));
     p.agent_socket.clear();
     argv = command_line(p);

@@ -1,0 +1,89 @@
+// localvm-supervise: the supervisor of a detached process (see
+// include/localvm/process/detached.hpp), a program of its own so that it
+// holds none of its starter's memory. localvm's spawn_detached runs it; it
+// is not meant to be run by hand.
+//
+//   localvm-supervise --status FILE [--stdout FILE] [--stderr FILE]
+//       [--lock FILE] [--cwd DIR] [--hold-stdin] -- PATH ARGV0 [ARG...]
+//
+// runs PATH with argv ARGV0 ARG... and this program's own environment, and
+// does what src/process/supervisor.hpp says. Descriptors on entry: 3 is the
+// report pipe (records the starter reads until EOF), 4 the commit channel
+// (one end of a socket pair); 0..2 are /dev/null. Exit status 2 for a bad
+// command line (nothing started).
+#include "supervisor.hpp"
+
+#include <climits>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+namespace {
+
+constexpr int report_fd = 3;
+constexpr int commit_fd = 4;
+
+int usage(const char* why) {
+    std::fprintf(stderr,
+                 "localvm-supervise: %s\n"
+                 "usage: localvm-supervise --status FILE [--stdout FILE] [--stderr FILE] "
+                 "[--lock FILE] [--cwd DIR] [--hold-stdin] -- PATH ARGV0 [ARG...]\n"
+                 "(run by liblocalvm, with its report pipe on fd 3 and commit channel on fd 4)\n",
+                 why);
+    return 2;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    localvm::process::detail::supervised_program p;
+    p.envp = environ;
+    int i = 1;
+    for (; i < argc; ++i) {
+        const char* a = argv[i];
+        if (std::strcmp(a, "--") == 0) {
+            ++i;
+            break;
+        }
+        if (std::strcmp(a, "--hold-stdin") == 0) {
+            p.hold_stdin = true;
+            continue;
+        }
+        if (i + 1 >= argc)
+            return usage("an option without its value");
+        const char* v = argv[++i];
+        if (std::strcmp(a, "--status") == 0)
+            p.status_path = v;
+        else if (std::strcmp(a, "--stdout") == 0)
+            p.stdout_path = v;
+        else if (std::strcmp(a, "--stderr") == 0)
+            p.stderr_path = v;
+        else if (std::strcmp(a, "--lock") == 0)
+            p.lock_path = v;
+        else if (std::strcmp(a, "--cwd") == 0)
+            p.cwd = v;
+        else
+            return usage("unknown option");
+    }
+    if (!p.status_path || argc - i < 2)
+        return usage("needs --status and, after --, the program's path and argv");
+    if (::fcntl(report_fd, F_GETFD) < 0 || ::fcntl(commit_fd, F_GETFD) < 0)
+        return usage("fds 3 and 4 are not open");
+    p.path = argv[i];
+    p.argv = argv + i + 1;
+    // No std::string: without libstdc++ the helper maps less and starts sooner.
+    static char tmp[PATH_MAX + 8];
+    const std::size_t len = std::strlen(p.status_path);
+    if (len + sizeof ".tmp" > sizeof tmp)
+        return usage("the --status path is too long");
+    std::memcpy(tmp, p.status_path, len);
+    std::memcpy(tmp + len, ".tmp", sizeof ".tmp");
+    p.status_tmp = tmp;
+    // ps shows the name it had as a fork of its starter.
+    ::prctl(PR_SET_NAME, "localvm-superv", 0, 0, 0);
+    localvm::process::detail::supervise(p, report_fd, commit_fd);
+}

@@ -1,0 +1,247 @@
+// The processes of a detached launch (see supervisor.hpp). Why a
+// supervisor at all: it is the program's parent, so it alone can record how
+// the program ended (its exit status is lost to anyone else), and it holds
+// one end of a socket pair whose other end is the starter's
+// `detached_process`: until a commit byte comes through it, EOF (the handle
+// dropped, or the starter dead of anything, even SIGKILL) makes it kill the
+// program. A socket, not a pipe: the starter's commit after the supervisor
+// is gone must fail with EPIPE, not SIGPIPE.
+#include "supervisor.hpp"
+
+#include "exec_child.hpp"
+#include "sys/fd.hpp"
+#include "sys/pidfd_calls.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstddef>
+#include <cstdio> // rename
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace localvm::process::detail {
+
+namespace {
+
+// Async-signal-safe decimal of `n` at `buf`: no printf, no allocation.
+std::size_t format_decimal(char* buf, int n) {
+    std::size_t len = 0;
+    char digits[12];
+    std::size_t d = 0;
+    unsigned v = n < 0 ? static_cast<unsigned>(-static_cast<long>(n)) : static_cast<unsigned>(n);
+    do {
+        digits[d++] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    if (n < 0)
+        buf[len++] = '-';
+    while (d > 0)
+        buf[len++] = digits[--d];
+    return len;
+}
+
+// Async-signal-safe "exited 3\n".
+std::size_t format_status(char* buf, const char* word, int n) {
+    std::size_t len = 0;
+    for (const char* w = word; *w; ++w)
+        buf[len++] = *w;
+    buf[len++] = ' ';
+    len += format_decimal(buf + len, n);
+    buf[len++] = '\n';
+    return len;
+}
+
+int open_output(const char* path) {
+    if (!path)
+        return ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    return ::open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+}
+
+// The lock file, opened without O_CLOEXEC, write-locked and holding our
+// pid: the program keeps it across exec. -1 (errno set) on failure.
+int take_lock_file(const char* path) {
+    int fd = ::open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -1;
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (::fcntl(fd, F_SETLK, &fl) != 0 || ::ftruncate(fd, 0) != 0) {
+        int e = errno;
+        ::close(fd);
+        errno = e;
+        return -1;
+    }
+    char buf[16];
+    std::size_t len = format_decimal(buf, static_cast<int>(::getpid()));
+    buf[len++] = '\n';
+    sys::write_all(fd, buf, len);
+    return fd;
+}
+
+} // namespace
+
+void exec_program(const supervised_program& p, int report_fd, int stdin_fd) noexcept {
+    int in = stdin_fd >= 0 ? stdin_fd : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int out = open_output(p.stdout_path);
+    if (out < 0) {
+        write_report(report_fd, {'E', static_cast<int>(exec_stage::open_stdout), errno});
+        ::_exit(127);
+    }
+    int err = open_output(p.stderr_path);
+    if (err < 0) {
+        write_report(report_fd, {'E', static_cast<int>(exec_stage::open_stderr), errno});
+        ::_exit(127);
+    }
+    int fds[3] = {in, out, err};
+    if (in < 0 || !install_stdio(fds)) {
+        write_report(report_fd, {'E', static_cast<int>(exec_stage::stdio), errno});
+        ::_exit(127);
+    }
+    int lock_fd = -1;
+    if (p.lock_path) {
+        lock_fd = take_lock_file(p.lock_path);
+        if (lock_fd < 0) {
+            write_report(report_fd, {'E', static_cast<int>(exec_stage::lock), errno});
+            ::_exit(127);
+        }
+    }
+    reset_signals();
+    exec_or_report(p.path, p.argv, p.envp, p.cwd, report_fd, lock_fd);
+    ::_exit(127);
+}
+
+namespace {
+
+// Closes every fd >= 3 but `a` and `b`. Async-signal-safe.
+void close_all_but(int a, int b) {
+    unsigned lo = static_cast<unsigned>(std::min(a, b));
+    unsigned hi = static_cast<unsigned>(std::max(a, b));
+    if (lo > 3)
+        ::close_range(3, lo - 1, 0);
+    if (hi > lo + 1)
+        ::close_range(lo + 1, hi - 1, 0);
+    ::close_range(hi + 1, ~0U, 0);
+}
+
+// Waits for the starter's commit while the program runs. Returns true when
+// the program must be killed: the channel ended (EOF or error) first.
+bool await_commit(pid_t prog, int commit_fd) noexcept {
+    auto prog_fd = sys::pidfd_open(prog);
+    bool abandon = false;
+    for (;;) {
+        pollfd fds[2] = {{commit_fd, POLLIN, 0}, {prog_fd.get(), POLLIN, 0}};
+        int rc = ::poll(fds, prog_fd ? 2 : 1, -1);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            break; // cannot watch: let the program be, as before commit channels
+        }
+        if (prog_fd && (fds[1].revents & POLLIN))
+            break; // the program ended on its own: record that, kill nothing
+        if (fds[0].revents != 0) {
+            char c = 0;
+            ssize_t n = ::read(commit_fd, &c, 1);
+            if (n < 0 && errno == EINTR)
+                continue;
+            abandon = !(n == 1 && c == 'C');
+            break;
+        }
+    }
+    return abandon;
+}
+
+} // namespace
+
+void supervise(const supervised_program& p, int report_fd, int commit_fd) noexcept {
+    // Hold nothing of our starter's open: its pipes would never see EOF.
+    int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    int fds[3] = {null_fd, null_fd, null_fd};
+    if (null_fd >= 0)
+        install_stdio(fds);
+    close_all_but(report_fd, commit_fd);
+    reset_signals();
+
+    // The program reports exec failures to us first, so that we write no
+    // status file for a program that never ran.
+    int q[2];
+    if (::pipe2(q, O_CLOEXEC) != 0) {
+        write_report(report_fd, {'E', static_cast<int>(exec_stage::fork), errno});
+        ::_exit(1);
+    }
+    // With hold_stdin, the program reads a pipe whose write end we keep
+    // (and never write to) until it ends: it never sees end of file.
+    int in[2] = {-1, -1};
+    if (p.hold_stdin && ::pipe2(in, O_CLOEXEC) != 0) {
+        write_report(report_fd, {'E', static_cast<int>(exec_stage::stdio), errno});
+        ::_exit(1);
+    }
+    pid_t prog = ::fork();
+    if (prog < 0) {
+        write_report(report_fd, {'E', static_cast<int>(exec_stage::fork), errno});
+        ::_exit(1);
+    }
+    if (prog == 0) {
+        ::close(q[0]);
+        ::close(report_fd);
+        ::close(commit_fd);
+        if (in[1] >= 0)
+            ::close(in[1]);
+        exec_program(p, q[1], in[0]);
+    }
+    ::close(q[1]);
+    if (in[0] >= 0)
+        ::close(in[0]);
+    // The supervisor may live long: keep no directory busy (its paths are
+    // absolute; the program, forked already, kept our working directory).
+    if (::chdir("/") != 0) {
+    }
+    exec_report r{};
+    const std::size_t have = sys::read_full(q[0], &r, sizeof r);
+    ::close(q[0]);
+    int st = 0;
+    if (have == sizeof r && r.tag == 'E') {
+        write_report(report_fd, r);
+        while (::waitpid(prog, &st, 0) < 0 && errno == EINTR) {
+        }
+        ::_exit(1);
+    }
+    write_report(report_fd, {'P', 0, prog});
+    ::close(report_fd); // our starter sees EOF now
+
+    // The program is our unreaped child: its pid cannot be reused yet.
+    bool abandoned = await_commit(prog, commit_fd);
+    ::close(commit_fd);
+    if (abandoned)
+        ::kill(prog, SIGKILL);
+    while (::waitpid(prog, &st, 0) < 0) {
+        if (errno != EINTR)
+            ::_exit(1);
+    }
+    if (in[1] >= 0)
+        ::close(in[1]);
+    char buf[48];
+    std::size_t len = WIFSIGNALED(st) ? format_status(buf, "signaled", WTERMSIG(st))
+                                      : format_status(buf, "exited", WEXITSTATUS(st));
+    if (abandoned) {
+        const char note[] = " abandoned\n";
+        --len; // before the '\n'
+        for (const char* c = note; *c; ++c)
+            buf[len++] = *c;
+    }
+    int fd = ::open(p.status_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        sys::write_all(fd, buf, len);
+        ::fsync(fd);
+        ::close(fd);
+        ::rename(p.status_tmp, p.status_path);
+    }
+    ::_exit(0);
+}
+
+} // namespace localvm::process::detail

@@ -1,0 +1,40 @@
+// Internal: what runs in the processes of a detached launch, after the
+// starter's fork: the program's own setup before exec (stdio, lock file),
+// and the supervisor, which runs in localvm's helper program
+// `localvm-supervise` (src/libexec), exec'd so that it holds none of the
+// starter's memory. Plain system calls on memory prepared beforehand: no
+// allocation, usable between fork and exec.
+#pragma once
+
+namespace localvm::process::detail {
+
+/// A program to start, and how. Every path is absolute; null means none.
+struct supervised_program {
+    const char* path = nullptr;  ///< What execve runs (PATH already searched).
+    char* const* argv = nullptr;
+    char* const* envp = nullptr;
+    const char* cwd = nullptr;   ///< Null: the working directory is inherited.
+    const char* stdout_path = nullptr; ///< Appended to (created 0600); null: /dev/null.
+    const char* stderr_path = nullptr;
+    const char* lock_path = nullptr;   ///< Held with an fcntl write lock across exec.
+    const char* status_path = nullptr; ///< The supervisor's record of how it ended.
+    const char* status_tmp = nullptr;  ///< `status_path` + ".tmp", written then renamed.
+    bool hold_stdin = false;           ///< stdin: a pipe the supervisor keeps silent.
+};
+
+/// In a forked child: stdio (`stdin_fd`, or /dev/null when < 0; the output
+/// files), the lock file, default signals, then exec. Failures are 'E'
+/// reports on `report_fd` (stages open_stdout, open_stderr, stdio, lock,
+/// chdir, exec). Never returns.
+[[noreturn]] void exec_program(const supervised_program& p, int report_fd, int stdin_fd = -1) noexcept;
+
+/// The supervisor: forks the program, reports its pid ('P') or why it could
+/// not exec ('E') on `report_fd` and closes it, waits for the starter's
+/// commit byte 'C' on `commit_fd` (its end without one: SIGKILL the
+/// program), then for the program, and writes how it ended to
+/// `p.status_path` ("exited N", "signaled N", "... abandoned"). Holds only
+/// fds 0..2 (/dev/null), `report_fd` and `commit_fd`; sits in "/". Never
+/// returns.
+[[noreturn]] void supervise(const supervised_program& p, int report_fd, int commit_fd) noexcept;
+
+} // namespace localvm::process::detail
