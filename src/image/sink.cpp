@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "sys/errno.hpp"
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +22,11 @@ sys::unique_fd open_file(const std::filesystem::path& p, int flags) {
         throw_error(errc::unsupported, p.string() + " is not a regular file; refusing to use it");
     return fd;
 }
+
+// Write-back is started (not awaited) every this many bytes, so that the
+// disk writes while more arrives and the final fsync has little left to
+// wait for: 256 MiB took 0.2 s to flush at the end, all of it waiting.
+constexpr std::uint64_t writeback_step = 8u << 20;
 
 [[noreturn]] void io_failed(std::string_view what, const std::filesystem::path& p, int err) {
     sys::throw_errno(errc::io_error, "cannot " + std::string(what) + " " + p.string(), err);
@@ -59,8 +63,10 @@ void download_sink::unpack(std::string_view bytes) {
     if (unpack_error_)
         return;
     try {
-        decompressor_.feed(
-            bytes, [this](std::string_view out) { write_fd(unpack_fd_, paths_.unpack, out); });
+        decompressor_.feed(bytes, [this](std::string_view out) {
+            write_fd(unpack_fd_, paths_.unpack, out);
+            written(out.size());
+        });
     } catch (const error& e) {
         if (e.code() != errc::protocol_error)
             throw;
@@ -83,6 +89,8 @@ void download_sink::start_at(std::uint64_t offset) {
     if (unpack_fd_ &&
         (::ftruncate(unpack_fd_.get(), 0) != 0 || ::lseek(unpack_fd_.get(), 0, SEEK_SET) < 0))
         io_failed("truncate", paths_.unpack, errno);
+    out_size_ = unpack_fd_ ? 0 : offset;
+    out_flushing_ = out_size_;
     if (::lseek(partial_fd_.get(), 0, SEEK_SET) < 0)
         io_failed("seek", paths_.partial, errno);
     // Replay what an earlier attempt kept, then write on after it.
@@ -107,11 +115,24 @@ void download_sink::start_at(std::uint64_t offset) {
     position_ = offset;
 }
 
+void download_sink::written(std::uint64_t n) {
+    out_size_ += n;
+    if (out_size_ - out_flushing_ < writeback_step)
+        return;
+    // A hint: errors (none expected for a regular file) come from the fsync.
+    const auto& fd = unpack_fd_ ? unpack_fd_ : partial_fd_;
+    ::sync_file_range(fd.get(), static_cast<off_t>(out_flushing_),
+                      static_cast<off_t>(out_size_ - out_flushing_), SYNC_FILE_RANGE_WRITE);
+    out_flushing_ = out_size_;
+}
+
 void download_sink::write(std::string_view bytes) {
     write_fd(partial_fd_, paths_.partial, bytes);
     hasher_.update(bytes);
     if (unpack_fd_)
         unpack(bytes);
+    else
+        written(bytes.size());
     position_ += bytes.size();
 }
 
@@ -124,8 +145,10 @@ void download_sink::complete_unpack() {
         return;
     if (unpack_error_)
         std::rethrow_exception(unpack_error_);
-    decompressor_.finish(
-        [this](std::string_view out) { write_fd(unpack_fd_, paths_.unpack, out); });
+    decompressor_.finish([this](std::string_view out) {
+        write_fd(unpack_fd_, paths_.unpack, out);
+        written(out.size());
+    });
 }
 
 std::filesystem::path download_sink::commit_source() {

@@ -53,6 +53,9 @@ private:
     static void write_fd(const sys::unique_fd& fd, const std::filesystem::path& p,
                          std::string_view bytes);
     void unpack(std::string_view bytes);
+    /// Counts `n` bytes appended to the file `commit_source` will flush, and
+    /// starts their write-back to disk every few MiB.
+    void written(std::uint64_t n);
 
     entry_paths paths_;
     hasher hasher_;
@@ -61,6 +64,8 @@ private:
     sys::unique_fd unpack_fd_; // none when not decompressing
     std::exception_ptr unpack_error_;
     std::uint64_t position_ = 0;
+    std::uint64_t out_size_ = 0;     // bytes in the file to commit
+    std::uint64_t out_flushing_ = 0; // its write-back started up to here
     bool started_ = false;
 };
 

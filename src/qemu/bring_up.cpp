@@ -223,6 +223,9 @@ asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_pl
     std::optional<qmp::subscription> port_events;
     if (plan.incoming) {
         co_await detail::load_state(client, files, remaining());
+        // Before `cont`: from then on the clone's disk may change, and a
+        // later start must not restore the saved memory onto it.
+        detail::mark_restored(files);
         if (!plan.agent_socket.empty())
             port_events.emplace(client.subscribe("VSERPORT_CHANGE"));
     }

@@ -2,16 +2,6 @@
 // steps live in manager::impl (manager_impl.hpp): plan.cpp plans a start,
 // bring_up.cpp spawns QEMU until it runs, stop.cpp ends it, vm_files.cpp
 // keeps the VM's files.
-#include "detail/await.hpp"
-#include "image.hpp"
-#include "manager_impl.hpp"
-#include "plan.hpp"
-#include "sys/file.hpp"
-#include "sys/secure_dir.hpp"
-#include "snapshot_files.hpp"
-#include "vm_networks.hpp"
-#include "watch.hpp"
-
 #include <localvm/cloudinit/nocloud.hpp>
 #include <localvm/console/drain.hpp>
 #include <localvm/console/log.hpp>
@@ -25,6 +15,16 @@
 
 #include <algorithm>
 #include <chrono>
+
+#include "base_check.hpp"
+#include "guest_ssh.hpp"
+#include "manager_impl.hpp"
+#include "plan.hpp"
+#include "snapshot_files.hpp"
+#include "sys/file.hpp"
+#include "sys/secure_dir.hpp"
+#include "vm_networks.hpp"
+#include "watch.hpp"
 
 namespace localvm::qemu {
 namespace asio = boost::asio;
@@ -55,31 +55,33 @@ manager::~manager() = default;
 manager::manager(manager&&) noexcept = default;
 manager& manager::operator=(manager&&) noexcept = default;
 
-const options& manager::config() const noexcept { return impl_->opts; }
+const options& manager::config() const noexcept {
+    return impl_->opts;
+}
 
-const layout& manager::files() const noexcept { return impl_->files; }
+const layout& manager::files() const noexcept {
+    return impl_->files;
+}
 
-std::string manager::addr() const { return "10.0.2.2"; }
+std::string manager::addr() const {
+    return "10.0.2.2";
+}
 
-void manager::set_output(line_sink sink) { impl_->output = std::move(sink); }
+void manager::set_output(line_sink sink) {
+    impl_->output = std::move(sink);
+}
 
-void manager::set_stage_sink(stage_sink sink) { impl_->stages = std::move(sink); }
+void manager::set_stage_sink(stage_sink sink) {
+    impl_->stages = std::move(sink);
+}
 
-std::string manager::console_tail(std::size_t lines) const { return impl_->console_tail(lines); }
+std::string manager::console_tail(std::size_t lines) const {
+    return impl_->console_tail(lines);
+}
 
 asio::awaitable<void> manager::create(fs::path base_image) {
     impl& vm = *impl_;
-    // qemu-img gets the size as a plain byte count, never the caller's text.
-    std::string disk_bytes;
-    if (!vm.opts.disk_size.empty()) {
-        boost::system::error_code sec;
-        auto bytes = parse_disk_size(vm.opts.disk_size, sec);
-        if (!bytes)
-            throw_error(errc::invalid_argument,
-                        "disk_size: \"" + vm.opts.disk_size +
-                            "\" is not a size like 20G, 512M or a number of bytes");
-        disk_bytes = std::to_string(*bytes);
-    }
+    const auto disk_bytes = detail::requested_disk_bytes(vm.opts);
     if (!fs::exists(base_image))
         throw_error(errc::not_found, "base image " + base_image.string() + " does not exist");
     base_image = fs::absolute(base_image);
@@ -91,28 +93,17 @@ asio::awaitable<void> manager::create(fs::path base_image) {
 
     // The base may be hostile: qemu-img reads it under limits, and one that
     // makes QEMU open other host files is refused.
-    process::options info;
-    info.argv = detail::limited_info_argv(vm.opts.qemu_img, base_image);
-    info.timeout = std::chrono::seconds(60);
-    auto r = co_await process::run_checked(info);
-    auto parsed = detail::parse_image_info(r.out);
-    if (!parsed)
-        throw_error(errc::process_failed, "qemu-img info " + base_image.string() +
-                                              " gave no image format");
-    if (auto why = detail::refuse_base(*parsed, base_image, vm.opts.allow_base_backing_chain);
-        !why.empty())
-        throw_error(errc::unsupported, why);
-    const std::string& format = parsed->format;
+    const auto format = co_await detail::check_base(vm.opts, base_image);
 
     auto tmp = vm.files.disk;
     tmp += ".tmp-create";
     std::error_code ec;
     fs::remove(tmp, ec);
     process::options mk;
-    mk.argv = {vm.opts.qemu_img.string(), "create", "-q", "-f", "qcow2", "-F", format,
-               "-b", base_image.string(), tmp.string()};
-    if (!disk_bytes.empty())
-        mk.argv.push_back(disk_bytes);
+    mk.argv = {vm.opts.qemu_img.string(), "create",    "-q", "-f", "qcow2", "-F", format, "-b",
+               base_image.string(),       tmp.string()};
+    if (disk_bytes)
+        mk.argv.push_back(std::to_string(*disk_bytes));
     vm.say("creating " + vm.files.disk.string() + " on " + base_image.string() + " (" + format +
            ")");
     try {
@@ -125,13 +116,17 @@ asio::awaitable<void> manager::create(fs::path base_image) {
     }
 }
 
-asio::awaitable<bool> manager::exists() { co_return fs::exists(impl_->files.disk); }
+asio::awaitable<bool> manager::exists() {
+    co_return fs::exists(impl_->files.disk);
+}
 
 asio::awaitable<bool> manager::running() {
     co_return lock_owner(impl_->files.pidfile).has_value();
 }
 
-asio::awaitable<std::optional<pid_t>> manager::pid() { co_return lock_owner(impl_->files.pidfile); }
+asio::awaitable<std::optional<pid_t>> manager::pid() {
+    co_return lock_owner(impl_->files.pidfile);
+}
 
 asio::awaitable<status> manager::query() {
     impl& vm = *impl_;
@@ -172,12 +167,15 @@ asio::awaitable<void> manager::start(start_options so) {
                                                std::to_string(*owner) + ")");
     require_disk();
     auto previous = vm.settle_state(state_record::persist);
-    // A clone restores its snapshot's machine instead of booting; it keeps
-    // the seed and host key its guest already has (snapshot_save.cpp).
+    // A clone's first start restores its snapshot's machine instead of
+    // booting; it keeps the seed and host key its guest already has
+    // (snapshot_save.cpp). Once restored, its disk is its own: later starts
+    // boot that disk cold, as any VM's (the saved memory would not match it).
     auto restore = detail::read_origin(vm.files);
+    if (restore && restore->restored)
+        restore.reset();
     if (restore) {
-        detail::check_restore(*restore, plan.launch.cpus, plan.launch.memory_mib,
-                              plan.launch.boot);
+        detail::check_restore(*restore, plan.launch.cpus, plan.launch.memory_mib, plan.launch.boot);
         detail::apply_restore(plan.launch, *restore);
     }
     if (plan.launch.uefi)
@@ -218,7 +216,6 @@ asio::awaitable<void> manager::set_link(std::string network, bool up) {
 }
 
 asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
     auto t = impl_->ssh_target();
     pid_t pid = impl_->running_pid();
     auto abort = [this, pid]() -> asio::awaitable<std::string> {
@@ -227,28 +224,23 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
         co_return "QEMU (pid " + std::to_string(pid) + ") exited while waiting for SSH" +
             impl_->console_diagnosis();
     };
-    ssh::probe_options po;
-    po.timeout = timeout;
-    auto banner = co_await ssh::wait_for_banner(t.host, t.port, po, abort);
-    impl_->say("ssh answers: " + banner);
-    impl_->stage(boot_stage::ssh_banner, banner);
-    if (impl_->opts.ssh_identity_file.empty())
-        co_return;
-    ssh::login_options lo;
-    lo.timeout = localvm::detail::time_left(deadline);
-    co_await ssh::wait_for_login(t, lo, abort);
-    impl_->say("ssh login works");
-    impl_->stage(boot_stage::ssh_login, impl_->opts.ssh_user);
+    // A clone runs on from a saved guest whose network was up: a silent
+    // connection is its sshd being slow (a cold translation cache under
+    // TCG), not a SYN lost on the way; replacing it every 500 ms kept a
+    // cloud clone's sshd at MaxStartups for good (probe.hpp).
+    co_await detail::wait_guest_ssh(
+        impl_->opts, std::move(t), timeout, detail::is_clone(impl_->files), abort,
+        [this](const std::string& l) { impl_->say(l); }, impl_->stages);
 }
 
 asio::awaitable<shell_result> manager::shell(std::string command, shell_options opts) {
-    co_return co_await ssh::shell(impl_->ssh_target(), std::move(command), std::move(opts));
+    co_return co_await detail::guest_shell(impl_->ssh_target(), std::move(command),
+                                           std::move(opts));
 }
 
 asio::awaitable<void> manager::sync(fs::path from, std::string to, sync_options opts) {
-    if (!opts.output)
-        opts.output = impl_->output;
-    co_await ssh::sync(impl_->ssh_target(), from.string(), std::move(to), std::move(opts));
+    co_await detail::guest_sync(impl_->ssh_target(), std::move(from), std::move(to),
+                                std::move(opts), impl_->output);
 }
 
 asio::awaitable<void> manager::console() {
@@ -267,10 +259,9 @@ asio::awaitable<console::attach_end> manager::attach_monitor(console::attach_opt
     // QEMU makes the socket before it runs the guest and keeps it while it
     // lives: no socket on a running VM means it was started without one.
     if (!fs::exists(impl_->files.monitor_socket))
-        throw_error(errc::unsupported,
-                    "VM " + impl_->opts.name +
-                        " was started without a human monitor; start it with "
-                        "start_options::monitor = true to use attach_monitor");
+        throw_error(errc::unsupported, "VM " + impl_->opts.name +
+                                           " was started without a human monitor; start it with "
+                                           "start_options::monitor = true to use attach_monitor");
     opts.endpoint = "QEMU monitor";
     co_return co_await console::attach(impl_->files.monitor_socket, std::move(opts));
 }
@@ -281,9 +272,8 @@ asio::awaitable<std::string> manager::wait_for_console(std::string text, millise
         co_await process::wait_exit(pid, no_deadline);
         co_return "QEMU (pid " + std::to_string(pid) + ") exited";
     };
-    co_return co_await console::wait_for_console(impl_->files.console_log,
-                                                 console::text_matcher(std::move(text)), timeout,
-                                                 abort);
+    co_return co_await console::wait_for_console(
+        impl_->files.console_log, console::text_matcher(std::move(text)), timeout, abort);
 }
 
 asio::awaitable<void> manager::stop() {

@@ -46,12 +46,26 @@ std::string digest_now(const file_digest& recorded);
 struct restore_source {
     snapshot_info snap;
     std::filesystem::path dir;
+    /// The clone's first start got as far as loading the state (its guest
+    /// has run since, or may have): later starts boot its own disk cold,
+    /// since the saved memory no longer matches that disk.
+    bool restored = false;
 };
 
 /// The origin of the VM at `files` when it is a clone; nullopt when it is
 /// not. Throws `errc::not_found` when its snapshot is gone,
 /// `errc::protocol_error` for a damaged record.
 std::optional<restore_source> read_origin(const layout& files);
+
+/// Records in `<data>/origin.json` that the clone at `files` was restored
+/// (see `restore_source::restored`). Called after its state is loaded and
+/// before `cont`: from then on its disk may change. Throws as
+/// `write_file_atomic`, and as `read_origin`.
+void mark_restored(const layout& files);
+
+/// Whether the VM at `files` is a clone (its first start restores a snapshot).
+/// Reads no record: never throws.
+bool is_clone(const layout& files) noexcept;
 
 /// Throws `errc::unsupported` naming every difference between the
 /// snapshot and what a start asks for (see `restore_mismatch`).

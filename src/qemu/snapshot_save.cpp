@@ -202,7 +202,24 @@ std::optional<restore_source> read_origin(const layout& files) {
         throw_error(errc::protocol_error, "damaged snapshot record " + record.string());
     r.snap = std::move(*s);
     r.snap.dir = r.dir;
+    const auto* restored = o->if_contains("restored");
+    r.restored = restored && restored->is_bool() && restored->get_bool();
     return r;
+}
+
+void mark_restored(const layout& files) {
+    auto path = origin_file(files);
+    json::error_code jec;
+    auto v = json::parse(sys::read_file(path), jec);
+    if (jec || !v.is_object())
+        throw_error(errc::protocol_error, "damaged clone record " + path.string());
+    v.get_object()["restored"] = true;
+    write_file_atomic(path, json::serialize(v) + "\n", fs::perms(0600));
+}
+
+bool is_clone(const layout& files) noexcept {
+    std::error_code ec;
+    return fs::exists(origin_file(files), ec);
 }
 
 void check_restore(const restore_source& from, unsigned cpus, std::uint64_t memory_mib,

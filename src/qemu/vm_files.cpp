@@ -1,17 +1,17 @@
 // The VM's files: messages, the state file, logs and their tails, the
 // runtime directory's clean-up, the UEFI variable store, the host key.
-#include "manager_impl.hpp"
-#include "sys/file.hpp"
-#include "watch.hpp"
-
 #include <localvm/atomic_file.hpp>
 #include <localvm/console/log.hpp>
 #include <localvm/error.hpp>
 #include <localvm/process/detached.hpp>
-#include <localvm/ssh/keygen.hpp>
 
 #include <chrono>
 #include <fstream>
+
+#include "guest_ssh.hpp"
+#include "manager_impl.hpp"
+#include "sys/file.hpp"
+#include "watch.hpp"
 
 namespace localvm::qemu {
 namespace asio = boost::asio;
@@ -19,13 +19,6 @@ namespace fs = std::filesystem;
 using detail::lock_owner;
 
 namespace {
-
-std::string read_key_file(const fs::path& p) {
-    auto text = sys::read_file(p);
-    if (text.empty())
-        throw_error(errc::io_error, "cannot read the SSH host key " + p.string());
-    return text;
-}
 
 // The VM's own UEFI variable store, copied whole or not at all: a store cut
 // short (a full disk) would make every later start fail.
@@ -84,7 +77,9 @@ void manager::impl::forward_qemu_log() {
 }
 
 // Both directories are the caller's own, 0700, or nothing goes on.
-void manager::impl::ensure_dirs() const { make_directories(files); }
+void manager::impl::ensure_dirs() const {
+    make_directories(files);
+}
 
 // Serialises lifecycle calls on one VM across processes.
 asio::awaitable<detail::vm_lock> manager::impl::lock() {
@@ -210,10 +205,7 @@ void manager::impl::prepare_vars_store(const fs::path& vars_template) {
 
 // The guest's host key: made on the first start, handed over in the seed.
 asio::awaitable<cloudinit::ssh_host_key> manager::impl::host_key() {
-    cloudinit::ssh_host_key key;
-    key.public_key = co_await ssh::ensure_key_pair(files.host_key, "localvm-host-" + opts.name);
-    key.private_key = read_key_file(files.host_key);
-    co_return key;
+    co_return co_await detail::guest_host_key(opts, files);
 }
 
 ssh::target manager::impl::ssh_target() const {
@@ -227,25 +219,7 @@ ssh::target manager::impl::ssh_target() const {
     if (!fwd)
         throw_error(errc::invalid_argument,
                     "VM " + opts.name + " has no port forward to guest port 22");
-    ssh::target t;
-    t.host = fwd->host_address == "0.0.0.0" ? "127.0.0.1" : fwd->host_address;
-    t.port = fwd->host_port;
-    t.user = opts.ssh_user;
-    t.identity_file = opts.ssh_identity_file;
-    t.known_hosts_file = files.known_hosts;
-    if (opts.host_key == host_key_policy::pinned) {
-        auto pub = files.host_key;
-        pub += ".pub";
-        if (!fs::exists(pub))
-            throw_error(errc::not_found,
-                        "VM " + opts.name + " has no pinned SSH host key (" + pub.string() +
-                            "): it was started without one; start it again, or use "
-                            "host_key_policy::trust_on_first_use");
-        auto line = read_key_file(pub);
-        line.erase(line.find_last_not_of("\r\n") + 1);
-        t.known_host_keys = {line};
-    }
-    return t;
+    return detail::guest_ssh_target(opts, files, *fwd);
 }
 
 } // namespace localvm::qemu

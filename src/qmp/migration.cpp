@@ -3,8 +3,11 @@
 #include <localvm/qmp/migration.hpp>
 
 #include "detail/await.hpp"
+#include "detail/backoff.hpp"
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -61,6 +64,25 @@ asio::awaitable<std::string> next_status(subscription& s,
     co_return st && st->is_string() ? std::string(st->get_string()) : std::string();
 }
 
+// QEMU reports a migration "completed" (event and query-migrate) a moment
+// before its migration thread moves the run state from "finish-migrate" to
+// "postmigrate"; a `cont` in between fails with "Migration is not finalized
+// yet" (seen under load). No event marks that step, so this asks
+// query-status with a short capped backoff until the state has moved on.
+asio::awaitable<void> await_postmigrate(client& c, std::chrono::steady_clock::time_point deadline) {
+    localvm::detail::backoff pause(std::chrono::milliseconds(1), std::chrono::milliseconds(50));
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    for (;;) {
+        if ((co_await c.query_status()).status != "finish-migrate")
+            co_return;
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline)
+            throw localvm::error(errc::timeout, "QEMU stayed in finish-migrate after the migration completed");
+        t.expires_after(pause.next(deadline - now));
+        co_await t.async_wait(asio::use_awaitable);
+    }
+}
+
 } // namespace
 
 asio::awaitable<migration_info> migrate_to_fd(client& c, int fd, migration_options options) {
@@ -93,8 +115,10 @@ asio::awaitable<migration_info> migrate_to_fd(client& c, int fd, migration_optio
             if (!migration_ended(status))
                 continue;
             auto info = co_await query(c);
-            if (info.status == "completed")
+            if (info.status == "completed") {
+                co_await await_postmigrate(c, deadline);
                 co_return info;
+            }
             throw localvm::error(errc::process_failed,
                                  "migration to a file descriptor " + info.status +
                                      (info.error.empty() ? "" : ": " + info.error));

@@ -15,7 +15,9 @@ long long to_ms(probe_clock::duration d) {
 probe_machine::probe_machine(std::string endpoint, const probe_options& opts)
     : endpoint_(std::move(endpoint))
     , opts_(opts)
-    , pause_(opts.retry_interval, opts.max_retry_interval) {}
+    , pause_(opts.retry_interval, opts.max_retry_interval)
+    , answered_(opts.network_up)
+    , patience_(opts.attempt_timeout) {}
 
 probe_action probe_machine::resume(const probe_event& ev, probe_clock::time_point now) {
     using k = probe_event_kind;
@@ -30,7 +32,8 @@ probe_action probe_machine::resume(const probe_event& ev, probe_clock::time_poin
         const milliseconds zero{0};
         if (opts_.connect_timeout <= zero || opts_.attempt_timeout <= zero ||
             opts_.retry_interval <= zero || opts_.max_retry_interval <= zero ||
-            opts_.attempt_interval <= zero || opts_.timeout <= zero)
+            opts_.attempt_interval <= zero || opts_.timeout <= zero ||
+            opts_.max_attempt_timeout <= zero)
             return fail(errc::invalid_argument,
                         "SSH probe of " + endpoint_ +
                             ": every probe_options duration must be positive");
@@ -72,10 +75,15 @@ probe_action probe_machine::on_io(const probe_event& ev, probe_clock::time_point
         return fail(errc::invalid_argument, "SSH probe of " + endpoint_ +
                                                 ": an event for connection " +
                                                 std::to_string(ev.id) + " it does not expect");
+    // Bytes, an EOF or a reset come from the guest's own stack: its network
+    // is up. (A failed connect does not count: under hostfwd it is the host
+    // side refusing, QEMU's forward gone.)
+    if (ev.kind == k::data || ev.kind == k::closed)
+        answered_ = true;
     switch (ev.kind) {
     case k::connected:
         a->ph = phase::to_read;
-        a->deadline = a->begun + opts_.attempt_timeout;
+        a->deadline = a->begun + a->patience;
         break;
     case k::connect_failed:
         attempt_failed(*a, "connect: " + std::string(ev.text), now);
@@ -110,9 +118,10 @@ probe_action probe_machine::on_io(const probe_event& ev, probe_clock::time_point
     return next(now);
 }
 
-// The one place that decides: closes first (failed, timed out, or the
-// oldest when a fresh attempt needs room), then reads to start, then a fresh
-// attempt when due, else wait for the earliest deadline.
+// The one place that decides: closes first (failed, timed out, or before
+// the guest answered the oldest when a fresh attempt needs room), then reads
+// to start, then a fresh attempt when due (once the guest answered: only
+// when none is open), else wait for the earliest deadline.
 probe_action probe_machine::next(probe_clock::time_point now) {
     if (now >= deadline_)
         return fail(errc::ssh_unreachable, "");
@@ -132,6 +141,11 @@ probe_action probe_machine::next(probe_clock::time_point now) {
             return close(it);
     for (auto it = open_.begin(); it != open_.end(); ++it)
         if (now >= it->deadline) {
+            // sshd accepted but too slow for the banner: give the next more time.
+            if (answered_ && it->ph != phase::connecting)
+                patience_ =
+                    std::max(patience_, std::min(it->patience * 2,
+                                                 probe_clock::duration(opts_.max_attempt_timeout)));
             attempt_failed(*it, silent_for(*it), now);
             return close(it);
         }
@@ -141,7 +155,9 @@ probe_action probe_machine::next(probe_clock::time_point now) {
             state_ = state::issuing;
             return {probe_action_kind::read, a.id, {}};
         }
-    if (now >= next_attempt_) {
+    // Once the guest answered, an open connection is never replaced.
+    const bool may_start = !answered_ || open_.empty();
+    if (may_start && now >= next_attempt_) {
         if (open_.size() >= static_cast<std::size_t>(opts_.max_open_attempts)) {
             // Not a failure of its own (no backoff): it makes room.
             last_failure_ = silent_for(open_.front());
@@ -150,14 +166,15 @@ probe_action probe_machine::next(probe_clock::time_point now) {
         attempt a;
         a.id = next_id_++;
         a.begun = now;
-        a.deadline = now + std::min(opts_.connect_timeout, opts_.attempt_timeout);
+        a.patience = patience_;
+        a.deadline = now + std::min(probe_clock::duration(opts_.connect_timeout), a.patience);
         open_.push_back(std::move(a));
         ++attempts_;
         next_attempt_ = now + opts_.attempt_interval;
         state_ = state::issuing;
         return {probe_action_kind::connect, open_.back().id, {}};
     }
-    auto until = std::min(deadline_, next_attempt_);
+    auto until = may_start ? std::min(deadline_, next_attempt_) : deadline_;
     for (const auto& a : open_)
         until = std::min(until, a.deadline);
     state_ = state::waiting;
@@ -175,7 +192,8 @@ void probe_machine::attempt_failed(attempt& a, std::string why, probe_clock::tim
     a.ph = phase::to_close;
     last_failure_ = std::move(why);
     // A refused or reset connection says the guest answers: try again soon.
-    next_attempt_ = std::min(next_attempt_, now + pause_.next());
+    // Once it answered, the pause is all: no other attempt is due.
+    next_attempt_ = answered_ ? now + pause_.next() : std::min(next_attempt_, now + pause_.next());
 }
 
 probe_action probe_machine::fail(errc code, std::string diagnostic) {

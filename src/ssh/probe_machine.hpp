@@ -2,12 +2,16 @@
 // No sockets, no clock reads, no exceptions: the driver (probe.cpp) or a unit
 // test feeds events with the time at which they happened.
 //
-// Attempts overlap: while no banner came, a fresh connection is started every
-// `attempt_interval` even though earlier ones are still open (silent), up to
-// `max_open_attempts`; the first banner on any of them wins. Why: under
-// QEMU's user-mode networking a connection accepted while the guest's network
-// is not up waits on slirp's SYN retransmission to the guest, which backs off
-// (1 s, 2 s, ...); a fresh connection sends a fresh SYN at once.
+// Two phases (probe.hpp says why). Until the guest answered, attempts
+// overlap: a fresh connection is started every `attempt_interval` even though
+// earlier ones are still open (silent), up to `max_open_attempts`, the oldest
+// making room; the first banner on any of them wins. Why: under QEMU's
+// user-mode networking a connection accepted while the guest's network is not
+// up waits on slirp's SYN retransmission to the guest, which backs off (1 s,
+// 2 s, ...); a fresh connection sends a fresh SYN at once. Once a peer closed,
+// reset or sent bytes (or `network_up`), nothing is replaced: a fresh
+// connection starts only when none is open, each runs to its own patience,
+// which doubles after a silent one up to `max_attempt_timeout`.
 #pragma once
 
 #include <localvm/error.hpp>
@@ -85,6 +89,8 @@ public:
     int attempts() const noexcept { return attempts_; }
     /// Connections open now (connecting or connected).
     std::size_t open() const noexcept { return open_.size(); }
+    /// Whether the guest answered (or `network_up` said so): the second phase.
+    bool answered() const noexcept { return answered_; }
 
 private:
     enum class phase {
@@ -98,6 +104,7 @@ private:
         phase ph = phase::connecting;
         probe_clock::time_point begun{};
         probe_clock::time_point deadline{}; // of the connect, then of the banner
+        probe_clock::duration patience{};   // from the connect to the banner
         std::string line;
         std::size_t bytes = 0;
     };
@@ -119,7 +126,9 @@ private:
     probe_clock::time_point deadline_{};
     probe_clock::time_point next_attempt_{};
     localvm::detail::backoff pause_; // retry_interval doubling up to max_retry_interval
-    std::vector<attempt> open_; // oldest first
+    std::vector<attempt> open_;      // oldest first
+    bool answered_ = false;
+    probe_clock::duration patience_{}; // of the next attempt
     std::uint32_t next_id_ = 1;
     int attempts_ = 0;
     std::string banner_;

@@ -243,8 +243,10 @@ public:
     /// the snapshot has one and that file is in this VM's data directory
     /// and does not exist yet (the guest authorises no other key),
     /// and a record of its origin; the snapshot counts it as a dependent
-    /// until `remove`. `start` then restores the saved machine instead of
-    /// booting: QEMU starts with `-incoming defer` and the snapshot's
+    /// until `remove`. Its first `start` restores the saved machine instead
+    /// of booting (once the state is loaded the clone's disk is its own and
+    /// may change, so every later `start` boots that disk cold, as any VM;
+    /// to run from the snapshot again, make a new clone): QEMU starts with `-incoming defer` and the snapshot's
     /// pinned machine type, loads the state (`migrate-incoming` from a
     /// descriptor), binds the forwards of `start_options::ports` afresh
     /// (host port 0 picks a free one) and continues. The start options must

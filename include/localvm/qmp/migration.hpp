@@ -60,7 +60,10 @@ struct migration_options {
 /// `fd:NAME` and waits for the MIGRATION event that ends it. The guest
 /// should be paused (`stop`) first, so that the state is one instant's;
 /// QEMU leaves a completed source paused with its disks flushed and
-/// released until `cont`. Returns `query-migrate`'s final figures.
+/// released until `cont`. Returns `query-migrate`'s final figures once QEMU
+/// has also left the "finish-migrate" run state, so that `cont` works at
+/// once (QEMU announces completion a moment before that, with no event for
+/// it: this asks `query-status` with a backoff of 1 ms doubling to 50 ms).
 /// Throws `errc::process_failed` with QEMU's `error-desc` when the
 /// migration fails (e.g. the disk is full), `errc::timeout` after
 /// `options.timeout`, and what `execute` throws. On a timeout or

@@ -19,28 +19,52 @@ namespace localvm::ssh {
 /// with a reset) or leaves them silent (the guest's network is not up yet).
 /// The probe therefore reads the identification line (RFC 4253 §4.2).
 ///
-/// While no banner came, a fresh connection starts every `attempt_interval`;
-/// up to `max_open_attempts` earlier silent ones stay open meanwhile (by
-/// default none: the fresh one replaces it), and the first banner on any of
-/// them wins. A silent connection under
-/// user-mode networking waits on slirp's SYN retransmission to the guest,
-/// which backs off (1 s, 2 s, ...); a fresh one reaches the guest at once.
+/// The probe works in two phases.
+///
+/// *Before the guest answered* (no connection has yet been closed by the
+/// peer, reset, or sent a byte; a refused connect does not count: under
+/// hostfwd that is the host's side): a fresh connection starts every
+/// `attempt_interval`; up to `max_open_attempts` earlier silent ones stay
+/// open meanwhile (by default none: the fresh one replaces it), and the
+/// first banner on any of them wins. A silent connection under user-mode
+/// networking waits on slirp's SYN retransmission to the guest, which backs
+/// off (1 s, 2 s, ...); a fresh one reaches the guest at once.
+///
+/// *Once the guest answered* (its network is up, or `network_up` says so):
+/// a silent connection is sshd being slow to send its banner, and replacing
+/// it would only make sshd start another session (each costs the guest a
+/// fork and exec: under TCG on a loaded host, hundreds of milliseconds).
+/// So no silent connection is replaced any more: each runs to its timeout,
+/// and a fresh one starts only when none is open (after a failure, after
+/// `retry_interval`). When one stays silent to its timeout, the next one
+/// waits twice as long, up to `max_attempt_timeout`. A probe that replaced
+/// silent connections every 500 ms kept a restored cloud guest's sshd at
+/// MaxStartups ("22 of 10-100 startups") for good: it never answered.
 struct probe_options {
     /// Deadline for the TCP connect of one attempt. Default 1 s (on loopback
     /// a connect succeeds or is refused at once).
     std::chrono::milliseconds connect_timeout{1000};
     /// How long one connection may stay open, from its connect until the
     /// banner line is complete. A connection that is accepted but silent is
-    /// read until then (or until `max_open_attempts` needs its place), so a
-    /// banner that arrives later on it is seen at once. Default 3 s.
+    /// read until then (or, before the guest answered, until
+    /// `max_open_attempts` needs its place), so a banner that arrives later
+    /// on it is seen at once. Default 3 s.
     std::chrono::milliseconds attempt_timeout{3000};
-    /// While no banner came, a fresh connection starts this long after the
-    /// previous one started, even though that one is still open. Default
-    /// 500 ms. Set it to `attempt_timeout` or more for one connection at a
-    /// time.
+    /// Once the guest answered, each connection that stays silent for its
+    /// whole time doubles the next one's, up to this. Default 12 s: a sshd
+    /// that needs longer than `attempt_timeout` for its banner (a loaded
+    /// host, a guest busy booting) is still seen. A value below
+    /// `attempt_timeout` means no growth.
+    std::chrono::milliseconds max_attempt_timeout{12000};
+    /// Before the guest answered, a fresh connection starts this long after
+    /// the previous one started, even though that one is still open.
+    /// Default 500 ms. Set it to `attempt_timeout` or more for one
+    /// connection at a time.
     std::chrono::milliseconds attempt_interval{500};
-    /// How many connections may be open at once (at least 1). When a fresh
-    /// one is due and this many are open, the oldest is closed. Default 1:
+    /// How many connections may be open at once (at least 1). Before the
+    /// guest answered, when a fresh one is due and this many are open, the
+    /// oldest is closed; afterwards no fresh one starts while any is open,
+    /// so the guest never sees more than this many at once. Default 1:
     /// with the default interval, a silent connection is replaced by a fresh
     /// one every 500 ms. Measured on the real tiny guest (bench_ready), more
     /// overlapping connections saw the banner sooner but made the following
@@ -58,6 +82,10 @@ struct probe_options {
     std::chrono::milliseconds max_retry_interval{30};
     /// Overall deadline of `wait_for_banner`. Default 120 s.
     std::chrono::milliseconds timeout{120000};
+    /// The caller knows the guest's network is up (a VM restored from a
+    /// snapshot of a running guest): probe as if the guest had answered
+    /// already, from the first connection. Default false.
+    bool network_up = false;
 };
 
 using localvm::abort_hook; ///< See localvm/wait.hpp.

@@ -25,19 +25,19 @@ asio::awaitable<std::string> out(qemu::manager& m, std::string command) {
 }
 
 // What tells a run of cloud-init: the boot, its status, how often its
-// stages and the user-data's runcmd ran.
+// stages and the user-data's runcmd ran. (sudo's stderr goes: it warns that
+// it cannot resolve the guest's host name, in the output shell() returns.)
 const std::string facts = "cat /proc/sys/kernel/random/boot_id; cloud-init status; "
-                          "sudo grep -c \"running 'init-local'\" /var/log/cloud-init.log; "
+                          "sudo grep -c \"running 'init-local'\" /var/log/cloud-init.log 2>/dev/null; "
                           "cat /var/tmp/runcmd-count";
 
 } // namespace
 
-// Disabled until understood (issue 15): on 2026-12-01 a clone of the cloud
-// guest (2 vCPUs, TCG) restored (QMP: running, migration completed) but its
-// sshd never answered within 600 s, while tiny-guest clones answer in ~1 s.
-// Run it with --run_test=clone_after_cloud_init_does_not_run_it_again.
-BOOST_AUTO_TEST_CASE(clone_after_cloud_init_does_not_run_it_again,
-                     *boost::unit_test::disabled()) {
+// The clone's sshd is slow at first (TCG translates its code afresh after
+// the restore): before the probe held a clone's connections (probe.hpp),
+// it replaced each every 500 ms, never saw a banner within 600 s and kept
+// sshd at MaxStartups.
+BOOST_AUTO_TEST_CASE(clone_after_cloud_init_does_not_run_it_again) {
     auto g = lve2e::load_guest("cloud");
     lve2e::home h;
     localvm::testing::run_coroutine(
@@ -54,8 +54,15 @@ BOOST_AUTO_TEST_CASE(clone_after_cloud_init_does_not_run_it_again,
             s.user_data = "#cloud-config\n"
                           "runcmd:\n"
                           "  - [sh, -c, 'echo ran >> /var/tmp/runcmd-count']\n";
+            const auto b0 = std::chrono::steady_clock::now();
             co_await src.start(s);
             co_await src.wait_ready(900s);
+            co_await out(src, "true");
+            BOOST_TEST_MESSAGE("cold boot start to first shell: "
+                               << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::steady_clock::now() - b0)
+                                      .count()
+                               << " ms");
             auto done = co_await out(src, "cloud-init status --wait");
             BOOST_TEST(done.find("status: done") != std::string::npos, done);
             auto before = co_await out(src, facts);

@@ -10,7 +10,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <array>
 #include <charconv>
+#include <cstdio>
 #include <exception>
 #include <iostream>
 
@@ -36,6 +38,22 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         , release_event(e, asio::steady_timer::time_point::max())
         , request_event(e, asio::steady_timer::time_point::max()) {}
 
+    template <class Stream>
+    static asio::awaitable<void> write_chunked(Stream& s, std::string_view body,
+                                               boost::system::error_code& ec) {
+        constexpr std::size_t piece = 64 * 1024;
+        for (std::size_t at = 0;; at += piece) {
+            auto part = body.substr(std::min(at, body.size()), piece); // empty: the last chunk
+            char size[32];
+            auto n = std::snprintf(size, sizeof size, "%zx\r\n", part.size());
+            std::array<asio::const_buffer, 3> bufs{asio::buffer(size, static_cast<std::size_t>(n)),
+                                                   asio::buffer(part), asio::buffer("\r\n", 2)};
+            co_await asio::async_write(s, bufs, asio::redirect_error(asio::use_awaitable, ec));
+            if (ec || part.empty())
+                co_return;
+        }
+    }
+
     template <class Stream> asio::awaitable<void> serve(Stream& s) {
         boost::beast::flat_buffer buf;
         http::request<http::empty_body> req;
@@ -53,6 +71,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         std::string_view body;
         std::size_t send = 0;
         std::optional<std::size_t> hold;
+        bool chunked = false;
         if (it == routes.end()) {
             head = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n";
         } else if (!it->second.redirect_to.empty()) {
@@ -73,6 +92,11 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
                        std::to_string(from) + "-" + std::to_string(r.body.size() - 1) + "/" +
                        std::to_string(r.body.size()) +
                        "\r\nContent-Length: " + std::to_string(r.body.size() - from) + "\r\n";
+            } else if (r.frame == route::framing::chunked) {
+                head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n";
+                chunked = true;
+            } else if (r.frame == route::framing::close) {
+                head = "HTTP/1.1 200 OK\r\n";
             } else {
                 head =
                     "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(r.body.size()) + "\r\n";
@@ -88,6 +112,10 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
                                    asio::redirect_error(asio::use_awaitable, ec));
         if (ec)
             co_return;
+        if (chunked) {
+            co_await write_chunked(s, body, ec);
+            co_return;
+        }
         std::size_t sent = 0;
         if (hold && *hold < send && !released) {
             co_await asio::async_write(s, asio::buffer(body.substr(0, *hold)),

@@ -1,6 +1,7 @@
 // A small HTTP/1.1 file server on 127.0.0.1 for the image tests and bench
 // (Boost.Beast): it serves byte strings, and on request cuts a connection
-// mid-body, ignores Range, redirects, or holds a body half-sent until told
+// mid-body, ignores Range, redirects, frames a body in chunks or by closing
+// the connection, or holds a body half-sent until told
 // to go on; it counts requests and records their Range headers.
 #pragma once
 
@@ -31,6 +32,9 @@ struct route {
     bool ignore_range = false;          ///< Answer every request 200 with the whole body.
     std::string redirect_to;            ///< Non-empty: answer 302 with this Location.
     std::optional<std::size_t> hold_at; ///< Stop after this many body bytes until `release()`.
+    /// How a 200 body is delimited: by Content-Length, in chunks
+    /// (Transfer-Encoding: chunked, 64 KiB each), or by closing the connection.
+    enum class framing { length, chunked, close } frame = framing::length;
 };
 
 /// What one request asked.

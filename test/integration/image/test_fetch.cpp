@@ -1,7 +1,7 @@
 // fetch against a Beast server on 127.0.0.1 started here: cached once,
-// digests checked, cuts resumed or restarted, redirects bounded, offline,
-// HTTPS with a CA made here, files, xz and gz, two processes at once,
-// cancellation.
+// digests checked, cuts resumed or restarted, chunked and close-delimited
+// bodies, redirects bounded, offline, HTTPS with a CA made here, files, xz
+// and gz, two processes at once, cancellation.
 #define BOOST_TEST_MODULE image_fetch
 #include <localvm/error.hpp>
 #include <localvm/image/cache.hpp>
@@ -201,6 +201,32 @@ BOOST_AUTO_TEST_CASE(a_cut_body_is_restarted_when_range_is_ignored) {
     });
 }
 
+BOOST_AUTO_TEST_CASE(chunked_and_close_delimited_bodies) {
+    // Bodies without a Content-Length go through Beast's parser, not the
+    // direct reads of a body of known length.
+    scratch s;
+    run([&]() -> asio::awaitable<void> {
+        http_server server(co_await asio::this_coro::executor);
+        auto data = bytes(size + 12345);
+        route chunked{data}, closed{data};
+        chunked.frame = route::framing::chunked;
+        closed.frame = route::framing::close;
+        server.add("/chunked.img", chunked);
+        server.add("/closed.img", closed);
+        auto d = digest_of(data, digest_algorithm::sha512);
+        auto o = s.options();
+        std::optional<std::uint64_t> total;
+        o.progress = [&](const fetch_progress& p) {
+            if (!p.done)
+                total = p.total;
+        };
+        BOOST_TEST(slurp(co_await fetch(server.base() + "/chunked.img", d, o)) == data);
+        BOOST_TEST(!total); // not known before the end
+        BOOST_TEST(slurp(co_await fetch(server.base() + "/closed.img", d, o)) == data);
+        BOOST_TEST(server.requests().size() == 2u);
+    });
+}
+
 BOOST_AUTO_TEST_CASE(an_interrupted_fetch_is_resumed_by_the_next_one) {
     scratch s;
     run([&]() -> asio::awaitable<void> {
@@ -396,6 +422,31 @@ BOOST_AUTO_TEST_CASE(xz_and_gz_are_decompressed_and_the_digest_is_of_the_compres
         // Local compressed files too.
         auto c = co_await fetch((s.dir / "img.xz").string(), std::nullopt, o);
         BOOST_TEST(slurp(c) == data);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(images_larger_than_the_write_back_step) {
+    // fetch starts write-back every 8 MiB of the file it will commit: the
+    // download, cut and resumed past the first step, and an unpacked image.
+    scratch s;
+    run([&]() -> asio::awaitable<void> {
+        const std::size_t big = 20u << 20;
+        auto data = bytes(big, 3);
+        auto zeros = std::string(big, '\0') + bytes(1000, 4);
+        std::ofstream(s.dir / "zeros", std::ios::binary) << zeros;
+        localvm::process::options p;
+        p.argv = {"gzip", "-k", "-f", (s.dir / "zeros").string()};
+        co_await localvm::process::run_checked(p);
+        auto gz = slurp(s.dir / "zeros.gz");
+        http_server server(co_await asio::this_coro::executor);
+        server.add("/big.img", route{data, (11u << 20) + 17});
+        server.add("/zeros.gz", route{gz});
+        auto o = s.options();
+        auto a = co_await fetch(server.base() + "/big.img", digest_of(data), o);
+        BOOST_TEST(slurp(a) == data);
+        BOOST_TEST(server.count("/big.img") == 2u);
+        auto b = co_await fetch(server.base() + "/zeros.gz", digest_of(gz), o);
+        BOOST_TEST(slurp(b) == zeros);
     });
 }
 

@@ -76,6 +76,12 @@ struct fake_listener {
     tcp::acceptor acceptor;
     bool close_early;
     bool held_stay_silent = false;
+    // The first `close_first` connections are closed at once whatever the
+    // state (the guest's reset: its network is up, nothing listens yet).
+    int close_first = 0;
+    // Once ready, the banner comes this long after the accept (0: at once):
+    // a sshd slow to fork and exec its session.
+    std::chrono::milliseconds banner_delay{0};
     event ready;
     event all_closed;
     bool probe_returned = false;
@@ -125,6 +131,14 @@ struct fake_listener {
         co_await asio::async_write(*s, asio::buffer(line), asio::as_tuple(asio::use_awaitable));
     }
 
+    // The banner after `banner_delay`, also to a probe that has gone (the
+    // write fails then, as sshd's would).
+    asio::awaitable<void> send_banner_later(std::shared_ptr<tcp::socket> s) {
+        asio::steady_timer t(acceptor.get_executor(), banner_delay);
+        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        co_await send_banner(s);
+    }
+
     void fire() {
         ready.fire();
         if (held_stay_silent)
@@ -140,9 +154,14 @@ struct fake_listener {
             if (ec)
                 co_return;
             ++accepted;
+            if (accepted <= close_first)
+                continue; // s goes out of scope, closing the connection
             if (ready.fired() || !close_early)
                 asio::co_spawn(acceptor.get_executor(), watch(s), rethrow);
-            if (ready.fired()) {
+            if (ready.fired() && banner_delay.count() > 0) {
+                asio::co_spawn(acceptor.get_executor(), send_banner_later(s), rethrow);
+                held.push_back(s);
+            } else if (ready.fired()) {
                 co_await send_banner(s);
                 held.push_back(s); // kept open, as an SSH server would
             } else if (!close_early) {
@@ -232,6 +251,49 @@ BOOST_AUTO_TEST_CASE(silent_listener_banner_comes_on_a_fresh_connection) {
         BOOST_TEST(l.max_open >= 2); // earlier connections stayed open meanwhile
         BOOST_TEST(l.max_open <= o.max_open_attempts);
         // Every connection is closed when the probe returns.
+        co_await l.finish();
+    }, 30s);
+}
+
+// A restored guest under TCG on a loaded host: sshd answers, but takes
+// longer than attempt_interval to fork and exec the session that sends the
+// banner. Once the guest answered (here a reset first), the probe waits for
+// the banner on one connection instead of replacing it every 500 ms: the
+// replacing probe never saw a banner, and every connection it dropped cost
+// the guest one more sshd session (a cloud clone sat at MaxStartups for good).
+BOOST_AUTO_TEST_CASE(slow_banner_after_the_guest_answered_is_awaited) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        fake_listener l(ex, false);
+        l.close_first = 1;
+        l.banner_delay = 1200ms;
+        l.fire();
+        asio::co_spawn(ex, l.serve(), rethrow);
+        probe_options o; // the defaults: 500 ms interval, one at a time
+        o.timeout = 10s;
+        auto got = co_await wait_for_banner("127.0.0.1", l.port(), o);
+        BOOST_TEST(got == banner);
+        BOOST_TEST(l.accepted == 2); // the reset, then one that waited for its banner
+        BOOST_TEST(l.max_open == 1);
+        co_await l.finish();
+    }, 30s);
+}
+
+// The same sshd behind a network known to be up (a clone restored from a
+// snapshot of a running guest): no reset needed, the first connection waits.
+BOOST_AUTO_TEST_CASE(slow_banner_with_the_network_known_up_is_awaited) {
+    localvm::testing::run_coroutine([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        fake_listener l(ex, false);
+        l.banner_delay = 1200ms;
+        l.fire();
+        asio::co_spawn(ex, l.serve(), rethrow);
+        probe_options o;
+        o.timeout = 10s;
+        o.network_up = true;
+        auto got = co_await wait_for_banner("127.0.0.1", l.port(), o);
+        BOOST_TEST(got == banner);
+        BOOST_TEST(l.accepted == 1);
         co_await l.finish();
     }, 30s);
 }

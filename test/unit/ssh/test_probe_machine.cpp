@@ -167,6 +167,103 @@ BOOST_AUTO_TEST_CASE(max_open_attempts_one_replaces_the_connection_every_interva
     BOOST_TEST(s.m.open() == 1u);
 }
 
+// The library's defaults (500 ms interval, one connection at a time). The
+// guest answers once (a reset: its network is up, sshd not listening yet);
+// from then on a silent connection is sshd being slow, and it is left to
+// run to its timeout, the next one twice as long, up to 12 s. One open at a
+// time throughout.
+BOOST_AUTO_TEST_CASE(once_the_guest_answered_silent_connections_are_not_replaced) {
+    script s{probe_options()};
+    BOOST_TEST(s.start() == (words{"connect 1", "wait 500"}), boost::test_tools::per_element());
+    BOOST_TEST(!s.m.answered());
+    s.at(2ms);
+    BOOST_TEST(s.step(ev::connected, 1) == (words{"read 1", "wait 500"}),
+               boost::test_tools::per_element());
+    s.at(5ms);
+    BOOST_TEST(s.step(ev::closed, 1) == (words{"close 1", "wait 15"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(s.m.answered());
+    // No fresh connection at 515 while 2 is open: only its connect deadline.
+    BOOST_TEST(s.tick() == (words{"connect 2", "wait 1015"}), boost::test_tools::per_element());
+    s.at(16ms);
+    BOOST_TEST(s.step(ev::connected, 2) == (words{"read 2", "wait 3015"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(s.tick() == (words{"close 2", "wait 3035"}), boost::test_tools::per_element());
+    BOOST_TEST(s.m.last_failure() == "connection accepted but no SSH banner within 3000 ms");
+    BOOST_TEST(s.tick() == (words{"connect 3", "wait 4035"}), boost::test_tools::per_element());
+    BOOST_TEST(s.step(ev::connected, 3) == (words{"read 3", "wait 9035"}), // 6 s
+               boost::test_tools::per_element());
+    BOOST_TEST(s.tick() == (words{"close 3", "wait 9065"}), boost::test_tools::per_element());
+    BOOST_TEST(s.tick() == (words{"connect 4", "wait 10065"}), boost::test_tools::per_element());
+    BOOST_TEST(s.step(ev::connected, 4) == (words{"read 4", "wait 21065"}), // 12 s
+               boost::test_tools::per_element());
+    BOOST_TEST(s.tick() == (words{"close 4", "wait 21095"}), boost::test_tools::per_element());
+    BOOST_TEST(s.tick() == (words{"connect 5", "wait 22095"}), boost::test_tools::per_element());
+    BOOST_TEST(s.step(ev::connected, 5) == (words{"read 5", "wait 33095"}), // capped
+               boost::test_tools::per_element());
+    s.at(25000ms);
+    BOOST_TEST(s.step(ev::data, 5, banner + "\r\n") == (words{"done"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(s.m.attempts() == 5);
+}
+
+// A connect that times out is no sign of a slow sshd: no growth.
+BOOST_AUTO_TEST_CASE(a_connect_timeout_after_the_guest_answered_keeps_the_patience) {
+    probe_options o;
+    o.network_up = true;
+    script s{o};
+    BOOST_TEST(s.m.answered());
+    BOOST_TEST(s.start() == (words{"connect 1", "wait 1000"}), boost::test_tools::per_element());
+    BOOST_TEST(s.tick() == (words{"close 1", "wait 1010"}), boost::test_tools::per_element());
+    BOOST_TEST(s.m.last_failure() == "connect timed out");
+    BOOST_TEST(s.tick() == (words{"connect 2", "wait 2010"}), boost::test_tools::per_element());
+    BOOST_TEST(s.step(ev::connected, 2) == (words{"read 2", "wait 4010"}), // still 3 s
+               boost::test_tools::per_element());
+}
+
+// A clone restored from a snapshot of a running guest: its network is up
+// from the start (network_up), and its sshd, cold after the restore, takes
+// 1.5 s for the banner. The first connection waits for it; the replacing
+// probe closed it at 500 ms and every later one likewise.
+BOOST_AUTO_TEST_CASE(network_up_holds_the_first_connection_for_its_banner) {
+    probe_options o;
+    o.network_up = true;
+    script s{o};
+    BOOST_TEST(s.start() == (words{"connect 1", "wait 1000"}), boost::test_tools::per_element());
+    s.at(3ms);
+    BOOST_TEST(s.step(ev::connected, 1) == (words{"read 1", "wait 3000"}),
+               boost::test_tools::per_element());
+    s.at(1500ms);
+    BOOST_TEST(s.step(ev::data, 1, banner + "\r\n") == (words{"done"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(s.m.attempts() == 1);
+}
+
+// Overlapping connections opened before the guest answered stay open to
+// their own timeouts; no fresh one starts until all are gone.
+BOOST_AUTO_TEST_CASE(overlapping_connections_run_out_once_the_guest_answered) {
+    script s; // a fresh connection every 250 ms, up to 12 open
+    s.start();
+    s.step(ev::connected, 1);
+    s.tick(); // 250: connect 2
+    s.step(ev::connected, 2);
+    s.tick(); // 500: connect 3
+    s.step(ev::connected, 3);
+    s.at(600ms);
+    // 3 is reset: the guest answered. 1 and 2 keep running; nothing new.
+    BOOST_TEST(s.step(ev::closed, 3, {}, "Connection reset by peer") ==
+                   (words{"close 3", "wait 3000"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(s.tick() == (words{"close 1", "wait 3250"}), boost::test_tools::per_element());
+    BOOST_TEST(s.m.open() == 1u);
+    // 2 runs out; then the retry after the (third) pause, with the doubled
+    // patience.
+    BOOST_TEST(s.tick() == (words{"close 2", "wait 3280"}), boost::test_tools::per_element());
+    BOOST_TEST(s.tick() == (words{"connect 4", "wait 4280"}), boost::test_tools::per_element());
+    BOOST_TEST(s.step(ev::connected, 4) == (words{"read 4", "wait 9280"}),
+               boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(a_failure_beside_a_silent_connection_retries_soon_and_keeps_it) {
     script s;
     s.start();
@@ -261,10 +358,12 @@ BOOST_AUTO_TEST_CASE(lines_are_per_connection) {
     s.step(ev::connected, 1);
     s.tick();
     s.step(ev::connected, 2);
-    // Halves of a banner on two connections do not make one.
-    BOOST_TEST(s.step(ev::data, 1, "SSH-2.0-") == (words{"read 1", "wait 500"}),
+    // Halves of a banner on two connections do not make one. (Bytes mean
+    // the guest answered: no fresh connection is due any more, the wait is
+    // for connection 1's timeout.)
+    BOOST_TEST(s.step(ev::data, 1, "SSH-2.0-") == (words{"read 1", "wait 3000"}),
                boost::test_tools::per_element());
-    BOOST_TEST(s.step(ev::data, 2, "Open\r\n") == (words{"read 2", "wait 500"}),
+    BOOST_TEST(s.step(ev::data, 2, "Open\r\n") == (words{"read 2", "wait 3000"}),
                boost::test_tools::per_element());
     BOOST_TEST(s.step(ev::data, 1, "A\r\n") == (words{"done"}), boost::test_tools::per_element());
     BOOST_TEST(s.m.banner() == "SSH-2.0-A");

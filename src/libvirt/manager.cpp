@@ -1,0 +1,632 @@
+// libvirt::manager: the QEMU backend's plan, seed and SSH, with libvirt
+// owning QEMU. The domain is transient (create-xml): it exists exactly while
+// QEMU runs, so a stopped VM is its volumes alone.
+#include <localvm/cloudinit/iso9660.hpp>
+#include <localvm/cloudinit/nocloud.hpp>
+#include <localvm/console/log.hpp>
+#include <localvm/console/wait.hpp>
+#include <localvm/error.hpp>
+#include <localvm/libvirt/manager.hpp>
+#include <localvm/libvirt/uri.hpp>
+#include <localvm/process/child.hpp>
+
+#include <boost/asio/this_coro.hpp>
+
+#include <csignal>
+
+#include "libvirt/domain_xml.hpp"
+#include "libvirt/volume_xml.hpp"
+#include "qemu/base_check.hpp"
+#include "qemu/guest_ssh.hpp"
+#include "qemu/hostfwd.hpp"
+#include "qemu/lock.hpp"
+#include "qemu/plan.hpp"
+#include "qemu/stop_machine.hpp"
+#include "qemu/watch.hpp"
+#include "sys/file.hpp"
+#include "sys/secure_dir.hpp"
+
+namespace localvm::libvirt {
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+namespace {
+
+// virErrorNumber values the manager tells apart.
+constexpr std::int32_t no_domain = 42;         // VIR_ERR_NO_DOMAIN
+constexpr std::int32_t operation_invalid = 55; // VIR_ERR_OPERATION_INVALID
+constexpr std::int32_t no_storage_pool = 49;   // VIR_ERR_NO_STORAGE_POOL
+constexpr std::int32_t no_storage_vol = 50;    // VIR_ERR_NO_STORAGE_VOL
+constexpr std::uint32_t shutdown_acpi = 1;     // VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN
+constexpr std::uint32_t destroy_graceful = 1;  // VIR_DOMAIN_DESTROY_GRACEFUL
+constexpr std::uint32_t monitor_hmp = 1;       // VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP
+
+bool active(domain_state s) {
+    return s != domain_state::shutoff && s != domain_state::crashed && s != domain_state::nostate;
+}
+
+bool ended(const lifecycle& e) {
+    return e.event == lifecycle_event::stopped || e.event == lifecycle_event::undefined;
+}
+
+} // namespace
+
+struct manager::impl {
+    asio::any_io_executor executor;
+    manager_options opts;
+    qemu::layout files;
+    line_sink output;
+    std::optional<client> conn;
+
+    impl(asio::any_io_executor ex, manager_options o)
+        : executor(std::move(ex))
+        , opts(std::move(o))
+        , files(qemu::make_layout(opts.vm)) {
+        std::string problem;
+        auto u = parse_uri(opts.uri, problem);
+        if (!u)
+            throw_error(errc::invalid_argument, "libvirt URI " + opts.uri + ": " + problem);
+        if (u->transport != transport_kind::unix_socket)
+            throw_error(errc::unsupported, "libvirt URI " + opts.uri +
+                                               ": the libvirt backend runs VMs on this host only "
+                                               "(a local URI) for now");
+        if (opts.vm.accel == qemu::accelerator::automatic)
+            opts.vm.accel = qemu::accelerator::tcg;
+        if (opts.pool.empty())
+            throw_error(errc::invalid_argument, "libvirt storage pool: empty name");
+    }
+
+    const std::string& name() const { return opts.vm.name; }
+    std::string overlay_name() const { return name() + ".qcow2"; }
+    std::string seed_name() const { return name() + "-seed.iso"; }
+
+    void say(const std::string& line) const {
+        if (output)
+            output("[" + name() + "] " + line);
+    }
+
+    asio::awaitable<client*> connection() {
+        if (!conn || conn->end() != connection_end::open) {
+            conn.reset();
+            conn.emplace(co_await client::connect(opts.uri, opts.client));
+        }
+        co_return &*conn;
+    }
+
+    asio::awaitable<pool_ref> pool() {
+        auto* c = co_await connection();
+        try {
+            co_return co_await c->lookup_pool(opts.pool);
+        } catch (const call_error& e) {
+            if (e.libvirt_code() != no_storage_pool)
+                throw;
+        }
+        throw_error(errc::not_found,
+                    "libvirt storage pool " + opts.pool + " does not exist at " + opts.uri);
+    }
+
+    asio::awaitable<std::optional<vol_ref>> find_volume(std::string vol) {
+        auto p = co_await pool();
+        auto* c = co_await connection();
+        try {
+            co_return co_await c->lookup_volume(p, std::move(vol));
+        } catch (const call_error& e) {
+            if (e.libvirt_code() != no_storage_vol)
+                throw;
+        }
+        co_return std::nullopt;
+    }
+
+    asio::awaitable<std::optional<domain_ref>> find_domain() {
+        auto* c = co_await connection();
+        try {
+            co_return co_await c->lookup_domain(name());
+        } catch (const call_error& e) {
+            if (e.libvirt_code() != no_domain)
+                throw;
+        }
+        co_return std::nullopt;
+    }
+
+    // The domain while it is active, else nullopt.
+    asio::awaitable<std::optional<domain_ref>> active_domain() {
+        auto dom = co_await find_domain();
+        if (!dom)
+            co_return std::nullopt;
+        auto* c = co_await connection();
+        try {
+            // (No structured binding: GCC 12 miscompiles one in a coroutine.)
+            auto state = co_await c->domain_get_state(*dom);
+            if (active(state.first))
+                co_return dom;
+        } catch (const call_error& e) {
+            if (e.libvirt_code() != no_domain)
+                throw;
+        }
+        co_return std::nullopt;
+    }
+
+    asio::awaitable<domain_ref> running_domain() {
+        auto dom = co_await active_domain();
+        if (!dom)
+            throw_error(errc::not_running, "VM " + name() + " is not running");
+        co_return *dom;
+    }
+
+    // HMP `info usernet`: QEMU's forwards as bound.
+    asio::awaitable<std::string> usernet(domain_ref dom) {
+        auto* c = co_await connection();
+        co_return co_await c->monitor_command(std::move(dom), "info usernet", monitor_hmp);
+    }
+
+    asio::awaitable<std::vector<port_forward>> bound_ports(domain_ref dom) {
+        co_return qemu::detail::parse_usernet_forwards(co_await usernet(std::move(dom)));
+    }
+
+    asio::awaitable<ssh::target> ssh_target() {
+        auto ports = co_await bound_ports(co_await running_domain());
+        for (const auto& p : ports)
+            if (p.guest_port == 22)
+                co_return qemu::detail::guest_ssh_target(opts.vm, files, p);
+        throw_error(errc::invalid_argument,
+                    "VM " + name() + " has no port forward to guest port 22");
+    }
+
+    // Deregisters `events` whatever happened (the daemon refuses a second
+    // registration for the same domain on one connection), then rethrows
+    // `failure`. The caller resets its cancellation state first.
+    static asio::awaitable<void> close_events(lifecycle_events& events,
+                                              std::exception_ptr failure) {
+        try {
+            co_await events.close();
+        } catch (const localvm::error&) {
+            // A connection that ended took the registration with it.
+        }
+        if (failure)
+            std::rethrow_exception(failure);
+    }
+
+    // Serialises create, start, stop and remove of this VM between the
+    // processes of this host, as the QEMU backend's lock does.
+    asio::awaitable<qemu::detail::vm_lock> lock() {
+        qemu::make_directories(files);
+        const qemu::layout& l = files;
+        co_return co_await qemu::detail::vm_lock::acquire(l.lock, l.runtime / "lock.sock",
+                                                          opts.vm.lock_timeout, "VM " + name(),
+                                                          [&l] { qemu::make_directories(l); });
+    }
+
+    std::optional<pid_t> local_pid() const { return qemu::detail::lock_owner(files.pidfile); }
+
+    // The UEFI variable store: beside the overlay (libvirt 9.0 takes no
+    // volume for <nvram>).
+    fs::path vars_path(const fs::path& overlay) const {
+        return overlay.parent_path() / (name() + "-vars.fd");
+    }
+
+    // Replaces the seed volume with `iso` and returns its path.
+    asio::awaitable<fs::path> upload_seed(std::string iso) {
+        auto* c = co_await connection();
+        if (auto old = co_await find_volume(seed_name()))
+            co_await c->delete_volume(*old);
+        auto p = co_await pool();
+        auto vol = co_await c->create_volume(p, detail::raw_volume_xml(seed_name(), iso.size()));
+        std::exception_ptr failure;
+        try {
+            co_await c->upload(vol, std::move(iso));
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (failure) {
+            co_await asio::this_coro::reset_cancellation_state();
+            try {
+                co_await c->delete_volume(vol);
+            } catch (const std::exception&) {
+                // The upload's failure is the one to report.
+            }
+            std::rethrow_exception(failure);
+        }
+        auto path = co_await c->volume_path(vol);
+        co_return fs::path(path);
+    }
+
+    asio::awaitable<void> stop(domain_ref dom);
+    asio::awaitable<void> stop_ladder(domain_ref dom, lifecycle_events& events);
+};
+
+manager::manager(asio::any_io_executor executor, manager_options opts)
+    : impl_(std::make_unique<impl>(std::move(executor), std::move(opts))) {}
+manager::~manager() = default;
+manager::manager(manager&&) noexcept = default;
+manager& manager::operator=(manager&&) noexcept = default;
+
+std::string manager::addr() const {
+    return "10.0.2.2";
+}
+
+void manager::set_output(line_sink sink) {
+    impl_->output = std::move(sink);
+}
+
+const qemu::layout& manager::files() const noexcept {
+    return impl_->files;
+}
+
+asio::awaitable<void> manager::create(fs::path base_image) {
+    impl& vm = *impl_;
+    const auto capacity = qemu::detail::requested_disk_bytes(vm.opts.vm);
+    if (!fs::exists(base_image))
+        throw_error(errc::not_found, "base image " + base_image.string() + " does not exist");
+    base_image = fs::absolute(base_image);
+    auto lock = co_await vm.lock();
+    auto existing = co_await vm.find_volume(vm.overlay_name());
+    if (existing)
+        throw_error(errc::already_exists, "VM " + vm.name() + " already exists (volume " +
+                                              vm.overlay_name() + " in pool " + vm.opts.pool + ")");
+    const auto format = co_await qemu::detail::check_base(vm.opts.vm, base_image);
+    auto xml = detail::overlay_volume_xml(vm.overlay_name(), base_image, format, capacity);
+    vm.say("creating volume " + vm.overlay_name() + " in pool " + vm.opts.pool + " on " +
+           base_image.string() + " (" + format + ")");
+    auto p = co_await vm.pool();
+    auto* c = co_await vm.connection();
+    co_await c->create_volume(p, std::move(xml));
+}
+
+asio::awaitable<bool> manager::exists() {
+    auto vol = co_await impl_->find_volume(impl_->overlay_name());
+    co_return vol.has_value();
+}
+
+asio::awaitable<void> manager::start(start_options so) {
+    impl& vm = *impl_;
+    if (!so.networks.empty())
+        throw_error(errc::unsupported, "the libvirt backend has no virtual networks yet");
+    // The checks of the QEMU backend, before anything is touched.
+    auto plan = qemu::detail::plan_start(vm.opts.vm, vm.files, so);
+    auto overlay = co_await vm.find_volume(vm.overlay_name());
+    if (!overlay)
+        throw_error(errc::not_found, "VM " + vm.name() + " was not created (no volume " +
+                                         vm.overlay_name() + " in pool " + vm.opts.pool + ")");
+    auto lock = co_await vm.lock();
+    overlay = co_await vm.find_volume(vm.overlay_name()); // again, under the lock
+    if (!overlay)
+        throw_error(errc::not_found, "VM " + vm.name() + " was not created (no volume " +
+                                         vm.overlay_name() + " in pool " + vm.opts.pool + ")");
+    auto running = co_await vm.active_domain();
+    if (running) {
+        auto pid = vm.local_pid();
+        throw_error(errc::already_running,
+                    "VM " + vm.name() + " is already running" +
+                        (pid ? " (pid " + std::to_string(*pid) + ")" : std::string()));
+    }
+    if (vm.opts.vm.host_key == qemu::host_key_policy::pinned) {
+        auto key = co_await qemu::detail::guest_host_key(vm.opts.vm, vm.files);
+        qemu::detail::pin_host_key(plan, vm.opts.vm, so, key);
+    }
+    std::error_code ec;
+    for (const auto& f : {vm.files.known_hosts, vm.files.pidfile, vm.files.console_log})
+        fs::remove(f, ec);
+
+    auto* c = co_await vm.connection();
+    auto& launch = plan.launch;
+    launch.disk = co_await c->volume_path(*overlay);
+    auto iso = cloudinit::render_iso(cloudinit::seed_files(plan.seed));
+    vm.say("uploading the seed (" + std::to_string(iso.size()) + " bytes) as volume " +
+           vm.seed_name());
+    launch.seed = co_await vm.upload_seed(std::move(iso));
+    detail::domain_extras extras;
+    if (launch.uefi) {
+        launch.uefi->vars = vm.vars_path(launch.disk);
+        extras.nvram_template = plan.vars_template;
+    }
+    launch.accel = vm.opts.vm.accel;
+    launch.console_log = vm.files.console_log;
+    launch.pidfile = vm.files.pidfile;
+    auto xml = detail::domain_xml(launch, extras);
+
+    vm.say("creating domain " + vm.name());
+    // libvirt's error carries QEMU's stderr when QEMU refused to start:
+    // the QEMU backend's process_failed.
+    std::optional<domain_ref> created;
+    std::string refused;
+    std::exception_ptr lost; // cancelled, or the connection ended: it may run
+    try {
+        created = co_await c->create_xml(std::move(xml));
+    } catch (const call_error& e) {
+        refused = e.remote().message.value_or(e.what());
+    } catch (...) {
+        lost = std::current_exception();
+    }
+    if (lost) {
+        // Best effort: a create the daemon finishes after this lookup
+        // still runs (its reply is discarded).
+        co_await asio::this_coro::reset_cancellation_state();
+        try {
+            auto orphan = co_await vm.find_domain();
+            if (orphan)
+                co_await c->destroy(*orphan);
+        } catch (const std::exception&) {
+            // The original failure is the one to report.
+        }
+        std::rethrow_exception(lost);
+    }
+    if (!created)
+        throw_error(errc::process_failed,
+                    "VM " + vm.name() + ": libvirt did not start the domain: " + refused);
+    auto dom = std::move(*created);
+    // From here a failure (or cancellation) must not leave it running.
+    std::exception_ptr failure;
+    try {
+        auto text = co_await vm.usernet(dom);
+        auto bound = qemu::parse_usernet_ports(text, launch.ports);
+        if (!bound)
+            throw_error(errc::process_failed,
+                        "VM " + vm.name() + ": QEMU did not report its port forwards:\n" + text);
+        for (std::size_t i = 0; i < bound->size(); ++i)
+            vm.say("forward " + launch.ports[i].host_address + ":" + std::to_string((*bound)[i]) +
+                   " -> guest port " + std::to_string(launch.ports[i].guest_port));
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    if (failure) {
+        // asio would throw at the next co_await of a cancelled coroutine.
+        co_await asio::this_coro::reset_cancellation_state();
+        try {
+            co_await c->destroy(dom);
+        } catch (const std::exception&) {
+            // The original failure is the one to report.
+        }
+        std::rethrow_exception(failure);
+    }
+    if (auto pid = vm.local_pid())
+        vm.say("running (pid " + std::to_string(*pid) + ")");
+}
+
+asio::awaitable<bool> manager::running() {
+    auto dom = co_await impl_->active_domain();
+    co_return dom.has_value();
+}
+
+asio::awaitable<std::optional<pid_t>> manager::pid() {
+    auto dom = co_await impl_->active_domain();
+    if (!dom)
+        co_return std::nullopt;
+    co_return impl_->local_pid();
+}
+
+asio::awaitable<std::vector<port_forward>> manager::ports() {
+    co_return co_await impl_->bound_ports(co_await impl_->running_domain());
+}
+
+asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
+    impl& vm = *impl_;
+    auto t = co_await vm.ssh_target();
+    auto dom = co_await vm.running_domain();
+    auto* c = co_await vm.connection();
+    auto events = co_await c->subscribe_lifecycle(dom);
+    // The domain may have stopped between the lookup and the registration.
+    auto still = co_await vm.active_domain();
+    const bool gone = !still;
+    auto abort = [&vm, &events, gone]() -> asio::awaitable<std::string> {
+        while (!gone) {
+            auto e = co_await events.next();
+            if (ended(e))
+                break;
+        }
+        co_return "domain " + vm.name() + " stopped while waiting for SSH; console:\n" +
+            console::read_tail(vm.files.console_log, 20);
+    };
+    std::exception_ptr failure;
+    try {
+        co_await qemu::detail::wait_guest_ssh(
+            vm.opts.vm, std::move(t), timeout, false, abort,
+            [&vm](const std::string& l) { vm.say(l); }, {});
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    co_await asio::this_coro::reset_cancellation_state();
+    co_await impl::close_events(events, failure);
+}
+
+asio::awaitable<std::string> manager::wait_for_console(std::string text, milliseconds timeout) {
+    impl& vm = *impl_;
+    auto dom = co_await vm.running_domain();
+    auto* c = co_await vm.connection();
+    auto events = co_await c->subscribe_lifecycle(dom);
+    auto still = co_await vm.active_domain();
+    const bool gone = !still;
+    auto abort = [&vm, &events, gone]() -> asio::awaitable<std::string> {
+        while (!gone) {
+            auto e = co_await events.next();
+            if (ended(e))
+                break;
+        }
+        co_return "domain " + vm.name() + " stopped";
+    };
+    std::string line;
+    std::exception_ptr failure;
+    try {
+        line = co_await console::wait_for_console(
+            vm.files.console_log, console::text_matcher(std::move(text)), timeout, abort);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    co_await asio::this_coro::reset_cancellation_state();
+    co_await impl::close_events(events, failure);
+    co_return line;
+}
+
+asio::awaitable<shell_result> manager::shell(std::string command, shell_options opts) {
+    co_return co_await qemu::detail::guest_shell(co_await impl_->ssh_target(), std::move(command),
+                                                 std::move(opts));
+}
+
+asio::awaitable<void> manager::console() {
+    co_await impl_->running_domain();
+    throw_error(errc::unsupported, "the libvirt backend has no console attach yet");
+}
+
+asio::awaitable<void> manager::sync(fs::path from, std::string to, sync_options opts) {
+    co_await qemu::detail::guest_sync(co_await impl_->ssh_target(), std::move(from), std::move(to),
+                                      std::move(opts), impl_->output);
+}
+
+asio::awaitable<void> manager::stop() {
+    impl& vm = *impl_;
+    co_await vm.running_domain(); // not_running makes no directories
+    auto lock = co_await vm.lock();
+    auto dom = co_await vm.running_domain();
+    co_await vm.stop(std::move(dom));
+}
+
+// Drives the QEMU backend's stop machine with libvirt's calls: powerdown is
+// the ACPI shutdown, quit and SIGTERM a graceful destroy, SIGKILL a forced
+// one, and QEMU's exit the domain's `stopped` lifecycle event.
+asio::awaitable<void> manager::impl::stop(domain_ref dom) {
+    auto* c = co_await connection();
+    auto events = co_await c->subscribe_lifecycle(dom);
+    std::exception_ptr failure;
+    try {
+        co_await stop_ladder(dom, events);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    co_await asio::this_coro::reset_cancellation_state();
+    co_await close_events(events, failure);
+}
+
+asio::awaitable<void> manager::impl::stop_ladder(domain_ref dom, lifecycle_events& events) {
+    auto* c = co_await connection();
+    qemu::stop_options so = opts.vm.stop;
+    so.agent_timeout = milliseconds(0); // no agent channel in the domain
+    const pid_t pid = local_pid().value_or(0);
+    qemu::detail::stop_machine machine(pid, so);
+    using ek = qemu::detail::stop_event_kind;
+    using k = qemu::detail::stop_action_kind;
+    std::string failure;
+    qemu::detail::stop_event ev{ek::start, {}};
+    auto still = co_await active_domain();
+    bool exited = !still;
+    for (;;) {
+        auto a = machine.resume(exited ? qemu::detail::stop_event{ek::exited, {}} : ev,
+                                std::chrono::steady_clock::now());
+        if (!a.message.empty())
+            say(a.message);
+        if (a.kind == k::done)
+            break;
+        if (a.kind == k::fail)
+            throw_error(errc::process_failed, machine.diagnostic());
+        // shutdown and destroy with the stage's deadline (a hung daemon
+        // must not hold stop): the generic call, as the typed ones take none.
+        auto domain_call = [&](remote_procedure proc, std::uint32_t flags) {
+            domain_flags_args args;
+            args.dom = dom;
+            args.flags = flags;
+            call_options co;
+            co.timeout = a.timeout;
+            return c->call(remote_program, static_cast<std::int32_t>(proc), encode(args), co);
+        };
+        ev = {ek::waited, {}};
+        // Each action's outcome; a daemon error may just mean it is gone.
+        std::optional<std::int32_t> code;
+        try {
+            switch (a.kind) {
+            case k::connect:
+                ev.kind = ek::connected;
+                break;
+            case k::powerdown:
+                co_await domain_call(remote_procedure::domain_shutdown_flags, shutdown_acpi);
+                ev.kind = ek::replied;
+                break;
+            case k::agent_shutdown:
+                failure = "no guest agent";
+                ev = {ek::command_failed, failure};
+                break;
+            case k::quit:
+                co_await domain_call(remote_procedure::domain_destroy_flags, destroy_graceful);
+                ev.kind = ek::replied;
+                break;
+            case k::signal:
+                co_await domain_call(remote_procedure::domain_destroy_flags,
+                                     a.signal == SIGKILL ? 0u : destroy_graceful);
+                [[fallthrough]];
+            case k::wait: {
+                auto deadline = std::chrono::steady_clock::now() + a.timeout;
+                for (;;) {
+                    auto left = deadline - std::chrono::steady_clock::now();
+                    if (left <= std::chrono::steady_clock::duration::zero())
+                        break;
+                    auto e = co_await events.next(left);
+                    if (ended(e)) {
+                        ev.kind = ek::exited;
+                        break;
+                    }
+                }
+                break;
+            }
+            case k::done:
+            case k::fail:
+                break;
+            }
+        } catch (const call_error& e) {
+            code = e.libvirt_code();
+            failure = e.what();
+            ev = {ek::command_failed, failure};
+        } catch (const localvm::error& e) {
+            if (e.code() != errc::timeout)
+                throw;
+            if (a.kind != k::wait && a.kind != k::signal) {
+                failure = e.what();
+                ev = {ek::command_failed, failure};
+            }
+        }
+        // The daemon is asked too when a wait passes without the event: a
+        // lost event must not cost the whole ladder.
+        if (ev.kind == ek::waited) {
+            auto now_active = co_await active_domain();
+            if (!now_active) {
+                say("the domain has ended (no lifecycle event seen)");
+                ev.kind = ek::exited;
+            }
+        }
+        if (ev.kind == ek::command_failed ||
+            (code && (*code == no_domain || *code == operation_invalid))) {
+            auto now_active = co_await active_domain();
+            exited = !now_active;
+        }
+    }
+    say("stopped after " +
+        std::to_string(std::chrono::duration_cast<milliseconds>(
+                           machine.elapsed(std::chrono::steady_clock::now()))
+                           .count()) +
+        " ms");
+}
+
+asio::awaitable<void> manager::remove() {
+    impl& vm = *impl_;
+    auto lock = co_await vm.lock();
+    if (auto dom = co_await vm.find_domain()) {
+        auto running = co_await vm.active_domain();
+        if (running)
+            throw_error(errc::already_running, "VM " + vm.name() + " is running; stop it first");
+        auto* c = co_await vm.connection();
+        co_await c->undefine(*dom);
+    }
+    auto* c = co_await vm.connection();
+    if (auto overlay = co_await vm.find_volume(vm.overlay_name())) {
+        auto vars = vm.vars_path(co_await c->volume_path(*overlay));
+        std::error_code ec;
+        fs::remove(vars, ec);
+        co_await c->delete_volume(*overlay);
+    }
+    if (auto seed = co_await vm.find_volume(vm.seed_name()))
+        co_await c->delete_volume(*seed);
+    // The lock made and checked both directories (nothing that is not ours
+    // is deleted); the lock file goes with them.
+    sys::remove_tree(vm.files.data);
+    sys::remove_tree(vm.files.runtime);
+    vm.say("removed");
+}
+
+} // namespace localvm::libvirt
