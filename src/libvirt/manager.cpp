@@ -12,8 +12,10 @@
 
 #include <boost/asio/this_coro.hpp>
 
+#include <algorithm>
 #include <csignal>
 
+#include "detail/await.hpp"
 #include "libvirt/domain_xml.hpp"
 #include "libvirt/volume_xml.hpp"
 #include "qemu/base_check.hpp"
@@ -524,7 +526,8 @@ asio::awaitable<void> manager::impl::stop_ladder(domain_ref dom, lifecycle_event
             args.dom = dom;
             args.flags = flags;
             call_options co;
-            co.timeout = a.timeout;
+            // Every rung ends: a zero timeout means "at once", never no_deadline.
+            co.timeout = std::max(milliseconds(1), std::chrono::ceil<milliseconds>(a.timeout));
             return c->call(remote_program, static_cast<std::int32_t>(proc), encode(args), co);
         };
         ev = {ek::waited, {}};
@@ -557,7 +560,7 @@ asio::awaitable<void> manager::impl::stop_ladder(domain_ref dom, lifecycle_event
                     auto left = deadline - std::chrono::steady_clock::now();
                     if (left <= std::chrono::steady_clock::duration::zero())
                         break;
-                    auto e = co_await events.next(left);
+                    auto e = co_await events.next(localvm::detail::time_left(deadline));
                     if (ended(e)) {
                         ev.kind = ek::exited;
                         break;
