@@ -8,6 +8,7 @@
 #include <localvm/testing/run.hpp>
 #include <localvm/testing/vm.hpp>
 
+#include "remove_vm.hpp"
 #include "detail/backoff.hpp"
 #include "detail/race.hpp"
 #include "sys/errno.hpp"
@@ -120,6 +121,17 @@ void remove_or_kill(std::string& problems, const std::string& what,
 }
 
 } // namespace
+
+void detail::remove_vm(std::string& problems, qemu::options opts) {
+    opts.stop.quit_timeout = std::chrono::seconds(5);
+    remove_or_kill(
+        problems, "vm '" + opts.name + "'", std::chrono::seconds(60),
+        [&]() { return stop_and_remove(opts); },
+        [&]() -> asio::awaitable<std::optional<pid_t>> {
+            qemu::manager mgr(co_await asio::this_coro::executor, opts);
+            co_return co_await mgr.pid();
+        });
+}
 
 // ---- guest_image ----
 
@@ -526,6 +538,21 @@ asio::awaitable<void> vm_set::discard(std::string name) {
     std::erase_if(members_, [&](const auto& m) { return m.get() == target; });
 }
 
+std::string vm_set::remove(const std::string& name) {
+    if (in_run_)
+        throw_error(errc::invalid_argument,
+                    "vm_set::remove of vm '" + name + "' inside run (use discard there)");
+    auto it = std::find_if(members_.begin(), members_.end(),
+                           [&](const auto& m) { return m->spec.name == name; });
+    if (it == members_.end())
+        throw_error(errc::not_found, "vm_set::remove: no test VM named '" + name + "'");
+    auto opts = (*it)->spec.options;
+    members_.erase(it); // not booted again, whatever the removal does
+    std::string problems;
+    detail::remove_vm(problems, std::move(opts));
+    return problems;
+}
+
 std::string vm_set::teardown() {
     if (torn_down_)
         return {};
@@ -549,17 +576,8 @@ std::string vm_set::teardown() {
             all.push_back(o);
         }
     }
-    for (auto& each : all) {
-        auto opts = each;
-        opts.stop.quit_timeout = std::chrono::seconds(5);
-        remove_or_kill(
-            problems, "vm '" + opts.name + "'", std::chrono::seconds(60),
-            [&]() { return stop_and_remove(opts); },
-            [&]() -> asio::awaitable<std::optional<pid_t>> {
-                qemu::manager mgr(co_await asio::this_coro::executor, opts);
-                co_return co_await mgr.pid();
-            });
-    }
+    for (auto& each : all)
+        detail::remove_vm(problems, each);
     // Then the networks: the set's VMs' and any other under root/data.
     std::vector<qemu::network_options> nets;
     auto add_net = [&](const std::string& name, const fs::path& data, const fs::path& run) {
