@@ -397,10 +397,15 @@ asio::awaitable<void> vm_set::boot(member& m) {
             co_await step("create of " + who, mgr.create(base));
         }
     }
-    co_await step("start of " + who, mgr.start(m.spec.start));
-    m.booted = true;
-    if (m.spec.ready_timeout.count() > 0)
-        co_await step("wait_ready of " + who, mgr.wait_ready(m.spec.ready_timeout));
+    if (m.spec.ready_timeout.count() <= 0) {
+        co_await step("start of " + who, mgr.start(m.spec.start));
+        m.booted = true;
+        co_return;
+    }
+    // One call: a clone's clock is set while SSH comes up.
+    m.booted = true; // a failed wait leaves it running (teardown's)
+    co_await step("start and wait_ready of " + who,
+                  mgr.start_and_wait_ready(m.spec.start, m.spec.ready_timeout));
 }
 
 // The set's networks exist and every address is reserved before any VM
