@@ -130,6 +130,11 @@ BOOST_AUTO_TEST_CASE(exec_through_the_agent) {
         [](lt::vm& clone) -> asio::awaitable<void> {
             auto& m = clone.manager();
             co_await m.wait_ready(60s, qemu::ready_mode::agent);
+            // The kit started this clone with start_and_wait_ready, a minute
+            // or more after the save: its clock was set while SSH came up.
+            const auto offset = co_await guest_clock_offset(m);
+            BOOST_TEST_MESSAGE("clone's clock after start_and_wait_ready: " << offset << " s");
+            BOOST_TEST(std::abs(offset) < 2.0, offset);
             // Separate stdout and stderr, the exit status.
             std::vector<std::string> argv = {"sh", "-c",
                                              "echo to out; echo to err >&2; exit 7"};
