@@ -12,8 +12,10 @@
 
 #include <boost/asio/this_coro.hpp>
 
+#include <algorithm>
 #include <csignal>
 
+#include "detail/await.hpp"
 #include "libvirt/domain_xml.hpp"
 #include "libvirt/volume_xml.hpp"
 #include "qemu/base_check.hpp"
@@ -436,12 +438,13 @@ asio::awaitable<std::string> manager::wait_for_console(std::string text, millise
     auto events = co_await c->subscribe_lifecycle(dom);
     auto still = co_await vm.active_domain();
     const bool gone = !still;
-    auto abort = [&events, gone]() -> asio::awaitable<void> {
+    auto abort = [&vm, &events, gone]() -> asio::awaitable<std::string> {
         while (!gone) {
             auto e = co_await events.next();
             if (ended(e))
                 break;
         }
+        co_return "domain " + vm.name() + " stopped";
     };
     std::string line;
     std::exception_ptr failure;
@@ -523,7 +526,8 @@ asio::awaitable<void> manager::impl::stop_ladder(domain_ref dom, lifecycle_event
             args.dom = dom;
             args.flags = flags;
             call_options co;
-            co.timeout = a.timeout;
+            // Every rung ends: a zero timeout means "at once", never no_deadline.
+            co.timeout = std::max(milliseconds(1), std::chrono::ceil<milliseconds>(a.timeout));
             return c->call(remote_program, static_cast<std::int32_t>(proc), encode(args), co);
         };
         ev = {ek::waited, {}};
@@ -556,7 +560,7 @@ asio::awaitable<void> manager::impl::stop_ladder(domain_ref dom, lifecycle_event
                     auto left = deadline - std::chrono::steady_clock::now();
                     if (left <= std::chrono::steady_clock::duration::zero())
                         break;
-                    auto e = co_await events.next(left);
+                    auto e = co_await events.next(localvm::detail::time_left(deadline));
                     if (ended(e)) {
                         ev.kind = ek::exited;
                         break;
