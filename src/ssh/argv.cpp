@@ -265,8 +265,9 @@ std::string target_problem(const target& t) {
                "' contains '%', which ssh would expand";
     if (t.jump) {
         const auto& j = *t.jump;
-        const std::string via = "ssh jump host " + (j.user.empty() ? j.host : j.user + "@" + j.host) +
-                                ":" + std::to_string(j.port);
+        const std::string via = "ssh jump host " +
+                                (j.user.empty() ? j.host : j.user + "@" + j.host) + ":" +
+                                std::to_string(j.port);
         if (j.host.empty())
             return "ssh jump host: host not set";
         if (j.port == 0)
@@ -275,8 +276,9 @@ std::string target_problem(const target& t) {
             return "ssh jump host: host \"" + j.host +
                    "\" is not a host name or IP address (letters, digits, '.', ':', '_', '-', not "
                    "first)";
-        if (!j.user.empty() && (j.user.size() > 32 || j.user.front() == '-' || j.user.front() == '.' ||
-                                !std::all_of(j.user.begin(), j.user.end(), user_char)))
+        if (!j.user.empty() &&
+            (j.user.size() > 32 || j.user.front() == '-' || j.user.front() == '.' ||
+             !std::all_of(j.user.begin(), j.user.end(), user_char)))
             return "ssh jump host: user \"" + j.user +
                    "\" is not a user name (1-32 letters, digits, '_', '.', '-', not first '-' or "
                    "'.')";

@@ -253,11 +253,10 @@ std::vector<std::string> rsync_argv(const target& t, const std::string& from, co
 /// `from` to local `to` with `sync_direction::from_guest`. Throws
 /// `localvm::error`: `errc::not_found` naming the path when the source
 /// does not exist (rsync exits 23, its sender saying `link_stat` or
-/// `change_dir ... No such file or directory`); `errc::ssh_unreachable` when its ssh could not connect
-/// or authenticate (rsync exits 255, or 12 with ssh's own error message on
-/// stderr when it notices the broken stream first), `errc::process_failed` for any
-/// other failure, naming rsync's exit code with its last stderr lines (a
-/// refused host key says so, as for `shell`);
+/// `change_dir ... No such file or directory`); `errc::ssh_unreachable` when its ssh could not
+/// connect or authenticate (rsync exits 255, or 12 with ssh's own error message on stderr when it
+/// notices the broken stream first), `errc::process_failed` for any other failure, naming rsync's
+/// exit code with its last stderr lines (a refused host key says so, as for `shell`);
 /// `errc::timeout`; `errc::invalid_argument` as `shell`; `errc::not_found`
 /// when rsync is not installed. Cancellation
 /// terminates rsync (and with it ssh) and completes with `operation_aborted`.
