@@ -137,12 +137,19 @@ ensure_pool_copy(client& c, pool_ref pool, fs::path file, pool_copy_options opts
     const auto size = fs::file_size(file, ec);
     if (ec)
         throw_error(errc::io_error, "cannot stat " + file.string() + ": " + ec.message());
-    say("uploading " + file.string() + " (" + std::to_string(size) + " bytes) as volume " + name +
-        " in pool " + pool.name);
-    auto created = co_await c.create_volume(pool, raw_volume_xml(name, size));
+    std::optional<vol_ref> created;
+    bool refused = false; // the daemon said no to the volume: nothing of ours to delete
     std::exception_ptr failure;
     try {
-        co_await upload_file(c, created, file, size, hex);
+        try {
+            created = co_await c.create_volume(pool, raw_volume_xml(name, size));
+        } catch (const call_error&) {
+            refused = true;
+            throw;
+        }
+        say("uploading " + file.string() + " (" + std::to_string(size) + " bytes) as volume " +
+            name + " in pool " + pool.name);
+        co_await upload_file(c, *created, file, size, hex);
         co_await c.create_volume(pool, raw_volume_xml(marker_name, 0));
     } catch (...) {
         failure = std::current_exception();
@@ -151,14 +158,24 @@ ensure_pool_copy(client& c, pool_ref pool, fs::path file, pool_copy_options opts
         // asio would throw at the next co_await of a cancelled coroutine.
         co_await asio::this_coro::reset_cancellation_state();
         try {
-            co_await c.delete_volume(created);
+            // A create or marker call cut short may still have been done
+            // by the daemon: looked up by name. (One the daemon finishes
+            // after this lookup leaves a volume without its marker, which
+            // is never reused: the next upload replaces it.)
+            if (!created && !refused)
+                created = co_await lookup(c, pool, name);
+            if (created)
+                co_await c.delete_volume(*created);
+            if (created)
+                if (auto m = co_await lookup(c, pool, marker_name))
+                    co_await c.delete_volume(*m);
         } catch (const std::exception&) {
             // The upload's failure is the one to report.
         }
         std::rethrow_exception(failure);
     }
-    auto path = co_await c.volume_path(created);
-    co_return std::make_pair(created, std::move(path));
+    auto path = co_await c.volume_path(*created);
+    co_return std::make_pair(*created, std::move(path));
 }
 
 } // namespace localvm::libvirt::detail

@@ -52,8 +52,11 @@ struct pool_copy_options {
 /// one pool at the same moment are not serialised.) Returns the volume and
 /// its path on the daemon's host. Throws as `file_sha256`, `call_error`
 /// for the daemon's errors, `errc::timeout` when the lock is not had in
-/// `opts.lock_timeout`. Copies are shared by every VM and never deleted by
-/// the backend.
+/// `opts.lock_timeout`. Cancellation: throws `operation_aborted` after
+/// deleting what it uploaded (a volume create that the daemon finishes
+/// after that clean-up leaves an empty volume without marker, which is
+/// never reused: the next upload replaces it). Copies are shared by every
+/// VM and never deleted by the backend.
 boost::asio::awaitable<std::pair<vol_ref, std::string>>
 ensure_pool_copy(client& c, pool_ref pool, std::filesystem::path file, pool_copy_options opts);
 

@@ -513,20 +513,19 @@ BOOST_AUTO_TEST_CASE(rsync_argv_through_a_jump_host) {
     t.jump = libvirt_host();
     auto a = rsync_argv(t, "./src/", "/srv/app", {});
     BOOST_TEST(a.size() == 8u);
-    BOOST_TEST(a[4] ==
-               "ssh -F none -p 2222 -i /home/me/.local/share/localvm/keys/id_ed25519 -o "
-               "IdentitiesOnly=yes -o BatchMode=yes -o ForwardAgent=no -o ForwardX11=no "
-               "-o ControlMaster=no -o ControlPath=none -o PermitLocalCommand=no -o "
-               "GlobalKnownHostsFile=/dev/null -o "
-               "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts -o "
-               "StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o LogLevel=ERROR -o "
-               "'ProxyCommand=ssh -F none -p 2200 -i ''/keys/libvirt id'' -o "
-               "''IdentitiesOnly=yes'' -o ''BatchMode=yes'' -o ''ForwardAgent=no'' -o "
-               "''ForwardX11=no'' -o ''ControlMaster=no'' -o ''ControlPath=none'' -o "
-               "''PermitLocalCommand=no'' -o ''GlobalKnownHostsFile=/dev/null'' -o "
-               "''UserKnownHostsFile=/state/known%%%%hosts'' -o "
-               "''StrictHostKeyChecking=accept-new'' -o ''ConnectTimeout=10'' -o "
-               "''LogLevel=ERROR'' -W %h:%p -- root@192.0.2.7'");
+    BOOST_TEST(a[4] == "ssh -F none -p 2222 -i /home/me/.local/share/localvm/keys/id_ed25519 -o "
+                       "IdentitiesOnly=yes -o BatchMode=yes -o ForwardAgent=no -o ForwardX11=no "
+                       "-o ControlMaster=no -o ControlPath=none -o PermitLocalCommand=no -o "
+                       "GlobalKnownHostsFile=/dev/null -o "
+                       "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts -o "
+                       "StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o LogLevel=ERROR -o "
+                       "'ProxyCommand=ssh -F none -p 2200 -i ''/keys/libvirt id'' -o "
+                       "''IdentitiesOnly=yes'' -o ''BatchMode=yes'' -o ''ForwardAgent=no'' -o "
+                       "''ForwardX11=no'' -o ''ControlMaster=no'' -o ''ControlPath=none'' -o "
+                       "''PermitLocalCommand=no'' -o ''GlobalKnownHostsFile=/dev/null'' -o "
+                       "''UserKnownHostsFile=/state/known%%%%hosts'' -o "
+                       "''StrictHostKeyChecking=accept-new'' -o ''ConnectTimeout=10'' -o "
+                       "''LogLevel=ERROR'' -W %h:%p -- root@192.0.2.7'");
     // rsync recovers exactly ssh_argv's options from -e.
     auto ssh = ssh_argv(t, "");
     ssh.pop_back(); // destination
@@ -547,18 +546,21 @@ BOOST_AUTO_TEST_CASE(target_problem_checks_the_jump_host) {
     BOOST_TEST(problem([](jump_host& j) { j.host.clear(); }) == "ssh jump host: host not set");
     BOOST_TEST(problem([](jump_host& j) { j.port = 0; }) ==
                "ssh jump host root@192.0.2.7:0: port not set");
-    BOOST_TEST(problem([](jump_host& j) { j.host = "-oProxyCommand=x"; })
-                   .find("is not a host name") != std::string::npos);
+    BOOST_TEST(problem([](jump_host& j) {
+                   j.host = "-oProxyCommand=x";
+               }).find("is not a host name") != std::string::npos);
     BOOST_TEST(problem([](jump_host& j) { j.user = "a b"; }).find("is not a user name") !=
                std::string::npos);
     BOOST_TEST(problem([](jump_host& j) { j.identity_file.clear(); }) ==
                "ssh jump host root@192.0.2.7:2200: identity_file not set");
     BOOST_TEST(problem([](jump_host& j) { j.known_hosts_file.clear(); }) ==
                "ssh jump host root@192.0.2.7:2200: known_hosts_file not set");
-    BOOST_TEST(problem([](jump_host& j) { j.identity_file = "/k/%d"; })
-                   .find("contains '%', which ssh would expand") != std::string::npos);
-    BOOST_TEST(problem([](jump_host& j) { j.known_hosts_file = "/k/${HOME}"; })
-                   .find("which ssh would expand") != std::string::npos);
-    BOOST_TEST(problem([](jump_host& j) { j.known_hosts_file = "/k/a\nb"; })
-                   .find("spans lines") != std::string::npos);
+    BOOST_TEST(problem([](jump_host& j) {
+                   j.identity_file = "/k/%d";
+               }).find("contains '%', which ssh would expand") != std::string::npos);
+    BOOST_TEST(problem([](jump_host& j) {
+                   j.known_hosts_file = "/k/${HOME}";
+               }).find("which ssh would expand") != std::string::npos);
+    BOOST_TEST(problem([](jump_host& j) { j.known_hosts_file = "/k/a\nb"; }).find("spans lines") !=
+               std::string::npos);
 }
