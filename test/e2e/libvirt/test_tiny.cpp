@@ -14,10 +14,14 @@
 #include <localvm/testing/boost.hpp>
 #include <localvm/testing/run.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <fstream>
@@ -414,6 +418,43 @@ BOOST_AUTO_TEST_CASE(a_guest_that_panics_fails_wait_ready_fast) {
                 co_await expect_error(errc::guest_died, [&] { return m.wait_ready(3600s); });
             BOOST_TEST(what.find("panic") != std::string::npos, what);
             BOOST_TEST(!co_await m.running());
+            co_await m.remove();
+        },
+        300s);
+}
+
+// A create cancelled while its base is being uploaded leaves neither the
+// pool copy nor its marker nor the overlay: nothing half-uploaded to reuse.
+BOOST_AUTO_TEST_CASE(a_cancelled_upload_leaves_no_volume) {
+    using namespace asio::experimental::awaitable_operators;
+    lve2e::home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            libvirt_test::loopback_sshd sshd(*libvirtd);
+            co_await sshd.start();
+            // Large enough that the upload waits on the connection's queue.
+            auto base = h.root / "big-base.img";
+            localvm::process::options mk;
+            mk.argv = {"qemu-img", "create", "-q", "-f", "raw", base.string(), "96M"};
+            co_await localvm::process::run_checked(mk);
+            const auto copy = pool_copy(base);
+            localvm::libvirt::manager m(ex, libvirt_options(h, "lvcancel", sshd.uri()));
+            asio::steady_timer uploading(ex, std::chrono::steady_clock::time_point::max());
+            m.set_output([&uploading](std::string_view l) {
+                if (l.find("uploading") != std::string_view::npos)
+                    uploading.cancel();
+            });
+            auto r = co_await (m.create(base) ||
+                               uploading.async_wait(asio::as_tuple(asio::use_awaitable)));
+            BOOST_TEST(r.index() == 1u); // the upload began, then create was cancelled
+            BOOST_TEST(!fs::exists(copy));
+            BOOST_TEST(!fs::exists(copy.string() + ".complete"));
+            BOOST_TEST(!co_await m.exists());
+            // And the next create uploads it whole.
+            co_await m.create(base);
+            BOOST_TEST(fs::exists(copy.string() + ".complete"));
+            BOOST_TEST(fs::file_size(copy) == fs::file_size(base));
             co_await m.remove();
         },
         300s);
