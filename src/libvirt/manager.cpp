@@ -12,8 +12,10 @@
 
 #include <boost/asio/this_coro.hpp>
 
+#include <algorithm>
 #include <csignal>
 
+#include "detail/await.hpp"
 #include "libvirt/domain_xml.hpp"
 #include "libvirt/pool_copy.hpp"
 #include "libvirt/transport.hpp"
@@ -73,7 +75,9 @@ struct manager::impl {
         if (!u)
             throw_error(errc::invalid_argument, "libvirt URI " + opts.uri + ": " + problem);
         if (u->transport == transport_kind::ssh) {
-            hop = detail::ssh_hop(*u, ssh::target().connect_timeout, problem);
+            hop = detail::ssh_hop(
+                *u, std::chrono::duration_cast<std::chrono::seconds>(ssh::target().connect_timeout),
+                problem);
             if (!hop)
                 throw_error(errc::invalid_argument, "libvirt URI " + opts.uri + ": " + problem);
         }
@@ -490,12 +494,13 @@ asio::awaitable<std::string> manager::wait_for_console(std::string text, millise
     auto events = co_await c->subscribe_lifecycle(dom);
     auto still = co_await vm.active_domain();
     const bool gone = !still;
-    auto abort = [&events, gone]() -> asio::awaitable<void> {
+    auto abort = [&vm, &events, gone]() -> asio::awaitable<std::string> {
         while (!gone) {
             auto e = co_await events.next();
             if (ended(e))
                 break;
         }
+        co_return "domain " + vm.name() + " stopped";
     };
     std::string line;
     std::exception_ptr failure;
@@ -577,7 +582,8 @@ asio::awaitable<void> manager::impl::stop_ladder(domain_ref dom, lifecycle_event
             args.dom = dom;
             args.flags = flags;
             call_options co;
-            co.timeout = a.timeout;
+            // Every rung ends: a zero timeout means "at once", never no_deadline.
+            co.timeout = std::max(milliseconds(1), std::chrono::ceil<milliseconds>(a.timeout));
             return c->call(remote_program, static_cast<std::int32_t>(proc), encode(args), co);
         };
         ev = {ek::waited, {}};
@@ -610,7 +616,7 @@ asio::awaitable<void> manager::impl::stop_ladder(domain_ref dom, lifecycle_event
                     auto left = deadline - std::chrono::steady_clock::now();
                     if (left <= std::chrono::steady_clock::duration::zero())
                         break;
-                    auto e = co_await events.next(left);
+                    auto e = co_await events.next(localvm::detail::time_left(deadline));
                     if (ended(e)) {
                         ev.kind = ek::exited;
                         break;
