@@ -191,7 +191,7 @@ BOOST_AUTO_TEST_CASE(ssh_hop_carries_the_uris_user_port_key_and_known_hosts) {
     BOOST_TEST(hop->user == "root");
     BOOST_TEST(hop->identity_file == "/k/id");
     BOOST_TEST(hop->known_hosts_file == "/k/kh");
-    BOOST_TEST(hop->connect_timeout.count() == 7);
+    BOOST_TEST(hop->connect_timeout.count() == 7000); // milliseconds
 
     u = lv::parse_uri("qemu+ssh://h/system?keyfile=/k/id&known_hosts=/k/kh", problem);
     hop = lv::detail::ssh_hop(*u, std::chrono::seconds(7), problem);
