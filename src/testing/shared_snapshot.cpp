@@ -103,7 +103,7 @@ void shared_snapshot::ensure_saved() {
 }
 
 void shared_snapshot::run(std::function<asio::awaitable<void>(testing::vm&)> body,
-                          std::chrono::steady_clock::duration deadline, const std::string& what) {
+                          std::chrono::milliseconds deadline, const std::string& what) {
     ensure_saved();
     auto spec = source_.vm;
     spec.name = snapshot_name() + "-" + std::to_string(++clones_);

@@ -33,7 +33,7 @@ struct snapshot_source {
     std::function<void(vm_spec&)> clone;
     /// Deadline for the boot, `prepare` and the save together, counted apart
     /// from the deadline of the test that needed them first. Default 20 min.
-    std::chrono::steady_clock::duration boot_deadline = std::chrono::minutes(20);
+    std::chrono::milliseconds boot_deadline = std::chrono::minutes(20);
 };
 
 /// One guest booted and saved once, at the first `run` (not before: listing
@@ -73,7 +73,7 @@ public:
     /// console and QEMU tails); a clone that cannot be deleted is reported
     /// through `on_failure`.
     void run(std::function<boost::asio::awaitable<void>(testing::vm&)> body,
-             std::chrono::steady_clock::duration deadline = std::chrono::minutes(5),
+             std::chrono::milliseconds deadline = std::chrono::minutes(5),
              const std::string& what = "VM test body");
 
     /// The snapshot's name (the source VM's name).
