@@ -2,9 +2,9 @@
 // process copies into a rotating log. A process, not a coroutine of ours,
 // because the VM outlives its starter; localvm's helper program
 // localvm-console (drain_child.cpp), exec'd, because a fork of ours living
-// as long as the VM would pin a copy-on-write image of our memory. Between
-// our fork and that exec everything is async-signal-safe: argv and paths are
-// prepared before the fork.
+// as long as the VM would pin a copy-on-write image of our memory; spawned
+// without a fork of ours (sys/spawn_helper.hpp), because fork copies our page
+// tables, which takes time in proportion to our size.
 #include <localvm/console/drain.hpp>
 #include <localvm/error.hpp>
 
@@ -14,8 +14,11 @@
 #include "sys/inotify.hpp"
 #include "sys/libexec.hpp"
 #include "sys/pidfd.hpp"
-#include "sys/signals.hpp"
+#include "sys/spawn_helper.hpp"
 
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -25,6 +28,7 @@
 #include <csignal>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -64,59 +68,38 @@ std::filesystem::path rotated_log(const std::filesystem::path& log) {
 
 namespace {
 
-// The helper's fixed descriptors (see src/libexec/localvm-console.cpp).
-constexpr int helper_fifo_fd = 3, helper_log_fd = 4, helper_report_fd = 5, helper_control_fd = 6;
-
-// In our grandchild: the helper, with `fds` (FIFO, log, report, control) on
-// 3..6, stdio on /dev/null, nothing else of ours, default signals. On
-// failure it reports -errno in place of a pid. Async-signal-safe; never
-// returns.
-[[noreturn]] void exec_drainer(const char* helper, char* const* argv, const int (&fds)[4],
-                               int report_fd) {
-    auto fail_with = [&report_fd](int err) {
-        pid_t code = -err;
-        if (::write(report_fd, &code, sizeof code) < 0) {
+// A drainer whose helper is spawned and whose pid is still to come: the
+// report pipe's read end, our end of the control socket, and the helper's
+// first process (ours, exiting at once: reaped on destruction).
+struct starting {
+    std::string helper;
+    std::string fifo;
+    sys::unique_fd report;
+    sys::unique_fd control;
+    pid_t first = -1;
+    starting() = default;
+    starting(const starting&) = delete;
+    starting& operator=(const starting&) = delete;
+    ~starting() { reap(); }
+    void reap() noexcept {
+        while (first > 0 && ::waitpid(first, nullptr, 0) < 0 && errno == EINTR) {
         }
-        ::_exit(127);
-    };
-    // Above 6 first, so that no dup2 overwrites another's source.
-    int high[4];
-    for (int i = 0; i < 4; ++i)
-        if ((high[i] = ::fcntl(fds[i], F_DUPFD_CLOEXEC, helper_control_fd + 1)) < 0)
-            fail_with(errno);
-    for (int i = 0; i < 4; ++i)
-        if (::dup2(high[i], helper_fifo_fd + i) < 0) // clears close-on-exec
-            fail_with(errno);
-    report_fd = helper_report_fd;
-    int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null_fd < 0)
-        fail_with(errno);
-    for (int i = 0; i < 3; ++i)
-        if (::dup2(null_fd, i) < 0)
-            fail_with(errno);
-    // Close-on-exec for everything above 6 (Linux 5.11's CLOSE_RANGE_CLOEXEC,
-    // else closed now: nothing of ours is needed until exec).
-    if (::close_range(helper_control_fd + 1, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
-        ::close_range(helper_control_fd + 1, ~0U, 0);
-    sys::reset_signals();
-    ::execv(helper, argv);
-    fail_with(errno);
-    ::_exit(127);
-}
+        first = -1;
+    }
+};
 
-} // namespace
-
-std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_view chunk) {
-    return detail::rotation_split(size, limit, chunk);
-}
-
-log_drainer log_drainer::start(const std::filesystem::path& log, drain_options options) {
+// Everything up to the helper spawned (synchronous, and brief: no fork of
+// this process, see sys/spawn_helper.hpp).
+std::unique_ptr<starting> begin_start(const std::filesystem::path& log, drain_options options) {
+    auto st = std::make_unique<starting>();
     // The helper first: a missing one is an error before anything is made.
-    const std::string helper = sys::helper_program("localvm-console");
+    st->helper = sys::helper_program("localvm-console");
+    const std::string& helper = st->helper;
     auto abs = std::filesystem::absolute(log);
     const std::string log_path = abs.string();
     const std::string rotated = rotated_log(abs).string();
-    const std::string fifo = drain_fifo(abs).string();
+    st->fifo = drain_fifo(abs).string();
+    const std::string& fifo = st->fifo;
     detail::drain_plan p;
     p.log = log_path.c_str();
     p.rotated = rotated.c_str();
@@ -157,39 +140,71 @@ log_drainer log_drainer::start(const std::filesystem::path& log, drain_options o
     int ctl[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) != 0)
         sys::throw_errno(errc::process_failed, "cannot make a pipe for the console drainer", errno);
-    sys::unique_fd control_read(ctl[0]), control_write(ctl[1]);
+    sys::unique_fd control_read(ctl[0]);
+    st->control.reset(ctl[1]);
     int report[2];
     if (::pipe2(report, O_CLOEXEC) != 0)
         sys::throw_errno(errc::process_failed, "cannot make a pipe for the console drainer", errno);
-    sys::unique_fd report_read(report[0]), report_write(report[1]);
+    st->report.reset(report[0]);
+    sys::unique_fd report_write(report[1]);
+    // The helper's fds 3..6 (see src/libexec/localvm-console.cpp). It forks
+    // itself into the background: re-parented away (never our zombie), it
+    // outlives us.
     const int fds[4] = {in.get(), out.get(), report[1], ctl[0]};
-    // fork, setsid, fork: the drainer is re-parented away at once (never our
-    // zombie) and outlives us.
-    pid_t first = ::fork();
-    if (first < 0)
-        sys::throw_errno(errc::process_failed, "cannot fork the console drainer", errno);
-    if (first == 0) {
-        ::close(report[0]);
-        ::setsid();
-        pid_t next = ::fork();
-        if (next == 0) {
-            ::close(ctl[1]);
-            exec_drainer(args[0].c_str(), argv.data(), fds, report[1]);
-        }
-        ::_exit(next < 0 ? 1 : 0);
-    }
-    report_write.reset();
-    while (::waitpid(first, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    pid_t pid = 0;
-    if (sys::read_full(report_read.get(), &pid, sizeof pid) != sizeof pid || pid == 0)
-        throw_error(errc::process_failed, "the console drainer (" + helper + ") did not start");
+    pid_t first = -1;
+    if (int e = sys::spawn_helper(first, helper.c_str(), argv.data(), environ, fds))
+        sys::throw_errno(e == ENOENT ? errc::not_found : errc::process_failed,
+                         "cannot run localvm's console drainer " + helper, e);
+    st->first = first;
+    return st;
+}
+
+// What the report said (the drainer's pid, or -errno): the drainer.
+pid_t drainer_pid(const starting& st, std::size_t got, pid_t pid) {
+    if (got != sizeof pid || pid == 0)
+        throw_error(errc::process_failed, "the console drainer (" + st.helper + ") did not start");
     if (pid < 0)
         sys::throw_errno(-pid == ENOENT ? errc::not_found : errc::process_failed,
-                         "cannot run localvm's console drainer " + helper, -pid);
+                         "cannot run localvm's console drainer " + st.helper, -pid);
+    return pid;
+}
+
+} // namespace
+
+std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_view chunk) {
+    return detail::rotation_split(size, limit, chunk);
+}
+
+log_drainer log_drainer::start(const std::filesystem::path& log, drain_options options) {
+    auto st = begin_start(log, options);
+    pid_t pid = 0;
+    const std::size_t got = sys::read_full(st->report.get(), &pid, sizeof pid);
+    const pid_t drainer = drainer_pid(*st, got, pid);
+    st->reap();
     // It cannot exit before a writer came or its connect timeout passed, so
     // this pid is still its own.
-    return log_drainer(pid, sys::pidfd_open(pid).release(), control_write.release(), fifo);
+    return log_drainer(drainer, sys::pidfd_open(drainer).release(), st->control.release(),
+                       st->fifo);
+}
+
+asio::awaitable<log_drainer> log_drainer::launch(std::filesystem::path log,
+                                                 drain_options options) {
+    auto st = begin_start(log, options);
+    asio::posix::stream_descriptor pipe(co_await asio::this_coro::executor, st->report.release());
+    pid_t pid = 0;
+    boost::system::error_code ec;
+    const std::size_t got = co_await asio::async_read(
+        pipe, asio::buffer(&pid, sizeof pid), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::operation_aborted)
+        throw boost::system::system_error(ec); // control closes: the drainer gives up
+    const pid_t drainer = drainer_pid(*st, got, pid);
+    // The helper's first process has exited or is about to: reaped without
+    // blocking the thread.
+    if (auto fd = sys::pidfd_open(st->first))
+        co_await sys::pidfd_wait(fd.get(), std::chrono::milliseconds(5000));
+    st->reap();
+    co_return log_drainer(drainer, sys::pidfd_open(drainer).release(), st->control.release(),
+                          st->fifo);
 }
 
 log_drainer::log_drainer(pid_t pid, int pidfd, int control, std::filesystem::path fifo) noexcept

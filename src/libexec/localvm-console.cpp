@@ -8,9 +8,12 @@
 //
 // Descriptors on entry: 3 the FIFO's read end (non-blocking), 4 the log
 // (open for writing), 5 the report pipe (it writes its pid there), 6 the
-// control socket (see src/console/drain_child.hpp); 0..2 are /dev/null.
+// control socket (see src/console/drain_child.hpp); 0..2 are /dev/null. It
+// is started as its starter's child (posix_spawn) and first forks itself
+// into the background: the process the starter reaps exits 0 at once.
 // Exit status 2 for a bad command line.
 #include "drain_child.hpp"
+#include "sys/spawn_helper.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -18,6 +21,7 @@
 #include <cstring>
 
 #include <fcntl.h>
+#include <unistd.h>
 
 namespace {
 
@@ -78,5 +82,11 @@ int main(int argc, char** argv) {
     for (int fd = 3; fd <= 6; ++fd)
         if (::fcntl(fd, F_GETFD) < 0)
             return usage("fds 3 to 6 are not open");
+    if (!localvm::sys::leave_starter()) {
+        const pid_t code = -errno; // read where the drainer's pid would come
+        if (::write(5, &code, sizeof code) < 0) {
+        }
+        return 1;
+    }
     localvm::console::detail::drain(p, 3, 4, 5, 6);
 }

@@ -9,10 +9,16 @@
 // runs PATH with argv ARGV0 ARG... and this program's own environment, and
 // does what src/process/supervisor.hpp says. Descriptors on entry: 3 is the
 // report pipe (records the starter reads until EOF), 4 the commit channel
-// (one end of a socket pair); 0..2 are /dev/null. Exit status 2 for a bad
+// (one end of a socket pair); 0..2 are /dev/null. It is started as its
+// starter's child (posix_spawn) and first forks itself into the background:
+// the process the starter reaps exits 0 at once. Exit status 2 for a bad
 // command line (nothing started).
 #include "supervisor.hpp"
 
+#include "exec_child.hpp"
+#include "sys/spawn_helper.hpp"
+
+#include <cerrno>
 #include <climits>
 #include <cstddef>
 #include <cstdio>
@@ -83,6 +89,12 @@ int main(int argc, char** argv) {
     std::memcpy(tmp, p.status_path, len);
     std::memcpy(tmp + len, ".tmp", sizeof ".tmp");
     p.status_tmp = tmp;
+    if (!localvm::sys::leave_starter()) {
+        using localvm::process::detail::exec_stage;
+        localvm::process::detail::write_report(report_fd,
+                                               {'E', static_cast<int>(exec_stage::fork), errno});
+        return 1;
+    }
     // ps shows the name it had as a fork of its starter.
     ::prctl(PR_SET_NAME, "localvm-superv", 0, 0, 0);
     localvm::process::detail::supervise(p, report_fd, commit_fd);

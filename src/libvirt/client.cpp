@@ -193,6 +193,7 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     std::unordered_map<std::uint32_t, std::shared_ptr<stream_state>> streams;
     std::unordered_map<std::int32_t, std::shared_ptr<event_sink>> sinks;
     std::vector<asio::steady_timer*> close_waiters;
+    std::vector<asio::steady_timer*> drain_waiters; // stream writers over the queue limit
     bool close_sent = false;
     connection_end end = connection_end::open;
     error_code close_code;
@@ -245,6 +246,8 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         }
         sinks.clear();
         for (auto* t : close_waiters)
+            t->cancel();
+        for (auto* t : drain_waiters)
             t->cancel();
     }
 
@@ -394,6 +397,8 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
             co_await asio::async_write(self->tr.socket, asio::buffer(self->writing),
                                        asio::redirect_error(asio::use_awaitable, ec));
             self->writing.clear();
+            for (auto* t : self->drain_waiters)
+                t->cancel();
             if (ec) {
                 self->finish(connection_end::unexpected, errc::libvirt_closed,
                              "failed while writing: " + ec.message());
@@ -676,7 +681,17 @@ asio::awaitable<void> stream::write(std::string data) {
         owner->send(h, rest.substr(0, n));
         rest.remove_prefix(n);
     }
-    co_return;
+    // Backpressure: an upload written piece by piece stays a few MiB ahead
+    // of the socket instead of queueing whole.
+    asio::steady_timer timer(owner->ex);
+    while (owner->end == connection_end::open && owner->out.size() > stream_queue_limit) {
+        owner->drain_waiters.push_back(&timer);
+        scope_exit unregister{[&] {
+            std::erase(owner->drain_waiters, &timer);
+        }};
+        co_await wait_for_wakeup(timer, clock_type::time_point::max());
+        co_await localvm::detail::throw_if_cancelled();
+    }
 }
 
 asio::awaitable<void> stream::finish(std::chrono::milliseconds timeout) {

@@ -17,6 +17,8 @@
 
 #include "detail/await.hpp"
 #include "libvirt/domain_xml.hpp"
+#include "libvirt/pool_copy.hpp"
+#include "libvirt/transport.hpp"
 #include "libvirt/volume_xml.hpp"
 #include "qemu/base_check.hpp"
 #include "qemu/guest_ssh.hpp"
@@ -60,6 +62,9 @@ struct manager::impl {
     qemu::layout files;
     line_sink output;
     std::optional<client> conn;
+    // Set for a remote daemon (an ssh URI): the daemon's files are not this
+    // host's, and the guests' forwards are reached through this ssh hop.
+    std::optional<ssh::jump_host> hop;
 
     impl(asio::any_io_executor ex, manager_options o)
         : executor(std::move(ex))
@@ -69,10 +74,13 @@ struct manager::impl {
         auto u = parse_uri(opts.uri, problem);
         if (!u)
             throw_error(errc::invalid_argument, "libvirt URI " + opts.uri + ": " + problem);
-        if (u->transport != transport_kind::unix_socket)
-            throw_error(errc::unsupported, "libvirt URI " + opts.uri +
-                                               ": the libvirt backend runs VMs on this host only "
-                                               "(a local URI) for now");
+        if (u->transport == transport_kind::ssh) {
+            hop = detail::ssh_hop(
+                *u, std::chrono::duration_cast<std::chrono::seconds>(ssh::target().connect_timeout),
+                problem);
+            if (!hop)
+                throw_error(errc::invalid_argument, "libvirt URI " + opts.uri + ": " + problem);
+        }
         if (opts.vm.accel == qemu::accelerator::automatic)
             opts.vm.accel = qemu::accelerator::tcg;
         if (opts.pool.empty())
@@ -80,6 +88,7 @@ struct manager::impl {
     }
 
     const std::string& name() const { return opts.vm.name; }
+    bool remote() const { return hop.has_value(); }
     std::string overlay_name() const { return name() + ".qcow2"; }
     std::string seed_name() const { return name() + "-seed.iso"; }
 
@@ -169,8 +178,11 @@ struct manager::impl {
     asio::awaitable<ssh::target> ssh_target() {
         auto ports = co_await bound_ports(co_await running_domain());
         for (const auto& p : ports)
-            if (p.guest_port == 22)
-                co_return qemu::detail::guest_ssh_target(opts.vm, files, p);
+            if (p.guest_port == 22) {
+                auto t = qemu::detail::guest_ssh_target(opts.vm, files, p);
+                t.jump = hop; // the forward is on the daemon's host
+                co_return t;
+            }
         throw_error(errc::invalid_argument,
                     "VM " + name() + " has no port forward to guest port 22");
     }
@@ -199,7 +211,30 @@ struct manager::impl {
                                                           [&l] { qemu::make_directories(l); });
     }
 
-    std::optional<pid_t> local_pid() const { return qemu::detail::lock_owner(files.pidfile); }
+    // QEMU's pid from its pid file's lock; none over a remote connection
+    // (the pid file is not passed then: its path is this host's).
+    std::optional<pid_t> local_pid() const {
+        if (remote())
+            return std::nullopt;
+        return qemu::detail::lock_owner(files.pidfile);
+    }
+
+    // `file` (this host's) as the daemon's host sees it: the path itself
+    // for a local daemon, else its copy in the pool (uploaded once, by digest).
+    asio::awaitable<fs::path> daemon_file(fs::path file) {
+        if (!remote())
+            co_return file;
+        auto p = co_await pool();
+        auto* c = co_await connection();
+        detail::pool_copy_options o;
+        o.lock_dir = qemu::runtime_root(opts.vm.runtime_dir) / ".libvirt-uploads";
+        o.lock_timeout = opts.vm.lock_timeout;
+        o.say = [this](std::string_view l) {
+            say(std::string(l));
+        };
+        auto copy = co_await detail::ensure_pool_copy(*c, std::move(p), std::move(file), o);
+        co_return fs::path(copy.second);
+    }
 
     // The UEFI variable store: beside the overlay (libvirt 9.0 takes no
     // volume for <nvram>).
@@ -267,9 +302,11 @@ asio::awaitable<void> manager::create(fs::path base_image) {
         throw_error(errc::already_exists, "VM " + vm.name() + " already exists (volume " +
                                               vm.overlay_name() + " in pool " + vm.opts.pool + ")");
     const auto format = co_await qemu::detail::check_base(vm.opts.vm, base_image);
-    auto xml = detail::overlay_volume_xml(vm.overlay_name(), base_image, format, capacity);
+    // A remote daemon gets the base as a volume of the pool (reused by digest).
+    const auto backing = co_await vm.daemon_file(base_image);
+    auto xml = detail::overlay_volume_xml(vm.overlay_name(), backing, format, capacity);
     vm.say("creating volume " + vm.overlay_name() + " in pool " + vm.opts.pool + " on " +
-           base_image.string() + " (" + format + ")");
+           backing.string() + " (" + format + ")");
     auto p = co_await vm.pool();
     auto* c = co_await vm.connection();
     co_await c->create_volume(p, std::move(xml));
@@ -286,6 +323,12 @@ asio::awaitable<void> manager::start(start_options so) {
         throw_error(errc::unsupported, "the libvirt backend has no virtual networks yet");
     // The checks of the QEMU backend, before anything is touched.
     auto plan = qemu::detail::plan_start(vm.opts.vm, vm.files, so);
+    if (vm.remote() && plan.launch.uefi)
+        throw_error(errc::unsupported,
+                    "VM " + vm.name() +
+                        ": firmware (UEFI) boot through a remote libvirt connection is not "
+                        "supported yet (the firmware and its variable store are this host's "
+                        "files); use direct kernel boot, or a local connection");
     auto overlay = co_await vm.find_volume(vm.overlay_name());
     if (!overlay)
         throw_error(errc::not_found, "VM " + vm.name() + " was not created (no volume " +
@@ -323,8 +366,17 @@ asio::awaitable<void> manager::start(start_options so) {
         extras.nvram_template = plan.vars_template;
     }
     launch.accel = vm.opts.vm.accel;
-    launch.console_log = vm.files.console_log;
-    launch.pidfile = vm.files.pidfile;
+    if (launch.boot) {
+        // A remote daemon reads the kernel and initrd from pool copies.
+        launch.boot->kernel = co_await vm.daemon_file(launch.boot->kernel);
+        if (!launch.boot->initrd.empty())
+            launch.boot->initrd = co_await vm.daemon_file(launch.boot->initrd);
+    }
+    if (!vm.remote()) {
+        // Paths on this host: a remote daemon would look for them on its own.
+        launch.console_log = vm.files.console_log;
+        launch.pidfile = vm.files.pidfile;
+    }
     auto xml = detail::domain_xml(launch, extras);
 
     vm.say("creating domain " + vm.name());
@@ -421,9 +473,8 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
     };
     std::exception_ptr failure;
     try {
-        co_await qemu::detail::wait_guest_ssh(
-            vm.opts.vm, std::move(t), timeout, false, abort,
-            [&vm](const std::string& l) { vm.say(l); }, {});
+        co_await qemu::detail::wait_guest_ssh(vm.opts.vm, std::move(t), timeout, false, abort,
+                                              [&vm](const std::string& l) { vm.say(l); }, {});
     } catch (...) {
         failure = std::current_exception();
     }
@@ -434,6 +485,11 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
 asio::awaitable<std::string> manager::wait_for_console(std::string text, milliseconds timeout) {
     impl& vm = *impl_;
     auto dom = co_await vm.running_domain();
+    if (vm.remote())
+        throw_error(errc::unsupported, "VM " + vm.name() +
+                                           ": waiting for console text through a remote libvirt "
+                                           "connection is not supported yet (the console log is "
+                                           "a file on this host)");
     auto* c = co_await vm.connection();
     auto events = co_await c->subscribe_lifecycle(dom);
     auto still = co_await vm.active_domain();
@@ -618,9 +674,11 @@ asio::awaitable<void> manager::remove() {
     }
     auto* c = co_await vm.connection();
     if (auto overlay = co_await vm.find_volume(vm.overlay_name())) {
-        auto vars = vm.vars_path(co_await c->volume_path(*overlay));
-        std::error_code ec;
-        fs::remove(vars, ec);
+        if (!vm.remote()) { // a remote VM has none (no firmware boot)
+            auto vars = vm.vars_path(co_await c->volume_path(*overlay));
+            std::error_code ec;
+            fs::remove(vars, ec);
+        }
         co_await c->delete_volume(*overlay);
     }
     if (auto seed = co_await vm.find_volume(vm.seed_name()))

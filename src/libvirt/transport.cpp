@@ -31,27 +31,65 @@ std::string ssh_status::text() const {
     return out.empty() ? out : "ssh: " + out;
 }
 
-std::vector<std::string> ssh_command(const uri& u, std::chrono::seconds connect_timeout,
-                                     std::string& problem) {
+namespace {
+
+// The URI's ssh fields, unchecked.
+std::optional<ssh::jump_host> hop_fields(const uri& u, std::chrono::seconds connect_timeout,
+                                         std::string& problem) {
     if (u.keyfile.empty()) {
         problem = "an ssh URI needs keyfile=PATH (the private key to log in with)";
-        return {};
+        return std::nullopt;
     }
-    ssh::target t;
-    t.host = u.host;
-    t.port = u.port ? u.port : 22;
-    t.user = u.user;
-    t.identity_file = u.keyfile;
+    ssh::jump_host j;
+    j.host = u.host;
+    j.port = u.port ? u.port : 22;
+    j.user = u.user;
+    j.identity_file = u.keyfile;
     if (!u.known_hosts.empty()) {
-        t.known_hosts_file = u.known_hosts;
+        j.known_hosts_file = u.known_hosts;
     } else {
         const char* home = std::getenv("HOME");
         if (!home || !*home) {
             problem = "an ssh URI needs known_hosts=PATH when $HOME is not set";
-            return {};
+            return std::nullopt;
         }
-        t.known_hosts_file = std::string(home) + "/.ssh/known_hosts";
+        j.known_hosts_file = std::string(home) + "/.ssh/known_hosts";
     }
+    j.connect_timeout = connect_timeout;
+    return j;
+}
+
+} // namespace
+
+std::optional<ssh::jump_host> ssh_hop(const uri& u, std::chrono::seconds connect_timeout,
+                                      std::string& problem) {
+    auto j = hop_fields(u, connect_timeout, problem);
+    if (!j)
+        return j;
+    // Checked as the hop of a target (the same rules as a direct target).
+    ssh::target probe;
+    probe.port = 1;
+    probe.identity_file = "/k";
+    probe.known_hosts_file = "/k";
+    probe.jump = *j;
+    if (auto p = ssh::detail::target_problem(probe); !p.empty()) {
+        problem = p;
+        return std::nullopt;
+    }
+    return j;
+}
+
+std::vector<std::string> ssh_command(const uri& u, std::chrono::seconds connect_timeout,
+                                     std::string& problem) {
+    auto hop = hop_fields(u, connect_timeout, problem);
+    if (!hop)
+        return {};
+    ssh::target t;
+    t.host = hop->host;
+    t.port = hop->port;
+    t.user = hop->user;
+    t.identity_file = hop->identity_file;
+    t.known_hosts_file = hop->known_hosts_file;
     t.connect_timeout = connect_timeout;
     if (auto p = ssh::detail::target_problem(t); !p.empty()) {
         problem = p;

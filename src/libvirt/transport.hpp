@@ -5,6 +5,7 @@
 
 #include <localvm/libvirt/uri.hpp>
 #include <localvm/process/child.hpp>
+#include <localvm/ssh/command.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -34,6 +35,15 @@ struct transport {
     std::shared_ptr<ssh_status> status;  // null for a unix socket
     std::string where;                   // "/run/x.sock", "ssh root@127.0.0.1:2222"
 };
+
+/// The ssh hop of the ssh URI `u` (pure): its host, port (22 when the URI
+/// has none), user, `keyfile` and `known_hosts` (when absent,
+/// ~/.ssh/known_hosts, as libvirt's own client). nullopt, with `problem`
+/// set, when `u` cannot be used (no keyfile, $HOME unset without
+/// known_hosts, a bad user or host). The libvirt backend reaches its guests'
+/// forwards through this same hop.
+std::optional<ssh::jump_host> ssh_hop(const uri& u, std::chrono::seconds connect_timeout,
+                                      std::string& problem);
 
 /// The ssh argv for `u` (pure): ssh's hardened options (ssh::ssh_argv), then
 /// the remote command: `virt-ssh-helper NAME`, `NETCAT -U SOCKET`, or a

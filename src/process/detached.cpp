@@ -1,13 +1,15 @@
-// Detached processes: fork -> setsid -> fork, so that the program is
-// re-parented away from us at once (never our zombie) and survives our exit.
-// With an exit status file there is one more level: the process we fork
-// exits at once, its child execs the supervisor, localvm's helper program
-// `localvm-supervise` (not our child either, so its exit leaves no zombie
-// here), and the supervisor's child is the program. Exec'd, not a fork of
-// ours that goes on running: a fork would pin a copy-on-write image of our
-// memory for the program's whole life. Everything between fork and exec is
-// async-signal-safe: paths, argv and envp are prepared before the first
-// fork. What the supervisor does is in supervisor.cpp.
+// Detached processes: not our child for long, so that the program survives
+// our exit and never becomes our zombie. With an exit status file, the
+// program runs under a supervisor, localvm's helper program
+// `localvm-supervise`, started with posix_spawn (spawn_helper.hpp: no copy
+// of our page tables, whatever our size); it forks itself into the
+// background at once (the parent we reap exits), and the supervisor's child
+// is the program. Exec'd, not a fork of ours that goes on running: a fork
+// would pin a copy-on-write image of our memory for the program's whole
+// life. Without a supervisor: fork -> setsid -> fork -> exec, everything
+// between fork and exec async-signal-safe (paths, argv and envp are
+// prepared before the first fork). What the supervisor does is in
+// supervisor.cpp.
 #include "exec.hpp"
 #include "supervisor.hpp"
 #include "detail/race.hpp"
@@ -15,6 +17,7 @@
 #include "sys/fd.hpp"
 #include "sys/libexec.hpp"
 #include "sys/pidfd.hpp"
+#include "sys/spawn_helper.hpp"
 
 #include <localvm/error.hpp>
 #include <localvm/process/detached.hpp>
@@ -50,10 +53,6 @@ using detail::exec_report;
 using detail::exec_stage;
 
 namespace {
-
-// The helper's fixed descriptors: the report pipe and the commit channel.
-constexpr int helper_report_fd = 3;
-constexpr int helper_commit_fd = 4;
 
 struct prepared {
     std::string stdout_path; // empty: /dev/null
@@ -107,33 +106,6 @@ void prepare_exec(prepared& p, const detail::exec_plan& plan) {
     for (auto& arg : a)
         p.helper_argv.push_back(arg.data());
     p.helper_argv.push_back(nullptr);
-}
-
-// In our grandchild: the supervisor helper, with the report pipe on fd 3,
-// the commit channel on fd 4, stdio on /dev/null and nothing else of ours
-// open. Async-signal-safe. Never returns.
-[[noreturn]] void exec_supervisor(const prepared& p, const detail::exec_plan& plan, int report_fd,
-                                  int commit_fd) {
-    // Above 4 first, so that neither dup2 overwrites the other's source.
-    int r = ::fcntl(report_fd, F_DUPFD_CLOEXEC, helper_commit_fd + 1);
-    int c = ::fcntl(commit_fd, F_DUPFD_CLOEXEC, helper_commit_fd + 1);
-    if (r < 0 || c < 0 || ::dup2(r, helper_report_fd) < 0 || ::dup2(c, helper_commit_fd) < 0) {
-        detail::write_report(r >= 0 ? r : report_fd,
-                             {'E', static_cast<int>(exec_stage::helper), errno});
-        ::_exit(127);
-    }
-    int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    int stdio[3] = {null_fd, null_fd, null_fd};
-    if (null_fd < 0 || !detail::install_stdio(stdio)) {
-        detail::write_report(helper_report_fd, {'E', static_cast<int>(exec_stage::stdio), errno});
-        ::_exit(127);
-    }
-    const int keep[2] = {helper_report_fd, helper_commit_fd};
-    detail::close_fds_on_exec(keep, 2);
-    detail::reset_signals();
-    ::execve(p.helper.c_str(), p.helper_argv.data(), plan.envp());
-    detail::write_report(helper_report_fd, {'E', static_cast<int>(exec_stage::helper), errno});
-    ::_exit(127);
 }
 
 // A pipe or socket pair: two owned ends.
@@ -254,7 +226,8 @@ struct launch {
     }
 };
 
-// Everything up to the first fork (synchronous: a fork takes a moment).
+// Everything up to the first process started (synchronous: a spawn or
+// fork takes a moment).
 std::unique_ptr<launch> begin_launch(const detached_options& opts) {
     auto l = std::make_unique<launch>(opts);
     prepared& p = l->p;
@@ -293,29 +266,35 @@ std::unique_ptr<launch> begin_launch(const detached_options& opts) {
         commit.take(raw);
     }
 
-    pid_t first = ::fork();
-    if (first < 0)
-        sys::throw_errno(errc::process_failed, "cannot fork for " + l->plan.command(), errno);
-    if (first == 0) {
-        // Only async-signal-safe calls from here on.
-        report.fd[0].reset();
-        commit.fd[0].reset();
-        ::setsid();
-        pid_t next = ::fork();
-        if (next < 0) {
-            detail::write_report(wfd, {'E', static_cast<int>(exec_stage::fork), errno});
-            ::_exit(1);
-        }
-        if (next == 0) {
-            if (!p.status_path.empty())
-                exec_supervisor(p, l->plan, wfd, commit.fd[1].get());
-            detail::exec_program(p.program, wfd);
-        }
-        if (p.status_path.empty())
+    if (!p.status_path.empty()) {
+        // The helper gets the report pipe on its fd 3, the commit channel on 4.
+        const int helper_fds[2] = {wfd, commit.fd[1].get()};
+        pid_t helper = -1;
+        if (int e = sys::spawn_helper(helper, p.helper.c_str(), p.helper_argv.data(),
+                                      l->plan.envp(), helper_fds))
+            detail::throw_exec_failure(l->plan, {'E', static_cast<int>(exec_stage::helper), e},
+                                       p.helper);
+        l->first = helper;
+    } else {
+        pid_t first = ::fork();
+        if (first < 0)
+            sys::throw_errno(errc::process_failed, "cannot fork for " + l->plan.command(), errno);
+        if (first == 0) {
+            // Only async-signal-safe calls from here on.
+            report.fd[0].reset();
+            ::setsid();
+            pid_t next = ::fork();
+            if (next < 0) {
+                detail::write_report(wfd, {'E', static_cast<int>(exec_stage::fork), errno});
+                ::_exit(1);
+            }
+            if (next == 0)
+                detail::exec_program(p.program, wfd);
             detail::write_report(wfd, {'P', 0, next});
-        ::_exit(0);
+            ::_exit(0);
+        }
+        l->first = first;
     }
-    l->first = first;
     l->report_fd = report.fd[0].release();
     l->commit_fd = commit.fd[0].release();
     return l;
@@ -368,6 +347,10 @@ asio::awaitable<detached_process> launch_detached(detached_options opts) {
             throw_error(errc::process_failed, "reading the exec status pipe of " +
                                                   l->plan.command() + ": " + ec.message());
     }
+    // The process we started exits right after its fork (before the
+    // reports end, nearly always): reaped without blocking the thread.
+    if (auto fd = sys::pidfd_open(l->first))
+        co_await sys::pidfd_wait(fd.get(), std::chrono::milliseconds(5000));
     co_return end_launch(*l, detail::exec_outcome::parse(bytes));
 }
 

@@ -60,8 +60,9 @@ asio::awaitable<void> end_uncommitted(process::detached_process& proc) {
 
 } // namespace
 
-asio::awaitable<void> manager::impl::launch(launch_plan plan, std::vector<nic_state> nics,
-                                            const std::optional<vm_state>& previous) {
+asio::awaitable<std::optional<detail::pending_clock>>
+manager::impl::launch(launch_plan plan, std::vector<nic_state> nics,
+                      const std::optional<vm_state>& previous) {
     const fs::path kvm_marker = files.runtime.parent_path() / "kvm-hangs";
     // A restore runs on the accelerator its snapshot was saved with.
     auto choice = plan.incoming ? accel_choice{plan.accel, "as saved in the snapshot", false}
@@ -71,7 +72,7 @@ asio::awaitable<void> manager::impl::launch(launch_plan plan, std::vector<nic_st
     for (;;) {
         auto argv = command_line(plan);
         say("starting " + plan.qemu_binary.string() + " (" + choice.reason + ")");
-        auto drainer = console::log_drainer::start(files.console_log);
+        auto drainer = co_await console::log_drainer::launch(files.console_log);
         process::detached_options d;
         d.argv = argv;
         d.stdout_file = files.qemu_log;
@@ -84,13 +85,14 @@ asio::awaitable<void> manager::impl::launch(launch_plan plan, std::vector<nic_st
         const boot_watch watch = choice.watch_boot ? boot_watch::kvm_watchdog : boot_watch::none;
         std::exception_ptr failure;
         auto end = bring_up_end::silent;
+        std::optional<detail::pending_clock> clock;
         try {
             stage(boot_stage::qemu_spawned, detail::spawned_detail(pid, choice, opts.kvm_watchdog));
             vm_state record;
             record.started_at = detail::unix_now();
             record.nics = nics;
             record.accel_fallback = fallback; // so that status says why tcg
-            end = co_await bring_up(pid, plan, watch, std::move(record));
+            end = co_await bring_up(pid, plan, watch, std::move(record), clock);
         } catch (...) {
             failure = std::current_exception();
         }
@@ -102,8 +104,9 @@ asio::awaitable<void> manager::impl::launch(launch_plan plan, std::vector<nic_st
             co_await proc.hand_over();
             forward_qemu_log();
             say("running, pid " + std::to_string(pid));
-            co_return;
+            co_return clock;
         }
+        clock.reset(); // its monitor connection goes before QEMU
         // Nothing half-done: the QEMU we spawned goes, with its sockets. The
         // cleanup must run to its end, also when this start was cancelled:
         // asio would throw at the next co_await of a cancelled coroutine.
@@ -150,7 +153,8 @@ asio::awaitable<void> manager::impl::launch(launch_plan plan, std::vector<nic_st
 }
 
 asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_plan& plan,
-                                                      boot_watch watch, vm_state record) {
+                                                      boot_watch watch, vm_state record,
+                                                      std::optional<detail::pending_clock>& clock) {
     auto deadline = std::chrono::steady_clock::now() + opts.start_timeout;
     auto remaining = [&] { return localvm::detail::time_left(deadline); };
     auto exited = [&](const std::string& during) -> std::string {
@@ -239,15 +243,13 @@ asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_pl
                         (word && word->is_string() ? std::string(word->get_string()) : "?") + ")");
     }
     stage(boot_stage::guest_running, std::string(to_string(plan.accel)));
-    if (port_events) {
-        // Never fails the start: a guest without an agent keeps the save's time.
-        auto clock = co_await detail::set_clock_after_restore(
-            *port_events, plan.agent_socket.string(), std::min(remaining(), restore_port_timeout),
-            std::min(remaining(), restore_clock_timeout));
-        say("guest clock " + clock.detail);
-        stage(boot_stage::guest_clock, clock.detail);
-    }
-    client.close();
+    if (port_events)
+        // Set by the caller (`set_clock`): right away, or while it waits for SSH.
+        clock.emplace(std::move(client), std::move(*port_events), plan.agent_socket.string(),
+                      std::min(remaining(), restore_port_timeout),
+                      std::min(remaining(), restore_clock_timeout));
+    else
+        client.close();
 
     if (watch == boot_watch::kvm_watchdog) {
         auto abort = [pid]() -> asio::awaitable<std::string> {
@@ -269,6 +271,15 @@ asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_pl
         }
     }
     co_return bring_up_end::running;
+}
+
+asio::awaitable<void> manager::impl::set_clock(detail::pending_clock clock) {
+    // Never fails the start: a guest without an agent keeps the save's time.
+    auto outcome = co_await detail::set_clock_after_restore(
+        clock.port_events, clock.agent_socket, clock.port_timeout, clock.agent_timeout);
+    clock.client.close();
+    say("guest clock " + outcome.detail);
+    stage(boot_stage::guest_clock, outcome.detail);
 }
 
 } // namespace localvm::qemu

@@ -52,4 +52,21 @@ set_clock_after_restore(qmp::subscription& port_events, std::string agent_socket
                         std::chrono::milliseconds port_timeout,
                         std::chrono::milliseconds agent_timeout);
 
+/// A restored VM's clock still to set, as bring-up leaves it right after
+/// `cont`: the monitor connection whose `port_events` (VSERPORT_CHANGE,
+/// subscribed before `cont`) hold QEMU's word on the agent's port, and the
+/// arguments of `set_clock_after_restore`. `start` sets it before it
+/// returns; `start_and_wait_ready` while it waits for SSH.
+struct pending_clock {
+    pending_clock(qmp::client c, qmp::subscription events, std::string socket,
+                  std::chrono::milliseconds port, std::chrono::milliseconds agent)
+        : client(std::move(c)), port_events(std::move(events)), agent_socket(std::move(socket)),
+          port_timeout(port), agent_timeout(agent) {}
+    qmp::client client;
+    qmp::subscription port_events;
+    std::string agent_socket;
+    std::chrono::milliseconds port_timeout;
+    std::chrono::milliseconds agent_timeout;
+};
+
 } // namespace localvm::qemu::detail

@@ -57,6 +57,23 @@ asio::awaitable<void> wait_guest_ssh(const options& o, ssh::target t, millisecon
                                      bool network_up, ssh::abort_hook abort, say_fn say,
                                      stage_sink stages) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
+    if (t.jump) {
+        // The forward is on the jump host's loopback: every probe would be
+        // an ssh to the jump host anyway, so the login is the probe.
+        if (o.ssh_identity_file.empty())
+            throw_error(errc::unsupported,
+                        "VM " + o.name +
+                            ": waiting for SSH through a jump host needs ssh_identity_file (the "
+                            "readiness probe is a login there)");
+        ssh::login_options lo;
+        lo.timeout = timeout;
+        co_await ssh::wait_for_login(std::move(t), lo, std::move(abort));
+        if (say)
+            say("ssh login works (through the jump host)");
+        if (stages)
+            stages(boot_stage::ssh_login, o.ssh_user);
+        co_return;
+    }
     ssh::probe_options po;
     po.timeout = timeout;
     po.network_up = network_up;

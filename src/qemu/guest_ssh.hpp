@@ -38,8 +38,11 @@ using say_fn = std::function<void(const std::string&)>;
 /// `manager::wait_ready`'s body: the SSH banner at `t`, then, when
 /// `o.ssh_identity_file` is set, a login; both within `timeout` and raced
 /// against `abort` (`errc::guest_died`). `network_up`: the guest's network
-/// is known to be up (a restored clone), see `ssh::probe_options`. Throws
-/// as `ssh::wait_for_banner` and `ssh::wait_for_login`.
+/// is known to be up (a restored clone), see `ssh::probe_options`. Through a
+/// jump host (`t.jump`: the forward is bound on that host's loopback) there
+/// is no banner stage: logins through the jump host are the probe, and
+/// without `o.ssh_identity_file` that is `errc::unsupported`. Throws as
+/// `ssh::wait_for_banner` and `ssh::wait_for_login`.
 boost::asio::awaitable<void> wait_guest_ssh(const options& o, ssh::target t,
                                             std::chrono::milliseconds timeout, bool network_up,
                                             ssh::abort_hook abort, say_fn say, stage_sink stages);

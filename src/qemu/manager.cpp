@@ -13,8 +13,16 @@
 #include <localvm/ssh/command.hpp>
 #include <localvm/ssh/probe.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <algorithm>
 #include <chrono>
+
+#include <signal.h>
 
 #include "base_check.hpp"
 #include "guest_ssh.hpp"
@@ -149,7 +157,55 @@ asio::awaitable<std::vector<port_forward>> manager::ports() {
 }
 
 asio::awaitable<void> manager::start(start_options so) {
-    impl& vm = *impl_;
+    auto clock = co_await impl_->start(std::move(so));
+    if (!clock)
+        co_return;
+    const pid_t pid = impl_->running_pid();
+    std::exception_ptr failure;
+    try {
+        co_await impl_->set_clock(std::move(*clock)); // throws only when cancelled
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    if (!failure)
+        co_return;
+    // As any start that fails: the QEMU it spawned goes.
+    co_await asio::this_coro::reset_cancellation_state();
+    std::optional<process::pidfd> fd;
+    try {
+        fd.emplace(process::pidfd::open(pid));
+    } catch (const localvm::error&) {
+    }
+    if (fd) {
+        fd->send_signal(SIGKILL);
+        co_await fd->wait_exit(milliseconds(5000));
+    }
+    std::rethrow_exception(failure);
+}
+
+asio::awaitable<void> manager::start_and_wait_ready(start_options so, milliseconds timeout) {
+    auto clock = co_await impl_->start(std::move(so));
+    if (!clock) {
+        co_await wait_ready(timeout);
+        co_return;
+    }
+    // The restored guest's clock set while SSH comes up, not before: both
+    // wait on the guest, which under TCG is slow right after a restore.
+    auto ex = co_await asio::this_coro::executor;
+    auto [order, clock_error, ready_error] =
+        co_await asio::experimental::make_parallel_group(
+            asio::co_spawn(ex, impl_->set_clock(std::move(*clock)), asio::deferred),
+            asio::co_spawn(ex, wait_ready(timeout), asio::deferred))
+            .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    (void)order;
+    if (ready_error)
+        std::rethrow_exception(ready_error);
+    if (clock_error)
+        std::rethrow_exception(clock_error);
+}
+
+asio::awaitable<std::optional<detail::pending_clock>> manager::impl::start(start_options so) {
+    impl& vm = *this;
     auto plan = detail::plan_start(vm.opts, vm.files, so);
     auto networks = detail::check_networks(so.networks, vm.opts.name);
     // A VM that was never created gets no directories either (checked again
@@ -190,7 +246,7 @@ asio::awaitable<void> manager::start(start_options so) {
     vm.clean_runtime(runtime_logs::remove);
     if (!restore)
         cloudinit::write_seed_file(vm.files.seed, plan.seed);
-    co_await vm.launch(std::move(plan.launch), std::move(joined.state), previous);
+    co_return co_await vm.launch(std::move(plan.launch), std::move(joined.state), previous);
 }
 
 asio::awaitable<void> manager::set_link(std::string network, bool up) {

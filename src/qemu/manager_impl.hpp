@@ -4,6 +4,7 @@
 // QMP, cont, the accelerator fallback), stop.cpp (driving stop_machine).
 #pragma once
 
+#include "guest_clock.hpp"
 #include "lock.hpp"
 
 #include <localvm/cloudinit/nocloud.hpp>
@@ -78,15 +79,23 @@ struct manager::impl {
     boost::asio::awaitable<cloudinit::ssh_host_key> host_key();
     ssh::target ssh_target() const;
 
+    // manager::start up to the guest running (manager.cpp); a restored
+    // clone's clock is left to set (`set_clock`), the VM lock released.
+    boost::asio::awaitable<std::optional<detail::pending_clock>> start(start_options so);
     // Bring-up (bring_up.cpp): spawns QEMU for `plan` until it runs, falling
     // back from KVM to TCG; the state file records `nics` too. A failure
-    // restores `previous` and throws.
-    boost::asio::awaitable<void> launch(launch_plan plan, std::vector<nic_state> nics,
-                                        const std::optional<vm_state>& previous);
+    // restores `previous` and throws. A restore returns its clock to set.
+    boost::asio::awaitable<std::optional<detail::pending_clock>>
+    launch(launch_plan plan, std::vector<nic_state> nics, const std::optional<vm_state>& previous);
     // One attempt: the state file gets `record` (what launch knows: start
-    // time, NICs, a fallback's reason) with pid, accelerator and bound ports.
+    // time, NICs, a fallback's reason) with pid, accelerator and bound ports;
+    // a restore's clock to set goes to `clock`.
     boost::asio::awaitable<bring_up_end> bring_up(pid_t pid, const launch_plan& plan,
-                                                  boot_watch watch, vm_state record);
+                                                  boot_watch watch, vm_state record,
+                                                  std::optional<detail::pending_clock>& clock);
+    // Sets a restored guest's clock (guest_clock.hpp), says how and reports
+    // `boot_stage::guest_clock`; never throws but for cancellation.
+    boost::asio::awaitable<void> set_clock(detail::pending_clock clock);
 
     // Stop (stop.cpp): escalates until QEMU `pid` is gone.
     boost::asio::awaitable<void> stop(pid_t pid);

@@ -49,6 +49,38 @@ std::string destination(const target& t) {
     return t.user.empty() ? t.host : t.user + "@" + t.host;
 }
 
+std::vector<std::string> ssh_options(const target& t, bool interactive);
+
+// The jump hop's ssh as one ProxyCommand line: the outer ssh hands it to
+// `$SHELL -c` after expanding %-tokens, so each word is shell-quoted and
+// every '%' doubled but those of the -W argument.
+std::string proxy_command(const jump_host& j) {
+    target hop;
+    hop.host = j.host;
+    hop.port = j.port;
+    hop.user = j.user;
+    hop.identity_file = j.identity_file;
+    hop.known_hosts_file = j.known_hosts_file;
+    hop.connect_timeout = j.connect_timeout;
+    auto words = ssh_options(hop, false);
+    std::string out;
+    for (const auto& w : words) {
+        for (char c : shell_quote(w)) {
+            out.push_back(c);
+            if (c == '%')
+                out.push_back('%');
+        }
+        out.push_back(' ');
+    }
+    out += "-W %h:%p -- ";
+    for (char c : shell_quote(destination(hop))) {
+        out.push_back(c);
+        if (c == '%')
+            out.push_back('%');
+    }
+    return out;
+}
+
 // Everything up to (not including) the destination. `-F none` keeps the
 // user's ~/.ssh/config and /etc/ssh/ssh_config out (a `Host *` block there
 // could add ProxyCommand, RemoteCommand, agent or X11 forwarding, a control
@@ -90,6 +122,8 @@ std::vector<std::string> ssh_options(const target& t, bool interactive) {
          "ConnectTimeout=" + std::to_string(std::max<long long>(1, (t.connect_timeout.count() + 999) / 1000)),
          "-o",
          "LogLevel=ERROR"});
+    if (t.jump)
+        a.insert(a.end(), {"-o", "ProxyCommand=" + proxy_command(*t.jump)});
     return a;
 }
 
@@ -229,6 +263,39 @@ std::string target_problem(const target& t) {
     if (t.identity_file.string().find('%') != std::string::npos)
         return "ssh target " + who + ": identity_file '" + t.identity_file.string() +
                "' contains '%', which ssh would expand";
+    if (t.jump) {
+        const auto& j = *t.jump;
+        const std::string via = "ssh jump host " +
+                                (j.user.empty() ? j.host : j.user + "@" + j.host) + ":" +
+                                std::to_string(j.port);
+        if (j.host.empty())
+            return "ssh jump host: host not set";
+        if (j.port == 0)
+            return via + ": port not set";
+        if (j.host.front() == '-' || !std::all_of(j.host.begin(), j.host.end(), host_char))
+            return "ssh jump host: host \"" + j.host +
+                   "\" is not a host name or IP address (letters, digits, '.', ':', '_', '-', not "
+                   "first)";
+        if (!j.user.empty() &&
+            (j.user.size() > 32 || j.user.front() == '-' || j.user.front() == '.' ||
+             !std::all_of(j.user.begin(), j.user.end(), user_char)))
+            return "ssh jump host: user \"" + j.user +
+                   "\" is not a user name (1-32 letters, digits, '_', '.', '-', not first '-' or "
+                   "'.')";
+        if (j.identity_file.empty())
+            return via + ": identity_file not set";
+        if (j.known_hosts_file.empty())
+            return via + ": known_hosts_file not set";
+        for (const auto* p : {&j.identity_file, &j.known_hosts_file})
+            if (p->string().find("${") != std::string::npos)
+                return via + ": path '" + p->string() + "' contains \"${\", which ssh would expand";
+        if (j.identity_file.string().find('%') != std::string::npos)
+            return via + ": identity_file '" + j.identity_file.string() +
+                   "' contains '%', which ssh would expand";
+        for (const auto* p : {&j.identity_file, &j.known_hosts_file})
+            if (p->string().find_first_of("\n\r") != std::string::npos)
+                return via + ": path '" + p->string() + "' spans lines";
+    }
     for (const auto& key : t.known_host_keys)
         if (std::any_of(key.begin(), key.end(),
                         [](char c) { return c == '\n' || c == '\r' || c == '\0'; }))

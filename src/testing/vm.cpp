@@ -8,6 +8,7 @@
 #include <localvm/testing/run.hpp>
 #include <localvm/testing/vm.hpp>
 
+#include "remove_vm.hpp"
 #include "detail/backoff.hpp"
 #include "detail/race.hpp"
 #include "sys/errno.hpp"
@@ -120,6 +121,17 @@ void remove_or_kill(std::string& problems, const std::string& what,
 }
 
 } // namespace
+
+void detail::remove_vm(std::string& problems, qemu::options opts) {
+    opts.stop.quit_timeout = std::chrono::seconds(5);
+    remove_or_kill(
+        problems, "vm '" + opts.name + "'", std::chrono::seconds(60),
+        [&]() { return stop_and_remove(opts); },
+        [&]() -> asio::awaitable<std::optional<pid_t>> {
+            qemu::manager mgr(co_await asio::this_coro::executor, opts);
+            co_return co_await mgr.pid();
+        });
+}
 
 // ---- guest_image ----
 
@@ -385,10 +397,15 @@ asio::awaitable<void> vm_set::boot(member& m) {
             co_await step("create of " + who, mgr.create(base));
         }
     }
-    co_await step("start of " + who, mgr.start(m.spec.start));
-    m.booted = true;
-    if (m.spec.ready_timeout.count() > 0)
-        co_await step("wait_ready of " + who, mgr.wait_ready(m.spec.ready_timeout));
+    if (m.spec.ready_timeout.count() <= 0) {
+        co_await step("start of " + who, mgr.start(m.spec.start));
+        m.booted = true;
+        co_return;
+    }
+    // One call: a clone's clock is set while SSH comes up.
+    m.booted = true; // a failed wait leaves it running (teardown's)
+    co_await step("start and wait_ready of " + who,
+                  mgr.start_and_wait_ready(m.spec.start, m.spec.ready_timeout));
 }
 
 // The set's networks exist and every address is reserved before any VM
@@ -526,6 +543,21 @@ asio::awaitable<void> vm_set::discard(std::string name) {
     std::erase_if(members_, [&](const auto& m) { return m.get() == target; });
 }
 
+std::string vm_set::remove(const std::string& name) {
+    if (in_run_)
+        throw_error(errc::invalid_argument,
+                    "vm_set::remove of vm '" + name + "' inside run (use discard there)");
+    auto it = std::find_if(members_.begin(), members_.end(),
+                           [&](const auto& m) { return m->spec.name == name; });
+    if (it == members_.end())
+        throw_error(errc::not_found, "vm_set::remove: no test VM named '" + name + "'");
+    auto opts = (*it)->spec.options;
+    members_.erase(it); // not booted again, whatever the removal does
+    std::string problems;
+    detail::remove_vm(problems, std::move(opts));
+    return problems;
+}
+
 std::string vm_set::teardown() {
     if (torn_down_)
         return {};
@@ -549,17 +581,8 @@ std::string vm_set::teardown() {
             all.push_back(o);
         }
     }
-    for (auto& each : all) {
-        auto opts = each;
-        opts.stop.quit_timeout = std::chrono::seconds(5);
-        remove_or_kill(
-            problems, "vm '" + opts.name + "'", std::chrono::seconds(60),
-            [&]() { return stop_and_remove(opts); },
-            [&]() -> asio::awaitable<std::optional<pid_t>> {
-                qemu::manager mgr(co_await asio::this_coro::executor, opts);
-                co_return co_await mgr.pid();
-            });
-    }
+    for (auto& each : all)
+        detail::remove_vm(problems, each);
     // Then the networks: the set's VMs' and any other under root/data.
     std::vector<qemu::network_options> nets;
     auto add_net = [&](const std::string& name, const fs::path& data, const fs::path& run) {

@@ -56,9 +56,10 @@ std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_
 /// its writer ever came. Call `release` before committing the QEMU it
 /// serves. Movable, not copyable.
 ///
-/// The drainer is localvm's helper program `localvm-console`, exec'd: it
-/// holds none of this process's memory (a fork would keep a copy-on-write
-/// image of it as long as the VM runs). It is found as
+/// The drainer is localvm's helper program `localvm-console`, spawned
+/// without a fork of this process: it holds none of this process's memory
+/// (a fork would keep a copy-on-write image of it as long as the VM runs,
+/// and copying a large process's page tables takes time). It is found as
 /// `process::detached_options::exit_status_file` says for the supervisor:
 /// <prefix>/<libexecdir>/localvm, or `LOCALVM_LIBEXECDIR`.
 class log_drainer {
@@ -66,9 +67,18 @@ public:
     /// Starts the drainer of `log`. Throws `localvm::error`:
     /// `errc::io_error` naming a FIFO or log that cannot be made,
     /// `errc::not_found` naming the helper program when it is missing
-    /// (nothing is made then), `errc::process_failed` when it cannot fork
-    /// or exec it.
+    /// (nothing is made then), `errc::process_failed` when it cannot be
+    /// started. Blocks the thread until the drainer has said its pid.
     static log_drainer start(const std::filesystem::path& log, drain_options options = {});
+
+    /// As `start`, but the wait until the drainer has started and said its
+    /// pid (it must be scheduled: milliseconds on a loaded machine) happens
+    /// on the caller's io_context instead of blocking the thread, so that
+    /// many starts overlap. Same errors. Cancellation completes with
+    /// operation_aborted; the drainer, if it started, then exits by itself
+    /// (as when a `log_drainer` is destroyed unreleased).
+    static boost::asio::awaitable<log_drainer> launch(std::filesystem::path log,
+                                                      drain_options options = {});
 
     log_drainer(log_drainer&&) noexcept;
     log_drainer& operator=(log_drainer&&) noexcept;

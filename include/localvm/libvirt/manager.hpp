@@ -21,9 +21,19 @@ struct manager_options {
     /// Defaults. (User-declared, so this is not an aggregate: GCC 12
     /// miscompiles a braced aggregate argument to a coroutine.)
     manager_options() = default;
-    /// The daemon (see `client::connect`). Default "qemu:///system". Only a
-    /// local daemon for now: the VM's files named below (pid file, console
-    /// log, the base image, the UEFI variable store) are paths on this host.
+    /// The daemon (see `client::connect`). Default "qemu:///system". A
+    /// local URI (a unix socket) or `qemu+ssh://[user@]host[:port]/system?
+    /// keyfile=KEY[&known_hosts=FILE][&socket=PATH]`, a remote daemon. Over
+    /// a remote connection the daemon's files are not this host's: the base
+    /// image, the kernel and the initrd (this host's files) go into the pool
+    /// as copies named by their sha256 (uploaded once, reused by every VM;
+    /// see `create`); QEMU gets no pid file (`pid` is nullopt) and no console
+    /// log file (`wait_for_console` is `errc::unsupported`); firmware (UEFI)
+    /// boot is `errc::unsupported`; `vm.qemu_binary`, when absolute, names a
+    /// binary on the daemon's host. The guest's forwards are bound on the
+    /// daemon host's 127.0.0.1, so `wait_ready`, `shell` and `sync` reach
+    /// them with ssh through that host as a jump host (the URI's user, port,
+    /// keyfile and known_hosts; see `ssh::jump_host`).
     std::string uri = "qemu:///system";
     /// The storage pool that holds the VM's volumes: `<name>.qcow2` (the
     /// overlay), `<name>-seed.iso` (the NoCloud seed) and, for firmware
@@ -40,7 +50,10 @@ struct manager_options {
     /// `kvm` or `tcg`; `automatic` means tcg (the daemon's /dev/kvm is not
     /// this process's to probe). `data_dir` and `runtime_dir` hold this
     /// host's side of the VM: the pinned SSH host key, known_hosts, QEMU's
-    /// pid file, the console log and the lock file. Ignored: `kvm_watchdog`,
+    /// pid file, the console log and the lock file (the last three for a
+    /// local daemon; the lock serialises this host's processes, the upload
+    /// locks of pool copies live beside the VMs' runtime directories, in
+    /// `.libvirt-uploads`). Ignored: `kvm_watchdog`,
     /// `extra_qmp`, `start_timeout`.
     qemu::options vm;
     /// How the connection is made (deadlines, keepalive).
@@ -59,8 +72,9 @@ struct manager_options {
 /// connection `errc::libvirt_closed`.
 class manager final : public localvm::manager {
 public:
-    /// Checks the name and the URI (`errc::invalid_argument`; a remote URI
-    /// is `errc::unsupported` for now); connects to nothing, touches no file.
+    /// Checks the name and the URI (`errc::invalid_argument`, also for an
+    /// ssh URI without keyfile or with a bad user or host); connects to
+    /// nothing, touches no file.
     manager(boost::asio::any_io_executor executor, manager_options opts);
     ~manager() override;
     manager(manager&&) noexcept;
@@ -73,9 +87,16 @@ public:
     /// qemu-img with `base_image` (a file on this host, made absolute) as
     /// its backing file, of the base's format (read with `qemu-img info`
     /// under limits; a base naming other files is `errc::unsupported` as in
-    /// `qemu::manager::create`), sized `vm.disk_size` or as the base. Throws
+    /// `qemu::manager::create`), sized `vm.disk_size` or as the base. A
+    /// local daemon uses the file itself. A remote daemon uses the pool's
+    /// copy of it, the raw volume `localvm-sha256-HEX` (HEX: the file's
+    /// sha256), uploaded through the daemon when the pool has none yet and
+    /// reused otherwise (a copy is complete when its empty marker volume
+    /// `localvm-sha256-HEX.complete` exists; an upload that fails or is
+    /// cancelled deletes its volume, one that was interrupted is replaced).
+    /// Copies are shared and never deleted by `remove`. Throws
     /// `errc::not_found` for a missing base or pool, `errc::already_exists`
-    /// when the volume exists. A failed create leaves no volume.
+    /// when the volume exists. A failed create leaves no overlay volume.
     boost::asio::awaitable<void> create(std::filesystem::path base_image) override;
 
     /// True when the overlay volume exists.
@@ -98,7 +119,8 @@ public:
     boost::asio::awaitable<bool> running() override;
 
     /// QEMU's pid on this host while the domain is active (read from the
-    /// lock QEMU holds on its pid file); nullopt otherwise.
+    /// lock QEMU holds on its pid file); nullopt otherwise, and always over
+    /// a remote connection (a pid on another host means nothing here).
     boost::asio::awaitable<std::optional<pid_t>> pid() override;
 
     /// The forwards as QEMU bound them (host ports it picked for 0), asked
@@ -106,23 +128,29 @@ public:
     boost::asio::awaitable<std::vector<port_forward>> ports();
 
     /// As `qemu::manager::wait_ready`, through the forward of guest port 22;
-    /// fails fast with `errc::guest_died` when the domain stops.
+    /// fails fast with `errc::guest_died` when the domain stops. Over a
+    /// remote connection there is no banner stage: ssh logins through the
+    /// daemon's host (a jump host) are the probe, so `vm.ssh_identity_file`
+    /// is required there (else `errc::unsupported`).
     boost::asio::awaitable<void> wait_ready(std::chrono::milliseconds timeout) override;
 
     /// Waits until a serial console line contains `text` (this boot's
     /// console log, on this host), failing fast with `errc::guest_died` when
     /// the domain stops and with `errc::timeout` after `timeout`; both carry
-    /// the console tail. Throws `errc::not_running`.
+    /// the console tail. Throws `errc::not_running`; `errc::unsupported`
+    /// over a remote connection.
     boost::asio::awaitable<std::string> wait_for_console(std::string text,
                                                          std::chrono::milliseconds timeout);
 
-    /// As `qemu::manager::shell`. Throws `errc::not_running`.
+    /// As `qemu::manager::shell` (through the daemon's host when remote).
+    /// Throws `errc::not_running`.
     boost::asio::awaitable<shell_result> shell(std::string command, shell_options opts) override;
 
     /// Not yet: throws `errc::not_running`, else `errc::unsupported`.
     boost::asio::awaitable<void> console() override;
 
-    /// As `qemu::manager::sync`. Throws `errc::not_running`.
+    /// As `qemu::manager::sync` (through the daemon's host when remote).
+    /// Throws `errc::not_running`.
     boost::asio::awaitable<void> sync(std::filesystem::path from, std::string to,
                                       sync_options opts) override;
 
@@ -138,7 +166,8 @@ public:
     boost::asio::awaitable<void> stop() override;
 
     /// Deletes the overlay and seed volumes, the UEFI variables and this
-    /// host's files of the VM (undefining an inactive domain of the name).
+    /// host's files of the VM (undefining an inactive domain of the name);
+    /// not the pool's shared copies of local files (see `create`).
     /// Throws `errc::already_running` while the domain is active; a VM that
     /// does not exist is a no-op.
     boost::asio::awaitable<void> remove() override;

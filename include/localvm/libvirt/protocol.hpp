@@ -76,6 +76,9 @@ inline constexpr std::size_t default_max_message_size = 16u << 20;
 /// Payload bytes libvirt puts in one stream packet, and so do we
 /// (`VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX`, 256 KiB).
 inline constexpr std::size_t stream_chunk_size = 256u << 10;
+/// Bytes a stream writer may have queued on its connection before
+/// `stream::write` waits for the socket to take them: 4 MiB.
+inline constexpr std::size_t stream_queue_limit = 4u << 20;
 
 /// Appends a whole message (length word, `h`, `payload`) to `out`. Never
 /// throws beyond std::bad_alloc.

@@ -36,7 +36,11 @@ public:
 
     /// Queues `data` to the daemon in packets of at most
     /// `stream_chunk_size` bytes; returns once they are handed to the
-    /// connection (not when the daemon has taken them). Throws
+    /// connection (not when the daemon has taken them) and the connection's
+    /// queue is down to `stream_queue_limit` bytes (so a large upload
+    /// written piece by piece is never held whole in memory). Cancellation
+    /// while it waits for the queue throws `operation_aborted`; what was
+    /// queued stays queued. Throws
     /// `errc::libvirt_closed` when the connection has ended, the daemon's
     /// error when it ended the stream with one, `errc::invalid_argument`
     /// after `finish` or `abort`.

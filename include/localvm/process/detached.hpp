@@ -108,7 +108,9 @@ private:
 /// our zombie. stdin is /dev/null; only fds 0, 1, 2 are open in it; signal
 /// dispositions and mask are the defaults. Returns once it has exec'd (it
 /// blocks for that brief moment; not a coroutine); a supervised process must
-/// then be committed (see `detached_process`).
+/// then be committed (see `detached_process`). With a supervisor, this
+/// process is never forked (its helper is started with posix_spawn), so the
+/// cost does not grow with this process's size.
 /// Throws `localvm::error`: `errc::invalid_argument` for an empty argv,
 /// `errc::not_found` naming a missing program or working directory, or a
 /// missing supervisor helper (the path looked at, and `LOCALVM_LIBEXECDIR`),
@@ -118,7 +120,7 @@ private:
 [[nodiscard]] detached_process spawn_detached(const detached_options& opts);
 
 /// As `spawn_detached`, but the wait until the program has exec'd (three
-/// forks and two execs, each to be scheduled: milliseconds on a loaded
+/// processes and two execs, each to be scheduled: milliseconds on a loaded
 /// machine) happens on the caller's io_context instead of blocking the
 /// thread, so that many starts overlap. Same errors. Cancellation completes
 /// with operation_aborted; a supervised program that was started is then

@@ -82,6 +82,18 @@ public:
     /// supervisor does it: see `process::detached_process`).
     boost::asio::awaitable<void> start(start_options opts) override;
 
+    /// `start`, then `wait_ready(timeout)` (SSH), in one call, with one
+    /// difference for a clone's first start (a restore): its guest clock is
+    /// set through the agent while SSH comes up instead of before `start`
+    /// returns (both wait on a guest that TCG runs slowly right after a
+    /// restore); `boot_stage::guest_clock` may then come after
+    /// `ssh_banner`, and the call returns once both are done. Throws what
+    /// `start` throws (nothing left running), then what `wait_ready`
+    /// throws (the VM keeps running, as after the two calls). Cancellation
+    /// during the wait stops waiting and leaves the VM running.
+    boost::asio::awaitable<void> start_and_wait_ready(start_options opts,
+                                                      std::chrono::milliseconds timeout);
+
     boost::asio::awaitable<bool> running() override;
     boost::asio::awaitable<std::optional<pid_t>> pid() override;
 
@@ -261,7 +273,9 @@ public:
     /// (`guest-set-time`, within 10 s); without one the clock stays behind
     /// by the time since the save (set it yourself, e.g. with `shell`).
     /// Either way `start` does not fail for it: `boot_stage::guest_clock`
-    /// and the output say what was done. TCP connections open at the save
+    /// and the output say what was done (a cancellation meanwhile ends the
+    /// QEMU, as any cancelled `start`). `start_and_wait_ready` sets the
+    /// clock while it waits for SSH. TCP connections open at the save
     /// are lost. Throws
     /// `errc::not_found` for no such snapshot, `errc::already_exists`,
     /// `errc::process_failed` when qemu-img fails; leaves nothing behind

@@ -23,7 +23,9 @@ enum class boot_stage {
     /// the stages above the KVM attempt reached.
     kvm_fallback,
     agent_ready,   ///< The guest agent answered (`wait_ready` with `ready_mode::agent` or `both`).
-    /// A clone's start only, right after `guest_running`: the restored
+    /// A clone's start only, right after `guest_running` (with
+    /// `manager::start_and_wait_ready`, while SSH comes up: it may follow
+    /// `ssh_banner` or `ssh_login`): the restored
     /// guest clock reads the time of the save, and was set to the host's
     /// time through the guest agent when the guest has one with its port
     /// open. The detail says which: "set to the host's time through the

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,31 @@
 #include <unistd.h>
 
 namespace localvm::ssh {
+
+/// A host between this one and the target that ssh goes through: the
+/// target's host and port are then as the jump host sees them (e.g. a
+/// forward bound on the jump host's 127.0.0.1). ssh reaches the target with
+/// `ProxyCommand=ssh ... -W %h:%p -- user@host`, a second ssh with the same
+/// hardened options as the first (`-F none`, BatchMode, this identity and
+/// known_hosts file, StrictHostKeyChecking=accept-new), because `-J` would
+/// pass neither `-i` nor `-o` to the hop. ssh runs a ProxyCommand with the
+/// user's `$SHELL -c` (any POSIX-quoting shell: bash, dash, zsh, fish).
+struct jump_host {
+    /// A host name or IP address, as `target::host`.
+    std::string host;
+    std::uint16_t port = 22; ///< The jump host's sshd. Default 22.
+    /// As `target::user`; empty lets ssh use the local user's name.
+    std::string user;
+    /// Required: the private key for the jump host (same rules as
+    /// `target::identity_file`).
+    std::filesystem::path identity_file;
+    /// Required: the known_hosts file for the jump host (same rules as
+    /// `target::known_hosts_file`; it may be the user's own, as for
+    /// libvirt's ssh URIs: keys are accepted on first use, then insisted on).
+    std::filesystem::path known_hosts_file;
+    /// The hop's ConnectTimeout (whole seconds, rounded up). Default 10 s.
+    std::chrono::milliseconds connect_timeout{10000};
+};
 
 /// Where and as whom to log in.
 ///
@@ -54,6 +80,9 @@ struct target {
     /// Host key lines as in a `.pub` file ("ssh-ed25519 AAAA... comment") to
     /// pin, each on one line. Default empty: trust on first use.
     std::vector<std::string> known_host_keys;
+    /// Reach `host:port` through this host (see `jump_host`). Default none:
+    /// ssh connects directly.
+    std::optional<jump_host> jump;
 };
 
 /// Quotes `word` for a POSIX shell: returned as is when it consists only of
@@ -78,8 +107,11 @@ std::string shell_join(const std::vector<std::string>& argv);
 /// the destination nor a command starting with '-' can be one. `command` is
 /// passed as one word; ssh hands it to the remote user's shell, which parses
 /// it. Paths are escaped for ssh's own expansion (a `%` is doubled; the
-/// known_hosts path is quoted for ssh's option parser). Does not validate
-/// (see `shell`).
+/// known_hosts path is quoted for ssh's option parser). With `t.jump`,
+/// `-o ProxyCommand=CMD` follows LogLevel, CMD being the jump hop's ssh
+/// (`ssh -F none -p PORT -i KEY ... -o LogLevel=ERROR -W %h:%p --
+/// user@host`, each word quoted with `shell_quote` and every '%' but those
+/// of `%h:%p` doubled). Does not validate (see `shell`).
 std::vector<std::string> ssh_argv(const target& t, std::string_view command,
                                   bool interactive = false);
 
@@ -167,11 +199,10 @@ std::vector<std::string> rsync_argv(const target& t, const std::string& from, co
 /// `from` to local `to` with `sync_direction::from_guest`. Throws
 /// `localvm::error`: `errc::not_found` naming the path when the source
 /// does not exist (rsync exits 23, its sender saying `link_stat` or
-/// `change_dir ... No such file or directory`); `errc::ssh_unreachable` when its ssh could not connect
-/// or authenticate (rsync exits 255, or 12 with ssh's own error message on
-/// stderr when it notices the broken stream first), `errc::process_failed` for any
-/// other failure, naming rsync's exit code with its last stderr lines (a
-/// refused host key says so, as for `shell`);
+/// `change_dir ... No such file or directory`); `errc::ssh_unreachable` when its ssh could not
+/// connect or authenticate (rsync exits 255, or 12 with ssh's own error message on stderr when it
+/// notices the broken stream first), `errc::process_failed` for any other failure, naming rsync's
+/// exit code with its last stderr lines (a refused host key says so, as for `shell`);
 /// `errc::timeout`; `errc::invalid_argument` as `shell`; `errc::not_found`
 /// when rsync is not installed. Cancellation
 /// terminates rsync (and with it ssh) and completes with `operation_aborted`.

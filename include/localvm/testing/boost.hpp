@@ -6,6 +6,7 @@
 #include <localvm/error.hpp>
 #include <localvm/testing/error.hpp>
 #include <localvm/testing/run.hpp>
+#include <localvm/testing/shared_snapshot.hpp>
 #include <localvm/testing/vm.hpp>
 
 #include <boost/test/framework.hpp>
@@ -92,6 +93,45 @@ private:
     static std::unique_ptr<vm_set>& slot() {
         static std::unique_ptr<vm_set> set;
         return set;
+    }
+};
+
+/// One `shared_snapshot` for a suite: its guest boots and is saved once, at
+/// the suite's first `run`, and each test case runs on a fresh clone; the
+/// clones and the snapshot are deleted when the suite ends. `Setup` is a
+/// type with `static localvm::testing::snapshot_source source()`:
+///
+///     BOOST_AUTO_TEST_SUITE(s, *boost::unit_test::fixture<suite_snapshot<my_guest>>())
+///     BOOST_AUTO_TEST_CASE(t) {
+///         suite_snapshot<my_guest>::get().run([](vm& clone) -> awaitable<void> { ... });
+///     }
+///
+/// A failed shared boot fails the test case that booted with its error, and
+/// each later one at once saying so (see `shared_snapshot`).
+template <class Setup>
+class suite_snapshot {
+public:
+    /// Makes the shared snapshot (nothing boots yet).
+    suite_snapshot() {
+        slot() = std::make_unique<shared_snapshot>(Setup::source());
+        report_to_boost_test(slot()->set());
+    }
+    /// Deletes the clones, the snapshots and the VMs' directory.
+    ~suite_snapshot() { slot().reset(); }
+    suite_snapshot(const suite_snapshot&) = delete;
+    suite_snapshot& operator=(const suite_snapshot&) = delete;
+
+    /// The suite's shared snapshot. Throws `errc::not_found` outside the suite.
+    static shared_snapshot& get() {
+        if (!slot())
+            throw_error(errc::not_found, "suite_snapshot::get() outside its suite's fixture");
+        return *slot();
+    }
+
+private:
+    static std::unique_ptr<shared_snapshot>& slot() {
+        static std::unique_ptr<shared_snapshot> shared;
+        return shared;
     }
 };
 

@@ -175,6 +175,14 @@ public:
     /// `stop` and `remove` throw.
     boost::asio::awaitable<void> discard(std::string name);
 
+    /// Outside `run`: stops (quickly: no ACPI wait) and deletes the VM named
+    /// `name` and takes it out of the set, killing its QEMU when that fails
+    /// (as `teardown` does for each VM), so that a later `run` does not boot
+    /// it again. Throws `errc::not_found` for an unknown name and
+    /// `errc::invalid_argument` inside `run` (use `discard` there); returns
+    /// what went wrong deleting it (empty when all went well).
+    std::string remove(const std::string& name);
+
     /// The VM named `name`, valid inside `run`'s body. Throws
     /// `errc::not_found` for an unknown name or outside `run`.
     vm& operator[](const std::string& name);

@@ -1,15 +1,14 @@
 // The guest agent in the real Debian cloud guest (Debian's qemu-guest-agent,
-// started by udev when the agent's virtio-serial port appears): exec, copy
-// both ways, guest-set-time after a pause, the clock of a clone set through
-// the agent by its start, agent-only readiness with sshd masked, and stop
-// through the agent when the guest ignores ACPI. Two boots.
+// started by udev when the agent's virtio-serial port appears) as the only
+// way in: agent-only readiness with sshd masked from the first boot, the
+// clock of a clone set through the agent by its start, and stop through the
+// agent when the guest ignores ACPI. One boot. (exec, copies and
+// guest-set-time run on clones of one shared boot: test_cloud_clones.cpp.)
 #define BOOST_TEST_MODULE cloud_agent
 #include "../../e2e/qemu/guest.hpp"
 
-#include <localvm/process/child.hpp>
 #include <localvm/qemu/manager.hpp>
 #include <localvm/qemu/snapshot.hpp>
-#include <localvm/qmp/client.hpp>
 #include <localvm/testing/run.hpp>
 
 #include <boost/asio/steady_timer.hpp>
@@ -17,11 +16,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include <fstream>
-#include <random>
 
 namespace asio = boost::asio;
-namespace fs = std::filesystem;
 using localvm::errc;
 using localvm::qemu::end_reason;
 using localvm::qemu::ready_mode;
@@ -41,14 +37,6 @@ localvm::start_options cloud_start(const localvm::testing::guest_image& g,
 }
 
 localvm::qemu::exec_options no_opts() { return localvm::qemu::exec_options(); }
-
-// The host's sha256sum of a file.
-asio::awaitable<std::string> host_digest(fs::path p) {
-    localvm::process::options o;
-    o.argv = {"sha256sum", p.string()};
-    auto r = co_await localvm::process::run_checked(o);
-    co_return r.out.substr(0, 64);
-}
 
 // The guest clock minus the host's, in seconds (through the agent).
 asio::awaitable<double> guest_clock_offset(localvm::qemu::manager& m) {
@@ -95,114 +83,6 @@ asio::awaitable<void> restore_with_clock_set(localvm::qemu::manager& m, localvm:
 }
 
 } // namespace
-
-BOOST_AUTO_TEST_CASE(exec_copy_and_set_time_through_the_agent) {
-    auto g = lve2e::load_guest("cloud");
-    lve2e::home h;
-    localvm::testing::run_coroutine(
-        [&]() -> asio::awaitable<void> {
-            auto ex = co_await asio::this_coro::executor;
-            auto o = h.options("cloud-agent");
-            o.extra_qmp = 1; // the test's own monitor, for stop/cont
-            o.stop.powerdown_timeout = 120s;
-            localvm::qemu::manager m(ex, o);
-            co_await m.create(g["DISK"]);
-            auto s = cloud_start(g, h, "#cloud-config\n");
-            s.ports = {{"127.0.0.1", 0, 22}};
-            co_await m.start(s);
-            co_await m.wait_ready(600s, ready_mode::both);
-
-            // Separate stdout and stderr, the exit status.
-            std::vector<std::string> argv = {"sh", "-c", "echo to out; echo to err >&2; exit 7"};
-            auto r = co_await m.exec(argv, no_opts());
-            BOOST_TEST(r.exit_status == 7);
-            BOOST_TEST(r.out == "to out\n");
-            BOOST_TEST(r.err == "to err\n");
-
-            // A timeout kills the guest program.
-            localvm::qemu::exec_options quick;
-            quick.timeout = 2s;
-            argv = {"sleep", "4711"};
-            try {
-                co_await m.exec(argv, quick);
-                BOOST_FAIL("no timeout");
-            } catch (const localvm::error& e) {
-                BOOST_TEST(e.code() == errc::timeout);
-                BOOST_TEST(std::string(e.what()).find("killed it") != std::string::npos,
-                           e.what());
-            }
-            argv = {"pgrep", "-f", "sleep 4711"};
-            r = co_await m.exec(argv, no_opts());
-            BOOST_TEST(r.exit_status == 1, r.out);
-
-            // 10 MiB in and out: the same digest on both sides, modes kept.
-            std::mt19937 gen(99);
-            std::string data(10 * 1024 * 1024, '\0');
-            for (auto& c : data)
-                c = static_cast<char>(gen());
-            const auto src = h.root / "payload.bin";
-            std::ofstream(src, std::ios::binary) << data;
-            fs::permissions(src, fs::perms(0640));
-            const auto digest = co_await host_digest(src);
-            std::string guest_path = "/root/payload.bin";
-            co_await m.copy_in(src, guest_path, localvm::qemu::copy_options());
-            argv = {"sh", "-c", "sha256sum /root/payload.bin; stat -c %a /root/payload.bin"};
-            r = co_await m.exec(argv, no_opts());
-            BOOST_TEST(r.out == digest + "  /root/payload.bin\n640\n", r.out + r.err);
-            argv = {"chmod", "0604", guest_path};
-            co_await m.exec(argv, no_opts());
-            const auto back = h.root / "back.bin";
-            co_await m.copy_out(guest_path, back, localvm::qemu::copy_options());
-            const auto back_digest = co_await host_digest(back);
-            BOOST_TEST(back_digest == digest);
-            BOOST_TEST(((fs::status(back).permissions() & fs::perms::mask) == fs::perms(0604)));
-
-            // A guest path that does not exist.
-            try {
-                std::string missing = "/root/no-such-file";
-                co_await m.copy_out(missing, h.root / "never", localvm::qemu::copy_options());
-                BOOST_FAIL("no error");
-            } catch (const localvm::error& e) {
-                BOOST_TEST(e.code() == errc::not_found);
-                BOOST_TEST(std::string(e.what()).find("/root/no-such-file does not exist") !=
-                               std::string::npos,
-                           e.what());
-            }
-            BOOST_TEST(!fs::exists(h.root / "never"));
-
-            // A pause leaves the guest clock behind; guest-set-time puts it right.
-            {
-                auto q = co_await localvm::qmp::client::connect(
-                    m.files().extra_qmp_sockets.at(0).string());
-                std::string stop = "stop", cont = "cont";
-                co_await q.execute(stop);
-                asio::steady_timer pause(ex, 6s); // the pause itself is what is tested
-                co_await pause.async_wait(asio::use_awaitable);
-                co_await q.execute(cont);
-            }
-            const auto behind = co_await guest_clock_offset(m);
-            BOOST_TEST_MESSAGE("guest clock after a 6 s pause: " << behind << " s");
-            BOOST_WARN(behind < -3);
-            {
-                auto agent = co_await m.agent();
-                co_await agent.set_time(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                    std::chrono::system_clock::now().time_since_epoch()));
-            }
-            const auto after = co_await guest_clock_offset(m);
-            BOOST_TEST_MESSAGE("guest clock after guest-set-time: " << after << " s");
-            BOOST_TEST(std::abs(after) < 2.0, after);
-
-            // Saved and restored later: the clone's clock would read the
-            // time of the save; its start sets it through the agent.
-            localvm::qemu::manager c(ex, h.options("cloud-agent-clone"));
-            co_await restore_with_clock_set(m, c, s, "agent-snap");
-            co_await c.stop();
-            co_await c.remove();
-            localvm::qemu::delete_snapshot(h.options("x"), "agent-snap");
-            co_await m.remove();
-        },
-        1500s);
-}
 
 BOOST_AUTO_TEST_CASE(agent_only_guest_ready_and_stopped_through_the_agent) {
     auto g = lve2e::load_guest("cloud");

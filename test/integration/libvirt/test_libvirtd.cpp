@@ -30,6 +30,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "loopback_sshd.hpp"
 #include "multiboot.hpp"
 #include "private_libvirtd.hpp"
 #include <unistd.h>
@@ -49,11 +50,9 @@ struct environment {
     asio::io_context ctx;
     libvirt_test::private_libvirtd daemon;
     fs::path kernel;
-    fs::path key, host_key, known_hosts, sshd_config;
-    std::uint16_t ssh_port = 0;
-    std::unique_ptr<process::child> sshd;
-    std::string ssh_uri;    // socket= given: `nc -U` the private socket on the far side
-    std::string remote_uri; // no socket=: the remote route libvirt's own client takes
+    // uri(): socket= given, `nc -U` the private socket on the far side;
+    // remote_uri(): no socket=, the remote route libvirt's own client takes.
+    std::unique_ptr<libvirt_test::loopback_sshd> sshd;
 };
 
 environment* env = nullptr;
@@ -92,25 +91,11 @@ void progress(const std::string& what) {
     std::cerr << "libvirt test: " << what << std::endl;
 }
 
-asio::awaitable<void> keygen(fs::path path) {
-    process::options o;
-    o.argv = {"ssh-keygen", "-q", "-t",           "ed25519", "-N",
-              "",           "-C", "localvm-test", "-f",      path.string()};
-    co_await process::run_checked(std::move(o));
-}
-
-std::uint16_t free_port() {
-    asio::io_context ctx;
-    asio::ip::tcp::acceptor a(ctx, {asio::ip::make_address("127.0.0.1"), 0});
-    return a.local_endpoint().port();
-}
-
 struct global_setup {
     global_setup() {
         std::string missing = libvirt_test::missing_tools();
-        for (const char* tool : {"/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/nc"})
-            if (missing.empty() && !fs::exists(tool))
-                missing = std::string(tool) + " is not installed";
+        if (missing.empty())
+            missing = libvirt_test::missing_ssh_tools();
         if (!missing.empty()) {
             std::cerr << "skipping: " << missing << "\n";
             std::_Exit(77);
@@ -119,18 +104,12 @@ struct global_setup {
         env = &e;
         e.kernel = e.daemon.dir() / "flood.bin";
         console_test::write_flood_kernel(e.kernel);
-        e.key = e.daemon.dir() / "id_test";
-        e.host_key = e.daemon.dir() / "host_key";
-        e.known_hosts = e.daemon.dir() / "known_hosts";
-        e.sshd_config = e.daemon.dir() / "sshd_config";
         const auto started = std::chrono::steady_clock::now();
         run(
             [&]() -> asio::awaitable<void> {
                 // Capabilities are probed at the first start on a machine
                 // (minutes under load); later starts take a second.
                 co_await e.daemon.start(300s);
-                co_await keygen(e.key);
-                co_await keygen(e.host_key);
             },
             400s);
         std::cerr << "private libvirtd ready after "
@@ -138,65 +117,15 @@ struct global_setup {
                          std::chrono::steady_clock::now() - started)
                          .count()
                   << " ms\n";
-        fs::copy_file(e.key.string() + ".pub", e.daemon.dir() / "authorized_keys");
-        std::ofstream(e.sshd_config)
-            << "HostKey " << e.host_key.string() << "\n"
-            << "AuthorizedKeysFile " << (e.daemon.dir() / "authorized_keys").string() << "\n"
-            << "PidFile none\nStrictModes no\nUsePAM no\n"
-            << "PermitRootLogin prohibit-password\n"
-            << "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            << "LogLevel ERROR\n";
-        e.ssh_port = free_port();
-        std::ofstream(e.known_hosts)
-            << "[127.0.0.1]:" << e.ssh_port << " " << read_file(e.host_key.string() + ".pub");
-        e.remote_uri = "qemu+ssh://root@127.0.0.1:" + std::to_string(e.ssh_port) +
-                       "/system?keyfile=" + e.key.string() +
-                       "&known_hosts=" + e.known_hosts.string();
-        e.ssh_uri = e.remote_uri + "&socket=" + e.daemon.socket();
+        e.sshd = std::make_unique<libvirt_test::loopback_sshd>(e.daemon);
     }
     ~global_setup() { env = nullptr; } // members kill sshd, libvirtd and its QEMUs
 };
 BOOST_TEST_GLOBAL_FIXTURE(global_setup);
 
-// sshd on 127.0.0.1 in a mount namespace of its own, where a tmpfs on /run
-// holds its privilege separation directory and the system socket's path,
-// /run/libvirt/libvirt-sock, as a symbolic link to the private daemon's
-// socket: a URI without socket= then reaches the private daemon the way it
-// would reach a system one (virt-ssh-helper qemu:///system, or nc -U on the
-// default path), and nothing of the host's /run is touched.
+// sshd on 127.0.0.1 (loopback_sshd.hpp), started by the first case that needs it.
 asio::awaitable<void> ensure_sshd() {
-    if (env->sshd)
-        co_return;
-    process::options o;
-    // setpriv: sshd dies with this program, however this program ends
-    // (unshare and sh exec, so sshd is the process setpriv armed).
-    o.argv = {"/usr/bin/setpriv",
-              "--pdeathsig",
-              "KILL",
-              "--",
-              "/usr/bin/unshare",
-              "--mount",
-              "--propagation",
-              "private",
-              "/bin/sh",
-              "-c",
-              "set -e; mount -t tmpfs -o mode=0755 tmpfs /run; mkdir -p /run/sshd /run/libvirt; "
-              "ln -s \"$1\" /run/libvirt/libvirt-sock; shift; exec \"$@\"",
-              "sh",
-              env->daemon.socket(),
-              "/usr/sbin/sshd",
-              "-D",
-              "-e",
-              "-f",
-              env->sshd_config.string(),
-              "-o",
-              "Port=" + std::to_string(env->ssh_port),
-              "-o",
-              "ListenAddress=127.0.0.1"};
-    o.out.mode = process::stream_mode::null;
-    o.err.mode = process::stream_mode::inherit;
-    env->sshd = std::make_unique<process::child>(co_await asio::this_coro::executor, std::move(o));
-    co_await localvm::ssh::wait_for_banner("127.0.0.1", env->ssh_port);
+    co_await env->sshd->start();
 }
 
 std::string local_hostname() {
@@ -324,7 +253,7 @@ BOOST_AUTO_TEST_CASE(local_socket_scenario) {
 BOOST_AUTO_TEST_CASE(ssh_scenario) {
     run([]() -> asio::awaitable<void> {
         co_await ensure_sshd();
-        auto c = co_await lv::client::connect(env->ssh_uri);
+        auto c = co_await lv::client::connect(env->sshd->uri());
         co_await exercise(c, "localvm-ssh");
         co_await c.close();
         BOOST_TEST((c.end() == lv::connection_end::clean));
@@ -339,7 +268,7 @@ BOOST_AUTO_TEST_CASE(ssh_default_remote_route_scenario) {
                        "virt-ssh-helper (libvirt-daemon) is not installed");
     run([]() -> asio::awaitable<void> {
         co_await ensure_sshd();
-        auto c = co_await lv::client::connect(env->remote_uri);
+        auto c = co_await lv::client::connect(env->sshd->remote_uri());
         co_await exercise(c, "localvm-remote");
         co_await c.close();
         BOOST_TEST((c.end() == lv::connection_end::clean));
@@ -353,7 +282,7 @@ BOOST_AUTO_TEST_CASE(ssh_native_and_netcat_proxies_without_socket) {
         co_await ensure_sshd();
         const std::vector<std::string> proxies = {"native", "netcat"};
         for (const auto& proxy : proxies) {
-            auto c = co_await lv::client::connect(env->remote_uri + "&proxy=" + proxy);
+            auto c = co_await lv::client::connect(env->sshd->remote_uri() + "&proxy=" + proxy);
             BOOST_TEST(co_await c.hypervisor_version() >= 7000000u, proxy);
             BOOST_TEST(co_await c.hostname() == local_hostname(), proxy);
             co_await c.close();
@@ -366,9 +295,10 @@ BOOST_AUTO_TEST_CASE(ssh_with_a_key_the_host_does_not_know_fails_with_ssh_reason
     run([]() -> asio::awaitable<void> {
         co_await ensure_sshd();
         auto stranger = env->daemon.dir() / "stranger";
-        co_await keygen(stranger);
-        std::string u = env->ssh_uri;
-        u.replace(u.find(env->key.string()), env->key.string().size(), stranger.string());
+        co_await libvirt_test::loopback_sshd::keygen(stranger);
+        std::string u = env->sshd->uri();
+        const auto key = env->sshd->key().string();
+        u.replace(u.find(key), key.size(), stranger.string());
         try {
             co_await lv::client::connect(u);
             BOOST_FAIL("logged in with a key the host does not know");
@@ -386,7 +316,7 @@ BOOST_AUTO_TEST_CASE(daemon_killed_mid_call_fails_every_waiter) {
         co_await ensure_sshd();
         auto ex = co_await asio::this_coro::executor;
         auto local = co_await lv::client::connect(env->daemon.uri());
-        auto remote = co_await lv::client::connect(env->ssh_uri);
+        auto remote = co_await lv::client::connect(env->sshd->uri());
         auto dom = co_await local.define_xml(domain_xml("localvm-kill"));
         co_await local.create(dom);
         dom = co_await local.lookup_domain("localvm-kill");

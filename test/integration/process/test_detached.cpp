@@ -18,6 +18,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -392,6 +394,58 @@ BOOST_AUTO_TEST_CASE(launched_programs_overlap_and_are_handed_over) {
         for (int i = 0; i < 2; ++i) {
             BOOST_TEST(!co_await lp::wait_exit(pids[i], 100ms));
             ::kill(pids[i], SIGTERM);
+            BOOST_TEST(co_await lp::wait_exit(supers[i], 10s));
+            BOOST_TEST(slurp(dir.path / ("status" + std::to_string(i))) == "signaled 15\n");
+        }
+    }, 30s);
+    check_no_zombies();
+}
+
+// A supervised launch never forks this process: fork copies the caller's
+// page tables (time in proportion to its size, twice per VM start before);
+// the supervisor is spawned (posix_spawn runs no fork handlers) and forks
+// itself. Counted with a fork handler, which fork() runs and posix_spawn does not.
+std::atomic<int> forks_here{0};
+
+BOOST_AUTO_TEST_CASE(a_supervised_launch_does_not_fork_the_caller) {
+    static bool registered = false;
+    if (!registered) {
+        ::pthread_atfork([] { ++forks_here; }, nullptr, nullptr);
+        registered = true;
+    }
+    temp_dir dir;
+    const int before = forks_here.load();
+    pid_t pids[2] = {-1, -1};
+    {
+        lp::detached_options o;
+        o.argv = {"sleep", "30"};
+        o.exit_status_file = dir.path / "status0";
+        auto d = lp::spawn_detached(o);
+        pids[0] = d.pid();
+        BOOST_TEST(d.commit());
+    }
+    run_coroutine([&]() -> asio::awaitable<void> {
+        lp::detached_options o;
+        o.argv = {"sleep", "30"};
+        o.exit_status_file = dir.path / "status1";
+        auto d = co_await lp::launch_detached(o);
+        pids[1] = d.pid();
+        BOOST_TEST(co_await d.hand_over());
+    }, 30s);
+    BOOST_TEST(forks_here.load() == before);
+    pid_t supers[2];
+    for (int i = 0; i < 2; ++i) {
+        BOOST_REQUIRE(pids[i] > 0);
+        auto st = proc_util::read_stat(pids[i]);
+        BOOST_REQUIRE(st);
+        supers[i] = st->ppid;
+        BOOST_TEST(supers[i] != ::getpid()); // re-parented away, as before
+        ::kill(pids[i], SIGTERM);
+    }
+    run_coroutine([&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 2; ++i) {
+            BOOST_TEST(co_await lp::wait_exit(pids[i], 10s));
+            // The supervisor records the end, then exits.
             BOOST_TEST(co_await lp::wait_exit(supers[i], 10s));
             BOOST_TEST(slurp(dir.path / ("status" + std::to_string(i))) == "signaled 15\n");
         }

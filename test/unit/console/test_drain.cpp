@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -24,6 +25,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <sys/syscall.h>
@@ -384,4 +386,42 @@ BOOST_AUTO_TEST_CASE(a_missing_drainer_helper_is_named) {
         ::unsetenv("LOCALVM_LIBEXECDIR");
     BOOST_TEST(!fs::exists(drain_fifo(log)));
     BOOST_TEST(!fs::exists(log));
+}
+
+// launch(): the drainer started without blocking the thread and without a
+// fork of this process (fork copies the caller's page tables; posix_spawn
+// runs no fork handlers, fork does), re-parented away (not our child), and
+// working as start()'s: it copies its writer's output and ends with it.
+namespace {
+std::atomic<int> forks_here{0};
+}
+
+BOOST_AUTO_TEST_CASE(launch_forks_nothing_here_and_drains_as_start_does) {
+    ::pthread_atfork([] { ++forks_here; }, nullptr, nullptr);
+    temp_dir dir;
+    auto log = dir / "console.log";
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto d = co_await log_drainer::launch(log);
+            const pid_t pid = d.pid();
+            BOOST_TEST(forks_here.load() == 0);
+            BOOST_TEST(pid > 0);
+            BOOST_TEST(::waitpid(pid, nullptr, WNOHANG) < 0); // not our child
+            {
+                writer w(d.fifo());
+                w.write("from launch\n");
+            }
+            co_await d.finish(2000ms);
+            BOOST_TEST(exited(pid, 0));
+            BOOST_TEST(read_tail(log, 5) == "from launch");
+        },
+        30s);
+    // start() forks nothing here either.
+    auto s = log_drainer::start(log);
+    BOOST_TEST(forks_here.load() == 0);
+    const pid_t pid = s.pid();
+    BOOST_TEST(!exited(pid, 0));
+    { writer w(s.fifo()); } // a writer came and went: it ends
+    s.release();
+    BOOST_TEST(exited(pid, 5000));
 }

@@ -175,3 +175,35 @@ BOOST_AUTO_TEST_CASE(ssh_argv_is_hardened_and_picks_the_proxy) {
     u = lv::parse_uri("qemu+ssh://-oProxyCommand=x/system?keyfile=/k&known_hosts=/k", problem);
     BOOST_TEST(lv::detail::ssh_command(*u, std::chrono::seconds(7), problem).empty());
 }
+
+// The same URI fields as the hop the libvirt backend reaches its guests'
+// forwards through (ssh::target::jump).
+BOOST_AUTO_TEST_CASE(ssh_hop_carries_the_uris_user_port_key_and_known_hosts) {
+    std::string problem;
+    auto u = lv::parse_uri(
+        "qemu+ssh://root@10.0.0.5:2222/system?keyfile=/k/id&known_hosts=/k/kh&socket=/run/l.sock",
+        problem);
+    BOOST_TEST_REQUIRE(u.has_value(), problem);
+    auto hop = lv::detail::ssh_hop(*u, std::chrono::seconds(7), problem);
+    BOOST_TEST_REQUIRE(hop.has_value(), problem);
+    BOOST_TEST(hop->host == "10.0.0.5");
+    BOOST_TEST(hop->port == 2222);
+    BOOST_TEST(hop->user == "root");
+    BOOST_TEST(hop->identity_file == "/k/id");
+    BOOST_TEST(hop->known_hosts_file == "/k/kh");
+    BOOST_TEST(hop->connect_timeout.count() == 7000); // milliseconds
+
+    u = lv::parse_uri("qemu+ssh://h/system?keyfile=/k/id&known_hosts=/k/kh", problem);
+    hop = lv::detail::ssh_hop(*u, std::chrono::seconds(7), problem);
+    BOOST_TEST_REQUIRE(hop.has_value(), problem);
+    BOOST_TEST(hop->port == 22); // the URI's default made explicit
+    BOOST_TEST(hop->user == "");
+
+    u = lv::parse_uri("qemu+ssh://h/system", problem);
+    BOOST_TEST(!lv::detail::ssh_hop(*u, std::chrono::seconds(7), problem).has_value());
+    BOOST_TEST(problem == "an ssh URI needs keyfile=PATH (the private key to log in with)");
+    u = lv::parse_uri("qemu+ssh://-oProxyCommand=x/system?keyfile=/k&known_hosts=/k", problem);
+    BOOST_TEST(!lv::detail::ssh_hop(*u, std::chrono::seconds(7), problem).has_value());
+    BOOST_TEST(problem.find("ssh jump host: host \"-oProxyCommand=x\" is not a host name") == 0u,
+               problem);
+}

@@ -423,6 +423,148 @@ BOOST_AUTO_TEST_CASE(rsync_argv_from_the_guest) {
                rsync_argv(vm(), "d", "/x", {}).at(4));
 }
 
+namespace {
+
+localvm::ssh::jump_host libvirt_host() {
+    localvm::ssh::jump_host j;
+    j.host = "192.0.2.7";
+    j.port = 2200;
+    j.user = "root";
+    j.identity_file = "/keys/libvirt id";
+    j.known_hosts_file = "/state/known%hosts";
+    return j;
+}
+
+const std::string jump_proxy_command =
+    "ProxyCommand=ssh -F none -p 2200 -i '/keys/libvirt id' -o 'IdentitiesOnly=yes' -o "
+    "'BatchMode=yes' -o 'ForwardAgent=no' -o 'ForwardX11=no' -o 'ControlMaster=no' -o "
+    "'ControlPath=none' -o 'PermitLocalCommand=no' -o 'GlobalKnownHostsFile=/dev/null' -o "
+    "'UserKnownHostsFile=/state/known%%%%hosts' -o 'StrictHostKeyChecking=accept-new' -o "
+    "'ConnectTimeout=10' -o 'LogLevel=ERROR' -W %h:%p -- root@192.0.2.7";
+
+// What ssh does to a ProxyCommand before its shell sees it: %h, %p and %%.
+std::string expand_percent(const std::string& cmd, const std::string& host, std::uint16_t port) {
+    std::string out;
+    for (std::size_t i = 0; i < cmd.size(); ++i) {
+        if (cmd[i] != '%' || i + 1 == cmd.size()) {
+            out.push_back(cmd[i]);
+            continue;
+        }
+        char c = cmd[++i];
+        if (c == '%')
+            out.push_back('%');
+        else if (c == 'h')
+            out += host;
+        else if (c == 'p')
+            out += std::to_string(port);
+        else
+            BOOST_FAIL("unexpected %-token %" << c << " in " << cmd);
+    }
+    return out;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(ssh_argv_through_a_jump_host) {
+    auto t = vm();
+    t.jump = libvirt_host();
+    auto a = ssh_argv(t, "uname -a");
+    auto direct = ssh_argv(vm(), "uname -a");
+    // The direct argv with the ProxyCommand after LogLevel.
+    direct.insert(direct.begin() + 31, {"-o", jump_proxy_command});
+    BOOST_TEST(a == direct, boost::test_tools::per_element());
+    BOOST_TEST(a[30] == "LogLevel=ERROR");
+    BOOST_TEST(a[32] == jump_proxy_command);
+    BOOST_TEST(a[33] == "--");
+}
+
+BOOST_AUTO_TEST_CASE(the_jump_command_reaches_the_hop_ssh_word_for_word) {
+    auto t = vm();
+    auto j = libvirt_host();
+    j.identity_file = "/keys/it's $HOME `id`/key";
+    j.known_hosts_file = "/state/a \"b\" %d/known_hosts";
+    t.jump = j;
+    auto a = ssh_argv(t, "true");
+    const std::string cmd = a[32].substr(std::string("ProxyCommand=").size());
+    // ssh expands its tokens, then `$SHELL -c "exec CMD"` splits the words.
+    const auto expanded = expand_percent(cmd, "127.0.0.1", 2222);
+    BOOST_REQUIRE(expanded.starts_with("ssh "));
+    auto words = sh("printf '%s\\n' " + expanded.substr(4));
+    localvm::ssh::target hop;
+    hop.host = j.host;
+    hop.port = j.port;
+    hop.user = j.user;
+    hop.identity_file = j.identity_file;
+    hop.known_hosts_file = j.known_hosts_file;
+    auto expected = ssh_argv(hop, "");
+    expected.erase(expected.begin()); // "ssh"
+    expected.insert(expected.end() - 2, {"-W", "127.0.0.1:2222"});
+    std::string lines;
+    for (const auto& w : expected)
+        lines += w + "\n";
+    BOOST_TEST(words == lines);
+    // The hop's own ssh expands its known_hosts path once more: "%%d" is "%d".
+    BOOST_TEST(words.find("UserKnownHostsFile=\"/state/a \\\"b\\\" %%d/known_hosts\"") !=
+               std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(rsync_argv_through_a_jump_host) {
+    auto t = vm();
+    t.jump = libvirt_host();
+    auto a = rsync_argv(t, "./src/", "/srv/app", {});
+    BOOST_TEST(a.size() == 8u);
+    BOOST_TEST(a[4] == "ssh -F none -p 2222 -i /home/me/.local/share/localvm/keys/id_ed25519 -o "
+                       "IdentitiesOnly=yes -o BatchMode=yes -o ForwardAgent=no -o ForwardX11=no "
+                       "-o ControlMaster=no -o ControlPath=none -o PermitLocalCommand=no -o "
+                       "GlobalKnownHostsFile=/dev/null -o "
+                       "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts -o "
+                       "StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o LogLevel=ERROR -o "
+                       "'ProxyCommand=ssh -F none -p 2200 -i ''/keys/libvirt id'' -o "
+                       "''IdentitiesOnly=yes'' -o ''BatchMode=yes'' -o ''ForwardAgent=no'' -o "
+                       "''ForwardX11=no'' -o ''ControlMaster=no'' -o ''ControlPath=none'' -o "
+                       "''PermitLocalCommand=no'' -o ''GlobalKnownHostsFile=/dev/null'' -o "
+                       "''UserKnownHostsFile=/state/known%%%%hosts'' -o "
+                       "''StrictHostKeyChecking=accept-new'' -o ''ConnectTimeout=10'' -o "
+                       "''LogLevel=ERROR'' -W %h:%p -- root@192.0.2.7'");
+    // rsync recovers exactly ssh_argv's options from -e.
+    auto ssh = ssh_argv(t, "");
+    ssh.pop_back(); // destination
+    ssh.pop_back(); // "--"
+    BOOST_TEST(rsync_split(a[4]) == ssh, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(target_problem_checks_the_jump_host) {
+    auto problem = [](auto change) {
+        auto t = vm();
+        t.jump = libvirt_host();
+        change(*t.jump);
+        return localvm::ssh::detail::target_problem(t);
+    };
+    using localvm::ssh::jump_host;
+    BOOST_TEST(problem([](jump_host&) {}) == "");
+    BOOST_TEST(problem([](jump_host& j) { j.user.clear(); }) == "");
+    BOOST_TEST(problem([](jump_host& j) { j.host.clear(); }) == "ssh jump host: host not set");
+    BOOST_TEST(problem([](jump_host& j) { j.port = 0; }) ==
+               "ssh jump host root@192.0.2.7:0: port not set");
+    BOOST_TEST(problem([](jump_host& j) {
+                   j.host = "-oProxyCommand=x";
+               }).find("is not a host name") != std::string::npos);
+    BOOST_TEST(problem([](jump_host& j) { j.user = "a b"; }).find("is not a user name") !=
+               std::string::npos);
+    BOOST_TEST(problem([](jump_host& j) { j.identity_file.clear(); }) ==
+               "ssh jump host root@192.0.2.7:2200: identity_file not set");
+    BOOST_TEST(problem([](jump_host& j) { j.known_hosts_file.clear(); }) ==
+               "ssh jump host root@192.0.2.7:2200: known_hosts_file not set");
+    BOOST_TEST(problem([](jump_host& j) {
+                   j.identity_file = "/k/%d";
+               }).find("contains '%', which ssh would expand") != std::string::npos);
+    BOOST_TEST(problem([](jump_host& j) {
+                   j.known_hosts_file = "/k/${HOME}";
+               }).find("which ssh would expand") != std::string::npos);
+    BOOST_TEST(problem([](jump_host& j) { j.known_hosts_file = "/k/a\nb"; }).find("spans lines") !=
+               std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(connect_timeout_is_whole_seconds_rounded_up) {
     auto connect_timeout_of = [](std::chrono::milliseconds d) {
         auto t = vm();
