@@ -41,7 +41,6 @@ namespace {
 constexpr std::int32_t no_domain = 42;         // VIR_ERR_NO_DOMAIN
 constexpr std::int32_t operation_invalid = 55; // VIR_ERR_OPERATION_INVALID
 constexpr std::int32_t no_storage_pool = 49;   // VIR_ERR_NO_STORAGE_POOL
-constexpr std::int32_t no_storage_vol = 50;    // VIR_ERR_NO_STORAGE_VOL
 constexpr std::uint32_t shutdown_acpi = 1;     // VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN
 constexpr std::uint32_t destroy_graceful = 1;  // VIR_DOMAIN_DESTROY_GRACEFUL
 constexpr std::uint32_t monitor_hmp = 1;       // VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP
@@ -120,13 +119,7 @@ struct manager::impl {
     asio::awaitable<std::optional<vol_ref>> find_volume(std::string vol) {
         auto p = co_await pool();
         auto* c = co_await connection();
-        try {
-            co_return co_await c->lookup_volume(p, std::move(vol));
-        } catch (const call_error& e) {
-            if (e.libvirt_code() != no_storage_vol)
-                throw;
-        }
-        co_return std::nullopt;
+        co_return co_await detail::find_volume(*c, p, std::move(vol));
     }
 
     asio::awaitable<std::optional<domain_ref>> find_domain() {

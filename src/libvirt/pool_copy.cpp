@@ -20,18 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::int32_t no_storage_vol = 50; // VIR_ERR_NO_STORAGE_VOL
 constexpr std::size_t piece = 1u << 20;
-
-asio::awaitable<std::optional<vol_ref>> lookup(client& c, const pool_ref& pool, std::string name) {
-    try {
-        co_return co_await c.lookup_volume(pool, std::move(name));
-    } catch (const call_error& e) {
-        if (e.libvirt_code() != no_storage_vol)
-            throw;
-    }
-    co_return std::nullopt;
-}
 
 std::ifstream open_or_throw(const fs::path& file) {
     std::error_code ec;
@@ -76,6 +65,18 @@ asio::awaitable<void> upload_file(client& c, vol_ref vol, const fs::path& file, 
 
 } // namespace
 
+asio::awaitable<std::optional<vol_ref>> find_volume(client& c, const pool_ref& pool,
+                                                    std::string name) {
+    constexpr std::int32_t no_storage_vol = 50; // VIR_ERR_NO_STORAGE_VOL
+    try {
+        co_return co_await c.lookup_volume(pool, std::move(name));
+    } catch (const call_error& e) {
+        if (e.libvirt_code() != no_storage_vol)
+            throw;
+    }
+    co_return std::nullopt;
+}
+
 std::string pool_copy_name(std::string_view sha256_hex) {
     return "localvm-sha256-" + std::string(sha256_hex);
 }
@@ -119,8 +120,8 @@ ensure_pool_copy(client& c, pool_ref pool, fs::path file, pool_copy_options opts
             sys::ensure_private_dir(opts.lock_dir, opts.lock_dir, "libvirt upload lock directory");
         });
 
-    auto vol = co_await lookup(c, pool, name);
-    auto marker = co_await lookup(c, pool, marker_name);
+    auto vol = co_await find_volume(c, pool, name);
+    auto marker = co_await find_volume(c, pool, marker_name);
     if (vol && marker) {
         say("reusing volume " + name + " in pool " + pool.name + " for " + file.string());
         auto path = co_await c.volume_path(*vol);
@@ -163,12 +164,12 @@ ensure_pool_copy(client& c, pool_ref pool, fs::path file, pool_copy_options opts
             // after this lookup leaves a volume without its marker, which
             // is never reused: the next upload replaces it.)
             if (!created && !refused)
-                created = co_await lookup(c, pool, name);
-            if (created)
+                created = co_await find_volume(c, pool, name);
+            if (created) {
                 co_await c.delete_volume(*created);
-            if (created)
-                if (auto m = co_await lookup(c, pool, marker_name))
+                if (auto m = co_await find_volume(c, pool, marker_name))
                     co_await c.delete_volume(*m);
+            }
         } catch (const std::exception&) {
             // The upload's failure is the one to report.
         }

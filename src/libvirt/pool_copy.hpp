@@ -10,10 +10,16 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
 namespace localvm::libvirt::detail {
+
+/// The volume `name` in `pool`, or nullopt when the daemon has none by that
+/// name (VIR_ERR_NO_STORAGE_VOL). Throws `call_error` for any other refusal.
+boost::asio::awaitable<std::optional<vol_ref>> find_volume(client& c, const pool_ref& pool,
+                                                           std::string name);
 
 /// The volume holding the file whose sha256 is `sha256_hex`:
 /// "localvm-sha256-HEX". Pure.
