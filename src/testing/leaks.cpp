@@ -2,13 +2,12 @@
 #include <localvm/testing/leaks.hpp>
 
 #include "sys/errno.hpp"
+#include "sys/file.hpp"
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -55,11 +54,6 @@ std::string read_link(const std::string& path) {
     }
 }
 
-std::string read_whole(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 // Our open fds, without the one that reads the directory.
 std::vector<open_fd> list_fds() {
     auto d = open_dir("/proc/self/fd");
@@ -84,7 +78,7 @@ std::vector<process_info> list_processes(bool with_command_lines) {
         if (!n)
             continue;
         fs::path dir = fs::path("/proc") / e->d_name;
-        auto stat = read_whole(dir / "stat");
+        auto stat = sys::read_file(dir / "stat");
         // "pid (comm) state ppid ...": comm may hold ')' and spaces.
         auto open = stat.find('(');
         auto close = stat.rfind(')');
@@ -99,7 +93,7 @@ std::vector<process_info> list_processes(bool with_command_lines) {
             continue;
         p.ppid = static_cast<pid_t>(ppid);
         if (with_command_lines)
-            p.command_line = read_whole(dir / "cmdline"); // NUL-separated until reported
+            p.command_line = sys::read_file(dir / "cmdline"); // NUL-separated until reported
         out.push_back(std::move(p));
     }
     return out;
