@@ -9,14 +9,17 @@
 #include <localvm/testing/run.hpp>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <fstream>
 #include <iostream>
 
+#include "../../common/pty.hpp"
 #include "../qemu/guest.hpp"
 #include "private_libvirtd.hpp"
 
@@ -148,6 +151,12 @@ BOOST_AUTO_TEST_CASE(tiny_guest_lifecycle_through_libvirt) {
                              std::chrono::steady_clock::now() - started)
                              .count()
                       << "\n";
+            // wait_ready followed the console stream: its lines reached the output.
+            bool console_lines = false;
+            for (auto& l : log)
+                console_lines =
+                    console_lines || l.find("] console: localvm-tiny: ") != std::string::npos;
+            BOOST_TEST(console_lines, joined(log));
             // Another manager of the same VM (as another process would be)
             // sees it run and reaches it: the state is the daemon's.
             {
@@ -162,6 +171,30 @@ BOOST_AUTO_TEST_CASE(tiny_guest_lifecycle_through_libvirt) {
             BOOST_TEST(line.find("ssh ready") != std::string::npos, line);
             co_await expect_error(errc::timeout,
                                   [&] { return m.wait_for_console("never printed", 1s); });
+
+            // The console stream alone, as over a remote connection where no
+            // log file is readable (hidden here): text printed during the
+            // wait is found, and echoed to the output; earlier text is not.
+            {
+                const auto log_file = m.files().console_log;
+                const auto hidden = fs::path(log_file.string() + ".hidden");
+                fs::rename(log_file, hidden); // QEMU keeps writing through its fd
+                auto what = co_await expect_error(
+                    errc::timeout, [&] { return m.wait_for_console("ssh ready", 1s); });
+                BOOST_TEST(what.find("the console showed nothing") != std::string::npos, what);
+                log.clear();
+                using namespace asio::experimental::awaitable_operators;
+                auto print = [&]() -> asio::awaitable<localvm::shell_result> {
+                    co_return co_await m.shell(
+                        "sudo sh -c 'echo stream-marker-$((6*7)) >/dev/console'", {});
+                };
+                auto both = co_await (m.wait_for_console("stream-marker-42", 60s) && print());
+                BOOST_TEST(std::get<0>(both) == "stream-marker-42");
+                BOOST_TEST(std::get<1>(both).exit_status == 0);
+                BOOST_TEST(joined(log).find("] console: stream-marker-42") != std::string::npos,
+                           joined(log));
+                fs::rename(hidden, log_file);
+            }
             auto r = co_await m.shell("cat /run/marker", {});
             BOOST_TEST(r.exit_status == 0);
             BOOST_TEST(r.output == "localvm-libvirt-marker\n");
@@ -176,7 +209,34 @@ BOOST_AUTO_TEST_CASE(tiny_guest_lifecycle_through_libvirt) {
             co_await m.sync(src.string() + "/", "/home/debian/dst", {});
             r = co_await m.shell("cat '/home/debian/dst/a b.txt'", {});
             BOOST_TEST(r.output == "alpha\n");
-            co_await expect_error(errc::unsupported, [&] { return m.console(); });
+            // The serial console through a pty, on the console stream: what we
+            // type reaches the guest's ttyS0 and its echo comes back; while
+            // attached, the console is busy for another client (a wait on
+            // this host falls back to the log file); Ctrl-] detaches.
+            {
+                lvtest::pty term;
+                asio::posix::stream_descriptor master(ex, term.take_master());
+                localvm::console::attach_options ao;
+                ao.input_fd = term.slave;
+                ao.output_fd = term.slave;
+                std::string seen;
+                auto typing = [&]() -> asio::awaitable<bool> {
+                    co_await lvtest::type(master, "\recho console-$((6*7))\r");
+                    bool ok =
+                        co_await lvtest::read_until(master, seen, "echo console-$((6*7))", 60s);
+                    localvm::libvirt::manager other(ex, o);
+                    auto busy = co_await expect_error(errc::busy, [&] { return other.console(); });
+                    BOOST_TEST(busy.find("in use") != std::string::npos, busy);
+                    auto found = co_await other.wait_for_console("ssh ready", 10s);
+                    BOOST_TEST(found.find("ssh ready") != std::string::npos);
+                    co_await lvtest::type(master, "\x1d");
+                    co_return ok;
+                };
+                using namespace asio::experimental::awaitable_operators;
+                auto [how, ok] = co_await (m.attach_console(ao) && typing());
+                BOOST_TEST(ok, "console output: " << seen);
+                BOOST_TEST((how == localvm::console::attach_end::detached));
+            }
 
             // stop: the ACPI power button is enough for this guest.
             log.clear();
@@ -195,6 +255,7 @@ BOOST_AUTO_TEST_CASE(tiny_guest_lifecycle_through_libvirt) {
             co_await expect_error(errc::not_running, [&] { return m.shell("true", {}); });
             co_await expect_error(errc::not_running, [&] { return m.ports(); });
             co_await expect_error(errc::not_running, [&] { return m.wait_for_console("x", 1s); });
+            co_await expect_error(errc::not_running, [&] { return m.console(); });
 
             // A second start of the same VM (a new seed replaces the old).
             co_await m.start(s);
