@@ -1,6 +1,7 @@
 // The abstract VM manager: the awaitable lifecycle of one virtual machine.
 #pragma once
 
+#include <localvm/commands.hpp>
 #include <localvm/output.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -72,51 +73,6 @@ struct start_options {
     /// (else `errc::invalid_argument`). The guest's /etc/hosts lists the
     /// other members with an address by name. Default: none.
     std::vector<network_attachment> networks;
-};
-
-/// Options for `shell`.
-struct shell_options {
-    /// Defaults. (User-declared, so this is not an aggregate: GCC 12
-    /// miscompiles a braced aggregate argument to a coroutine.)
-    shell_options() = default;
-    /// Kills ssh when it passes; zero means no timeout. Default: none.
-    std::chrono::milliseconds timeout{0};
-    /// Receives stdout line by line; when both sinks are empty, stdout and
-    /// stderr are captured together into `shell_result::output`.
-    line_sink out;
-    line_sink err; ///< Receives stderr line by line (see `out`).
-    /// The terminal of an interactive session (`shell` with an empty
-    /// command): keystrokes are read from `input_fd`, output goes to
-    /// `output_fd` and `error_fd` (e.g. the slave side of a pty, as a test
-    /// or a terminal multiplexer has). Defaults: the caller's stdin, stdout
-    /// and stderr. The fds are not closed.
-    int input_fd = 0;
-    int output_fd = 1; ///< See `input_fd`. Default 1 (stdout).
-    int error_fd = 2;  ///< See `input_fd`. Default 2 (stderr).
-};
-
-/// How a remote command ended.
-struct shell_result {
-    int exit_status = -1; ///< The remote command's exit status.
-    std::string output;   ///< Combined output when no sinks were given.
-};
-
-/// Which way `sync` copies.
-enum class sync_direction {
-    to_guest,   ///< From a host path to a guest path (the default).
-    from_guest, ///< From a guest path to a host path.
-};
-
-/// Options for `sync` (rsync over ssh).
-struct sync_options {
-    /// Defaults. (User-declared, so this is not an aggregate: GCC 12
-    /// miscompiles a braced aggregate argument to a coroutine.)
-    sync_options() = default;
-    std::string chown;                 ///< `--chown` value ("user:group"); empty: none.
-    std::vector<std::string> excludes; ///< `--exclude` patterns; empty strings are ignored.
-    /// Which way to copy; `chown` and `excludes` mean the same both ways
-    /// (`chown` applies where the files are written). Default to_guest.
-    sync_direction direction = sync_direction::to_guest;
 };
 
 /// The lifecycle of one VM, every call an awaitable on the caller's executor.

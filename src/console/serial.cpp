@@ -1,4 +1,5 @@
 #include <localvm/console/serial.hpp>
+#include <localvm/console/channel.hpp>
 #include <localvm/error.hpp>
 
 #include "detail/race.hpp"

@@ -3,6 +3,7 @@
 #include <localvm/console/wait.hpp>
 #include <localvm/error.hpp>
 
+#include "detail/await.hpp"
 #include "detail/race.hpp"
 
 #include <boost/asio/post.hpp>
@@ -106,18 +107,17 @@ boost::asio::awaitable<std::string> wait_for_console(std::filesystem::path log,
     };
     // Without a hook, the third racer never completes.
     asio::steady_timer never(ex, asio::steady_timer::time_point::max());
-    auto aborted = [&]() -> asio::awaitable<void> {
+    auto aborted = [&]() -> asio::awaitable<std::string> {
         if (abort)
-            co_await abort();
-        else
-            co_await never.async_wait(asio::use_awaitable);
+            co_return co_await abort();
+        co_await never.async_wait(asio::use_awaitable);
+        co_return std::string();
     };
-    asio::steady_timer deadline(ex);
-    deadline.expires_after(timeout);
+    asio::steady_timer deadline(ex, localvm::detail::deadline_after(timeout));
 
     // The first to finish decides, also by throwing: an error (a missing
     // directory) must end the race at once rather than wait for the deadline.
-    std::variant<std::string, std::monostate, std::monostate> outcome;
+    std::variant<std::string, std::monostate, std::string> outcome;
     std::exception_ptr failure;
     try {
         outcome = co_await localvm::detail::race(follow(), deadline.async_wait(asio::use_awaitable),
@@ -149,8 +149,10 @@ boost::asio::awaitable<std::string> wait_for_console(std::filesystem::path log,
         co_await wait_drained(log, std::chrono::seconds(2));
         if (auto found = co_await scan())
             co_return *found;
+        auto why = std::get<2>(outcome);
         throw_error(errc::guest_died,
-                    with_tail(what + ": the guest died (QEMU exited)", log, options.tail_lines));
+                    with_tail(what + ": the guest died (" + (why.empty() ? "QEMU exited" : why) + ")",
+                              log, options.tail_lines));
     }
 }
 

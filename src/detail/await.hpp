@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -21,6 +22,13 @@ namespace localvm::detail {
 inline std::chrono::steady_clock::time_point deadline_after(std::chrono::steady_clock::duration d) {
     return d.count() > 0 ? std::chrono::steady_clock::now() + d
                          : std::chrono::steady_clock::time_point::max();
+}
+
+/// What is left until `deadline` as a timeout for a call: whole
+/// milliseconds rounded up, at least 1 ms (never `no_deadline`'s zero).
+inline std::chrono::milliseconds time_left(std::chrono::steady_clock::time_point deadline) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    return std::max(left, std::chrono::milliseconds(1));
 }
 
 /// Waits on `t` until someone cancels it (a wake-up) or `deadline` passes;

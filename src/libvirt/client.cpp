@@ -560,7 +560,7 @@ lifecycle_events::~lifecycle_events() {
     s_->timer.cancel();
 }
 
-asio::awaitable<lifecycle> lifecycle_events::next(clock_type::duration timeout) {
+asio::awaitable<lifecycle> lifecycle_events::next(std::chrono::milliseconds timeout) {
     auto s = s_;
     if (!s)
         throw localvm::error(errc::invalid_argument, "next() on a moved-from lifecycle_events");
@@ -644,7 +644,7 @@ header stream_header(const detail::stream_state& s, message_status status) {
 
 } // namespace
 
-asio::awaitable<std::optional<std::string>> stream::read(clock_type::duration timeout) {
+asio::awaitable<std::optional<std::string>> stream::read(std::chrono::milliseconds timeout) {
     auto s = s_;
     if (!s)
         throw localvm::error(errc::invalid_argument, "read() on a moved-from libvirt stream");
@@ -683,7 +683,7 @@ asio::awaitable<void> stream::write(std::string data) {
     co_return;
 }
 
-asio::awaitable<void> stream::finish(clock_type::duration timeout) {
+asio::awaitable<void> stream::finish(std::chrono::milliseconds timeout) {
     auto s = s_;
     if (!s || s->local_done)
         throw localvm::error(errc::invalid_argument, "finish() on a finished libvirt stream");
@@ -1078,7 +1078,7 @@ asio::awaitable<void> client::close() {
         std::rethrow_exception(failed);
 }
 
-asio::awaitable<connection_end> client::wait_closed(clock_type::duration timeout) {
+asio::awaitable<connection_end> client::wait_closed(std::chrono::milliseconds timeout) {
     auto impl = impl_;
     if (!impl)
         co_return connection_end::local;

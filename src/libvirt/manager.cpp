@@ -3,6 +3,7 @@
 // QEMU runs, so a stopped VM is its volumes alone.
 #include <localvm/cloudinit/iso9660.hpp>
 #include <localvm/cloudinit/nocloud.hpp>
+#include <localvm/console/channel.hpp>
 #include <localvm/console/log.hpp>
 #include <localvm/console/serial.hpp>
 #include <localvm/console/wait.hpp>
@@ -15,8 +16,10 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <csignal>
 
+#include "detail/await.hpp"
 #include "detail/race.hpp"
 #include "libvirt/console_scan.hpp"
 #include "libvirt/domain_xml.hpp"
@@ -513,8 +516,11 @@ asio::awaitable<std::string> manager::wait_for_console(std::string text, millise
             if (!vm.local_log())
                 throw_error(errc::busy, "the serial console of VM " + vm.name() +
                                             " is in use by another client");
-            line =
-                co_await console::wait_for_console(vm.files.console_log, matcher, timeout, stopped);
+            auto abort = [&vm, &stopped]() -> asio::awaitable<std::string> {
+                co_await stopped();
+                co_return "domain " + vm.name() + " stopped";
+            };
+            line = co_await console::wait_for_console(vm.files.console_log, matcher, timeout, abort);
             co_return;
         }
         // Opened before the history is read: nothing falls in between.
@@ -543,7 +549,8 @@ asio::awaitable<std::string> manager::wait_for_console(std::string text, millise
             return message + (tail.empty() ? std::string("; the console showed nothing")
                                            : "; its last lines:\n" + tail);
         };
-        asio::steady_timer deadline(co_await asio::this_coro::executor, timeout);
+        asio::steady_timer deadline(co_await asio::this_coro::executor,
+                                    localvm::detail::deadline_after(timeout)); // 0: none
         auto outcome =
             co_await localvm::detail::race(detail::read_console(*feed, seen, &matcher, true),
                                            deadline.async_wait(asio::use_awaitable), stopped());
@@ -673,7 +680,8 @@ asio::awaitable<void> manager::impl::stop_ladder(domain_ref dom, lifecycle_event
             args.dom = dom;
             args.flags = flags;
             call_options co;
-            co.timeout = a.timeout;
+            // Every rung ends: a zero timeout means "at once", never no_deadline.
+            co.timeout = std::max(milliseconds(1), std::chrono::ceil<milliseconds>(a.timeout));
             return c->call(remote_program, static_cast<std::int32_t>(proc), encode(args), co);
         };
         ev = {ek::waited, {}};
@@ -706,7 +714,7 @@ asio::awaitable<void> manager::impl::stop_ladder(domain_ref dom, lifecycle_event
                     auto left = deadline - std::chrono::steady_clock::now();
                     if (left <= std::chrono::steady_clock::duration::zero())
                         break;
-                    auto e = co_await events.next(left);
+                    auto e = co_await events.next(localvm::detail::time_left(deadline));
                     if (ended(e)) {
                         ev.kind = ek::exited;
                         break;

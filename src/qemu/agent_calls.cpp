@@ -32,14 +32,14 @@ using std::chrono::milliseconds;
 
 namespace {
 
-constexpr auto no_deadline = clock_type::time_point::max();
+constexpr auto never = clock_type::time_point::max();
 
-// What one agent request may take before `deadline`; zero (the client's own
-// 30 s) when there is none.
-clock_type::duration left(clock_type::time_point deadline) {
-    if (deadline == no_deadline)
-        return {};
-    return std::max<clock_type::duration>(deadline - clock_type::now(), milliseconds(1));
+// What one agent request may take before `deadline`; without one, the
+// client's own call timeout (30 s).
+milliseconds left(clock_type::time_point deadline) {
+    if (deadline == never)
+        return qga::use_call_timeout;
+    return localvm::detail::time_left(deadline);
 }
 
 // Runs `op` to its end even when the calling coroutine was cancelled (the
@@ -177,7 +177,7 @@ asio::awaitable<void> copy_in_body(qga::client& agent, sys::unique_fd fd, std::s
     std::optional<std::int64_t> handle;
     std::exception_ptr failure;
     try {
-        handle = co_await open_guest(agent, tmp, "w", no_deadline,
+        handle = co_await open_guest(agent, tmp, "w", never,
                                      "copy_in: the guest directory of " + to + " does not exist");
         std::string buf(chunk, '\0');
         for (;;) {
@@ -202,7 +202,7 @@ asio::awaitable<void> copy_in_body(qga::client& agent, sys::unique_fd fd, std::s
         std::snprintf(octal, sizeof octal, "%04o", mode);
         std::vector<std::string> argv = {"sh", "-c", "chmod \"$1\" \"$2\" && mv -f -T -- \"$2\" \"$3\"",
                                          "sh", octal, tmp, to};
-        auto s = co_await run_helper(agent, std::move(argv), no_deadline);
+        auto s = co_await run_helper(agent, std::move(argv), never);
         if (s.exit_code.value_or(-1) != 0)
             throw_error(errc::io_error,
                         "copy_in: cannot put " + to + " in place in the guest: " + trimmed(s.err));
@@ -223,7 +223,7 @@ asio::awaitable<void> copy_out_body(qga::client& agent, std::string from, fs::pa
                                     std::size_t chunk) {
     // The mode (and whether it is there at all) first: the file API has none.
     std::vector<std::string> argv = {"stat", "-L", "-c", "%a %F", "--", from};
-    auto st = co_await run_helper(agent, std::move(argv), no_deadline);
+    auto st = co_await run_helper(agent, std::move(argv), never);
     if (st.exit_code.value_or(-1) != 0) {
         if (says_missing(st.err))
             throw_error(errc::not_found, "copy_out: guest file " + from + " does not exist");
@@ -240,7 +240,7 @@ asio::awaitable<void> copy_out_body(qga::client& agent, std::string from, fs::pa
     const auto mode = static_cast<unsigned>(std::stoul(line.substr(0, space), nullptr, 8));
 
     atomic_file out(to); // removed unless committed
-    auto handle = co_await open_guest(agent, from, "r", no_deadline,
+    auto handle = co_await open_guest(agent, from, "r", never,
                                       "copy_out: guest file " + from + " does not exist");
     std::exception_ptr failure;
     try {
@@ -291,7 +291,7 @@ asio::awaitable<exec_result> agent_exec(qga::client& agent, std::vector<std::str
         }
     } catch (const localvm::error& e) {
         // A status request cut short by our own deadline is the timeout.
-        if (e.code() != errc::timeout || deadline == no_deadline)
+        if (e.code() != errc::timeout || deadline == never)
             failure = std::current_exception();
     } catch (...) {
         failure = std::current_exception();
@@ -357,7 +357,7 @@ asio::awaitable<void> agent_wait_ready(std::string path, milliseconds timeout) {
                                                                       " to answer guest-ping") +
                             " (is qemu-guest-agent installed and running in the guest?)");
         try {
-            co_await agent.ping(std::max<clock_type::duration>(attempt.next(rest), milliseconds(1)));
+            co_await agent.ping(std::max(std::chrono::ceil<milliseconds>(attempt.next(rest)), milliseconds(1)));
             co_return;
         } catch (const localvm::error& e) {
             if (e.code() != errc::timeout)

@@ -1,6 +1,7 @@
 // Bring-up: spawn QEMU paused, wait for its monitor socket, connect QMP,
 // read the bound forward ports, record the state, `cont`; with KVM chosen
 // automatically, watch the boot and fall back to TCG when KVM fails.
+#include "detail/await.hpp"
 #include "detail/backoff.hpp"
 #include "detail/race.hpp"
 #include "fallback.hpp"
@@ -151,10 +152,7 @@ asio::awaitable<void> manager::impl::launch(launch_plan plan, std::vector<nic_st
 asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_plan& plan,
                                                       boot_watch watch, vm_state record) {
     auto deadline = std::chrono::steady_clock::now() + opts.start_timeout;
-    auto remaining = [&] {
-        return std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(
-                                             deadline - std::chrono::steady_clock::now()));
-    };
+    auto remaining = [&] { return localvm::detail::time_left(deadline); };
     auto exited = [&](const std::string& during) -> std::string {
         std::string how = "exited";
         if (auto st = process::read_exit_status(files.exit_status))
@@ -252,8 +250,9 @@ asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_pl
     client.close();
 
     if (watch == boot_watch::kvm_watchdog) {
-        auto abort = [pid]() -> asio::awaitable<void> {
-            co_await process::wait_exit(pid, milliseconds(std::chrono::hours(24)));
+        auto abort = [pid]() -> asio::awaitable<std::string> {
+            co_await process::wait_exit(pid, no_deadline);
+            co_return "QEMU exited";
         };
         console::wait_options wo;
         wo.start_offset = 0;

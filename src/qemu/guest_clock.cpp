@@ -9,6 +9,8 @@
 
 #include <algorithm>
 
+#include "detail/await.hpp"
+
 namespace localvm::qemu::detail {
 namespace asio = boost::asio;
 using std::chrono::milliseconds;
@@ -47,9 +49,7 @@ asio::awaitable<clock_outcome> set_clock_through_agent(qga::client& agent, milli
         // behind by the time the request takes to reach the agent, no more.
         const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
             std::chrono::system_clock::now().time_since_epoch());
-        co_await agent.set_time(now,
-                                std::max<std::chrono::steady_clock::duration>(
-                                    deadline - std::chrono::steady_clock::now(), milliseconds(1)));
+        co_await agent.set_time(now, localvm::detail::time_left(deadline));
     } catch (const boost::system::system_error& e) {
         if (cancelled(e))
             throw;
@@ -66,10 +66,9 @@ asio::awaitable<clock_outcome> set_clock_after_restore(qmp::subscription& port_e
     std::optional<bool> open;
     try {
         while (!open) {
-            const auto left = deadline - std::chrono::steady_clock::now();
-            if (left <= std::chrono::steady_clock::duration::zero())
+            if (deadline <= std::chrono::steady_clock::now())
                 throw_error(errc::timeout, "no VSERPORT_CHANGE event");
-            open = agent_port_open(co_await port_events.next(left));
+            open = agent_port_open(co_await port_events.next(localvm::detail::time_left(deadline)));
         }
     } catch (const boost::system::system_error& e) {
         if (cancelled(e))

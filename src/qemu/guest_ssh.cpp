@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "detail/await.hpp"
 #include "sys/file.hpp"
 
 namespace localvm::qemu::detail {
@@ -67,8 +68,7 @@ asio::awaitable<void> wait_guest_ssh(const options& o, ssh::target t, millisecon
     if (o.ssh_identity_file.empty())
         co_return;
     ssh::login_options lo;
-    lo.timeout = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(
-                                               deadline - std::chrono::steady_clock::now()));
+    lo.timeout = localvm::detail::time_left(deadline);
     co_await ssh::wait_for_login(std::move(t), lo, std::move(abort));
     if (say)
         say("ssh login works");
@@ -77,26 +77,14 @@ asio::awaitable<void> wait_guest_ssh(const options& o, ssh::target t, millisecon
 }
 
 asio::awaitable<shell_result> guest_shell(ssh::target t, std::string command, shell_options opts) {
-    ssh::shell_options so;
-    so.timeout = opts.timeout;
-    so.stdout_sink = std::move(opts.out);
-    so.stderr_sink = std::move(opts.err);
-    so.input_fd = opts.input_fd;
-    so.output_fd = opts.output_fd;
-    so.error_fd = opts.error_fd;
-    auto r = co_await ssh::shell(std::move(t), std::move(command), std::move(so));
-    co_return shell_result{r.exit_status, std::move(r.output)};
+    co_return co_await ssh::shell(std::move(t), std::move(command), std::move(opts));
 }
 
 asio::awaitable<void> guest_sync(ssh::target t, fs::path from, std::string to, sync_options opts,
                                  line_sink output) {
-    ssh::sync_options so;
-    so.chown = std::move(opts.chown);
-    so.excludes = std::move(opts.excludes);
-    so.direction = opts.direction == sync_direction::from_guest ? ssh::sync_direction::from_guest
-                                                                : ssh::sync_direction::to_guest;
-    so.output = std::move(output);
-    co_await ssh::sync(std::move(t), from.string(), std::move(to), std::move(so));
+    if (!opts.output)
+        opts.output = std::move(output);
+    co_await ssh::sync(std::move(t), from.string(), std::move(to), std::move(opts));
 }
 
 } // namespace localvm::qemu::detail

@@ -48,7 +48,8 @@ boost::asio::awaitable<void> wait_guest_ssh(const options& o, ssh::target t,
 boost::asio::awaitable<shell_result> guest_shell(ssh::target t, std::string command,
                                                  shell_options opts);
 
-/// `manager::sync`'s body at `t`; rsync's progress goes to `output`.
+/// `manager::sync`'s body at `t`; rsync's progress goes to `opts.output`,
+/// or when that is unset to `output` (the manager's sink).
 boost::asio::awaitable<void> guest_sync(ssh::target t, std::filesystem::path from, std::string to,
                                         sync_options opts, line_sink output);
 

@@ -219,7 +219,7 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
     auto t = impl_->ssh_target();
     pid_t pid = impl_->running_pid();
     auto abort = [this, pid]() -> asio::awaitable<std::string> {
-        co_await process::wait_exit(pid, milliseconds(std::chrono::hours(24)));
+        co_await process::wait_exit(pid, no_deadline);
         co_await console::wait_drained(impl_->files.console_log, milliseconds(2000));
         co_return "QEMU (pid " + std::to_string(pid) + ") exited while waiting for SSH" +
             impl_->console_diagnosis();
@@ -268,8 +268,9 @@ asio::awaitable<console::attach_end> manager::attach_monitor(console::attach_opt
 
 asio::awaitable<std::string> manager::wait_for_console(std::string text, milliseconds timeout) {
     pid_t pid = impl_->running_pid();
-    auto abort = [pid]() -> asio::awaitable<void> {
-        co_await process::wait_exit(pid, milliseconds(std::chrono::hours(24)));
+    auto abort = [pid]() -> asio::awaitable<std::string> {
+        co_await process::wait_exit(pid, no_deadline);
+        co_return "QEMU (pid " + std::to_string(pid) + ") exited";
     };
     co_return co_await console::wait_for_console(
         impl_->files.console_log, console::text_matcher(std::move(text)), timeout, abort);

@@ -10,6 +10,7 @@
 
 #include <boost/asio/this_coro.hpp>
 
+#include "detail/await.hpp"
 #include "detail/race.hpp"
 
 namespace localvm::qemu {
@@ -46,9 +47,8 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout, ready_mode mode)
     if (mode == ready_mode::ssh)
         co_return;
     const pid_t pid = impl_->running_pid();
-    const auto left = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(
-                                                    deadline - std::chrono::steady_clock::now()));
-    auto exited = process::wait_exit(pid, milliseconds(std::chrono::hours(24)));
+    const auto left = localvm::detail::time_left(deadline);
+    auto exited = process::wait_exit(pid, no_deadline);
     auto outcome = co_await localvm::detail::race(
         detail::agent_wait_ready(impl_->files.agent_socket.string(), left), std::move(exited));
     if (outcome.index() == 1) {

@@ -62,14 +62,16 @@ asio::awaitable<void> manager::impl::stop(pid_t pid) {
         auto a = machine.resume(ev, std::chrono::steady_clock::now());
         if (!a.message.empty())
             say(a.message);
-        auto timeout = std::chrono::duration_cast<milliseconds>(a.timeout);
+        // Every rung ends: a zero timeout means "at once", never no_deadline.
+        const auto timeout =
+            std::max(milliseconds(1), std::chrono::ceil<milliseconds>(a.timeout));
         using k = detail::stop_action_kind;
         ev = {detail::stop_event_kind::waited, {}};
         switch (a.kind) {
         case k::connect:
             try {
                 qmp::client_options co;
-                co.connect_timeout = a.timeout;
+                co.connect_timeout = timeout;
                 client.emplace(co_await qmp::client::connect(files.qmp_socket.string(), co));
                 ev.kind = detail::stop_event_kind::connected;
             } catch (const localvm::error& e) {
@@ -81,7 +83,7 @@ asio::awaitable<void> manager::impl::stop(pid_t pid) {
         case k::quit:
             try {
                 qmp::execute_options eo;
-                eo.timeout = a.timeout;
+                eo.timeout = timeout;
                 const bool quit = a.kind == k::quit;
                 try {
                     co_await client->execute(quit ? "quit" : "system_powerdown", {}, eo);

@@ -261,15 +261,15 @@ asio::awaitable<client> client::connect(std::string path, client_options options
     co_return adopt(std::move(socket), std::move(path), options);
 }
 
-asio::awaitable<void> client::sync(clock_type::duration timeout) {
+asio::awaitable<void> client::sync(std::chrono::milliseconds timeout) {
     co_await impl_->call(request{"guest-sync-delimited", {}, true}, timeout, true);
 }
 
-asio::awaitable<json::value> client::execute(request r, clock_type::duration timeout) {
+asio::awaitable<json::value> client::execute(request r, std::chrono::milliseconds timeout) {
     co_return co_await impl_->call(std::move(r), timeout);
 }
 
-asio::awaitable<void> client::ping(clock_type::duration timeout) {
+asio::awaitable<void> client::ping(std::chrono::milliseconds timeout) {
     co_await impl_->call(make_ping(), timeout);
 }
 
@@ -287,25 +287,23 @@ T parsed(const json::value& v, Parse parse, const std::string& command, const st
 
 } // namespace
 
-asio::awaitable<std::int64_t> client::exec_start(exec_request r, clock_type::duration timeout) {
+asio::awaitable<std::int64_t> client::exec_start(exec_request r, std::chrono::milliseconds timeout) {
     if (r.argv.empty())
         throw localvm::error(errc::invalid_argument, "guest-exec: argv is empty");
     auto v = co_await impl_->call(make_exec(r), timeout);
     co_return parsed<std::int64_t>(v, parse_exec_pid, "guest-exec", impl_->name);
 }
 
-asio::awaitable<exec_status> client::exec_status(std::int64_t pid, clock_type::duration timeout) {
+asio::awaitable<exec_status> client::exec_status(std::int64_t pid, std::chrono::milliseconds timeout) {
     auto v = co_await impl_->call(make_exec_status(pid), timeout);
     co_return parsed<qga::exec_status>(v, parse_exec_status, "guest-exec-status", impl_->name);
 }
 
-asio::awaitable<exec_status> client::exec(exec_request r, clock_type::duration timeout) {
+asio::awaitable<exec_status> client::exec(exec_request r, std::chrono::milliseconds timeout) {
     if (timeout.count() <= 0)
         timeout = impl_->options.call_timeout;
     const auto deadline = clock_type::now() + timeout;
-    auto remaining = [&] {
-        return std::max(deadline - clock_type::now(), clock_type::duration(1));
-    };
+    auto remaining = [&] { return localvm::detail::time_left(deadline); };
     const auto program = r.argv.empty() ? std::string() : r.argv.front();
     auto pid = co_await exec_start(std::move(r), remaining());
     auto ex = co_await asio::this_coro::executor;
@@ -336,40 +334,40 @@ asio::awaitable<exec_status> client::exec(exec_request r, clock_type::duration t
 }
 
 asio::awaitable<std::int64_t> client::file_open(std::string path, std::string mode,
-                                                clock_type::duration timeout) {
+                                                std::chrono::milliseconds timeout) {
     auto v = co_await impl_->call(make_file_open(path, mode), timeout);
     co_return parsed<std::int64_t>(v, parse_file_handle, "guest-file-open", impl_->name);
 }
 
 asio::awaitable<file_chunk> client::file_read(std::int64_t handle, std::size_t count,
-                                              clock_type::duration timeout) {
+                                              std::chrono::milliseconds timeout) {
     auto v = co_await impl_->call(make_file_read(handle, count), timeout);
     co_return parsed<file_chunk>(v, parse_file_read, "guest-file-read", impl_->name);
 }
 
 asio::awaitable<std::size_t> client::file_write(std::int64_t handle, std::string bytes,
-                                                clock_type::duration timeout) {
+                                                std::chrono::milliseconds timeout) {
     auto v = co_await impl_->call(make_file_write(handle, bytes), timeout);
     co_return parsed<std::size_t>(v, parse_file_write, "guest-file-write", impl_->name);
 }
 
-asio::awaitable<void> client::file_close(std::int64_t handle, clock_type::duration timeout) {
+asio::awaitable<void> client::file_close(std::int64_t handle, std::chrono::milliseconds timeout) {
     co_await impl_->call(make_file_close(handle), timeout);
 }
 
 asio::awaitable<std::vector<network_interface>>
-client::network_interfaces(clock_type::duration timeout) {
+client::network_interfaces(std::chrono::milliseconds timeout) {
     auto v = co_await impl_->call(make_network_get_interfaces(), timeout);
     co_return parsed<std::vector<network_interface>>(v, parse_network_interfaces,
                                                      "guest-network-get-interfaces", impl_->name);
 }
 
 asio::awaitable<void> client::set_time(std::optional<std::chrono::nanoseconds> since_epoch,
-                                       clock_type::duration timeout) {
+                                       std::chrono::milliseconds timeout) {
     co_await impl_->call(make_set_time(since_epoch), timeout);
 }
 
-asio::awaitable<void> client::shutdown(shutdown_mode mode, clock_type::duration timeout) {
+asio::awaitable<void> client::shutdown(shutdown_mode mode, std::chrono::milliseconds timeout) {
     co_await impl_->call(make_shutdown(mode), timeout);
 }
 

@@ -521,7 +521,7 @@ subscription::~subscription() {
     s_->timer.cancel();
 }
 
-asio::awaitable<event> subscription::next(clock_type::duration timeout) {
+asio::awaitable<event> subscription::next(std::chrono::milliseconds timeout) {
     auto s = s_; // keeps the state alive even if *this is moved from meanwhile
     if (!s)
         throw localvm::error(errc::invalid_argument, "next() on a moved-from QMP subscription");
@@ -698,7 +698,7 @@ asio::awaitable<std::string> client::human_monitor_command(std::string command_l
     co_return std::string(v.get_string());
 }
 
-asio::awaitable<connection_end> client::wait_closed(clock_type::duration timeout) {
+asio::awaitable<connection_end> client::wait_closed(std::chrono::milliseconds timeout) {
     auto impl = impl_;
     if (!impl)
         co_return connection_end::local;

@@ -59,10 +59,7 @@ asio::awaitable<migration_info> query(client& c) {
 // The status of the next MIGRATION event ("" when it has none).
 asio::awaitable<std::string> next_status(subscription& s,
                                          std::chrono::steady_clock::time_point deadline) {
-    auto left = deadline - std::chrono::steady_clock::now();
-    if (left <= std::chrono::steady_clock::duration::zero())
-        left = std::chrono::nanoseconds(1);
-    auto e = co_await s.next(left);
+    auto e = co_await s.next(localvm::detail::time_left(deadline));
     const auto* st = e.data.if_contains("status");
     co_return st && st->is_string() ? std::string(st->get_string()) : std::string();
 }

@@ -87,7 +87,7 @@ std::vector<std::string> ssh_options(const target& t, bool interactive) {
          "-o",
          t.known_host_keys.empty() ? "StrictHostKeyChecking=accept-new" : "StrictHostKeyChecking=yes",
          "-o",
-         "ConnectTimeout=" + std::to_string(std::max<long long>(1, t.connect_timeout.count())),
+         "ConnectTimeout=" + std::to_string(std::max<long long>(1, (t.connect_timeout.count() + 999) / 1000)),
          "-o",
          "LogLevel=ERROR"});
     return a;

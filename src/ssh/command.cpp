@@ -137,9 +137,9 @@ asio::awaitable<shell_result> shell(target t, std::string command, shell_options
     } else {
         po.stdin_mode = process::input_mode::null;
         po.out.mode = process::stream_mode::sink;
-        po.out.sink = opts.stdout_sink ? opts.stdout_sink : line_sink(capture);
+        po.out.sink = opts.out ? opts.out : line_sink(capture);
         po.err.mode = process::stream_mode::sink;
-        po.err.sink = opts.stderr_sink ? opts.stderr_sink : line_sink(capture);
+        po.err.sink = opts.err ? opts.err : line_sink(capture);
     }
 
     const std::string what =

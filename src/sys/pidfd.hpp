@@ -12,8 +12,9 @@
 namespace localvm::sys {
 
 /// Waits on the current executor, without blocking it, until the process
-/// of `pidfd` has exited: true, or false when `timeout` passes first (zero
-/// or less just checks). No polling: the kernel makes the pidfd readable.
+/// of `pidfd` has exited: true, or false when `timeout` passes first (a
+/// negative one just checks; `no_deadline`, zero, waits without limit).
+/// No polling: the kernel makes the pidfd readable.
 /// `pidfd` stays the caller's and must stay open until this completes.
 /// Throws `errc::io_error` when the pidfd cannot be duplicated.
 /// Cancellation: completes with operation_aborted.

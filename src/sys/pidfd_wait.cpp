@@ -7,6 +7,7 @@
 
 #include <cerrno>
 
+#include "detail/await.hpp"
 #include "detail/race.hpp"
 #include "sys/errno.hpp"
 #include <fcntl.h>
@@ -18,7 +19,7 @@ namespace asio = boost::asio;
 asio::awaitable<bool> pidfd_wait(int pidfd, std::chrono::milliseconds timeout) {
     if (pidfd_exited(pidfd))
         co_return true;
-    if (timeout.count() <= 0)
+    if (timeout.count() < 0)
         co_return false;
     // The descriptor owns (closes) what it wraps: give it a duplicate.
     int dup = ::fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
@@ -26,7 +27,7 @@ asio::awaitable<bool> pidfd_wait(int pidfd, std::chrono::milliseconds timeout) {
         throw_errno(errc::io_error, "cannot duplicate a pidfd", errno);
     auto ex = co_await asio::this_coro::executor;
     asio::posix::stream_descriptor watch(ex, dup);
-    asio::steady_timer t(ex, timeout);
+    asio::steady_timer t(ex, localvm::detail::deadline_after(timeout));
     for (;;) {
         auto r = co_await localvm::detail::race(
             watch.async_wait(asio::posix::descriptor_base::wait_read, asio::use_awaitable),

@@ -63,7 +63,7 @@ std::vector<std::string> pending_now() {
 }
 
 void run_coroutine(std::function<boost::asio::awaitable<void>()> body,
-                   std::chrono::steady_clock::duration deadline, const std::string& what) {
+                   std::chrono::milliseconds deadline, const std::string& what) {
     std::optional<std::exception_ptr> outcome;
     detail::pending_registry registry;
     std::vector<std::string> still_pending;

@@ -524,7 +524,7 @@ asio::awaitable<void> vm_set::prepare_networks() {
 }
 
 void vm_set::run(std::function<asio::awaitable<void>(vm_set&)> body,
-                 std::chrono::steady_clock::duration deadline, const std::string& what) {
+                 std::chrono::milliseconds deadline, const std::string& what) {
     if (in_run_)
         throw_error(errc::invalid_argument, "vm_set::run called from inside a run");
     if (torn_down_)

@@ -152,8 +152,8 @@ asio::awaitable<void> follow_console(progress& p, std::filesystem::path log) {
                 if (following)
                     co_await follower.wait_change();
                 else
-                    co_await asio::steady_timer(ex, std::chrono::hours(24))
-                        .async_wait(asio::use_awaitable);
+                    co_await asio::steady_timer(ex, asio::steady_timer::time_point::max())
+                        .async_wait(asio::use_awaitable); // until cancelled
             } catch (const boost::system::system_error& e) {
                 if (e.code() == asio::error::operation_aborted)
                     throw;

@@ -5,7 +5,6 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <filesystem>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -71,25 +70,6 @@ std::string attach_hint(std::string_view vm_name, std::string_view endpoint = "s
 /// socket or the terminal fails otherwise. Cancellation disconnects, restores
 /// the terminal and completes with `boost::asio::error::operation_aborted`.
 boost::asio::awaitable<attach_end> attach(std::filesystem::path socket,
-                                          attach_options options = attach_options());
-
-/// A console that is not a socket on this host, as two awaitable calls
-/// (e.g. a libvirt domain's console stream, which works over a remote
-/// connection too).
-struct byte_channel {
-    /// The next bytes from the console; nullopt once it ended (the VM
-    /// closed it). May throw `localvm::error`, which ends the session.
-    std::function<boost::asio::awaitable<std::optional<std::string>>()> read;
-    /// Sends bytes to the console; false once it has ended.
-    std::function<boost::asio::awaitable<bool>(std::string)> write;
-};
-
-/// `attach` on a `byte_channel`: the same terminal handling (raw mode,
-/// escape byte, hint, fds restored) and the same ends, `vm_closed` when
-/// `read` gives nullopt or `write` false. Throws `errc::invalid_argument`
-/// for a bad fd, `errc::io_error` when the terminal fails, and what the
-/// channel throws. Cancellation as `attach`.
-boost::asio::awaitable<attach_end> attach(byte_channel channel,
                                           attach_options options = attach_options());
 
 } // namespace localvm::console

@@ -1,6 +1,8 @@
 // Waiting for text on the serial console, by following its log file.
 #pragma once
 
+#include <localvm/wait.hpp>
+
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
@@ -39,12 +41,7 @@ private:
     std::string description_;
 };
 
-/// Completes when the thing waited on can no longer succeed, typically a
-/// coroutine awaiting QEMU's exit (e.g. `process::wait_exit` on its pid).
-/// When it returns, the wait fails with `errc::guest_died`; an exception from
-/// it propagates. It is cancelled (and should then end promptly) when the
-/// wait ends for another reason.
-using abort_hook = std::function<boost::asio::awaitable<void>()>;
+using localvm::abort_hook; ///< See localvm/wait.hpp.
 
 /// Knobs for `wait_for_console`.
 struct wait_options {
@@ -75,8 +72,8 @@ struct wait_options {
 /// `errc::guest_died` when `abort` (if set) completes first (the file is
 /// read once more before giving up, after waiting up to 2 s for the log's
 /// drainer, if it has one, to finish: text written just before QEMU died
-/// still matches); both diagnostics name the log, the matcher and carry the last
-/// lines of the log. `errc::not_found` when the log's directory does not
+/// still matches), with the hook's diagnostic; both diagnostics name the
+/// log, the matcher and carry the last lines of the log. `errc::not_found` when the log's directory does not
 /// exist, `errc::io_error` when reading fails. Cancellation stops the wait
 /// and the hook and completes with `boost::asio::error::operation_aborted`.
 boost::asio::awaitable<std::string>

@@ -3,6 +3,7 @@
 // connection, events and streams, keepalive.
 #pragma once
 
+#include <localvm/wait.hpp>
 #include <localvm/error.hpp>
 #include <localvm/libvirt/events.hpp>
 #include <localvm/libvirt/keepalive.hpp>
@@ -26,7 +27,7 @@ namespace localvm::libvirt {
 struct client_options {
     /// Deadline for reaching the daemon (the socket, or ssh and its remote
     /// proxy), the auth check and CONNECT_OPEN together. Default 30 s.
-    std::chrono::steady_clock::duration connect_timeout = std::chrono::seconds(30);
+    std::chrono::milliseconds connect_timeout = std::chrono::seconds(30);
     /// PING after this much silence from the daemon; give up after `count`
     /// unanswered PINGs (the connection then ends with `errc::timeout`).
     /// Default 5 s and 5, as libvirt's own client.
@@ -40,9 +41,9 @@ struct client_options {
 
 /// Per-call settings.
 struct call_options {
-    /// Deadline for the reply; zero (the default) means none. When it passes
+    /// Deadline for the reply; `no_deadline` (the default) means none. When it passes
     /// the call throws `errc::timeout`; the late reply is discarded.
-    std::chrono::steady_clock::duration timeout{0};
+    std::chrono::milliseconds timeout = no_deadline;
 };
 
 /// The daemon answered a call (or ended a stream) with an error.
@@ -206,9 +207,9 @@ public:
     void abort() noexcept;
 
     /// Waits until the connection ends and says how. Throws `errc::timeout`
-    /// after `timeout` (zero: no limit). Cancellation: throws `operation_aborted`.
+    /// after `timeout` (`no_deadline`: no limit). Cancellation: throws `operation_aborted`.
     boost::asio::awaitable<connection_end>
-    wait_closed(std::chrono::steady_clock::duration timeout = {});
+    wait_closed(std::chrono::milliseconds timeout = no_deadline);
 
     connection_end end() const noexcept; ///< `open` until the connection ends.
     /// Why it ended (e.g. "libvirt connection to /run/x.sock ended (EOF)");

@@ -1,6 +1,7 @@
 // Domain lifecycle events from a libvirt connection.
 #pragma once
 
+#include <localvm/wait.hpp>
 #include <localvm/libvirt/procedures.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -49,12 +50,12 @@ public:
     lifecycle_events& operator=(lifecycle_events&&) noexcept;
     ~lifecycle_events();
 
-    /// The next event. Waits at most `timeout` (zero, the default: no
+    /// The next event. Waits at most `timeout` (`no_deadline`, the default: no
     /// limit). Throws `errc::timeout` when it passes, `errc::libvirt_closed`
     /// once the connection ended and every buffered event was taken,
     /// `errc::invalid_argument` if another `next` waits. Cancellation:
     /// throws `operation_aborted`; no event is lost.
-    boost::asio::awaitable<lifecycle> next(std::chrono::steady_clock::duration timeout = {});
+    boost::asio::awaitable<lifecycle> next(std::chrono::milliseconds timeout = no_deadline);
 
     /// The next buffered event, if any, without waiting.
     std::optional<lifecycle> try_next();

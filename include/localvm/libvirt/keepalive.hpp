@@ -10,7 +10,7 @@ namespace localvm::libvirt {
 struct keepalive_options {
     /// Silence after which a PING is sent, and between further PINGs.
     /// Default 5 s (libvirt's default); zero disables keepalive.
-    std::chrono::steady_clock::duration interval = std::chrono::seconds(5);
+    std::chrono::milliseconds interval = std::chrono::seconds(5);
     /// PINGs sent without hearing anything back before the peer counts as
     /// dead. Default 5: a peer silent for interval * (count + 1) is dead.
     unsigned count = 5;

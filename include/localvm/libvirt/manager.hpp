@@ -123,7 +123,8 @@ public:
     /// first, as `qemu::manager::wait_for_console` does. Lines read from the
     /// stream go to the output sink as "[NAME] console: LINE". Throws
     /// `errc::not_running`; `errc::guest_died` when the domain stops,
-    /// `errc::timeout` after `timeout` (both with the console's last lines);
+    /// `errc::timeout` after `timeout` (`no_deadline`: none; both with the
+    /// console's last lines);
     /// `errc::busy` when another client holds the console and this host has
     /// no log, or takes it by force during the wait. Cancellation: throws
     /// `operation_aborted`; the console and the lifecycle registration are

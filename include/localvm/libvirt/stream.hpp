@@ -1,6 +1,7 @@
 // A libvirt data stream: a console, or a volume upload.
 #pragma once
 
+#include <localvm/wait.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
@@ -25,13 +26,13 @@ public:
     ~stream();
 
     /// The next data the daemon sent, in order; nullopt once the daemon
-    /// ended the stream successfully. Waits at most `timeout` (zero: no
+    /// ended the stream successfully. Waits at most `timeout` (`no_deadline`: no
     /// limit). Throws `call_error` (`errc::libvirt_error`) when the daemon
     /// ended it with an error, `errc::libvirt_closed` when the connection
     /// ended first, `errc::timeout`, `errc::invalid_argument` if another
     /// `read` waits. Cancellation: throws `operation_aborted`; no data is lost.
     boost::asio::awaitable<std::optional<std::string>>
-    read(std::chrono::steady_clock::duration timeout = {});
+    read(std::chrono::milliseconds timeout = no_deadline);
 
     /// Queues `data` to the daemon in packets of at most
     /// `stream_chunk_size` bytes; returns once they are handed to the
@@ -44,8 +45,8 @@ public:
     /// Ends the stream successfully from this side and waits for the daemon
     /// to confirm (for an upload: everything is written). Throws as `read`
     /// (the daemon's error, e.g. a failed write to the volume); waits at most
-    /// `timeout` (zero: no limit).
-    boost::asio::awaitable<void> finish(std::chrono::steady_clock::duration timeout = {});
+    /// `timeout` (`no_deadline`: no limit).
+    boost::asio::awaitable<void> finish(std::chrono::milliseconds timeout = no_deadline);
 
     /// Ends the stream with an error from this side, at once; later data
     /// from the daemon for it is dropped. Idempotent; never throws.

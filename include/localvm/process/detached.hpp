@@ -1,6 +1,8 @@
 // Processes that outlive their starter, and waiting on any process by pid.
 #pragma once
 
+#include <localvm/wait.hpp>
+
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
@@ -161,8 +163,9 @@ public:
     /// exited already or the signal could not be sent (errno kept).
     bool send_signal(int sig) noexcept;
     /// Waits until the process has exited: true, or false when `timeout`
-    /// passed first (zero just checks). No polling: the kernel makes the
-    /// pidfd readable. Cancellation completes with operation_aborted.
+    /// passed first (a negative one just checks; `no_deadline`: no limit).
+    /// No polling: the kernel makes the pidfd readable. Cancellation
+    /// completes with operation_aborted.
     boost::asio::awaitable<bool> wait_exit(std::chrono::milliseconds timeout) const;
 
 private:
@@ -175,7 +178,8 @@ private:
 
 /// Waits until process `pid` (any process, not only a child) has exited,
 /// as `pidfd::open(pid).wait_exit(timeout)`: true when it exited, false when
-/// `timeout` passed first. A pid that does not exist counts as exited.
+/// `timeout` passed first (a negative one just checks; `no_deadline`: no
+/// limit). A pid that does not exist counts as exited.
 /// Throws `errc::invalid_argument` for pid <= 0, `errc::unsupported` without
 /// pidfd_open (Linux < 5.3). Cancellation completes with operation_aborted.
 boost::asio::awaitable<bool> wait_exit(pid_t pid, std::chrono::milliseconds timeout);

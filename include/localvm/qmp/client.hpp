@@ -1,6 +1,7 @@
 // A QMP client on the caller's executor: commands, events, connection end.
 #pragma once
 
+#include <localvm/wait.hpp>
 #include <localvm/error.hpp>
 #include <localvm/qmp/protocol.hpp>
 
@@ -23,7 +24,7 @@ namespace localvm::qmp {
 struct client_options {
     /// Deadline for connecting, the greeting and capability negotiation
     /// together. Default 10 s.
-    std::chrono::steady_clock::duration connect_timeout = std::chrono::seconds(10);
+    std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
     /// Ask for the `oob` capability when the greeting offers it (default
     /// false). With it QEMU reads ahead of the command it is running, so
     /// commands pipelined from several coroutines overlap their round trips.
@@ -38,9 +39,9 @@ struct client_options {
 
 /// Per-command settings.
 struct execute_options {
-    /// Deadline for the reply; zero (the default) means none. When it passes
+    /// Deadline for the reply; `no_deadline` (the default) means none. When it passes
     /// the call throws `errc::timeout`; the late reply is discarded.
-    std::chrono::steady_clock::duration timeout{0};
+    std::chrono::milliseconds timeout = no_deadline;
     /// Send as `exec-oob` (needs `oob` negotiated and a command QEMU marks
     /// allow-oob, else QEMU answers with an error). Default false.
     bool out_of_band = false;
@@ -95,13 +96,13 @@ public:
     ~subscription();
 
     /// The next matching event, in arrival order. Waits at most `timeout`
-    /// (zero, the default, waits without limit). Throws `errc::timeout`
+    /// (`no_deadline`, the default, waits without limit). Throws `errc::timeout`
     /// when it passes, `errc::monitor_closed` (or the code that closed the
     /// connection) once the connection has ended and every buffered event
     /// was taken, and `errc::invalid_argument` if another `next` on this
     /// subscription is waiting. Cancellation: throws
     /// `boost::asio::error::operation_aborted`; no event is lost.
-    boost::asio::awaitable<event> next(std::chrono::steady_clock::duration timeout = {});
+    boost::asio::awaitable<event> next(std::chrono::milliseconds timeout = no_deadline);
 
     /// The next buffered event, if any, without waiting.
     std::optional<event> try_next();
@@ -187,9 +188,9 @@ public:
     human_monitor_command(std::string command_line, execute_options options = execute_options());
 
     /// Waits until the connection ends and says how; returns at once when it
-    /// has. Throws `errc::timeout` after `timeout` (zero: no limit).
+    /// has. Throws `errc::timeout` after `timeout` (`no_deadline`: no limit).
     /// Cancellation: throws `operation_aborted`; the connection is untouched.
-    boost::asio::awaitable<connection_end> wait_closed(std::chrono::steady_clock::duration timeout = {});
+    boost::asio::awaitable<connection_end> wait_closed(std::chrono::milliseconds timeout = no_deadline);
 
     /// Closes the connection: pending and later calls throw `errc::monitor_closed`,
     /// subscriptions end after their buffered events. Idempotent.

@@ -41,10 +41,10 @@ struct migration_options {
     /// miscompiles a braced aggregate argument to a coroutine.)
     migration_options() = default;
     /// Deadline for the whole migration. Default 10 minutes.
-    std::chrono::steady_clock::duration timeout = std::chrono::minutes(10);
+    std::chrono::milliseconds timeout = std::chrono::minutes(10);
     /// After a timeout or cancellation: how long to wait for QEMU to
     /// confirm `migrate_cancel`. Default 10 s.
-    std::chrono::steady_clock::duration cancel_timeout = std::chrono::seconds(10);
+    std::chrono::milliseconds cancel_timeout = std::chrono::seconds(10);
     /// The name the descriptor gets in QEMU (`getfd`). Default "localvm-migration".
     std::string fd_name = "localvm-migration";
     /// `max-bandwidth` for an outgoing migration, bytes per second. QEMU's

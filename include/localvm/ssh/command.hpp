@@ -1,6 +1,7 @@
 // Commands in a guest over ssh, and files into it with rsync over ssh.
 #pragma once
 
+#include <localvm/commands.hpp>
 #include <localvm/output.hpp>
 #include <localvm/ssh/probe.hpp>
 
@@ -47,7 +48,9 @@ struct target {
     /// user's ~/.ssh/known_hosts). Spaces, quotes and '%' are fine; "${" is
     /// not (ssh would expand it as an environment variable).
     std::filesystem::path known_hosts_file;
-    std::chrono::seconds connect_timeout{10}; ///< ssh's ConnectTimeout. Default 10 s.
+    /// ssh's ConnectTimeout (whole seconds, rounded up; at least 1 s).
+    /// Default 10 s.
+    std::chrono::milliseconds connect_timeout{10000};
     /// Host key lines as in a `.pub` file ("ssh-ed25519 AAAA... comment") to
     /// pin, each on one line. Default empty: trust on first use.
     std::vector<std::string> known_host_keys;
@@ -89,38 +92,12 @@ std::string known_hosts_content(const target& t);
 /// (`errc::io_error`) naming the path; `errc::invalid_argument` if unset.
 void reset_known_hosts(const target& t);
 
-/// How `shell` treats the command's output.
-struct shell_options {
-    /// Defaults. (User-declared, so this is not an aggregate: GCC 12
-    /// miscompiles a braced aggregate argument to a coroutine.)
-    shell_options() = default;
-    /// Deadline for the whole command; zero (the default) means none. When
-    /// it passes ssh is terminated and `errc::timeout` is thrown.
-    std::chrono::milliseconds timeout{0};
-    /// Receives stdout lines as they arrive. Unset (the default): stdout is
-    /// captured into `shell_result::output`.
-    line_sink stdout_sink;
-    /// Receives stderr lines as they arrive. Unset (the default): stderr is
-    /// captured into `shell_result::output`, interleaved with stdout by line.
-    line_sink stderr_sink;
-    /// Bytes of `shell_result::output` kept (the first ones). Default 16 MiB.
-    std::size_t capture_limit = 16u << 20;
-    /// The terminal of an interactive session (empty command): ssh reads
-    /// keystrokes from `input_fd` and writes to `output_fd` and `error_fd`
-    /// (e.g. the slave side of a pty). Defaults: the caller's stdin, stdout
-    /// and stderr. Not closed; ssh itself puts a terminal `input_fd` in raw
-    /// mode and restores it. Unused when a command is given.
-    int input_fd = STDIN_FILENO;
-    int output_fd = STDOUT_FILENO; ///< See `input_fd`.
-    int error_fd = STDERR_FILENO;  ///< See `input_fd`.
-};
-
-/// How a remote command ended.
-struct shell_result {
-    int exit_status = 0;    ///< The remote command's exit status (0..254).
-    std::string output;     ///< Captured lines, each ending in '\n' (see shell_options).
-    bool truncated = false; ///< Output beyond `capture_limit` was dropped.
-};
+/// The value types are localvm's own (localvm/commands.hpp), also named
+/// here: `localvm::manager` hands them through unchanged.
+using localvm::shell_options;
+using localvm::shell_result;
+using localvm::sync_direction;
+using localvm::sync_options;
 
 /// Runs `command` in the guest (`ssh_argv(t, command)`, stdin /dev/null)
 /// and returns its exit status: a failing remote command is a result, not
@@ -165,38 +142,6 @@ struct login_options {
 /// Cancellation terminates the running ssh and completes with `operation_aborted`.
 boost::asio::awaitable<void> wait_for_login(target t, login_options opts = login_options(),
                                             abort_hook abort = {});
-
-/// Which way `sync` copies.
-enum class sync_direction {
-    to_guest,   ///< `from` is a host path, `to` a guest path (the default).
-    from_guest, ///< `from` is a guest path, `to` a host path.
-};
-
-/// How `sync` copies.
-struct sync_options {
-    /// Defaults. (User-declared, so this is not an aggregate: GCC 12
-    /// miscompiles a braced aggregate argument to a coroutine.)
-    sync_options() = default;
-    /// "--chown=USER:GROUP" for the copied files; empty (default) keeps owners.
-    std::string chown;
-    /// One "--exclude=PATTERN" each; empty patterns are dropped.
-    std::vector<std::string> excludes;
-    /// The remote rsync command (--rsync-path). Default "sudo rsync", so files
-    /// can be written anywhere; the guest user needs password-less sudo.
-    std::string rsync_path = "sudo rsync";
-    /// Pass --delete: remove remote files absent from `from`. Default false.
-    bool delete_extraneous = false;
-    /// Receives rsync's stdout and stderr lines; unset discards them (the
-    /// stderr tail still goes into error diagnostics).
-    line_sink output;
-    /// Deadline for the whole transfer; zero (default) means none.
-    std::chrono::milliseconds timeout{0};
-    /// Which way to copy. Default `sync_direction::to_guest`. `chown` and
-    /// `excludes` mean the same either way (`chown` applies on the receiving
-    /// side: on the host it takes effect only as far as the local user may
-    /// chown; `rsync_path` is the guest's rsync either way).
-    sync_direction direction = sync_direction::to_guest;
-};
 
 /// Quotes `word` for rsync's own `-e` command splitting: as is when it has
 /// no space or quote, else in single quotes with each ' doubled.

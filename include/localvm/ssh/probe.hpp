@@ -1,6 +1,8 @@
 // SSH readiness: wait until a port answers with an SSH identification line.
 #pragma once
 
+#include <localvm/wait.hpp>
+
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
@@ -86,11 +88,7 @@ struct probe_options {
     bool network_up = false;
 };
 
-/// Produces an awaitable that completes when waiting is pointless (e.g. QEMU
-/// exited), returning a diagnostic (e.g. the tail of the serial console). It
-/// is started once per call and cancelled (asio cancellation) when the call
-/// ends for another reason, so it must honour cancellation promptly.
-using abort_hook = std::function<boost::asio::awaitable<std::string>()>;
+using localvm::abort_hook; ///< See localvm/wait.hpp.
 
 /// Connects to `host:port` repeatedly until a peer sends an SSH
 /// identification line (a line starting with "SSH-"; other lines before it

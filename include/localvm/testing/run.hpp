@@ -24,7 +24,7 @@ struct pending_registry;
 /// the coroutine's frame destroyed (its destructors run: children are
 /// killed, sockets closed). Use it as the whole body of a Boost.Test case.
 void run_coroutine(std::function<boost::asio::awaitable<void>()> body,
-                   std::chrono::steady_clock::duration deadline = std::chrono::seconds(60),
+                   std::chrono::milliseconds deadline = std::chrono::seconds(60),
                    const std::string& what = "coroutine test body");
 
 /// Names an operation as pending for as long as it lives, so that a

@@ -194,7 +194,7 @@ public:
     /// other exceptions) with its message followed by `report()`. Call it as
     /// often as needed: VMs stay up between runs.
     void run(std::function<boost::asio::awaitable<void>(vm_set&)> body,
-             std::chrono::steady_clock::duration deadline = std::chrono::minutes(5),
+             std::chrono::milliseconds deadline = std::chrono::minutes(5),
              const std::string& what = "VM test body");
 
     /// Stops (quickly: no ACPI wait) and deletes the VM named `name` and

@@ -165,16 +165,17 @@ BOOST_AUTO_TEST_CASE(wait_for_console_fails_fast_when_qemu_dies) {
             int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, vm.pid, 0));
             BOOST_REQUIRE(pidfd >= 0);
             asio::posix::stream_descriptor exited(exec, pidfd);
-            auto hook = [&]() -> asio::awaitable<void> {
+            auto hook = [&]() -> asio::awaitable<std::string> {
                 co_await exited.async_wait(asio::posix::descriptor_base::wait_read,
                                            asio::use_awaitable);
+                co_return "QEMU was killed";
             };
             auto killer = [&]() -> asio::awaitable<void> {
                 for (int i = 0; i < 20; ++i)
                     co_await asio::post(exec, asio::use_awaitable);
                 ::kill(vm.pid, SIGKILL);
             };
-            auto forever = std::chrono::milliseconds(std::chrono::hours(1));
+            auto forever = localvm::no_deadline;
             auto [order, wait_ex, line, killer_ex] =
                 co_await ex::make_parallel_group(
                     asio::co_spawn(

@@ -55,7 +55,9 @@ inline std::string missing_tools() {
 class private_libvirtd {
 public:
     /// Makes the temp dir and configuration; `start` runs the daemon.
-    private_libvirtd() {
+    /// `extra_conf`: lines appended to its libvirtd.conf (e.g. a benchmark's
+    /// "max_client_requests = 16").
+    explicit private_libvirtd(const std::string& extra_conf = {}) {
         char tmpl[] = "/tmp/localvm-libvirtd.XXXXXX";
         if (!::mkdtemp(tmpl))
             throw std::runtime_error("mkdtemp failed");
@@ -70,7 +72,8 @@ public:
             << "unix_sock_rw_perms = \"0700\"\n"
             << "auth_unix_ro = \"none\"\nauth_unix_rw = \"none\"\n"
             << "listen_tls = 0\nlisten_tcp = 0\n"
-            << "log_outputs = \"3:stderr\"\n";
+            << "log_outputs = \"3:stderr\"\n"
+            << extra_conf;
         // root without confinement or cgroups (a container may have
         // neither); QEMU's stdio to files: no virtlogd to start.
         std::ofstream(dir_ / "etc/qemu.conf") << "user = \"root\"\ngroup = \"root\"\n"

@@ -227,7 +227,7 @@ asio::awaitable<sshd> start_sshd() {
         s.proc = std::make_unique<process::child>(ex, std::move(o));
         const pid_t pid = s.proc->pid();
         auto died = [pid]() -> asio::awaitable<std::string> {
-            co_await process::wait_exit(pid, std::chrono::milliseconds(3600 * 1000));
+            co_await process::wait_exit(pid, localvm::no_deadline);
             co_return "sshd exited";
         };
         ssh::probe_options po;
@@ -301,10 +301,10 @@ BOOST_AUTO_TEST_CASE(shell_streams_stdout_and_stderr_apart) {
         auto s = co_await start_sshd();
         std::vector<std::string> out, err;
         ssh::shell_options o;
-        o.stdout_sink = [&](std::string_view l) {
+        o.out = [&](std::string_view l) {
             out.emplace_back(l);
         };
-        o.stderr_sink = [&](std::string_view l) {
+        o.err = [&](std::string_view l) {
             err.emplace_back(l);
         };
         auto r =
@@ -374,7 +374,7 @@ BOOST_AUTO_TEST_CASE(shell_cancellation_kills_ssh) {
             bool started = false;
             asio::steady_timer timer(ex, asio::steady_timer::time_point::max());
             ssh::shell_options o;
-            o.stdout_sink = [&](std::string_view) {
+            o.out = [&](std::string_view) {
                 started = true;
                 timer.expires_at(asio::steady_timer::time_point::min()); // fire now
             };

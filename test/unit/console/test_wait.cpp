@@ -41,7 +41,7 @@ namespace {
 
 // Far longer than any test's run_coroutine deadline: a wait that is not woken
 // by its event fails the test through that deadline, not through this one.
-constexpr auto forever = std::chrono::milliseconds(std::chrono::hours(1));
+constexpr auto forever = localvm::no_deadline;
 constexpr auto test_deadline = 20s;
 
 // Lets the other coroutines run until they park on their events.
@@ -265,8 +265,9 @@ BOOST_AUTO_TEST_CASE(abort_hook_fails_at_once_with_guest_died) {
             // The "QEMU pidfd": readable once the other end closes.
             asio::local::stream_protocol::socket qemu(exec), watcher(exec);
             asio::local::connect_pair(qemu, watcher);
-            auto hook = [&]() -> asio::awaitable<void> {
+            auto hook = [&]() -> asio::awaitable<std::string> {
                 co_await watcher.async_wait(asio::socket_base::wait_read, asio::use_awaitable);
+                co_return "QEMU exited with status 1";
             };
             try {
                 co_await with_writer(wait_for_console(log, "login:", forever, hook),
@@ -278,6 +279,9 @@ BOOST_AUTO_TEST_CASE(abort_hook_fails_at_once_with_guest_died) {
             } catch (const localvm::error& e) {
                 BOOST_TEST(e.code() == errc::guest_died);
                 BOOST_TEST(e.diagnostic().find("  | qemu: fatal error") != std::string::npos,
+                           e.diagnostic());
+                // The hook's own diagnostic is in the error.
+                BOOST_TEST(e.diagnostic().find("QEMU exited with status 1") != std::string::npos,
                            e.diagnostic());
             }
         },
@@ -292,9 +296,9 @@ BOOST_AUTO_TEST_CASE(abort_hook_still_sees_text_written_just_before) {
             // The hook completes at once, yet the text is there: it wins.
             append(log, "vm login: ");
             int calls = 0;
-            auto hook = [&]() -> asio::awaitable<void> {
+            auto hook = [&]() -> asio::awaitable<std::string> {
                 ++calls;
-                co_return;
+                co_return "";
             };
             auto line = co_await wait_for_console(log, "login:", forever, hook);
             BOOST_TEST(line == "vm login: ");
@@ -314,9 +318,9 @@ BOOST_AUTO_TEST_CASE(an_exception_from_the_hook_propagates) {
     temp_dir dir;
     localvm::testing::run_coroutine(
         [&]() -> asio::awaitable<void> {
-            auto hook = []() -> asio::awaitable<void> {
+            auto hook = []() -> asio::awaitable<std::string> {
                 localvm::throw_error(errc::io_error, "pidfd broke");
-                co_return;
+                co_return "";
             };
             try {
                 co_await wait_for_console(dir / "c.log", "x", forever, hook);
@@ -350,10 +354,11 @@ BOOST_AUTO_TEST_CASE(cancellation_stops_the_wait_and_the_hook) {
             auto exec = co_await asio::this_coro::executor;
             asio::steady_timer hook_timer(exec, asio::steady_timer::time_point::max());
             bool hook_cancelled = false;
-            auto hook = [&]() -> asio::awaitable<void> {
+            auto hook = [&]() -> asio::awaitable<std::string> {
                 boost::system::error_code ec;
                 co_await hook_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
                 hook_cancelled = ec == asio::error::operation_aborted;
+                co_return "";
             };
             // The other racer completes first; the group cancels the wait.
             auto [order, wait_ex, line, other_ex] =

@@ -422,3 +422,18 @@ BOOST_AUTO_TEST_CASE(rsync_argv_from_the_guest) {
     BOOST_TEST(rsync_argv(vm(), "/x", "d", o).at(a.size() - 4) ==
                rsync_argv(vm(), "d", "/x", {}).at(4));
 }
+
+BOOST_AUTO_TEST_CASE(connect_timeout_is_whole_seconds_rounded_up) {
+    auto connect_timeout_of = [](std::chrono::milliseconds d) {
+        auto t = vm();
+        t.connect_timeout = d;
+        for (const auto& a : ssh_argv(t, "true"))
+            if (a.starts_with("ConnectTimeout="))
+                return a;
+        return std::string("none");
+    };
+    BOOST_TEST(connect_timeout_of(std::chrono::milliseconds(2500)) == "ConnectTimeout=3");
+    BOOST_TEST(connect_timeout_of(std::chrono::milliseconds(2000)) == "ConnectTimeout=2");
+    BOOST_TEST(connect_timeout_of(std::chrono::milliseconds(1)) == "ConnectTimeout=1");
+    BOOST_TEST(connect_timeout_of(std::chrono::milliseconds(0)) == "ConnectTimeout=1");
+}
