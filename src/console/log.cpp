@@ -1,4 +1,5 @@
 #include <localvm/console/drain.hpp>
+#include <localvm/console/lines.hpp>
 #include <localvm/console/log.hpp>
 #include <localvm/error.hpp>
 
@@ -21,7 +22,6 @@ namespace localvm::console {
 
 namespace {
 
-constexpr std::size_t max_line_length = 64 * 1024;
 constexpr std::size_t read_chunk = 64 * 1024;
 constexpr std::size_t read_budget = 1024 * 1024; // per read_lines call
 constexpr std::uint64_t tail_window_limit = 4 * 1024 * 1024;
@@ -177,8 +177,7 @@ struct console_log::impl {
     dev_t dev = 0;
     ino_t ino = 0;
     std::uint64_t offset = 0;
-    std::string partial_raw;
-    std::string last_line;
+    line_splitter lines;
     bool caught_up = true;
 
     std::optional<sys::inotify> notify;
@@ -190,7 +189,7 @@ struct console_log::impl {
 
     void reset_to_start() {
         offset = 0;
-        partial_raw.clear();
+        lines.drop_partial();
     }
 
     // Opens the file when it appeared, restarts it when truncated. False
@@ -245,32 +244,8 @@ struct console_log::impl {
             !(rot.st_dev == cur.st_dev && rot.st_ino == cur.st_ino) && open_at(rotated, 0))
             return true;
         if (!ours_rotated)
-            partial_raw.clear();
+            lines.drop_partial();
         return open_at(file, 0);
-    }
-
-    void emit(std::string_view raw, std::vector<std::string>& out) {
-        auto line = clean_line(raw);
-        if (!blank(line))
-            last_line = line;
-        out.push_back(std::move(line));
-    }
-
-    void feed(std::string_view data, std::vector<std::string>& out) {
-        while (!data.empty()) {
-            auto nl = data.find('\n');
-            auto piece = data.substr(0, nl);
-            partial_raw.append(piece);
-            while (partial_raw.size() >= max_line_length) {
-                emit(std::string_view(partial_raw).substr(0, max_line_length), out);
-                partial_raw.erase(0, max_line_length);
-            }
-            if (nl == std::string_view::npos)
-                break;
-            emit(partial_raw, out);
-            partial_raw.clear();
-            data.remove_prefix(nl + 1);
-        }
     }
 
     void add_file_watch() {
@@ -329,7 +304,7 @@ std::vector<std::string> console_log::read_lines() {
         auto got = static_cast<std::size_t>(r);
         s.offset += got;
         budget -= got;
-        s.feed(std::string_view(buf.data(), got), out);
+        s.lines.feed(std::string_view(buf.data(), got), out);
     }
     return out;
 }
@@ -339,12 +314,11 @@ bool console_log::caught_up() const noexcept {
 }
 
 std::string console_log::partial_line() const {
-    return clean_line(impl_->partial_raw);
+    return impl_->lines.partial_line();
 }
 
 std::string console_log::latest_line() const {
-    auto partial = partial_line();
-    return blank(partial) ? impl_->last_line : partial;
+    return impl_->lines.latest_line();
 }
 
 std::uint64_t console_log::offset() const noexcept {

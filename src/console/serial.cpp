@@ -1,4 +1,5 @@
 #include <localvm/console/serial.hpp>
+#include <localvm/console/channel.hpp>
 #include <localvm/error.hpp>
 
 #include "detail/race.hpp"
@@ -103,9 +104,6 @@ std::string attach_hint(std::string_view vm_name, std::string_view endpoint) {
 
 asio::awaitable<attach_end> attach(std::filesystem::path socket, attach_options options) {
     auto ex = co_await asio::this_coro::executor;
-    flags_guard in_flags(options.input_fd);
-    flags_guard out_flags(options.output_fd);
-
     asio::local::stream_protocol::endpoint endpoint;
     try {
         endpoint = asio::local::stream_protocol::endpoint(socket.string());
@@ -114,6 +112,11 @@ asio::awaitable<attach_end> attach(std::filesystem::path socket, attach_options 
                     options.endpoint + " socket path " + socket.string() + ": " +
                         e.code().message());
     }
+    // The fds first: a bad one is invalid_argument before anything connects.
+    for (int fd : {options.input_fd, options.output_fd})
+        if (::fcntl(fd, F_GETFL) < 0)
+            sys::throw_errno(errc::invalid_argument,
+                             "attach: fd " + std::to_string(fd) + " is not open", errno);
     asio::local::stream_protocol::socket sock(ex);
     error_code ec;
     co_await sock.async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
@@ -127,6 +130,39 @@ asio::awaitable<attach_end> attach(std::filesystem::path socket, attach_options 
     if (ec)
         throw_error(errc::io_error, "connecting to the " + options.endpoint + " socket " +
                                         socket.string() + ": " + ec.message());
+
+    const std::string endpoint_name = options.endpoint;
+    byte_channel channel;
+    channel.read = [&sock, endpoint_name]() -> asio::awaitable<std::optional<std::string>> {
+        std::string buf(4096, '\0');
+        error_code rec;
+        auto n = co_await sock.async_read_some(asio::buffer(buf),
+                                               asio::redirect_error(asio::use_awaitable, rec));
+        if (peer_gone(rec))
+            co_return std::nullopt;
+        if (rec)
+            rethrow_io(rec, "reading the " + endpoint_name + " socket");
+        buf.resize(n);
+        co_return buf;
+    };
+    channel.write = [&sock, endpoint_name](std::string data) -> asio::awaitable<bool> {
+        error_code rec;
+        co_await asio::async_write(sock, asio::buffer(data),
+                                   asio::redirect_error(asio::use_awaitable, rec));
+        if (peer_gone(rec))
+            co_return false;
+        if (rec)
+            rethrow_io(rec, "writing to the " + endpoint_name + " socket");
+        co_return true;
+    };
+    co_return co_await attach(std::move(channel), std::move(options));
+}
+
+asio::awaitable<attach_end> attach(byte_channel channel, attach_options options) {
+    auto ex = co_await asio::this_coro::executor;
+    flags_guard in_flags(options.input_fd);
+    flags_guard out_flags(options.output_fd);
+    error_code ec;
 
     // Declared before the descriptors: they close first, then flags and
     // termios come back.
@@ -145,16 +181,12 @@ asio::awaitable<attach_end> attach(std::filesystem::path socket, attach_options 
     }
 
     auto to_terminal = [&]() -> asio::awaitable<void> {
-        std::array<char, 4096> buf;
         for (;;) {
-            error_code rec;
-            auto n = co_await sock.async_read_some(asio::buffer(buf),
-                                                   asio::redirect_error(asio::use_awaitable, rec));
-            if (peer_gone(rec))
+            auto data = co_await channel.read();
+            if (!data)
                 co_return;
-            if (rec)
-                rethrow_io(rec, "reading the " + options.endpoint + " socket");
-            co_await asio::async_write(out, asio::buffer(buf.data(), n),
+            error_code rec;
+            co_await asio::async_write(out, asio::buffer(*data),
                                        asio::redirect_error(asio::use_awaitable, rec));
             if (rec)
                 rethrow_io(rec, "writing to the terminal");
@@ -181,12 +213,9 @@ asio::awaitable<attach_end> attach(std::filesystem::path socket, attach_options 
                 }
             }
             if (send > 0) {
-                co_await asio::async_write(sock, asio::buffer(buf.data(), send),
-                                           asio::redirect_error(asio::use_awaitable, rec));
-                if (peer_gone(rec))
+                bool open = co_await channel.write(std::string(buf.data(), send));
+                if (!open)
                     co_return attach_end::vm_closed;
-                if (rec)
-                    rethrow_io(rec, "writing to the " + options.endpoint + " socket");
             }
             if (detach)
                 co_return attach_end::detached;

@@ -42,6 +42,10 @@ const char* procedure_name(std::uint32_t program, std::int32_t p) {
         return "CONNECT_CLOSE";
     case remote_procedure::connect_get_version:
         return "CONNECT_GET_VERSION";
+    case remote_procedure::node_get_info:
+        return "NODE_GET_INFO";
+    case remote_procedure::node_get_free_memory:
+        return "NODE_GET_FREE_MEMORY";
     case remote_procedure::connect_get_capabilities:
         return "CONNECT_GET_CAPABILITIES";
     case remote_procedure::domain_create:
@@ -883,6 +887,16 @@ asio::awaitable<std::uint64_t> client::hypervisor_version() {
 asio::awaitable<std::string> client::hostname() {
     auto r = co_await call(remote_program, rp(remote_procedure::connect_get_hostname), "");
     co_return decode_or_throw<string_value>(r, "CONNECT_GET_HOSTNAME").value;
+}
+
+asio::awaitable<node_get_info_ret> client::node_info() {
+    auto r = co_await call(remote_program, rp(remote_procedure::node_get_info), "");
+    co_return decode_or_throw<node_get_info_ret>(r, "NODE_GET_INFO");
+}
+
+asio::awaitable<std::uint64_t> client::node_free_memory() {
+    auto r = co_await call(remote_program, rp(remote_procedure::node_get_free_memory), "");
+    co_return decode_or_throw<node_get_free_memory_ret>(r, "NODE_GET_FREE_MEMORY").free_bytes;
 }
 
 asio::awaitable<std::string> client::capabilities() {

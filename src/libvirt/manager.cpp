@@ -3,19 +3,25 @@
 // QEMU runs, so a stopped VM is its volumes alone.
 #include <localvm/cloudinit/iso9660.hpp>
 #include <localvm/cloudinit/nocloud.hpp>
+#include <localvm/console/channel.hpp>
 #include <localvm/console/log.hpp>
+#include <localvm/console/serial.hpp>
 #include <localvm/console/wait.hpp>
 #include <localvm/error.hpp>
 #include <localvm/libvirt/manager.hpp>
 #include <localvm/libvirt/uri.hpp>
 #include <localvm/process/child.hpp>
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <csignal>
 
 #include "detail/await.hpp"
+#include "detail/race.hpp"
+#include "libvirt/console_scan.hpp"
 #include "libvirt/domain_xml.hpp"
 #include "libvirt/pool_copy.hpp"
 #include "libvirt/transport.hpp"
@@ -41,6 +47,7 @@ namespace {
 constexpr std::int32_t no_domain = 42;         // VIR_ERR_NO_DOMAIN
 constexpr std::int32_t operation_invalid = 55; // VIR_ERR_OPERATION_INVALID
 constexpr std::int32_t no_storage_pool = 49;   // VIR_ERR_NO_STORAGE_POOL
+constexpr std::int32_t operation_failed = 9;   // VIR_ERR_OPERATION_FAILED (a console in use)
 constexpr std::uint32_t shutdown_acpi = 1;     // VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN
 constexpr std::uint32_t destroy_graceful = 1;  // VIR_DOMAIN_DESTROY_GRACEFUL
 constexpr std::uint32_t monitor_hmp = 1;       // VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP
@@ -94,6 +101,13 @@ struct manager::impl {
     void say(const std::string& line) const {
         if (output)
             output("[" + name() + "] " + line);
+    }
+
+    // Where console lines read from the stream go ("console: LINE").
+    line_sink console_echo() const {
+        return [this](std::string_view line) {
+            say(std::string(line));
+        };
     }
 
     asio::awaitable<client*> connection() {
@@ -192,6 +206,66 @@ struct manager::impl {
         }
         if (failure)
             std::rethrow_exception(failure);
+    }
+
+    // Completes once the domain has stopped (again at once after that).
+    using stop_hook = std::function<asio::awaitable<void>()>;
+
+    // The lifecycle watch of wait_ready, wait_for_console and console:
+    // registers for `dom`'s events, asks again whether it is active (it may
+    // have stopped before the registration took hold), runs `body` with a
+    // hook that completes once it stopped, and deregisters on every path,
+    // cancellation included.
+    asio::awaitable<void> watch_stop(domain_ref dom,
+                                     std::function<asio::awaitable<void>(stop_hook)> body) {
+        auto* c = co_await connection();
+        auto events = co_await c->subscribe_lifecycle(dom);
+        std::exception_ptr failure;
+        try {
+            auto still = co_await active_domain();
+            auto stopped = std::make_shared<bool>(!still);
+            stop_hook hook = [&events, stopped]() -> asio::awaitable<void> {
+                while (!*stopped) {
+                    auto e = co_await events.next();
+                    *stopped = ended(e);
+                }
+            };
+            co_await body(std::move(hook));
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        co_await asio::this_coro::reset_cancellation_state();
+        co_await close_events(events, failure);
+    }
+
+    // The domain's (first) console as a stream; nullopt when another client
+    // holds it (libvirt allows one unless forced, and we never force).
+    asio::awaitable<std::optional<stream>> open_console(domain_ref dom) {
+        auto* c = co_await connection();
+        try {
+            co_return co_await c->open_console(std::move(dom));
+        } catch (const call_error& e) {
+            if (e.libvirt_code() != operation_failed)
+                throw;
+        }
+        co_return std::nullopt;
+    }
+
+    // The console log file (the domain's `<log file>`), when this host has
+    // it: a local daemon's QEMU writes it (a remote one gets no log path). It holds the whole boot, which
+    // the stream cannot give (it carries only what comes after it opens).
+    bool local_log() const {
+        std::error_code ec;
+        return !remote() && fs::exists(files.console_log, ec);
+    }
+
+    // The console's last lines for a diagnostic: the log file's when this
+    // host has one, else what the stream showed.
+    std::string console_tail(const detail::console_scan* seen) const {
+        auto tail = local_log() ? console::read_tail(files.console_log, 20) : std::string();
+        if (tail.empty() && seen)
+            tail = seen->tail();
+        return tail;
     }
 
     // Serialises create, start, stop and remove of this VM between the
@@ -450,61 +524,100 @@ asio::awaitable<void> manager::wait_ready(milliseconds timeout) {
     impl& vm = *impl_;
     auto t = co_await vm.ssh_target();
     auto dom = co_await vm.running_domain();
-    auto* c = co_await vm.connection();
-    auto events = co_await c->subscribe_lifecycle(dom);
-    // The domain may have stopped between the lookup and the registration.
-    auto still = co_await vm.active_domain();
-    const bool gone = !still;
-    auto abort = [&vm, &events, gone]() -> asio::awaitable<std::string> {
-        while (!gone) {
-            auto e = co_await events.next();
-            if (ended(e))
-                break;
-        }
-        co_return "domain " + vm.name() + " stopped while waiting for SSH; console:\n" +
-            console::read_tail(vm.files.console_log, 20);
+    auto body = [&vm, &t, timeout, dom](impl::stop_hook stopped) -> asio::awaitable<void> {
+        // The console is followed meanwhile (when no other client holds
+        // it): its lines go to the output, its tail into a guest_died
+        // diagnostic where this host has no console log.
+        auto feed = co_await vm.open_console(dom);
+        detail::console_scan seen(vm.console_echo());
+        auto abort = [&vm, &feed, &seen, &stopped]() -> asio::awaitable<std::string> {
+            if (feed)
+                co_await localvm::detail::race(stopped(),
+                                               detail::read_console(*feed, seen, nullptr, false));
+            co_await stopped(); // the stream may end first
+            co_return "domain " + vm.name() + " stopped while waiting for SSH; console:\n" +
+                vm.console_tail(&seen);
+        };
+        co_await qemu::detail::wait_guest_ssh(
+            vm.opts.vm, std::move(t), timeout, false, abort,
+            [&vm](const std::string& l) { vm.say(l); }, {});
     };
-    std::exception_ptr failure;
-    try {
-        co_await qemu::detail::wait_guest_ssh(vm.opts.vm, std::move(t), timeout, false, abort,
-                                              [&vm](const std::string& l) { vm.say(l); }, {});
-    } catch (...) {
-        failure = std::current_exception();
-    }
-    co_await asio::this_coro::reset_cancellation_state();
-    co_await impl::close_events(events, failure);
+    co_await vm.watch_stop(dom, body);
 }
 
+// On the console stream, so that it works over a remote connection; the
+// history before the stream opened comes from the console log where this
+// host has one (a local daemon).
 asio::awaitable<std::string> manager::wait_for_console(std::string text, milliseconds timeout) {
     impl& vm = *impl_;
     auto dom = co_await vm.running_domain();
-    if (vm.remote())
-        throw_error(errc::unsupported, "VM " + vm.name() +
-                                           ": waiting for console text through a remote libvirt "
-                                           "connection is not supported yet (the console log is "
-                                           "a file on this host)");
-    auto* c = co_await vm.connection();
-    auto events = co_await c->subscribe_lifecycle(dom);
-    auto still = co_await vm.active_domain();
-    const bool gone = !still;
-    auto abort = [&vm, &events, gone]() -> asio::awaitable<std::string> {
-        while (!gone) {
-            auto e = co_await events.next();
-            if (ended(e))
-                break;
-        }
-        co_return "domain " + vm.name() + " stopped";
-    };
+    const console::text_matcher matcher(std::move(text));
     std::string line;
-    std::exception_ptr failure;
-    try {
-        line = co_await console::wait_for_console(
-            vm.files.console_log, console::text_matcher(std::move(text)), timeout, abort);
-    } catch (...) {
-        failure = std::current_exception();
-    }
-    co_await asio::this_coro::reset_cancellation_state();
-    co_await impl::close_events(events, failure);
+    auto body = [&vm, &matcher, &line, timeout,
+                 dom](impl::stop_hook stopped) -> asio::awaitable<void> {
+        auto feed = co_await vm.open_console(dom);
+        if (!feed) {
+            // Another client holds the console: the log file alone, if any.
+            if (!vm.local_log())
+                throw_error(errc::busy, "the serial console of VM " + vm.name() +
+                                            " is in use by another client");
+            auto abort = [&vm, &stopped]() -> asio::awaitable<std::string> {
+                co_await stopped();
+                co_return "domain " + vm.name() + " stopped";
+            };
+            line = co_await console::wait_for_console(vm.files.console_log, matcher, timeout, abort);
+            co_return;
+        }
+        // Opened before the history is read: nothing falls in between.
+        if (vm.local_log()) {
+            console::console_log history(vm.files.console_log);
+            for (;;) {
+                for (auto& l : history.read_lines())
+                    if (matcher.matches(l)) {
+                        line = std::move(l);
+                        co_return;
+                    }
+                if (history.caught_up())
+                    break;
+            }
+            auto partial = history.partial_line();
+            if (!partial.empty() && matcher.matches(partial)) {
+                line = std::move(partial);
+                co_return;
+            }
+        }
+        detail::console_scan seen(vm.console_echo());
+        auto what =
+            "waiting for " + matcher.description() + " on the serial console of VM " + vm.name();
+        auto with_tail = [&vm, &seen](std::string message) {
+            auto tail = vm.console_tail(&seen);
+            return message + (tail.empty() ? std::string("; the console showed nothing")
+                                           : "; its last lines:\n" + tail);
+        };
+        asio::steady_timer deadline(co_await asio::this_coro::executor,
+                                    localvm::detail::deadline_after(timeout)); // 0: none
+        auto outcome =
+            co_await localvm::detail::race(detail::read_console(*feed, seen, &matcher, true),
+                                           deadline.async_wait(asio::use_awaitable), stopped());
+        if (outcome.index() == 0 && std::get<0>(outcome)) {
+            line = std::move(*std::get<0>(outcome));
+            co_return;
+        }
+        if (outcome.index() == 1)
+            throw_error(errc::timeout, with_tail(what + ": no match within " +
+                                                 std::to_string(timeout.count()) + " ms"));
+        if (outcome.index() == 0) {
+            // The stream ended: the domain stopped, or a client took the
+            // console by force.
+            asio::steady_timer grace(co_await asio::this_coro::executor, std::chrono::seconds(5));
+            auto end =
+                co_await localvm::detail::race(stopped(), grace.async_wait(asio::use_awaitable));
+            if (end.index() == 1)
+                throw_error(errc::busy, with_tail(what + ": another client took the console"));
+        }
+        throw_error(errc::guest_died, with_tail(what + ": the domain stopped"));
+    };
+    co_await vm.watch_stop(dom, body);
     co_return line;
 }
 
@@ -514,8 +627,45 @@ asio::awaitable<shell_result> manager::shell(std::string command, shell_options 
 }
 
 asio::awaitable<void> manager::console() {
-    co_await impl_->running_domain();
-    throw_error(errc::unsupported, "the libvirt backend has no console attach yet");
+    console::attach_options ao;
+    ao.hint = console::attach_hint(impl_->name());
+    co_await attach_console(std::move(ao));
+}
+
+asio::awaitable<console::attach_end> manager::attach_console(console::attach_options opts) {
+    impl& vm = *impl_;
+    auto dom = co_await vm.running_domain();
+    console::attach_end how = console::attach_end::vm_closed;
+    auto body = [&vm, &opts, &how, dom](impl::stop_hook stopped) -> asio::awaitable<void> {
+        auto feed = co_await vm.open_console(dom);
+        if (!feed)
+            throw_error(errc::busy,
+                        "the serial console of VM " + vm.name() + " is in use by another client");
+        stream& s = *feed;
+        console::byte_channel channel;
+        channel.read = [&s]() -> asio::awaitable<std::optional<std::string>> {
+            try {
+                co_return co_await s.read();
+            } catch (const call_error&) {
+                co_return std::nullopt; // the daemon ended it: the domain stopped
+            }
+        };
+        channel.write = [&s](std::string data) -> asio::awaitable<bool> {
+            try {
+                co_await s.write(std::move(data));
+            } catch (const call_error&) {
+                co_return false;
+            }
+            co_return true;
+        };
+        auto ended =
+            co_await localvm::detail::race(console::attach(std::move(channel), opts), stopped());
+        if (ended.index() == 0)
+            how = std::get<0>(ended);
+        s.abort(); // let go of the console at once
+    };
+    co_await vm.watch_stop(dom, body);
+    co_return how;
 }
 
 asio::awaitable<void> manager::sync(fs::path from, std::string to, sync_options opts) {

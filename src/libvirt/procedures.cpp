@@ -55,6 +55,7 @@ LOCALVM_XDR_FIELDS(pool_ref, io(v.name); io(v.uuid);)
 LOCALVM_XDR_FIELDS(vol_ref, io(v.pool); io(v.name); io(v.key);)
 LOCALVM_XDR_FIELDS(connect_open_args, io(v.name); io(v.flags);)
 LOCALVM_XDR_FIELDS(connect_get_version_ret, io(v.hv_ver);)
+LOCALVM_XDR_FIELDS(node_get_free_memory_ret, io(v.free_bytes);)
 LOCALVM_XDR_FIELDS(string_value, io(v.value);)
 LOCALVM_XDR_FIELDS(domain_value, io(v.dom);)
 LOCALVM_XDR_FIELDS(domain_flags_args, io(v.dom); io(v.flags);)
@@ -100,6 +101,31 @@ void get(xdr::reader& r, domain_get_info_ret& v) {
     v.memory = r.u64();
     v.nr_virt_cpu = static_cast<std::uint16_t>(r.u32_at_most(0xffff, "unsigned short"));
     v.cpu_time = r.u64();
+}
+
+// `char model[32]`: rpcgen's xdr_vector of xdr_char, four bytes a char.
+constexpr std::size_t node_model_length = 32;
+
+void put(xdr::writer& w, const node_get_info_ret& v) {
+    for (std::size_t i = 0; i < node_model_length; ++i)
+        w.i32(i < v.model.size() ? static_cast<signed char>(v.model[i]) : 0);
+    w.u64(v.memory_kib);
+    for (auto x : {v.cpus, v.mhz, v.nodes, v.sockets, v.cores, v.threads})
+        w.i32(x);
+}
+void get(xdr::reader& r, node_get_info_ret& v) {
+    v.model.clear();
+    bool ended = false;
+    for (std::size_t i = 0; i < node_model_length; ++i) {
+        auto c = r.i32();
+        if (c == 0)
+            ended = true;
+        else if (!ended)
+            v.model.push_back(static_cast<char>(c));
+    }
+    v.memory_kib = r.u64();
+    for (auto* x : {&v.cpus, &v.mhz, &v.nodes, &v.sockets, &v.cores, &v.threads})
+        *x = r.i32();
 }
 
 void put(xdr::writer& w, const event_register_any_args& v) {

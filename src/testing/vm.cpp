@@ -1,10 +1,13 @@
 #include <localvm/console/log.hpp>
 #include <localvm/error.hpp>
+#include <localvm/libvirt/client.hpp>
+#include <localvm/libvirt/uri.hpp>
 #include <localvm/process/child.hpp>
 #include <localvm/process/detached.hpp>
 #include <localvm/qemu/network.hpp>
 #include <localvm/ssh/keygen.hpp>
 #include <localvm/testing/error.hpp>
+#include <localvm/testing/placement.hpp>
 #include <localvm/testing/run.hpp>
 #include <localvm/testing/vm.hpp>
 
@@ -93,6 +96,30 @@ asio::awaitable<void> stop_and_remove(qemu::options o) {
     if (co_await mgr.running())
         co_await mgr.stop();
     co_await mgr.remove();
+}
+
+libvirt::manager_options libvirt_options_of(const vm_spec& spec) {
+    libvirt::manager_options lo;
+    lo.uri = spec.connect;
+    lo.pool = spec.pool;
+    lo.vm = spec.options;
+    return lo;
+}
+
+// The same through libvirt, on the VM's host.
+asio::awaitable<void> stop_and_remove_libvirt(libvirt::manager_options lo) {
+    lo.vm.stop.powerdown_timeout = milliseconds(0);
+    libvirt::manager mgr(co_await asio::this_coro::executor, lo);
+    if (co_await mgr.running())
+        co_await mgr.stop();
+    co_await mgr.remove();
+}
+
+asio::awaitable<void> stop_and_remove_spec(vm_spec spec) {
+    if (spec.connect.empty())
+        co_await stop_and_remove(spec.options);
+    else
+        co_await stop_and_remove_libvirt(libvirt_options_of(spec));
 }
 
 // Teardown of one thing: `remove` within `limit`; when that fails, the
@@ -191,6 +218,24 @@ qemu::options vm_spec::test_options() {
 
 // ---- vm ----
 
+qemu::manager& vm::manager() {
+    if (!qemu_)
+        throw_error(errc::unsupported, "vm '" + name_ + "' runs through libvirt (" + host_ +
+                                           "), not the QEMU backend; use backend()");
+    return *qemu_;
+}
+
+asio::awaitable<std::vector<port_forward>> vm::ports() {
+    if (qemu_)
+        co_return co_await qemu_->ports();
+    co_return co_await libvirt_->ports();
+}
+
+std::string vm::console_tail(std::size_t lines) const {
+    const auto& files = qemu_ ? qemu_->files() : libvirt_->files();
+    return console::read_tail(files.console_log, lines);
+}
+
 asio::awaitable<shell_result> vm::expect_status(std::string command, int status,
                                                 milliseconds timeout) {
     pending p("shell " + backticked(command) + " on vm '" + name_ + "'");
@@ -231,11 +276,13 @@ asio::awaitable<void> vm::expect_output(std::string command, std::string expecte
 
 asio::awaitable<std::string> vm::wait_for_console(std::string text, milliseconds timeout) {
     pending p("console text \"" + text + "\" on vm '" + name_ + "'");
-    co_return co_await manager_->wait_for_console(text, timeout);
+    if (qemu_)
+        co_return co_await qemu_->wait_for_console(text, timeout);
+    co_return co_await libvirt_->wait_for_console(text, timeout);
 }
 
 asio::awaitable<port_forward> vm::forward_to(std::uint16_t guest_port) {
-    for (const auto& f : co_await manager_->ports())
+    for (const auto& f : co_await ports())
         if (f.guest_port == guest_port)
             co_return f;
     throw_error(errc::not_found, "vm '" + name_ + "' has no port forward to guest port " +
@@ -260,7 +307,7 @@ asio::awaitable<std::uint16_t> vm::wait_for_port(std::uint16_t guest_port, milli
         if (!co_await manager_->running())
             throw_error(errc::guest_died, "vm '" + name_ + "' stopped while waiting for guest port " +
                                               std::to_string(guest_port) + "\n" +
-                                              manager_->console_tail(20));
+                                              console_tail(20));
         asio::ip::tcp::socket sock(ex);
         boost::system::error_code ec;
         co_await sock.async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
@@ -302,7 +349,7 @@ asio::awaitable<void> vm::copy_out(std::string remote, fs::path local, sync_opti
 std::string vm::report(std::size_t lines) const {
     if (!manager_)
         return {};
-    return tails_of(name_, manager_->files(), lines);
+    return tails_of(name_, qemu_ ? qemu_->files() : libvirt_->files(), lines);
 }
 
 // ---- vm_set ----
@@ -342,6 +389,16 @@ void vm_set::add(vm_spec spec) {
     for (const auto& m : members_)
         if (m->spec.name == spec.name)
             throw_error(errc::invalid_argument, "test VM '" + spec.name + "' added twice");
+    if (!spec.connect.empty()) {
+        std::string problem;
+        if (!libvirt::parse_uri(spec.connect, problem))
+            throw_error(errc::invalid_argument,
+                        "test VM '" + spec.name + "': libvirt URI " + spec.connect + ": " + problem);
+        if (!spec.snapshot.empty() || !spec.start.networks.empty())
+            throw_error(errc::unsupported, "test VM '" + spec.name +
+                                               "': snapshots and virtual networks need the QEMU "
+                                               "backend (no connect)");
+    }
     auto& o = spec.options;
     if (o.name.empty())
         o.name = spec.name;
@@ -376,13 +433,69 @@ void vm_set::add(vm_spec spec) {
     auto m = std::make_unique<member>();
     m->spec = std::move(spec);
     m->handle.name_ = m->spec.name;
+    m->handle.host_ = m->spec.connect;
     members_.push_back(std::move(m));
+}
+
+void vm_set::set_hosts(std::vector<pool_host> hosts) {
+    for (const auto& h : hosts) {
+        std::string problem;
+        if (!libvirt::parse_uri(h.uri, problem))
+            throw_error(errc::invalid_argument, "pool host " + h.uri + ": " + problem);
+        if (h.pool.empty())
+            throw_error(errc::invalid_argument, "pool host " + h.uri + ": empty storage pool");
+    }
+    hosts_ = std::move(hosts);
+}
+
+// Each VM that has no host yet (and could run through libvirt) gets the one
+// `place` picks from what the daemons report now; the set's VMs already on
+// a host count with their vCPUs (their memory is in the free memory).
+asio::awaitable<void> vm_set::place_members() {
+    std::vector<member*> todo;
+    for (auto& m : members_)
+        if (m->spec.connect.empty() && m->spec.snapshot.empty() && m->spec.start.networks.empty())
+            todo.push_back(m.get());
+    if (hosts_.empty() || todo.empty())
+        co_return;
+    std::vector<host_capacity> capacity;
+    for (const auto& h : hosts_) {
+        pending p("the capacity of libvirt host " + h.uri);
+        auto c = co_await libvirt::client::connect(h.uri);
+        auto info = co_await c.node_info();
+        auto free = co_await c.node_free_memory();
+        co_await c.close();
+        host_capacity hc;
+        hc.name = h.uri;
+        hc.total_memory_bytes = info.memory_kib * 1024;
+        hc.free_memory_bytes = free;
+        hc.cpus = info.cpus > 0 ? static_cast<unsigned>(info.cpus) : 0;
+        for (const auto& m : members_)
+            if (m->spec.connect == h.uri)
+                hc.cpus_in_use += m->spec.start.cpus;
+        capacity.push_back(std::move(hc));
+    }
+    std::vector<vm_demand> demands;
+    for (auto* m : todo) {
+        boost::system::error_code ec;
+        vm_demand d;
+        d.name = m->spec.name;
+        d.memory_bytes = qemu::parse_memory_mib(m->spec.start.memory, ec).value_or(0) * 1024 * 1024;
+        d.cpus = m->spec.start.cpus;
+        demands.push_back(std::move(d));
+    }
+    auto where = place(capacity, demands);
+    for (std::size_t i = 0; i < todo.size(); ++i) {
+        todo[i]->spec.connect = hosts_[where[i]].uri;
+        todo[i]->spec.pool = hosts_[where[i]].pool;
+        todo[i]->handle.host_ = todo[i]->spec.connect;
+    }
 }
 
 fs::path vm_set::blank_base() { return root_ / "blank-64M.qcow2"; }
 
 asio::awaitable<void> vm_set::boot(member& m) {
-    auto& mgr = *m.handle.manager_;
+    localvm::manager& mgr = *m.handle.manager_;
     const std::string who = "vm '" + m.spec.name + "'";
     if (co_await mgr.running()) {
         m.booted = true;
@@ -391,7 +504,7 @@ asio::awaitable<void> vm_set::boot(member& m) {
     if (!co_await mgr.exists()) {
         if (!m.spec.snapshot.empty()) {
             co_await step("create of " + who + " from snapshot " + m.spec.snapshot,
-                          mgr.create_from_snapshot(m.spec.snapshot));
+                          m.handle.manager().create_from_snapshot(m.spec.snapshot));
         } else {
             auto base = m.spec.base_image.empty() ? blank_base() : m.spec.base_image;
             co_await step("create of " + who, mgr.create(base));
@@ -441,16 +554,28 @@ void vm_set::run(std::function<asio::awaitable<void>(vm_set&)> body,
                 auto ex = co_await asio::this_coro::executor;
                 // The managers live in this frame: they belong to this run's
                 // io_context, and a deadline destroys them with it.
-                std::vector<std::unique_ptr<qemu::manager>> managers;
+                std::vector<std::unique_ptr<localvm::manager>> managers;
                 struct unbind {
                     vm_set& set;
                     ~unbind() {
-                        for (auto& m : set.members_)
+                        for (auto& m : set.members_) {
                             m->handle.manager_ = nullptr;
+                            m->handle.qemu_ = nullptr;
+                            m->handle.libvirt_ = nullptr;
+                        }
                     }
                 } unbind_at_exit{*this};
+                co_await place_members();
                 for (auto& m : members_) {
-                    managers.push_back(std::make_unique<qemu::manager>(ex, m->spec.options));
+                    if (m->spec.connect.empty()) {
+                        auto q = std::make_unique<qemu::manager>(ex, m->spec.options);
+                        m->handle.qemu_ = q.get();
+                        managers.push_back(std::move(q));
+                    } else {
+                        auto l = std::make_unique<libvirt::manager>(ex, libvirt_options_of(m->spec));
+                        m->handle.libvirt_ = l.get();
+                        managers.push_back(std::move(l));
+                    }
                     m->handle.manager_ = managers.back().get();
                 }
                 // The shared blank base image, made once before the boots.
@@ -539,7 +664,7 @@ asio::awaitable<void> vm_set::discard(std::string name) {
     if (it == members_.end() || !(*it)->handle.manager_)
         throw_error(errc::not_found, "vm_set::discard: no VM '" + name + "' in this run");
     const auto* target = it->get();
-    co_await stop_and_remove((*it)->spec.options);
+    co_await stop_and_remove_spec((*it)->spec);
     std::erase_if(members_, [&](const auto& m) { return m.get() == target; });
 }
 
@@ -566,12 +691,29 @@ std::string vm_set::teardown() {
     // The set's VMs, and any other VM a test made under the set's directories.
     std::vector<qemu::options> all;
     for (auto& m : members_)
-        all.push_back(m->spec.options);
+        if (m->spec.connect.empty())
+            all.push_back(m->spec.options);
+    // The VMs on libvirt hosts, each on its own.
+    for (auto& m : members_) {
+        if (m->spec.connect.empty())
+            continue;
+        auto lo = libvirt_options_of(m->spec);
+        lo.vm.stop.quit_timeout = std::chrono::seconds(5);
+        remove_or_kill(
+            problems, "vm '" + lo.vm.name + "' on " + lo.uri, std::chrono::seconds(60),
+            [&]() { return stop_and_remove_libvirt(lo); },
+            [&]() -> asio::awaitable<std::optional<pid_t>> {
+                libvirt::manager mgr(co_await asio::this_coro::executor, lo);
+                co_return co_await mgr.pid();
+            });
+    }
     std::error_code dec;
     for (const auto& d : fs::directory_iterator(root_ / "run", dec)) {
         auto name = d.path().filename().string();
         bool known = std::any_of(all.begin(), all.end(), [&](const qemu::options& o) {
             return o.name == name && o.runtime_dir == root_ / "run";
+        }) || std::any_of(members_.begin(), members_.end(), [&](const auto& m) {
+            return !m->spec.connect.empty() && m->spec.name == name;
         });
         if (!known && d.is_directory() && qemu::check_name(name).empty()) {
             auto o = vm_spec::test_options();

@@ -1,6 +1,7 @@
 #include "cli.hpp"
 
 #include <localvm/error.hpp>
+#include <localvm/libvirt/uri.hpp>
 #include <localvm/qemu/forward.hpp>
 #include <localvm/qemu/network.hpp>
 #include <localvm/qemu/options.hpp>
@@ -172,6 +173,24 @@ const std::vector<option_spec>& options_table() {
              [](invocation& i, const std::string& v) {
                  i.runtime_dir = v;
                  return v.empty() ? std::string("expected a directory") : std::string();
+             }},
+            {"connect", 0, "URI", vm_commands,
+             "Run the VM through the libvirt daemon at URI (qemu:///system,\n"
+             "qemu+unix:///system?socket=PATH, qemu+ssh://HOST/system?keyfile=KEY).\n"
+             "Default: $LOCALVM_CONNECT, else QEMU run by localvm itself.",
+             [](invocation& i, const std::string& v) {
+                 std::string problem;
+                 if (!libvirt::parse_uri(v, problem))
+                     return "expected a libvirt URI, got " + in_quotes(v) + ": " + problem;
+                 i.connect = v;
+                 return std::string();
+             }},
+            {"pool", 0, "NAME", vm_commands,
+             "With --connect: the libvirt storage pool of the VM's volumes.\n"
+             "Default \"default\".",
+             [](invocation& i, const std::string& v) {
+                 i.pool = v;
+                 return v.empty() ? std::string("expected a pool name") : std::string();
              }},
             {"base", 0, "IMAGE", create_commands,
              "Base image of the disk overlay (any format qemu-img reads).",
@@ -765,6 +784,18 @@ std::string help_text(command cmd) {
         out += head + text + "\n";
     }
     return out;
+}
+
+std::string connect_uri(const invocation& i, const char* env_connect) {
+    if (!i.connect.empty())
+        return i.connect;
+    if (!env_connect || !*env_connect)
+        return {};
+    std::string problem;
+    if (!libvirt::parse_uri(env_connect, problem))
+        throw_error(errc::invalid_argument, "LOCALVM_CONNECT: expected a libvirt URI, got \"" +
+                                                std::string(env_connect) + "\": " + problem);
+    return env_connect;
 }
 
 } // namespace localvm::cli

@@ -57,6 +57,12 @@ struct invocation {
     std::filesystem::path runtime_dir; ///< --runtime-dir; empty: the library's XDG default.
     verbosity level = verbosity::normal;
 
+    // The backend (VM commands): --connect URI runs the VM through that
+    // libvirt daemon, in storage pool --pool; unset: the QEMU backend (or
+    // LOCALVM_CONNECT, see `connect_uri`).
+    std::string connect; ///< --connect URI (checked with libvirt::parse_uri).
+    std::string pool;    ///< --pool NAME; empty: the libvirt backend's default ("default").
+
     // Logging in (start, up, shell, sync).
     std::filesystem::path identity; ///< --identity; empty: DATA/NAME/id_ed25519, made on first use.
     std::string user;               ///< --user; empty: the library's default.
@@ -147,6 +153,12 @@ copy_endpoint parse_copy_endpoint(std::string_view text);
 
 /// Parses the arguments after the program name. Pure.
 std::variant<invocation, usage_error> parse(std::span<const std::string> args);
+
+/// The libvirt URI the command runs through: `--connect` when given, else
+/// `env_connect` (the value of LOCALVM_CONNECT; null or empty: unset); ""
+/// means the QEMU backend. Throws `errc::invalid_argument` naming
+/// LOCALVM_CONNECT when its value is not a libvirt URI. Pure.
+std::string connect_uri(const invocation& i, const char* env_connect);
 
 /// The `--help` text of `cmd` (usage, what it does, its options with the
 /// library's defaults); `command::usage` gives the program's overview.

@@ -3,6 +3,7 @@
 #include <localvm/cloudinit/nocloud.hpp>
 #include <localvm/console/serial.hpp>
 #include <localvm/error.hpp>
+#include <localvm/libvirt/manager.hpp>
 #include <localvm/qemu/list.hpp>
 #include <localvm/qemu/manager.hpp>
 #include <localvm/ssh/keygen.hpp>
@@ -17,6 +18,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -164,7 +166,7 @@ asio::awaitable<int> cmd_create(const cli::invocation& i, qemu::manager& vm, cli
 }
 
 // Before anything is made for it (directories, a key pair).
-asio::awaitable<void> require_vm(const cli::invocation& i, qemu::manager& vm) {
+asio::awaitable<void> require_vm(const cli::invocation& i, localvm::manager& vm) {
     bool exists = co_await vm.exists();
     if (!exists)
         throw_error(errc::not_found, "VM " + i.name +
@@ -185,7 +187,7 @@ asio::awaitable<int> cmd_start(const cli::invocation& i, qemu::manager& vm, cli:
     co_return 0;
 }
 
-asio::awaitable<int> run_remote(qemu::manager& vm, const cli::invocation& i) {
+asio::awaitable<int> run_remote(localvm::manager& vm, const cli::invocation& i) {
     if (i.remote_command.empty()) {
         auto r = co_await vm.shell("", {});
         co_return r.exit_status;
@@ -276,7 +278,7 @@ asio::awaitable<int> cmd_attach(const cli::invocation& i, qemu::manager& vm) {
 }
 
 // sync and cp: rsync over ssh, either way.
-asio::awaitable<int> cmd_sync(const cli::invocation& i, qemu::manager& vm, cli::progress& p) {
+asio::awaitable<int> cmd_sync(const cli::invocation& i, localvm::manager& vm, cli::progress& p) {
     localvm::sync_options so;
     so.chown = i.chown;
     so.excludes = i.excludes;
@@ -319,7 +321,7 @@ asio::awaitable<int> cmd_list(const cli::invocation& i) {
     co_return 0;
 }
 
-asio::awaitable<int> cmd_stop(const cli::invocation& i, qemu::manager& vm, cli::progress& p) {
+asio::awaitable<int> cmd_stop(const cli::invocation& i, localvm::manager& vm, cli::progress& p) {
     p.activity("stopping " + i.name);
     co_await vm.stop();
     p.finish();
@@ -328,7 +330,7 @@ asio::awaitable<int> cmd_stop(const cli::invocation& i, qemu::manager& vm, cli::
     co_return 0;
 }
 
-asio::awaitable<int> cmd_delete(const cli::invocation& i, qemu::manager& vm) {
+asio::awaitable<int> cmd_delete(const cli::invocation& i, localvm::manager& vm) {
     // Each co_await on its own: GCC 12 miscompiles co_await inside `&&`.
     bool exists = co_await vm.exists();
     bool running = co_await vm.running();
@@ -364,9 +366,135 @@ int cmd_cidata(const cli::invocation& i) {
     return 0;
 }
 
+// --- the libvirt backend (--connect URI, or LOCALVM_CONNECT) ---------------
+// The same commands on libvirt::manager; what only the QEMU backend has
+// (monitor, forward, snapshots, clones, networks, list) is refused.
+
+// Lifecycle messages to --verbose; console lines (the manager reads the
+// console stream while it waits) to the status line and the timeline.
+void attach_progress(localvm::libvirt::manager& vm, cli::progress& p, const std::string& name) {
+    const std::string console_prefix = "[" + name + "] console: ";
+    vm.set_output([&p, console_prefix](std::string_view line) {
+        if (line.starts_with(console_prefix)) {
+            std::string text(line.substr(console_prefix.size()));
+            p.console_line(text);
+            p.console_latest(std::move(text));
+            p.redraw();
+            return;
+        }
+        p.message(line);
+    });
+}
+
+asio::awaitable<void> boot(localvm::libvirt::manager& vm, const cli::invocation& i,
+                           const qemu::options& o, cli::progress& p) {
+    auto key = co_await localvm::ssh::ensure_key_pair(o.ssh_identity_file, "localvm-" + i.name);
+    auto s = start_options_for(i, key);
+    p.activity("starting the domain");
+    co_await vm.start(std::move(s));
+}
+
+asio::awaitable<int> libvirt_create(const cli::invocation& i, localvm::libvirt::manager& vm,
+                                    cli::progress& p) {
+    if (!i.image.empty())
+        throw_error(errc::unsupported, "--image is not available with --connect yet; give --base");
+    if (i.base.empty())
+        throw_error(errc::invalid_argument, "create needs --base IMAGE");
+    p.activity("creating the disk volume");
+    co_await vm.create(i.base);
+    co_return 0;
+}
+
+asio::awaitable<int> libvirt_status(const cli::invocation& i, localvm::libvirt::manager& vm) {
+    bool exists = co_await vm.exists();
+    bool running = co_await vm.running();
+    if (!exists && !running)
+        throw_error(errc::not_found, "VM " + i.name + " does not exist");
+    std::string text = "name:     " + i.name + "\nbackend:  libvirt (" + i.connect +
+                       ")\nstate:    " + (running ? "running" : "stopped") + "\n";
+    if (running) {
+        auto pid = co_await vm.pid();
+        if (pid)
+            text += "pid:      " + std::to_string(*pid) + "\n";
+        auto ports = co_await vm.ports();
+        for (const auto& f : ports)
+            text += "forward:  " + cli::forward_text(f) + "\n";
+    }
+    std::fputs(text.c_str(), stdout);
+    co_return 0;
+}
+
+asio::awaitable<int> run_libvirt(const cli::invocation& i, cli::progress& p) {
+    auto setup = setup_for(i);
+    localvm::libvirt::manager_options lo;
+    lo.uri = i.connect;
+    if (!i.pool.empty())
+        lo.pool = i.pool;
+    lo.vm = setup.options;
+    auto executor = co_await asio::this_coro::executor;
+    localvm::libvirt::manager vm(executor, lo);
+    attach_progress(vm, p, i.name);
+    switch (i.cmd) {
+    case cli::command::create: {
+        co_await libvirt_create(i, vm, p);
+        p.finish();
+        if (i.level != cli::verbosity::quiet)
+            out_line(stderr, "created " + i.name + " (volume " + i.name + ".qcow2 in pool " +
+                                 lo.pool + " at " + lo.uri + ")");
+        co_return 0;
+    }
+    case cli::command::start:
+        co_await require_vm(i, vm);
+        co_await boot(vm, i, lo.vm, p);
+        p.finish();
+        if (i.level != cli::verbosity::quiet)
+            out_line(stderr, "started " + i.name + " through " + lo.uri);
+        co_return 0;
+    case cli::command::up: {
+        bool exists = co_await vm.exists();
+        if (!exists) {
+            if (i.base.empty())
+                throw_error(errc::not_found,
+                            "VM " + i.name + " does not exist; give --base IMAGE to create it");
+            co_await libvirt_create(i, vm, p);
+        }
+        bool running = co_await vm.running();
+        if (!running)
+            co_await boot(vm, i, lo.vm, p);
+        p.activity(running ? "already running, waiting for SSH" : "booting, waiting for SSH");
+        co_await vm.wait_ready(std::chrono::duration_cast<std::chrono::milliseconds>(i.timeout));
+        p.finish();
+        if (i.level != cli::verbosity::quiet)
+            std::fputs(cli::render_timeline_table(p.events()).c_str(), stderr);
+        if (i.remote_command.empty())
+            co_return 0;
+        co_return co_await run_remote(vm, i);
+    }
+    case cli::command::status:
+        co_return co_await libvirt_status(i, vm);
+    case cli::command::shell:
+        co_return co_await run_remote(vm, i);
+    case cli::command::console:
+        co_await vm.console();
+        co_return 0;
+    case cli::command::sync:
+    case cli::command::copy:
+        co_return co_await cmd_sync(i, vm, p);
+    case cli::command::stop:
+        co_return co_await cmd_stop(i, vm, p);
+    case cli::command::remove:
+        co_return co_await cmd_delete(i, vm);
+    default:
+        break;
+    }
+    throw_error(errc::unsupported, std::string(cli::command_word(i.cmd)) +
+                                       " is not available with --connect (the QEMU backend only)");
+}
+
 asio::awaitable<int> run(const cli::invocation& given, cli::progress& p) {
     // The start of a clone takes its machine from the snapshot by default.
-    const auto i = cli::with_clone_defaults(given);
+    auto i = cli::with_clone_defaults(given);
+    i.connect = cli::connect_uri(i, std::getenv("LOCALVM_CONNECT"));
     if (i.cmd == cli::command::snapshot && i.snapshot_action != "save")
         co_return co_await cli::cmd_snapshot_store(i);
     if (i.cmd == cli::command::image)
@@ -375,6 +503,8 @@ asio::awaitable<int> run(const cli::invocation& given, cli::progress& p) {
         co_return co_await cmd_list(i);
     if (i.cmd == cli::command::network)
         co_return co_await cli::cmd_network(i);
+    if (!i.connect.empty())
+        co_return co_await run_libvirt(i, p);
     auto setup = setup_for(i);
     auto executor = co_await asio::this_coro::executor;
     qemu::manager vm(executor, setup.options);

@@ -147,6 +147,8 @@ public:
     boost::asio::awaitable<std::uint64_t> hypervisor_version(); ///< e.g. 7002022 for QEMU 7.2.22
     boost::asio::awaitable<std::string> hostname();
     boost::asio::awaitable<std::string> capabilities();            ///< Capabilities XML.
+    boost::asio::awaitable<node_get_info_ret> node_info();         ///< The host's CPUs and memory.
+    boost::asio::awaitable<std::uint64_t> node_free_memory(); ///< The host's free memory, bytes.
     boost::asio::awaitable<std::vector<std::int32_t>> auth_list(); ///< 0 none, 1 SASL, 2 polkit
 
     boost::asio::awaitable<domain_ref> define_xml(std::string xml); ///< Persistent, not started.

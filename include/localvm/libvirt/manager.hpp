@@ -2,6 +2,7 @@
 // caller's io_context.
 #pragma once
 
+#include <localvm/console/serial.hpp>
 #include <localvm/libvirt/client.hpp>
 #include <localvm/manager.hpp>
 #include <localvm/qemu/options.hpp>
@@ -28,8 +29,10 @@ struct manager_options {
     /// image, the kernel and the initrd (this host's files) go into the pool
     /// as copies named by their sha256 (uploaded once, reused by every VM;
     /// see `create`); QEMU gets no pid file (`pid` is nullopt) and no console
-    /// log file (`wait_for_console` is `errc::unsupported`); firmware (UEFI)
-    /// boot is `errc::unsupported`; `vm.qemu_binary`, when absolute, names a
+    /// log file (the console goes through the daemon's console stream, so
+    /// `console`, `wait_for_console` and the console lines of `wait_ready`
+    /// work, but see only what the guest prints after they open); firmware
+    /// (UEFI) boot is `errc::unsupported`; `vm.qemu_binary`, when absolute, names a
     /// binary on the daemon's host. The guest's forwards are bound on the
     /// daemon host's 127.0.0.1, so `wait_ready`, `shell` and `sync` reach
     /// them with ssh through that host as a jump host (the URI's user, port,
@@ -128,17 +131,30 @@ public:
     boost::asio::awaitable<std::vector<port_forward>> ports();
 
     /// As `qemu::manager::wait_ready`, through the forward of guest port 22;
-    /// fails fast with `errc::guest_died` when the domain stops. Over a
-    /// remote connection there is no banner stage: ssh logins through the
-    /// daemon's host (a jump host) are the probe, so `vm.ssh_identity_file`
-    /// is required there (else `errc::unsupported`).
+    /// fails fast with `errc::guest_died` when the domain stops, with the
+    /// console's last lines. Meanwhile it reads the domain's console stream
+    /// (unless another client holds the console) and gives each line to the
+    /// output sink as "[NAME] console: LINE". Over a remote connection there
+    /// is no banner stage: ssh logins through the daemon's host (a jump host)
+    /// are the probe, so `vm.ssh_identity_file` is required there (else
+    /// `errc::unsupported`).
     boost::asio::awaitable<void> wait_ready(std::chrono::milliseconds timeout) override;
 
-    /// Waits until a serial console line contains `text` (this boot's
-    /// console log, on this host), failing fast with `errc::guest_died` when
-    /// the domain stops and with `errc::timeout` after `timeout`; both carry
-    /// the console tail. Throws `errc::not_running`; `errc::unsupported`
-    /// over a remote connection.
+    /// Waits until a serial console line (or the unfinished last line, such
+    /// as a prompt) contains `text` and returns it, cleaned as
+    /// `console::clean_line` does. It reads the domain's console stream,
+    /// which works over any connection but carries only what the guest
+    /// prints from the moment it opens; where this host has the console log
+    /// (a local daemon), the lines printed earlier in this boot are searched
+    /// first, as `qemu::manager::wait_for_console` does. Lines read from the
+    /// stream go to the output sink as "[NAME] console: LINE". Throws
+    /// `errc::not_running`; `errc::guest_died` when the domain stops,
+    /// `errc::timeout` after `timeout` (`no_deadline`: none; both with the
+    /// console's last lines);
+    /// `errc::busy` when another client holds the console and this host has
+    /// no log, or takes it by force during the wait. Cancellation: throws
+    /// `operation_aborted`; the console and the lifecycle registration are
+    /// released.
     boost::asio::awaitable<std::string> wait_for_console(std::string text,
                                                          std::chrono::milliseconds timeout);
 
@@ -146,8 +162,17 @@ public:
     /// Throws `errc::not_running`.
     boost::asio::awaitable<shell_result> shell(std::string command, shell_options opts) override;
 
-    /// Not yet: throws `errc::not_running`, else `errc::unsupported`.
+    /// `attach_console` on the caller's terminal with the usual hint.
     boost::asio::awaitable<void> console() override;
+
+    /// Attaches a terminal (see `console::attach_options`) to the domain's
+    /// console stream, over any connection: bytes both ways until the escape
+    /// byte, the end of input, or the domain stops (`attach_end::vm_closed`).
+    /// Throws `errc::not_running`; `errc::busy` when another client holds
+    /// the console (this never takes it by force); as `console::attach` for
+    /// the terminal. Cancellation restores the terminal and releases the
+    /// console.
+    boost::asio::awaitable<console::attach_end> attach_console(console::attach_options opts);
 
     /// As `qemu::manager::sync` (through the daemon's host when remote).
     /// Throws `errc::not_running`.

@@ -19,6 +19,7 @@ enum class remote_procedure : std::int32_t {
     connect_open = 1,
     connect_close = 2,
     connect_get_version = 4,
+    node_get_info = 6,
     connect_get_capabilities = 7,
     domain_create = 9,
     domain_create_xml = 10,
@@ -34,6 +35,7 @@ enum class remote_procedure : std::int32_t {
     storage_vol_delete = 94,
     storage_vol_lookup_by_name = 95,
     storage_vol_get_path = 100,
+    node_get_free_memory = 102,
     domain_open_console = 201,
     storage_vol_upload = 208,
     domain_get_state = 212,
@@ -131,6 +133,25 @@ struct domain_get_info_ret {
     std::uint64_t cpu_time = 0; ///< Nanoseconds.
 };
 
+/// `remote_node_get_info_ret`: the host's CPUs and memory.
+struct node_get_info_ret {
+    /// e.g. "x86_64"; on the wire `char model[32]`, each char an XDR int,
+    /// cut at the first NUL.
+    std::string model;
+    std::uint64_t memory_kib = 0; ///< Total memory, KiB.
+    std::int32_t cpus = 0;        ///< Active CPUs.
+    std::int32_t mhz = 0;
+    std::int32_t nodes = 0; ///< NUMA nodes.
+    std::int32_t sockets = 0;
+    std::int32_t cores = 0;
+    std::int32_t threads = 0;
+};
+
+/// `remote_node_get_free_memory_ret`.
+struct node_get_free_memory_ret {
+    std::uint64_t free_bytes = 0; ///< Free memory of the host, bytes.
+};
+
 /// `remote_connect_domain_event_callback_register_any_args`.
 struct event_register_any_args {
     std::int32_t event_id = 0;     ///< `virDomainEventID`; 0 is lifecycle.
@@ -217,6 +238,8 @@ LOCALVM_LIBVIRT_XDR(domain_flags_args)
 LOCALVM_LIBVIRT_XDR(domain_create_xml_args)
 LOCALVM_LIBVIRT_XDR(domain_get_state_ret)
 LOCALVM_LIBVIRT_XDR(domain_get_info_ret)
+LOCALVM_LIBVIRT_XDR(node_get_info_ret)
+LOCALVM_LIBVIRT_XDR(node_get_free_memory_ret)
 LOCALVM_LIBVIRT_XDR(event_register_any_args)
 LOCALVM_LIBVIRT_XDR(callback_id_value)
 LOCALVM_LIBVIRT_XDR(lifecycle_msg)

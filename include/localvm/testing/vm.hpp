@@ -1,9 +1,11 @@
-// Test VMs: boot one or more QEMU guests for a test, drive them from a
+// Test VMs: boot one or more QEMU guests for a test (on this host, or
+// through libvirt daemons, spread over a pool of hosts), drive them from a
 // coroutine body with a hard deadline, and always clean them up.
 #pragma once
 
 #include <localvm/console/wait.hpp>
 #include <localvm/error.hpp>
+#include <localvm/libvirt/manager.hpp>
 #include <localvm/manager.hpp>
 #include <localvm/qemu/manager.hpp>
 #include <localvm/qemu/options.hpp>
@@ -68,6 +70,16 @@ struct vm_spec {
     /// and `ssh_identity_file` when empty; defaults here are TCG and
     /// restricted user networking, what tests want.
     qemu::options options = test_options();
+    /// The backend: empty (the default) is the QEMU backend on this host; a
+    /// libvirt URI runs the VM through that daemon (`libvirt::manager`,
+    /// with `options` as its `vm`), its volumes in `pool`. A set given
+    /// hosts (`vm_set::set_hosts`) chooses one for each VM that names none.
+    /// Through libvirt there are no snapshots and no virtual networks
+    /// (`errc::unsupported`).
+    std::string connect;
+    /// The libvirt storage pool of the VM's volumes, with `connect`.
+    /// Default "default".
+    std::string pool = "default";
     /// How long `wait_ready` may take at boot; 0: do not wait for SSH.
     std::chrono::milliseconds ready_timeout{std::chrono::minutes(3)};
 
@@ -82,8 +94,13 @@ class vm {
 public:
     /// The VM's name in its set.
     const std::string& name() const noexcept { return name_; }
-    /// The backend, for anything the helpers do not cover.
-    qemu::manager& manager() noexcept { return *manager_; }
+    /// Where it runs: its libvirt URI, or "" for the QEMU backend.
+    const std::string& host() const noexcept { return host_; }
+    /// The backend, whichever it is, for anything the helpers do not cover.
+    localvm::manager& backend() noexcept { return *manager_; }
+    /// The QEMU backend, for what only it has (snapshots, networks, the
+    /// monitor). Throws `errc::unsupported` for a VM run through libvirt.
+    qemu::manager& manager();
 
     /// Runs `command` over SSH; throws `kit_errc::check_failed` unless it exits
     /// with `status`. Returns the result (output = stdout and stderr).
@@ -132,8 +149,20 @@ public:
 private:
     friend class vm_set;
     boost::asio::awaitable<port_forward> forward_to(std::uint16_t guest_port);
+    boost::asio::awaitable<std::vector<port_forward>> ports();
+    std::string console_tail(std::size_t lines) const;
     std::string name_;
-    qemu::manager* manager_ = nullptr; // owned by the running vm_set::run
+    std::string host_;
+    // Owned by the running vm_set::run; exactly one of the two is set.
+    localvm::manager* manager_ = nullptr;
+    qemu::manager* qemu_ = nullptr;
+    libvirt::manager* libvirt_ = nullptr;
+};
+
+/// A libvirt host of a `vm_set`'s pool.
+struct pool_host {
+    std::string uri;              ///< The daemon, e.g. "qemu+ssh://root@h/system?keyfile=K".
+    std::string pool = "default"; ///< The storage pool of the VMs' volumes there.
 };
 
 /// A set of test VMs that live in a private temporary directory with their
@@ -189,6 +218,16 @@ public:
     /// Names of the VMs, in the order they were added.
     std::vector<std::string> names() const;
 
+    /// Spreads the set over libvirt hosts: at each `run`, every VM not
+    /// placed yet that names no `vm_spec::connect` is placed on the host
+    /// with the most free capacity (`place`: the free memory and CPUs its
+    /// daemon reports, less what this set placed there before), then all
+    /// boot at once, each on its host. A VM stays where it was placed; the
+    /// teardown stops and removes each VM on its host. Call before `run`.
+    /// Throws `errc::invalid_argument` for a host whose URI is not a
+    /// libvirt URI. `run` throws `errc::busy` when a VM fits on no host.
+    void set_hosts(std::vector<pool_host> hosts);
+
     /// Every VM's `report`, as shown when a run fails.
     std::string report(std::size_t lines = 30) const;
     /// Stops (quickly: no ACPI wait) and deletes every VM of the set, and
@@ -219,12 +258,14 @@ private:
         vm handle;
         bool booted = false;
     };
+    boost::asio::awaitable<void> place_members();
     boost::asio::awaitable<void> boot(member& m);
     boost::asio::awaitable<void> prepare_networks();
     std::filesystem::path blank_base();
     std::filesystem::path root_, key_;
     std::string public_key_;
     std::vector<std::unique_ptr<member>> members_;
+    std::vector<pool_host> hosts_;
     bool in_run_ = false;
     bool torn_down_ = false;
 };

@@ -4,7 +4,7 @@
 // the daemon's local socket and over `qemu+ssh://root@127.0.0.1:PORT/...`
 // (an sshd on a loopback port in front of the same daemon, as a remote host:
 // pool copies of the base and boot files, no pid, SSH through the jump
-// host). Exit 77 when libvirtd, QEMU, sshd, nc, unshare or setpriv is absent
+// host, the console on the daemon's stream alone). Exit 77 when libvirtd, QEMU, sshd, nc, unshare or setpriv is absent
 // (or not root).
 #define BOOST_TEST_MODULE e2e_libvirt_tiny
 #include <localvm/image/digest.hpp>
@@ -19,6 +19,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -27,6 +28,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "../../common/pty.hpp"
 #include "../qemu/guest.hpp"
 #include "loopback_sshd.hpp"
 #include "private_libvirtd.hpp"
@@ -184,6 +186,11 @@ asio::awaitable<void> lifecycle(const lve2e::home& h, const localvm::testing::gu
                      std::chrono::steady_clock::now() - started)
                      .count()
               << "\n";
+    // wait_ready followed the console stream: its lines reached the output.
+    bool console_lines = false;
+    for (auto& l : log)
+        console_lines = console_lines || l.find("] console: localvm-tiny: ") != std::string::npos;
+    BOOST_TEST(console_lines, joined(log));
     // Another manager of the same VM (as another process would be)
     // sees it run and reaches it: the state is the daemon's.
     {
@@ -194,15 +201,37 @@ asio::awaitable<void> lifecycle(const lve2e::home& h, const localvm::testing::gu
         auto hello = co_await other.shell("echo hello", {});
         BOOST_TEST(hello.output == "hello\n");
     }
-    if (via.remote) {
-        // The console log is a file on the daemon's host.
-        co_await expect_error(errc::unsupported,
-                              [&] { return m.wait_for_console("ssh ready", 10s); });
-    } else {
+    if (!via.remote) {
+        // This host has the console log: the whole boot is searched.
         auto line = co_await m.wait_for_console("localvm-tiny: ssh ready", 10s);
         BOOST_TEST(line.find("ssh ready") != std::string::npos, line);
         co_await expect_error(errc::timeout,
                               [&] { return m.wait_for_console("never printed", 1s); });
+    }
+    // The console stream alone (remotely no log file is readable; here it
+    // is hidden): text printed during the wait is found, and echoed to the
+    // output; earlier text is not.
+    {
+        const auto log_file = m.files().console_log;
+        const auto hidden = fs::path(log_file.string() + ".hidden");
+        if (!via.remote)
+            fs::rename(log_file, hidden); // QEMU keeps writing through its fd
+        auto what = co_await expect_error(errc::timeout,
+                                          [&] { return m.wait_for_console("ssh ready", 1s); });
+        BOOST_TEST(what.find("the console showed nothing") != std::string::npos, what);
+        log.clear();
+        using namespace asio::experimental::awaitable_operators;
+        auto print = [&]() -> asio::awaitable<localvm::shell_result> {
+            co_return co_await m.shell("sudo sh -c 'echo stream-marker-$((6*7)) >/dev/console'",
+                                       {});
+        };
+        auto both = co_await (m.wait_for_console("stream-marker-42", 60s) && print());
+        BOOST_TEST(std::get<0>(both) == "stream-marker-42");
+        BOOST_TEST(std::get<1>(both).exit_status == 0);
+        BOOST_TEST(joined(log).find("] console: stream-marker-42") != std::string::npos,
+                   joined(log));
+        if (!via.remote)
+            fs::rename(hidden, log_file);
     }
     auto r = co_await m.shell("cat /run/marker", {});
     BOOST_TEST(r.exit_status == 0);
@@ -218,7 +247,39 @@ asio::awaitable<void> lifecycle(const lve2e::home& h, const localvm::testing::gu
     co_await m.sync(src.string() + "/", "/home/debian/dst", {});
     r = co_await m.shell("cat '/home/debian/dst/a b.txt'", {});
     BOOST_TEST(r.output == "alpha\n");
-    co_await expect_error(errc::unsupported, [&] { return m.console(); });
+
+    // The serial console through a pty, on the console stream: what we type
+    // reaches the guest's ttyS0 and its echo comes back; while attached, the
+    // console is busy for another client (a wait falls back to the log file
+    // where this host has one, else is busy too); Ctrl-] detaches.
+    {
+        lvtest::pty term;
+        asio::posix::stream_descriptor master(ex, term.take_master());
+        localvm::console::attach_options ao;
+        ao.input_fd = term.slave;
+        ao.output_fd = term.slave;
+        std::string seen;
+        auto typing = [&]() -> asio::awaitable<bool> {
+            co_await lvtest::type(master, "\recho console-$((6*7))\r");
+            bool ok = co_await lvtest::read_until(master, seen, "echo console-$((6*7))", 60s);
+            localvm::libvirt::manager other(ex, o);
+            auto busy = co_await expect_error(errc::busy, [&] { return other.console(); });
+            BOOST_TEST(busy.find("in use") != std::string::npos, busy);
+            if (via.remote) {
+                co_await expect_error(errc::busy,
+                                      [&] { return other.wait_for_console("ssh ready", 10s); });
+            } else {
+                auto found = co_await other.wait_for_console("ssh ready", 10s);
+                BOOST_TEST(found.find("ssh ready") != std::string::npos);
+            }
+            co_await lvtest::type(master, "\x1d");
+            co_return ok;
+        };
+        using namespace asio::experimental::awaitable_operators;
+        auto [how, ok] = co_await (m.attach_console(ao) && typing());
+        BOOST_TEST(ok, "console output: " << seen);
+        BOOST_TEST((how == localvm::console::attach_end::detached));
+    }
 
     // stop: the ACPI power button is enough for this guest.
     log.clear();
@@ -238,6 +299,7 @@ asio::awaitable<void> lifecycle(const lve2e::home& h, const localvm::testing::gu
     co_await expect_error(errc::not_running, [&] { return m.shell("true", {}); });
     co_await expect_error(errc::not_running, [&] { return m.ports(); });
     co_await expect_error(errc::not_running, [&] { return m.wait_for_console("x", 1s); });
+    co_await expect_error(errc::not_running, [&] { return m.console(); });
     log.clear();
 
     // A second start of the same VM (a new seed replaces the old).

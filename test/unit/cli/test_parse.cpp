@@ -1,6 +1,7 @@
 // The localvm command line: every subcommand parses, bad usage is a usage
 // error naming the problem, defaults come from the library.
 #define BOOST_TEST_MODULE cli_parse
+#include <localvm/error.hpp>
 #include <localvm/qemu/options.hpp>
 
 #include <boost/test/unit_test.hpp>
@@ -418,4 +419,39 @@ BOOST_AUTO_TEST_CASE(snapshot_and_clone) {
     BOOST_TEST(contains(help_text(command::usage), "  snapshot  Save"));
     BOOST_TEST(contains(help_text(command::usage), "  clone     Create"));
     BOOST_TEST(command_word(command::clone) == "clone");
+}
+
+// The backend: --connect URI (checked), --pool, LOCALVM_CONNECT when no
+// flag is given; the flag wins; neither is the QEMU backend.
+BOOST_AUTO_TEST_CASE(connect_chooses_the_libvirt_backend) {
+    auto i =
+        ok({"up", "vm1", "--connect", "qemu+unix:///system?socket=/run/x.sock", "--pool", "tests"});
+    BOOST_TEST(i.connect == "qemu+unix:///system?socket=/run/x.sock");
+    BOOST_TEST(i.pool == "tests");
+    BOOST_TEST(connect_uri(i, nullptr) == i.connect);
+    BOOST_TEST(connect_uri(i, "qemu:///system") == i.connect); // the flag wins
+    BOOST_TEST(ok({"create", "vm1", "--base", "b.qcow2", "--connect", "qemu:///system"}).connect ==
+               "qemu:///system");
+    for (auto cmd : {"start", "shell", "console", "stop", "delete", "status"})
+        BOOST_TEST(ok({cmd, "vm1", "--connect", "qemu:///system"}).connect == "qemu:///system");
+
+    auto plain = ok({"start", "vm1"});
+    BOOST_TEST(plain.connect.empty());
+    BOOST_TEST(connect_uri(plain, nullptr).empty());
+    BOOST_TEST(connect_uri(plain, "").empty());
+    BOOST_TEST(connect_uri(plain, "qemu+ssh://root@127.0.0.1/system?keyfile=/k") ==
+               "qemu+ssh://root@127.0.0.1/system?keyfile=/k");
+    try {
+        connect_uri(plain, "not a uri");
+        BOOST_FAIL("no throw");
+    } catch (const localvm::error& e) {
+        BOOST_TEST((e.code() == localvm::errc::invalid_argument));
+        BOOST_TEST(contains(e.what(), "LOCALVM_CONNECT"), e.what());
+    }
+
+    BOOST_TEST(contains(bad({"up", "vm1", "--connect", "http://x/"}), "--connect"));
+    BOOST_TEST(contains(bad({"up", "vm1", "--connect", "http://x/"}), "libvirt URI"));
+    BOOST_TEST(contains(bad({"up", "vm1", "--pool", ""}), "pool"));
+    BOOST_TEST(contains(bad({"list", "--connect", "qemu:///system"}), "--connect"));
+    BOOST_TEST(contains(help_text(command::up), "--connect URI"));
 }

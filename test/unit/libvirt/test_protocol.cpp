@@ -461,3 +461,34 @@ BOOST_AUTO_TEST_CASE(capabilities_create_xml_xml_desc_shutdown_destroy_undefine_
     BOOST_TEST((undefine_reply.header.status == lv::message_status::ok));
     BOOST_TEST(undefine_reply.payload.empty());
 }
+
+// NODE_GET_INFO's `char model[32]` is rpcgen's vector of xdr_char: four
+// bytes a char. Written by hand, read back, written again byte for byte;
+// any shorter payload fails.
+BOOST_AUTO_TEST_CASE(node_info_has_one_xdr_int_per_model_char) {
+    std::string bytes;
+    lv::xdr::writer w(bytes);
+    const std::string model = "x86_64";
+    for (std::size_t i = 0; i < 32; ++i)
+        w.i32(i < model.size() ? model[i] : 0);
+    w.u64(24u * 1024 * 1024); // KiB
+    for (std::int32_t x : {2, 2400, 1, 1, 2, 1})
+        w.i32(x);
+    BOOST_TEST(bytes.size() == 32u * 4 + 8 + 6 * 4);
+    std::string problem;
+    auto info = lv::decode<lv::node_get_info_ret>(bytes, problem);
+    BOOST_REQUIRE_MESSAGE(info.has_value(), problem);
+    BOOST_TEST(info->model == "x86_64");
+    BOOST_TEST(info->memory_kib == 24u * 1024 * 1024);
+    BOOST_TEST(info->cpus == 2);
+    BOOST_TEST(info->mhz == 2400);
+    BOOST_TEST(info->cores == 2);
+    BOOST_TEST(lv::encode(*info) == bytes);
+    for (std::size_t n = 0; n < bytes.size(); ++n)
+        BOOST_TEST(!lv::decode<lv::node_get_info_ret>(bytes.substr(0, n), problem).has_value());
+
+    const std::string four_gib("\0\0\0\1\0\0\0\0", 8);
+    auto free = lv::decode<lv::node_get_free_memory_ret>(four_gib, problem);
+    BOOST_REQUIRE(free.has_value());
+    BOOST_TEST(free->free_bytes == 1ull << 32);
+}
