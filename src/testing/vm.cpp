@@ -515,10 +515,15 @@ asio::awaitable<void> vm_set::boot(member& m) {
         m.booted = true;
         co_return;
     }
-    // One call: a clone's clock is set while SSH comes up.
     m.booted = true; // a failed wait leaves it running (teardown's)
-    co_await step("start and wait_ready of " + who,
-                  mgr.start_and_wait_ready(m.spec.start, m.spec.ready_timeout));
+    if (m.handle.qemu_) {
+        // One call: a clone's clock is set while SSH comes up.
+        co_await step("start and wait_ready of " + who,
+                      m.handle.qemu_->start_and_wait_ready(m.spec.start, m.spec.ready_timeout));
+        co_return;
+    }
+    co_await step("start of " + who, mgr.start(m.spec.start));
+    co_await step("wait_ready of " + who, mgr.wait_ready(m.spec.ready_timeout));
 }
 
 // The set's networks exist and every address is reserved before any VM

@@ -4,15 +4,13 @@
 // the QEMU backend has is refused by name. Exit 77 when libvirtd, QEMU,
 // unshare or setpriv is absent (or not root).
 #define BOOST_TEST_MODULE e2e_libvirt_cli
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <iostream>
 
 #include "../../integration/cli/run_cli.hpp"
 #include "../qemu/guest.hpp"
-#include "private_libvirtd.hpp"
+#include "daemon_fixture.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -21,31 +19,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct daemon_home {
-    asio::io_context ctx;
-    libvirt_test::private_libvirtd daemon;
-};
 libvirt_test::private_libvirtd* libvirtd = nullptr;
 
 struct global_setup {
-    global_setup() {
-        if (auto missing = libvirt_test::missing_tools(); !missing.empty()) {
-            std::cerr << "skipping: " << missing << "\n";
-            std::_Exit(77);
-        }
-        static daemon_home home;
-        libvirtd = &home.daemon;
-        std::exception_ptr failed;
-        bool done = false;
-        asio::co_spawn(home.ctx, home.daemon.start(300s), [&](std::exception_ptr e) {
-            failed = e;
-            done = true;
-        });
-        while (!done)
-            home.ctx.run_one();
-        if (failed)
-            std::rethrow_exception(failed);
-    }
+    global_setup() { libvirtd = &libvirt_test::daemon_fixture::start(false).daemon; }
 };
 BOOST_TEST_GLOBAL_FIXTURE(global_setup);
 

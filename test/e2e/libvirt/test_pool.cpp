@@ -1,17 +1,16 @@
-// The test kit's host pool: two libvirt "hosts" (two private libvirtds on
-// this machine, each its own daemon, pool and QEMUs), four tiny guests
-// placed across both by what the daemons report, booted at once; a test
-// body that does not care where each runs; teardown on every host. Also
-// what the daemons report for placement (node info, free memory) against
-// /proc. Exit 77 when libvirtd, QEMU, unshare or setpriv is absent (or not
-// root).
+// The test kit's host pool: two libvirt "hosts", the private libvirtd's
+// local socket and `qemu+ssh://root@127.0.0.1:PORT/...` through an sshd on
+// a loopback port in front of the same daemon (a remote host: pool copies,
+// SSH through the jump host), four tiny guests placed across both by what
+// the daemon reports, booted at once; a test body that does not care where
+// each runs; teardown on every host. Also what the daemon reports for
+// placement (node info, free memory) against /proc. Exit 77 when libvirtd,
+// QEMU, sshd, nc, unshare or setpriv is absent (or not root).
 #define BOOST_TEST_MODULE e2e_libvirt_pool
 #include <localvm/libvirt/client.hpp>
 #include <localvm/testing/boost.hpp>
 #include <localvm/testing/run.hpp>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <fstream>
@@ -19,7 +18,7 @@
 #include <map>
 #include <thread>
 
-#include "private_libvirtd.hpp"
+#include "daemon_fixture.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -28,34 +27,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Two private daemons for the whole run, on an io_context that outlives them.
-struct daemons_home {
-    asio::io_context ctx;
-    libvirt_test::private_libvirtd a, b;
-};
-daemons_home* daemons = nullptr;
+libvirt_test::daemon_fixture* home = nullptr;
 
 struct global_setup {
-    global_setup() {
-        if (auto missing = libvirt_test::missing_tools(); !missing.empty()) {
-            std::cerr << "skipping: " << missing << "\n";
-            std::_Exit(77);
-        }
-        static daemons_home home;
-        daemons = &home;
-        std::exception_ptr failed;
-        int done = 0;
-        for (auto* d : {&home.a, &home.b})
-            asio::co_spawn(home.ctx, d->start(300s), [&](std::exception_ptr e) {
-                if (e)
-                    failed = e;
-                ++done;
-            });
-        while (done < 2)
-            home.ctx.run_one();
-        if (failed)
-            std::rethrow_exception(failed);
-    }
+    global_setup() { home = &libvirt_test::daemon_fixture::start(true); }
 };
 BOOST_TEST_GLOBAL_FIXTURE(global_setup);
 
@@ -79,11 +54,16 @@ std::uint64_t meminfo_kib(const std::string& key) {
     return 0;
 }
 
-std::size_t files_in(const fs::path& dir) {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir))
-        ++n;
-    return n;
+// The pool's volumes but the shared copies of this host's files that a
+// remote connection uploads (`localvm-sha256-*`, kept for reuse).
+std::vector<std::string> vm_volumes(const fs::path& dir) {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir)) {
+        auto n = e.path().filename().string();
+        if (!n.starts_with("localvm-sha256-"))
+            names.push_back(n);
+    }
+    return names;
 }
 
 } // namespace
@@ -92,7 +72,7 @@ std::size_t files_in(const fs::path& dir) {
 BOOST_AUTO_TEST_CASE(the_daemon_reports_this_hosts_cpus_and_memory) {
     lt::run_coroutine(
         [&]() -> asio::awaitable<void> {
-            auto c = co_await localvm::libvirt::client::connect(daemons->a.uri());
+            auto c = co_await localvm::libvirt::client::connect(home->remote());
             auto info = co_await c.node_info();
             auto free = co_await c.node_free_memory();
             co_await c.close();
@@ -112,7 +92,7 @@ BOOST_AUTO_TEST_CASE(four_vms_spread_over_two_hosts) {
     const std::string pool = "localvm-test";
     {
         lt::vm_set set;
-        set.set_hosts({{daemons->a.uri(), pool}, {daemons->b.uri(), pool}});
+        set.set_hosts({{home->local(), pool}, {home->remote(), pool}});
         for (auto name : {"p1", "p2", "p3", "p4"})
             set.add(tiny(name));
         const auto t0 = std::chrono::steady_clock::now();
@@ -139,8 +119,8 @@ BOOST_AUTO_TEST_CASE(four_vms_spread_over_two_hosts) {
                     BOOST_TEST_MESSAGE(n << " on " << host);
                 }
                 BOOST_TEST(per_host.size() == 2u);
-                BOOST_TEST(per_host[daemons->a.uri()] == 2);
-                BOOST_TEST(per_host[daemons->b.uri()] == 2);
+                BOOST_TEST(per_host[home->local()] == 2);
+                BOOST_TEST(per_host[home->remote()] == 2);
                 // The QEMU backend's handle is not there for a libvirt VM.
                 try {
                     s["p1"].manager();
@@ -148,20 +128,28 @@ BOOST_AUTO_TEST_CASE(four_vms_spread_over_two_hosts) {
                 } catch (const localvm::error& e) {
                     BOOST_TEST((e.code() == localvm::errc::unsupported));
                 }
-                auto line = co_await s["p2"].wait_for_console("ssh ready", 10s);
-                BOOST_TEST(line.find("ssh ready") != std::string::npos);
+                // The console of a local VM holds its whole boot.
+                for (const auto& n : s.names())
+                    if (s[n].host() == home->local()) {
+                        auto line = co_await s[n].wait_for_console("ssh ready", 10s);
+                        BOOST_TEST(line.find("ssh ready") != std::string::npos);
+                        break;
+                    }
             },
             15min, "four tiny VMs on two libvirt hosts");
         auto problems = set.teardown();
         BOOST_TEST(problems.empty(), problems);
     }
     // Teardown stopped and removed each VM on its host.
-    BOOST_TEST(files_in(daemons->a.pool_dir()) == 0u);
-    BOOST_TEST(files_in(daemons->b.pool_dir()) == 0u);
+    auto left = vm_volumes(home->daemon.pool_dir());
+    std::string names;
+    for (const auto& n : left)
+        names += " " + n;
+    BOOST_TEST(left.empty(), "volumes left:" << names);
     lt::run_coroutine(
         [&]() -> asio::awaitable<void> {
-            for (auto* d : {&daemons->a, &daemons->b}) {
-                auto c = co_await localvm::libvirt::client::connect(d->uri());
+            for (const auto& uri : {home->local(), home->remote()}) {
+                auto c = co_await localvm::libvirt::client::connect(uri);
                 for (auto name : {"p1", "p2", "p3", "p4"})
                     co_await localvm::testing::expect_error(localvm::errc::libvirt_error,
                                                             [&] { return c.lookup_domain(name); });
