@@ -18,6 +18,8 @@
 
 #include <algorithm>
 #include <csignal>
+#include <tuple>
+#include <utility>
 
 #include "detail/await.hpp"
 #include "detail/race.hpp"
@@ -337,6 +339,7 @@ struct manager::impl {
 
     asio::awaitable<void> stop(domain_ref dom);
     asio::awaitable<void> stop_ladder(domain_ref dom, lifecycle_events& events);
+    asio::awaitable<std::pair<fs::path, std::string>> pool_base(std::string name);
 };
 
 manager::manager(asio::any_io_executor executor, manager_options opts)
@@ -357,20 +360,54 @@ const qemu::layout& manager::files() const noexcept {
     return impl_->files;
 }
 
+// A base `volume:NAME` in the pool: its path and format, as the daemon
+// reports them.
+asio::awaitable<std::pair<fs::path, std::string>> manager::impl::pool_base(std::string name) {
+    auto vol = co_await find_volume(name);
+    if (!vol)
+        throw_error(errc::not_found, "base volume " + name + " is not in pool " + opts.pool +
+                                         " (" + opts.uri + ")");
+    auto* c = co_await connection();
+    std::string problem;
+    auto facts = detail::parse_volume_xml(co_await c->volume_xml(*vol), problem);
+    if (!facts)
+        throw_error(errc::libvirt_error, "base volume " + name + ": " + problem);
+    if (facts->format != "qcow2" && facts->format != "raw")
+        throw_error(errc::unsupported, "base volume " + name + " is " + facts->format +
+                                           ", not qcow2 or raw");
+    if (facts->backing && !opts.vm.allow_base_backing_chain)
+        throw_error(errc::unsupported, "base volume " + name + " has a backing file of its own (" +
+                                           *facts->backing +
+                                           "); set allow_base_backing_chain to build on it");
+    co_return std::pair{fs::path(co_await c->volume_path(*vol)), facts->format};
+}
+
 asio::awaitable<void> manager::create(fs::path base_image) {
     impl& vm = *impl_;
     const auto capacity = qemu::detail::requested_disk_bytes(vm.opts.vm);
-    if (!fs::exists(base_image))
+    constexpr std::string_view volume_prefix = "volume:";
+    const bool in_pool = base_image.native().starts_with(volume_prefix);
+    const auto volume_name = base_image.native().substr(in_pool ? volume_prefix.size() : 0);
+    if (in_pool && volume_name.empty())
+        throw_error(errc::invalid_argument, "base image volume: names no volume");
+    if (!in_pool && !fs::exists(base_image))
         throw_error(errc::not_found, "base image " + base_image.string() + " does not exist");
-    base_image = fs::absolute(base_image);
+    if (!in_pool)
+        base_image = fs::absolute(base_image);
     auto lock = co_await vm.lock();
     auto existing = co_await vm.find_volume(vm.overlay_name());
     if (existing)
         throw_error(errc::already_exists, "VM " + vm.name() + " already exists (volume " +
                                               vm.overlay_name() + " in pool " + vm.opts.pool + ")");
-    const auto format = co_await qemu::detail::check_base(vm.opts.vm, base_image);
-    // A remote daemon gets the base as a volume of the pool (reused by digest).
-    const auto backing = co_await vm.daemon_file(base_image);
+    fs::path backing;
+    std::string format;
+    if (in_pool) {
+        std::tie(backing, format) = co_await vm.pool_base(volume_name);
+    } else {
+        format = co_await qemu::detail::check_base(vm.opts.vm, base_image);
+        // A remote daemon gets the base as a volume of the pool (reused by digest).
+        backing = co_await vm.daemon_file(base_image);
+    }
     auto xml = detail::overlay_volume_xml(vm.overlay_name(), backing, format, capacity);
     vm.say("creating volume " + vm.overlay_name() + " in pool " + vm.opts.pool + " on " +
            backing.string() + " (" + format + ")");

@@ -97,9 +97,18 @@ public:
     /// reused otherwise (a copy is complete when its empty marker volume
     /// `localvm-sha256-HEX.complete` exists; an upload that fails or is
     /// cancelled deletes its volume, one that was interrupted is replaced).
-    /// Copies are shared and never deleted by `remove`. Throws
-    /// `errc::not_found` for a missing base or pool, `errc::already_exists`
-    /// when the volume exists. A failed create leaves no overlay volume.
+    /// Copies are shared and never deleted by `remove`.
+    ///
+    /// `base_image` of the form `volume:NAME` names a volume already in the
+    /// pool instead (e.g. an image the daemon's administrator put there),
+    /// over any connection: its format is the one the daemon reports, and a
+    /// volume with a backing store of its own is `errc::unsupported` unless
+    /// `vm.allow_base_backing_chain`; its content is the daemon's business
+    /// (this host cannot inspect it), and `remove` leaves it alone.
+    ///
+    /// Throws `errc::not_found` for a missing base, volume or pool,
+    /// `errc::already_exists` when the overlay exists. A failed create
+    /// leaves no overlay volume.
     boost::asio::awaitable<void> create(std::filesystem::path base_image) override;
 
     /// True when the overlay volume exists.
