@@ -31,16 +31,20 @@ struct manager_options {
     /// see `create`); QEMU gets no pid file (`pid` is nullopt) and no console
     /// log file (the console goes through the daemon's console stream, so
     /// `console`, `wait_for_console` and the console lines of `wait_ready`
-    /// work, but see only what the guest prints after they open); firmware
-    /// (UEFI) boot is `errc::unsupported`; `vm.qemu_binary`, when absolute, names a
-    /// binary on the daemon's host. The guest's forwards are bound on the
+    /// work, but see only what the guest prints after they open); for
+    /// firmware (UEFI) boot, the firmware code this host would use goes
+    /// into the pool the same way (so the daemon's host needs no OVMF
+    /// package, but its QEMU must accept a pflash image from the pool's
+    /// directory); `vm.qemu_binary`, when absolute, names a binary on the
+    /// daemon's host. The guest's forwards are bound on the
     /// daemon host's 127.0.0.1, so `wait_ready`, `shell` and `sync` reach
     /// them with ssh through that host as a jump host (the URI's user, port,
     /// keyfile and known_hosts; see `ssh::jump_host`).
     std::string uri = "qemu:///system";
     /// The storage pool that holds the VM's volumes: `<name>.qcow2` (the
     /// overlay), `<name>-seed.iso` (the NoCloud seed) and, for firmware
-    /// boot, `<name>-vars.fd` (the UEFI variables, beside the overlay).
+    /// boot, `<name>-vars.fd` (the UEFI variables, made from the firmware's
+    /// template at the first firmware boot and kept until `remove`).
     /// A directory pool. Default "default".
     std::string pool = "default";
     /// The VM as for the QEMU backend, with the same meaning where libvirt

@@ -62,6 +62,7 @@ BOOST_AUTO_TEST_CASE(cloud_init_guest_through_libvirt) {
             s.ports = {{"127.0.0.1", 0, 22}};
             s.ssh_authorized_key = h.public_key;
             s.user_data = "#cloud-config\n"
+                          "manage_etc_hosts: true\n" // sudo resolves the hostname
                           "users:\n"
                           "  - default\n"
                           "  - name: tester\n"

@@ -455,6 +455,54 @@ BOOST_AUTO_TEST_CASE(a_start_qemu_refuses_leaves_nothing_running) {
 
 // A guest kernel panic ends the domain (pvpanic, on_crash destroy): wait_ready
 // fails at once with guest_died and the console's last lines.
+// Firmware (UEFI) boot over the socket and over ssh: the variable store is
+// the pool's volume <name>-vars.fd, made at the first start, kept across
+// starts and deleted by remove; a remote daemon gets the firmware as a pool
+// copy. The disk is blank: OVMF finds nothing to boot and starts its shell
+// on the serial console (seen on the console stream over ssh).
+BOOST_AUTO_TEST_CASE(firmware_boot_over_both_connections) {
+    lve2e::home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto base = co_await blank_base(h);
+            for (const bool remote : {false, true}) {
+                const std::string name = remote ? "lvefissh" : "lvefi";
+                auto o = libvirt_options(h, name, remote ? fixture->remote() : libvirtd->uri());
+                o.vm.stop.powerdown_timeout = 2s; // the firmware's shell ignores ACPI
+                localvm::libvirt::manager m(ex, o);
+                std::vector<std::string> log;
+                m.set_output([&](std::string_view l) {
+                    log.emplace_back(l);
+                    std::cerr << l << "\n";
+                });
+                co_await m.create(base);
+                localvm::start_options s; // no boot: the firmware boots
+                s.cpus = 1;
+                s.memory = "256M";
+                const auto vars = libvirtd->pool_dir() / (name + "-vars.fd");
+                co_await m.start(s);
+                BOOST_TEST(fs::exists(vars));
+                auto line = co_await m.wait_for_console("Shell>", 180s);
+                BOOST_TEST(line.find("Shell>") != std::string::npos, line);
+                co_await m.stop();
+                co_await m.start(s); // again: the same variable store
+                co_await m.stop();
+                // Made once (from the template), then reused.
+                std::size_t made = 0;
+                for (auto& l : log)
+                    made += l.find("making the UEFI variable store") != std::string::npos;
+                BOOST_TEST(made == 1u, joined(log));
+                if (remote) // the firmware came through the daemon
+                    BOOST_TEST(joined(log).find("uploading /usr/share/OVMF/") != std::string::npos,
+                               joined(log));
+                co_await m.remove();
+                BOOST_TEST(!fs::exists(vars));
+            }
+        },
+        900s);
+}
+
 BOOST_AUTO_TEST_CASE(a_guest_that_panics_fails_wait_ready_fast) {
     auto g = lve2e::load_guest("tiny");
     lve2e::home h;
