@@ -18,6 +18,7 @@
 #include <iostream>
 
 #include "../../e2e/qemu/guest.hpp"
+#include "../user_data.hpp"
 #include "daemon_fixture.hpp"
 
 namespace asio = boost::asio;
@@ -61,19 +62,7 @@ BOOST_AUTO_TEST_CASE(cloud_init_guest_through_libvirt) {
             s.boot = localvm::direct_boot{g["KERNEL"], g["INITRD"], g["CMDLINE"]};
             s.ports = {{"127.0.0.1", 0, 22}};
             s.ssh_authorized_key = h.public_key;
-            s.user_data = "#cloud-config\n"
-                          "manage_etc_hosts: true\n" // sudo resolves the hostname
-                          "users:\n"
-                          "  - default\n"
-                          "  - name: tester\n"
-                          "    sudo: ALL=(ALL) NOPASSWD:ALL\n"
-                          "    shell: /bin/bash\n"
-                          "    ssh_authorized_keys:\n"
-                          "      - " +
-                          h.public_key +
-                          "\n"
-                          "runcmd:\n"
-                          "  - [sh, -c, 'echo localvm-libvirt-cloud > /run/marker']\n";
+            s.user_data = lvcloud::user_data(h.public_key, "localvm-libvirt-cloud");
             const auto t0 = std::chrono::steady_clock::now();
             co_await m.start(s);
             co_await m.wait_ready(600s);
