@@ -139,6 +139,15 @@ std::optional<unsigned long> parse_number(const std::string& s) {
     return v;
 }
 
+// A duration option: 1..86400 whole seconds; "" or what is wrong with `v`.
+std::string parse_seconds(const std::string& v, std::chrono::seconds& out) {
+    auto n = parse_number(v);
+    if (!n || *n == 0 || *n > 86400)
+        return "expected 1..86400 seconds, got " + in_quotes(v);
+    out = std::chrono::seconds(*n);
+    return {};
+}
+
 const std::vector<option_spec>& options_table() {
     static const std::vector<option_spec> table = [] {
         const start_options start_defaults;
@@ -370,12 +379,16 @@ const std::vector<option_spec>& options_table() {
              }},
             {"timeout", 0, "SECONDS", bit(command::up),
              "How long to wait for SSH to work. Default 300.",
+             [](invocation& i, const std::string& v) { return parse_seconds(v, i.timeout); }},
+            {"timeout", 0, "SECONDS", bit(command::stop),
+             "How long the guest has to power off after the ACPI power\n"
+             "button before QMP quit ends QEMU. Default " +
+                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                    vm_defaults.stop.powerdown_timeout)
+                                    .count()) +
+                 ".",
              [](invocation& i, const std::string& v) {
-                 auto n = parse_number(v);
-                 if (!n || *n == 0 || *n > 86400)
-                     return "expected 1..86400 seconds, got " + in_quotes(v);
-                 i.timeout = std::chrono::seconds(*n);
-                 return std::string();
+                 return parse_seconds(v, i.powerdown_timeout.emplace());
              }},
             {"timeline", 0, "FILE", bit(command::up),
              "Also write the boot timeline to FILE as JSON.",

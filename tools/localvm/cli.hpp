@@ -131,6 +131,12 @@ struct invocation {
     std::string snapshot_action;  ///< snapshot: "save", "list" or "delete".
     std::string snapshot;         ///< The snapshot's name (snapshot save|delete, clone).
     bool stop_after_save = false; ///< snapshot --stop: QEMU ends after the save.
+
+    // stop
+    /// stop --timeout: how long the guest has to power off after the ACPI
+    /// power button before QMP quit (qemu::stop_options::powerdown_timeout);
+    /// unset: the library's default (60 s).
+    std::optional<std::chrono::seconds> powerdown_timeout;
 };
 
 /// A command line that cannot be run: exit status 2.

@@ -89,6 +89,8 @@ vm_setup setup_for(const cli::invocation& i) {
         o.ssh_user = i.user;
     if (!i.disk_size.empty())
         o.disk_size = i.disk_size;
+    if (i.powerdown_timeout)
+        o.stop.powerdown_timeout = *i.powerdown_timeout;
     v.files = qemu::make_layout(o);
     // Without --identity the VM has its own key pair, deleted with it.
     o.ssh_identity_file =

@@ -1,7 +1,8 @@
 // The localvm command against the tiny guest, on one boot: up (create,
 // start with an HMP monitor, wait for SSH, run a command, timeline), status
 // --json, the monitor typed into through a pty, shell, sync, console, up
-// again on the running VM, stop, delete. TCG and restricted networking;
+// again on the running VM, stop, delete; and stop --timeout on a guest that
+// ignores the power button. TCG and restricted networking;
 // temporary XDG directories.
 #define BOOST_TEST_MODULE cli_e2e
 #include <boost/json.hpp>
@@ -85,6 +86,7 @@ BOOST_AUTO_TEST_CASE(lifecycle_on_one_boot) {
     lvcli::scratch s;
     auto env = s.env();
     auto base = lvcli::make_base_image(s);
+    lvcli::stop_at_exit guard{"tiny", env};
     auto timeline = s.root / "timeline.json";
 
     auto up = run({"up",        "tiny",     "--base",     base.string(), "--kernel",
@@ -301,4 +303,31 @@ BOOST_AUTO_TEST_CASE(lifecycle_on_one_boot) {
     BOOST_TEST(del.status == 0, del.err);
     auto gone = run({"status", "tiny"}, env);
     BOOST_TEST(gone.status == 1);
+}
+
+// stop --timeout is the power button's window: a guest that ignores the button
+// (localvm.noacpi=1) goes on to the next steps once that window is over, not
+// after the library's default 60 s.
+BOOST_AUTO_TEST_CASE(stop_timeout_bounds_the_power_button) {
+    auto g = lve2e::load_guest("tiny");
+    lvcli::scratch s;
+    auto env = s.env();
+    auto base = lvcli::make_base_image(s);
+    lvcli::stop_at_exit guard{"deaf", env};
+    auto up = run({"up", "deaf", "-q", "--base", base.string(), "--kernel", g["KERNEL"], "--initrd",
+                   g["INITRD"], "--cmdline", g["CMDLINE"] + " localvm.noacpi=1", "--memory",
+                   "512M", "--accel", "tcg", "--net", "restricted"},
+                  env);
+    BOOST_REQUIRE_MESSAGE(up.status == 0, "up failed: " << up.err);
+
+    BOOST_TEST(run({"stop", "deaf", "--timeout", "abc"}, env).status == 2);
+    auto stop = run({"stop", "deaf", "-v", "--timeout", "2"}, env);
+    BOOST_TEST(stop.status == 0, stop.err);
+    // (then the guest agent's turn, which the tiny guest has not got, then quit)
+    BOOST_TEST(stop.err.find("the guest did not power off within 2000 ms;") != std::string::npos,
+               stop.err);
+    auto st = json::parse(run({"status", "deaf", "--json"}, env).out).as_object();
+    BOOST_TEST(st.at("state").as_string() == "stopped");
+    BOOST_TEST(st.at("stopped_by").as_string() == "quit");
+    BOOST_TEST(run({"delete", "deaf"}, env).status == 0);
 }

@@ -159,4 +159,17 @@ inline std::string slurp(const fs::path& p) {
     return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+/// Whatever the test did, no QEMU of VM `name` outlives it: `stop NAME -q`
+/// when the guard goes (errors ignored: the VM may be stopped already).
+struct stop_at_exit {
+    std::string name;
+    std::vector<std::string> env;
+    ~stop_at_exit() {
+        try {
+            run({"stop", name, "-q"}, env);
+        } catch (...) {
+        }
+    }
+};
+
 } // namespace lvcli

@@ -195,6 +195,22 @@ BOOST_AUTO_TEST_CASE(defaults_are_unset) {
     BOOST_TEST((i.level == verbosity::normal));
     BOOST_TEST((ok({"start", "vm1", "--accel", "auto"}).accel == accelerator::automatic));
     BOOST_TEST((ok({"stop", "-v", "vm1"}).level == verbosity::verbose));
+    BOOST_TEST(!ok({"stop", "vm1"}).powerdown_timeout);
+}
+
+// --timeout means the SSH wait for up and the power button's window for stop.
+BOOST_AUTO_TEST_CASE(timeout_is_per_command) {
+    auto stop = ok({"stop", "vm1", "--timeout", "120"});
+    BOOST_REQUIRE(stop.powerdown_timeout);
+    BOOST_TEST(stop.powerdown_timeout->count() == 120);
+    BOOST_TEST(stop.timeout.count() == 300); // up's, untouched
+    auto up = ok({"up", "vm1", "--timeout", "30"});
+    BOOST_TEST(!up.powerdown_timeout);
+    BOOST_TEST(bad({"stop", "vm1", "--timeout", "0"}) ==
+               "stop: --timeout: expected 1..86400 seconds, got \"0\"");
+    BOOST_TEST(bad({"status", "vm1", "--timeout", "5"}) == "status: unknown option \"--timeout\"");
+    BOOST_TEST(contains(help_text(command::stop), "--timeout SECONDS"));
+    BOOST_TEST(contains(help_text(command::stop), "Default 60."));
 }
 
 BOOST_AUTO_TEST_CASE(bad_values_name_the_option) {
