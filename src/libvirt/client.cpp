@@ -74,6 +74,8 @@ const char* procedure_name(std::uint32_t program, std::int32_t p) {
         return "STORAGE_VOL_DELETE";
     case remote_procedure::storage_vol_lookup_by_name:
         return "STORAGE_VOL_LOOKUP_BY_NAME";
+    case remote_procedure::storage_vol_get_xml_desc:
+        return "STORAGE_VOL_GET_XML_DESC";
     case remote_procedure::storage_vol_get_path:
         return "STORAGE_VOL_GET_PATH";
     case remote_procedure::domain_open_console:
@@ -1010,6 +1012,13 @@ asio::awaitable<std::string> client::volume_path(vol_ref vol) {
     auto r =
         co_await call(remote_program, rp(remote_procedure::storage_vol_get_path), std::move(args));
     co_return decode_or_throw<string_value>(r, "STORAGE_VOL_GET_PATH").value;
+}
+
+asio::awaitable<std::string> client::volume_xml(vol_ref vol, std::uint32_t flags) {
+    std::string args = encode(vol_flags_args{std::move(vol), flags});
+    auto r = co_await call(remote_program, rp(remote_procedure::storage_vol_get_xml_desc),
+                           std::move(args));
+    co_return decode_or_throw<string_value>(r, "STORAGE_VOL_GET_XML_DESC").value;
 }
 
 asio::awaitable<void> client::delete_volume(vol_ref vol, std::uint32_t flags) {

@@ -36,8 +36,12 @@ std::optional<std::string> console_scan::feed(std::string_view data,
     }
     if (!found && partial && matcher) {
         auto rest = splitter_.partial_line();
-        if (!rest.empty() && matcher->matches(rest))
+        if (!rest.empty() && matcher->matches(rest)) {
+            // The wait ends with it: echoed now, as it will not be later.
+            if (echo_)
+                echo_("console: " + rest);
             found = std::move(rest);
+        }
     }
     return found;
 }

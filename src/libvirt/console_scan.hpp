@@ -28,7 +28,9 @@ public:
     /// Feeds `data`; returns the first line it completes that `matcher`
     /// matches, else (with `partial`) the unfinished last line when it
     /// matches, else nullopt. Every line of `data` is echoed and kept, also
-    /// those after a match. A null `matcher` matches nothing.
+    /// those after a match; an unfinished line that matches is echoed too
+    /// (the caller's wait ends with it, so it would never complete here).
+    /// A null `matcher` matches nothing.
     std::optional<std::string> feed(std::string_view data, const console::text_matcher* matcher,
                                     bool partial);
 

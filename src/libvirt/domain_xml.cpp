@@ -77,7 +77,7 @@ std::string xml_escape(std::string_view text, std::string_view what) {
     return out;
 }
 
-std::string domain_xml(const qemu::launch_plan& p, const domain_extras& x) {
+std::string domain_xml(const qemu::launch_plan& p) {
     if (!p.nics.empty())
         throw_error(errc::unsupported, "libvirt domain: virtual networks are not supported");
     if (p.incoming)
@@ -102,10 +102,7 @@ std::string domain_xml(const qemu::launch_plan& p, const domain_extras& x) {
     } else if (p.uefi) {
         d.line(2, "<loader readonly='yes' type='pflash'>" + esc(p.uefi->code, "UEFI code") +
                       "</loader>");
-        std::string nvram = "<nvram";
-        if (!x.nvram_template.empty())
-            nvram += " template='" + esc(x.nvram_template, "UEFI variables template") + "'";
-        d.line(2, nvram + ">" + esc(p.uefi->vars, "UEFI variables") + "</nvram>");
+        d.line(2, "<nvram>" + esc(p.uefi->vars, "UEFI variables") + "</nvram>");
     }
     d.line(1, "</os>");
     d.line(1, "<features>");

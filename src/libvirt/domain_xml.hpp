@@ -11,13 +11,6 @@
 
 namespace localvm::libvirt::detail {
 
-/// What the domain needs beyond the plan.
-struct domain_extras {
-    /// With `plan.uefi`: the variable store libvirt copies to
-    /// `plan.uefi->vars` when that does not exist yet (`<nvram template=>`).
-    std::filesystem::path nvram_template;
-};
-
 /// The id of the user-mode netdev in the passthrough arguments.
 inline constexpr std::string_view user_netdev_id = "localvm-net0";
 
@@ -46,7 +39,7 @@ inline constexpr std::string_view user_netdev_id = "localvm-net0";
 /// `errc::invalid_argument` naming the field when a text is not UTF-8 or
 /// holds a control character XML cannot carry, `errc::unsupported` for
 /// virtual NICs or `incoming`.
-std::string domain_xml(const qemu::launch_plan& plan, const domain_extras& extras = {});
+std::string domain_xml(const qemu::launch_plan& plan);
 
 /// `text` escaped for XML character data and attribute values (either
 /// quote). Throws `errc::invalid_argument` "WHAT: ..." for text that is

@@ -18,9 +18,12 @@
 
 #include <algorithm>
 #include <csignal>
+#include <tuple>
+#include <utility>
 
 #include "detail/await.hpp"
 #include "detail/race.hpp"
+#include "detail/undo.hpp"
 #include "libvirt/console_scan.hpp"
 #include "libvirt/domain_xml.hpp"
 #include "libvirt/pool_copy.hpp"
@@ -97,6 +100,7 @@ struct manager::impl {
     bool remote() const { return hop.has_value(); }
     std::string overlay_name() const { return name() + ".qcow2"; }
     std::string seed_name() const { return name() + "-seed.iso"; }
+    std::string vars_name() const { return name() + "-vars.fd"; }
 
     void say(const std::string& line) const {
         if (output)
@@ -303,10 +307,22 @@ struct manager::impl {
         co_return fs::path(copy.second);
     }
 
-    // The UEFI variable store: beside the overlay (libvirt 9.0 takes no
-    // volume for <nvram>).
-    fs::path vars_path(const fs::path& overlay) const {
-        return overlay.parent_path() / (name() + "-vars.fd");
+    // A new raw volume `name` holding `bytes`; its path. A failed or
+    // cancelled upload deletes the volume.
+    asio::awaitable<fs::path> upload_volume(std::string name, std::string bytes) {
+        auto* c = co_await connection();
+        auto p = co_await pool();
+        auto vol = co_await c->create_volume(p, detail::raw_volume_xml(name, bytes.size()));
+        std::exception_ptr failure;
+        try {
+            co_await c->upload(vol, std::move(bytes));
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (failure)
+            co_await localvm::detail::undo_and_rethrow(
+                failure, [c, &vol]() -> asio::awaitable<void> { co_await c->delete_volume(vol); });
+        co_return fs::path(co_await c->volume_path(vol));
     }
 
     // Replaces the seed volume with `iso` and returns its path.
@@ -314,29 +330,25 @@ struct manager::impl {
         auto* c = co_await connection();
         if (auto old = co_await find_volume(seed_name()))
             co_await c->delete_volume(*old);
-        auto p = co_await pool();
-        auto vol = co_await c->create_volume(p, detail::raw_volume_xml(seed_name(), iso.size()));
-        std::exception_ptr failure;
-        try {
-            co_await c->upload(vol, std::move(iso));
-        } catch (...) {
-            failure = std::current_exception();
-        }
-        if (failure) {
-            co_await asio::this_coro::reset_cancellation_state();
-            try {
-                co_await c->delete_volume(vol);
-            } catch (const std::exception&) {
-                // The upload's failure is the one to report.
-            }
-            std::rethrow_exception(failure);
-        }
-        auto path = co_await c->volume_path(vol);
-        co_return fs::path(path);
+        co_return co_await upload_volume(seed_name(), std::move(iso));
+    }
+
+    // The UEFI variable store, the volume `<name>-vars.fd` of the pool:
+    // made from the firmware's `vars_template` (a file on this host) at the
+    // first firmware boot, then kept, as the QEMU backend keeps its
+    // variables, until `remove`. A volume, not a file beside the overlay,
+    // so that it works the same through a remote daemon.
+    asio::awaitable<fs::path> vars_volume(const fs::path& vars_template) {
+        auto* c = co_await connection();
+        if (auto v = co_await find_volume(vars_name()))
+            co_return fs::path(co_await c->volume_path(*v));
+        say("making the UEFI variable store " + vars_name() + " from " + vars_template.string());
+        co_return co_await upload_volume(vars_name(), sys::read_file(vars_template));
     }
 
     asio::awaitable<void> stop(domain_ref dom);
     asio::awaitable<void> stop_ladder(domain_ref dom, lifecycle_events& events);
+    asio::awaitable<std::pair<fs::path, std::string>> pool_base(std::string name);
 };
 
 manager::manager(asio::any_io_executor executor, manager_options opts)
@@ -357,20 +369,54 @@ const qemu::layout& manager::files() const noexcept {
     return impl_->files;
 }
 
+// A base `volume:NAME` in the pool: its path and format, as the daemon
+// reports them.
+asio::awaitable<std::pair<fs::path, std::string>> manager::impl::pool_base(std::string name) {
+    auto vol = co_await find_volume(name);
+    if (!vol)
+        throw_error(errc::not_found, "base volume " + name + " is not in pool " + opts.pool +
+                                         " (" + opts.uri + ")");
+    auto* c = co_await connection();
+    std::string problem;
+    auto facts = detail::parse_volume_xml(co_await c->volume_xml(*vol), problem);
+    if (!facts)
+        throw_error(errc::libvirt_error, "base volume " + name + ": " + problem);
+    if (facts->format != "qcow2" && facts->format != "raw")
+        throw_error(errc::unsupported, "base volume " + name + " is " + facts->format +
+                                           ", not qcow2 or raw");
+    if (facts->backing && !opts.vm.allow_base_backing_chain)
+        throw_error(errc::unsupported, "base volume " + name + " has a backing file of its own (" +
+                                           *facts->backing +
+                                           "); set allow_base_backing_chain to build on it");
+    co_return std::pair{fs::path(co_await c->volume_path(*vol)), facts->format};
+}
+
 asio::awaitable<void> manager::create(fs::path base_image) {
     impl& vm = *impl_;
     const auto capacity = qemu::detail::requested_disk_bytes(vm.opts.vm);
-    if (!fs::exists(base_image))
+    constexpr std::string_view volume_prefix = "volume:";
+    const bool in_pool = base_image.native().starts_with(volume_prefix);
+    const auto volume_name = base_image.native().substr(in_pool ? volume_prefix.size() : 0);
+    if (in_pool && volume_name.empty())
+        throw_error(errc::invalid_argument, "base image volume: names no volume");
+    if (!in_pool && !fs::exists(base_image))
         throw_error(errc::not_found, "base image " + base_image.string() + " does not exist");
-    base_image = fs::absolute(base_image);
+    if (!in_pool)
+        base_image = fs::absolute(base_image);
     auto lock = co_await vm.lock();
     auto existing = co_await vm.find_volume(vm.overlay_name());
     if (existing)
         throw_error(errc::already_exists, "VM " + vm.name() + " already exists (volume " +
                                               vm.overlay_name() + " in pool " + vm.opts.pool + ")");
-    const auto format = co_await qemu::detail::check_base(vm.opts.vm, base_image);
-    // A remote daemon gets the base as a volume of the pool (reused by digest).
-    const auto backing = co_await vm.daemon_file(base_image);
+    fs::path backing;
+    std::string format;
+    if (in_pool) {
+        std::tie(backing, format) = co_await vm.pool_base(volume_name);
+    } else {
+        format = co_await qemu::detail::check_base(vm.opts.vm, base_image);
+        // A remote daemon gets the base as a volume of the pool (reused by digest).
+        backing = co_await vm.daemon_file(base_image);
+    }
     auto xml = detail::overlay_volume_xml(vm.overlay_name(), backing, format, capacity);
     vm.say("creating volume " + vm.overlay_name() + " in pool " + vm.opts.pool + " on " +
            backing.string() + " (" + format + ")");
@@ -390,12 +436,6 @@ asio::awaitable<void> manager::start(start_options so) {
         throw_error(errc::unsupported, "the libvirt backend has no virtual networks yet");
     // The checks of the QEMU backend, before anything is touched.
     auto plan = qemu::detail::plan_start(vm.opts.vm, vm.files, so);
-    if (vm.remote() && plan.launch.uefi)
-        throw_error(errc::unsupported,
-                    "VM " + vm.name() +
-                        ": firmware (UEFI) boot through a remote libvirt connection is not "
-                        "supported yet (the firmware and its variable store are this host's "
-                        "files); use direct kernel boot, or a local connection");
     auto overlay = co_await vm.find_volume(vm.overlay_name());
     if (!overlay)
         throw_error(errc::not_found, "VM " + vm.name() + " was not created (no volume " +
@@ -427,10 +467,10 @@ asio::awaitable<void> manager::start(start_options so) {
     vm.say("uploading the seed (" + std::to_string(iso.size()) + " bytes) as volume " +
            vm.seed_name());
     launch.seed = co_await vm.upload_seed(std::move(iso));
-    detail::domain_extras extras;
     if (launch.uefi) {
-        launch.uefi->vars = vm.vars_path(launch.disk);
-        extras.nvram_template = plan.vars_template;
+        // A remote daemon reads the firmware from a pool copy, as the kernel.
+        launch.uefi->code = co_await vm.daemon_file(launch.uefi->code);
+        launch.uefi->vars = co_await vm.vars_volume(plan.vars_template);
     }
     launch.accel = vm.opts.vm.accel;
     if (launch.boot) {
@@ -444,7 +484,7 @@ asio::awaitable<void> manager::start(start_options so) {
         launch.console_log = vm.files.console_log;
         launch.pidfile = vm.files.pidfile;
     }
-    auto xml = detail::domain_xml(launch, extras);
+    auto xml = detail::domain_xml(launch);
 
     vm.say("creating domain " + vm.name());
     // libvirt's error carries QEMU's stderr when QEMU refused to start:
@@ -462,15 +502,10 @@ asio::awaitable<void> manager::start(start_options so) {
     if (lost) {
         // Best effort: a create the daemon finishes after this lookup
         // still runs (its reply is discarded).
-        co_await asio::this_coro::reset_cancellation_state();
-        try {
-            auto orphan = co_await vm.find_domain();
-            if (orphan)
+        co_await localvm::detail::undo_and_rethrow(lost, [&vm, c]() -> asio::awaitable<void> {
+            if (auto orphan = co_await vm.find_domain())
                 co_await c->destroy(*orphan);
-        } catch (const std::exception&) {
-            // The original failure is the one to report.
-        }
-        std::rethrow_exception(lost);
+        });
     }
     if (!created)
         throw_error(errc::process_failed,
@@ -490,16 +525,9 @@ asio::awaitable<void> manager::start(start_options so) {
     } catch (...) {
         failure = std::current_exception();
     }
-    if (failure) {
-        // asio would throw at the next co_await of a cancelled coroutine.
-        co_await asio::this_coro::reset_cancellation_state();
-        try {
-            co_await c->destroy(dom);
-        } catch (const std::exception&) {
-            // The original failure is the one to report.
-        }
-        std::rethrow_exception(failure);
-    }
+    if (failure)
+        co_await localvm::detail::undo_and_rethrow(
+            failure, [c, &dom]() -> asio::awaitable<void> { co_await c->destroy(dom); });
     if (auto pid = vm.local_pid())
         vm.say("running (pid " + std::to_string(*pid) + ")");
 }
@@ -825,16 +853,9 @@ asio::awaitable<void> manager::remove() {
         co_await c->undefine(*dom);
     }
     auto* c = co_await vm.connection();
-    if (auto overlay = co_await vm.find_volume(vm.overlay_name())) {
-        if (!vm.remote()) { // a remote VM has none (no firmware boot)
-            auto vars = vm.vars_path(co_await c->volume_path(*overlay));
-            std::error_code ec;
-            fs::remove(vars, ec);
-        }
-        co_await c->delete_volume(*overlay);
-    }
-    if (auto seed = co_await vm.find_volume(vm.seed_name()))
-        co_await c->delete_volume(*seed);
+    for (const auto& name : {vm.overlay_name(), vm.seed_name(), vm.vars_name()})
+        if (auto vol = co_await vm.find_volume(name))
+            co_await c->delete_volume(*vol);
     co_await qemu::detail::end_guest_master(
         vm.files, [&vm](const std::string& l) { vm.say(l); }, qemu::detail::ssh_master_timeout);
     // The lock made and checked both directories (nothing that is not ours

@@ -175,6 +175,9 @@ public:
                                                   std::uint32_t flags = 0);
     boost::asio::awaitable<vol_ref> lookup_volume(pool_ref pool, std::string name);
     boost::asio::awaitable<std::string> volume_path(vol_ref vol);
+    /// The volume's XML as the daemon describes it (format, capacity,
+    /// backing store; the daemon probes the file).
+    boost::asio::awaitable<std::string> volume_xml(vol_ref vol, std::uint32_t flags = 0);
     boost::asio::awaitable<void> delete_volume(vol_ref vol, std::uint32_t flags = 0);
 
     /// Opens an upload stream into `vol` at `offset` for `length` bytes (0:

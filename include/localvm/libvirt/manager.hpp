@@ -31,16 +31,20 @@ struct manager_options {
     /// see `create`); QEMU gets no pid file (`pid` is nullopt) and no console
     /// log file (the console goes through the daemon's console stream, so
     /// `console`, `wait_for_console` and the console lines of `wait_ready`
-    /// work, but see only what the guest prints after they open); firmware
-    /// (UEFI) boot is `errc::unsupported`; `vm.qemu_binary`, when absolute, names a
-    /// binary on the daemon's host. The guest's forwards are bound on the
+    /// work, but see only what the guest prints after they open); for
+    /// firmware (UEFI) boot, the firmware code this host would use goes
+    /// into the pool the same way (so the daemon's host needs no OVMF
+    /// package, but its QEMU must accept a pflash image from the pool's
+    /// directory); `vm.qemu_binary`, when absolute, names a binary on the
+    /// daemon's host. The guest's forwards are bound on the
     /// daemon host's 127.0.0.1, so `wait_ready`, `shell` and `sync` reach
     /// them with ssh through that host as a jump host (the URI's user, port,
     /// keyfile and known_hosts; see `ssh::jump_host`).
     std::string uri = "qemu:///system";
     /// The storage pool that holds the VM's volumes: `<name>.qcow2` (the
     /// overlay), `<name>-seed.iso` (the NoCloud seed) and, for firmware
-    /// boot, `<name>-vars.fd` (the UEFI variables, beside the overlay).
+    /// boot, `<name>-vars.fd` (the UEFI variables, made from the firmware's
+    /// template at the first firmware boot and kept until `remove`).
     /// A directory pool. Default "default".
     std::string pool = "default";
     /// The VM as for the QEMU backend, with the same meaning where libvirt
@@ -97,9 +101,18 @@ public:
     /// reused otherwise (a copy is complete when its empty marker volume
     /// `localvm-sha256-HEX.complete` exists; an upload that fails or is
     /// cancelled deletes its volume, one that was interrupted is replaced).
-    /// Copies are shared and never deleted by `remove`. Throws
-    /// `errc::not_found` for a missing base or pool, `errc::already_exists`
-    /// when the volume exists. A failed create leaves no overlay volume.
+    /// Copies are shared and never deleted by `remove`.
+    ///
+    /// `base_image` of the form `volume:NAME` names a volume already in the
+    /// pool instead (e.g. an image the daemon's administrator put there),
+    /// over any connection: its format is the one the daemon reports, and a
+    /// volume with a backing store of its own is `errc::unsupported` unless
+    /// `vm.allow_base_backing_chain`; its content is the daemon's business
+    /// (this host cannot inspect it), and `remove` leaves it alone.
+    ///
+    /// Throws `errc::not_found` for a missing base, volume or pool,
+    /// `errc::already_exists` when the overlay exists. A failed create
+    /// leaves no overlay volume.
     boost::asio::awaitable<void> create(std::filesystem::path base_image) override;
 
     /// True when the overlay volume exists.

@@ -34,6 +34,7 @@ enum class remote_procedure : std::int32_t {
     storage_vol_create_xml = 93,
     storage_vol_delete = 94,
     storage_vol_lookup_by_name = 95,
+    storage_vol_get_xml_desc = 99,
     storage_vol_get_path = 100,
     node_get_free_memory = 102,
     domain_open_console = 201,
@@ -195,7 +196,7 @@ struct vol_value {
     vol_ref vol;
 };
 
-/// A volume and flags: vol delete args.
+/// A volume and flags: vol delete and vol get-xml-desc args.
 struct vol_flags_args {
     vol_ref vol;
     std::uint32_t flags = 0;

@@ -1,5 +1,6 @@
 #define BOOST_TEST_MODULE cloud_guest
 #include "../../e2e/qemu/guest.hpp"
+#include "../user_data.hpp"
 
 #include <localvm/process/child.hpp>
 #include <localvm/qemu/manager.hpp>
@@ -37,19 +38,7 @@ BOOST_AUTO_TEST_CASE(cloud_init_guest_lifecycle) {
             s.boot = localvm::direct_boot{g["KERNEL"], g["INITRD"], g["CMDLINE"]};
             s.ports = {{"127.0.0.1", 0, 22}};
             s.ssh_authorized_key = h.public_key; // meta-data public-keys: the default user
-            s.user_data = "#cloud-config\n"
-                          "manage_etc_hosts: true\n"
-                          "users:\n"
-                          "  - default\n"
-                          "  - name: tester\n"
-                          "    sudo: ALL=(ALL) NOPASSWD:ALL\n"
-                          "    shell: /bin/bash\n"
-                          "    ssh_authorized_keys:\n"
-                          "      - " +
-                          h.public_key +
-                          "\n"
-                          "runcmd:\n"
-                          "  - [sh, -c, 'echo localvm-cloud-marker > /run/marker']\n";
+            s.user_data = lvcloud::user_data(h.public_key, "localvm-cloud-marker");
             // A virtual network: real cloud-init applies the seed's
             // network-config (a static address matched by MAC, the user-mode
             // NIC on DHCP) and the peers' /etc/hosts lines.

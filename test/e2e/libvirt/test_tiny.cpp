@@ -4,7 +4,8 @@
 // the daemon's local socket and over `qemu+ssh://root@127.0.0.1:PORT/...`
 // (an sshd on a loopback port in front of the same daemon, as a remote host:
 // pool copies of the base and boot files, no pid, SSH through the jump
-// host, the console on the daemon's stream alone). Exit 77 when libvirtd, QEMU, sshd, nc, unshare or setpriv is absent
+// host, the console on the daemon's stream alone). Exit 77 when libvirtd,
+// QEMU, sshd, nc, unshare or setpriv is absent
 // (or not root).
 #define BOOST_TEST_MODULE e2e_libvirt_tiny
 #include <localvm/image/digest.hpp>
@@ -15,9 +16,7 @@
 #include <localvm/testing/run.hpp>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -30,8 +29,7 @@
 
 #include "../../common/pty.hpp"
 #include "../qemu/guest.hpp"
-#include "loopback_sshd.hpp"
-#include "private_libvirtd.hpp"
+#include "daemon_fixture.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -46,42 +44,14 @@ std::string read_file(const fs::path& p) {
     return {std::istreambuf_iterator<char>(in), {}};
 }
 
-// One private libvirtd for every case (its first start on a machine probes
-// QEMU's capabilities), on an io_context of its own that outlives it (its
-// child process is bound to it).
-struct daemon_home {
-    asio::io_context ctx;
-    libvirt_test::private_libvirtd daemon;
-};
+// One private libvirtd for every case, with the sshd in front of it.
+libvirt_test::daemon_fixture* fixture = nullptr;
 libvirt_test::private_libvirtd* libvirtd = nullptr;
 
 struct global_setup {
     global_setup() {
-        auto missing = libvirt_test::missing_tools();
-        if (missing.empty())
-            missing = libvirt_test::missing_ssh_tools();
-        if (!missing.empty()) {
-            std::cerr << "skipping: " << missing << "\n";
-            std::_Exit(77);
-        }
-        static daemon_home home;
-        libvirtd = &home.daemon;
-        const auto t0 = std::chrono::steady_clock::now();
-        std::exception_ptr failed;
-        bool done = false;
-        asio::co_spawn(home.ctx, home.daemon.start(300s), [&](std::exception_ptr e) {
-            failed = e;
-            done = true;
-        });
-        while (!done)
-            home.ctx.run_one();
-        if (failed)
-            std::rethrow_exception(failed);
-        std::cerr << "private libvirtd ready after "
-                  << std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::steady_clock::now() - t0)
-                         .count()
-                  << " ms\n";
+        fixture = &libvirt_test::daemon_fixture::start(true);
+        libvirtd = &fixture->daemon;
     }
 };
 BOOST_TEST_GLOBAL_FIXTURE(global_setup);
@@ -340,11 +310,9 @@ BOOST_AUTO_TEST_CASE(tiny_guest_lifecycle_through_libvirt_over_ssh) {
     lve2e::home h;
     localvm::testing::run_coroutine(
         [&]() -> asio::awaitable<void> {
-            libvirt_test::loopback_sshd sshd(*libvirtd);
-            co_await sshd.start();
             const auto t0 = std::chrono::steady_clock::now();
             connection over_ssh;
-            over_ssh.uri = sshd.uri();
+            over_ssh.uri = fixture->remote();
             over_ssh.remote = true;
             co_await lifecycle(h, g, over_ssh, "lvssh");
             std::cerr << "metric libvirt_ssh_lifecycle_ms "
@@ -363,8 +331,6 @@ BOOST_AUTO_TEST_CASE(pool_copies_are_reused_and_interrupted_ones_replaced) {
     localvm::testing::run_coroutine(
         [&]() -> asio::awaitable<void> {
             auto ex = co_await asio::this_coro::executor;
-            libvirt_test::loopback_sshd sshd(*libvirtd);
-            co_await sshd.start();
             auto base = h.root / "other-base.qcow2";
             localvm::process::options mk;
             mk.argv = {"qemu-img", "create", "-q", "-f", "qcow2", base.string(), "32M"};
@@ -386,7 +352,7 @@ BOOST_AUTO_TEST_CASE(pool_copies_are_reused_and_interrupted_ones_replaced) {
             auto sink = [&log](std::string_view l) {
                 log.emplace_back(l);
             };
-            localvm::libvirt::manager a(ex, libvirt_options(h, "lvcopya", sshd.uri()));
+            localvm::libvirt::manager a(ex, libvirt_options(h, "lvcopya", fixture->remote()));
             a.set_output(sink);
             co_await a.create(base);
             BOOST_TEST(joined(log).find("an upload that did not finish") != std::string::npos,
@@ -394,11 +360,35 @@ BOOST_AUTO_TEST_CASE(pool_copies_are_reused_and_interrupted_ones_replaced) {
             BOOST_TEST(read_file(copy) == read_file(base));
             BOOST_TEST(fs::exists(copy.string() + ".complete"));
             log.clear();
-            localvm::libvirt::manager b(ex, libvirt_options(h, "lvcopyb", sshd.uri()));
+            localvm::libvirt::manager b(ex, libvirt_options(h, "lvcopyb", fixture->remote()));
             b.set_output(sink);
             co_await b.create(base);
             BOOST_TEST(joined(log).find("reusing volume " + vol) != std::string::npos, joined(log));
             BOOST_TEST(joined(log).find("uploading") == std::string::npos, joined(log));
+            // A base that is already a volume of the pool (`volume:NAME`):
+            // the daemon's path and format, nothing uploaded; a volume with
+            // a backing file of its own (another VM's overlay) is refused,
+            // a missing one not found.
+            log.clear();
+            localvm::libvirt::manager v(ex, libvirt_options(h, "lvvol", fixture->remote()));
+            v.set_output(sink);
+            co_await expect_error(errc::not_found, [&] { return v.create("volume:no-such"); });
+            auto chained = co_await expect_error(
+                errc::unsupported, [&] { return v.create("volume:lvcopya.qcow2"); });
+            BOOST_TEST(chained.find("backing file of its own") != std::string::npos, chained);
+            BOOST_TEST(!co_await v.exists());
+            co_await v.create("volume:" + vol);
+            BOOST_TEST(co_await v.exists());
+            BOOST_TEST(joined(log).find("on " + copy.string() + " (") != std::string::npos,
+                       joined(log));
+            BOOST_TEST(joined(log).find("uploading") == std::string::npos, joined(log));
+            localvm::process::options info;
+            info.argv = {"qemu-img", "info", "--output=json",
+                         (libvirtd->pool_dir() / "lvvol.qcow2").string()};
+            info.out.mode = localvm::process::stream_mode::capture;
+            auto described = co_await localvm::process::run_checked(info);
+            BOOST_TEST(described.out.find(copy.string()) != std::string::npos, described.out);
+            co_await v.remove();
             co_await a.remove();
             co_await b.remove();
             BOOST_TEST(fs::exists(copy));
@@ -465,6 +455,54 @@ BOOST_AUTO_TEST_CASE(a_start_qemu_refuses_leaves_nothing_running) {
 
 // A guest kernel panic ends the domain (pvpanic, on_crash destroy): wait_ready
 // fails at once with guest_died and the console's last lines.
+// Firmware (UEFI) boot over the socket and over ssh: the variable store is
+// the pool's volume <name>-vars.fd, made at the first start, kept across
+// starts and deleted by remove; a remote daemon gets the firmware as a pool
+// copy. The disk is blank: OVMF finds nothing to boot and starts its shell
+// on the serial console (seen on the console stream over ssh).
+BOOST_AUTO_TEST_CASE(firmware_boot_over_both_connections) {
+    lve2e::home h;
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto base = co_await blank_base(h);
+            for (const bool remote : {false, true}) {
+                const std::string name = remote ? "lvefissh" : "lvefi";
+                auto o = libvirt_options(h, name, remote ? fixture->remote() : libvirtd->uri());
+                o.vm.stop.powerdown_timeout = 2s; // the firmware's shell ignores ACPI
+                localvm::libvirt::manager m(ex, o);
+                std::vector<std::string> log;
+                m.set_output([&](std::string_view l) {
+                    log.emplace_back(l);
+                    std::cerr << l << "\n";
+                });
+                co_await m.create(base);
+                localvm::start_options s; // no boot: the firmware boots
+                s.cpus = 1;
+                s.memory = "256M";
+                const auto vars = libvirtd->pool_dir() / (name + "-vars.fd");
+                co_await m.start(s);
+                BOOST_TEST(fs::exists(vars));
+                auto line = co_await m.wait_for_console("Shell>", 180s);
+                BOOST_TEST(line.find("Shell>") != std::string::npos, line);
+                co_await m.stop();
+                co_await m.start(s); // again: the same variable store
+                co_await m.stop();
+                // Made once (from the template), then reused.
+                std::size_t made = 0;
+                for (auto& l : log)
+                    made += l.find("making the UEFI variable store") != std::string::npos;
+                BOOST_TEST(made == 1u, joined(log));
+                if (remote) // the firmware came through the daemon
+                    BOOST_TEST(joined(log).find("uploading /usr/share/OVMF/") != std::string::npos,
+                               joined(log));
+                co_await m.remove();
+                BOOST_TEST(!fs::exists(vars));
+            }
+        },
+        900s);
+}
+
 BOOST_AUTO_TEST_CASE(a_guest_that_panics_fails_wait_ready_fast) {
     auto g = lve2e::load_guest("tiny");
     lve2e::home h;
@@ -493,15 +531,13 @@ BOOST_AUTO_TEST_CASE(a_cancelled_upload_leaves_no_volume) {
     localvm::testing::run_coroutine(
         [&]() -> asio::awaitable<void> {
             auto ex = co_await asio::this_coro::executor;
-            libvirt_test::loopback_sshd sshd(*libvirtd);
-            co_await sshd.start();
             // Large enough that the upload waits on the connection's queue.
             auto base = h.root / "big-base.img";
             localvm::process::options mk;
             mk.argv = {"qemu-img", "create", "-q", "-f", "raw", base.string(), "96M"};
             co_await localvm::process::run_checked(mk);
             const auto copy = pool_copy(base);
-            localvm::libvirt::manager m(ex, libvirt_options(h, "lvcancel", sshd.uri()));
+            localvm::libvirt::manager m(ex, libvirt_options(h, "lvcancel", fixture->remote()));
             asio::steady_timer uploading(ex, std::chrono::steady_clock::time_point::max());
             m.set_output([&uploading](std::string_view l) {
                 if (l.find("uploading") != std::string_view::npos)

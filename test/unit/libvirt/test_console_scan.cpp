@@ -48,6 +48,25 @@ BOOST_AUTO_TEST_CASE(an_unfinished_line_matches_only_when_asked) {
     BOOST_TEST(!scan.feed("more", nullptr, true).has_value()); // no matcher: nothing matches
 }
 
+// A wait that ends on an unfinished line (the rest of it not read yet)
+// still shows that line in the output, once.
+BOOST_AUTO_TEST_CASE(a_matching_unfinished_line_is_echoed_once) {
+    const text_matcher marker("stream-marker-42");
+    std::vector<std::string> echoed;
+    console_scan scan([&](std::string_view l) { echoed.emplace_back(l); });
+    BOOST_TEST(!scan.feed("x\r\nstream-marker", &marker, true).has_value());
+    BOOST_TEST(echoed == std::vector<std::string>{"console: x"});
+    auto got = scan.feed("-42", &marker, true);
+    BOOST_REQUIRE(got.has_value());
+    BOOST_TEST(*got == "stream-marker-42");
+    BOOST_TEST((echoed == std::vector<std::string>{"console: x", "console: stream-marker-42"}));
+    // Not echoed when only complete lines are asked for.
+    echoed.clear();
+    console_scan lines([&](std::string_view l) { echoed.emplace_back(l); });
+    BOOST_TEST(!lines.feed("stream-marker-42", &marker, false).has_value());
+    BOOST_TEST(echoed.empty());
+}
+
 BOOST_AUTO_TEST_CASE(the_tail_keeps_the_last_non_blank_lines) {
     console_scan scan({}, 2);
     BOOST_TEST(scan.tail() == "");

@@ -127,8 +127,6 @@ BOOST_AUTO_TEST_CASE(uefi_kvm_byte_for_byte) {
     p.seed.clear();
     p.console_log.clear();
     p.pidfile.clear();
-    lv::domain_extras x;
-    x.nvram_template = "/usr/share/OVMF/OVMF_VARS_4M.fd";
     const std::string expected =
         R"(<domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>tiny</name>
@@ -137,7 +135,7 @@ BOOST_AUTO_TEST_CASE(uefi_kvm_byte_for_byte) {
   <os>
     <type arch='x86_64' machine='pc-q35-7.2'>hvm</type>
     <loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>
-    <nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>/pool/tiny-vars.fd</nvram>
+    <nvram>/pool/tiny-vars.fd</nvram>
   </os>
   <features>
     <acpi/>
@@ -175,7 +173,7 @@ BOOST_AUTO_TEST_CASE(uefi_kvm_byte_for_byte) {
   </qemu:commandline>
 </domain>
 )";
-    BOOST_TEST(lv::domain_xml(p, x) == expected);
+    BOOST_TEST(lv::domain_xml(p) == expected);
 }
 
 BOOST_AUTO_TEST_CASE(arm64_uses_virt_and_no_isa_panic) {
@@ -266,4 +264,78 @@ BOOST_AUTO_TEST_CASE(volume_xml_byte_for_byte) {
                "  <capacity unit='bytes'>374784</capacity>\n"
                "  <allocation unit='bytes'>374784</allocation>\n"
                "  <target>\n    <format type='raw'/>\n  </target>\n</volume>\n");
+}
+
+// A volume's XML as libvirt 9.0's dir pool describes it (a qcow2 overlay
+// with its backing store; layout of `virsh vol-dumpxml`).
+const char* const overlay_as_described =
+    "<volume type='file'>\n"
+    "  <name>vm.qcow2</name>\n"
+    "  <key>/pool/vm.qcow2</key>\n"
+    "  <capacity unit='bytes'>67108864</capacity>\n"
+    "  <allocation unit='bytes'>200704</allocation>\n"
+    "  <physical unit='bytes'>196624</physical>\n"
+    "  <target>\n"
+    "    <path>/pool/vm.qcow2</path>\n"
+    "    <format type='qcow2'/>\n"
+    "    <permissions>\n"
+    "      <mode>0600</mode>\n"
+    "      <owner>0</owner>\n"
+    "      <group>0</group>\n"
+    "    </permissions>\n"
+    "    <compat>1.1</compat>\n"
+    "    <clusterSize unit='B'>65536</clusterSize>\n"
+    "    <features/>\n"
+    "  </target>\n"
+    "  <backingStore>\n"
+    "    <path>/base/a&amp;b&apos;s.img</path>\n"
+    "    <format type='raw'/>\n"
+    "  </backingStore>\n"
+    "</volume>\n";
+
+BOOST_AUTO_TEST_CASE(a_volumes_format_capacity_and_backing_are_read) {
+    std::string problem;
+    auto f = lv::parse_volume_xml(overlay_as_described, problem);
+    BOOST_REQUIRE(f.has_value());
+    BOOST_TEST(f->format == "qcow2"); // the volume's own, not its backing store's
+    BOOST_TEST(f->capacity_bytes == 67108864u);
+    BOOST_REQUIRE(f->backing.has_value());
+    BOOST_TEST(*f->backing == "/base/a&b's.img");
+    // No backing store; double quotes; a <targets>-like longer name is skipped.
+    f = lv::parse_volume_xml("<volume><targets/><capacity unit=\"bytes\">5</capacity>"
+                             "<target><format type=\"raw\"/></target></volume>",
+                             problem);
+    BOOST_REQUIRE(f.has_value());
+    BOOST_TEST(f->format == "raw");
+    BOOST_TEST(f->capacity_bytes == 5u);
+    BOOST_TEST(!f->backing.has_value());
+}
+
+BOOST_AUTO_TEST_CASE(a_volume_xml_without_format_or_capacity_is_a_problem) {
+    std::string problem;
+    BOOST_TEST(!lv::parse_volume_xml("<volume><capacity unit='bytes'>1</capacity>"
+                                     "<target><path>/x</path></target></volume>",
+                                     problem));
+    BOOST_TEST(problem.find("no format") != std::string::npos, problem);
+    // The backing store's format is not the volume's.
+    BOOST_TEST(!lv::parse_volume_xml("<volume><capacity unit='bytes'>1</capacity><backingStore>"
+                                     "<target><format type='raw'/></target></backingStore>"
+                                     "</volume>",
+                                     problem));
+    BOOST_TEST(problem.find("no format") != std::string::npos, problem);
+    for (const char* capacity : {"<capacity unit='KiB'>1</capacity>", "<capacity unit='bytes'>"
+                                                                       "</capacity>",
+                                 "<capacity unit='bytes'>-1</capacity>",
+                                 "<capacity unit='bytes'>99999999999999999999</capacity>", ""}) {
+        problem.clear();
+        BOOST_TEST(!lv::parse_volume_xml(std::string("<volume>") + capacity +
+                                             "<target><format type='qcow2'/></target></volume>",
+                                         problem),
+                   capacity);
+        BOOST_TEST(problem.find("capacity") != std::string::npos, problem);
+    }
+    // Cut short anywhere: never a read past the end.
+    const std::string whole = overlay_as_described;
+    for (std::size_t n = 0; n < whole.size(); ++n)
+        (void)lv::parse_volume_xml(std::string_view(whole).substr(0, n), problem);
 }
