@@ -32,8 +32,11 @@ ssh::target guest_ssh_target(const options& o, const layout& l, const port_forwa
     t.user = o.ssh_user;
     t.identity_file = o.ssh_identity_file;
     t.known_hosts_file = l.known_hosts;
-    t.control_path = l.ssh_control;
     if (o.host_key == host_key_policy::pinned) {
+        // Only a master made with the VM's own pinned key is shared: one
+        // made under first-use trust (by another manager of the same VM)
+        // would let a pinned target's calls skip the key check.
+        t.control_path = l.ssh_control;
         auto pub = l.host_key;
         pub += ".pub";
         if (!fs::exists(pub))

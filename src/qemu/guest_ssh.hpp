@@ -22,11 +22,12 @@ namespace localvm::qemu::detail {
 
 /// The ssh target of the VM `o` (files `l`) whose guest port 22 is
 /// forwarded at `fwd` (a forward on 0.0.0.0 is reached at 127.0.0.1): its
-/// user and identity, its own known_hosts (`l.known_hosts`), its control
-/// master's socket (`l.ssh_control`: `wait_ready`'s login leaves the master
-/// that `shell` and `sync` reuse), and with
+/// user and identity, its own known_hosts (`l.known_hosts`), and with
 /// `host_key_policy::pinned` the key in `l.host_key`.pub (throws
-/// `errc::not_found` when that is missing: the VM was started without one).
+/// `errc::not_found` when that is missing: the VM was started without one)
+/// and its control master's socket (`l.ssh_control`: `wait_ready`'s login
+/// leaves the master that `shell` and `sync` reuse; none under first-use
+/// trust, whose master would serve pinned targets of the same VM unchecked).
 ssh::target guest_ssh_target(const options& o, const layout& l, const port_forward& fwd);
 
 /// The VM's pinned host key pair at `l.host_key` (made on first use, mode
