@@ -13,9 +13,8 @@
 #include <localvm/libvirt/manager.hpp>
 #include <localvm/process/child.hpp>
 #include <localvm/qemu/manager.hpp>
+#include <localvm/testing/run.hpp>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include <algorithm>
@@ -66,59 +65,49 @@ int main(int argc, char** argv) {
     lve2e::home h;
     std::map<std::string, timings> by;
     double first_remote_ready_ms = 0;
-    int status = 0;
-    asio::io_context ctx;
-    asio::co_spawn(
-        ctx,
-        [&]() -> asio::awaitable<void> {
-            auto ex = co_await asio::this_coro::executor;
-            const auto base = h.root / "base.qcow2";
-            localvm::process::options mk;
-            mk.argv = {"qemu-img", "create", "-q", "-f", "qcow2", base.string(), "64M"};
-            co_await localvm::process::run_checked(mk);
-            const auto s = lve2e::tiny_start(g, h);
+    try {
+        localvm::testing::run_coroutine(
+            [&]() -> asio::awaitable<void> {
+                auto ex = co_await asio::this_coro::executor;
+                const auto base = h.root / "base.qcow2";
+                localvm::process::options mk;
+                mk.argv = {"qemu-img", "create", "-q", "-f", "qcow2", base.string(), "64M"};
+                co_await localvm::process::run_checked(mk);
+                const auto s = lve2e::tiny_start(g, h);
 
-            localvm::qemu::manager q(ex, h.options("bq"));
-            auto through = [&](const std::string& uri, const std::string& name) {
-                localvm::libvirt::manager_options o;
-                o.uri = uri;
-                o.pool = "localvm-test";
-                o.vm = h.options(name);
-                return o;
-            };
-            localvm::libvirt::manager local(ex, through(daemon.local(), "bl"));
-            localvm::libvirt::manager remote(ex, through(daemon.remote(), "br"));
-            co_await q.create(base);
-            co_await local.create(base);
-            co_await remote.create(base);
-            // The first remote start uploads the boot files: not a steady figure.
-            {
-                timings first;
-                co_await boot_once(remote, s, first);
-                first_remote_ready_ms = first.ready_ms.front();
-            }
-            for (int i = 0; i < runs; ++i) {
-                co_await boot_once(q, s, by["qemu"]);
-                co_await boot_once(local, s, by["libvirt_local"]);
-                co_await boot_once(remote, s, by["libvirt_ssh"]);
-            }
-            co_await q.remove();
-            co_await local.remove();
-            co_await remote.remove();
-        },
-        [&](std::exception_ptr e) {
-            if (!e)
-                return;
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& err) {
-                std::cerr << "bench_backends: " << err.what() << "\n";
-                status = 1;
-            }
-        });
-    ctx.run();
-    if (status != 0)
-        return status;
+                localvm::qemu::manager q(ex, h.options("bq"));
+                auto through = [&](const std::string& uri, const std::string& name) {
+                    localvm::libvirt::manager_options o;
+                    o.uri = uri;
+                    o.pool = "localvm-test";
+                    o.vm = h.options(name);
+                    return o;
+                };
+                localvm::libvirt::manager local(ex, through(daemon.local(), "bl"));
+                localvm::libvirt::manager remote(ex, through(daemon.remote(), "br"));
+                co_await q.create(base);
+                co_await local.create(base);
+                co_await remote.create(base);
+                // The first remote start uploads the boot files: not a steady figure.
+                {
+                    timings first;
+                    co_await boot_once(remote, s, first);
+                    first_remote_ready_ms = first.ready_ms.front();
+                }
+                for (int i = 0; i < runs; ++i) {
+                    co_await boot_once(q, s, by["qemu"]);
+                    co_await boot_once(local, s, by["libvirt_local"]);
+                    co_await boot_once(remote, s, by["libvirt_ssh"]);
+                }
+                co_await q.remove();
+                co_await local.remove();
+                co_await remote.remove();
+            },
+            std::chrono::minutes(60), "bench_backends");
+    } catch (const std::exception& err) {
+        std::cerr << "bench_backends: " << err.what() << "\n";
+        return 1;
+    }
     const double q_start = median(by["qemu"].start_ms), q_ready = median(by["qemu"].ready_ms);
     std::printf("metric backend_runs %d count\n", runs);
     std::printf("metric backend_qemu_start_p50_ms %.1f ms\n", q_start);

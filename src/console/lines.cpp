@@ -1,15 +1,11 @@
 #include <localvm/console/lines.hpp>
 #include <localvm/console/log.hpp>
 
+#include "console/blank.hpp"
+
 namespace localvm::console {
 
-namespace {
-
-bool blank(std::string_view s) {
-    return s.find_first_not_of(" \t") == std::string_view::npos;
-}
-
-} // namespace
+using detail::blank;
 
 void line_splitter::emit(std::string_view raw, std::vector<std::string>& out) {
     auto line = clean_line(raw);

@@ -3,6 +3,7 @@
 #include <localvm/console/log.hpp>
 #include <localvm/error.hpp>
 
+#include "console/blank.hpp"
 #include "detail/utf8.hpp"
 #include "sys/errno.hpp"
 #include "sys/inotify.hpp"
@@ -25,10 +26,6 @@ namespace {
 constexpr std::size_t read_chunk = 64 * 1024;
 constexpr std::size_t read_budget = 1024 * 1024; // per read_lines call
 constexpr std::uint64_t tail_window_limit = 4 * 1024 * 1024;
-
-bool blank(std::string_view s) {
-    return s.find_first_not_of(" \t") == std::string_view::npos;
-}
 
 // Splits `buf` into cleaned lines; when `drop_first`, the first (possibly cut)
 // line is skipped. A final line without '\n' is included.
@@ -155,7 +152,7 @@ std::string read_tail(const std::filesystem::path& log, std::size_t max_lines) {
             cur.data.insert(0, before.data);
         }
         lines = split_lines(cur.data, !whole);
-        std::erase_if(lines, [](const std::string& l) { return blank(l); });
+        std::erase_if(lines, [](const std::string& l) { return detail::blank(l); });
         if (lines.size() >= max_lines || whole || window >= tail_window_limit)
             break;
         window *= 4;

@@ -4,6 +4,7 @@
 #include <localvm/error.hpp>
 
 #include "detail/await.hpp"
+#include "console/log_search.hpp"
 #include "detail/race.hpp"
 
 #include <boost/asio/post.hpp>
@@ -69,6 +70,29 @@ std::string with_tail(std::string text, const std::filesystem::path& log, std::s
 
 } // namespace
 
+namespace detail {
+
+boost::asio::awaitable<std::optional<std::string>>
+find_in_log(console_log& reader, const text_matcher& matcher, bool match_partial_line) {
+    namespace asio = boost::asio;
+    for (;;) {
+        for (auto& line : reader.read_lines())
+            if (matcher.matches(line))
+                co_return std::move(line);
+        if (reader.caught_up())
+            break;
+        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    }
+    if (match_partial_line) {
+        auto partial = reader.partial_line();
+        if (!partial.empty() && matcher.matches(partial))
+            co_return partial;
+    }
+    co_return std::nullopt;
+}
+
+} // namespace detail
+
 boost::asio::awaitable<std::string> wait_for_console(std::filesystem::path log,
                                                      text_matcher matcher,
                                                      std::chrono::milliseconds timeout,
@@ -77,23 +101,8 @@ boost::asio::awaitable<std::string> wait_for_console(std::filesystem::path log,
     auto ex = co_await asio::this_coro::executor;
     console_log reader(log, options.start_offset);
 
-    // Reads what is new, one bounded chunk (read_lines' budget) per turn of
-    // the io_context: a huge log must not stall the other coroutines.
-    auto scan = [&]() -> asio::awaitable<std::optional<std::string>> {
-        for (;;) {
-            for (auto& line : reader.read_lines())
-                if (matcher.matches(line))
-                    co_return std::move(line);
-            if (reader.caught_up())
-                break;
-            co_await asio::post(ex, asio::use_awaitable);
-        }
-        if (options.match_partial_line) {
-            auto partial = reader.partial_line();
-            if (!partial.empty() && matcher.matches(partial))
-                co_return partial;
-        }
-        co_return std::nullopt;
+    auto scan = [&]() {
+        return detail::find_in_log(reader, matcher, options.match_partial_line);
     };
     if (auto found = co_await scan())
         co_return *found;

@@ -4,15 +4,11 @@
 
 #include <vector>
 
+#include "console/blank.hpp"
+
 namespace localvm::libvirt::detail {
 
-namespace {
-
-bool blank(std::string_view s) {
-    return s.find_first_not_of(" \t") == std::string_view::npos;
-}
-
-} // namespace
+using console::detail::blank;
 
 console_scan::console_scan(line_sink echo, std::size_t keep)
     : echo_(std::move(echo))

@@ -23,6 +23,7 @@
 
 #include "detail/await.hpp"
 #include "detail/race.hpp"
+#include "console/log_search.hpp"
 #include "detail/undo.hpp"
 #include "libvirt/console_scan.hpp"
 #include "libvirt/domain_xml.hpp"
@@ -256,8 +257,9 @@ struct manager::impl {
     }
 
     // The console log file (the domain's `<log file>`), when this host has
-    // it: a local daemon's QEMU writes it (a remote one gets no log path). It holds the whole boot, which
-    // the stream cannot give (it carries only what comes after it opens).
+    // it: a local daemon's QEMU writes it (a remote one gets no log path).
+    // It holds the whole boot, which the stream cannot give (it carries
+    // only what comes after it opens).
     bool local_log() const {
         std::error_code ec;
         return !remote() && fs::exists(files.console_log, ec);
@@ -599,18 +601,8 @@ asio::awaitable<std::string> manager::wait_for_console(std::string text, millise
         // Opened before the history is read: nothing falls in between.
         if (vm.local_log()) {
             console::console_log history(vm.files.console_log);
-            for (;;) {
-                for (auto& l : history.read_lines())
-                    if (matcher.matches(l)) {
-                        line = std::move(l);
-                        co_return;
-                    }
-                if (history.caught_up())
-                    break;
-            }
-            auto partial = history.partial_line();
-            if (!partial.empty() && matcher.matches(partial)) {
-                line = std::move(partial);
+            if (auto found = co_await console::detail::find_in_log(history, matcher, true)) {
+                line = std::move(*found);
                 co_return;
             }
         }

@@ -1,6 +1,6 @@
 #define BOOST_TEST_MODULE cloud_guest
 #include "../../e2e/qemu/guest.hpp"
-#include "../user_data.hpp"
+#include "../cloud_guest.hpp"
 
 #include <localvm/process/child.hpp>
 #include <localvm/qemu/manager.hpp>
@@ -10,7 +10,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include <fstream>
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -66,27 +65,10 @@ BOOST_AUTO_TEST_CASE(cloud_init_guest_lifecycle) {
             BOOST_TEST(r.output.find("10.9.0.6 ") != std::string::npos, r.output);
             BOOST_TEST(r.output.ends_with(" peer\n"), r.output);
 
-            // The host key ssh pinned (wait_ready logged in with it) is the one
-            // cloud-init installed from the seed's vendor-data, and the only one.
-            std::ifstream pub_in(m.files().host_key.string() + ".pub");
-            std::string type, blob;
-            pub_in >> type >> blob;
-            r = co_await m.shell("sudo -n sh -c 'cat /etc/ssh/ssh_host_ed25519_key.pub; echo; ls "
-                                 "/etc/ssh | grep -c \"^ssh_host_.*_key$\"'",
-                                 {});
-            BOOST_TEST(r.output.find(blob) != std::string::npos, r.output);
-            BOOST_TEST(r.output.ends_with("\n1\n"), r.output);
-
-            auto src = h.root / "payload";
-            fs::create_directories(src / "sub dir");
-            std::ofstream(src / "sub dir" / "file one") << "payload\n";
-            localvm::sync_options sy;
-            sy.chown = "tester:tester";
-            co_await m.sync(src.string() + "/", "/srv/payload", sy);
-            r = co_await m.shell("stat -c %U '/srv/payload/sub dir/file one' && cat "
-                                 "'/srv/payload/sub dir/file one'",
-                                 {});
-            BOOST_TEST(r.output == "tester\npayload\n", r.output);
+            // (wait_ready logged in with the pinned key.)
+            co_await lvcloud::expect_only_the_pinned_host_key(m,
+                                                              m.files().host_key.string() + ".pub");
+            co_await lvcloud::expect_sync_with_chown(m, h.root);
 
             log.clear();
             co_await m.stop();

@@ -455,20 +455,21 @@ BOOST_AUTO_TEST_CASE(a_start_qemu_refuses_leaves_nothing_running) {
 
 // A guest kernel panic ends the domain (pvpanic, on_crash destroy): wait_ready
 // fails at once with guest_died and the console's last lines.
-// Firmware (UEFI) boot over the socket and over ssh: the variable store is
-// the pool's volume <name>-vars.fd, made at the first start, kept across
-// starts and deleted by remove; a remote daemon gets the firmware as a pool
-// copy. The disk is blank: OVMF finds nothing to boot and starts its shell
-// on the serial console (seen on the console stream over ssh).
-BOOST_AUTO_TEST_CASE(firmware_boot_over_both_connections) {
+// Firmware (UEFI) boot through a remote daemon (ssh): the firmware arrives
+// as a pool copy, the variable store is the pool's volume <name>-vars.fd,
+// made at the first start, kept across starts and deleted by remove. The
+// disk is blank: OVMF finds nothing to boot and starts its shell on the
+// serial console, seen on the console stream. (A local daemon differs only
+// in taking the firmware's own path; one boot is left out to save CI time.)
+BOOST_AUTO_TEST_CASE(firmware_boot_through_a_remote_daemon) {
     lve2e::home h;
     localvm::testing::run_coroutine(
         [&]() -> asio::awaitable<void> {
             auto ex = co_await asio::this_coro::executor;
             auto base = co_await blank_base(h);
-            for (const bool remote : {false, true}) {
-                const std::string name = remote ? "lvefissh" : "lvefi";
-                auto o = libvirt_options(h, name, remote ? fixture->remote() : libvirtd->uri());
+            {
+                const std::string name = "lvefissh";
+                auto o = libvirt_options(h, name, fixture->remote());
                 o.vm.stop.powerdown_timeout = 2s; // the firmware's shell ignores ACPI
                 localvm::libvirt::manager m(ex, o);
                 std::vector<std::string> log;
@@ -493,9 +494,9 @@ BOOST_AUTO_TEST_CASE(firmware_boot_over_both_connections) {
                 for (auto& l : log)
                     made += l.find("making the UEFI variable store") != std::string::npos;
                 BOOST_TEST(made == 1u, joined(log));
-                if (remote) // the firmware came through the daemon
-                    BOOST_TEST(joined(log).find("uploading /usr/share/OVMF/") != std::string::npos,
-                               joined(log));
+                // The firmware came through the daemon.
+                BOOST_TEST(joined(log).find("uploading /usr/share/OVMF/") != std::string::npos,
+                           joined(log));
                 co_await m.remove();
                 BOOST_TEST(!fs::exists(vars));
             }
