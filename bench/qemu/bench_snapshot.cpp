@@ -215,8 +215,10 @@ int main(int argc, char** argv) {
                 fig.shell.push_back(ms_since(e));
                 fig.ready.push_back(ms_since(d));
                 fig.total.push_back(ms_since(a));
-                // The guest's own cost of a login once it is warm: the same
-                // shell("true") (a full ssh login) twice more.
+                // The same shell("true") twice more, the guest warm: a
+                // session over the ssh control master wait_ready left (a
+                // full ssh login where the runtime directory's path is too
+                // long for one: see ssh::max_control_path).
                 double later = 0;
                 for (int k = 0; k < 2; ++k) {
                     auto f = clock_type::now();

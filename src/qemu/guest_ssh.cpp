@@ -2,6 +2,7 @@
 
 #include <localvm/error.hpp>
 #include <localvm/ssh/keygen.hpp>
+#include <localvm/ssh/master.hpp>
 
 #include <algorithm>
 
@@ -32,6 +33,10 @@ ssh::target guest_ssh_target(const options& o, const layout& l, const port_forwa
     t.identity_file = o.ssh_identity_file;
     t.known_hosts_file = l.known_hosts;
     if (o.host_key == host_key_policy::pinned) {
+        // Only a master made with the VM's own pinned key is shared: one
+        // made under first-use trust (by another manager of the same VM)
+        // would let a pinned target's calls skip the key check.
+        t.control_path = l.ssh_control;
         auto pub = l.host_key;
         pub += ".pub";
         if (!fs::exists(pub))
@@ -91,6 +96,25 @@ asio::awaitable<void> wait_guest_ssh(const options& o, ssh::target t, millisecon
         say("ssh login works");
     if (stages)
         stages(boot_stage::ssh_login, o.ssh_user);
+}
+
+asio::awaitable<void> end_guest_master(const layout& l, say_fn say, milliseconds timeout) {
+    auto how = co_await ssh::end_master(l.ssh_control, timeout);
+    if (!say)
+        co_return;
+    switch (how) {
+    case ssh::master_end::none:
+        break;
+    case ssh::master_end::ended:
+        say("ended the ssh control master");
+        break;
+    case ssh::master_end::stale:
+        say("removed a stale ssh control socket");
+        break;
+    case ssh::master_end::left:
+        say("the ssh control master at " + l.ssh_control.string() + " did not end");
+        break;
+    }
 }
 
 asio::awaitable<shell_result> guest_shell(ssh::target t, std::string command, shell_options opts) {

@@ -24,7 +24,10 @@ namespace localvm::qemu::detail {
 /// forwarded at `fwd` (a forward on 0.0.0.0 is reached at 127.0.0.1): its
 /// user and identity, its own known_hosts (`l.known_hosts`), and with
 /// `host_key_policy::pinned` the key in `l.host_key`.pub (throws
-/// `errc::not_found` when that is missing: the VM was started without one).
+/// `errc::not_found` when that is missing: the VM was started without one)
+/// and its control master's socket (`l.ssh_control`: `wait_ready`'s login
+/// leaves the master that `shell` and `sync` reuse; none under first-use
+/// trust, whose master would serve pinned targets of the same VM unchecked).
 ssh::target guest_ssh_target(const options& o, const layout& l, const port_forward& fwd);
 
 /// The VM's pinned host key pair at `l.host_key` (made on first use, mode
@@ -46,6 +49,18 @@ using say_fn = std::function<void(const std::string&)>;
 boost::asio::awaitable<void> wait_guest_ssh(const options& o, ssh::target t,
                                             std::chrono::milliseconds timeout, bool network_up,
                                             ssh::abort_hook abort, say_fn say, stage_sink stages);
+
+/// Ends the ssh control master of the VM with files `l` (`l.ssh_control`,
+/// see `ssh::end_master`), best effort within `timeout`, and says what it
+/// did when there was one. Before the guest goes down (stop, a save) and
+/// when the VM's files go (remove): no master outlives its VM. Never throws
+/// but bad_alloc; cancellation completes with operation_aborted.
+boost::asio::awaitable<void> end_guest_master(const layout& l, say_fn say,
+                                              std::chrono::milliseconds timeout);
+
+/// The `timeout` both backends give `end_guest_master`: a master that asks
+/// for more (a hung connection) is then signalled (see `ssh::end_master`).
+inline constexpr std::chrono::milliseconds ssh_master_timeout{2000};
 
 /// `manager::shell`'s body at `t`.
 boost::asio::awaitable<shell_result> guest_shell(ssh::target t, std::string command,

@@ -86,6 +86,7 @@ layout make_layout(const options& opts) {
     l.lock = l.runtime / "lock";
     l.exit_status = l.runtime / "exit-status";
     l.known_hosts = l.runtime / "known_hosts";
+    l.ssh_control = l.runtime / "ssh.sock";
     if (opts.extra_qmp > max_extra_qmp)
         throw_error(errc::invalid_argument, "extra_qmp: at most " + std::to_string(max_extra_qmp) +
                                                 " QMP monitors, not " +

@@ -2,6 +2,7 @@
 // steps of a clone's start. The record and the directory are snapshot.cpp's.
 #include "snapshot_files.hpp"
 
+#include "guest_ssh.hpp"
 #include "manager_impl.hpp"
 #include "sys/file.hpp"
 
@@ -317,6 +318,12 @@ asio::awaitable<snapshot_info> manager::impl::save_snapshot(std::string name,
             throw_error(errc::io_error, "cannot read " + p.string() + " to record its digest");
         info.files.push_back(std::move(d));
     }
+
+    // The ssh control master goes before the guest is saved: no clone gets
+    // a session whose client is not there (each clone's guest reads the
+    // goodbye that reached it before the pause, and ends that session).
+    co_await end_guest_master(
+        files, [&vm](const std::string& l) { vm.say(l); }, ssh_master_timeout);
 
     auto c = co_await vm.monitor(std::chrono::seconds(10));
     info.qemu_version = version_text(c.greeting().qemu);

@@ -2,6 +2,7 @@
 // quit -> SIGTERM -> SIGKILL) with QMP and one pidfd, then records how
 // QEMU ended and cleans the runtime directory.
 #include "agent_calls.hpp"
+#include "guest_ssh.hpp"
 #include "manager_impl.hpp"
 #include "stop_machine.hpp"
 #include "watch.hpp"
@@ -50,6 +51,10 @@ asio::awaitable<void> manager::impl::stop(pid_t pid) {
     s.pid = pid;
     s.stopping = true;
     best_effort("the stop", [&] { write_state(s); });
+    // The ssh control master first, while its connection still works: it
+    // says goodbye to the guest's sshd and goes (see end_guest_master).
+    auto say_line = [this](const std::string& l) { say(l); };
+    co_await detail::end_guest_master(files, say_line, detail::ssh_master_timeout);
 
     // One pidfd from here on: every signal and wait reaches this QEMU, never
     // a process that got its pid later.
@@ -141,6 +146,8 @@ asio::awaitable<void> manager::impl::stop(pid_t pid) {
         }
     });
     forward_qemu_log();
+    // One a `shell` made meanwhile ends with its connection; this waits for it.
+    co_await detail::end_guest_master(files, say_line, detail::ssh_master_timeout);
     clean_runtime(runtime_logs::keep);
     say("stopped by " + std::string(stop_step_words(machine.ended_by())) + " after " +
         std::to_string(took.count()) + " ms");

@@ -4,8 +4,10 @@
 #include "argv.hpp"
 
 #include <localvm/ssh/command.hpp>
+#include <localvm/ssh/master.hpp>
 
 #include <algorithm>
+#include <charconv>
 
 namespace localvm::ssh {
 
@@ -50,6 +52,11 @@ std::string destination(const target& t) {
 }
 
 std::vector<std::string> ssh_options(const target& t, bool interactive);
+
+// ssh's time options take whole seconds: rounded up, at least 1.
+long long whole_seconds(std::chrono::milliseconds d) {
+    return std::max<long long>(1, (d.count() + 999) / 1000);
+}
 
 // The jump hop's ssh as one ProxyCommand line: the outer ssh hands it to
 // `$SHELL -c` after expanding %-tokens, so each word is shell-quoted and
@@ -100,17 +107,16 @@ std::vector<std::string> ssh_options(const target& t, bool interactive) {
         a.push_back("-t");
     else
         a.insert(a.end(), {"-o", "BatchMode=yes"});
+    a.insert(a.end(), {"-o", "ForwardAgent=no", "-o", "ForwardX11=no"});
+    if (multiplexed(t))
+        a.insert(a.end(), {"-o", "ControlMaster=auto", "-o",
+                           "ControlPath=" + ssh_option_quote(ssh_path(t.control_path)), "-o",
+                           "ControlPersist=" + std::to_string(whole_seconds(t.control_persist))});
+    else
+        a.insert(a.end(), {"-o", "ControlMaster=no", "-o", "ControlPath=none"});
     a.insert(
         a.end(),
         {"-o",
-         "ForwardAgent=no",
-         "-o",
-         "ForwardX11=no",
-         "-o",
-         "ControlMaster=no",
-         "-o",
-         "ControlPath=none",
-         "-o",
          "PermitLocalCommand=no",
          "-o",
          "GlobalKnownHostsFile=/dev/null",
@@ -119,7 +125,7 @@ std::vector<std::string> ssh_options(const target& t, bool interactive) {
          "-o",
          t.known_host_keys.empty() ? "StrictHostKeyChecking=accept-new" : "StrictHostKeyChecking=yes",
          "-o",
-         "ConnectTimeout=" + std::to_string(std::max<long long>(1, (t.connect_timeout.count() + 999) / 1000)),
+         "ConnectTimeout=" + std::to_string(whole_seconds(t.connect_timeout)),
          "-o",
          "LogLevel=ERROR"});
     if (t.jump)
@@ -161,6 +167,42 @@ std::string shell_join(const std::vector<std::string>& argv) {
         out += shell_quote(w);
     }
     return out;
+}
+
+bool multiplexed(const target& t) {
+    return !t.control_path.empty() && !t.jump &&
+           t.control_path.string().size() <= max_control_path;
+}
+
+std::vector<std::string> master_argv(const std::filesystem::path& control_path,
+                                     std::string_view command) {
+    return {"ssh",
+            "-F",
+            "none",
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "ControlPath=" + ssh_option_quote(ssh_path(control_path)),
+            "-o",
+            "LogLevel=ERROR",
+            "-O",
+            std::string(command),
+            "--",
+            "localvm"};
+}
+
+std::optional<pid_t> parse_master_pid(std::string_view text) {
+    constexpr std::string_view lead = "Master running (pid=";
+    auto at = text.find(lead);
+    if (at == std::string_view::npos)
+        return std::nullopt;
+    auto digits = text.substr(at + lead.size());
+    long long pid = 0;
+    auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
+    if (err != std::errc() || end == digits.data() || end == digits.data() + digits.size() ||
+        *end != ')' || pid <= 1 || pid > 0x3fffffff)
+        return std::nullopt;
+    return static_cast<pid_t>(pid);
 }
 
 std::vector<std::string> ssh_argv(const target& t, std::string_view command, bool interactive) {
@@ -263,6 +305,16 @@ std::string target_problem(const target& t) {
     if (t.identity_file.string().find('%') != std::string::npos)
         return "ssh target " + who + ": identity_file '" + t.identity_file.string() +
                "' contains '%', which ssh would expand";
+    if (!t.control_path.empty()) {
+        const auto cp = t.control_path.string();
+        if (!t.control_path.is_absolute())
+            return "ssh target " + who + ": control_path '" + cp + "' is not absolute";
+        if (cp.find("${") != std::string::npos)
+            return "ssh target " + who + ": control_path '" + cp +
+                   "' contains \"${\", which ssh would expand";
+        if (cp.find_first_of("\n\r") != std::string::npos)
+            return "ssh target " + who + ": control_path '" + cp + "' spans lines";
+    }
     if (t.jump) {
         const auto& j = *t.jump;
         const std::string via = "ssh jump host " +

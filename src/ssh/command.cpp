@@ -4,6 +4,7 @@
 #include <localvm/error.hpp>
 #include <localvm/process/child.hpp>
 #include <localvm/ssh/command.hpp>
+#include <localvm/ssh/master.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -116,6 +117,12 @@ asio::awaitable<shell_result> shell(target t, std::string command, shell_options
     process::options po;
     po.argv = ssh_argv(t, command, interactive);
     po.timeout = opts.timeout;
+    // A client of a master waits up to about 2 s after SIGTERM before it
+    // exits (it retries its read of the master's socket), and has nothing
+    // to clean up: the master ends the session when the client's socket
+    // closes. So it gets SIGKILL sooner.
+    if (multiplexed(t))
+        po.kill_grace = std::chrono::milliseconds(300);
 
     shell_result res;
     // Unset sinks capture into one buffer, line by line in arrival order.

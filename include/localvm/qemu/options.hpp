@@ -138,6 +138,11 @@ struct layout {
     std::filesystem::path lock;           ///< runtime/lock (serialises lifecycle calls)
     std::filesystem::path exit_status;    ///< runtime/exit-status (written when QEMU ends)
     std::filesystem::path known_hosts;    ///< runtime/known_hosts (per-VM, reset each start)
+    /// runtime/ssh.sock: the socket of the ssh control master that
+    /// `wait_ready`, `shell` and `sync` share (`ssh::target::control_path`)
+    /// with `host_key_policy::pinned`; none under first-use trust or when
+    /// this path is longer than `ssh::max_control_path`.
+    std::filesystem::path ssh_control;
 };
 
 /// Checks a VM name; returns a message naming the problem, or "" when valid.

@@ -56,8 +56,9 @@ struct jump_host {
 /// file at each start, as such guests may make new keys on every boot).
 ///
 /// Configuration: ssh runs with `-F none` (neither ~/.ssh/config nor
-/// /etc/ssh/ssh_config is read) and with agent and X11 forwarding, control
-/// masters, LocalCommand and the global known_hosts files off.
+/// /etc/ssh/ssh_config is read) and with agent and X11 forwarding,
+/// LocalCommand and the global known_hosts files off; control masters too,
+/// unless `control_path` is set (see there).
 struct target {
     /// Default 127.0.0.1 (the hostfwd side). A host name or IP address:
     /// letters, digits, '.', ':', '_' and '-', not starting with '-'.
@@ -83,6 +84,24 @@ struct target {
     /// Reach `host:port` through this host (see `jump_host`). Default none:
     /// ssh connects directly.
     std::optional<jump_host> jump;
+    /// Connection multiplexing (OpenSSH's ControlMaster, see
+    /// localvm/ssh/master.hpp): the unix socket of a master connection that
+    /// `shell`, `wait_for_login` and `sync` share. The first of them to log
+    /// in becomes the master and stays in the background (its own session,
+    /// stdio on /dev/null) until `control_persist` passes without a client,
+    /// its connection drops, or `end_master`; the later ones open a session
+    /// over it with no key exchange or authentication. The master's
+    /// connection is made with this target's host key policy; its clients
+    /// trust it. Must be an absolute path in a directory only this user can
+    /// reach (the VM backend's runtime directory); '%' is fine, "${" is not.
+    /// Default empty: no multiplexing (`ControlMaster=no`,
+    /// `ControlPath=none`), and so too when the path is longer than
+    /// `max_control_path`, or with `jump` (ssh sends the ProxyCommand's
+    /// stderr to /dev/null under ControlPersist, hiding the hop's errors).
+    std::filesystem::path control_path;
+    /// How long an idle master waits for its next client (ControlPersist,
+    /// whole seconds, rounded up; at least 1 s). Default 10 minutes.
+    std::chrono::milliseconds control_persist{std::chrono::minutes(10)};
 };
 
 /// Quotes `word` for a POSIX shell: returned as is when it consists only of
@@ -111,7 +130,10 @@ std::string shell_join(const std::vector<std::string>& argv);
 /// `-o ProxyCommand=CMD` follows LogLevel, CMD being the jump hop's ssh
 /// (`ssh -F none -p PORT -i KEY ... -o LogLevel=ERROR -W %h:%p --
 /// user@host`, each word quoted with `shell_quote` and every '%' but those
-/// of `%h:%p` doubled). Does not validate (see `shell`).
+/// of `%h:%p` doubled). With a usable `t.control_path` (`multiplexed(t)`),
+/// `-o ControlMaster=auto -o ControlPath=PATH -o ControlPersist=N` take the
+/// place of `ControlMaster=no -o ControlPath=none` (PATH escaped and quoted
+/// as the known_hosts path). Does not validate (see `shell`).
 std::vector<std::string> ssh_argv(const target& t, std::string_view command,
                                   bool interactive = false);
 
@@ -150,7 +172,8 @@ using localvm::sync_options;
 /// whose stderr is the terminal); `errc::timeout` when `opts.timeout` passes;
 /// `errc::not_found` when ssh is not installed; `errc::process_failed`
 /// when ssh cannot be run or is killed by a signal.
-/// Cancellation terminates ssh (SIGTERM, then SIGKILL) and completes with
+/// Cancellation terminates ssh (SIGTERM, then SIGKILL; after 300 ms for a
+/// client of a control master, which lives on) and completes with
 /// `operation_aborted`. Without a pty, the remote command is not signalled
 /// when ssh ends; it gets EOF/SIGPIPE on its next write.
 boost::asio::awaitable<shell_result> shell(target t, std::string command,

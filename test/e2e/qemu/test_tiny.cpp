@@ -5,6 +5,7 @@
 #include <localvm/process/child.hpp>
 #include <localvm/process/detached.hpp>
 #include <localvm/qemu/manager.hpp>
+#include <localvm/ssh/master.hpp>
 #include <localvm/testing/run.hpp>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -17,6 +18,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <pty.h>
 
@@ -89,6 +91,17 @@ BOOST_AUTO_TEST_CASE(tiny_guest_full_lifecycle) {
             co_await m.wait_ready(180s);
             co_await m.wait_for_console("localvm-tiny: ssh ready", 10s);
 
+            // wait_ready's login left an ssh control master in the runtime
+            // directory, and shells open their sessions over it: one TCP
+            // connection, so one client port in SSH_CONNECTION.
+            const auto control = m.files().ssh_control;
+            auto ssh_master = co_await localvm::ssh::master_pid(control, 10s);
+            BOOST_TEST_REQUIRE(ssh_master.has_value(), "no ssh control master after wait_ready");
+            auto c1 = co_await m.shell("echo $SSH_CONNECTION", {});
+            auto c2 = co_await m.shell("echo $SSH_CONNECTION", {});
+            BOOST_TEST(std::count(c1.output.begin(), c1.output.end(), ' ') == 3, c1.output);
+            BOOST_TEST(c1.output == c2.output);
+
             auto r = co_await m.shell("uname -a", {});
             BOOST_TEST(r.exit_status == 0);
             BOOST_TEST(r.output.find("Linux") != std::string::npos, r.output);
@@ -107,6 +120,7 @@ BOOST_AUTO_TEST_CASE(tiny_guest_full_lifecycle) {
             localvm::shell_options slow;
             slow.timeout = 2s;
             co_await expect_error(errc::timeout, [&] { return m.shell("sleep 600", slow); });
+            BOOST_TEST((co_await localvm::ssh::master_pid(control, 10s) == ssh_master)); // spared
 
             // The user-data script ran before SSH answered.
             r = co_await m.shell("cat /run/marker", {});
@@ -157,6 +171,11 @@ BOOST_AUTO_TEST_CASE(tiny_guest_full_lifecycle) {
             BOOST_TEST(!co_await m.running());
             for (auto& l : log)
                 BOOST_TEST(l.find("quit") == std::string::npos, l);
+            // The master went before the guest did: no process, no socket.
+            BOOST_TEST(!localvm::process::alive(*ssh_master));
+            BOOST_TEST(!fs::exists(control));
+            BOOST_TEST(std::count(log.begin(), log.end(), "[tiny] ended the ssh control master") ==
+                       1);
             BOOST_TEST(m.console_tail(50).find("power button") != std::string::npos);
             auto st = co_await m.query();
             BOOST_REQUIRE(st.state);

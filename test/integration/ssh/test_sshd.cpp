@@ -13,6 +13,7 @@
 #include <localvm/process/child.hpp>
 #include <localvm/process/detached.hpp>
 #include <localvm/ssh/command.hpp>
+#include <localvm/ssh/master.hpp>
 #include <localvm/ssh/probe.hpp>
 #include <localvm/testing/run.hpp>
 
@@ -702,4 +703,187 @@ BOOST_AUTO_TEST_CASE(a_pinned_host_key_is_the_only_one_accepted) {
             }
         },
         90s);
+}
+
+// ---- multiplexing: one master connection, shared ----
+
+namespace {
+
+// A multiplexed target whose master, should a check fail before the test
+// ends it, leaves by itself half a minute after its last client.
+ssh::target multiplexed_target(const sshd& s) {
+    auto t = target_for(s);
+    t.control_path = env->dir / ("mux-" + std::to_string(s.port) + ".sock");
+    t.control_persist = 30s;
+    BOOST_REQUIRE(ssh::multiplexed(t));
+    return t;
+}
+
+// What /proc says about one fd of another process ("/dev/null", "pipe:[..]").
+std::string fd_target(pid_t pid, int fd) {
+    std::error_code ec;
+    auto p = fs::read_symlink("/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd), ec);
+    return ec ? "(" + ec.message() + ")" : p.string();
+}
+
+asio::awaitable<std::string> connection_of(const ssh::target& t) {
+    auto r = co_await ssh::shell(t, "echo $SSH_CONNECTION");
+    BOOST_TEST(r.exit_status == 0);
+    co_return r.output;
+}
+
+} // namespace
+
+// The login that makes the master returns while the master runs on: so the
+// master holds none of the pipes our process reads ssh's output from (else
+// the login would wait for their end of file until the master exits).
+BOOST_AUTO_TEST_CASE(the_first_login_leaves_a_master_that_later_calls_share) {
+    const fs::path src = env->dir / "mux-src";
+    fs::create_directories(src);
+    std::ofstream(src / "f") << "shared\n";
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto s = co_await start_sshd();
+            auto t = multiplexed_target(s);
+            co_await ssh::wait_for_login(t);
+            auto pid = co_await ssh::master_pid(t.control_path, 10s);
+            BOOST_TEST_REQUIRE(pid.has_value(), "no master after the login");
+            BOOST_TEST(children_named("ssh") == 0); // ours are reaped; the master is not ours
+            BOOST_TEST(::getsid(*pid) != ::getsid(0)); // no terminal signal reaches it
+            for (int fd : {0, 1, 2})
+                BOOST_TEST(fd_target(*pid, fd) == "/dev/null", "master fd " << fd);
+            struct stat st {};
+            BOOST_TEST(::lstat(t.control_path.c_str(), &st) == 0);
+            BOOST_TEST(S_ISSOCK(st.st_mode));
+            BOOST_TEST((st.st_mode & 077) == 0u);
+
+            // Sessions over the master share its TCP connection (one client
+            // port); a target without a control path makes its own.
+            const auto shared = co_await connection_of(t);
+            BOOST_TEST(!shared.empty());
+            BOOST_TEST(co_await connection_of(t) == shared);
+            auto direct = t;
+            direct.control_path.clear();
+            BOOST_TEST(co_await connection_of(direct) != shared);
+
+            // Output and exit status as without a master.
+            std::vector<std::string> out, err;
+            ssh::shell_options o;
+            o.out = [&](std::string_view l) { out.emplace_back(l); };
+            o.err = [&](std::string_view l) { err.emplace_back(l); };
+            auto r = co_await ssh::shell(t, "echo one; echo oops >&2; exit 3", o);
+            BOOST_TEST(r.exit_status == 3);
+            BOOST_TEST(out == (std::vector<std::string>{"one"}), boost::test_tools::per_element());
+            BOOST_TEST(err == (std::vector<std::string>{"oops"}), boost::test_tools::per_element());
+            // rsync's ssh too.
+            ssh::sync_options so;
+            so.rsync_path = "rsync";
+            co_await ssh::sync(t, src.string() + "/", (env->dir / "mux-dst").string(), so);
+            BOOST_TEST(read_all(env->dir / "mux-dst" / "f") == "shared\n");
+            BOOST_TEST((co_await ssh::master_pid(t.control_path, 10s) == pid));
+
+            // Ending it: the process and its socket are gone.
+            BOOST_TEST((co_await ssh::end_master(t.control_path, 10s) == ssh::master_end::ended));
+            BOOST_TEST(!process::alive(*pid));
+            BOOST_TEST(!fs::exists(t.control_path));
+            BOOST_TEST((co_await ssh::end_master(t.control_path, 10s) == ssh::master_end::none));
+            BOOST_TEST(children_named("ssh") == 0);
+        },
+        60s);
+}
+
+BOOST_AUTO_TEST_CASE(cancelling_a_shell_spares_the_master) {
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto s = co_await start_sshd();
+            auto t = multiplexed_target(s);
+            BOOST_TEST((co_await ssh::shell(t, "true")).exit_status == 0);
+            auto pid = co_await ssh::master_pid(t.control_path, 10s);
+            BOOST_TEST_REQUIRE(pid.has_value());
+            auto ex = co_await asio::this_coro::executor;
+            const fs::path pidfile = env->dir / "mux-sleep.pid";
+            asio::steady_timer timer(ex, asio::steady_timer::time_point::max());
+            ssh::shell_options o;
+            o.out = [&](std::string_view) {
+                timer.expires_at(asio::steady_timer::time_point::min()); // fire now
+            };
+            auto outcome =
+                co_await asio::experimental::make_parallel_group(
+                    asio::co_spawn(ex,
+                                   ssh::shell(t,
+                                              "echo $$ > " + ssh::shell_quote(pidfile.string()) +
+                                                  "; echo started; exec sleep 600",
+                                              o),
+                                   asio::deferred),
+                    timer.async_wait(asio::deferred))
+                    .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+            BOOST_TEST(std::get<0>(outcome)[0] == 1u);
+            BOOST_TEST(static_cast<bool>(std::get<1>(outcome)));
+            BOOST_TEST(children_named("ssh") == 0); // the client is reaped
+            BOOST_TEST(process::alive(*pid));       // its master lives on
+            BOOST_TEST((co_await ssh::master_pid(t.control_path, 10s) == pid));
+            BOOST_TEST((co_await ssh::shell(t, "echo again")).output == "again\n");
+            pid_t remote = std::atoi(read_all(pidfile).c_str());
+            if (remote > 1)
+                ::kill(remote, SIGKILL);
+            BOOST_TEST((co_await ssh::end_master(t.control_path, 10s) == ssh::master_end::ended));
+        },
+        60s);
+}
+
+// A master killed outright leaves its socket: the next call takes over the
+// path (ssh unlinks a socket nobody listens on), and end_master removes one.
+BOOST_AUTO_TEST_CASE(a_stale_control_socket_is_taken_over_or_removed) {
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto s = co_await start_sshd();
+            auto t = multiplexed_target(s);
+            auto kill_master = [&]() -> asio::awaitable<void> {
+                auto pid = co_await ssh::master_pid(t.control_path, 10s);
+                BOOST_TEST_REQUIRE(pid.has_value());
+                auto fd = process::pidfd::open(*pid);
+                fd.send_signal(SIGKILL);
+                BOOST_TEST(co_await fd.wait_exit(10s));
+                BOOST_TEST(fs::exists(t.control_path)); // left behind
+            };
+            BOOST_TEST((co_await ssh::shell(t, "true")).exit_status == 0);
+            co_await kill_master();
+            BOOST_TEST(!(co_await ssh::master_pid(t.control_path, 10s)).has_value());
+            BOOST_TEST((co_await ssh::shell(t, "echo back")).output == "back\n");
+            co_await kill_master();
+            BOOST_TEST((co_await ssh::end_master(t.control_path, 10s) == ssh::master_end::stale));
+            BOOST_TEST(!fs::exists(t.control_path));
+        },
+        60s);
+}
+
+// The host key policy holds for the connection that becomes the master, and
+// a path too long for a unix socket means no master, not an error.
+BOOST_AUTO_TEST_CASE(masters_check_host_keys_and_need_a_short_path) {
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto s = co_await start_sshd();
+            auto t = multiplexed_target(s);
+            t.known_host_keys = {read_all(env->stranger.string() + ".pub")};
+            t.known_host_keys[0].pop_back(); // '\n'
+            try {
+                co_await ssh::shell(t, "true");
+                BOOST_FAIL("no exception");
+            } catch (const localvm::error& e) {
+                BOOST_TEST(e.code() == localvm::make_error_code(errc::ssh_unreachable), e.what());
+                BOOST_TEST(std::string(e.what()).find("did not match the pinned host key") !=
+                               std::string::npos,
+                           e.what());
+            }
+            BOOST_TEST(!fs::exists(t.control_path));
+
+            auto long_path = multiplexed_target(s);
+            long_path.control_path =
+                env->dir / std::string(ssh::max_control_path, 'x') / "ssh.sock";
+            BOOST_TEST(!ssh::multiplexed(long_path));
+            BOOST_TEST((co_await ssh::shell(long_path, "echo direct")).output == "direct\n");
+            BOOST_TEST((co_await ssh::end_master(long_path.control_path, 10s) ==
+                        ssh::master_end::none));
+        },
+        60s);
 }

@@ -2,6 +2,7 @@
 // through a real /bin/sh; rsync_quote through rsync's -e splitting rules.
 #define BOOST_TEST_MODULE ssh_argv
 #include <localvm/ssh/command.hpp>
+#include <localvm/ssh/master.hpp>
 
 #include <boost/test/unit_test.hpp>
 
@@ -578,4 +579,150 @@ BOOST_AUTO_TEST_CASE(connect_timeout_is_whole_seconds_rounded_up) {
     BOOST_TEST(connect_timeout_of(std::chrono::milliseconds(2000)) == "ConnectTimeout=2");
     BOOST_TEST(connect_timeout_of(std::chrono::milliseconds(1)) == "ConnectTimeout=1");
     BOOST_TEST(connect_timeout_of(std::chrono::milliseconds(0)) == "ConnectTimeout=1");
+}
+
+// ---- multiplexing ----
+
+BOOST_AUTO_TEST_CASE(ssh_argv_with_a_control_path) {
+    auto t = vm();
+    t.control_path = "/run/user/1000/localvm/dev/ssh.sock";
+    t.control_persist = std::chrono::milliseconds(90500);
+    BOOST_TEST(ssh_argv(t, "uname -a") ==
+                   (strings{"ssh",
+                            "-F",
+                            "none",
+                            "-p",
+                            "2222",
+                            "-i",
+                            "/home/me/.local/share/localvm/keys/id_ed25519",
+                            "-o",
+                            "IdentitiesOnly=yes",
+                            "-o",
+                            "BatchMode=yes",
+                            "-o",
+                            "ForwardAgent=no",
+                            "-o",
+                            "ForwardX11=no",
+                            "-o",
+                            "ControlMaster=auto",
+                            "-o",
+                            "ControlPath=/run/user/1000/localvm/dev/ssh.sock",
+                            "-o",
+                            "ControlPersist=91",
+                            "-o",
+                            "PermitLocalCommand=no",
+                            "-o",
+                            "GlobalKnownHostsFile=/dev/null",
+                            "-o",
+                            "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts",
+                            "-o",
+                            "StrictHostKeyChecking=accept-new",
+                            "-o",
+                            "ConnectTimeout=10",
+                            "-o",
+                            "LogLevel=ERROR",
+                            "--",
+                            "debian@127.0.0.1",
+                            "uname -a"}),
+               boost::test_tools::per_element());
+    // The default persistence: ten minutes; at least one second.
+    t.control_persist = target().control_persist;
+    BOOST_TEST(ssh_argv(t, "true")[20] == "ControlPersist=600");
+    t.control_persist = std::chrono::milliseconds(0);
+    BOOST_TEST(ssh_argv(t, "true")[20] == "ControlPersist=1");
+    // Interactive sessions share the master too (one word fewer: -t).
+    t.control_persist = 60s;
+    auto i = ssh_argv(t, "", true);
+    BOOST_TEST(strings(i.begin() + 14, i.begin() + 20) ==
+                   (strings{"-o", "ControlMaster=auto", "-o",
+                            "ControlPath=/run/user/1000/localvm/dev/ssh.sock", "-o",
+                            "ControlPersist=60"}),
+               boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(control_paths_are_escaped_like_the_known_hosts_path) {
+    auto t = vm();
+    t.control_path = "/state/my \"vm\" 100%/ssh.sock";
+    t.known_hosts_file = "/state/my \"vm\" 100%/known_hosts";
+    auto a = ssh_argv(t, "true");
+    BOOST_TEST(a[18] == "ControlPath=\"/state/my \\\"vm\\\" 100%%/ssh.sock\"");
+    BOOST_TEST(a[26] == "UserKnownHostsFile=\"/state/my \\\"vm\\\" 100%%/known_hosts\"");
+    t.control_path = "/s/a%Cb";
+    BOOST_TEST(ssh_argv(t, "true")[18] == "ControlPath=/s/a%%Cb");
+}
+
+BOOST_AUTO_TEST_CASE(a_control_path_too_long_for_a_socket_means_no_multiplexing) {
+    using localvm::ssh::max_control_path;
+    using localvm::ssh::multiplexed;
+    BOOST_TEST(max_control_path == 90u); // 107 bytes of sun_path less ssh's ".XXXXXXXXXXXXXXXX"
+    auto t = vm();
+    BOOST_TEST(!multiplexed(t)); // unset
+    t.control_path = "/" + std::string(max_control_path - 1, 'a');
+    BOOST_TEST(multiplexed(t));
+    BOOST_TEST(ssh_argv(t, "true")[16] == "ControlMaster=auto");
+    t.control_path += "b";
+    BOOST_TEST(!multiplexed(t));
+    BOOST_TEST(ssh_argv(t, "true") == ssh_argv(vm(), "true"), boost::test_tools::per_element());
+    BOOST_TEST(localvm::ssh::detail::target_problem(t) == ""); // not an error
+    // Through a jump host ssh would silence the hop's stderr: no multiplexing.
+    t.control_path = "/run/vm/ssh.sock";
+    t.jump = localvm::ssh::jump_host{"192.0.2.7", 22, "root", "/k", "/kh", 10s};
+    BOOST_TEST(!multiplexed(t));
+    auto a = ssh_argv(t, "true");
+    BOOST_TEST(a[16] == "ControlMaster=no");
+    BOOST_TEST(a[18] == "ControlPath=none");
+}
+
+BOOST_AUTO_TEST_CASE(rsync_argv_shares_the_master) {
+    auto t = vm();
+    t.control_path = "/run/my vm/ssh.sock";
+    auto a = rsync_argv(t, "./src/", "/srv/app", {});
+    BOOST_TEST(a[4] == "ssh -F none -p 2222 -i /home/me/.local/share/localvm/keys/id_ed25519 -o "
+                       "IdentitiesOnly=yes -o BatchMode=yes -o ForwardAgent=no -o ForwardX11=no "
+                       "-o ControlMaster=auto -o 'ControlPath=\"/run/my vm/ssh.sock\"' -o "
+                       "ControlPersist=600 -o PermitLocalCommand=no -o "
+                       "GlobalKnownHostsFile=/dev/null -o "
+                       "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts -o "
+                       "StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o LogLevel=ERROR");
+    auto ssh = ssh_argv(t, "");
+    ssh.pop_back(); // destination
+    ssh.pop_back(); // "--"
+    BOOST_TEST(rsync_split(a[4]) == ssh, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(target_problem_checks_the_control_path) {
+    auto problem = [](std::string path) {
+        auto t = vm();
+        t.control_path = std::move(path);
+        return localvm::ssh::detail::target_problem(t);
+    };
+    BOOST_TEST(problem("/run/vm/ssh.sock") == "");
+    BOOST_TEST(problem("/run/100%/ssh.sock") == "");
+    BOOST_TEST(problem("run/ssh.sock") ==
+               "ssh target debian@127.0.0.1:2222: control_path 'run/ssh.sock' is not absolute");
+    BOOST_TEST(problem("/run/${HOME}/s").find("which ssh would expand") != std::string::npos);
+    BOOST_TEST(problem("/run/a\nb/s").find("spans lines") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(master_argv_talks_to_the_socket_only) {
+    BOOST_TEST(localvm::ssh::master_argv("/run/my vm/100%/ssh.sock", "exit") ==
+                   (strings{"ssh", "-F", "none", "-o", "ControlMaster=no", "-o",
+                            "ControlPath=\"/run/my vm/100%%/ssh.sock\"", "-o", "LogLevel=ERROR",
+                            "-O", "exit", "--", "localvm"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(localvm::ssh::master_argv("/r/s", "check")[10] == "check");
+}
+
+BOOST_AUTO_TEST_CASE(the_master_pid_from_ssh_check) {
+    using localvm::ssh::parse_master_pid;
+    BOOST_TEST(parse_master_pid("Master running (pid=11009)\r\n").value_or(0) == 11009);
+    BOOST_TEST(parse_master_pid("warning: x\nMaster running (pid=42)").value_or(0) == 42);
+    BOOST_TEST(!parse_master_pid(""));
+    BOOST_TEST(!parse_master_pid("Control socket connect(/r/s): Connection refused\r\n"));
+    BOOST_TEST(!parse_master_pid("Master running (pid=)"));
+    BOOST_TEST(!parse_master_pid("Master running (pid=12"));
+    BOOST_TEST(!parse_master_pid("Master running (pid=12x)"));
+    BOOST_TEST(!parse_master_pid("Master running (pid=-5)"));
+    BOOST_TEST(!parse_master_pid("Master running (pid=1)"));
+    BOOST_TEST(!parse_master_pid("Master running (pid=99999999999999999999)"));
 }
