@@ -323,7 +323,9 @@ struct manager::impl {
         }
         if (failure)
             co_await localvm::detail::undo_and_rethrow(
-                failure, [c, &vol]() -> asio::awaitable<void> { co_await c->delete_volume(vol); });
+                failure, [c, &vol]() -> asio::awaitable<void> {
+                    co_await detail::delete_released_volume(*c, vol, std::chrono::seconds(10));
+                });
         co_return fs::path(co_await c->volume_path(vol));
     }
 

@@ -4,9 +4,12 @@
 #include <localvm/image/digest.hpp>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 
 #include "detail/await.hpp"
@@ -75,6 +78,30 @@ asio::awaitable<std::optional<vol_ref>> find_volume(client& c, const pool_ref& p
             throw;
     }
     co_return std::nullopt;
+}
+
+// libvirt sends no event when a volume is released, so the delete is
+// tried again: 10 ms after the first refusal, then at most every 250 ms.
+asio::awaitable<void> delete_released_volume(client& c, const vol_ref& vol,
+                                             std::chrono::milliseconds limit) {
+    constexpr std::int32_t operation_invalid = 55; // VIR_ERR_OPERATION_INVALID
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    auto pause = std::chrono::milliseconds(10);
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (;;) {
+        try {
+            co_await c.delete_volume(vol);
+            co_return;
+        } catch (const call_error& e) {
+            if (e.libvirt_code() != operation_invalid ||
+                e.remote().message.value_or("").find("in use") == std::string::npos ||
+                std::chrono::steady_clock::now() + pause > deadline)
+                throw;
+        }
+        timer.expires_after(pause);
+        co_await timer.async_wait(asio::use_awaitable);
+        pause = std::min(pause * 2, std::chrono::milliseconds(250));
+    }
 }
 
 std::string pool_copy_name(std::string_view sha256_hex) {
@@ -166,7 +193,7 @@ ensure_pool_copy(client& c, pool_ref pool, fs::path file, pool_copy_options opts
             if (!created && !refused)
                 created = co_await find_volume(c, pool, name);
             if (created) {
-                co_await c.delete_volume(*created);
+                co_await delete_released_volume(c, *created, std::chrono::seconds(10));
                 if (auto m = co_await find_volume(c, pool, marker_name))
                     co_await c.delete_volume(*m);
             }

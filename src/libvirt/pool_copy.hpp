@@ -21,6 +21,15 @@ namespace localvm::libvirt::detail {
 boost::asio::awaitable<std::optional<vol_ref>> find_volume(client& c, const pool_ref& pool,
                                                            std::string name);
 
+/// Deletes `vol` once the daemon lets go of it. An upload that was just cut
+/// short may still hold the volume: the daemon ends an aborted upload
+/// stream on its own time and refuses the delete until then ("still in
+/// use", VIR_ERR_OPERATION_INVALID). Such refusals are retried for up to
+/// `limit`; after that, or on any other refusal, throws `call_error`.
+/// Cancellation: throws `operation_aborted` while it waits between tries.
+boost::asio::awaitable<void> delete_released_volume(client& c, const vol_ref& vol,
+                                                    std::chrono::milliseconds limit);
+
 /// The volume holding the file whose sha256 is `sha256_hex`:
 /// "localvm-sha256-HEX". Pure.
 std::string pool_copy_name(std::string_view sha256_hex);
