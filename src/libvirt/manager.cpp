@@ -713,8 +713,7 @@ asio::awaitable<void> manager::impl::stop(domain_ref dom) {
     // host) before the guest goes down, and one a `shell` made meanwhile
     // after, as the QEMU backend does.
     auto end_master = [this]() {
-        return qemu::detail::end_guest_master(
-            files, [this](const std::string& l) { say(l); }, qemu::detail::ssh_master_timeout);
+        return qemu::detail::end_guest_master(files, [this](const std::string& l) { say(l); });
     };
     std::exception_ptr failure;
     try {
@@ -850,8 +849,7 @@ asio::awaitable<void> manager::remove() {
     for (const auto& name : {vm.overlay_name(), vm.seed_name(), vm.vars_name()})
         if (auto vol = co_await vm.find_volume(name))
             co_await c->delete_volume(*vol);
-    co_await qemu::detail::end_guest_master(
-        vm.files, [&vm](const std::string& l) { vm.say(l); }, qemu::detail::ssh_master_timeout);
+    co_await qemu::detail::end_guest_master(vm.files, [&vm](const std::string& l) { vm.say(l); });
     // The lock made and checked both directories (nothing that is not ours
     // is deleted); the lock file goes with them.
     sys::remove_tree(vm.files.data);

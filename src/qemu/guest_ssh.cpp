@@ -98,8 +98,8 @@ asio::awaitable<void> wait_guest_ssh(const options& o, ssh::target t, millisecon
         stages(boot_stage::ssh_login, o.ssh_user);
 }
 
-asio::awaitable<void> end_guest_master(const layout& l, say_fn say, milliseconds timeout) {
-    auto how = co_await ssh::end_master(l.ssh_control, timeout);
+asio::awaitable<void> end_guest_master(const layout& l, say_fn say) {
+    auto how = co_await ssh::end_master(l.ssh_control, ssh_master_timeout);
     if (!say)
         co_return;
     switch (how) {

@@ -51,15 +51,15 @@ boost::asio::awaitable<void> wait_guest_ssh(const options& o, ssh::target t,
                                             ssh::abort_hook abort, say_fn say, stage_sink stages);
 
 /// Ends the ssh control master of the VM with files `l` (`l.ssh_control`,
-/// see `ssh::end_master`), best effort within `timeout`, and says what it
-/// did when there was one. Before the guest goes down (stop, a save) and
+/// see `ssh::end_master`), best effort within `ssh_master_timeout`, and
+/// says what it did when there was one. Before the guest goes down (stop, a save) and
 /// when the VM's files go (remove): no master outlives its VM. Never throws
 /// but bad_alloc; cancellation completes with operation_aborted.
-boost::asio::awaitable<void> end_guest_master(const layout& l, say_fn say,
-                                              std::chrono::milliseconds timeout);
+boost::asio::awaitable<void> end_guest_master(const layout& l, say_fn say);
 
-/// The `timeout` both backends give `end_guest_master`: a master that asks
-/// for more (a hung connection) is then signalled (see `ssh::end_master`).
+/// How long `end_guest_master` waits for the master to exit when asked: one
+/// that takes longer (a hung connection) is then signalled (see
+/// `ssh::end_master`).
 inline constexpr std::chrono::milliseconds ssh_master_timeout{2000};
 
 /// `manager::shell`'s body at `t`.

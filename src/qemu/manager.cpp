@@ -244,8 +244,7 @@ asio::awaitable<std::optional<detail::pending_clock>> manager::impl::start(start
     auto joined = co_await detail::join_networks(vm.opts, vm.files, std::move(networks));
     detail::add_networks(plan.launch, plan.seed, joined, so.user_data);
     // A master of the VM's last run (its QEMU just died) must not serve this one.
-    co_await detail::end_guest_master(
-        vm.files, [&vm](const std::string& l) { vm.say(l); }, detail::ssh_master_timeout);
+    co_await detail::end_guest_master(vm.files, [&vm](const std::string& l) { vm.say(l); });
     vm.clean_runtime(runtime_logs::remove);
     if (!restore)
         cloudinit::write_seed_file(vm.files.seed, plan.seed);
@@ -376,8 +375,7 @@ asio::awaitable<void> manager::remove() {
                         vm.files.disk.string() + " open (its runtime directory " +
                         vm.files.runtime.string() + " was removed); stop that QEMU first");
     detail::forget_clone(vm.opts, vm.files);
-    co_await detail::end_guest_master(
-        vm.files, [&vm](const std::string& l) { vm.say(l); }, detail::ssh_master_timeout);
+    co_await detail::end_guest_master(vm.files, [&vm](const std::string& l) { vm.say(l); });
     sys::remove_tree(vm.files.data);
     sys::remove_tree(vm.files.runtime);
     vm.say("removed");

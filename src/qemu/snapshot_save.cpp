@@ -322,8 +322,7 @@ asio::awaitable<snapshot_info> manager::impl::save_snapshot(std::string name,
     // The ssh control master goes before the guest is saved: no clone gets
     // a session whose client is not there (each clone's guest reads the
     // goodbye that reached it before the pause, and ends that session).
-    co_await end_guest_master(
-        files, [&vm](const std::string& l) { vm.say(l); }, ssh_master_timeout);
+    co_await end_guest_master(files, [&vm](const std::string& l) { vm.say(l); });
 
     auto c = co_await vm.monitor(std::chrono::seconds(10));
     info.qemu_version = version_text(c.greeting().qemu);

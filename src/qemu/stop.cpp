@@ -54,7 +54,7 @@ asio::awaitable<void> manager::impl::stop(pid_t pid) {
     // The ssh control master first, while its connection still works: it
     // says goodbye to the guest's sshd and goes (see end_guest_master).
     auto say_line = [this](const std::string& l) { say(l); };
-    co_await detail::end_guest_master(files, say_line, detail::ssh_master_timeout);
+    co_await detail::end_guest_master(files, say_line);
 
     // One pidfd from here on: every signal and wait reaches this QEMU, never
     // a process that got its pid later.
@@ -147,7 +147,7 @@ asio::awaitable<void> manager::impl::stop(pid_t pid) {
     });
     forward_qemu_log();
     // One a `shell` made meanwhile ends with its connection; this waits for it.
-    co_await detail::end_guest_master(files, say_line, detail::ssh_master_timeout);
+    co_await detail::end_guest_master(files, say_line);
     clean_runtime(runtime_logs::keep);
     say("stopped by " + std::string(stop_step_words(machine.ended_by())) + " after " +
         std::to_string(took.count()) + " ms");

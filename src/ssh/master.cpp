@@ -116,10 +116,8 @@ asio::awaitable<master_end> end_master(fs::path control_path, milliseconds timeo
     if (!gone)
         co_return master_end::left;
     // SIGKILL leaves the socket behind.
-    if (socket_there(control_path) && nobody_listens(control_path)) {
-        std::error_code ec;
-        fs::remove(control_path, ec);
-    }
+    if (socket_there(control_path) && nobody_listens(control_path))
+        unlink_stale();
     co_return master_end::ended;
 }
 
