@@ -12,8 +12,9 @@ namespace localvm::sys {
 /// definitions), where a missing file and an empty one mean the same.
 std::string read_file(const std::filesystem::path& p);
 
-/// Removes `p` and everything below it; nothing there is fine. Throws
-/// `errc::io_error` "cannot remove P: REASON".
+/// Removes `p` and everything below it; nothing there is fine, and so are
+/// entries another process removes or adds meanwhile (the removal is tried
+/// again, up to 8 passes). Throws `errc::io_error` "cannot remove P: REASON".
 void remove_tree(const std::filesystem::path& p);
 
 } // namespace localvm::sys
