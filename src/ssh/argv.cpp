@@ -51,7 +51,7 @@ std::string destination(const target& t) {
     return t.user.empty() ? t.host : t.user + "@" + t.host;
 }
 
-std::vector<std::string> ssh_options(const target& t, bool interactive);
+std::vector<std::string> ssh_options(const target& t, bool interactive, bool guest = true);
 
 // ssh's time options take whole seconds: rounded up, at least 1.
 long long whole_seconds(std::chrono::milliseconds d) {
@@ -69,7 +69,7 @@ std::string proxy_command(const jump_host& j) {
     hop.identity_file = j.identity_file;
     hop.known_hosts_file = j.known_hosts_file;
     hop.connect_timeout = j.connect_timeout;
-    auto words = ssh_options(hop, false);
+    auto words = ssh_options(hop, false, false);
     std::string out;
     for (const auto& w : words) {
         for (char c : shell_quote(w)) {
@@ -92,8 +92,9 @@ std::string proxy_command(const jump_host& j) {
 // user's ~/.ssh/config and /etc/ssh/ssh_config out (a `Host *` block there
 // could add ProxyCommand, RemoteCommand, agent or X11 forwarding, a control
 // master); the explicit options below then hold whatever ssh's built-in
-// defaults are.
-std::vector<std::string> ssh_options(const target& t, bool interactive) {
+// defaults are. `guest`: the connection to the guest (a forward on this
+// host, or inside the jump hop's connection), not the jump hop itself.
+std::vector<std::string> ssh_options(const target& t, bool interactive, bool guest) {
     std::vector<std::string> a = {"ssh",
                                   "-F",
                                   "none",
@@ -125,9 +126,10 @@ std::vector<std::string> ssh_options(const target& t, bool interactive) {
          "-o",
          t.known_host_keys.empty() ? "StrictHostKeyChecking=accept-new" : "StrictHostKeyChecking=yes",
          "-o",
-         "ConnectTimeout=" + std::to_string(whole_seconds(t.connect_timeout)),
-         "-o",
-         "LogLevel=ERROR"});
+         "ConnectTimeout=" + std::to_string(whole_seconds(t.connect_timeout))});
+    if (guest)
+        a.insert(a.end(), {"-o", std::string(guest_kex_algorithms)});
+    a.insert(a.end(), {"-o", "LogLevel=ERROR"});
     if (t.jump)
         a.insert(a.end(), {"-o", "ProxyCommand=" + proxy_command(*t.jump)});
     return a;

@@ -6,6 +6,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -174,6 +175,8 @@ BOOST_AUTO_TEST_CASE(ssh_argv_batch) {
                             "-o",
                             "ConnectTimeout=10",
                             "-o",
+                            "KexAlgorithms=^curve25519-sha256,curve25519-sha256@libssh.org",
+                            "-o",
                             "LogLevel=ERROR",
                             "--",
                             "debian@127.0.0.1",
@@ -216,13 +219,15 @@ BOOST_AUTO_TEST_CASE(ssh_argv_interactive_and_login_shell) {
                             "-o",
                             "ConnectTimeout=3",
                             "-o",
+                            "KexAlgorithms=^curve25519-sha256,curve25519-sha256@libssh.org",
+                            "-o",
                             "LogLevel=ERROR",
                             "--",
                             "root@::1"}),
                boost::test_tools::per_element());
     BOOST_TEST(ssh_argv(t, "top", true).back() == "top");
-    BOOST_TEST(ssh_argv(t, "top", true)[30] == "--");
-    BOOST_TEST(ssh_argv(t, "top", true)[31] == "root@::1");
+    BOOST_TEST(ssh_argv(t, "top", true)[32] == "--");
+    BOOST_TEST(ssh_argv(t, "top", true)[33] == "root@::1");
 }
 
 BOOST_AUTO_TEST_CASE(ssh_argv_paths_with_spaces_quotes_and_percent) {
@@ -268,7 +273,7 @@ BOOST_AUTO_TEST_CASE(rsync_argv_defaults) {
                      "-o ControlMaster=no -o ControlPath=none -o PermitLocalCommand=no -o "
                      "GlobalKnownHostsFile=/dev/null -o "
                      "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts -o "
-                     "StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o LogLevel=ERROR",
+                     "StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o KexAlgorithms=^curve25519-sha256,curve25519-sha256@libssh.org -o LogLevel=ERROR",
                      "--", "./src/", "debian@127.0.0.1:/srv/app"}),
         boost::test_tools::per_element());
 }
@@ -291,7 +296,7 @@ BOOST_AUTO_TEST_CASE(rsync_argv_options_and_quoted_ssh_command) {
                       "-o ControlPath=none -o PermitLocalCommand=no -o "
                       "GlobalKnownHostsFile=/dev/null -o 'UserKnownHostsFile=\"/state/known "
                       "hosts\"' -o StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o "
-                      "LogLevel=ERROR",
+                      "KexAlgorithms=^curve25519-sha256,curve25519-sha256@libssh.org -o LogLevel=ERROR",
                       "--", "/home/me/my project/", "debian@127.0.0.1:/home/debian/my project"}),
         boost::test_tools::per_element());
     // rsync recovers exactly ssh_argv's options from -e.
@@ -472,11 +477,14 @@ BOOST_AUTO_TEST_CASE(ssh_argv_through_a_jump_host) {
     auto a = ssh_argv(t, "uname -a");
     auto direct = ssh_argv(vm(), "uname -a");
     // The direct argv with the ProxyCommand after LogLevel.
-    direct.insert(direct.begin() + 31, {"-o", jump_proxy_command});
+    direct.insert(direct.begin() + 33, {"-o", jump_proxy_command});
     BOOST_TEST(a == direct, boost::test_tools::per_element());
-    BOOST_TEST(a[30] == "LogLevel=ERROR");
-    BOOST_TEST(a[32] == jump_proxy_command);
-    BOOST_TEST(a[33] == "--");
+    // The guest's connection prefers X25519; the hop keeps ssh's default.
+    BOOST_TEST(a[30] == std::string(localvm::ssh::guest_kex_algorithms));
+    BOOST_TEST(a[32] == "LogLevel=ERROR");
+    BOOST_TEST(a[34] == jump_proxy_command);
+    BOOST_TEST(a[35] == "--");
+    BOOST_TEST(jump_proxy_command.find("KexAlgorithms") == std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(the_jump_command_reaches_the_hop_ssh_word_for_word) {
@@ -486,7 +494,7 @@ BOOST_AUTO_TEST_CASE(the_jump_command_reaches_the_hop_ssh_word_for_word) {
     j.known_hosts_file = "/state/a \"b\" %d/known_hosts";
     t.jump = j;
     auto a = ssh_argv(t, "true");
-    const std::string cmd = a[32].substr(std::string("ProxyCommand=").size());
+    const std::string cmd = a[34].substr(std::string("ProxyCommand=").size());
     // ssh expands its tokens, then `$SHELL -c "exec CMD"` splits the words.
     const auto expanded = expand_percent(cmd, "127.0.0.1", 2222);
     BOOST_REQUIRE(expanded.starts_with("ssh "));
@@ -499,6 +507,11 @@ BOOST_AUTO_TEST_CASE(the_jump_command_reaches_the_hop_ssh_word_for_word) {
     hop.known_hosts_file = j.known_hosts_file;
     auto expected = ssh_argv(hop, "");
     expected.erase(expected.begin()); // "ssh"
+    // The hop keeps ssh's default key exchange.
+    auto kex = std::find(expected.begin(), expected.end(),
+                         std::string(localvm::ssh::guest_kex_algorithms));
+    BOOST_REQUIRE(kex != expected.end());
+    expected.erase(kex - 1, kex + 1);
     expected.insert(expected.end() - 2, {"-W", "127.0.0.1:2222"});
     std::string lines;
     for (const auto& w : expected)
@@ -519,7 +532,7 @@ BOOST_AUTO_TEST_CASE(rsync_argv_through_a_jump_host) {
                        "-o ControlMaster=no -o ControlPath=none -o PermitLocalCommand=no -o "
                        "GlobalKnownHostsFile=/dev/null -o "
                        "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts -o "
-                       "StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o LogLevel=ERROR -o "
+                       "StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o KexAlgorithms=^curve25519-sha256,curve25519-sha256@libssh.org -o LogLevel=ERROR -o "
                        "'ProxyCommand=ssh -F none -p 2200 -i ''/keys/libvirt id'' -o "
                        "''IdentitiesOnly=yes'' -o ''BatchMode=yes'' -o ''ForwardAgent=no'' -o "
                        "''ForwardX11=no'' -o ''ControlMaster=no'' -o ''ControlPath=none'' -o "
@@ -620,6 +633,8 @@ BOOST_AUTO_TEST_CASE(ssh_argv_with_a_control_path) {
                             "-o",
                             "ConnectTimeout=10",
                             "-o",
+                            "KexAlgorithms=^curve25519-sha256,curve25519-sha256@libssh.org",
+                            "-o",
                             "LogLevel=ERROR",
                             "--",
                             "debian@127.0.0.1",
@@ -683,7 +698,7 @@ BOOST_AUTO_TEST_CASE(rsync_argv_shares_the_master) {
                        "ControlPersist=600 -o PermitLocalCommand=no -o "
                        "GlobalKnownHostsFile=/dev/null -o "
                        "UserKnownHostsFile=/run/user/1000/localvm/dev/known_hosts -o "
-                       "StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o LogLevel=ERROR");
+                       "StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o KexAlgorithms=^curve25519-sha256,curve25519-sha256@libssh.org -o LogLevel=ERROR");
     auto ssh = ssh_argv(t, "");
     ssh.pop_back(); // destination
     ssh.pop_back(); // "--"
