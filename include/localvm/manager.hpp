@@ -125,6 +125,19 @@ public:
     /// or the VM stops. Throws `errc::not_running`.
     virtual boost::asio::awaitable<void> console() = 0;
 
+    /// The VM's port forwards with the host ports as bound (a host port 0
+    /// given to `start` is the one QEMU picked). Throws `errc::not_running`.
+    virtual boost::asio::awaitable<std::vector<port_forward>> ports() = 0;
+
+    /// Waits until a serial console line of this boot contains `text` and
+    /// returns that line. Throws `errc::not_running`; `errc::guest_died`
+    /// when the VM stops meanwhile and `errc::timeout` after `timeout`
+    /// (`no_deadline`: none), both with the console's last lines. Each
+    /// backend says what more it needs (see theirs). Cancellation: throws
+    /// `operation_aborted`, nothing is left open.
+    virtual boost::asio::awaitable<std::string> wait_for_console(
+        std::string text, std::chrono::milliseconds timeout) = 0;
+
     /// Copies `from` (a host path) to `to` (a guest path) with rsync over ssh;
     /// with `sync_direction::from_guest`, `from` is the guest path and `to`
     /// the host path (symbolic links the guest sends that point outside

@@ -225,15 +225,12 @@ qemu::manager& vm::manager() {
     return *qemu_;
 }
 
-asio::awaitable<std::vector<port_forward>> vm::ports() {
-    if (qemu_)
-        co_return co_await qemu_->ports();
-    co_return co_await libvirt_->ports();
+const qemu::layout& vm::files() const {
+    return qemu_ ? qemu_->files() : libvirt_->files();
 }
 
 std::string vm::console_tail(std::size_t lines) const {
-    const auto& files = qemu_ ? qemu_->files() : libvirt_->files();
-    return console::read_tail(files.console_log, lines);
+    return console::read_tail(files().console_log, lines);
 }
 
 asio::awaitable<shell_result> vm::expect_status(std::string command, int status,
@@ -276,13 +273,11 @@ asio::awaitable<void> vm::expect_output(std::string command, std::string expecte
 
 asio::awaitable<std::string> vm::wait_for_console(std::string text, milliseconds timeout) {
     pending p("console text \"" + text + "\" on vm '" + name_ + "'");
-    if (qemu_)
-        co_return co_await qemu_->wait_for_console(text, timeout);
-    co_return co_await libvirt_->wait_for_console(text, timeout);
+    co_return co_await manager_->wait_for_console(text, timeout);
 }
 
 asio::awaitable<port_forward> vm::forward_to(std::uint16_t guest_port) {
-    for (const auto& f : co_await ports())
+    for (const auto& f : co_await manager_->ports())
         if (f.guest_port == guest_port)
             co_return f;
     throw_error(errc::not_found, "vm '" + name_ + "' has no port forward to guest port " +
@@ -349,7 +344,7 @@ asio::awaitable<void> vm::copy_out(std::string remote, fs::path local, sync_opti
 std::string vm::report(std::size_t lines) const {
     if (!manager_)
         return {};
-    return tails_of(name_, qemu_ ? qemu_->files() : libvirt_->files(), lines);
+    return tails_of(name_, files(), lines);
 }
 
 // ---- vm_set ----

@@ -141,7 +141,7 @@ public:
 
     /// The forwards as QEMU bound them (host ports it picked for 0), asked
     /// through the daemon (HMP `info usernet`). Throws `errc::not_running`.
-    boost::asio::awaitable<std::vector<port_forward>> ports();
+    boost::asio::awaitable<std::vector<port_forward>> ports() override;
 
     /// As `qemu::manager::wait_ready`, through the forward of guest port 22;
     /// fails fast with `errc::guest_died` when the domain stops, with the
@@ -168,8 +168,8 @@ public:
     /// no log, or takes it by force during the wait. Cancellation: throws
     /// `operation_aborted`; the console and the lifecycle registration are
     /// released.
-    boost::asio::awaitable<std::string> wait_for_console(std::string text,
-                                                         std::chrono::milliseconds timeout);
+    boost::asio::awaitable<std::string> wait_for_console(
+        std::string text, std::chrono::milliseconds timeout) override;
 
     /// As `qemu::manager::shell` (through the daemon's host when remote).
     /// Throws `errc::not_running`.

@@ -304,7 +304,7 @@ public:
 
     /// The forwards with the host ports QEMU bound, those added by
     /// `add_forward` included. Throws `errc::not_running`.
-    boost::asio::awaitable<std::vector<port_forward>> ports();
+    boost::asio::awaitable<std::vector<port_forward>> ports() override;
 
     /// Adds a host->guest TCP forward to the running VM (HMP `hostfwd_add`
     /// through QMP) and records it in the state file, so that `ports`,
@@ -336,8 +336,8 @@ public:
     /// Waits until a serial console line contains `text` (from this boot's
     /// start), failing fast with `errc::guest_died` if QEMU exits and with
     /// `errc::timeout` after `timeout`; both carry the console tail.
-    boost::asio::awaitable<std::string> wait_for_console(std::string text,
-                                                         std::chrono::milliseconds timeout);
+    boost::asio::awaitable<std::string> wait_for_console(
+        std::string text, std::chrono::milliseconds timeout) override;
 
     /// The last `lines` lines of the serial console log ("" when none).
     std::string console_tail(std::size_t lines = 20) const;

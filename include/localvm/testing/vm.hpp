@@ -149,8 +149,8 @@ public:
 private:
     friend class vm_set;
     boost::asio::awaitable<port_forward> forward_to(std::uint16_t guest_port);
-    boost::asio::awaitable<std::vector<port_forward>> ports();
     std::string console_tail(std::size_t lines) const;
+    const qemu::layout& files() const; // the backend's, whichever it is
     std::string name_;
     std::string host_;
     // Owned by the running vm_set::run; exactly one of the two is set.
