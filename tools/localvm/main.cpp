@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -151,26 +152,20 @@ std::string ssh_summary(const std::vector<localvm::port_forward>& ports) {
     return "no forward to port 22";
 }
 
-asio::awaitable<localvm::start_options> boot_options(qemu::manager& vm, const cli::invocation& i) {
+// Starts the VM; with `ready`, also waits for SSH in the same call
+// (qemu::manager::start_and_wait_ready): a clone's guest clock is then set
+// while SSH comes up rather than before `start` returns, which brings a
+// cloud clone's first shell from about 2.5 s to 1.5 s.
+asio::awaitable<void> boot(qemu::manager& vm, const cli::invocation& i, cli::progress& p,
+                           std::optional<std::chrono::milliseconds> ready) {
     auto key =
         co_await localvm::ssh::ensure_key_pair(vm.config().ssh_identity_file, "localvm-" + i.name);
-    co_return start_options_for(i, key);
-}
-
-asio::awaitable<void> boot(qemu::manager& vm, const cli::invocation& i, cli::progress& p) {
-    auto s = co_await boot_options(vm, i);
+    auto s = start_options_for(i, key);
     p.activity("starting QEMU");
-    co_await vm.start(std::move(s));
-}
-
-// `start` and `wait_ready` in one call: a clone's guest clock is then set
-// while SSH comes up rather than before (qemu::manager::start_and_wait_ready),
-// which brings a cloud clone's first shell from about 2.5 s to 1.5 s.
-asio::awaitable<void> boot_until_ready(qemu::manager& vm, const cli::invocation& i,
-                                       cli::progress& p, std::chrono::milliseconds timeout) {
-    auto s = co_await boot_options(vm, i);
-    p.activity("starting QEMU");
-    co_await vm.start_and_wait_ready(std::move(s), timeout);
+    if (ready)
+        co_await vm.start_and_wait_ready(std::move(s), *ready);
+    else
+        co_await vm.start(std::move(s));
 }
 
 asio::awaitable<int> cmd_create(const cli::invocation& i, qemu::manager& vm, cli::progress& p) {
@@ -192,7 +187,7 @@ asio::awaitable<void> require_vm(const cli::invocation& i, localvm::manager& vm)
 
 asio::awaitable<int> cmd_start(const cli::invocation& i, qemu::manager& vm, cli::progress& p) {
     co_await require_vm(i, vm);
-    co_await with_console(p, vm.files(), boot(vm, i, p));
+    co_await with_console(p, vm.files(), boot(vm, i, p, std::nullopt));
     p.finish();
     auto st = co_await vm.query();
     if (i.level != cli::verbosity::quiet && st.state)
@@ -240,7 +235,7 @@ asio::awaitable<int> cmd_up(const cli::invocation& i, qemu::manager& vm, cli::pr
     auto wait = [&]() -> asio::awaitable<void> {
         const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(i.timeout);
         if (!running) {
-            co_await boot_until_ready(vm, i, p, timeout);
+            co_await boot(vm, i, p, timeout);
             co_return;
         }
         p.activity("already running, waiting for SSH");

@@ -26,8 +26,8 @@
 
 #include <fstream>
 #include <iostream>
-#include <sstream>
 
+#include "../../common/file.hpp"
 #include "../../common/pty.hpp"
 #include "../qemu/guest.hpp"
 #include "daemon_fixture.hpp"
@@ -40,14 +40,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Whole, in one read: a character-wise read of the 66 MB kernel took 6 s in
-// the sanitizer build (-O0).
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using lvtest::read_file;
 
 // One private libvirtd for every case, with the sshd in front of it.
 libvirt_test::daemon_fixture* fixture = nullptr;

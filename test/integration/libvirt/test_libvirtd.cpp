@@ -26,10 +26,9 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
+#include "../../common/file.hpp"
 #include "loopback_sshd.hpp"
 #include "multiboot.hpp"
 #include "private_libvirtd.hpp"
@@ -57,12 +56,7 @@ struct environment {
 
 environment* env = nullptr;
 
-std::string read_file(const fs::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    std::stringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
+using lvtest::read_file;
 
 // Runs `body` on the program's io_context until it finishes (or fails the
 // test after `limit`). Children's reapers may stay pending: run handler by
