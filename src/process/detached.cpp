@@ -12,7 +12,6 @@
 // supervisor.cpp.
 #include "exec.hpp"
 #include "supervisor.hpp"
-#include "detail/race.hpp"
 #include "sys/errno.hpp"
 #include "sys/fd.hpp"
 #include "sys/libexec.hpp"
@@ -24,7 +23,6 @@
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -41,7 +39,6 @@
 #include <vector>
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -141,49 +138,16 @@ bool detached_process::commit() noexcept {
     do
         n = ::send(channel_, "C", 1, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
-    if (n == 1) {
-        // The supervisor closes its end once it has read the byte: wait for
-        // that, so that the commit has taken effect when we return.
-        pollfd pfd{channel_, POLLIN, 0};
-        int rc;
-        do
-            rc = ::poll(&pfd, 1, 1000);
-        while (rc < 0 && errno == EINTR);
-    }
+    // Not waiting for the supervisor to read it: the byte is queued before
+    // the end of the stream that closing our end makes, so the supervisor
+    // reads the commit first even if this process dies this instant. (It
+    // waited before: a scheduling delay on a start's path, several ms on a
+    // busy machine with the guest just running.)
     ::close(std::exchange(channel_, -1));
     return n == 1;
 }
 
-asio::awaitable<bool> detached_process::hand_over() {
-    if (channel_ < 0)
-        co_return true;
-    ssize_t n;
-    do
-        n = ::send(channel_, "C", 1, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n == 1) {
-        // As commit(): wait until the supervisor closes its end, having read
-        // the byte, but on the io_context. A dup: the channel stays ours.
-        int fd = ::fcntl(channel_, F_DUPFD_CLOEXEC, 0);
-        if (fd >= 0) {
-            asio::posix::stream_descriptor sd(co_await asio::this_coro::executor, fd);
-            asio::steady_timer t(sd.get_executor(), std::chrono::seconds(1));
-            boost::system::error_code wec, tec;
-            try {
-                co_await localvm::detail::race(
-                    sd.async_wait(asio::posix::descriptor_base::wait_read,
-                                  asio::redirect_error(asio::use_awaitable, wec)),
-                    t.async_wait(asio::redirect_error(asio::use_awaitable, tec)));
-            } catch (...) {
-                // Cancelled: the byte is sent, the commit stands.
-                ::close(std::exchange(channel_, -1));
-                throw;
-            }
-        }
-    }
-    ::close(std::exchange(channel_, -1));
-    co_return n == 1;
-}
+asio::awaitable<bool> detached_process::hand_over() { co_return commit(); }
 
 void detached_process::abandon() noexcept {
     if (channel_ >= 0)

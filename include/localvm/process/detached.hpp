@@ -77,16 +77,16 @@ public:
     ~detached_process();
 
     pid_t pid() const noexcept { return pid_; } ///< The program's pid.
-    /// Lets the program live on after this handle and this process. Blocks
-    /// until the supervisor has taken the commit (a moment; at most 1 s if
-    /// it is stuck). Returns false when the supervisor was gone already (the
+    /// Lets the program live on after this handle and this process: sends
+    /// the supervisor the commit byte and closes the channel, without
+    /// waiting for the supervisor to read it (the byte comes before the
+    /// channel's end, so the commit holds even if this process dies right
+    /// after). Returns false when the supervisor was gone already (the
     /// program had ended); true otherwise, also without a supervisor.
-    /// Idempotent; never throws.
+    /// Idempotent; never throws; never blocks.
     bool commit() noexcept;
-    /// As `commit()`, but waits for the supervisor on the caller's
-    /// io_context instead of blocking the thread (at most 1 s). Cancellation
-    /// after the commit byte was sent leaves the process committed and
-    /// completes with operation_aborted.
+    /// `commit()`, as an awaitable for coroutine callers; it completes at
+    /// once (cancellation has nothing to interrupt).
     boost::asio::awaitable<bool> hand_over();
     /// Has the supervisor kill the program now, unless committed; returns
     /// at once (it does not wait for the program to end). Idempotent.

@@ -26,9 +26,12 @@ int main(int argc, char** argv) {
     try {
         auto d = localvm::process::spawn_detached(o);
         std::cout << d.pid() << std::endl;
-        // Dies before committing, as a starter killed mid-start does.
-        // It prints the supervisor's pid (the program's parent) first.
-        if (const char* die = std::getenv("DETACH_HELPER_DIE"); die && *die) {
+        // DETACH_HELPER_DIE=1 dies before committing, as a starter killed
+        // mid-start does; =after-commit right after committing. Either way
+        // it prints the supervisor's pid (the program's parent) first.
+        const char* die = std::getenv("DETACH_HELPER_DIE");
+        const std::string when = die ? die : "";
+        auto print_supervisor = [&] {
             std::ifstream stat("/proc/" + std::to_string(d.pid()) + "/stat");
             std::string line;
             std::getline(stat, line);
@@ -37,9 +40,14 @@ int main(int argc, char** argv) {
             long ppid = 0;
             rest >> state >> ppid;
             std::cout << ppid << std::endl;
+        };
+        if (!when.empty())
+            print_supervisor();
+        if (when == "1")
             ::raise(SIGKILL);
-        }
         d.commit();
+        if (when == "after-commit")
+            ::raise(SIGKILL);
     } catch (const localvm::error& e) {
         std::cerr << e.what() << "\n";
         return 1;
