@@ -20,6 +20,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <exception>
@@ -65,6 +66,19 @@ Variant pick(std::size_t winner, Done& done) {
     return Variant(std::in_place_index<I>, std::move(*std::get<2 + 2 * I>(done)));
 }
 
+// The values of all, or the exception of the first (in completion order,
+// `done`'s order) that threw. `done` is (order, e0, v0, e1, v1, ...).
+template <class Tuple, class Done, std::size_t... I>
+Tuple take_all(Done& done, std::index_sequence<I...>) {
+    for (std::size_t i : std::get<0>(done)) {
+        std::exception_ptr failure;
+        ((i == I ? (void)(failure = std::get<1 + 2 * I>(done)) : (void)0), ...);
+        if (failure)
+            std::rethrow_exception(failure);
+    }
+    return Tuple(std::move(*std::get<2 + 2 * I>(done))...);
+}
+
 } // namespace race_impl
 
 /// Runs `ops` concurrently on the current executor. The first to complete
@@ -87,6 +101,27 @@ boost::asio::awaitable<std::variant<race_value_t<Ts>...>> race(boost::asio::awai
                     asio::co_spawn(ex, race_impl::lift(std::move(ops)), asio::deferred)...)
                     .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
     co_return race_impl::pick<std::variant<race_value_t<Ts>...>>(std::get<0>(done)[0], done);
+}
+
+/// Runs `ops` concurrently on the current executor and waits for all of
+/// them: the tuple of their values (`std::monostate` for a `void`
+/// operation). They start in the order given, each running until it first
+/// suspends before the next starts, so an operation that queues a request
+/// synchronously (a QMP command) sends it in that order. The first to throw
+/// ends the wait: the others are cancelled (terminal cancellation) and
+/// awaited, what they returned or threw is discarded, and its exception is
+/// rethrown (one exception, not asio's `multiple_exceptions`). Cancelling
+/// it cancels every operation. The same lifetime rule as `race`.
+template <class... Ts>
+boost::asio::awaitable<std::tuple<race_value_t<Ts>...>> all(boost::asio::awaitable<Ts>... ops) {
+    static_assert(sizeof...(Ts) >= 2, "all needs at least two operations");
+    namespace asio = boost::asio;
+    auto ex = co_await asio::this_coro::executor;
+    auto done = co_await asio::experimental::make_parallel_group(
+                    asio::co_spawn(ex, race_impl::lift(std::move(ops)), asio::deferred)...)
+                    .async_wait(asio::experimental::wait_for_one_error(), asio::use_awaitable);
+    co_return race_impl::take_all<std::tuple<race_value_t<Ts>...>>(
+        done, std::index_sequence_for<Ts...>{});
 }
 
 /// The message of a deadline that passed: "timed out after 250 ms waiting for

@@ -1,6 +1,7 @@
 // detail::race and detail::with_deadline (src/detail/race.hpp): the first
 // completion wins, success or exception; losers are cancelled and awaited;
-// cancelling the race cancels everything. Timers only, no processes.
+// cancelling the race cancels everything. detail::all: every value, or the
+// first exception alone. Timers only, no processes.
 #define BOOST_TEST_MODULE race
 #include <localvm/error.hpp>
 #include <localvm/testing/run.hpp>
@@ -18,6 +19,7 @@
 
 namespace asio = boost::asio;
 using localvm::errc;
+using localvm::detail::all;
 using localvm::detail::race;
 using localvm::detail::with_deadline;
 using localvm::testing::run_coroutine;
@@ -161,6 +163,77 @@ BOOST_AUTO_TEST_CASE(cancelling_the_race_cancels_every_operation) {
             try {
                 co_await asio::co_spawn(
                     ex, race(after(never, 1, a), after(never, 2, b)),
+                    asio::bind_cancellation_slot(cancel.slot(), asio::use_awaitable));
+                BOOST_FAIL("no exception");
+            } catch (const boost::system::system_error& e) {
+                BOOST_TEST(e.code() == asio::error::operation_aborted);
+            }
+            BOOST_TEST(a.cancelled);
+            BOOST_TEST(b.cancelled);
+            BOOST_TEST(a.finished);
+            BOOST_TEST(b.finished);
+        },
+        10s);
+}
+
+// Operations start in the order given, each up to its first suspension (a
+// QMP command is queued there), and all values come back by position.
+BOOST_AUTO_TEST_CASE(all_starts_in_order_and_returns_every_value) {
+    run_coroutine(
+        []() -> asio::awaitable<void> {
+            std::string started;
+            auto op = [&](char c, clock::duration delay) -> asio::awaitable<int> {
+                started += c;
+                trace t;
+                co_return co_await after(delay, c, t);
+            };
+            auto r = co_await all(op('a', 5ms), op('b', 1ms), op('c', 3ms));
+            BOOST_TEST(started == "abc");
+            BOOST_TEST(std::get<0>(r) == 'a');
+            BOOST_TEST(std::get<1>(r) == 'b');
+            BOOST_TEST(std::get<2>(r) == 'c');
+
+            trace v;
+            auto mixed = co_await all(after_void(1ms, v), make_named("y"));
+            BOOST_TEST(v.finished);
+            BOOST_TEST(std::get<1>(mixed).name == "y");
+        },
+        10s);
+}
+
+// Boost 1.81's `&&` would throw asio::multiple_exceptions here: the others,
+// cancelled, throw operation_aborted or their own error as well.
+BOOST_AUTO_TEST_CASE(all_rethrows_the_first_exception_alone_and_awaits_the_others) {
+    run_coroutine(
+        []() -> asio::awaitable<void> {
+            trace slow, failing, also_failing;
+            const auto begun = clock::now();
+            try {
+                co_await all(after(never, 1, slow), after(1ms, 0, failing, "first failure"),
+                             after(never, 0, also_failing, "second failure"));
+                BOOST_FAIL("no exception");
+            } catch (const std::runtime_error& e) {
+                BOOST_TEST(std::string(e.what()) == "first failure");
+            }
+            BOOST_TEST((clock::now() - begun < 5s));
+            BOOST_TEST(slow.cancelled);
+            BOOST_TEST(slow.finished);
+            BOOST_TEST(also_failing.cancelled);
+            BOOST_TEST(also_failing.finished);
+        },
+        10s);
+}
+
+BOOST_AUTO_TEST_CASE(cancelling_all_cancels_every_operation) {
+    run_coroutine(
+        []() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            trace a, b;
+            asio::cancellation_signal cancel;
+            asio::post(ex, [&] { cancel.emit(asio::cancellation_type::terminal); });
+            try {
+                co_await asio::co_spawn(
+                    ex, all(after(never, 1, a), after(never, 2, b)),
                     asio::bind_cancellation_slot(cancel.slot(), asio::use_awaitable));
                 BOOST_FAIL("no exception");
             } catch (const boost::system::system_error& e) {
