@@ -46,6 +46,30 @@
 namespace localvm::console {
 namespace asio = boost::asio;
 
+namespace detail {
+
+// A drainer whose helper is spawned and whose pid is still to come: the
+// report pipe's read end, our end of the control socket, and the helper's
+// first process (ours, exiting at once: reaped on destruction).
+struct drain_start {
+    std::string helper;
+    std::string fifo;
+    sys::unique_fd report;
+    sys::unique_fd control;
+    pid_t first = -1;
+    drain_start() = default;
+    drain_start(const drain_start&) = delete;
+    drain_start& operator=(const drain_start&) = delete;
+    ~drain_start() { reap(); }
+    void reap() noexcept {
+        while (first > 0 && ::waitpid(first, nullptr, 0) < 0 && errno == EINTR) {
+        }
+        first = -1;
+    }
+};
+
+} // namespace detail
+
 namespace {
 
 std::string with_suffix(const std::filesystem::path& p, const char* suffix) {
@@ -68,30 +92,10 @@ std::filesystem::path rotated_log(const std::filesystem::path& log) {
 
 namespace {
 
-// A drainer whose helper is spawned and whose pid is still to come: the
-// report pipe's read end, our end of the control socket, and the helper's
-// first process (ours, exiting at once: reaped on destruction).
-struct starting {
-    std::string helper;
-    std::string fifo;
-    sys::unique_fd report;
-    sys::unique_fd control;
-    pid_t first = -1;
-    starting() = default;
-    starting(const starting&) = delete;
-    starting& operator=(const starting&) = delete;
-    ~starting() { reap(); }
-    void reap() noexcept {
-        while (first > 0 && ::waitpid(first, nullptr, 0) < 0 && errno == EINTR) {
-        }
-        first = -1;
-    }
-};
-
 // Everything up to the helper spawned (synchronous, and brief: no fork of
 // this process, see sys/spawn_helper.hpp).
-std::unique_ptr<starting> begin_start(const std::filesystem::path& log, drain_options options) {
-    auto st = std::make_unique<starting>();
+std::unique_ptr<detail::drain_start> begin_start(const std::filesystem::path& log, drain_options options) {
+    auto st = std::make_unique<detail::drain_start>();
     // The helper first: a missing one is an error before anything is made.
     st->helper = sys::helper_program("localvm-console");
     const std::string& helper = st->helper;
@@ -160,7 +164,7 @@ std::unique_ptr<starting> begin_start(const std::filesystem::path& log, drain_op
 }
 
 // What the report said (the drainer's pid, or -errno): the drainer.
-pid_t drainer_pid(const starting& st, std::size_t got, pid_t pid) {
+pid_t drainer_pid(const detail::drain_start& st, std::size_t got, pid_t pid) {
     if (got != sizeof pid || pid == 0)
         throw_error(errc::process_failed, "the console drainer (" + st.helper + ") did not start");
     if (pid < 0)
@@ -189,7 +193,23 @@ log_drainer log_drainer::start(const std::filesystem::path& log, drain_options o
 
 asio::awaitable<log_drainer> log_drainer::launch(std::filesystem::path log,
                                                  drain_options options) {
-    auto st = begin_start(log, options);
+    co_return co_await begin(log, options).started();
+}
+
+log_drainer::pending log_drainer::begin(const std::filesystem::path& log, drain_options options) {
+    return pending(begin_start(log, options));
+}
+
+log_drainer::pending::pending(std::unique_ptr<detail::drain_start> st) noexcept
+    : st_(std::move(st)) {}
+log_drainer::pending::pending(pending&&) noexcept = default;
+log_drainer::pending& log_drainer::pending::operator=(pending&&) noexcept = default;
+log_drainer::pending::~pending() = default;
+
+asio::awaitable<log_drainer> log_drainer::pending::started() {
+    if (!st_)
+        throw_error(errc::invalid_argument, "log_drainer::pending::started called twice");
+    auto st = std::move(st_);
     asio::posix::stream_descriptor pipe(co_await asio::this_coro::executor, st->report.release());
     pid_t pid = 0;
     boost::system::error_code ec;

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string_view>
 
 #include <sys/types.h>
@@ -39,6 +40,10 @@ std::filesystem::path rotated_log(const std::filesystem::path& log);
 /// fits, or exactly what fits when no '\n' does (a line longer than the room
 /// left is cut). 0 means: rotate first. `limit` 0 counts as 1.
 std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_view chunk);
+
+namespace detail {
+struct drain_start;
+}
 
 /// The drainer of one console log. `start` makes a fresh FIFO and a fresh,
 /// empty log (removing the rotated part of an earlier run), then starts a
@@ -79,6 +84,32 @@ public:
     /// (as when a `log_drainer` is destroyed unreleased).
     static boost::asio::awaitable<log_drainer> launch(std::filesystem::path log,
                                                       drain_options options = {});
+
+    /// A drainer whose helper is spawned, its pid still to come: what
+    /// `begin` returns. Destroying it before `started` completes is as
+    /// destroying an unreleased `log_drainer`: the drainer exits by itself.
+    class pending {
+    public:
+        pending(pending&&) noexcept;
+        pending& operator=(pending&&) noexcept;
+        ~pending();
+        /// Waits on the caller's io_context until the drainer has said its
+        /// pid: the rest of `launch`, with its errors and cancellation. Call
+        /// it once.
+        boost::asio::awaitable<log_drainer> started();
+
+    private:
+        friend class log_drainer;
+        explicit pending(std::unique_ptr<detail::drain_start> st) noexcept;
+        std::unique_ptr<detail::drain_start> st_;
+    };
+    /// The first half of `launch`, synchronous and brief: when it returns,
+    /// the FIFO and the log are made and the helper is spawned, so the
+    /// writer may be started (QEMU may open the FIFO) before `started` is
+    /// awaited, and the two starts overlap. Throws what `start` throws
+    /// before its wait (`errc::io_error`, `errc::not_found`,
+    /// `errc::process_failed`).
+    static pending begin(const std::filesystem::path& log, drain_options options = {});
 
     log_drainer(log_drainer&&) noexcept;
     log_drainer& operator=(log_drainer&&) noexcept;
