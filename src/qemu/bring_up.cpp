@@ -72,7 +72,9 @@ manager::impl::launch(launch_plan plan, std::vector<nic_state> nics,
     for (;;) {
         auto argv = command_line(plan);
         say("starting " + plan.qemu_binary.string() + " (" + choice.reason + ")");
-        auto drainer = co_await console::log_drainer::launch(files.console_log);
+        // The drainer's FIFO exists and its helper is spawned before QEMU
+        // opens the FIFO; its pid comes while QEMU starts.
+        auto pending_drainer = console::log_drainer::begin(files.console_log);
         process::detached_options d;
         d.argv = argv;
         d.stdout_file = files.qemu_log;
@@ -86,8 +88,10 @@ manager::impl::launch(launch_plan plan, std::vector<nic_state> nics,
         std::exception_ptr failure;
         auto end = bring_up_end::silent;
         std::optional<detail::pending_clock> clock;
+        std::optional<console::log_drainer> drainer;
         try {
             stage(boot_stage::qemu_spawned, detail::spawned_detail(pid, choice, opts.kvm_watchdog));
+            drainer.emplace(co_await pending_drainer.started());
             vm_state record;
             record.started_at = detail::unix_now();
             record.nics = nics;
@@ -99,7 +103,7 @@ manager::impl::launch(launch_plan plan, std::vector<nic_state> nics,
         if (!failure && end == bring_up_end::running) {
             // The drainer first: a starter dying between the two leaves an
             // uncommitted QEMU, which its supervisor kills, ending the drainer.
-            drainer.release();
+            drainer->release();
             // false only if QEMU died this instant: as if right after start
             co_await proc.hand_over();
             forward_qemu_log();
@@ -112,7 +116,8 @@ manager::impl::launch(launch_plan plan, std::vector<nic_state> nics,
         // asio would throw at the next co_await of a cancelled coroutine.
         co_await asio::this_coro::reset_cancellation_state();
         co_await end_uncommitted(proc);
-        co_await drainer.finish(milliseconds(2000));
+        if (drainer) // otherwise it exits by itself (`pending` is gone)
+            co_await drainer->finish(milliseconds(2000));
         // Its supervisor records the end right after; let it, before cleaning up.
         co_await detail::wait_for_path(files.exit_status, milliseconds(2000));
         const std::string qemu_said = qemu_log_tail(40);
@@ -213,15 +218,6 @@ asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_pl
         eo.timeout = remaining();
         return eo;
     };
-    if (!plan.ports.empty()) {
-        auto text = co_await client.human_monitor_command("info usernet", within_start());
-        auto bound = parse_usernet_ports(text, plan.ports);
-        if (!bound)
-            throw_error(errc::protocol_error, "QEMU's info usernet lacks a forward:\n" + text);
-        for (std::size_t i = 0; i < bound->size(); ++i)
-            s.ports[i].host_port = (*bound)[i];
-    }
-    write_state(s);
     // A restored machine: QEMU says after `cont` whether the guest agent's
     // port is open (guest_clock.hpp); subscribed first, so nothing is missed.
     std::optional<qmp::subscription> port_events;
@@ -233,8 +229,29 @@ asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_pl
         if (!plan.agent_socket.empty())
             port_events.emplace(client.subscribe("VSERPORT_CHANGE"));
     }
-    co_await client.execute("cont", {}, within_start());
-    auto status = co_await client.execute("query-status", {}, within_start());
+    // The forwards' ports, `cont` and the status after it in one round
+    // trip: the three are sent at once, in this order (each is queued when
+    // its operation starts, and the group starts them in order), and QEMU
+    // answers one connection's commands in order. The ports are bound
+    // before the guest runs; the guest's first milliseconds do not wait
+    // for this process to ask for them.
+    auto forwards = [&]() -> asio::awaitable<std::string> {
+        if (plan.ports.empty())
+            co_return std::string();
+        co_return co_await client.human_monitor_command("info usernet", within_start());
+    };
+    auto cont = client.execute("cont", {}, within_start());
+    auto query = client.execute("query-status", {}, within_start());
+    auto [text, resumed, status] =
+        co_await localvm::detail::all(forwards(), std::move(cont), std::move(query));
+    (void)resumed;
+    if (!plan.ports.empty()) {
+        auto bound = parse_usernet_ports(text, plan.ports);
+        if (!bound)
+            throw_error(errc::protocol_error, "QEMU's info usernet lacks a forward:\n" + text);
+        for (std::size_t i = 0; i < bound->size(); ++i)
+            s.ports[i].host_port = (*bound)[i];
+    }
     const auto* running = status.is_object() ? status.get_object().if_contains("running") : nullptr;
     if (!running || !running->is_bool() || !running->get_bool()) {
         const auto* word = status.is_object() ? status.get_object().if_contains("status") : nullptr;
@@ -242,6 +259,7 @@ asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_pl
                     "QEMU did not run after cont (status " +
                         (word && word->is_string() ? std::string(word->get_string()) : "?") + ")");
     }
+    write_state(s);
     stage(boot_stage::guest_running, std::string(to_string(plan.accel)));
     if (port_events)
         // Set by the caller (`set_clock`): right away, or while it waits for SSH.
