@@ -93,9 +93,14 @@ void drain(const drain_plan& p, int in, int log_fd, int report_fd, int control) 
     sys::reset_signals();
     if (::chdir("/") != 0) {
     }
+    // A starter that gave up before reading the pid has closed the report
+    // pipe: the write fails (EPIPE, not SIGPIPE, which would end us before
+    // the FIFO is removed), and the closed control socket below says the
+    // rest. Nothing here writes to a pipe after this.
+    ::signal(SIGPIPE, SIG_IGN);
     pid_t self = ::getpid();
-    if (::write(report_fd, &self, sizeof self) != sizeof self)
-        ::_exit(1);
+    if (::write(report_fd, &self, sizeof self) != sizeof self) {
+    }
     ::close(report_fd);
 
     struct stat fifo_st {};

@@ -221,6 +221,39 @@ BOOST_AUTO_TEST_CASE(a_drainer_whose_writer_never_comes_ends) {
     lone.release();
 }
 
+// begin(): the FIFO has its reader when begin returns, so the writer (QEMU)
+// may open it and write before the drainer said its pid; nothing is lost.
+// A pending drainer dropped before started() ends by itself.
+BOOST_AUTO_TEST_CASE(a_writer_may_come_between_begin_and_started) {
+    temp_dir dir;
+    auto log = dir / "console.log";
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto pending = log_drainer::begin(log);
+            BOOST_TEST(fs::is_fifo(drain_fifo(log)));
+            writer w(drain_fifo(log)); // does not block: the reader exists
+            w.write("early words\n");
+            auto d = co_await pending.started();
+            BOOST_TEST(d.pid() > 0);
+            const pid_t pid = d.pid();
+            d.release();
+            w.write("later words\n");
+            w.close();
+            BOOST_TEST(exited(pid, 5000));
+            BOOST_TEST(read_tail(log, 5) == "early words\nlater words");
+            BOOST_TEST(!fs::exists(drain_fifo(log)));
+
+            // Dropped before started(): it ends and removes its FIFO, also
+            // when its pid report finds the pipe closed (no SIGPIPE death).
+            for (int i = 0; i < 20; ++i) {
+                { auto dropped = log_drainer::begin(log); }
+                BOOST_TEST(co_await wait_drained(log, 5000ms));
+                BOOST_TEST(!fs::exists(drain_fifo(log)));
+            }
+        },
+        30s);
+}
+
 // finish() waits on the io_context, not in a blocking poll: a drainer that
 // cannot end by itself (stopped) is killed after the grace, and other work
 // runs meanwhile; cancelled, it kills the drainer at once.
