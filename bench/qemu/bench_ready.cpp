@@ -21,6 +21,8 @@
 // machine: K tiny guests started at once from one io_context (start() then
 // wait_ready() each), for each K given; the time until all are ready, the
 // first and the median, one round per K, stopped and removed between.
+// Issue #20's goals end the first mode's output as `goal NAME met|MISSED`
+// lines: start() within 1.1x of by hand, ready within 1.05x.
 // usage: bench_ready [RUNS]                (the guest: test/guests/build tiny)
 //        bench_ready --concurrent K...     (e.g. --concurrent 1 4 8)
 #include <localvm/process/child.hpp>
@@ -571,6 +573,14 @@ int main(int argc, char** argv) {
         std::printf("metric tiny_ready_lib_one_at_a_time_over_hand_per_round_p50 %.3f ratio\n",
                     median(r_old));
         std::printf("metric tiny_ready_runs %d count\n", runs);
+        // Issue #20's goals, judged per round (robust against load that
+        // changes between rounds).
+        auto goal = [](const char* name, double ratio, double limit) {
+            std::printf("goal %s %s (%.3fx of by hand, per-round median; goal: within %.2fx)\n",
+                        name, ratio <= limit ? "met" : "MISSED", ratio, limit);
+        };
+        goal("tiny_start_vs_hand", median(r_start), 1.10);
+        goal("tiny_ready_vs_hand", median(r_new), 1.05);
     } catch (const std::exception& e) {
         std::cerr << "bench_ready: " << e.what() << "\n";
         return 1;
