@@ -2,6 +2,8 @@
 #include <localvm/error.hpp>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -9,6 +11,10 @@
 #include <vector>
 
 #include "detail/utf8.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 // Image layout (2048-byte sectors):
 //   0-15   system area (zeros)
@@ -551,13 +557,46 @@ std::string render_iso(std::span<const iso_file> files, const iso_options& optio
     return img;
 }
 
+namespace {
+
+// Does `path` already hold exactly `image`, as a regular file of ours with
+// permissions `mode`? Not through a symbolic link.
+bool already_holds(const std::filesystem::path& path, std::string_view image,
+                   std::filesystem::perms mode) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return false;
+    struct ::stat st {};
+    bool same = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid() &&
+                (st.st_mode & 07777) == static_cast<mode_t>(mode) &&
+                static_cast<std::uint64_t>(st.st_size) == image.size();
+    char buf[64 * 1024];
+    std::size_t at = 0;
+    while (same && at < image.size()) {
+        ssize_t n = ::read(fd, buf, std::min(sizeof buf, image.size() - at));
+        if (n < 0 && errno == EINTR)
+            continue;
+        same = n > 0 && std::memcmp(buf, image.data() + at, static_cast<std::size_t>(n)) == 0;
+        at += n > 0 ? static_cast<std::size_t>(n) : 0;
+    }
+    ::close(fd);
+    return same;
+}
+
+} // namespace
+
 void write_iso_file(const std::filesystem::path& path, std::span<const iso_file> files,
                     const iso_options& options, std::filesystem::perms mode) {
-    plan(files, options); // reject bad input before creating a temporary file
+    plan(files, options); // reject bad input before touching the file system
+    const std::string image = render_iso(files, options);
+    // A VM's seed is the same from start to start unless its settings
+    // change: left alone then, no new file (an inode made and one freed on
+    // every start, most of the cost on ext4).
+    if (already_holds(path, image, mode))
+        return;
     // Atomic but not fsync'd: a seed is rebuilt on every start, and a flush
     // would cost more than writing the whole image (see bench/cloudinit).
-    write_file_atomic(
-        path, [&](const byte_writer& out) { write_iso(files, out, options); }, mode, false);
+    write_file_atomic(path, image, mode, false);
 }
 
 } // namespace localvm::cloudinit

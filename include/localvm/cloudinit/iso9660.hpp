@@ -66,7 +66,9 @@ std::string render_iso(std::span<const iso_file> files, const iso_options& optio
 /// Writes the image to `path` atomically (write_file_atomic: a temporary
 /// file in the same directory, renamed over an older image; not fsync'd:
 /// seeds are rebuilt on every start), with
-/// permissions `mode` (default 0600: seeds may hold secrets). Throws
+/// permissions `mode` (default 0600: seeds may hold secrets). A regular
+/// file of this user's at `path` (not a symbolic link) that already holds
+/// exactly these bytes with exactly `mode` is left as it is. Throws
 /// `errc::invalid_argument` as write_iso does (leaving `path` untouched) and
 /// `errc::io_error` when the file cannot be written.
 void write_iso_file(const std::filesystem::path& path, std::span<const iso_file> files,

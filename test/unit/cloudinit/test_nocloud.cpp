@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace localvm::cloudinit;
@@ -231,6 +232,27 @@ BOOST_AUTO_TEST_CASE(seed_file_is_written_atomically_and_replaced) {
     write_seed_file(path, s);
     BOOST_TEST((slurp(path) == render_iso(seed_files(s))));
     BOOST_TEST((slurp(path) != first));
+
+    // The same seed again: the file is left as it is (same inode, no new
+    // file made); another mode or a link in its place is replaced.
+    auto inode = [&] {
+        struct ::stat st {};
+        return ::lstat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+    };
+    const auto before = inode();
+    write_seed_file(path, s);
+    BOOST_TEST(inode() == before);
+    std::filesystem::permissions(path, std::filesystem::perms(0644));
+    write_seed_file(path, s);
+    BOOST_TEST(inode() != before);
+    BOOST_TEST((std::filesystem::status(path).permissions() == std::filesystem::perms(0600)));
+    const auto elsewhere = dir.path / "elsewhere.iso";
+    std::filesystem::rename(path, elsewhere);
+    std::filesystem::create_symlink(elsewhere, path);
+    write_seed_file(path, s);
+    BOOST_TEST(!std::filesystem::is_symlink(path));
+    BOOST_TEST((slurp(path) == render_iso(seed_files(s))));
+    std::filesystem::remove(elsewhere);
 
     // Invalid input leaves the old seed alone and no temporary file behind.
     s.meta.instance_id = "";
