@@ -252,20 +252,29 @@ BOOST_AUTO_TEST_CASE(a_committed_program_outlives_its_handle) {
     check_no_zombies();
 }
 
+// Runs process_detach_helper on `sleep 30` with DETACH_HELPER_DIE=`when`
+// (it SIGKILLs itself before or right after its commit): the program's pid
+// and its supervisor's.
+asio::awaitable<std::pair<pid_t, pid_t>> start_and_die(const fs::path& status, std::string when) {
+    lp::options o;
+    o.argv = {helper_path(), status.string(), "-", "-", "--", "sleep", "30"};
+    o.env_overrides = {"DETACH_HELPER_DIE=" + when};
+    o.timeout = 30s;
+    auto r = co_await lp::run(std::move(o));
+    BOOST_TEST(r.signal == SIGKILL, r.describe());
+    std::istringstream lines(r.out);
+    pid_t pid = -1, super = -1;
+    lines >> pid >> super;
+    BOOST_REQUIRE(pid > 0);
+    BOOST_REQUIRE(super > 0);
+    co_return std::pair{pid, super};
+}
+
 BOOST_AUTO_TEST_CASE(a_starter_killed_before_commit_takes_its_program_along) {
     temp_dir dir;
     const auto status = dir.path / "exit-status";
     run_coroutine([&]() -> asio::awaitable<void> {
-        lp::options o;
-        o.argv = {helper_path(), status.string(), "-", "-", "--", "sleep", "30"};
-        o.env_overrides = {"DETACH_HELPER_DIE=1"};
-        o.timeout = 30s;
-        auto r = co_await lp::run(std::move(o));
-        BOOST_TEST(r.signal == SIGKILL, r.describe());
-        std::istringstream lines(r.out);
-        pid_t pid = -1, super = -1;
-        lines >> pid >> super;
-        BOOST_REQUIRE(super > 0);
+        auto [pid, super] = co_await start_and_die(status, "1");
         bool gone = co_await lp::wait_exit(pid, 10s);
         BOOST_TEST(gone);
         bool super_gone = co_await lp::wait_exit(super, 10s);
@@ -285,17 +294,7 @@ BOOST_AUTO_TEST_CASE(a_starter_killed_right_after_commit_leaves_the_program_runn
     temp_dir dir;
     const auto status = dir.path / "exit-status";
     run_coroutine([&]() -> asio::awaitable<void> {
-        lp::options o;
-        o.argv = {helper_path(), status.string(), "-", "-", "--", "sleep", "30"};
-        o.env_overrides = {"DETACH_HELPER_DIE=after-commit"};
-        o.timeout = 30s;
-        auto r = co_await lp::run(std::move(o));
-        BOOST_TEST(r.signal == SIGKILL, r.describe());
-        std::istringstream lines(r.out);
-        pid_t pid = -1, super = -1;
-        lines >> pid >> super;
-        BOOST_REQUIRE(pid > 0);
-        BOOST_REQUIRE(super > 0);
+        auto [pid, super] = co_await start_and_die(status, "after-commit");
         BOOST_TEST(!co_await lp::wait_exit(pid, 300ms));
         ::kill(pid, SIGTERM);
         BOOST_TEST(co_await lp::wait_exit(super, 10s));

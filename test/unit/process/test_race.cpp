@@ -152,28 +152,33 @@ BOOST_AUTO_TEST_CASE(more_than_two_and_void_operations) {
         10s);
 }
 
-BOOST_AUTO_TEST_CASE(cancelling_the_race_cancels_every_operation) {
-    run_coroutine(
-        []() -> asio::awaitable<void> {
-            auto ex = co_await asio::this_coro::executor;
-            trace a, b;
-            asio::cancellation_signal cancel;
-            // Fire the cancellation once the race is under way.
-            asio::post(ex, [&] { cancel.emit(asio::cancellation_type::terminal); });
-            try {
-                co_await asio::co_spawn(
-                    ex, race(after(never, 1, a), after(never, 2, b)),
-                    asio::bind_cancellation_slot(cancel.slot(), asio::use_awaitable));
-                BOOST_FAIL("no exception");
-            } catch (const boost::system::system_error& e) {
-                BOOST_TEST(e.code() == asio::error::operation_aborted);
-            }
-            BOOST_TEST(a.cancelled);
-            BOOST_TEST(b.cancelled);
-            BOOST_TEST(a.finished);
-            BOOST_TEST(b.finished);
-        },
-        10s);
+// Cancelling race or all cancels every operation and awaits it.
+BOOST_AUTO_TEST_CASE(cancelling_race_or_all_cancels_every_operation) {
+    auto cancelled = [](auto combine) {
+        run_coroutine(
+            [&]() -> asio::awaitable<void> {
+                auto ex = co_await asio::this_coro::executor;
+                trace a, b;
+                asio::cancellation_signal cancel;
+                // Fire the cancellation once the operations are under way.
+                asio::post(ex, [&] { cancel.emit(asio::cancellation_type::terminal); });
+                try {
+                    co_await asio::co_spawn(
+                        ex, combine(after(never, 1, a), after(never, 2, b)),
+                        asio::bind_cancellation_slot(cancel.slot(), asio::use_awaitable));
+                    BOOST_FAIL("no exception");
+                } catch (const boost::system::system_error& e) {
+                    BOOST_TEST(e.code() == asio::error::operation_aborted);
+                }
+                BOOST_TEST(a.cancelled);
+                BOOST_TEST(b.cancelled);
+                BOOST_TEST(a.finished);
+                BOOST_TEST(b.finished);
+            },
+            10s);
+    };
+    cancelled([](auto x, auto y) { return race(std::move(x), std::move(y)); });
+    cancelled([](auto x, auto y) { return all(std::move(x), std::move(y)); });
 }
 
 // Operations start in the order given, each up to its first suspension (a
@@ -220,29 +225,6 @@ BOOST_AUTO_TEST_CASE(all_rethrows_the_first_exception_alone_and_awaits_the_other
             BOOST_TEST(slow.finished);
             BOOST_TEST(also_failing.cancelled);
             BOOST_TEST(also_failing.finished);
-        },
-        10s);
-}
-
-BOOST_AUTO_TEST_CASE(cancelling_all_cancels_every_operation) {
-    run_coroutine(
-        []() -> asio::awaitable<void> {
-            auto ex = co_await asio::this_coro::executor;
-            trace a, b;
-            asio::cancellation_signal cancel;
-            asio::post(ex, [&] { cancel.emit(asio::cancellation_type::terminal); });
-            try {
-                co_await asio::co_spawn(
-                    ex, all(after(never, 1, a), after(never, 2, b)),
-                    asio::bind_cancellation_slot(cancel.slot(), asio::use_awaitable));
-                BOOST_FAIL("no exception");
-            } catch (const boost::system::system_error& e) {
-                BOOST_TEST(e.code() == asio::error::operation_aborted);
-            }
-            BOOST_TEST(a.cancelled);
-            BOOST_TEST(b.cancelled);
-            BOOST_TEST(a.finished);
-            BOOST_TEST(b.finished);
         },
         10s);
 }
