@@ -211,8 +211,15 @@ phase_result phase(asio::io_context& ctx, const std::string& name, int n,
         ctx.run_one();
     r.wall_ms = ms_since(t0);
     r.cpu_ms = self_cpu_ms() - c0;
-    if (failure)
-        std::rethrow_exception(failure);
+    if (failure) {
+        try {
+            std::rethrow_exception(failure);
+        } catch (const std::exception& e) {
+            if (std::string(e.what()).starts_with("phase "))
+                throw;
+            throw std::runtime_error("phase " + name + ": " + e.what());
+        }
+    }
     return r;
 }
 

@@ -23,6 +23,11 @@
 //   answer  as stall, but answer cont, query-status (running) and
 //           human-monitor-command too: start works; system_powerdown and
 //           quit get no answer (stop must get past them to signals)
+//   late-off  as run, but the guest is slow to power off: the first
+//           system_powerdown gets its reply and POWERDOWN only; at the
+//           second the guest is off: SHUTDOWN, the monitor closed without
+//           a reply, and QEMU's teardown takes 500 ms before it exits 0
+//           (the second press meets QEMU on its way out)
 //   fail    print FAKE_QEMU_STDERR to stderr and exit 1
 //   kvm     under "-accel kvm" fail with QEMU's words for a missing KVM;
 //           otherwise exec the real qemu-system-x86_64 with the same argv
@@ -186,6 +191,9 @@ struct fake_vm {
     int log_fd = -1;
     bool running = false;
     bool exiting = false;
+    bool late_off = false; // FAKE_QEMU_MODE=late-off
+    int presses = 0;
+    bool linger = false; // exiting, slowly
 
     void cleanup() {
         for (auto& d : devs)
@@ -256,6 +264,18 @@ struct fake_vm {
             result = line && line->is_string() && line->get_string() == "info usernet"
                          ? json::value(usernet())
                          : json::value("");
+        } else if (name == "system_powerdown" && late_off && ++presses == 1) {
+            reply["return"] = json::object{};
+            send(d, reply);
+            event("POWERDOWN", {});
+            return;
+        } else if (name == "system_powerdown" && late_off) {
+            event("SHUTDOWN", {{"guest", true}, {"reason", "guest-shutdown"}});
+            ::close(d.client);
+            d.client = -1;
+            exiting = true;
+            linger = true;
+            return;
         } else if (name == "system_powerdown") {
             reply["return"] = json::object{};
             send(d, reply);
@@ -409,7 +429,7 @@ bool setup(int argc, char** argv, fake_vm& vm) {
     return true;
 }
 
-int run_fake(int argc, char** argv, const std::string& pidfile) {
+int run_fake(int argc, char** argv, const std::string& pidfile, bool late_off) {
     sigset_t sigs;
     sigemptyset(&sigs);
     for (int sig : {SIGTERM, SIGINT, SIGHUP})
@@ -418,6 +438,7 @@ int run_fake(int argc, char** argv, const std::string& pidfile) {
     int sfd = ::signalfd(-1, &sigs, SFD_CLOEXEC);
     fake_vm vm;
     vm.pidfile = pidfile;
+    vm.late_off = late_off;
     if (!setup(argc, argv, vm)) {
         vm.cleanup();
         return 1;
@@ -449,6 +470,10 @@ int run_fake(int argc, char** argv, const std::string& pidfile) {
                 vm.on_accept(d);
         }
     }
+    if (vm.linger) {
+        timespec teardown{0, 500 * 1000 * 1000}; // QEMU's own, simulated
+        ::nanosleep(&teardown, nullptr);
+    }
     vm.cleanup();
     return 0;
 }
@@ -456,6 +481,10 @@ int run_fake(int argc, char** argv, const std::string& pidfile) {
 } // namespace
 
 int main(int argc, char** argv) {
+    // As QEMU: a client that closed its monitor connection is an error on
+    // the next write, not SIGPIPE (localvm closes its monitor right after
+    // `cont`'s reply, while the RESUME event is on its way).
+    std::signal(SIGPIPE, SIG_IGN);
     const char* m = std::getenv("FAKE_QEMU_MODE");
     std::string mode = m ? m : "";
     if (mode == "fail") {
@@ -479,7 +508,7 @@ int main(int argc, char** argv) {
     }
     if (mode.empty())
         mode = "run";
-    if (mode != "stall" && mode != "answer" && mode != "run") {
+    if (mode != "stall" && mode != "answer" && mode != "run" && mode != "late-off") {
         std::fprintf(stderr, "fake-qemu: unknown FAKE_QEMU_MODE %s\n", mode.c_str());
         return 2;
     }
@@ -496,8 +525,8 @@ int main(int argc, char** argv) {
     if (::ftruncate(pfd, 0) != 0) {
     }
     write_all(pfd, std::to_string(::getpid()) + "\n");
-    if (mode == "run")
-        return run_fake(argc, argv, pidfile);
+    if (mode == "run" || mode == "late-off")
+        return run_fake(argc, argv, pidfile, mode == "late-off");
     // As QEMU: every chardev's logfile= is open for writing from startup to
     // exit (the console drainer ends when this writer goes). Kept open.
     for (int i = 1; i + 1 < argc; ++i)
