@@ -103,6 +103,15 @@ asio::awaitable<void> manager::impl::stop(pid_t pid) {
                 failure = e.what();
                 ev = {detail::stop_event_kind::command_failed, failure};
             }
+            // QEMU closed the monitor itself (a SHUTDOWN, or dying) while
+            // the button was pressed: the guest powered off just then and
+            // QEMU is on its way out, which takes it a moment after the
+            // socket goes. Its exit, not a `quit` sent after it, ends it.
+            if (ev.kind == detail::stop_event_kind::command_failed && a.kind == k::powerdown &&
+                (client->end() == qmp::connection_end::clean ||
+                 client->end() == qmp::connection_end::unexpected) &&
+                co_await proc.wait_exit(opts.stop.quit_timeout))
+                ev = {detail::stop_event_kind::exited, {}};
             break;
         case k::agent_shutdown:
             try {

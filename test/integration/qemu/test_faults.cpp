@@ -374,6 +374,42 @@ BOOST_AUTO_TEST_CASE(stop_records_quit_for_a_guest_that_ignores_acpi) {
         60s);
 }
 
+// The guest powers off just as the button is pressed again: QEMU closes its
+// monitor (SHUTDOWN, no reply) and takes a moment to exit. The button ended
+// it, not a quit sent to a QEMU on its way out (cli_cloud_efi saw that on
+// a real UEFI guest: "system_powerdown failed: ... ended (EOF)", then
+// "stopped by QMP quit").
+BOOST_AUTO_TEST_CASE(stop_credits_the_button_when_qemu_exits_during_a_press) {
+    lvtest::vm_home h;
+    fake_mode late("late-off");
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            co_await make_base(h);
+            auto o = h.options();
+            o.qemu_binary = fake_qemu();
+            o.stop.powerdown_timeout = 30s;
+            o.stop.powerdown_repeat = 200ms;
+            localvm::qemu::manager m(ex, o);
+            std::vector<std::string> log;
+            m.set_output([&](std::string_view l) { log.emplace_back(l); });
+            co_await m.create(h.base);
+            co_await m.start(no_ports());
+            co_await m.stop();
+            std::string all;
+            for (auto& l : log)
+                all += l + "\n";
+            BOOST_TEST(all.find("ACPI power button again") != std::string::npos, all);
+            BOOST_TEST(all.find("stopped by the ACPI power button") != std::string::npos, all);
+            BOOST_TEST(all.find("quit") == std::string::npos, all);
+            auto st = co_await m.query();
+            BOOST_REQUIRE(st.state);
+            BOOST_TEST((st.state->stopped_by == localvm::qemu::stop_step::powerdown));
+            BOOST_TEST(st.state->last_end_detail == "exited 0");
+        },
+        60s);
+}
+
 // Item 10: query of a stopped VM does not wait for an exit status that
 // stop has read and removed: it completes without the io_context ever
 // blocking (poll() only runs what is ready).
