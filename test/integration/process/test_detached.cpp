@@ -120,11 +120,20 @@ BOOST_AUTO_TEST_CASE(outlives_its_starter_and_records_the_killing_signal) {
         BOOST_TEST(sst->ppid != ::getpid());
         BOOST_TEST(sst->session == st->session);
         BOOST_TEST((proc_util::open_fds(pid) == std::vector<int>{0, 1, 2}));
-        // The commit channel (fd 4) until the supervisor reads the helper's
-        // commit, which the helper does not wait for; nothing else.
-        auto super_fds = proc_util::open_fds(super);
-        if (super_fds.size() == 4 && super_fds.back() == 4)
-            super_fds.pop_back();
+        // Until the supervisor reads the helper's commit (which the helper
+        // does not wait for) it also holds its commit channel (a socket)
+        // and the program's pidfd; nothing else.
+        std::vector<int> super_fds;
+        for (int fd : proc_util::open_fds(super)) {
+            std::error_code ec;
+            auto what = fs::read_symlink("/proc/" + std::to_string(super) + "/fd/" +
+                                             std::to_string(fd),
+                                         ec)
+                            .string();
+            if (fd > 2 && (what.starts_with("socket:") || what == "anon_inode:[pidfd]"))
+                continue;
+            super_fds.push_back(fd);
+        }
         BOOST_TEST((super_fds == std::vector<int>{0, 1, 2}));
         // The program keeps our working directory; the supervisor holds none.
         BOOST_TEST(fs::read_symlink("/proc/" + std::to_string(pid) + "/cwd") == fs::current_path());
