@@ -69,6 +69,18 @@ pid_t pid_of(std::string_view detail) { // "pid 1234"
     return static_cast<pid_t>(std::stol(std::string(detail.substr(detail.find(' ') + 1))));
 }
 
+// Creates and starts `m`'s VM on `base`, then stops it: what `m` said
+// meanwhile, a line each.
+asio::awaitable<std::string> start_and_stop(localvm::qemu::manager& m, fs::path base) {
+    std::string said;
+    m.set_output([&](std::string_view l) { said += std::string(l) + "\n"; });
+    co_await m.create(base);
+    co_await m.start(no_ports());
+    co_await m.stop();
+    m.set_output({});
+    co_return said;
+}
+
 // SIGKILL to QEMU when start reaches `at`: start fails (or, past `cont`,
 // returns with QEMU gone), nothing runs or says it runs, and the next start
 // works.
@@ -357,14 +369,7 @@ BOOST_AUTO_TEST_CASE(stop_records_quit_for_a_guest_that_ignores_acpi) {
             o.stop.powerdown_timeout = 1s;
             o.stop.powerdown_repeat = 400ms;
             localvm::qemu::manager m(ex, o);
-            std::vector<std::string> log;
-            m.set_output([&](std::string_view l) { log.emplace_back(l); });
-            co_await m.create(h.base);
-            co_await m.start(no_ports());
-            co_await m.stop();
-            std::string all;
-            for (auto& l : log)
-                all += l + "\n";
+            const std::string all = co_await start_and_stop(m, h.base);
             BOOST_TEST(all.find("ACPI power button again") != std::string::npos, all);
             BOOST_TEST(all.find("stopped by QMP quit") != std::string::npos, all);
             auto st = co_await m.query();
@@ -391,14 +396,7 @@ BOOST_AUTO_TEST_CASE(stop_credits_the_button_when_qemu_exits_during_a_press) {
             o.stop.powerdown_timeout = 30s;
             o.stop.powerdown_repeat = 200ms;
             localvm::qemu::manager m(ex, o);
-            std::vector<std::string> log;
-            m.set_output([&](std::string_view l) { log.emplace_back(l); });
-            co_await m.create(h.base);
-            co_await m.start(no_ports());
-            co_await m.stop();
-            std::string all;
-            for (auto& l : log)
-                all += l + "\n";
+            const std::string all = co_await start_and_stop(m, h.base);
             BOOST_TEST(all.find("ACPI power button again") != std::string::npos, all);
             BOOST_TEST(all.find("stopped by the ACPI power button") != std::string::npos, all);
             BOOST_TEST(all.find("quit") == std::string::npos, all);
