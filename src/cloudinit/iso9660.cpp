@@ -2,7 +2,6 @@
 #include <localvm/error.hpp>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +10,7 @@
 #include <vector>
 
 #include "detail/utf8.hpp"
+#include "sys/fd.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -563,31 +563,22 @@ namespace {
 // permissions `mode`? Not through a symbolic link.
 bool already_holds(const std::filesystem::path& path, std::string_view image,
                    std::filesystem::perms mode) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return false;
+    sys::unique_fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
     struct ::stat st {};
-    bool same = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid() &&
-                (st.st_mode & 07777) == static_cast<mode_t>(mode) &&
-                static_cast<std::uint64_t>(st.st_size) == image.size();
-    char buf[64 * 1024];
-    std::size_t at = 0;
-    while (same && at < image.size()) {
-        ssize_t n = ::read(fd, buf, std::min(sizeof buf, image.size() - at));
-        if (n < 0 && errno == EINTR)
-            continue;
-        same = n > 0 && std::memcmp(buf, image.data() + at, static_cast<std::size_t>(n)) == 0;
-        at += n > 0 ? static_cast<std::size_t>(n) : 0;
-    }
-    ::close(fd);
-    return same;
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
+        (st.st_mode & 07777) != static_cast<mode_t>(mode) ||
+        static_cast<std::uint64_t>(st.st_size) != image.size())
+        return false;
+    std::string have(image.size(), '\0');
+    return sys::read_full(fd.get(), have.data(), have.size()) == have.size() && have == image;
 }
 
 } // namespace
 
 void write_iso_file(const std::filesystem::path& path, std::span<const iso_file> files,
                     const iso_options& options, std::filesystem::perms mode) {
-    plan(files, options); // reject bad input before touching the file system
+    // In memory first: bad input throws (as write_iso) before the file
+    // system is touched.
     const std::string image = render_iso(files, options);
     // A VM's seed is the same from start to start unless its settings
     // change: left alone then, no new file (an inode made and one freed on

@@ -94,7 +94,8 @@ namespace {
 
 // Everything up to the helper spawned (synchronous, and brief: no fork of
 // this process, see sys/spawn_helper.hpp).
-std::unique_ptr<detail::drain_start> begin_start(const std::filesystem::path& log, drain_options options) {
+std::unique_ptr<detail::drain_start> begin_start(const std::filesystem::path& log,
+                                                 drain_options options) {
     auto st = std::make_unique<detail::drain_start>();
     // The helper first: a missing one is an error before anything is made.
     st->helper = sys::helper_program("localvm-console");

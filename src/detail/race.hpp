@@ -70,12 +70,10 @@ Variant pick(std::size_t winner, Done& done) {
 // `done`'s order) that threw. `done` is (order, e0, v0, e1, v1, ...).
 template <class Tuple, class Done, std::size_t... I>
 Tuple take_all(Done& done, std::index_sequence<I...>) {
-    for (std::size_t i : std::get<0>(done)) {
-        std::exception_ptr failure;
-        ((i == I ? (void)(failure = std::get<1 + 2 * I>(done)) : (void)0), ...);
-        if (failure)
-            std::rethrow_exception(failure);
-    }
+    const std::array<std::exception_ptr, sizeof...(I)> failures{std::get<1 + 2 * I>(done)...};
+    for (std::size_t i : std::get<0>(done))
+        if (failures[i])
+            std::rethrow_exception(failures[i]);
     return Tuple(std::move(*std::get<2 + 2 * I>(done))...);
 }
 

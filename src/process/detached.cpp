@@ -140,14 +140,14 @@ bool detached_process::commit() noexcept {
     while (n < 0 && errno == EINTR);
     // Not waiting for the supervisor to read it: the byte is queued before
     // the end of the stream that closing our end makes, so the supervisor
-    // reads the commit first even if this process dies this instant. (It
-    // waited before: a scheduling delay on a start's path, several ms on a
-    // busy machine with the guest just running.)
+    // reads the commit first even if this process dies this instant.
     ::close(std::exchange(channel_, -1));
     return n == 1;
 }
 
-asio::awaitable<bool> detached_process::hand_over() { co_return commit(); }
+asio::awaitable<bool> detached_process::hand_over() {
+    co_return commit();
+}
 
 void detached_process::abandon() noexcept {
     if (channel_ >= 0)

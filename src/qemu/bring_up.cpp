@@ -233,21 +233,18 @@ asio::awaitable<bring_up_end> manager::impl::bring_up(pid_t pid, const launch_pl
     // once, in this order (each is queued when its operation starts, and
     // `all` starts them in order), and QEMU answers one connection's
     // commands in order. The ports are bound before the guest runs.
-    auto forwards = [&]() -> asio::awaitable<std::string> {
+    auto read_ports = [&]() -> asio::awaitable<void> {
         if (plan.ports.empty())
-            co_return std::string();
-        co_return co_await client.human_monitor_command("info usernet", within_start());
-    };
-    auto cont = client.execute("cont", {}, within_start());
-    auto [text, resumed] = co_await localvm::detail::all(forwards(), std::move(cont));
-    (void)resumed;
-    if (!plan.ports.empty()) {
+            co_return;
+        auto text = co_await client.human_monitor_command("info usernet", within_start());
         auto bound = parse_usernet_ports(text, plan.ports);
         if (!bound)
             throw_error(errc::protocol_error, "QEMU's info usernet lacks a forward:\n" + text);
         for (std::size_t i = 0; i < bound->size(); ++i)
             s.ports[i].host_port = (*bound)[i];
-    }
+    };
+    auto cont = client.execute("cont", {}, within_start());
+    co_await localvm::detail::all(read_ports(), std::move(cont));
     // A `cont` that succeeded runs the guest, except during an incoming
     // migration, where it only makes the guest run once that ends (QMP's
     // `cont`). Only a restore asks: once the guest runs, a command waits

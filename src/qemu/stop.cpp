@@ -103,15 +103,6 @@ asio::awaitable<void> manager::impl::stop(pid_t pid) {
                 failure = e.what();
                 ev = {detail::stop_event_kind::command_failed, failure};
             }
-            // QEMU closed the monitor itself (a SHUTDOWN, or dying) while
-            // the button was pressed: the guest powered off just then and
-            // QEMU is on its way out, which takes it a moment after the
-            // socket goes. Its exit, not a `quit` sent after it, ends it.
-            if (ev.kind == detail::stop_event_kind::command_failed && a.kind == k::powerdown &&
-                (client->end() == qmp::connection_end::clean ||
-                 client->end() == qmp::connection_end::unexpected) &&
-                co_await proc.wait_exit(opts.stop.quit_timeout))
-                ev = {detail::stop_event_kind::exited, {}};
             break;
         case k::agent_shutdown:
             try {
@@ -138,10 +129,18 @@ asio::awaitable<void> manager::impl::stop(pid_t pid) {
             break;
         if (a.kind == k::fail)
             throw_error(errc::process_failed, machine.diagnostic());
-        // A failed connect or command may just mean QEMU is gone already.
+        // A failed connect or command may just mean QEMU is gone already,
+        // or on its way out: when QEMU closed the monitor itself (after
+        // SHUTDOWN, e.g. the guest powered off as the button was pressed
+        // again, or dying), its exit comes a moment after the socket goes,
+        // and it is that exit, not the next rung, that ends it.
+        const bool monitor_ended_by_qemu =
+            client && (client->end() == qmp::connection_end::clean ||
+                       client->end() == qmp::connection_end::unexpected);
         if ((ev.kind == detail::stop_event_kind::connect_failed ||
              ev.kind == detail::stop_event_kind::command_failed) &&
-            proc.exited())
+            (proc.exited() ||
+             (monitor_ended_by_qemu && co_await proc.wait_exit(opts.stop.quit_timeout))))
             ev = {detail::stop_event_kind::exited, {}};
     }
     client.reset();

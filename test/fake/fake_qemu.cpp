@@ -264,24 +264,22 @@ struct fake_vm {
             result = line && line->is_string() && line->get_string() == "info usernet"
                          ? json::value(usernet())
                          : json::value("");
-        } else if (name == "system_powerdown" && late_off && ++presses == 1) {
-            reply["return"] = json::object{};
-            send(d, reply);
-            event("POWERDOWN", {});
-            return;
-        } else if (name == "system_powerdown" && late_off) {
-            event("SHUTDOWN", {{"guest", true}, {"reason", "guest-shutdown"}});
-            ::close(d.client);
-            d.client = -1;
-            exiting = true;
-            linger = true;
-            return;
         } else if (name == "system_powerdown") {
+            const bool off = !late_off || ++presses > 1;
+            if (late_off && off) { // off as it is pressed again: no reply
+                event("SHUTDOWN", {{"guest", true}, {"reason", "guest-shutdown"}});
+                ::close(d.client);
+                d.client = -1;
+                exiting = linger = true;
+                return;
+            }
             reply["return"] = json::object{};
             send(d, reply);
             event("POWERDOWN", {});
-            event("SHUTDOWN", {{"guest", true}, {"reason", "guest-shutdown"}});
-            exiting = true;
+            if (off) {
+                event("SHUTDOWN", {{"guest", true}, {"reason", "guest-shutdown"}});
+                exiting = true;
+            }
             return;
         } else if (name == "quit") {
             event("SHUTDOWN", {{"guest", false}, {"reason", "host-qmp-quit"}});

@@ -170,8 +170,9 @@ void write_seed(const seed& s, const byte_writer& out, const iso_options& option
 /// Writes the seed image to `path` atomically (write_iso_file: temporary
 /// file in the same directory, then rename, replacing an older seed), mode
 /// 0600; a seed file that already holds these bytes is left alone (a VM's
-/// seed is the same from start to start until its settings change). Throws `errc::invalid_argument` as render_meta_data does, before
-/// touching the file system, and `errc::io_error` on write failure.
+/// seed is the same from start to start until its settings change). Throws
+/// `errc::invalid_argument` as render_meta_data does, before touching the
+/// file system, and `errc::io_error` on write failure.
 void write_seed_file(const std::filesystem::path& path, const seed& s,
                      const iso_options& options = {});
 

@@ -126,10 +126,9 @@ BOOST_AUTO_TEST_CASE(outlives_its_starter_and_records_the_killing_signal) {
         std::vector<int> super_fds;
         for (int fd : proc_util::open_fds(super)) {
             std::error_code ec;
-            auto what = fs::read_symlink("/proc/" + std::to_string(super) + "/fd/" +
-                                             std::to_string(fd),
-                                         ec)
-                            .string();
+            auto what =
+                fs::read_symlink("/proc/" + std::to_string(super) + "/fd/" + std::to_string(fd), ec)
+                    .string();
             if (fd > 2 && (what.starts_with("socket:") || what == "anon_inode:[pidfd]"))
                 continue;
             super_fds.push_back(fd);
