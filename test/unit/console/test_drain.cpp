@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -266,24 +267,29 @@ BOOST_AUTO_TEST_CASE(finish_waits_on_the_io_context_and_kills_a_stuck_drainer) {
             auto d = log_drainer::start(log);
             const pid_t pid = d.pid();
             BOOST_REQUIRE(::kill(pid, SIGSTOP) == 0); // it cannot copy nor exit
-            int ticks = 0;
-            bool finishing = true;
+            // Shared with the tick handler: one that fired just before the
+            // cancel still runs after this coroutine's frame is gone.
+            struct ticking {
+                int ticks = 0;
+                bool on = true;
+            };
+            auto t = std::make_shared<ticking>();
             asio::steady_timer tick(ex);
             std::function<void()> arm = [&] {
                 tick.expires_after(5ms);
-                tick.async_wait([&](boost::system::error_code ec) {
-                    if (!ec && finishing) {
-                        ++ticks;
+                tick.async_wait([&, t](boost::system::error_code ec) {
+                    if (!ec && t->on) { // on: this frame (arm, tick) is alive
+                        ++t->ticks;
                         arm();
                     }
                 });
             };
             arm();
             co_await d.finish(200ms);
-            finishing = false;
+            t->on = false;
             tick.cancel();
             BOOST_TEST(exited(pid, 0)); // killed after the grace
-            BOOST_TEST(ticks >= 2);     // the io_context ran while finish waited
+            BOOST_TEST(t->ticks >= 2);  // the io_context ran while finish waited
             co_await d.finish(200ms);   // a second call does nothing
         },
         30s);
