@@ -4,17 +4,22 @@
 // is not meant to be run by hand.
 //
 //   localvm-supervise --status FILE [--stdout FILE] [--stderr FILE]
-//       [--lock FILE] [--cwd DIR] [--hold-stdin] -- PATH ARGV0 [ARG...]
+//       [--lock FILE] [--cwd DIR] [--hold-stdin]
+//       [--drain-log FILE --drain-rotated FILE --drain-fifo FIFO
+//        --drain-limit BYTES] -- PATH ARGV0 [ARG...]
 //
 // runs PATH with argv ARGV0 ARG... and this program's own environment, and
 // does what src/process/supervisor.hpp says. Descriptors on entry: 3 is the
 // report pipe (records the starter reads until EOF), 4 the commit channel
-// (one end of a socket pair); 0..2 are /dev/null. It is started as its
+// (one end of a socket pair); with --drain-log, 5 the console FIFO's read
+// end (non-blocking), 6 a write end of it to hold, 7 the log (see
+// src/console/drain_child.hpp); 0..2 are /dev/null. It is started as its
 // starter's child (posix_spawn) and first forks itself into the background:
 // the process the starter reaps exits 0 at once. Exit status 2 for a bad
 // command line (nothing started).
 #include "supervisor.hpp"
 
+#include "console/drain_child.hpp"
 #include "exec_child.hpp"
 #include "sys/spawn_helper.hpp"
 
@@ -22,6 +27,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include <fcntl.h>
@@ -37,10 +43,29 @@ int usage(const char* why) {
     std::fprintf(stderr,
                  "localvm-supervise: %s\n"
                  "usage: localvm-supervise --status FILE [--stdout FILE] [--stderr FILE] "
-                 "[--lock FILE] [--cwd DIR] [--hold-stdin] -- PATH ARGV0 [ARG...]\n"
-                 "(run by liblocalvm, with its report pipe on fd 3 and commit channel on fd 4)\n",
+                 "[--lock FILE] [--cwd DIR] [--hold-stdin] [--drain-log FILE --drain-rotated "
+                 "FILE --drain-fifo FIFO --drain-limit BYTES] -- PATH ARGV0 [ARG...]\n"
+                 "(run by liblocalvm, with its report pipe on fd 3, commit channel on fd 4, "
+                 "and with --drain-log the console FIFO's two ends and the log on fds 5 to 7)\n",
                  why);
     return 2;
+}
+
+// A decimal in [1, max], or false.
+bool positive(const char* text, unsigned long long& out) {
+    if (!*text || *text == '-')
+        return false;
+    char* end = nullptr;
+    errno = 0;
+    out = std::strtoull(text, &end, 10);
+    return errno == 0 && *end == '\0' && out > 0;
+}
+
+bool open_fds(int from, int to) {
+    for (int fd = from; fd <= to; ++fd)
+        if (::fcntl(fd, F_GETFD) < 0)
+            return false;
+    return true;
 }
 
 } // namespace
@@ -48,6 +73,8 @@ int usage(const char* why) {
 int main(int argc, char** argv) {
     localvm::process::detail::supervised_program p;
     p.envp = environ;
+    static localvm::console::detail::drain_state drain;
+    bool have_limit = false;
     int i = 1;
     for (; i < argc; ++i) {
         const char* a = argv[i];
@@ -72,13 +99,36 @@ int main(int argc, char** argv) {
             p.lock_path = v;
         else if (std::strcmp(a, "--cwd") == 0)
             p.cwd = v;
-        else
+        else if (std::strcmp(a, "--drain-log") == 0)
+            drain.plan.log = v;
+        else if (std::strcmp(a, "--drain-rotated") == 0)
+            drain.plan.rotated = v;
+        else if (std::strcmp(a, "--drain-fifo") == 0)
+            drain.plan.fifo = v;
+        else if (std::strcmp(a, "--drain-limit") == 0) {
+            unsigned long long n = 0;
+            if (!positive(v, n))
+                return usage("--drain-limit: a number of bytes, at least 1");
+            drain.plan.limit = n;
+            have_limit = true;
+        } else
             return usage("unknown option");
     }
     if (!p.status_path || argc - i < 2)
         return usage("needs --status and, after --, the program's path and argv");
-    if (::fcntl(report_fd, F_GETFD) < 0 || ::fcntl(commit_fd, F_GETFD) < 0)
+    if (!open_fds(report_fd, commit_fd))
         return usage("fds 3 and 4 are not open");
+    const bool drains = drain.plan.log || drain.plan.rotated || drain.plan.fifo || have_limit;
+    if (drains) {
+        if (!drain.plan.log || !drain.plan.rotated || !drain.plan.fifo || !have_limit)
+            return usage("--drain-log needs --drain-rotated, --drain-fifo and --drain-limit");
+        if (!open_fds(5, 7))
+            return usage("--drain-log: fds 5 to 7 are not open");
+        drain.in = 5;
+        drain.hold = 6;
+        drain.log_fd = 7;
+        p.drain = &drain;
+    }
     p.path = argv[i];
     p.argv = argv + i + 1;
     // No std::string: without libstdc++ the helper maps less and starts sooner.

@@ -10,6 +10,7 @@
 // between fork and exec async-signal-safe (paths, argv and envp are
 // prepared before the first fork). What the supervisor does is in
 // supervisor.cpp.
+#include "console/drain_files.hpp"
 #include "exec.hpp"
 #include "supervisor.hpp"
 #include "sys/errno.hpp"
@@ -33,6 +34,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -57,6 +59,8 @@ struct prepared {
     std::string status_path; // empty: no supervisor
     std::string lock_path;   // empty: none
     bool hold_stdin = false;
+    // With a drain_log: its FIFO and log, made once the helper was found.
+    std::optional<console::detail::drain_files> drain;
     // Without a supervisor: the program, exec'd by our grandchild.
     detail::supervised_program program;
     // With one: the helper's command line (see src/libexec/localvm-supervise.cpp).
@@ -71,8 +75,9 @@ const char* or_null(const std::string& s) {
 }
 
 // Fills in how the grandchild starts the program: directly, or through the
-// supervisor helper (whose environment is the program's).
-void prepare_exec(prepared& p, const detail::exec_plan& plan) {
+// supervisor helper (whose environment is the program's). A drained log's
+// files are made here, once the helper is known to exist.
+void prepare_exec(prepared& p, const detail::exec_plan& plan, const detached_options& opts) {
     if (p.status_path.empty()) {
         p.program.path = plan.path();
         p.program.argv = plan.argv();
@@ -96,6 +101,12 @@ void prepare_exec(prepared& p, const detail::exec_plan& plan) {
     option("--cwd", plan.cwd() ? plan.cwd() : "");
     if (p.hold_stdin)
         a.push_back("--hold-stdin");
+    if (!opts.drain_log.empty()) {
+        p.drain = console::detail::make_drain_files(opts.drain_log, opts.drain_rotate_bytes);
+        a.insert(a.end(), {"--drain-log", p.drain->log, "--drain-rotated", p.drain->rotated,
+                           "--drain-fifo", p.drain->fifo, "--drain-limit",
+                           std::to_string(p.drain->limit)});
+    }
     a.push_back("--");
     a.push_back(plan.path());
     for (char* const* arg = plan.argv(); *arg; ++arg)
@@ -190,6 +201,68 @@ struct launch {
     }
 };
 
+// The processes up to the program's exec: the supervisor helper spawned,
+// or our own fork.
+void start_first(launch& l) {
+    prepared& p = l.p;
+    if (!p.status_path.empty()) {
+        // A status left by an earlier run must not describe this one.
+        if (::unlink(p.status_path.c_str()) != 0 && errno != ENOENT)
+            sys::throw_errno(errc::io_error,
+                             "cannot remove the old exit status file " + p.status_path, errno);
+    }
+
+    fd_pair report;
+    int raw[2];
+    if (::pipe2(raw, O_CLOEXEC) != 0)
+        sys::throw_errno(errc::process_failed, "cannot create a pipe for " + l.plan.command(), errno);
+    report.take(raw);
+    const int wfd = report.fd[1].get();
+    fd_pair commit; // [0] ours, [1] the supervisor's
+    if (!p.status_path.empty()) {
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, raw) != 0)
+            sys::throw_errno(errc::process_failed,
+                             "cannot create a commit channel for " + l.plan.command(), errno);
+        commit.take(raw);
+    }
+
+    if (!p.status_path.empty()) {
+        // The helper gets the report pipe on its fd 3, the commit channel on
+        // 4, and a drained log's FIFO (both ends) and log on 5 to 7.
+        std::vector<int> helper_fds{wfd, commit.fd[1].get()};
+        if (p.drain)
+            helper_fds.insert(helper_fds.end(),
+                              {p.drain->in.get(), p.drain->hold.get(), p.drain->out.get()});
+        pid_t helper = -1;
+        if (int e = sys::spawn_helper(helper, p.helper.c_str(), p.helper_argv.data(),
+                                      l.plan.envp(), helper_fds))
+            detail::throw_exec_failure(l.plan, {'E', static_cast<int>(exec_stage::helper), e},
+                                       p.helper);
+        l.first = helper;
+    } else {
+        pid_t first = ::fork();
+        if (first < 0)
+            sys::throw_errno(errc::process_failed, "cannot fork for " + l.plan.command(), errno);
+        if (first == 0) {
+            // Only async-signal-safe calls from here on.
+            report.fd[0].reset();
+            ::setsid();
+            pid_t next = ::fork();
+            if (next < 0) {
+                detail::write_report(wfd, {'E', static_cast<int>(exec_stage::fork), errno});
+                ::_exit(1);
+            }
+            if (next == 0)
+                detail::exec_program(p.program, wfd);
+            detail::write_report(wfd, {'P', 0, next});
+            ::_exit(0);
+        }
+        l.first = first;
+    }
+    l.report_fd = report.fd[0].release();
+    l.commit_fd = commit.fd[0].release();
+}
+
 // Everything up to the first process started (synchronous: a spawn or
 // fork takes a moment).
 std::unique_ptr<launch> begin_launch(const detached_options& opts) {
@@ -208,59 +281,23 @@ std::unique_ptr<launch> begin_launch(const detached_options& opts) {
         throw_error(errc::invalid_argument,
                     "detached_options::hold_stdin needs exit_status_file (a supervisor), for " +
                         l->plan.command());
-    prepare_exec(p, l->plan);
-    if (!p.status_path.empty()) {
-        // A status left by an earlier run must not describe this one.
-        if (::unlink(p.status_path.c_str()) != 0 && errno != ENOENT)
-            sys::throw_errno(errc::io_error,
-                             "cannot remove the old exit status file " + p.status_path, errno);
+    if (!opts.drain_log.empty() && p.status_path.empty())
+        throw_error(errc::invalid_argument,
+                    "detached_options::drain_log needs exit_status_file (a supervisor), for " +
+                        l->plan.command());
+    prepare_exec(p, l->plan, opts);
+    try {
+        start_first(*l);
+    } catch (...) {
+        if (p.drain) // no supervisor took it over
+            p.drain->remove_fifo();
+        throw;
     }
-
-    fd_pair report;
-    int raw[2];
-    if (::pipe2(raw, O_CLOEXEC) != 0)
-        sys::throw_errno(errc::process_failed, "cannot create a pipe for " + l->plan.command(), errno);
-    report.take(raw);
-    const int wfd = report.fd[1].get();
-    fd_pair commit; // [0] ours, [1] the supervisor's
-    if (!p.status_path.empty()) {
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, raw) != 0)
-            sys::throw_errno(errc::process_failed,
-                             "cannot create a commit channel for " + l->plan.command(), errno);
-        commit.take(raw);
+    if (p.drain) { // the supervisor has its own copies of the fds now
+        p.drain->in.reset();
+        p.drain->hold.reset();
+        p.drain->out.reset();
     }
-
-    if (!p.status_path.empty()) {
-        // The helper gets the report pipe on its fd 3, the commit channel on 4.
-        const int helper_fds[2] = {wfd, commit.fd[1].get()};
-        pid_t helper = -1;
-        if (int e = sys::spawn_helper(helper, p.helper.c_str(), p.helper_argv.data(),
-                                      l->plan.envp(), helper_fds))
-            detail::throw_exec_failure(l->plan, {'E', static_cast<int>(exec_stage::helper), e},
-                                       p.helper);
-        l->first = helper;
-    } else {
-        pid_t first = ::fork();
-        if (first < 0)
-            sys::throw_errno(errc::process_failed, "cannot fork for " + l->plan.command(), errno);
-        if (first == 0) {
-            // Only async-signal-safe calls from here on.
-            report.fd[0].reset();
-            ::setsid();
-            pid_t next = ::fork();
-            if (next < 0) {
-                detail::write_report(wfd, {'E', static_cast<int>(exec_stage::fork), errno});
-                ::_exit(1);
-            }
-            if (next == 0)
-                detail::exec_program(p.program, wfd);
-            detail::write_report(wfd, {'P', 0, next});
-            ::_exit(0);
-        }
-        l->first = first;
-    }
-    l->report_fd = report.fd[0].release();
-    l->commit_fd = commit.fd[0].release();
     return l;
 }
 
@@ -268,6 +305,8 @@ std::unique_ptr<launch> begin_launch(const detached_options& opts) {
 detached_process end_launch(launch& l, const detail::exec_outcome& outcome) {
     ::close(std::exchange(l.report_fd, -1));
     l.reap();
+    if ((outcome.error || outcome.pid <= 0) && l.p.drain)
+        l.p.drain->remove_fifo(); // the supervisor has gone, or is going, without a program
     if (outcome.error) {
         auto stage = static_cast<exec_stage>(outcome.error->stage);
         std::string extra = stage == exec_stage::open_stdout   ? l.p.stdout_path

@@ -8,12 +8,14 @@
 // is gone must fail with EPIPE, not SIGPIPE.
 #include "supervisor.hpp"
 
+#include "console/drain_child.hpp"
 #include "exec_child.hpp"
 #include "sys/fd.hpp"
 #include "sys/pidfd_calls.hpp"
 
 #include <algorithm>
 #include <cerrno>
+#include <iterator>
 #include <csignal>
 #include <cstddef>
 #include <cstdio> // rename
@@ -118,42 +120,74 @@ void exec_program(const supervised_program& p, int report_fd, int stdin_fd) noex
 
 namespace {
 
-// Closes every fd >= 3 but `a` and `b`. Async-signal-safe.
-void close_all_but(int a, int b) {
-    unsigned lo = static_cast<unsigned>(std::min(a, b));
-    unsigned hi = static_cast<unsigned>(std::max(a, b));
-    if (lo > 3)
-        ::close_range(3, lo - 1, 0);
-    if (hi > lo + 1)
-        ::close_range(lo + 1, hi - 1, 0);
-    ::close_range(hi + 1, ~0U, 0);
+// Closes every fd >= 3 but those in `keep` (-1 entries ignored).
+// Async-signal-safe.
+void close_all_but(int (&keep)[5]) {
+    std::sort(std::begin(keep), std::end(keep));
+    int from = 3;
+    for (int k : keep) {
+        if (k < from)
+            continue;
+        if (k > from)
+            ::close_range(static_cast<unsigned>(from), static_cast<unsigned>(k) - 1, 0);
+        from = k + 1;
+    }
+    ::close_range(static_cast<unsigned>(from), ~0U, 0);
 }
 
-// Waits for the starter's commit while the program runs. Returns true when
-// the program must be killed: the channel ended (EOF or error) first.
-bool await_commit(pid_t prog, int commit_fd) noexcept {
+// True once the program has ended (not reaped: WNOWAIT).
+bool ended(pid_t prog) {
+    siginfo_t info{};
+    return ::waitid(P_PID, static_cast<id_t>(prog), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+           info.si_pid == prog;
+}
+
+// Watches the program until it ends: reads the starter's commit when it
+// comes (the channel's end without one: the program is killed, and true
+// is returned) and copies its console output meanwhile. One poll loop;
+// the program's end is its pidfd turning readable.
+bool watch(pid_t prog, int commit_fd, console::detail::drain_state* drain) noexcept {
     auto prog_fd = sys::pidfd_open(prog);
-    bool abandon = false;
+    bool abandoned = false;
     for (;;) {
-        pollfd fds[2] = {{commit_fd, POLLIN, 0}, {prog_fd.get(), POLLIN, 0}};
-        int rc = ::poll(fds, prog_fd ? 2 : 1, -1);
-        if (rc < 0) {
-            if (errno == EINTR)
-                continue;
-            break; // cannot watch: let the program be, as before commit channels
+        pollfd fds[3];
+        nfds_t n = 0;
+        int at_commit = -1;
+        int at_drain = -1;
+        if (prog_fd)
+            fds[n++] = {prog_fd.get(), POLLIN, 0};
+        if (commit_fd >= 0) {
+            at_commit = static_cast<int>(n);
+            fds[n++] = {commit_fd, POLLIN, 0};
         }
-        if (prog_fd && (fds[1].revents & POLLIN))
-            break; // the program ended on its own: record that, kill nothing
-        if (fds[0].revents != 0) {
+        if (drain) {
+            at_drain = static_cast<int>(n);
+            fds[n++] = {drain->in, POLLIN, 0};
+        }
+        // Without a pidfd (Linux < 5.3): a look at the program every 100 ms.
+        // poll fails only with EINTR or ENOMEM: both pass; try again.
+        if (::poll(fds, n, prog_fd ? -1 : 100) < 0)
+            continue;
+        if (at_drain >= 0 && fds[at_drain].revents != 0)
+            console::detail::drain_once(*drain);
+        if (at_commit >= 0 && fds[at_commit].revents != 0) {
             char c = 0;
-            ssize_t n = ::read(commit_fd, &c, 1);
-            if (n < 0 && errno == EINTR)
+            ssize_t got = ::read(commit_fd, &c, 1);
+            if (got < 0 && errno == EINTR)
                 continue;
-            abandon = !(n == 1 && c == 'C');
-            break;
+            ::close(commit_fd);
+            commit_fd = -1;
+            if (!(got == 1 && c == 'C')) {
+                abandoned = true;
+                ::kill(prog, SIGKILL);
+            }
         }
+        if (prog_fd ? (fds[0].revents & POLLIN) != 0 : ended(prog))
+            break;
     }
-    return abandon;
+    if (commit_fd >= 0)
+        ::close(commit_fd); // the program ended on its own: record that, kill nothing
+    return abandoned;
 }
 
 } // namespace
@@ -164,8 +198,22 @@ void supervise(const supervised_program& p, int report_fd, int commit_fd) noexce
     int fds[3] = {null_fd, null_fd, null_fd};
     if (null_fd >= 0)
         install_stdio(fds);
-    close_all_but(report_fd, commit_fd);
+    int keep[5] = {report_fd, commit_fd, -1, -1, -1};
+    if (p.drain) {
+        keep[2] = p.drain->in;
+        keep[3] = p.drain->hold;
+        keep[4] = p.drain->log_fd;
+        // Ours, not the program's: closed at its exec.
+        for (int i = 2; i < 5; ++i)
+            ::fcntl(keep[i], F_SETFD, FD_CLOEXEC);
+        console::detail::drain_begin(*p.drain);
+    }
+    close_all_but(keep);
     reset_signals();
+    // A starter that gave up before reading our report has closed its
+    // pipe: the write fails with EPIPE instead of ending us (SIGPIPE) with
+    // the program left unwatched. The program gets the default back.
+    ::signal(SIGPIPE, SIG_IGN);
 
     // The program reports exec failures to us first, so that we write no
     // status file for a program that never ran.
@@ -206,6 +254,8 @@ void supervise(const supervised_program& p, int report_fd, int commit_fd) noexce
     ::close(q[0]);
     int st = 0;
     if (have == sizeof r && r.tag == 'E') {
+        if (p.drain)
+            console::detail::drain_finish(*p.drain); // its FIFO goes: no writer will come
         write_report(report_fd, r);
         while (::waitpid(prog, &st, 0) < 0 && errno == EINTR) {
         }
@@ -215,16 +265,16 @@ void supervise(const supervised_program& p, int report_fd, int commit_fd) noexce
     ::close(report_fd); // our starter sees EOF now
 
     // The program is our unreaped child: its pid cannot be reused yet.
-    bool abandoned = await_commit(prog, commit_fd);
-    ::close(commit_fd);
-    if (abandoned)
-        ::kill(prog, SIGKILL);
+    const bool abandoned = watch(prog, commit_fd, p.drain);
     while (::waitpid(prog, &st, 0) < 0) {
         if (errno != EINTR)
             ::_exit(1);
     }
     if (in[1] >= 0)
         ::close(in[1]);
+    // What the program wrote last is in the log before its end is recorded.
+    if (p.drain)
+        console::detail::drain_finish(*p.drain);
     char buf[48];
     std::size_t len = WIFSIGNALED(st) ? format_status(buf, "signaled", WTERMSIG(st))
                                       : format_status(buf, "exited", WEXITSTATUS(st));

@@ -6,6 +6,10 @@
 // allocation, usable between fork and exec.
 #pragma once
 
+namespace localvm::console::detail {
+struct drain_state;
+}
+
 namespace localvm::process::detail {
 
 /// A program to start, and how. Every path is absolute; null means none.
@@ -20,6 +24,10 @@ struct supervised_program {
     const char* status_path = nullptr; ///< The supervisor's record of how it ended.
     const char* status_tmp = nullptr;  ///< `status_path` + ".tmp", written then renamed.
     bool hold_stdin = false;           ///< stdin: a pipe the supervisor keeps silent.
+    /// A console log the supervisor copies from its FIFO while the program
+    /// runs (console/drain_child.hpp); null: none. Its fds are the
+    /// supervisor's own: the program holds none of them.
+    console::detail::drain_state* drain = nullptr;
 };
 
 /// In a forked child: stdio (`stdin_fd`, or /dev/null when < 0; the output
@@ -29,12 +37,14 @@ struct supervised_program {
 [[noreturn]] void exec_program(const supervised_program& p, int report_fd, int stdin_fd = -1) noexcept;
 
 /// The supervisor: forks the program, reports its pid ('P') or why it could
-/// not exec ('E') on `report_fd` and closes it, waits for the starter's
-/// commit byte 'C' on `commit_fd` (its end without one: SIGKILL the
-/// program), then for the program, and writes how it ended to
-/// `p.status_path` ("exited N", "signaled N", "... abandoned"). Holds only
-/// fds 0..2 (/dev/null), `report_fd` and `commit_fd`; sits in "/". Never
-/// returns.
+/// not exec ('E') on `report_fd` and closes it, then, in one poll loop until
+/// the program has ended: reads the starter's commit byte 'C' on
+/// `commit_fd` (its end without one: SIGKILL the program), and copies the
+/// console FIFO into its log (`p.drain`). Then it copies what the FIFO
+/// still holds, removes it, and writes how the program ended to
+/// `p.status_path` ("exited N", "signaled N", "... abandoned"): once that
+/// file is there, the log is complete. Holds only fds 0..2 (/dev/null),
+/// `report_fd`, `commit_fd` and the drain's; sits in "/". Never returns.
 [[noreturn]] void supervise(const supervised_program& p, int report_fd, int commit_fd) noexcept;
 
 } // namespace localvm::process::detail

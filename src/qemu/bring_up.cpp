@@ -11,7 +11,6 @@
 #include "watch.hpp"
 
 #include <localvm/atomic_file.hpp>
-#include <localvm/console/drain.hpp>
 #include <localvm/console/wait.hpp>
 #include <localvm/error.hpp>
 #include <localvm/process/child.hpp>
@@ -72,14 +71,14 @@ manager::impl::launch(launch_plan plan, std::vector<nic_state> nics,
     for (;;) {
         auto argv = command_line(plan);
         say("starting " + plan.qemu_binary.string() + " (" + choice.reason + ")");
-        // The drainer's FIFO exists and its helper is spawned before QEMU
-        // opens the FIFO; its pid comes while QEMU starts.
-        auto pending_drainer = console::log_drainer::begin(files.console_log);
         process::detached_options d;
         d.argv = argv;
         d.stdout_file = files.qemu_log;
         d.stderr_file = files.qemu_log;
         d.exit_status_file = files.exit_status;
+        // QEMU's console log: its supervisor copies the FIFO QEMU writes
+        // (the chardev's logfile=) into files.console_log, rotating it.
+        d.drain_log = files.console_log;
         // Until commit(), QEMU dies with this process (or this object): a
         // starter killed mid-start leaves no paused QEMU behind.
         auto proc = co_await process::launch_detached(d); // not blocking the thread
@@ -88,10 +87,8 @@ manager::impl::launch(launch_plan plan, std::vector<nic_state> nics,
         std::exception_ptr failure;
         auto end = bring_up_end::silent;
         std::optional<detail::pending_clock> clock;
-        std::optional<console::log_drainer> drainer;
         try {
             stage(boot_stage::qemu_spawned, detail::spawned_detail(pid, choice, opts.kvm_watchdog));
-            drainer.emplace(co_await pending_drainer.started());
             vm_state record;
             record.started_at = detail::unix_now();
             record.nics = nics;
@@ -101,9 +98,6 @@ manager::impl::launch(launch_plan plan, std::vector<nic_state> nics,
             failure = std::current_exception();
         }
         if (!failure && end == bring_up_end::running) {
-            // The drainer first: a starter dying between the two leaves an
-            // uncommitted QEMU, which its supervisor kills, ending the drainer.
-            drainer->release();
             // false only if QEMU died this instant: as if right after start
             co_await proc.hand_over();
             forward_qemu_log();
@@ -116,9 +110,8 @@ manager::impl::launch(launch_plan plan, std::vector<nic_state> nics,
         // asio would throw at the next co_await of a cancelled coroutine.
         co_await asio::this_coro::reset_cancellation_state();
         co_await end_uncommitted(proc);
-        if (drainer) // otherwise it exits by itself (`pending` is gone)
-            co_await drainer->finish(milliseconds(2000));
-        // Its supervisor records the end right after; let it, before cleaning up.
+        // Its supervisor copies the console's last output, removes the FIFO
+        // and records the end right after; let it, before cleaning up.
         co_await detail::wait_for_path(files.exit_status, milliseconds(2000));
         const std::string qemu_said = qemu_log_tail(40);
         forward_qemu_log();

@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -54,6 +55,29 @@ struct detached_options {
     /// silent, until the program ends. Needs `exit_status_file` (a
     /// supervisor), else `errc::invalid_argument`. Default false: /dev/null.
     bool hold_stdin = false;
+    /// A console log that the supervisor keeps for the program (QEMU's
+    /// serial console); empty: none. Needs `exit_status_file` (a
+    /// supervisor), else `errc::invalid_argument`. Before the program
+    /// starts, `spawn_detached` makes a fresh FIFO `console::drain_fifo(log)`
+    /// ("<log>.fifo"; the program writes into it: QEMU's chardev
+    /// `logfile=`) and a fresh, empty log (removing `console::rotated_log(log)`
+    /// of an earlier run). The FIFO has its reader from then on, so the
+    /// program's open of it never blocks. While the program runs, the
+    /// supervisor copies the FIFO into the log, renaming the log to
+    /// `rotated_log(log)` (replacing the one before) instead of letting it
+    /// pass `drain_rotate_bytes`, so the console takes at most twice that on
+    /// disk; it never stalls the writer for the disk (a write that fails,
+    /// ENOSPC after dropping the rotated part, loses that output). Writers
+    /// may come and go (only the program's end ends the copy). When the
+    /// program has ended, the supervisor copies what is left, removes the
+    /// FIFO, then writes `exit_status_file`: from then on the log is
+    /// complete (`console::wait_drained` waits for the FIFO to go). A FIFO or
+    /// log that cannot be made is `errc::io_error` naming it; a start that
+    /// fails leaves no FIFO. Relative: as `stdout_file`.
+    std::filesystem::path drain_log;
+    /// `drain_log` rotates at this many bytes (after a '\n' when one fits,
+    /// see `console::rotation_split`). Default 1 MiB; 0 counts as 1.
+    std::uint64_t drain_rotate_bytes = 1024 * 1024;
 };
 
 /// A process started by `spawn_detached`, not yet handed over for good.

@@ -1,11 +1,13 @@
 // The console log stays bounded with a guest that floods the serial port:
-// real QEMU (a multiboot guest written by the test) logs into the drainer's
-// FIFO; the log rotates at its limit, a follower reads every line intact
+// real QEMU (a multiboot guest written by the test) logs into the FIFO its
+// supervisor drains; the log rotates at its limit, a follower reads every line intact
 // across the rotations, and the files never pass the limit.
 #define BOOST_TEST_MODULE console_log_bound
 #include <localvm/console/drain.hpp>
 #include <localvm/console/log.hpp>
 #include <localvm/console/wait.hpp>
+#include <localvm/error.hpp>
+#include <localvm/process/detached.hpp>
 #include <localvm/testing/run.hpp>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -21,11 +23,8 @@
 
 #include "common.hpp"
 #include "multiboot.hpp"
-#include <spawn.h>
+#include <optional>
 #include <sys/syscall.h>
-#include <sys/wait.h>
-
-extern char** environ;
 
 using namespace std::chrono_literals;
 using console_test::temp_dir;
@@ -38,53 +37,33 @@ BOOST_AUTO_TEST_CASE(a_flooding_guest_keeps_the_log_under_its_limit) {
     auto log = dir / "console.log";
     auto kernel = dir / "flood.bin";
     console_test::write_flood_kernel(kernel);
-    console::drain_options o;
-    o.rotate_bytes = 64 * 1024;
-    auto drainer = console::log_drainer::start(log, o);
+    const std::uint64_t limit = 64 * 1024;
 
-    // QEMU as the backend runs it: daemonized, the console chardev logging
-    // into the drainer's FIFO.
+    // QEMU as localvm runs it: under its supervisor, which copies the
+    // console chardev's logfile= FIFO into the log.
     std::string chardev = "socket,id=serial0,path=" + (dir / "console.sock").string() +
-                          ",server=on,wait=off,logfile=" + drainer.fifo().string() +
+                          ",server=on,wait=off,logfile=" + console::drain_fifo(log).string() +
                           ",logappend=on";
-    std::string pidfile = (dir / "qemu.pid").string();
-    std::vector<std::string> args{"qemu-system-x86_64",
-                                  "-machine",
-                                  "q35",
-                                  "-accel",
-                                  "tcg",
-                                  "-m",
-                                  "32M",
-                                  "-nodefaults",
-                                  "-display",
-                                  "none",
-                                  "-daemonize",
-                                  "-pidfile",
-                                  pidfile,
-                                  "-chardev",
-                                  chardev,
-                                  "-serial",
-                                  "chardev:serial0",
-                                  "-kernel",
-                                  kernel.string()};
-    std::vector<char*> argv;
-    for (auto& a : args)
-        argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t starter;
-    int rc = ::posix_spawnp(&starter, argv[0], nullptr, nullptr, argv.data(), environ);
-    if (rc == ENOENT) {
+    localvm::process::detached_options o;
+    o.argv = {"qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "32M",
+              "-nodefaults", "-display", "none", "-chardev", chardev, "-serial",
+              "chardev:serial0", "-kernel", kernel.string()};
+    o.exit_status_file = dir / "qemu.status";
+    o.stdout_file = dir / "qemu.log";
+    o.stderr_file = dir / "qemu.log";
+    o.drain_log = log;
+    o.drain_rotate_bytes = limit;
+    std::optional<localvm::process::detached_process> started;
+    try {
+        started.emplace(localvm::process::spawn_detached(o));
+    } catch (const localvm::error& e) {
+        if (e.code() != localvm::errc::not_found)
+            throw;
         std::cerr << "qemu-system-x86_64 not found: skipping\n";
         std::exit(77);
     }
-    BOOST_REQUIRE(rc == 0);
-    int status = 0;
-    ::waitpid(starter, &status, 0);
-    BOOST_REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    drainer.release();
-    pid_t qemu = 0;
-    std::ifstream(pidfile) >> qemu;
-    BOOST_REQUIRE(qemu > 0);
+    started->commit();
+    const pid_t qemu = started->pid();
     struct kill_qemu {
         pid_t pid;
         ~kill_qemu() { ::kill(pid, SIGKILL); }
@@ -111,7 +90,7 @@ BOOST_AUTO_TEST_CASE(a_flooding_guest_keeps_the_log_under_its_limit) {
                 for (const auto& f : {log, console::rotated_log(log)}) {
                     std::error_code ec;
                     auto size = fs::file_size(f, ec);
-                    BOOST_REQUIRE(ec || size <= o.rotate_bytes);
+                    BOOST_REQUIRE(ec || size <= limit);
                 }
                 co_await follower.wait_change();
             }
@@ -125,7 +104,7 @@ BOOST_AUTO_TEST_CASE(a_flooding_guest_keeps_the_log_under_its_limit) {
             BOOST_TEST(tail.substr(0, nl) == flood + "\n" + flood);
             BOOST_TEST(flood.starts_with(tail.substr(nl + 1)));
 
-            // QEMU gone: the drainer copies the rest and ends.
+            // QEMU gone: its supervisor copies the rest and removes the FIFO.
             ::kill(qemu, SIGKILL);
             int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, qemu, 0));
             if (pidfd >= 0) {
@@ -135,7 +114,7 @@ BOOST_AUTO_TEST_CASE(a_flooding_guest_keeps_the_log_under_its_limit) {
             }
             BOOST_TEST(co_await console::wait_drained(log, 5s));
             BOOST_TEST(!fs::exists(console::drain_fifo(log)));
-            BOOST_TEST(fs::file_size(log) <= o.rotate_bytes);
+            BOOST_TEST(fs::file_size(log) <= limit);
         },
         60s);
 }

@@ -1,49 +1,41 @@
-// The console log's drainer: the rotation decision byte for byte, and the
-// drainer process fed through its FIFO as QEMU feeds it, followed by
-// console_log and read by read_tail across rotations.
+// The console log's drain: the rotation decision byte for byte, and the
+// copy a detached process's supervisor makes of its FIFO (as QEMU feeds
+// it), followed by console_log and read by read_tail across rotations.
 #define BOOST_TEST_MODULE console_drain
 #include <localvm/console/drain.hpp>
 #include <localvm/console/log.hpp>
 #include <localvm/error.hpp>
+#include <localvm/process/detached.hpp>
 #include <localvm/testing/run.hpp>
 
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
-#include <functional>
-#include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "../../common/cancel.hpp"
 #include "common.hpp"
 #include <fcntl.h>
-#include <linux/close_range.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
 using console_test::temp_dir;
 using localvm::console::console_log;
 using localvm::console::drain_fifo;
-using localvm::console::drain_options;
-using localvm::console::log_drainer;
 using localvm::console::read_tail;
 using localvm::console::rotated_log;
 using localvm::console::rotation_split;
 using localvm::console::wait_drained;
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
+namespace lp = localvm::process;
 using strings = std::vector<std::string>;
 
 namespace {
@@ -73,7 +65,7 @@ std::string numbered(int i) {
 }
 
 // Reads until the follower has `want` lines (or reads `last`), waiting on
-// its inotify watch: the drainer is another process, copying in its own time.
+// its inotify watch: the supervisor is another process, copying in its own time.
 asio::awaitable<strings> follow(console_log& log, std::size_t want,
                                 const std::string& last = "\n") {
     strings got;
@@ -86,14 +78,47 @@ asio::awaitable<strings> follow(console_log& log, std::size_t want,
     }
 }
 
-bool exited(pid_t pid, int ms) {
-    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (fd < 0)
-        return true;
-    pollfd p{fd, POLLIN, 0};
-    bool done = ::poll(&p, 1, ms) > 0;
-    ::close(fd);
-    return done;
+// A program under a supervisor that drains `dir/console.log`.
+struct drained {
+    fs::path log;
+    fs::path status;
+    lp::detached_options options;
+    drained(const temp_dir& dir, std::vector<std::string> argv) {
+        log = dir / "console.log";
+        status = dir / "status";
+        options.argv = std::move(argv);
+        options.exit_status_file = status;
+        options.drain_log = log;
+    }
+};
+
+// The program's parent: its supervisor.
+pid_t supervisor_of(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    char state = 0;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    return ppid;
+}
+
+// The supervisor's end: the program ended, its output copied, the FIFO
+// gone, the end recorded. No polling: a pidfd.
+void await_end(pid_t supervisor) {
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            BOOST_REQUIRE(co_await lp::wait_exit(supervisor, 10s));
+        },
+        30s);
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
 }
 
 } // namespace
@@ -115,25 +140,27 @@ BOOST_AUTO_TEST_CASE(rotation_split_keeps_files_under_the_limit) {
     BOOST_TEST(rotation_split(0, 0, "ab") == 1u);
 }
 
-BOOST_AUTO_TEST_CASE(the_drainer_rotates_and_followers_lose_nothing) {
+// Writers come and go while the program runs (the copy ends only with the
+// program); the log rotates at its limit and a follower loses nothing.
+BOOST_AUTO_TEST_CASE(the_supervisor_rotates_and_followers_lose_nothing) {
     temp_dir dir;
-    auto log = dir / "console.log";
-    console_test::append(log, "from an earlier run\n");
-    console_test::append(rotated_log(log), "older still\n");
-    drain_options o;
-    o.rotate_bytes = 1000;
-    auto d = log_drainer::start(log, o);
-    BOOST_TEST(d.fifo() == drain_fifo(log));
-    BOOST_TEST(fs::is_empty(log)); // fresh per run
-    BOOST_TEST(!fs::exists(rotated_log(log)));
+    drained d(dir, {"sleep", "600"});
+    d.options.drain_rotate_bytes = 1000;
+    console_test::append(d.log, "from an earlier run\n");
+    console_test::append(rotated_log(d.log), "older still\n");
+    auto proc = lp::spawn_detached(d.options);
+    BOOST_REQUIRE(proc.commit());
+    const pid_t super = supervisor_of(proc.pid());
+    BOOST_TEST(fs::is_fifo(drain_fifo(d.log)));
+    BOOST_TEST(fs::is_empty(d.log)); // fresh per run
+    BOOST_TEST(!fs::exists(rotated_log(d.log)));
     localvm::testing::run_coroutine(
         [&]() -> asio::awaitable<void> {
-            console_log early(log), late(log);
+            console_log early(d.log), late(d.log);
             BOOST_TEST(late.read_lines().empty()); // opens the run's first file
-            writer w(d.fifo());
             strings early_got, wrote;
             int i = 0;
-            auto write_lines = [&](int n) {
+            auto write_lines = [&](writer& w, int n) {
                 std::string chunk;
                 for (int k = 0; k < n; ++k, ++i) {
                     wrote.push_back(numbered(i));
@@ -141,28 +168,37 @@ BOOST_AUTO_TEST_CASE(the_drainer_rotates_and_followers_lose_nothing) {
                 }
                 w.write(chunk);
             };
-            // `early` keeps up; `late` reads only at the end, after many rotations.
+            // `early` keeps up; `late` reads only at the end, after many
+            // rotations. Every fifth round is another writer's.
+            std::optional<writer> w;
             for (int round = 0; round < 20; ++round) {
-                write_lines(7); // about 280 bytes
+                if (round % 5 == 0)
+                    w.emplace(drain_fifo(d.log));
+                write_lines(*w, 7); // about 280 bytes
+                if (round % 5 == 4)
+                    w.reset(); // the writer goes; the copy goes on
                 auto got = co_await follow(early, wrote.size() - early_got.size());
                 early_got.insert(early_got.end(), got.begin(), got.end());
             }
             BOOST_TEST(early_got == wrote, "the follower that kept up lost or garbled lines");
             // A line longer than the room left is cut by the size limit and goes on
             // in the next file (the follower reads the rotated part, then the log).
+            w.emplace(drain_fifo(d.log));
             std::string longer(1500, 'L');
-            w.write(longer + "\n");
+            w->write(longer + "\n");
             wrote.push_back(longer);
             auto got = co_await follow(early, 1);
             BOOST_TEST(got == strings{longer},
                        got.size() << " lines: " << (got.empty() ? 0 : got[0].size()) << " "
                                   << (got.size() > 1 ? got[1].size() : 0));
-            write_lines(3);
-            w.close();
-            BOOST_REQUIRE(exited(d.pid(), 5000));
-            BOOST_TEST(!fs::exists(d.fifo())); // it removes its FIFO when done
-            BOOST_TEST(fs::file_size(log) <= 1000u);
-            BOOST_TEST(fs::file_size(rotated_log(log)) <= 1000u);
+            write_lines(*w, 3);
+            w.reset();
+            BOOST_TEST(fs::is_fifo(drain_fifo(d.log))); // the program runs: still there
+            ::kill(proc.pid(), SIGTERM);
+            BOOST_REQUIRE(co_await lp::wait_exit(super, 10s));
+            BOOST_TEST(!fs::exists(drain_fifo(d.log))); // removed when done
+            BOOST_TEST(fs::file_size(d.log) <= 1000u);
+            BOOST_TEST(fs::file_size(rotated_log(d.log)) <= 1000u);
             got = co_await follow(early, 3);
             BOOST_TEST(got == strings(wrote.end() - 3, wrote.end()));
             // Far behind: it read its first file to the end, then what is left (the
@@ -172,12 +208,14 @@ BOOST_AUTO_TEST_CASE(the_drainer_rotates_and_followers_lose_nothing) {
             BOOST_TEST(late_got.back() == wrote.back());
             BOOST_TEST(late_got.front() == wrote.front());
             // read_tail joins the rotated part and the log.
-            auto tail = read_tail(log, 4);
+            auto tail = read_tail(d.log, 4);
             BOOST_TEST(tail == longer + "\n" + wrote[wrote.size() - 3] + "\n" +
                                    wrote[wrote.size() - 2] + "\n" + wrote.back());
-            d.release();
         },
         30s);
+    auto st = lp::read_exit_status(d.status);
+    BOOST_REQUIRE(st);
+    BOOST_TEST((st->how == "signaled" && st->number == SIGTERM && !st->abandoned));
 }
 
 BOOST_AUTO_TEST_CASE(read_tail_reaches_into_the_rotated_part) {
@@ -190,277 +228,233 @@ BOOST_AUTO_TEST_CASE(read_tail_reaches_into_the_rotated_part) {
     BOOST_TEST(read_tail(log, 1) == "four");
 }
 
-BOOST_AUTO_TEST_CASE(a_drainer_whose_writer_never_comes_ends) {
+// The program itself is the writer, as QEMU is: it opens the FIFO at once
+// (its reader exists before the program runs), writes more than the pipe
+// holds (the supervisor copies while it runs) and exits. Once the end is
+// recorded, all of it is in the log and the FIFO is gone.
+BOOST_AUTO_TEST_CASE(the_last_output_is_in_the_log_before_the_end_is_recorded) {
     temp_dir dir;
-    auto log = dir / "console.log";
-    pid_t pid;
-    {
-        auto d = log_drainer::start(log);
-        pid = d.pid();
-        BOOST_TEST(!exited(pid, 50));
-    } // dropped without release: QEMU did not start
-    BOOST_TEST(exited(pid, 5000));
-    BOOST_TEST(!fs::exists(drain_fifo(log)));
-
-    // finish(): the writer came and went; it copies the rest and ends.
-    auto d = log_drainer::start(log);
-    pid = d.pid();
-    {
-        writer w(d.fifo());
-        w.write("last words\n");
+    std::string expected;
+    for (int i = 1; i <= 30000; ++i)
+        expected += std::to_string(i) + "\n"; // 168 KiB: more than a pipe's 64
+    for (int run = 0; run < 3; ++run) {
+        drained d(dir, {"sh", "-c", "seq 1 30000 > \"$0\"",
+                        drain_fifo(dir / "console.log").string()});
+        auto proc = lp::spawn_detached(d.options);
+        const pid_t super = supervisor_of(proc.pid());
+        BOOST_REQUIRE(super > 1);
+        BOOST_REQUIRE(proc.commit());
+        await_end(super);
+        auto st = lp::read_exit_status(d.status);
+        BOOST_REQUIRE(st);
+        BOOST_TEST((st->how == "exited" && st->number == 0), st->how << " " << st->number);
+        BOOST_TEST(!fs::exists(drain_fifo(d.log)));
+        const std::string got = slurp(d.log);
+        BOOST_TEST(got.size() == expected.size());
+        BOOST_TEST((got == expected), "run " << run);
     }
-    localvm::testing::run_coroutine(
-        [&]() -> asio::awaitable<void> { co_await d.finish(2000ms); }, 30s);
-    BOOST_TEST(exited(pid, 0));
-    BOOST_TEST(read_tail(log, 5) == "last words");
 
-    // Its connect timeout, when nobody tells it.
-    drain_options o;
-    o.connect_timeout = 100ms;
-    auto lone = log_drainer::start(log, o);
-    BOOST_TEST(exited(lone.pid(), 5000));
-    lone.release();
+    // More than one read's worth waits in the pipe when the program ends
+    // (the supervisor stopped meanwhile, the pipe enlarged): all of it is
+    // copied before the end is recorded.
+    drained d(dir, {"sleep", "600"});
+    auto proc = lp::spawn_detached(d.options);
+    proc.commit();
+    const pid_t super = supervisor_of(proc.pid());
+    BOOST_REQUIRE(::kill(super, SIGSTOP) == 0);
+    std::string big;
+    for (int i = 0; big.size() < 600 * 1024; ++i)
+        big += numbered(i) + "\n";
+    {
+        writer w(drain_fifo(d.log));
+        BOOST_REQUIRE(::fcntl(w.fd, F_SETPIPE_SZ, 1024 * 1024) >= 1024 * 1024);
+        w.write(big);
+    }
+    ::kill(proc.pid(), SIGKILL);
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> { BOOST_REQUIRE(co_await lp::wait_exit(proc.pid(), 10s)); },
+        30s);
+    BOOST_REQUIRE(::kill(super, SIGCONT) == 0);
+    await_end(super);
+    const std::string got = slurp(d.log);
+    BOOST_TEST(got.size() == big.size());
+    BOOST_TEST((got == big));
 }
 
-// begin(): the FIFO has its reader when begin returns, so the writer (QEMU)
-// may open it and write before the drainer said its pid; nothing is lost.
-// A pending drainer dropped before started() ends by itself.
-BOOST_AUTO_TEST_CASE(a_writer_may_come_between_begin_and_started) {
+// Uncommitted (a start that failed, or a starter that dropped its handle),
+// the program is killed; the supervisor still copies what it wrote, then
+// removes the FIFO. Twenty in a row, dropped right after spawning: none is
+// left behind.
+BOOST_AUTO_TEST_CASE(an_uncommitted_program_takes_its_fifo_along) {
     temp_dir dir;
-    auto log = dir / "console.log";
+    drained d(dir, {"sh", "-c", "echo first words > \"$0\"; exec sleep 600",
+                    drain_fifo(dir / "console.log").string()});
+    pid_t super = -1;
+    {
+        auto proc = lp::spawn_detached(d.options);
+        super = supervisor_of(proc.pid());
+        localvm::testing::run_coroutine(
+            [&]() -> asio::awaitable<void> {
+                console_log log(d.log); // its watch lives on this io_context
+                auto got = co_await follow(log, 1);
+                BOOST_TEST(got == strings{"first words"});
+            },
+            30s);
+    } // dropped: abandoned
+    await_end(super);
+    BOOST_TEST(!fs::exists(drain_fifo(d.log)));
+    BOOST_TEST(read_tail(d.log, 5) == "first words");
+    auto st = lp::read_exit_status(d.status);
+    BOOST_REQUIRE(st);
+    BOOST_TEST(st->abandoned);
+
     localvm::testing::run_coroutine(
         [&]() -> asio::awaitable<void> {
-            auto pending = log_drainer::begin(log);
-            BOOST_TEST(fs::is_fifo(drain_fifo(log)));
-            writer w(drain_fifo(log)); // does not block: the reader exists
-            w.write("early words\n");
-            auto d = co_await pending.started();
-            BOOST_TEST(d.pid() > 0);
-            const pid_t pid = d.pid();
-            d.release();
-            w.write("later words\n");
-            w.close();
-            BOOST_TEST(exited(pid, 5000));
-            BOOST_TEST(read_tail(log, 5) == "early words\nlater words");
-            BOOST_TEST(!fs::exists(drain_fifo(log)));
-
-            // Dropped before started(): it ends and removes its FIFO, also
-            // when its pid report finds the pipe closed (no SIGPIPE death).
             for (int i = 0; i < 20; ++i) {
-                { auto dropped = log_drainer::begin(log); }
-                BOOST_TEST(co_await wait_drained(log, 5000ms));
-                BOOST_TEST(!fs::exists(drain_fifo(log)));
-            }
-        },
-        30s);
-}
-
-// finish() waits on the io_context, not in a blocking poll: a drainer that
-// cannot end by itself (stopped) is killed after the grace, and other work
-// runs meanwhile; cancelled, it kills the drainer at once.
-BOOST_AUTO_TEST_CASE(finish_waits_on_the_io_context_and_kills_a_stuck_drainer) {
-    temp_dir dir;
-    auto log = dir / "console.log";
-    localvm::testing::run_coroutine(
-        [&]() -> asio::awaitable<void> {
-            auto ex = co_await asio::this_coro::executor;
-            auto d = log_drainer::start(log);
-            const pid_t pid = d.pid();
-            BOOST_REQUIRE(::kill(pid, SIGSTOP) == 0); // it cannot copy nor exit
-            // Shared with the tick handler: one that fired just before the
-            // cancel still runs after this coroutine's frame is gone.
-            struct ticking {
-                int ticks = 0;
-                bool on = true;
-            };
-            auto t = std::make_shared<ticking>();
-            asio::steady_timer tick(ex);
-            std::function<void()> arm = [&] {
-                tick.expires_after(5ms);
-                tick.async_wait([&, t](boost::system::error_code ec) {
-                    if (!ec && t->on) { // on: this frame (arm, tick) is alive
-                        ++t->ticks;
-                        arm();
-                    }
-                });
-            };
-            arm();
-            co_await d.finish(200ms);
-            t->on = false;
-            tick.cancel();
-            BOOST_TEST(exited(pid, 0)); // killed after the grace
-            BOOST_TEST(t->ticks >= 2);  // the io_context ran while finish waited
-            co_await d.finish(200ms);   // a second call does nothing
-        },
-        30s);
-
-    localvm::testing::run_coroutine(
-        [&]() -> asio::awaitable<void> {
-            auto d = log_drainer::start(log);
-            const pid_t pid = d.pid();
-            BOOST_REQUIRE(::kill(pid, SIGSTOP) == 0);
-            BOOST_TEST(co_await lvtest::ends_aborted_when_cancelled(d.finish(60s)));
-            BOOST_TEST(exited(pid, 5000)); // killed, not left stopped
-        },
-        30s);
-}
-
-// A starter killed before release (its QEMU dies with it, uncommitted):
-// the drainer does not wait out its connect timeout for a writer, nor keep
-// serving one that is about to go.
-BOOST_AUTO_TEST_CASE(a_drainer_whose_starter_dies_unreleased_ends) {
-    temp_dir dir;
-    auto log = dir / "console.log";
-    for (bool writer_came : {false, true}) {
-        int report[2];
-        BOOST_REQUIRE(::pipe(report) == 0);
-        pid_t starter = ::fork();
-        BOOST_REQUIRE(starter >= 0);
-        if (starter == 0) {
-            ::close(report[0]);
-            auto d = log_drainer::start(log);
-            pid_t pids[2] = {d.pid(), 0};
-            if (writer_came) {
-                // The QEMU stand-in: holds the FIFO's write end and lives on.
-                pids[1] = ::fork();
-                if (pids[1] == 0) {
-                    ::close_range(3, ~0U, 0); // as QEMU, exec'd: none of its starter's fds
-                    writer w(d.fifo());
-                    for (;;)
-                        ::pause();
+                {
+                    auto dropped = co_await lp::launch_detached(d.options);
                 }
+                BOOST_TEST(co_await wait_drained(d.log, 5000ms));
+                BOOST_TEST(!fs::exists(drain_fifo(d.log)));
             }
-            if (::write(report[1], pids, sizeof pids) != sizeof pids)
-                ::_exit(1);
-            for (;;)
-                ::pause(); // killed below: no destructor, no release
-        }
-        ::close(report[1]);
-        pid_t pids[2] = {-1, -1};
-        BOOST_REQUIRE(::read(report[0], pids, sizeof pids) == sizeof pids);
-        ::close(report[0]);
-        ::kill(starter, SIGKILL);
-        ::waitpid(starter, nullptr, 0);
-        const pid_t drainer = pids[0];
-        BOOST_TEST(exited(drainer, 10000), "writer came: " << writer_came);
-        if (pids[1] > 0)
-            ::kill(pids[1], SIGKILL);
-    }
+            // Cancelled at once, before the supervisor reported: its report
+            // finds the pipe closed (EPIPE, not a SIGPIPE death that would
+            // leave the program unwatched and the FIFO behind).
+            for (int i = 0; i < 20; ++i) {
+                co_await lvtest::ends_aborted_when_cancelled(lp::launch_detached(d.options), 0ms);
+                const bool gone = co_await wait_drained(d.log, 5000ms);
+                BOOST_TEST(gone, "cancelled launch " << i << ": the FIFO stays");
+                if (!gone)
+                    break;
+            }
+        },
+        60s);
 }
 
-BOOST_AUTO_TEST_CASE(wait_drained_waits_for_the_drainer_to_finish) {
+// A starter killed before commit (its QEMU dies with it): the supervisor
+// kills the program, copies what it wrote and removes the FIFO.
+BOOST_AUTO_TEST_CASE(a_starter_killed_before_commit_leaves_no_fifo) {
     temp_dir dir;
-    auto log = dir / "console.log";
+    drained d(dir, {"sh", "-c", "echo from the writer > \"$0\"; exec sleep 600",
+                    drain_fifo(dir / "console.log").string()});
+    int report[2];
+    BOOST_REQUIRE(::pipe(report) == 0);
+    pid_t starter = ::fork();
+    BOOST_REQUIRE(starter >= 0);
+    if (starter == 0) {
+        ::close(report[0]);
+        auto proc = lp::spawn_detached(d.options);
+        const pid_t super = supervisor_of(proc.pid());
+        if (::write(report[1], &super, sizeof super) != sizeof super)
+            ::_exit(1);
+        for (;;)
+            ::pause(); // killed below: no destructor, no commit
+    }
+    ::close(report[1]);
+    pid_t super = -1;
+    BOOST_REQUIRE(::read(report[0], &super, sizeof super) == sizeof super);
+    ::close(report[0]);
+    BOOST_TEST(fs::is_fifo(drain_fifo(d.log)));
     localvm::testing::run_coroutine(
         [&]() -> asio::awaitable<void> {
-            BOOST_TEST(co_await wait_drained(log, 10ms)); // no drainer at all
-            auto d = log_drainer::start(log);
-            writer w(d.fifo());
-            w.write("x\n");
-            BOOST_TEST(!co_await wait_drained(log, 50ms)); // its writer is still there
-            w.close();
-            BOOST_TEST(co_await wait_drained(log, 5000ms));
-            BOOST_TEST(read_tail(log, 1) == "x");
-            d.release();
+            console_log log(d.log);
+            auto got = co_await follow(log, 1);
+            BOOST_TEST(got == strings{"from the writer"});
+        },
+        30s);
+    ::kill(starter, SIGKILL);
+    ::waitpid(starter, nullptr, 0);
+    await_end(super);
+    BOOST_TEST(!fs::exists(drain_fifo(d.log)));
+    auto st = lp::read_exit_status(d.status);
+    BOOST_REQUIRE(st);
+    BOOST_TEST(st->abandoned);
+    BOOST_TEST(read_tail(d.log, 5) == "from the writer");
+}
+
+BOOST_AUTO_TEST_CASE(wait_drained_waits_for_the_copy_to_end) {
+    temp_dir dir;
+    drained d(dir, {"sleep", "600"});
+    localvm::testing::run_coroutine(
+        [&]() -> asio::awaitable<void> {
+            BOOST_TEST(co_await wait_drained(d.log, 10ms)); // no drain at all
+            auto proc = lp::spawn_detached(d.options);
+            proc.commit();
+            {
+                writer w(drain_fifo(d.log));
+                w.write("x\n");
+            }
+            // The writer is gone, the program is not: the copy goes on.
+            BOOST_TEST(!co_await wait_drained(d.log, 50ms));
+            ::kill(proc.pid(), SIGKILL);
+            BOOST_TEST(co_await wait_drained(d.log, 5000ms));
+            BOOST_TEST(read_tail(d.log, 1) == "x");
         },
         20s);
 }
 
-// The drainer is localvm's helper program, exec'd: it holds none of its
-// starter's memory, however big the starter is, even after the starter freed
-// it (a fork would keep a copy-on-write image of it while the VM runs); it
-// holds only its own descriptors.
-BOOST_AUTO_TEST_CASE(the_drainer_holds_none_of_a_big_starters_memory) {
+// The FIFO and the log are the supervisor's: the program holds neither.
+BOOST_AUTO_TEST_CASE(the_program_holds_none_of_the_drain_fds) {
     temp_dir dir;
-    auto log = dir / "console.log";
-    std::vector<char> heap(std::size_t{256} << 20, 'x'); // touched: really held
-    auto d = log_drainer::start(log);
-    const std::string proc = "/proc/" + std::to_string(d.pid());
-    BOOST_TEST(fs::read_symlink(proc + "/exe").filename() == "localvm-console");
-    BOOST_TEST(fs::read_symlink(proc + "/cwd") == fs::path("/"));
-    auto private_kib = [&] {
-        std::ifstream in(proc + "/smaps_rollup");
-        std::string line;
-        long sum = 0;
-        while (std::getline(in, line))
-            if (line.rfind("Private_", 0) == 0)
-                sum += std::stol(line.substr(line.find(':') + 1));
-        return sum;
+    drained d(dir, {"sleep", "600"});
+    auto proc = lp::spawn_detached(d.options);
+    proc.commit();
+    const pid_t super = supervisor_of(proc.pid());
+    // Ends of the FIFO and logs that `pid` holds.
+    auto held = [&](pid_t pid) {
+        std::pair<int, int> n{0, 0};
+        for (auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+            std::error_code ec; // (the loader's fds come and go right after exec)
+            auto target = fs::read_symlink(e.path(), ec);
+            n.first += target == drain_fifo(d.log);
+            n.second += target == d.log;
+        }
+        return n;
     };
-    heap.clear();
-    heap.shrink_to_fit();
-    const long held = private_kib();
-    BOOST_TEST(held > 0);
-    BOOST_TEST(held < 32 * 1024, "drainer private memory " << held << " KiB");
-    {
-        writer w(d.fifo());
-        w.write("hello\n");
-    }
-    d.release();
-    localvm::testing::run_coroutine(
-        [&]() -> asio::awaitable<void> { BOOST_TEST(co_await wait_drained(log, 10s)); }, 30s);
-    BOOST_TEST(read_tail(log, 1) == "hello");
+    BOOST_TEST((held(proc.pid()) == std::pair{0, 0}));
+    BOOST_TEST((held(super) == std::pair{2, 1})); // both FIFO ends, the log
+    ::kill(proc.pid(), SIGKILL);
+    await_end(super);
 }
 
-// Without its helper program, start says which file it looked for and makes
-// nothing: no FIFO, no log.
-BOOST_AUTO_TEST_CASE(a_missing_drainer_helper_is_named) {
+// Bad input: each error names its problem, and nothing is left: no FIFO.
+BOOST_AUTO_TEST_CASE(drain_errors_name_the_problem_and_leave_no_fifo) {
     temp_dir dir;
-    auto log = dir / "console.log";
+    auto expect = [&](lp::detached_options o, localvm::errc code, const std::string& named) {
+        try {
+            auto p = lp::spawn_detached(o);
+            BOOST_FAIL("started: " << o.argv[0]);
+        } catch (const localvm::error& e) {
+            BOOST_TEST((e.code() == code), e.what());
+            BOOST_TEST(std::string(e.what()).find(named) != std::string::npos, e.what());
+        }
+        if (!o.drain_log.empty())
+            BOOST_TEST(!fs::exists(drain_fifo(o.drain_log)), o.drain_log);
+    };
+    drained d(dir, {"sleep", "600"});
+    auto no_status = d.options;
+    no_status.exit_status_file.clear();
+    expect(no_status, localvm::errc::invalid_argument, "drain_log");
+    auto no_dir = d.options;
+    no_dir.drain_log = dir / "missing" / "console.log";
+    expect(no_dir, localvm::errc::io_error, drain_fifo(no_dir.drain_log).string());
+    auto no_program = d.options;
+    no_program.argv = {(dir / "no-such-program").string()};
+    expect(no_program, localvm::errc::not_found, "no-such-program");
+    auto bad_output = d.options;
+    bad_output.stdout_file = dir / "missing" / "out";
+    expect(bad_output, localvm::errc::io_error, bad_output.stdout_file.string());
+
+    // Without its helper program: named, and nothing made (no FIFO, no log).
     const char* was = std::getenv("LOCALVM_LIBEXECDIR");
     const std::string saved = was ? was : "";
     ::setenv("LOCALVM_LIBEXECDIR", dir.path.c_str(), 1);
-    try {
-        auto d = log_drainer::start(log);
-        BOOST_FAIL("started without its helper");
-    } catch (const localvm::error& e) {
-        BOOST_TEST(e.code() == localvm::errc::not_found, e.what());
-        BOOST_TEST(std::string(e.what()).find((dir / "localvm-console").string()) !=
-                       std::string::npos,
-                   e.what());
-    }
+    auto fresh = d.options;
+    fresh.drain_log = dir / "fresh.log";
+    expect(fresh, localvm::errc::not_found, (dir / "localvm-supervise").string());
     if (was)
         ::setenv("LOCALVM_LIBEXECDIR", saved.c_str(), 1);
     else
         ::unsetenv("LOCALVM_LIBEXECDIR");
-    BOOST_TEST(!fs::exists(drain_fifo(log)));
-    BOOST_TEST(!fs::exists(log));
-}
-
-// launch(): the drainer started without blocking the thread and without a
-// fork of this process (fork copies the caller's page tables; posix_spawn
-// runs no fork handlers, fork does), re-parented away (not our child), and
-// working as start()'s: it copies its writer's output and ends with it.
-namespace {
-std::atomic<int> forks_here{0};
-}
-
-BOOST_AUTO_TEST_CASE(launch_forks_nothing_here_and_drains_as_start_does) {
-    ::pthread_atfork([] { ++forks_here; }, nullptr, nullptr);
-    temp_dir dir;
-    auto log = dir / "console.log";
-    localvm::testing::run_coroutine(
-        [&]() -> asio::awaitable<void> {
-            auto d = co_await log_drainer::launch(log);
-            const pid_t pid = d.pid();
-            BOOST_TEST(forks_here.load() == 0);
-            BOOST_TEST(pid > 0);
-            BOOST_TEST(::waitpid(pid, nullptr, WNOHANG) < 0); // not our child
-            {
-                writer w(d.fifo());
-                w.write("from launch\n");
-            }
-            co_await d.finish(2000ms);
-            BOOST_TEST(exited(pid, 0));
-            BOOST_TEST(read_tail(log, 5) == "from launch");
-        },
-        30s);
-    // start() forks nothing here either.
-    auto s = log_drainer::start(log);
-    BOOST_TEST(forks_here.load() == 0);
-    const pid_t pid = s.pid();
-    BOOST_TEST(!exited(pid, 0));
-    { writer w(s.fifo()); } // a writer came and went: it ends
-    s.release();
-    BOOST_TEST(exited(pid, 5000));
+    BOOST_TEST(!fs::exists(fresh.drain_log));
 }
