@@ -108,9 +108,20 @@ double self_cpu_ms() {
            (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
 }
 
+// CPU time (ms) of this process's reaped children.
+double children_cpu_ms() {
+    rusage u{};
+    ::getrusage(RUSAGE_CHILDREN, &u);
+    return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 +
+           (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
+}
+
 // CPU time (ms) of the processes whose open files lie under `root` (the
-// stand-ins, supervisors and drainers of this run), this process excluded.
-double helpers_cpu_ms(const std::vector<fs::path>& roots, std::set<int>* pids = nullptr) {
+// stand-ins and supervisors of this run), this process excluded. With
+// `by_comm`: each process's whole life so far, to the nanosecond
+// (/proc/PID/schedstat), summed per command name.
+double helpers_cpu_ms(const std::vector<fs::path>& roots, std::set<int>* pids = nullptr,
+                      std::map<std::string, double>* by_comm = nullptr) {
     const long tick = ::sysconf(_SC_CLK_TCK);
     double total = 0;
     for (auto& p : fs::directory_iterator("/proc")) {
@@ -153,6 +164,13 @@ double helpers_cpu_ms(const std::vector<fs::path>& roots, std::set<int>* pids = 
         total += static_cast<double>(utime + stime) * 1000.0 / static_cast<double>(tick);
         if (pids)
             pids->insert(pid);
+        if (by_comm) {
+            const auto open = stat.find('(');
+            std::ifstream sched(p.path() / "schedstat");
+            double ns = 0;
+            sched >> ns;
+            (*by_comm)[stat.substr(open + 1, close - open - 1)] += ns / 1e6;
+        }
     }
     return total;
 }
@@ -391,7 +409,7 @@ double bare_stand_ins(const std::string& fake, const fs::path& dir, int n) {
 }
 
 // The processes whose command line names a path under `root`, this one
-// excepted: the run's stand-ins, supervisors and console drainers.
+// excepted: the run's stand-ins and their supervisors.
 std::vector<pid_t> processes_under(const fs::path& root) {
     std::vector<pid_t> found;
     const std::string prefix = root.string() + "/";
@@ -581,7 +599,10 @@ int main(int argc, char** argv) {
                 for (std::size_t k = 0; k < stage_ms.size(); ++k)
                     metric(n, std::string("start_stage_") + stage_names[k] + "_p50_ms",
                            pct(stage_ms[k], 0.5), "ms");
+                const double children0 = children_cpu_ms();
                 gf.bare_wall_ms = bare_stand_ins(fake, run_root / ("bare" + std::to_string(n)), n);
+                metric(n, "stand_in_bare_cpu_ms_per_vm", (children_cpu_ms() - children0) / n,
+                       "ms");
                 metric(n, "stand_in_bare_start_wall_ms", gf.bare_wall_ms, "ms");
                 {
                     auto r = phase(ctx, "query", n, [&](int i) -> asio::awaitable<void> {
@@ -656,6 +677,12 @@ int main(int argc, char** argv) {
                     });
                     report(n, "start_again", r);
                     gf.start_again_wall_ms = r.wall_ms;
+                    // What the processes started for the VMs cost so far
+                    // (they are new: their start, and a few ms of idling).
+                    std::map<std::string, double> by_comm;
+                    helpers_cpu_ms({home, run_home}, nullptr, &by_comm);
+                    for (const auto& [comm, ms] : by_comm)
+                        metric(n, "start_again_cpu_" + comm + "_ms_per_vm", ms / n, "ms");
                 }
                 for (std::size_t k = 0; k < stage_ms.size(); ++k)
                     metric(n, std::string("start_again_stage_") + stage_names[k] + "_p50_ms",
