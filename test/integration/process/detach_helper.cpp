@@ -4,11 +4,11 @@
 #include <localvm/error.hpp>
 #include <localvm/process/detached.hpp>
 
+#include "../../common/proc_util.hpp"
+
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <iostream>
 
@@ -32,14 +32,8 @@ int main(int argc, char** argv) {
         const char* die = std::getenv("DETACH_HELPER_DIE");
         const std::string when = die ? die : "";
         auto print_supervisor = [&] {
-            std::ifstream stat("/proc/" + std::to_string(d.pid()) + "/stat");
-            std::string line;
-            std::getline(stat, line);
-            std::istringstream rest(line.substr(line.rfind(')') + 2));
-            char state = 0;
-            long ppid = 0;
-            rest >> state >> ppid;
-            std::cout << ppid << std::endl;
+            auto st = proc_util::read_stat(d.pid());
+            std::cout << (st ? st->ppid : 0) << std::endl;
         };
         if (!when.empty())
             print_supervisor();

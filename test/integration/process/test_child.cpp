@@ -5,7 +5,7 @@
 #include <localvm/process/child.hpp>
 #include <localvm/testing/run.hpp>
 
-#include "proc_util.hpp"
+#include "../../common/proc_util.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>

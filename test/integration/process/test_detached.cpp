@@ -7,7 +7,7 @@
 #include <localvm/process/detached.hpp>
 #include <localvm/testing/run.hpp>
 
-#include "proc_util.hpp"
+#include "../../common/proc_util.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>

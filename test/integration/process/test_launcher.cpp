@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "launcher.hpp"
-#include "proc_util.hpp"
+#include "../../common/proc_util.hpp"
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "../../common/cancel.hpp"
+#include "../../common/proc_util.hpp"
 #include "common.hpp"
 #include <fcntl.h>
 #include <signal.h>
@@ -94,14 +95,9 @@ struct drained {
 
 // The program's parent: its supervisor.
 pid_t supervisor_of(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(stat, line);
-    std::istringstream rest(line.substr(line.rfind(')') + 2));
-    char state = 0;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    return ppid;
+    auto st = proc_util::read_stat(pid);
+    BOOST_REQUIRE(st);
+    return st->ppid;
 }
 
 // The supervisor's end: the program ended, its output copied, the FIFO
