@@ -5,7 +5,7 @@
 //   through an extra monitor held open per VM, stop, start and stop again (host keys exist): each
 //   phase issued for all N at once, per-call p50/p99 latency and the phase's wall time; RSS and
 //   open fds of this process per VM held (started, extra QMP client open); CPU time of this
-//   process, and of the VMs' helper processes (supervisors, console drainers) and stand-ins, while
+//   process, and of the VMs' helper processes (supervisors, which drain the consoles too) and stand-ins, while
 //   all sit idle 10 s; the baseline: the stand-ins alone, spawned by hand and driven to `cont`
 //   answered (a blocking client), so start's wall time can be compared with
 //   what the stand-in itself costs.
@@ -707,7 +707,7 @@ int main(int argc, char** argv) {
     }
     print_goals(goals);
     // Whatever a failure left (a stand-in a failed start could not end, a
-    // supervisor, a drainer): killed, then the files go.
+    // supervisor): killed, then the files go.
     kill_leftovers(root);
     kill_leftovers(run_root);
     std::error_code ec;

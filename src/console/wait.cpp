@@ -154,7 +154,7 @@ boost::asio::awaitable<std::string> wait_for_console(std::filesystem::path log,
                               log, options.tail_lines));
     default:
         // QEMU is gone; what it wrote last may still be on its way through
-        // the log's drainer.
+        // the log's drainer (QEMU's supervisor).
         co_await wait_drained(log, std::chrono::seconds(2));
         if (auto found = co_await scan())
             co_return *found;

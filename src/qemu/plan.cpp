@@ -109,7 +109,7 @@ start_plan plan_start(const options& o, const layout& l, const start_options& so
     plan.extra_qmp_sockets = l.extra_qmp_sockets;
     plan.console_socket = l.console_socket;
     plan.agent_socket = l.agent_socket;
-    // QEMU logs the console into a FIFO; a drainer keeps console.log bounded.
+    // QEMU logs the console into a FIFO; its supervisor keeps console.log bounded.
     plan.console_log = console::drain_fifo(l.console_log);
     plan.pidfile = l.pidfile;
     // QEMU runs detached, so its stdio is no terminal: the human monitor

@@ -16,7 +16,7 @@ std::string read_file(const std::filesystem::path& p) {
 
 void remove_tree(const std::filesystem::path& p) {
     // Another process may remove or add entries meanwhile (a VM's exiting
-    // supervisor or console drainer in its runtime directory): remove_all
+    // supervisor, removing its console FIFO, in its runtime directory): remove_all
     // then fails with ENOENT (an entry went first) or ENOTEMPTY (one came).
     // The tree is gone once a pass meets neither, so those are tried again,
     // a bounded number of times (a writer that never stops is an error).

@@ -1,6 +1,6 @@
-// Internal: where localvm's helper programs are. The long-lived processes
-// that localvm leaves behind a VM (the supervisor under QEMU, the console
-// drainer) are small programs of their own, installed in
+// Internal: where localvm's helper programs are. The long-lived process
+// that localvm leaves behind a VM (the supervisor under QEMU, which also
+// drains its console) is a small program of its own, installed in
 // <prefix>/<libexecdir>/localvm and exec'd, not forks of the caller: a fork
 // would keep a copy-on-write image of the caller's memory for the VM's
 // whole life.

@@ -16,8 +16,8 @@
 //           are removed, as QEMU does. One thread, one poll loop, nothing
 //           runs while no client talks.
 //   stall   hold the -pidfile lock as QEMU does, open the serial
-//           chardev's logfile= (as QEMU does at startup: the console drainer
-//           waits for that writer), listen on the QMP socket
+//           chardev's logfile= (as QEMU does at startup: the supervisor
+//           drains that FIFO), listen on the QMP socket
 //           (-chardev socket,id=qmp,path=...), greet, answer
 //           qmp_capabilities, then never answer again
 //   answer  as stall, but answer cont, query-status (running) and
@@ -421,7 +421,7 @@ bool setup(int argc, char** argv, fake_vm& vm) {
         f.port = ntohs(a.sin_port);
     }
     // As QEMU: the logfile is opened for appending (a FIFO's open waits for
-    // its reader, the console drainer).
+    // its reader, the supervisor draining it).
     if (!logfile.empty())
         vm.log_fd = ::open(logfile.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     return true;
@@ -526,7 +526,7 @@ int main(int argc, char** argv) {
     if (mode == "run" || mode == "late-off")
         return run_fake(argc, argv, pidfile, mode == "late-off");
     // As QEMU: every chardev's logfile= is open for writing from startup to
-    // exit (the console drainer ends when this writer goes). Kept open.
+    // exit. Kept open.
     for (int i = 1; i + 1 < argc; ++i)
         if (std::string(argv[i]) == "-chardev") {
             auto o = split_options(argv[i + 1]);

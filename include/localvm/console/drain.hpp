@@ -14,7 +14,8 @@
 
 namespace localvm::console {
 
-/// The FIFO a log's drainer reads: "<log>.fifo". Give it to QEMU as the
+/// The FIFO a log's drainer (the supervisor of the QEMU that writes it)
+/// reads: "<log>.fifo". Give it to QEMU as the
 /// chardev's `logfile=`.
 std::filesystem::path drain_fifo(const std::filesystem::path& log);
 

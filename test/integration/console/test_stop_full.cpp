@@ -102,7 +102,7 @@ BOOST_AUTO_TEST_CASE(stop_powers_off_a_vm_whose_runtime_fs_is_full) {
             co_await m.start(s);
             pid = co_await m.pid();
             BOOST_REQUIRE(pid);
-            // The console goes through the drainer's FIFO into a bounded log.
+            // The console goes through the supervisor's FIFO into a bounded log.
             BOOST_TEST(fs::exists(localvm::console::drain_fifo(m.files().console_log)));
             BOOST_TEST(co_await m.wait_for_console("halted", 20000ms) == "halted");
 

@@ -210,7 +210,7 @@ BOOST_AUTO_TEST_CASE(the_plan_takes_every_path_from_the_layout) {
     BOOST_TEST(p.extra_qmp_sockets[1] == fs::path("/run/lv/vm1/qmp-2.sock"));
     BOOST_TEST(p.console_socket == fs::path("/run/lv/vm1/console.sock"));
     BOOST_TEST(p.agent_socket == fs::path("/run/lv/vm1/qga.sock"));
-    // QEMU writes the console into the drainer's FIFO, not the log itself.
+    // QEMU writes the console into the supervisor's FIFO, not the log itself.
     BOOST_TEST(p.console_log == fs::path("/run/lv/vm1/console.log.fifo"));
     BOOST_TEST(p.pidfile == fs::path("/run/lv/vm1/qemu.pid"));
     BOOST_TEST((p.monitor == monitor_mode::socket));
