@@ -467,26 +467,38 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
         self->spawn(&client_impl::read_loop, l);
         self->spawn(&client_impl::write_loop, l);
 
-        asio::steady_timer timer(self->ex);
-        scope_exit unregister{[&] {
-            l.greeting_waiter = nullptr;
-        }};
-        while (!l.greet) {
-            if (self->end != connection_end::open)
-                self->throw_closed("waiting for the QMP greeting");
-            l.greeting_waiter = &timer;
-            co_await wait_for_wakeup(timer, clock_type::time_point::max());
-            if (!l.greet && self->end == connection_end::open)
-                co_await throw_if_cancelled();
+        auto greeted = [&]() -> asio::awaitable<void> {
+            asio::steady_timer timer(self->ex);
+            scope_exit unregister{[&] {
+                l.greeting_waiter = nullptr;
+            }};
+            while (!l.greet) {
+                if (self->end != connection_end::open)
+                    self->throw_closed("waiting for the QMP greeting");
+                l.greeting_waiter = &timer;
+                co_await wait_for_wakeup(timer, clock_type::time_point::max());
+                if (!l.greet && self->end == connection_end::open)
+                    co_await throw_if_cancelled();
+            }
+        };
+        if (!want_oob) {
+            // The command does not depend on the greeting: sent at once, it
+            // shares the greeting's round trip (QEMU greets a connection
+            // before it reads from it, and answers in order).
+            co_await localvm::detail::all(
+                greeted(),
+                execute(self, &l, "qmp_capabilities", json::object(), execute_options()));
+            co_return false;
         }
+        co_await greeted();
         bool offered = false;
         for (auto& c : l.greet->capabilities)
             offered = offered || c == "oob";
         json::object args;
-        if (want_oob && offered)
+        if (offered)
             args["enable"] = json::array{"oob"};
         co_await execute(self, &l, "qmp_capabilities", std::move(args), execute_options());
-        co_return want_oob&& offered;
+        co_return offered;
     }
 
     // Every lane in turn; `oob` is on only when every lane has it.

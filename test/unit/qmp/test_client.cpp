@@ -8,6 +8,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -198,6 +199,29 @@ BOOST_AUTO_TEST_CASE(negotiates_oob_only_when_offered_and_asked) {
     });
 }
 
+// Without oob asked, qmp_capabilities does not depend on the greeting: it
+// is sent at once and shares the greeting's round trip. A server that reads
+// it before greeting (QEMU greets first, but the order on the wire is the
+// same) is answered; connect completes with both.
+BOOST_AUTO_TEST_CASE(capabilities_share_the_greetings_round_trip) {
+    run([]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        server srv(ex);
+        join j{ex};
+        j.spawn([&]() -> asio::awaitable<void> {
+            auto p = co_await srv.accept();
+            auto caps = co_await p.read_command(); // before any greeting
+            BOOST_TEST(caps.at("execute").as_string() == "qmp_capabilities");
+            BOOST_TEST(!caps.contains("arguments"));
+            co_await p.send(greeting_line + peer::reply(caps.at("id")));
+        });
+        auto c = co_await qmp::client::connect(srv.path);
+        BOOST_TEST(!c.oob_enabled());
+        BOOST_TEST(c.greeting().qemu.major == 7);
+        co_await j.wait();
+    });
+}
+
 BOOST_AUTO_TEST_CASE(hundred_concurrent_executes_with_shuffled_replies_and_events) {
     run([]() -> asio::awaitable<void> {
         auto ex = co_await asio::this_coro::executor;
@@ -367,12 +391,15 @@ BOOST_AUTO_TEST_CASE(connect_deadline_fires_without_greeting) {
         BOOST_TEST((std::chrono::steady_clock::now() - started >= 200ms));
         BOOST_TEST(what.find(srv.path) != std::string::npos, what);
         co_await j.wait();
-        // The client let go of the connection: the silent server sees EOF.
-        std::array<char, 16> b;
+        // The client let go of the connection: the silent server sees EOF,
+        // after the one command sent without waiting for the greeting.
+        std::string got;
         boost::system::error_code ec;
-        co_await silent->socket.async_read_some(asio::buffer(b),
-                                                asio::redirect_error(asio::use_awaitable, ec));
+        co_await asio::async_read(silent->socket, asio::dynamic_buffer(got),
+                                  asio::redirect_error(asio::use_awaitable, ec));
         BOOST_TEST(ec == asio::error::eof);
+        BOOST_TEST(got.find("qmp_capabilities") != std::string::npos, got);
+        BOOST_TEST(std::count(got.begin(), got.end(), '\n') == 1, got);
 
         co_await expect_error_co(errc::not_found, qmp::client::connect(socket_path()));
         co_await expect_error_co(errc::invalid_argument,
