@@ -116,12 +116,12 @@ int main(int argc, char** argv) {
     }
     if (!p.status_path || argc - i < 2)
         return usage("needs --status and, after --, the program's path and argv");
+    const bool drains = drain.plan.log || drain.plan.rotated || drain.plan.fifo || have_limit;
+    if (drains && (!drain.plan.log || !drain.plan.rotated || !drain.plan.fifo || !have_limit))
+        return usage("--drain-log needs --drain-rotated, --drain-fifo and --drain-limit");
     if (!open_fds(report_fd, commit_fd))
         return usage("fds 3 and 4 are not open");
-    const bool drains = drain.plan.log || drain.plan.rotated || drain.plan.fifo || have_limit;
     if (drains) {
-        if (!drain.plan.log || !drain.plan.rotated || !drain.plan.fifo || !have_limit)
-            return usage("--drain-log needs --drain-rotated, --drain-fifo and --drain-limit");
         if (!open_fds(5, 7))
             return usage("--drain-log: fds 5 to 7 are not open");
         drain.in = 5;

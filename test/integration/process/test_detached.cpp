@@ -673,3 +673,41 @@ BOOST_AUTO_TEST_CASE(a_missing_supervisor_helper_is_named) {
     BOOST_TEST(!fs::exists(o.exit_status_file));
     check_no_zombies();
 }
+
+// The helper run by hand with a bad command line says what is wrong and
+// starts nothing (exit 2): a drained log needs all four of its options,
+// and fds 5 to 7 (which the library passes).
+BOOST_AUTO_TEST_CASE(the_supervisor_helper_refuses_a_bad_command_line) {
+    temp_dir dir;
+    const char* libexec = std::getenv("LOCALVM_LIBEXECDIR");
+    BOOST_REQUIRE(libexec);
+    const std::string helper = (fs::path(libexec) / "localvm-supervise").string();
+    const std::string status = (dir.path / "status").string();
+    const std::string log = (dir.path / "log").string();
+    struct bad {
+        std::vector<std::string> args;
+        std::string says;
+    };
+    const std::vector<bad> cases = {
+        {{"--", "/bin/true", "true"}, "needs --status"},
+        {{"--status", status, "--drain-log", log, "--", "/bin/true", "true"},
+         "--drain-log needs --drain-rotated, --drain-fifo and --drain-limit"},
+        {{"--status", status, "--drain-limit", "0", "--", "/bin/true", "true"},
+         "--drain-limit: a number of bytes, at least 1"},
+        {{"--status", status, "--bogus", "x", "--", "/bin/true", "true"}, "unknown option"},
+    };
+    run_coroutine([&]() -> asio::awaitable<void> {
+        for (const auto& c : cases) {
+            lp::options o;
+            o.argv = {helper};
+            o.argv.insert(o.argv.end(), c.args.begin(), c.args.end());
+            o.timeout = 30s;
+            auto r = co_await lp::run(std::move(o));
+            BOOST_TEST(r.exit_code == 2, r.describe());
+            BOOST_TEST(r.err.find(c.says) != std::string::npos, r.err);
+        }
+    });
+    BOOST_TEST(!fs::exists(status));
+    BOOST_TEST(fs::is_empty(dir.path));
+    check_no_zombies();
+}
