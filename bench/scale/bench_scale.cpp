@@ -660,6 +660,7 @@ int main(int argc, char** argv) {
                 gf.idle_pct = self_idle / (idle_s * 10.0);
                 metric(n, "idle_cpu_self_pct_of_core", gf.idle_pct, "%");
                 metric(n, "idle_cpu_helpers_ms", h1 - h0, "ms");
+                // Every process of the run but this one: the stand-in and its supervisor.
                 metric(n, "helper_processes_per_vm", static_cast<double>(helper_pids.size()) / n,
                        "processes");
                 for (auto& c : extra)
