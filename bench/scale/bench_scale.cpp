@@ -101,20 +101,16 @@ int open_fds() {
     return n;
 }
 
-double self_cpu_ms() {
+// CPU time (ms) of this process (RUSAGE_SELF) or of its reaped children
+// (RUSAGE_CHILDREN).
+double rusage_cpu_ms(int who) {
     rusage u{};
-    ::getrusage(RUSAGE_SELF, &u);
+    ::getrusage(who, &u);
     return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 +
            (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
 }
 
-// CPU time (ms) of this process's reaped children.
-double children_cpu_ms() {
-    rusage u{};
-    ::getrusage(RUSAGE_CHILDREN, &u);
-    return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 +
-           (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
-}
+double self_cpu_ms() { return rusage_cpu_ms(RUSAGE_SELF); }
 
 // CPU time (ms) of the processes whose open files lie under `root` (the
 // stand-ins and supervisors of this run), this process excluded. With
@@ -599,9 +595,9 @@ int main(int argc, char** argv) {
                 for (std::size_t k = 0; k < stage_ms.size(); ++k)
                     metric(n, std::string("start_stage_") + stage_names[k] + "_p50_ms",
                            pct(stage_ms[k], 0.5), "ms");
-                const double children0 = children_cpu_ms();
+                const double children0 = rusage_cpu_ms(RUSAGE_CHILDREN);
                 gf.bare_wall_ms = bare_stand_ins(fake, run_root / ("bare" + std::to_string(n)), n);
-                metric(n, "stand_in_bare_cpu_ms_per_vm", (children_cpu_ms() - children0) / n,
+                metric(n, "stand_in_bare_cpu_ms_per_vm", (rusage_cpu_ms(RUSAGE_CHILDREN) - children0) / n,
                        "ms");
                 metric(n, "stand_in_bare_start_wall_ms", gf.bare_wall_ms, "ms");
                 {

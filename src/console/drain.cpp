@@ -51,10 +51,8 @@ std::size_t rotation_split(std::uint64_t size, std::uint64_t limit, std::string_
 namespace detail {
 
 void drain_files::remove_fifo() const noexcept {
-    struct stat now {};
-    if (!fifo.empty() && ::stat(fifo.c_str(), &now) == 0 && now.st_dev == fifo_dev &&
-        now.st_ino == fifo_ino)
-        ::unlink(fifo.c_str());
+    if (!fifo.empty())
+        remove_fifo_if_same(fifo.c_str(), fifo_dev, fifo_ino);
 }
 
 drain_files make_drain_files(const std::filesystem::path& log, std::uint64_t rotate_bytes) {
@@ -78,7 +76,7 @@ drain_files make_drain_files(const std::filesystem::path& log, std::uint64_t rot
     struct stat st {};
     if (!f.in || ::fstat(f.in.get(), &st) != 0) {
         const int e = errno;
-        ::unlink(f.fifo.c_str()); // ours: made just now
+        ::unlink(f.fifo.c_str()); // ours: made just now, its identity still unknown
         sys::throw_errno(errc::io_error, "cannot open the console FIFO " + f.fifo, e);
     }
     f.fifo_dev = st.st_dev;

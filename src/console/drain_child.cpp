@@ -80,6 +80,12 @@ void close_fd(int& fd) {
 
 } // namespace
 
+void remove_fifo_if_same(const char* fifo, dev_t dev, ino_t ino) noexcept {
+    struct stat now {};
+    if (fifo && ::stat(fifo, &now) == 0 && now.st_dev == dev && now.st_ino == ino)
+        ::unlink(fifo);
+}
+
 void drain_begin(drain_state& s) noexcept {
     struct stat st {};
     if (s.in >= 0 && ::fstat(s.in, &st) == 0) {
@@ -110,10 +116,7 @@ void drain_finish(drain_state& s) noexcept {
     close_fd(s.log_fd);
     close_fd(s.in);
     close_fd(s.hold);
-    struct stat now {};
-    if (s.plan.fifo && ::stat(s.plan.fifo, &now) == 0 && now.st_dev == s.fifo_dev &&
-        now.st_ino == s.fifo_ino)
-        ::unlink(s.plan.fifo);
+    remove_fifo_if_same(s.plan.fifo, s.fifo_dev, s.fifo_ino);
 }
 
 } // namespace localvm::console::detail

@@ -45,6 +45,10 @@ struct drain_state {
     ino_t fifo_ino = 0;     ///< later run's FIFO at the same path is not ours.
 };
 
+/// Removes the FIFO at `fifo` if it is still the one with this identity
+/// (not a later run's, made at the same path since). Async-signal-safe.
+void remove_fifo_if_same(const char* fifo, dev_t dev, ino_t ino) noexcept;
+
 /// Takes `in`'s identity (fstat) into `s`. Call once, before the copy.
 void drain_begin(drain_state& s) noexcept;
 

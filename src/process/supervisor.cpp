@@ -15,10 +15,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <iterator>
 #include <csignal>
 #include <cstddef>
 #include <cstdio> // rename
+#include <iterator>
 
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -202,10 +202,7 @@ void supervise(const supervised_program& p, int report_fd, int commit_fd) noexce
     if (p.drain) {
         keep[2] = p.drain->in;
         keep[3] = p.drain->hold;
-        keep[4] = p.drain->log_fd;
-        // Ours, not the program's: closed at its exec.
-        for (int i = 2; i < 5; ++i)
-            ::fcntl(keep[i], F_SETFD, FD_CLOEXEC);
+        keep[4] = p.drain->log_fd; // ours: the program's exec closes them (exec_or_report)
         console::detail::drain_begin(*p.drain);
     }
     close_all_but(keep);
