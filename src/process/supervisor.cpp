@@ -88,7 +88,8 @@ int take_lock_file(const char* path) {
 
 } // namespace
 
-void exec_program(const supervised_program& p, int report_fd, int stdin_fd) noexcept {
+void exec_program(const supervised_program& p, int report_fd, int stdin_fd,
+                  inherited_signals sigs) noexcept {
     int in = stdin_fd >= 0 ? stdin_fd : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     int out = open_output(p.stdout_path);
     if (out < 0) {
@@ -113,7 +114,10 @@ void exec_program(const supervised_program& p, int report_fd, int stdin_fd) noex
             ::_exit(127);
         }
     }
-    reset_signals();
+    if (sigs == inherited_signals::only_sigpipe)
+        ::signal(SIGPIPE, SIG_DFL); // one call, not one per signal
+    else
+        reset_signals();
     exec_or_report(p.path, p.argv, p.envp, p.cwd, report_fd, lock_fd);
     ::_exit(127);
 }
@@ -226,7 +230,13 @@ void supervise(const supervised_program& p, int report_fd, int commit_fd) noexce
         write_report(report_fd, {'E', static_cast<int>(exec_stage::stdio), errno});
         ::_exit(1);
     }
-    pid_t prog = ::fork();
+    // vfork: the child borrows our memory until its exec (or _exit), and we
+    // wait until then. A fork would copy our page tables for the child to
+    // drop them at once, and leave our pages copy-on-write: about 0.1 ms of
+    // CPU per start, a few percent of a stand-in's. The child only closes
+    // its own descriptors (its table is a copy), sets up stdio and the lock,
+    // and execs: async-signal-safe calls on memory prepared before.
+    pid_t prog = ::vfork();
     if (prog < 0) {
         write_report(report_fd, {'E', static_cast<int>(exec_stage::fork), errno});
         ::_exit(1);
@@ -237,13 +247,13 @@ void supervise(const supervised_program& p, int report_fd, int commit_fd) noexce
         ::close(commit_fd);
         if (in[1] >= 0)
             ::close(in[1]);
-        exec_program(p, q[1], in[0]);
+        exec_program(p, q[1], in[0], inherited_signals::only_sigpipe);
     }
     ::close(q[1]);
     if (in[0] >= 0)
         ::close(in[0]);
     // The supervisor may live long: keep no directory busy (its paths are
-    // absolute; the program, forked already, kept our working directory).
+    // absolute; the program, started already, kept our working directory).
     if (::chdir("/") != 0) {
     }
     exec_report r{};

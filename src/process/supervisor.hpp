@@ -30,11 +30,19 @@ struct supervised_program {
     console::detail::drain_state* drain = nullptr;
 };
 
-/// In a forked child: stdio (`stdin_fd`, or /dev/null when < 0; the output
-/// files), the lock file, default signals, then exec. Failures are 'E'
-/// reports on `report_fd` (stages open_stdout, open_stderr, stdio, lock,
-/// chdir, exec). Never returns.
-[[noreturn]] void exec_program(const supervised_program& p, int report_fd, int stdin_fd = -1) noexcept;
+/// What a child about to exec the program must do for its signals.
+enum class inherited_signals {
+    unknown,       ///< Anything (a fork of the starter): every disposition reset, mask emptied.
+    only_sigpipe,  ///< The supervisor's: all default but SIGPIPE ignored, mask empty.
+};
+
+/// In a forked (or vforked) child: stdio (`stdin_fd`, or /dev/null when
+/// < 0; the output files), the lock file, default signals (as `sigs` says
+/// what is to undo), then exec. Failures are 'E' reports on `report_fd`
+/// (stages open_stdout, open_stderr, stdio, lock, chdir, exec). Never
+/// returns.
+[[noreturn]] void exec_program(const supervised_program& p, int report_fd, int stdin_fd = -1,
+                               inherited_signals sigs = inherited_signals::unknown) noexcept;
 
 /// The supervisor: forks the program, reports its pid ('P') or why it could
 /// not exec ('E') on `report_fd` and closes it, then, in one poll loop until

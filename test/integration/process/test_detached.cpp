@@ -711,3 +711,47 @@ BOOST_AUTO_TEST_CASE(the_supervisor_helper_refuses_a_bad_command_line) {
     BOOST_TEST(fs::is_empty(dir.path));
     check_no_zombies();
 }
+
+// The supervisor resets every signal it inherited and ignores SIGPIPE for
+// itself; its program gets default dispositions and an empty mask, also
+// when the starter ignores and blocks signals (as servers do).
+BOOST_AUTO_TEST_CASE(a_supervised_program_starts_with_default_signals) {
+    temp_dir dir;
+    struct sigaction ignore {}, old_pipe {}, old_hup {};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGPIPE, &ignore, &old_pipe);
+    ::sigaction(SIGHUP, &ignore, &old_hup);
+    sigset_t block, old_mask;
+    ::sigemptyset(&block);
+    ::sigaddset(&block, SIGTERM);
+    ::sigaddset(&block, SIGUSR1);
+    ::pthread_sigmask(SIG_BLOCK, &block, &old_mask);
+    auto masks = [](pid_t pid) {
+        std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/status"));
+        std::string line, out;
+        for (; std::getline(in, line);)
+            if (line.starts_with("SigIgn:") || line.starts_with("SigBlk:"))
+                out += line + "\n";
+        return out;
+    };
+    std::string program, supervisor;
+    {
+        lp::detached_options o;
+        o.argv = {"sleep", "30"};
+        o.exit_status_file = dir.path / "exit-status";
+        auto d = lp::spawn_detached(o);
+        program = masks(d.pid());
+        auto st = proc_util::read_stat(d.pid());
+        BOOST_REQUIRE(st);
+        supervisor = masks(st->ppid);
+        // dropped uncommitted: the supervisor kills it
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+    ::sigaction(SIGPIPE, &old_pipe, nullptr);
+    ::sigaction(SIGHUP, &old_hup, nullptr);
+    // Also glibc's two internal signals (32, 33), which its posix_spawn
+    // leaves ignored.
+    BOOST_TEST(program == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+    // The supervisor ignores SIGPIPE (bit 13) alone.
+    BOOST_TEST(supervisor == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000001000\n");
+}
