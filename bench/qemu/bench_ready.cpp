@@ -23,8 +23,11 @@
 // first and the median, one round per K, stopped and removed between.
 // Issue #20's goals end the first mode's output as `goal NAME met|MISSED`
 // lines: start() within 1.1x of by hand, ready within 1.05x.
+// A third mode (issue #20, point 2 with the real QEMU): K start() at once
+// against the same K command lines by hand at once (see start_many).
 // usage: bench_ready [RUNS]                (the guest: test/guests/build tiny)
 //        bench_ready --concurrent K...     (e.g. --concurrent 1 4 8)
+//        bench_ready --start-many K [ROUNDS]  (e.g. --start-many 16 5)
 #include <localvm/process/child.hpp>
 #include <localvm/qemu/manager.hpp>
 #include <localvm/ssh/probe.hpp>
@@ -271,8 +274,8 @@ struct hand_result {
     double start_ms, banner_ms, ready_ms, ssh_ready_ms;
 };
 
-hand_result hand_boot(const std::vector<std::string>& argv, const fs::path& key,
-                      const fs::path& console_log) {
+// QEMU spawned by hand from `argv`: stdin and stdout on /dev/null.
+pid_t spawn_qemu(const std::vector<std::string>& argv) {
     std::vector<char*> cargv;
     for (auto& s : argv)
         cargv.push_back(const_cast<char*>(s.c_str()));
@@ -281,12 +284,35 @@ hand_result hand_boot(const std::vector<std::string>& argv, const fs::path& key,
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    auto t0 = clk::now();
-    ready_line_watch watch(console_log);
     pid_t pid;
     if (posix_spawnp(&pid, cargv[0], &fa, nullptr, cargv.data(), environ) != 0)
         die("spawn QEMU");
     posix_spawn_file_actions_destroy(&fa);
+    return pid;
+}
+
+// The command line localvm gave the QEMU of `pid`, with its seed ISO
+// replaced by a copy at `seed_copy` (start rewrites the VM's own).
+std::vector<std::string> hand_command_line(pid_t pid, const fs::path& seed_copy) {
+    auto argv = read_cmdline(pid);
+    for (auto& a : argv) {
+        auto p = a.find("seed");
+        if (p == std::string::npos || a.find(".iso") == std::string::npos)
+            continue;
+        auto f0 = a.find("file=");
+        auto f1 = a.find(',', f0);
+        fs::path seed = a.substr(f0 + 5, f1 - f0 - 5);
+        fs::copy_file(seed, seed_copy, fs::copy_options::overwrite_existing);
+        a.replace(f0 + 5, f1 - f0 - 5, seed_copy.string());
+    }
+    return argv;
+}
+
+hand_result hand_boot(const std::vector<std::string>& argv, const fs::path& key,
+                      const fs::path& console_log) {
+    auto t0 = clk::now();
+    ready_line_watch watch(console_log);
+    const pid_t pid = spawn_qemu(argv);
     hand_result r{};
     {
         blocking_qmp q(qmp_socket_path(argv));
@@ -329,6 +355,28 @@ double median(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
+// The empty base image every VM of a run is an overlay of.
+asio::awaitable<void> make_base(const lve2e::home& h) {
+    localvm::process::options base;
+    base.argv = {"qemu-img", "create", "-q", "-f", "qcow2", (h.root / "base.qcow2").string(), "64M"};
+    co_await localvm::process::run_checked(base);
+}
+
+// `op(0)` .. `op(k - 1)` at once on `ctx`, run to their end; the first
+// failure is rethrown once all have ended.
+void all_at_once(asio::io_context& ctx, int k, const std::function<asio::awaitable<void>(int)>& op) {
+    std::exception_ptr failure;
+    for (int i = 0; i < k; ++i)
+        asio::co_spawn(ctx, op(i), [&](std::exception_ptr e) {
+            if (e && !failure)
+                failure = e;
+        });
+    ctx.restart();
+    ctx.run();
+    if (failure)
+        std::rethrow_exception(failure);
+}
+
 } // namespace
 
 // K guests booted at once, for each K of `counts`: `metric` lines.
@@ -337,19 +385,7 @@ int concurrent(const std::vector<int>& counts) {
     lve2e::home h;
     asio::io_context ctx;
     try {
-        std::exception_ptr failure;
-        asio::co_spawn(
-            ctx,
-            [&]() -> asio::awaitable<void> {
-                localvm::process::options base;
-                base.argv = {"qemu-img", "create", "-q", "-f", "qcow2",
-                             (h.root / "base.qcow2").string(), "64M"};
-                co_await localvm::process::run_checked(base);
-            },
-            [&](std::exception_ptr e) { failure = e; });
-        ctx.run();
-        if (failure)
-            std::rethrow_exception(failure);
+        all_at_once(ctx, 1, [&](int) { return make_base(h); });
         for (int k : counts) {
             std::vector<std::unique_ptr<localvm::qemu::manager>> vms;
             for (int i = 0; i < k; ++i)
@@ -357,21 +393,8 @@ int concurrent(const std::vector<int>& counts) {
                     ctx.get_executor(),
                     h.options("c" + std::to_string(k) + "-" + std::to_string(i))));
             std::vector<double> started(static_cast<std::size_t>(k)), ready(started);
-            int finished = 0;
             // Each phase for all K at once; the first failure ends the mode.
-            auto all = [&](std::function<asio::awaitable<void>(int)> op) {
-                finished = 0;
-                for (int i = 0; i < k; ++i)
-                    asio::co_spawn(ctx, op(i), [&](std::exception_ptr e) {
-                        ++finished;
-                        if (e && !failure)
-                            failure = e;
-                    });
-                ctx.restart();
-                ctx.run();
-                if (failure)
-                    std::rethrow_exception(failure);
-            };
+            auto all = [&](std::function<asio::awaitable<void>(int)> op) { all_at_once(ctx, k, op); };
             all([&](int i) -> asio::awaitable<void> {
                 co_await vms[static_cast<std::size_t>(i)]->create(h.root / "base.qcow2");
             });
@@ -404,7 +427,183 @@ int concurrent(const std::vector<int>& counts) {
     return 0;
 }
 
+// Issue #20, point 2 with the real QEMU in place of the stand-in: K tiny
+// guests' start() at once through localvm against the same K command lines
+// by hand at once (all spawned, then each connected, greeted and sent
+// `cont` in turn by a blocking client, as bench_scale's bare stand-ins), in
+// `rounds` rounds that alternate which side goes first. Each side's figure
+// is the time until every `cont` is answered; the guests are then ended
+// (`quit`) before the other side runs.
+// What one side of a start_many round cost: the managing thread's CPU
+// time and its time waiting for a CPU (/proc/thread-self/schedstat, ns),
+// and the whole machine's busy time (/proc/stat, in clock ticks).
+struct side_cost {
+    double thread_cpu_ms = 0, thread_wait_ms = 0, machine_ms = 0;
+
+    static side_cost now() {
+        side_cost c;
+        std::ifstream t("/proc/thread-self/schedstat");
+        t >> c.thread_cpu_ms >> c.thread_wait_ms;
+        c.thread_cpu_ms /= 1e6;
+        c.thread_wait_ms /= 1e6;
+        std::ifstream m("/proc/stat");
+        std::string cpu;
+        long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
+        m >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq;
+        c.machine_ms = static_cast<double>(user + nice + system + irq + softirq) * 1e3 /
+                       static_cast<double>(::sysconf(_SC_CLK_TCK));
+        return c;
+    }
+    side_cost operator-(const side_cost& o) const {
+        return {thread_cpu_ms - o.thread_cpu_ms, thread_wait_ms - o.thread_wait_ms,
+                machine_ms - o.machine_ms};
+    }
+};
+
+// Issue #20, point 2 with the real QEMU in place of the stand-in: K tiny
+// guests' start() at once through localvm against the same K command lines
+// by hand at once (all spawned, then each connected, greeted and sent
+// `cont` in turn by a blocking client, as bench_scale's bare stand-ins), in
+// `rounds` rounds that alternate which side goes first. Each side's figure
+// is the time until every `cont` is answered, with what it cost (side_cost);
+// the guests are then ended (`quit`) before the other side runs.
+// BENCH_VERBOSE=1: each round's per-VM times on stderr.
+int start_many(int k, int rounds) {
+    auto g = lve2e::load_guest("tiny");
+    lve2e::home h;
+    asio::io_context ctx;
+    std::vector<std::unique_ptr<localvm::qemu::manager>> vms;
+    const bool verbose = std::getenv("BENCH_VERBOSE") != nullptr;
+    auto dump = [](const char* what, std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        std::fprintf(stderr, "  %s:", what);
+        for (double x : v)
+            std::fprintf(stderr, " %.0f", x);
+        std::fprintf(stderr, "\n");
+    };
+    try {
+        auto all = [&](std::function<asio::awaitable<void>(int)> op) { all_at_once(ctx, k, op); };
+        for (int i = 0; i < k; ++i) {
+            auto o = h.options("many-" + std::to_string(i));
+            o.stop.powerdown_timeout = 0ms; // straight to quit: the guests are still booting
+            vms.push_back(std::make_unique<localvm::qemu::manager>(ctx.get_executor(), o));
+        }
+        auto vm = [&](int i) -> localvm::qemu::manager& { return *vms[static_cast<std::size_t>(i)]; };
+        all_at_once(ctx, 1, [&](int) { return make_base(h); });
+        // The hand side's command lines: each VM's, as localvm spawned it.
+        std::vector<std::vector<std::string>> argvs(static_cast<std::size_t>(k));
+        all([&](int i) -> asio::awaitable<void> {
+            co_await vm(i).create(h.root / "base.qcow2");
+            co_await vm(i).start(lve2e::tiny_start(g, h));
+            auto pid = co_await vm(i).pid();
+            argvs[static_cast<std::size_t>(i)] =
+                hand_command_line(*pid, h.root / ("hand-seed-" + std::to_string(i) + ".iso"));
+            co_await vm(i).stop();
+        });
+        std::vector<double> lib_ms, hand_ms;
+        std::vector<side_cost> lib_cost, hand_cost;
+        // Each stage of each library start, in ms since its round began.
+        std::map<std::string, std::vector<double>> stages;
+        clk::time_point t0;
+        for (int i = 0; i < k; ++i)
+            vm(i).set_stage_sink([&](localvm::qemu::boot_stage st, std::string_view) {
+                stages[std::string(localvm::qemu::to_string(st))].push_back(ms_since(t0, clk::now()));
+            });
+        auto lib = [&] {
+            const auto c0 = side_cost::now();
+            t0 = clk::now();
+            all([&](int i) -> asio::awaitable<void> {
+                co_await vm(i).start(lve2e::tiny_start(g, h));
+            });
+            lib_ms.push_back(ms_since(t0, clk::now()));
+            lib_cost.push_back(side_cost::now() - c0);
+            if (verbose)
+                for (auto& [name, v] : stages)
+                    dump(("localvm " + name).c_str(), {v.end() - k, v.end()});
+            all([&](int i) -> asio::awaitable<void> { co_await vm(i).stop(); });
+        };
+        auto hand = [&] {
+            const auto c0 = side_cost::now();
+            const auto t0 = clk::now();
+            std::vector<pid_t> pids;
+            for (const auto& argv : argvs)
+                pids.push_back(spawn_qemu(argv));
+            std::vector<std::unique_ptr<blocking_qmp>> monitors;
+            std::vector<double> greeted, running;
+            for (const auto& argv : argvs) {
+                monitors.push_back(std::make_unique<blocking_qmp>(qmp_socket_path(argv)));
+                greeted.push_back(ms_since(t0, clk::now()));
+                monitors.back()->command(R"({"execute":"cont"})");
+                running.push_back(ms_since(t0, clk::now()));
+            }
+            hand_ms.push_back(ms_since(t0, clk::now()));
+            hand_cost.push_back(side_cost::now() - c0);
+            if (verbose) {
+                dump("by hand qmp-ready", greeted);
+                dump("by hand guest-running", running);
+            }
+            for (auto& q : monitors)
+                q->command(R"({"execute":"quit"})");
+            monitors.clear();
+            for (pid_t p : pids)
+                ::waitpid(p, nullptr, 0);
+        };
+        for (int r = 0; r < rounds; ++r) {
+            if (r % 2 == 0) {
+                lib();
+                hand();
+            } else {
+                hand();
+                lib();
+            }
+            std::fprintf(stderr,
+                         "round %d: %d starts at once: localvm %.1f ms (its thread ran %.1f ms,"
+                         " waited for a CPU %.1f ms), by hand %.1f ms (%.1f, %.1f)\n",
+                         r, k, lib_ms.back(), lib_cost.back().thread_cpu_ms,
+                         lib_cost.back().thread_wait_ms, hand_ms.back(),
+                         hand_cost.back().thread_cpu_ms, hand_cost.back().thread_wait_ms);
+        }
+        std::vector<double> ratio;
+        for (std::size_t i = 0; i < lib_ms.size(); ++i)
+            ratio.push_back(lib_ms[i] / hand_ms[i]);
+        auto pr = [k](const std::string& name, double v, const char* unit) {
+            std::printf("metric tiny_start_many_k%d_%s %.3f %s\n", k, name.c_str(), v, unit);
+        };
+        pr("lib_p50_ms", median(lib_ms), "ms");
+        pr("hand_p50_ms", median(hand_ms), "ms");
+        pr("lib_over_hand_per_round_p50", median(ratio), "ratio");
+        for (auto& [name, v] : stages)
+            pr("lib_stage_" + name + "_p50_ms", median(v), "ms");
+        for (auto [side, costs] : {std::pair{"lib", &lib_cost}, std::pair{"hand", &hand_cost}}) {
+            std::vector<double> cpu, wait, machine;
+            for (const auto& c : *costs) {
+                cpu.push_back(c.thread_cpu_ms);
+                wait.push_back(c.thread_wait_ms);
+                machine.push_back(c.machine_ms);
+            }
+            pr(std::string(side) + "_thread_cpu_p50_ms", median(cpu), "ms");
+            pr(std::string(side) + "_thread_waiting_for_cpu_p50_ms", median(wait), "ms");
+            pr(std::string(side) + "_machine_cpu_p50_ms", median(machine), "ms");
+        }
+        std::printf("metric tiny_start_many_rounds %d count\n", rounds);
+        all([&](int i) -> asio::awaitable<void> { co_await vm(i).remove(); });
+    } catch (const std::exception& e) {
+        std::cerr << "bench_ready --start-many: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char** argv) {
+    if (argc > 1 && std::string(argv[1]) == "--start-many") {
+        const int k = argc > 2 ? std::atoi(argv[2]) : 16;
+        const int rounds = argc > 3 ? std::atoi(argv[3]) : 5;
+        if (k < 1 || rounds < 1) {
+            std::cerr << "usage: bench_ready --start-many K [ROUNDS]\n";
+            return 2;
+        }
+        return start_many(k, rounds);
+    }
     if (argc > 1 && std::string(argv[1]) == "--concurrent") {
         std::vector<int> counts;
         for (int i = 2; i < argc; ++i)
@@ -434,28 +633,14 @@ int main(int argc, char** argv) {
         });
         std::vector<std::string> qemu_argv;
         run([&]() -> asio::awaitable<void> {
-            localvm::process::options base;
-            base.argv = {
-                "qemu-img", "create", "-q", "-f", "qcow2", (h.root / "base.qcow2").string(), "64M"};
-            co_await localvm::process::run_checked(base);
+            co_await make_base(h);
             co_await m.create(h.root / "base.qcow2");
             co_await m.start(lve2e::tiny_start(g, h));
             auto pid = co_await m.pid();
-            qemu_argv = read_cmdline(*pid);
+            qemu_argv = hand_command_line(*pid, h.root / "hand-seed.iso");
             co_await m.stop();
         });
         lib_stage.clear();
-        // The hand side's own seed copy (start rewrites the VM's).
-        for (auto& a : qemu_argv) {
-            auto p = a.find("seed");
-            if (p == std::string::npos || a.find(".iso") == std::string::npos)
-                continue;
-            auto f0 = a.find("file=");
-            auto f1 = a.find(',', f0);
-            fs::path seed = a.substr(f0 + 5, f1 - f0 - 5);
-            fs::copy_file(seed, h.root / "hand-seed.iso", fs::copy_options::overwrite_existing);
-            a.replace(f0 + 5, f1 - f0 - 5, (h.root / "hand-seed.iso").string());
-        }
 
         if (std::getenv("BENCH_VERBOSE"))
             for (auto& a : qemu_argv)
