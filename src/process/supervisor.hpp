@@ -44,7 +44,7 @@ enum class inherited_signals {
 [[noreturn]] void exec_program(const supervised_program& p, int report_fd, int stdin_fd = -1,
                                inherited_signals sigs = inherited_signals::unknown) noexcept;
 
-/// The supervisor: forks the program, reports its pid ('P') or why it could
+/// The supervisor: vforks the program, reports its pid ('P') or why it could
 /// not exec ('E') on `report_fd` and closes it, then, in one poll loop until
 /// the program has ended: reads the starter's commit byte 'C' on
 /// `commit_fd` (its end without one: SIGKILL the program), and copies the
