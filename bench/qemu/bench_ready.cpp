@@ -502,6 +502,7 @@ int start_many(int k, int rounds) {
         });
         std::vector<double> lib_ms, hand_ms;
         std::vector<side_cost> lib_cost, hand_cost;
+        std::vector<double> hand_greeted, hand_running; // per VM, every round
         // Each stage of each library start, in ms since its round began.
         std::map<std::string, std::vector<double>> stages;
         clk::time_point t0;
@@ -538,6 +539,8 @@ int start_many(int k, int rounds) {
             }
             hand_ms.push_back(ms_since(t0, clk::now()));
             hand_cost.push_back(side_cost::now() - c0);
+            hand_greeted.insert(hand_greeted.end(), greeted.begin(), greeted.end());
+            hand_running.insert(hand_running.end(), running.begin(), running.end());
             if (verbose) {
                 dump("by hand qmp-ready", greeted);
                 dump("by hand guest-running", running);
@@ -572,8 +575,11 @@ int start_many(int k, int rounds) {
         pr("lib_p50_ms", median(lib_ms), "ms");
         pr("hand_p50_ms", median(hand_ms), "ms");
         pr("lib_over_hand_per_round_p50", median(ratio), "ratio");
+        // When the median VM got there, on each side.
         for (auto& [name, v] : stages)
             pr("lib_stage_" + name + "_p50_ms", median(v), "ms");
+        pr("hand_stage_qmp-ready_p50_ms", median(hand_greeted), "ms");
+        pr("hand_stage_guest-running_p50_ms", median(hand_running), "ms");
         for (auto [side, costs] : {std::pair{"lib", &lib_cost}, std::pair{"hand", &hand_cost}}) {
             std::vector<double> cpu, wait, machine;
             for (const auto& c : *costs) {

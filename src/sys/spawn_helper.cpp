@@ -57,7 +57,7 @@ int spawn_helper(pid_t& pid, const char* path, char* const* argv, char* const* e
     ::sigfillset(&all);
     ::sigemptyset(&none);
     int rc = ::posix_spawnattr_setflags(
-        &s.attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+        &s.attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
     if (!rc)
         rc = ::posix_spawnattr_setsigdefault(&s.attr, &all);
     if (!rc)

@@ -119,6 +119,7 @@ BOOST_AUTO_TEST_CASE(outlives_its_starter_and_records_the_killing_signal) {
         BOOST_REQUIRE(sst);
         BOOST_TEST(sst->ppid != ::getpid());
         BOOST_TEST(sst->session == st->session);
+        BOOST_TEST(sst->session == super); // it made the session (after leaving its starter)
         BOOST_TEST((proc_util::open_fds(pid) == std::vector<int>{0, 1, 2}));
         // Until the supervisor reads the helper's commit (which the helper
         // does not wait for) it also holds its commit channel (a socket)
