@@ -113,10 +113,12 @@ void drain_finish(drain_state& s) noexcept {
     // 1 MiB when raised). Bounded, should a child of the writer write on.
     for (int i = 0; i < 20 && drain_once(s) > 0; ++i) {
     }
+    // The FIFO goes before its read end closes: a `wait_drained` that finds
+    // it without a reader (ENXIO) would otherwise return with it still there.
+    remove_fifo_if_same(s.plan.fifo, s.fifo_dev, s.fifo_ino);
     close_fd(s.log_fd);
     close_fd(s.in);
     close_fd(s.hold);
-    remove_fifo_if_same(s.plan.fifo, s.fifo_dev, s.fifo_ino);
 }
 
 } // namespace localvm::console::detail

@@ -59,8 +59,10 @@ void drain_begin(drain_state& s) noexcept;
 /// copy goes on. Returns the bytes read; 0 when there was nothing to read.
 std::size_t drain_once(drain_state& s) noexcept;
 
-/// The writer is gone: copies what is left, closes every fd of `s`, and
-/// removes the FIFO unless a later run made a new one at its path.
+/// The writer is gone: copies what is left, removes the FIFO unless a later
+/// run made a new one at its path, then closes every fd of `s` (in that
+/// order: no moment with the FIFO there and no reader, which `wait_drained`
+/// takes for the end).
 void drain_finish(drain_state& s) noexcept;
 
 } // namespace localvm::console::detail
