@@ -53,6 +53,7 @@
 #include <thread>
 #include <vector>
 
+#include "../../test/common/proc_util.hpp"
 #include "../../test/e2e/qemu/guest.hpp"
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -427,16 +428,9 @@ int concurrent(const std::vector<int>& counts) {
     return 0;
 }
 
-// Issue #20, point 2 with the real QEMU in place of the stand-in: K tiny
-// guests' start() at once through localvm against the same K command lines
-// by hand at once (all spawned, then each connected, greeted and sent
-// `cont` in turn by a blocking client, as bench_scale's bare stand-ins), in
-// `rounds` rounds that alternate which side goes first. Each side's figure
-// is the time until every `cont` is answered; the guests are then ended
-// (`quit`) before the other side runs.
 // What one side of a start_many round cost: the managing thread's CPU
 // time and its time waiting for a CPU (/proc/thread-self/schedstat, ns),
-// and the whole machine's busy time (/proc/stat, in clock ticks).
+// and the whole machine's busy time (proc_util::machine_busy_ms).
 struct side_cost {
     double thread_cpu_ms = 0, thread_wait_ms = 0, machine_ms = 0;
 
@@ -446,12 +440,7 @@ struct side_cost {
         t >> c.thread_cpu_ms >> c.thread_wait_ms;
         c.thread_cpu_ms /= 1e6;
         c.thread_wait_ms /= 1e6;
-        std::ifstream m("/proc/stat");
-        std::string cpu;
-        long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
-        m >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq;
-        c.machine_ms = static_cast<double>(user + nice + system + irq + softirq) * 1e3 /
-                       static_cast<double>(::sysconf(_SC_CLK_TCK));
+        c.machine_ms = proc_util::machine_busy_ms();
         return c;
     }
     side_cost operator-(const side_cost& o) const {
@@ -622,14 +611,7 @@ int main(int argc, char** argv) {
     auto g = lve2e::load_guest("tiny");
     lve2e::home h;
     asio::io_context ctx;
-    auto run = [&](auto body) {
-        std::exception_ptr failure;
-        asio::co_spawn(ctx, body, [&](std::exception_ptr e) { failure = e; });
-        ctx.restart();
-        ctx.run();
-        if (failure)
-            std::rethrow_exception(failure);
-    };
+    auto run = [&](auto body) { all_at_once(ctx, 1, [&](int) { return body(); }); };
     try {
         localvm::qemu::manager m(ctx.get_executor(), h.options("bench"));
         std::map<std::string, std::vector<double>> lib_stage; // stage -> ms since start()

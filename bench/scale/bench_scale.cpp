@@ -28,6 +28,8 @@
 #include <localvm/qemu/manager.hpp>
 #include <localvm/qmp/client.hpp>
 
+#include "../../test/common/proc_util.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
@@ -114,23 +116,10 @@ double rusage_cpu_ms(int who) {
 
 double self_cpu_ms() { return rusage_cpu_ms(RUSAGE_SELF); }
 
-// CPU time (ms) the whole machine spent busy so far (/proc/stat: user, nice,
-// system, irq, softirq; in clock ticks, 10 ms at 100 Hz): everything a
-// phase costs, the processes that exited during it too (the supervisor's
-// short-lived first process), but also whatever else runs meanwhile: a
-// figure for a quiet machine.
-// The smallest N whose machine_busy_ms per VM is printed: a tick per VM is
-// 0.1 ms from here.
+// The smallest N whose machine CPU per VM (proc_util::machine_busy_ms: the
+// supervisor's short-lived first process counts too) is printed: a clock
+// tick per VM is 0.1 ms from here.
 constexpr int busy_min_n = 100;
-
-double machine_busy_ms() {
-    std::ifstream f("/proc/stat");
-    std::string cpu;
-    long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
-    f >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq;
-    return static_cast<double>(user + nice + system + irq + softirq) * 1e3 /
-           static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
 
 // CPU time (ms) of the processes whose open files lie under `root` (the
 // stand-ins and supervisors of this run), this process excluded. With
@@ -624,9 +613,9 @@ int main(int argc, char** argv) {
                     metric(n, std::string("start_stage_") + stage_names[k] + "_p50_ms",
                            pct(stage_ms[k], 0.5), "ms");
                 const double children0 = rusage_cpu_ms(RUSAGE_CHILDREN);
-                const double bare_busy0 = machine_busy_ms();
+                const double bare_busy0 = proc_util::machine_busy_ms();
                 gf.bare_wall_ms = bare_stand_ins(fake, run_root / ("bare" + std::to_string(n)), n);
-                gf.bare_busy_ms = (machine_busy_ms() - bare_busy0) / n;
+                gf.bare_busy_ms = (proc_util::machine_busy_ms() - bare_busy0) / n;
                 if (n >= busy_min_n) // in clock ticks: 10 ms / N per VM
                     metric(n, "stand_in_bare_cpu_all_ms_per_vm", gf.bare_busy_ms, "ms");
                 metric(n, "stand_in_bare_cpu_ms_per_vm", (rusage_cpu_ms(RUSAGE_CHILDREN) - children0) / n,
@@ -700,12 +689,12 @@ int main(int argc, char** argv) {
                 // Again, now that each VM has its host key (the first start ran
                 // ssh-keygen for each): start's own cost.
                 {
-                    const double busy0 = machine_busy_ms();
+                    const double busy0 = proc_util::machine_busy_ms();
                     auto r = phase(ctx, "start_again", n, [&](int i) -> asio::awaitable<void> {
                         began[static_cast<std::size_t>(i)] = clk::now();
                         co_await at(i).start(so);
                     });
-                    gf.start_again_busy_ms = (machine_busy_ms() - busy0) / n;
+                    gf.start_again_busy_ms = (proc_util::machine_busy_ms() - busy0) / n;
                     report(n, "start_again", r);
                     gf.start_again_wall_ms = r.wall_ms;
                     if (n >= busy_min_n)
