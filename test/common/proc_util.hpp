@@ -1,5 +1,6 @@
 // Test and benchmark helpers that look at /proc: our zombie children, our
-// open fds, the session and parent of a process, the machine's busy time.
+// open fds, the session and parent of a process, processes by their
+// arguments, the machine's busy time.
 #pragma once
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -47,6 +49,38 @@ inline std::vector<pid_t> zombie_children() {
         auto f = read_stat(static_cast<pid_t>(std::stol(name)));
         if (f && f->ppid == ::getpid() && f->state == 'Z')
             found.push_back(static_cast<pid_t>(std::stol(name)));
+    }
+    return found;
+}
+
+// The live processes whose command line holds the arguments `args` one
+// after the other (as `--status`, `/path`), in /proc's order.
+inline std::vector<pid_t> processes_with_args(const std::vector<std::string>& args) {
+    std::string wanted;
+    for (const auto& a : args)
+        wanted += a + '\0';
+    std::vector<pid_t> found;
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+        const auto name = e.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos)
+            continue;
+        // read(2), not a stream: libstdc++'s filebuf throws when the
+        // process goes between open and read (ESRCH).
+        std::string cmdline;
+        const int fd = ::open((e.path() / "cmdline").c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        char buf[4096];
+        for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+            cmdline.append(buf, static_cast<std::size_t>(n));
+        ::close(fd);
+        // Whole arguments only: the match starts the line or follows a NUL.
+        for (auto at = cmdline.find(wanted); at != std::string::npos;
+             at = cmdline.find(wanted, at + 1))
+            if (at == 0 || cmdline[at - 1] == '\0') {
+                found.push_back(static_cast<pid_t>(std::stol(name)));
+                break;
+            }
     }
     return found;
 }

@@ -23,6 +23,7 @@
 #include "common.hpp"
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -93,11 +94,14 @@ struct drained {
     }
 };
 
-// The program's parent: its supervisor.
-pid_t supervisor_of(pid_t pid) {
-    auto st = proc_util::read_stat(pid);
-    BOOST_REQUIRE(st);
-    return st->ppid;
+// The supervisor of the program that `d` started: the process given its
+// status file. Found by its arguments, not as the program's parent, so that
+// it is found also when the program has already ended (and was reaped). Call
+// before commit, or while the program runs: until then the supervisor lives.
+pid_t supervisor_of(const drained& d) {
+    const auto found = proc_util::processes_with_args({"--status", d.status.string()});
+    BOOST_REQUIRE_EQUAL(found.size(), 1u);
+    return found.front();
 }
 
 // The supervisor's end: the program ended, its output copied, the FIFO
@@ -146,7 +150,7 @@ BOOST_AUTO_TEST_CASE(the_supervisor_rotates_and_followers_lose_nothing) {
     console_test::append(rotated_log(d.log), "older still\n");
     auto proc = lp::spawn_detached(d.options);
     BOOST_REQUIRE(proc.commit());
-    const pid_t super = supervisor_of(proc.pid());
+    const pid_t super = supervisor_of(d);
     BOOST_TEST(fs::is_fifo(drain_fifo(d.log)));
     BOOST_TEST(fs::is_empty(d.log)); // fresh per run
     BOOST_TEST(!fs::exists(rotated_log(d.log)));
@@ -227,19 +231,25 @@ BOOST_AUTO_TEST_CASE(read_tail_reaches_into_the_rotated_part) {
 // The program itself is the writer, as QEMU is: it opens the FIFO at once
 // (its reader exists before the program runs), writes more than the pipe
 // holds (the supervisor copies while it runs) and exits. Once the end is
-// recorded, all of it is in the log and the FIFO is gone.
+// recorded, all of it is in the log and the FIFO is gone. The program
+// writes only once its supervisor is found and committed (it waits on a
+// FIFO of its own, `gate`): a supervisor whose program ended before commit
+// records that end and is gone.
 BOOST_AUTO_TEST_CASE(the_last_output_is_in_the_log_before_the_end_is_recorded) {
     temp_dir dir;
     std::string expected;
     for (int i = 1; i <= 30000; ++i)
         expected += std::to_string(i) + "\n"; // 168 KiB: more than a pipe's 64
+    const fs::path gate = dir / "gate";
+    BOOST_REQUIRE(::mkfifo(gate.c_str(), 0600) == 0);
     for (int run = 0; run < 3; ++run) {
-        drained d(dir, {"sh", "-c", "seq 1 30000 > \"$0\"",
-                        drain_fifo(dir / "console.log").string()});
+        drained d(dir, {"sh", "-c", "exec > \"$0\"; read -r go < \"$1\"; exec seq 1 30000",
+                        drain_fifo(dir / "console.log").string(), gate.string()});
         auto proc = lp::spawn_detached(d.options);
-        const pid_t super = supervisor_of(proc.pid());
+        const pid_t super = supervisor_of(d);
         BOOST_REQUIRE(super > 1);
         BOOST_REQUIRE(proc.commit());
+        writer(gate).write("go\n"); // opens when the program does: no lost wake-up
         await_end(super);
         auto st = lp::read_exit_status(d.status);
         BOOST_REQUIRE(st);
@@ -256,7 +266,7 @@ BOOST_AUTO_TEST_CASE(the_last_output_is_in_the_log_before_the_end_is_recorded) {
     drained d(dir, {"sleep", "600"});
     auto proc = lp::spawn_detached(d.options);
     proc.commit();
-    const pid_t super = supervisor_of(proc.pid());
+    const pid_t super = supervisor_of(d);
     BOOST_REQUIRE(::kill(super, SIGSTOP) == 0);
     std::string big;
     for (int i = 0; big.size() < 600 * 1024; ++i)
@@ -288,7 +298,7 @@ BOOST_AUTO_TEST_CASE(an_uncommitted_program_takes_its_fifo_along) {
     pid_t super = -1;
     {
         auto proc = lp::spawn_detached(d.options);
-        super = supervisor_of(proc.pid());
+        super = supervisor_of(d);
         localvm::testing::run_coroutine(
             [&]() -> asio::awaitable<void> {
                 console_log log(d.log); // its watch lives on this io_context
@@ -340,7 +350,7 @@ BOOST_AUTO_TEST_CASE(a_starter_killed_before_commit_leaves_no_fifo) {
     if (starter == 0) {
         ::close(report[0]);
         auto proc = lp::spawn_detached(d.options);
-        const pid_t super = supervisor_of(proc.pid());
+        const pid_t super = supervisor_of(d);
         if (::write(report[1], &super, sizeof super) != sizeof super)
             ::_exit(1);
         for (;;)
@@ -395,7 +405,7 @@ BOOST_AUTO_TEST_CASE(the_program_holds_none_of_the_drain_fds) {
     drained d(dir, {"sleep", "600"});
     auto proc = lp::spawn_detached(d.options);
     proc.commit();
-    const pid_t super = supervisor_of(proc.pid());
+    const pid_t super = supervisor_of(d);
     // Ends of the FIFO and logs that `pid` holds.
     auto held = [&](pid_t pid) {
         std::pair<int, int> n{0, 0};
