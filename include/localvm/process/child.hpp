@@ -104,7 +104,10 @@ struct result {
 /// (blocking briefly). Its exit is awaited on a pidfd: no SIGCHLD handler is
 /// installed, and other children of the process are never reaped by it.
 /// Only fds 0, 1 and 2 are open in the child; signal dispositions and mask
-/// are reset to the defaults.
+/// are reset to the defaults. The child starts by vfork: it borrows this
+/// process's memory until its exec, and the calling thread waits for that
+/// moment, so a start costs the same whatever this process's size (a fork
+/// would copy its page tables).
 class child {
 public:
     /// Spawns `opts.argv` now. Throws `localvm::error`: `errc::invalid_argument`
