@@ -19,6 +19,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "../common/args.hpp"
 
 extern char** environ;
 
@@ -96,7 +97,7 @@ int spawn_wait(const std::vector<std::string>& args) {
 } // namespace
 
 int main(int argc, char* argv[]) {
-    const int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 50;
+    const int runs = argc > 1 ? bench_args::number(argv[0], argv[1], "RUNS", 1) : 50;
     std::string t = (fs::temp_directory_path() / "localvm-bench-seed-XXXXXX").string();
     if (!::mkdtemp(t.data())) {
         std::perror("mkdtemp");

@@ -32,6 +32,7 @@
 #include "server.hpp"
 #include <sys/resource.h>
 #include <time.h>
+#include "../common/args.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -71,8 +72,10 @@ double children_cpu() {
 } // namespace
 
 int main(int argc, char** argv) {
-    std::size_t mib = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 256;
-    int trials = argc > 2 ? std::atoi(argv[2]) : 3;
+    const std::size_t mib =
+        argc > 1 ? static_cast<std::size_t>(bench_args::number(argv[0], argv[1], "MIB", 1, 16384))
+                 : 256;
+    const int trials = argc > 2 ? bench_args::number(argv[0], argv[2], "TRIALS", 1) : 3;
     std::string body(mib << 20, '\0');
     std::mt19937_64 gen(7);
     for (std::size_t i = 0; i + 8 <= body.size(); i += 8) {

@@ -25,6 +25,7 @@
 
 #include "../../test/e2e/qemu/guest.hpp"
 #include "daemon_fixture.hpp"
+#include "../common/args.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -59,7 +60,7 @@ asio::awaitable<void> boot_once(localvm::manager& m, const localvm::start_option
 } // namespace
 
 int main(int argc, char** argv) {
-    const int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 3;
+    const int runs = argc > 1 ? bench_args::number(argv[0], argv[1], "RUNS", 1) : 3;
     auto& daemon = libvirt_test::daemon_fixture::start(true);
     auto g = lve2e::load_guest("tiny");
     lve2e::home h;

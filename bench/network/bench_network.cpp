@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <iostream>
 #include <sstream>
+#include "../common/args.hpp"
 
 namespace asio = boost::asio;
 namespace lt = localvm::testing;
@@ -64,7 +65,8 @@ asio::awaitable<double> received(lt::vm& v, std::uint64_t bytes) {
 } // namespace
 
 int main(int argc, char** argv) {
-    const std::uint64_t mib = argc > 1 ? std::stoull(argv[1]) : 64;
+    const std::uint64_t mib =
+        argc > 1 ? static_cast<std::uint64_t>(bench_args::number(argv[0], argv[1], "MIB", 1)) : 64;
     const std::uint64_t bytes = mib * 1024 * 1024;
     double guest_to_guest = 0, host_to_guest = 0;
     try {

@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "../common/args.hpp"
 
 extern char** environ;
 
@@ -121,24 +122,11 @@ void metric(const std::string& name, double v, const char* unit) {
 } // namespace
 
 int main(int argc, char** argv) try {
-    int rounds = 200;
+    const int rounds = argc > 1 ? bench_args::number(argv[0], argv[1], "ROUNDS", 1) : 200;
     std::vector<std::size_t> heaps;
-    if (argc > 1) {
-        char* end = nullptr;
-        const long r = std::strtol(argv[1], &end, 10);
-        if (*end || r < 1)
-            throw std::runtime_error(std::string("ROUNDS must be a positive number, not '") +
-                                     argv[1] + "'");
-        rounds = static_cast<int>(r);
-    }
-    for (int i = 2; i < argc; ++i) {
-        char* end = nullptr;
-        const long m = std::strtol(argv[i], &end, 10);
-        if (*end || m < 0)
-            throw std::runtime_error(std::string("HEAP_MIB must be a number of MiB, not '") +
-                                     argv[i] + "'");
-        heaps.push_back(static_cast<std::size_t>(m));
-    }
+    for (int i = 2; i < argc; ++i)
+        heaps.push_back(
+            static_cast<std::size_t>(bench_args::number(argv[0], argv[i], "HEAP_MIB", 0, 65536)));
     if (heaps.empty())
         heaps = {0, 512, 2048};
 

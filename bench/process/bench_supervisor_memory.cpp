@@ -28,6 +28,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "../common/args.hpp"
 
 namespace {
 
@@ -66,7 +67,9 @@ void report(const char* when, const char* who, pid_t pid) {
 } // namespace
 
 int main(int argc, char** argv) {
-    const std::size_t mib = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 512;
+    const std::size_t mib =
+        argc > 1 ? static_cast<std::size_t>(bench_args::number(argv[0], argv[1], "HEAP_MIB", 1))
+                 : 512;
     const std::size_t bytes = mib << 20;
     // A heap the starter really holds (touched), as a test harness would.
     void* heap = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "../../test/e2e/qemu/guest.hpp"
+#include "../common/args.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -126,8 +127,8 @@ asio::awaitable<void> run(int runs, int mib) {
 } // namespace
 
 int main(int argc, char** argv) {
-    const int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 3;
-    const int mib = argc > 2 ? std::max(1, std::atoi(argv[2])) : 32;
+    const int runs = argc > 1 ? bench_args::number(argv[0], argv[1], "RUNS", 1) : 3;
+    const int mib = argc > 2 ? bench_args::number(argv[0], argv[2], "MIB", 1) : 32;
     asio::io_context io;
     int rc = 0;
     asio::co_spawn(io, run(runs, mib), [&](std::exception_ptr e) {

@@ -15,12 +15,13 @@
 #include <cstdio>
 #include <iostream>
 #include <vector>
+#include "../common/args.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
 int main(int argc, char** argv) {
-    int runs = argc > 1 ? std::atoi(argv[1]) : 5;
+    const int runs = argc > 1 ? bench_args::number(argv[0], argv[1], "RUNS", 1) : 5;
     auto g = lve2e::load_guest("tiny");
     lve2e::home h;
     std::vector<double> start_ms, ready_ms;

@@ -64,6 +64,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "../common/args.hpp"
 
 extern char** environ;
 
@@ -591,23 +592,19 @@ int start_many(int k, int rounds) {
 
 int main(int argc, char** argv) {
     if (argc > 1 && std::string(argv[1]) == "--start-many") {
-        const int k = argc > 2 ? std::atoi(argv[2]) : 16;
-        const int rounds = argc > 3 ? std::atoi(argv[3]) : 5;
-        if (k < 1 || rounds < 1) {
-            std::cerr << "usage: bench_ready --start-many K [ROUNDS]\n";
-            return 2;
-        }
+        const int k = argc > 2 ? bench_args::number(argv[0], argv[2], "K", 1) : 16;
+        const int rounds = argc > 3 ? bench_args::number(argv[0], argv[3], "ROUNDS", 1) : 5;
         return start_many(k, rounds);
     }
     if (argc > 1 && std::string(argv[1]) == "--concurrent") {
         std::vector<int> counts;
         for (int i = 2; i < argc; ++i)
-            counts.push_back(std::atoi(argv[i]));
+            counts.push_back(bench_args::number(argv[0], argv[i], "a count of guests", 1));
         if (counts.empty())
             counts = {1, 4, 8};
         return concurrent(counts);
     }
-    int runs = argc > 1 ? std::atoi(argv[1]) : 5;
+    const int runs = argc > 1 ? bench_args::number(argv[0], argv[1], "RUNS", 1) : 5;
     auto g = lve2e::load_guest("tiny");
     lve2e::home h;
     asio::io_context ctx;

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "../../test/e2e/qemu/guest.hpp"
+#include "../common/args.hpp"
 
 namespace asio = boost::asio;
 namespace qemu = localvm::qemu;
@@ -126,7 +127,7 @@ asio::awaitable<bench_guest> guest_for(const std::string& name, const lve2e::hom
 } // namespace
 
 int main(int argc, char** argv) {
-    int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 3;
+    const int runs = argc > 1 ? bench_args::number(argv[0], argv[1], "RUNS", 1) : 3;
     std::string which = argc > 2 ? argv[2] : "tiny";
     // "one": no clones at once (one guest at a time, on a shared machine).
     const bool one_at_a_time = argc > 3 && std::string(argv[3]) == "one";

@@ -27,6 +27,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include "../common/args.hpp"
 
 // Live heap bytes, counted by replacing the global allocation functions.
 static std::atomic<long long> live_bytes{0};
@@ -281,7 +282,7 @@ long long idle_connection_bytes(const std::string& path) {
 } // namespace
 
 int main(int argc, char** argv) {
-    int n = argc > 1 ? std::atoi(argv[1]) : 2000;
+    const int n = argc > 1 ? bench_args::number(argv[0], argv[1], "N", 1) : 2000;
     const int lanes = 4; // monitors for the client with lanes
     localvm::test::qemu_process qemu(lanes);
     run<bool>([&]() -> asio::awaitable<bool> {

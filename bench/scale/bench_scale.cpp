@@ -65,6 +65,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "../common/args.hpp"
 
 extern char** environ;
 
@@ -500,12 +501,15 @@ void teardown(asio::io_context& ctx, std::vector<std::unique_ptr<localvm::qemu::
 int main(int argc, char** argv) {
     std::vector<int> counts;
     for (int i = 1; i < argc; ++i)
-        counts.push_back(std::atoi(argv[i]));
+        counts.push_back(bench_args::number(argv[0], argv[i], "N", 1));
     if (counts.empty())
         counts = {1, 10, 100, 500};
     const char* fake_env = std::getenv("LOCALVM_FAKE_QEMU");
     std::string fake = fake_env ? fake_env : LOCALVM_FAKE_QEMU;
-    const int idle_s = std::getenv("IDLE_SECONDS") ? std::atoi(std::getenv("IDLE_SECONDS")) : 10;
+    const int idle_s =
+        std::getenv("IDLE_SECONDS")
+            ? bench_args::number(argv[0], std::getenv("IDLE_SECONDS"), "IDLE_SECONDS", 0)
+            : 10;
 
     // Each VM holds a few fds here (extra QMP client, transient ones while
     // starting): raise the soft limit to the hard one.

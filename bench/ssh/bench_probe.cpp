@@ -37,6 +37,7 @@
 #include <random>
 #include <string>
 #include <vector>
+#include "../common/args.hpp"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -209,8 +210,8 @@ void report(const series& s) {
 } // namespace
 
 int main(int argc, char** argv) {
-    const int trials = argc > 1 ? std::atoi(argv[1]) : 200;
-    const int poll_trials = argc > 2 ? std::atoi(argv[2]) : 20;
+    const int trials = argc > 1 ? bench_args::number(argv[0], argv[1], "TRIALS", 1) : 200;
+    const int poll_trials = argc > 2 ? bench_args::number(argv[0], argv[2], "POLL_TRIALS", 1) : 20;
     std::mt19937 rng(20240601);
     try {
         series probe{"probe", {}, {}, {}}, backoff{"probe_backoff500", {}, {}, {}}, poll{"poll1s", {}, {}, {}};
