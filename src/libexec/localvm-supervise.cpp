@@ -17,6 +17,14 @@
 // starter's child (posix_spawn) and first forks itself into the background:
 // the process the starter reaps exits 0 at once. Exit status 2 for a bad
 // command line (nothing started).
+//
+//   localvm-supervise --detach [--stdout FILE] [--stderr FILE] [--lock FILE]
+//       [--cwd DIR] -- PATH ARGV0 [ARG...]
+//
+// puts the program in the background without a supervisor (spawn_detached
+// without an exit status file): forks itself away as above, reports its
+// own pid ('P') on fd 3, and becomes the program (exec; a failure is an 'E'
+// report). Only fd 3 is open on entry beside 0..2.
 #include "supervisor.hpp"
 
 #include "console/drain_child.hpp"
@@ -45,6 +53,8 @@ int usage(const char* why) {
                  "usage: localvm-supervise --status FILE [--stdout FILE] [--stderr FILE] "
                  "[--lock FILE] [--cwd DIR] [--hold-stdin] [--drain-log FILE --drain-rotated "
                  "FILE --drain-fifo FIFO --drain-limit BYTES] -- PATH ARGV0 [ARG...]\n"
+                 "       localvm-supervise --detach [--stdout FILE] [--stderr FILE] "
+                 "[--lock FILE] [--cwd DIR] -- PATH ARGV0 [ARG...]\n"
                  "(run by liblocalvm, with its report pipe on fd 3, commit channel on fd 4, "
                  "and with --drain-log the console FIFO's two ends and the log on fds 5 to 7)\n",
                  why);
@@ -75,6 +85,7 @@ int main(int argc, char** argv) {
     p.envp = environ;
     static localvm::console::detail::drain_state drain;
     bool have_limit = false;
+    bool detach = false;
     int i = 1;
     for (; i < argc; ++i) {
         const char* a = argv[i];
@@ -84,6 +95,10 @@ int main(int argc, char** argv) {
         }
         if (std::strcmp(a, "--hold-stdin") == 0) {
             p.hold_stdin = true;
+            continue;
+        }
+        if (std::strcmp(a, "--detach") == 0) {
+            detach = true;
             continue;
         }
         if (i + 1 >= argc)
@@ -114,9 +129,28 @@ int main(int argc, char** argv) {
         } else
             return usage("unknown option");
     }
+    const bool drains = drain.plan.log || drain.plan.rotated || drain.plan.fifo || have_limit;
+    if (detach) {
+        if (p.status_path || p.hold_stdin || drains)
+            return usage("--detach takes no --status, --hold-stdin or --drain-*: nothing "
+                         "supervises the program");
+        if (argc - i < 2)
+            return usage("needs, after --, the program's path and argv");
+        if (!open_fds(report_fd, report_fd))
+            return usage("fd 3 is not open");
+        p.path = argv[i];
+        p.argv = argv + i + 1;
+        using localvm::process::detail::exec_stage;
+        using localvm::process::detail::write_report;
+        if (!localvm::sys::leave_starter()) {
+            write_report(report_fd, {'E', static_cast<int>(exec_stage::fork), errno});
+            return 1;
+        }
+        write_report(report_fd, {'P', 0, static_cast<int>(::getpid())});
+        localvm::process::detail::exec_program(p, report_fd); // execs, or reports and exits
+    }
     if (!p.status_path || argc - i < 2)
         return usage("needs --status and, after --, the program's path and argv");
-    const bool drains = drain.plan.log || drain.plan.rotated || drain.plan.fifo || have_limit;
     if (drains && (!drain.plan.log || !drain.plan.rotated || !drain.plan.fifo || !have_limit))
         return usage("--drain-log needs --drain-rotated, --drain-fifo and --drain-limit");
     if (!open_fds(report_fd, commit_fd))

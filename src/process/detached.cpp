@@ -1,15 +1,13 @@
 // Detached processes: not our child for long, so that the program survives
-// our exit and never becomes our zombie. With an exit status file, the
-// program runs under a supervisor, localvm's helper program
-// `localvm-supervise`, started with posix_spawn (spawn_helper.hpp: no copy
-// of our page tables, whatever our size); it forks itself into the
-// background at once (the parent we reap exits), and the supervisor's child
-// is the program. Exec'd, not a fork of ours that goes on running: a fork
-// would pin a copy-on-write image of our memory for the program's whole
-// life. Without a supervisor: fork -> setsid -> fork -> exec, everything
-// between fork and exec async-signal-safe (paths, argv and envp are
-// prepared before the first fork). What the supervisor does is in
-// supervisor.cpp.
+// our exit and never becomes our zombie. localvm's helper program
+// `localvm-supervise` is started with posix_spawn (spawn_helper.hpp: no
+// copy of our page tables, whatever our size) and forks itself into the
+// background at once (the parent we reap exits). With an exit status
+// file, it is the program's supervisor and its child is the program:
+// exec'd, not a fork of ours that goes on running, which would pin a
+// copy-on-write image of our memory for the program's whole life. Without
+// one (`--detach`), it becomes the program itself. So this process is
+// never forked. What the supervisor does is in supervisor.cpp.
 #include "console/drain_files.hpp"
 #include "exec.hpp"
 #include "supervisor.hpp"
@@ -35,6 +33,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -61,36 +60,24 @@ struct prepared {
     bool hold_stdin = false;
     // With a drain_log: its FIFO and log, made once the helper was found.
     std::optional<console::detail::drain_files> drain;
-    // Without a supervisor: the program, exec'd by our grandchild.
-    detail::supervised_program program;
-    // With one: the helper's command line (see src/libexec/localvm-supervise.cpp).
+    // The helper's command line (see src/libexec/localvm-supervise.cpp).
     std::string helper;
     std::vector<std::string> helper_args;
     std::vector<char*> helper_argv;
 };
 
-// Null for an empty path.
-const char* or_null(const std::string& s) {
-    return s.empty() ? nullptr : s.c_str();
-}
-
-// Fills in how the grandchild starts the program: directly, or through the
-// supervisor helper (whose environment is the program's). A drained log's
-// files are made here, once the helper is known to exist.
+// Fills in the helper's command line: the program's supervisor, or
+// (without a status file) `--detach`, the program's own start; the
+// helper's environment is the program's. A drained log's files are made
+// here, once the helper is known to exist.
 void prepare_exec(prepared& p, const detail::exec_plan& plan, const detached_options& opts) {
-    if (p.status_path.empty()) {
-        p.program.path = plan.path();
-        p.program.argv = plan.argv();
-        p.program.envp = plan.envp();
-        p.program.cwd = plan.cwd();
-        p.program.stdout_path = or_null(p.stdout_path);
-        p.program.stderr_path = or_null(p.stderr_path);
-        p.program.lock_path = or_null(p.lock_path);
-        return;
-    }
     p.helper = sys::helper_program("localvm-supervise");
     auto& a = p.helper_args;
-    a = {p.helper, "--status", p.status_path};
+    a = {p.helper};
+    if (p.status_path.empty())
+        a.push_back("--detach");
+    else
+        a.insert(a.end(), {"--status", p.status_path});
     auto option = [&a](const char* name, const std::string& value) {
         if (!value.empty())
             a.insert(a.end(), {name, value});
@@ -201,8 +188,7 @@ struct launch {
     }
 };
 
-// The processes up to the program's exec: the supervisor helper spawned,
-// or our own fork.
+// The processes up to the program's exec: the helper spawned.
 void start_first(launch& l) {
     prepared& p = l.p;
     if (!p.status_path.empty()) {
@@ -226,45 +212,27 @@ void start_first(launch& l) {
         commit.take(raw);
     }
 
-    if (!p.status_path.empty()) {
-        // The helper gets the report pipe on its fd 3, the commit channel on
-        // 4, and a drained log's FIFO (both ends) and log on 5 to 7.
-        std::vector<int> helper_fds{wfd, commit.fd[1].get()};
-        if (p.drain)
-            helper_fds.insert(helper_fds.end(),
-                              {p.drain->in.get(), p.drain->hold.get(), p.drain->out.get()});
-        pid_t helper = -1;
-        if (int e = sys::spawn_helper(helper, p.helper.c_str(), p.helper_argv.data(),
-                                      l.plan.envp(), helper_fds))
-            detail::throw_exec_failure(l.plan, {'E', static_cast<int>(exec_stage::helper), e},
-                                       p.helper);
-        l.first = helper;
-    } else {
-        pid_t first = ::fork();
-        if (first < 0)
-            sys::throw_errno(errc::process_failed, "cannot fork for " + l.plan.command(), errno);
-        if (first == 0) {
-            // Only async-signal-safe calls from here on.
-            report.fd[0].reset();
-            ::setsid();
-            pid_t next = ::fork();
-            if (next < 0) {
-                detail::write_report(wfd, {'E', static_cast<int>(exec_stage::fork), errno});
-                ::_exit(1);
-            }
-            if (next == 0)
-                detail::exec_program(p.program, wfd);
-            detail::write_report(wfd, {'P', 0, next});
-            ::_exit(0);
-        }
-        l.first = first;
-    }
+    // The helper gets the report pipe on its fd 3; a supervisor, the commit
+    // channel on 4, and a drained log's FIFO (both ends) and log on 5 to 7.
+    int helper_fds[5] = {wfd};
+    std::size_t n_fds = 1;
+    if (!p.status_path.empty())
+        helper_fds[n_fds++] = commit.fd[1].get();
+    if (p.drain)
+        for (int fd : {p.drain->in.get(), p.drain->hold.get(), p.drain->out.get()})
+            helper_fds[n_fds++] = fd;
+    pid_t helper = -1;
+    if (int e = sys::spawn_helper(helper, p.helper.c_str(), p.helper_argv.data(), l.plan.envp(),
+                                  std::span<const int>(helper_fds, n_fds)))
+        detail::throw_exec_failure(l.plan, {'E', static_cast<int>(exec_stage::helper), e},
+                                   p.helper);
+    l.first = helper;
     l.report_fd = report.fd[0].release();
     l.commit_fd = commit.fd[0].release();
 }
 
-// Everything up to the first process started (synchronous: a spawn or
-// fork takes a moment).
+// Everything up to the helper started (synchronous: a spawn takes a
+// moment).
 std::unique_ptr<launch> begin_launch(const detached_options& opts) {
     auto l = std::make_unique<launch>(opts);
     prepared& p = l->p;

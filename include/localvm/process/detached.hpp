@@ -132,9 +132,11 @@ private:
 /// our zombie. stdin is /dev/null; only fds 0, 1, 2 are open in it; signal
 /// dispositions and mask are the defaults. Returns once it has exec'd (it
 /// blocks for that brief moment; not a coroutine); a supervised process must
-/// then be committed (see `detached_process`). With a supervisor, this
-/// process is never forked (its helper is started with posix_spawn), so the
-/// cost does not grow with this process's size.
+/// then be committed (see `detached_process`). This process is never
+/// forked: localvm's helper `localvm-supervise` is started with
+/// posix_spawn, puts itself in the background, and then supervises the
+/// program or, without `exit_status_file`, becomes it. So the cost does
+/// not grow with this process's size, and the helper is needed either way.
 /// Throws `localvm::error`: `errc::invalid_argument` for an empty argv,
 /// `errc::not_found` naming a missing program or working directory, or a
 /// missing supervisor helper (the path looked at, and `LOCALVM_LIBEXECDIR`),
