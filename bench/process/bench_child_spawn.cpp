@@ -71,14 +71,15 @@ struct cost {
     double wall_ms = 0, cpu_ms = 0; // per run
 };
 
-template <class F> cost measure(int rounds, F&& one) {
+// This process's wall and CPU time from its construction on, per round.
+struct stopwatch {
     const double cpu0 = self_cpu_ms();
-    const auto t0 = clock_type::now();
-    for (int i = 0; i < rounds; ++i)
-        one();
-    const double wall = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
-    return {wall / rounds, (self_cpu_ms() - cpu0) / rounds};
-}
+    const clock_type::time_point t0 = clock_type::now();
+    cost per(int rounds) const {
+        const double wall = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+        return {wall / rounds, (self_cpu_ms() - cpu0) / rounds};
+    }
+};
 
 cost by_localvm(int rounds) {
     cost c;
@@ -86,25 +87,23 @@ cost by_localvm(int rounds) {
         [&]() -> asio::awaitable<void> {
             localvm::process::options o;
             o.argv = {"/bin/true"};
-            const double cpu0 = self_cpu_ms();
-            const auto t0 = clock_type::now();
+            const stopwatch w;
             for (int i = 0; i < rounds; ++i) {
                 auto r = co_await localvm::process::run(o);
                 if (!r.success())
                     throw std::runtime_error("/bin/true failed");
             }
-            c.wall_ms =
-                std::chrono::duration<double, std::milli>(clock_type::now() - t0).count() / rounds;
-            c.cpu_ms = (self_cpu_ms() - cpu0) / rounds;
+            c = w.per(rounds);
         },
         std::chrono::minutes(10));
     return c;
 }
 
 cost by_posix_spawn(int rounds) {
-    return measure(rounds, [] {
-        char arg0[] = "/bin/true";
-        char* argv[] = {arg0, nullptr};
+    char arg0[] = "/bin/true";
+    char* argv[] = {arg0, nullptr};
+    const stopwatch w;
+    for (int i = 0; i < rounds; ++i) {
         pid_t pid = -1;
         if (int e = ::posix_spawn(&pid, arg0, nullptr, nullptr, argv, environ))
             throw std::runtime_error(std::string("posix_spawn: ") + std::strerror(e));
@@ -112,7 +111,8 @@ cost by_posix_spawn(int rounds) {
         while (::waitpid(pid, &st, 0) < 0)
             if (errno != EINTR)
                 throw std::runtime_error("waitpid");
-    });
+    }
+    return w.per(rounds);
 }
 
 void metric(const std::string& name, double v, const char* unit) {

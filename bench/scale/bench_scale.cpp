@@ -130,16 +130,13 @@ double helpers_cpu_ms(const std::vector<fs::path>& roots, std::set<int>* pids = 
                       std::map<std::string, double>* by_comm = nullptr) {
     const long tick = ::sysconf(_SC_CLK_TCK);
     double total = 0;
-    for (auto& p : fs::directory_iterator("/proc")) {
-        const std::string name = p.path().filename();
-        if (name.find_first_not_of("0123456789") != std::string::npos)
-            continue;
-        int pid = std::stoi(name);
+    for (const pid_t pid : proc_util::pids()) {
         if (pid == ::getpid())
             continue;
+        const fs::path dir = "/proc/" + std::to_string(pid);
         bool ours = false;
         std::error_code ec;
-        for (auto it = fs::directory_iterator(p.path() / "fd", ec); !ec && it != fs::end(it);
+        for (auto it = fs::directory_iterator(dir / "fd", ec); !ec && it != fs::end(it);
              it.increment(ec)) {
             std::error_code lec;
             auto target = fs::read_symlink(it->path(), lec).string();
@@ -152,8 +149,7 @@ double helpers_cpu_ms(const std::vector<fs::path>& roots, std::set<int>* pids = 
         }
         if (!ours)
             continue;
-        std::ifstream f(p.path() / "stat");
-        std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        const std::string stat = proc_util::proc_file(pid, "stat");
         auto close = stat.rfind(')');
         if (close == std::string::npos)
             continue;
@@ -172,7 +168,7 @@ double helpers_cpu_ms(const std::vector<fs::path>& roots, std::set<int>* pids = 
             pids->insert(pid);
         if (by_comm) {
             const auto open = stat.find('(');
-            std::ifstream sched(p.path() / "schedstat");
+            std::istringstream sched(proc_util::proc_file(pid, "schedstat"));
             double ns = 0;
             sched >> ns;
             (*by_comm)[stat.substr(open + 1, close - open - 1)] += ns / 1e6;
@@ -427,16 +423,10 @@ double bare_stand_ins(const std::string& fake, const fs::path& dir, int n) {
 std::vector<pid_t> processes_under(const fs::path& root) {
     std::vector<pid_t> found;
     const std::string prefix = root.string() + "/";
-    std::error_code ec;
-    for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
-        const std::string name = it->path().filename();
-        if (name.find_first_not_of("0123456789") != std::string::npos)
-            continue;
-        const pid_t pid = std::stoi(name);
+    for (const pid_t pid : proc_util::pids()) {
         if (pid == ::getpid())
             continue;
-        std::ifstream f(it->path() / "cmdline");
-        std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        std::string cmd = proc_util::proc_file(pid, "cmdline");
         std::replace(cmd.begin(), cmd.end(), '\0', ' ');
         if (cmd.find(prefix) != std::string::npos)
             found.push_back(pid);

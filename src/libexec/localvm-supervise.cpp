@@ -138,46 +138,41 @@ int main(int argc, char** argv) {
             return usage("needs, after --, the program's path and argv");
         if (!open_fds(report_fd, report_fd))
             return usage("fd 3 is not open");
-        p.path = argv[i];
-        p.argv = argv + i + 1;
-        using localvm::process::detail::exec_stage;
-        using localvm::process::detail::write_report;
-        if (!localvm::sys::leave_starter()) {
-            write_report(report_fd, {'E', static_cast<int>(exec_stage::fork), errno});
-            return 1;
+    } else {
+        if (!p.status_path || argc - i < 2)
+            return usage("needs --status and, after --, the program's path and argv");
+        if (drains && (!drain.plan.log || !drain.plan.rotated || !drain.plan.fifo || !have_limit))
+            return usage("--drain-log needs --drain-rotated, --drain-fifo and --drain-limit");
+        if (!open_fds(report_fd, commit_fd))
+            return usage("fds 3 and 4 are not open");
+        if (drains) {
+            if (!open_fds(5, 7))
+                return usage("--drain-log: fds 5 to 7 are not open");
+            drain.in = 5;
+            drain.hold = 6;
+            drain.log_fd = 7;
+            p.drain = &drain;
         }
-        write_report(report_fd, {'P', 0, static_cast<int>(::getpid())});
-        localvm::process::detail::exec_program(p, report_fd); // execs, or reports and exits
-    }
-    if (!p.status_path || argc - i < 2)
-        return usage("needs --status and, after --, the program's path and argv");
-    if (drains && (!drain.plan.log || !drain.plan.rotated || !drain.plan.fifo || !have_limit))
-        return usage("--drain-log needs --drain-rotated, --drain-fifo and --drain-limit");
-    if (!open_fds(report_fd, commit_fd))
-        return usage("fds 3 and 4 are not open");
-    if (drains) {
-        if (!open_fds(5, 7))
-            return usage("--drain-log: fds 5 to 7 are not open");
-        drain.in = 5;
-        drain.hold = 6;
-        drain.log_fd = 7;
-        p.drain = &drain;
+        // No std::string: without libstdc++ the helper maps less and starts sooner.
+        static char tmp[PATH_MAX + 8];
+        const std::size_t len = std::strlen(p.status_path);
+        if (len + sizeof ".tmp" > sizeof tmp)
+            return usage("the --status path is too long");
+        std::memcpy(tmp, p.status_path, len);
+        std::memcpy(tmp + len, ".tmp", sizeof ".tmp");
+        p.status_tmp = tmp;
     }
     p.path = argv[i];
     p.argv = argv + i + 1;
-    // No std::string: without libstdc++ the helper maps less and starts sooner.
-    static char tmp[PATH_MAX + 8];
-    const std::size_t len = std::strlen(p.status_path);
-    if (len + sizeof ".tmp" > sizeof tmp)
-        return usage("the --status path is too long");
-    std::memcpy(tmp, p.status_path, len);
-    std::memcpy(tmp + len, ".tmp", sizeof ".tmp");
-    p.status_tmp = tmp;
+    using localvm::process::detail::exec_stage;
+    using localvm::process::detail::write_report;
     if (!localvm::sys::leave_starter()) {
-        using localvm::process::detail::exec_stage;
-        localvm::process::detail::write_report(report_fd,
-                                               {'E', static_cast<int>(exec_stage::fork), errno});
+        write_report(report_fd, {'E', static_cast<int>(exec_stage::fork), errno});
         return 1;
+    }
+    if (detach) {
+        write_report(report_fd, {'P', 0, static_cast<int>(::getpid())});
+        localvm::process::detail::exec_program(p, report_fd); // execs, or reports and exits
     }
     // ps shows the name it had as a fork of its starter.
     ::prctl(PR_SET_NAME, "localvm-superv", 0, 0, 0);

@@ -159,9 +159,9 @@ struct detached_access {
 
 namespace {
 
-// A launch whose first fork is done and whose reports are still to come.
+// A launch whose helper is spawned and whose reports are still to come.
 // Owns the report pipe's read end, our end of the commit channel, and the
-// intermediate child (reaped on destruction: it exits at once).
+// helper's first process (reaped on destruction: it exits at once).
 struct launch {
     detail::exec_plan plan;
     prepared p;
@@ -191,33 +191,29 @@ struct launch {
 // The processes up to the program's exec: the helper spawned.
 void start_first(launch& l) {
     prepared& p = l.p;
-    if (!p.status_path.empty()) {
-        // A status left by an earlier run must not describe this one.
-        if (::unlink(p.status_path.c_str()) != 0 && errno != ENOENT)
-            sys::throw_errno(errc::io_error,
-                             "cannot remove the old exit status file " + p.status_path, errno);
-    }
+    const bool supervised = !p.status_path.empty();
+    // A status left by an earlier run must not describe this one.
+    if (supervised && ::unlink(p.status_path.c_str()) != 0 && errno != ENOENT)
+        sys::throw_errno(errc::io_error, "cannot remove the old exit status file " + p.status_path,
+                         errno);
 
     fd_pair report;
     int raw[2];
     if (::pipe2(raw, O_CLOEXEC) != 0)
         sys::throw_errno(errc::process_failed, "cannot create a pipe for " + l.plan.command(), errno);
     report.take(raw);
-    const int wfd = report.fd[1].get();
+    // The helper gets the report pipe on its fd 3; a supervisor, the commit
+    // channel on 4, and a drained log's FIFO (both ends) and log on 5 to 7.
+    int helper_fds[5] = {report.fd[1].get()};
+    std::size_t n_fds = 1;
     fd_pair commit; // [0] ours, [1] the supervisor's
-    if (!p.status_path.empty()) {
+    if (supervised) {
         if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, raw) != 0)
             sys::throw_errno(errc::process_failed,
                              "cannot create a commit channel for " + l.plan.command(), errno);
         commit.take(raw);
-    }
-
-    // The helper gets the report pipe on its fd 3; a supervisor, the commit
-    // channel on 4, and a drained log's FIFO (both ends) and log on 5 to 7.
-    int helper_fds[5] = {wfd};
-    std::size_t n_fds = 1;
-    if (!p.status_path.empty())
         helper_fds[n_fds++] = commit.fd[1].get();
+    }
     if (p.drain)
         for (int fd : {p.drain->in.get(), p.drain->hold.get(), p.drain->out.get()})
             helper_fds[n_fds++] = fd;

@@ -1,9 +1,8 @@
-// Internal: what runs in the processes of a detached launch, after the
-// starter's fork: the program's own setup before exec (stdio, lock file),
-// and the supervisor, which runs in localvm's helper program
-// `localvm-supervise` (src/libexec), exec'd so that it holds none of the
-// starter's memory. Plain system calls on memory prepared beforehand: no
-// allocation, usable between fork and exec.
+// Internal: what runs in localvm's helper program `localvm-supervise`
+// (src/libexec), exec'd so that it holds none of the starter's memory: the
+// program's own setup before exec (stdio, lock file), and the supervisor.
+// Plain system calls on memory prepared beforehand: no allocation, usable
+// between (v)fork and exec.
 #pragma once
 
 namespace localvm::console::detail {
@@ -32,7 +31,8 @@ struct supervised_program {
 
 /// What a child about to exec the program must do for its signals.
 enum class inherited_signals {
-    unknown,       ///< Anything (a fork of the starter): every disposition reset, mask emptied.
+    unknown,       ///< Anything (the helper's own, as `--detach` execs: posix_spawn left
+                   ///< glibc's 32 and 33 ignored): every disposition reset, mask emptied.
     only_sigpipe,  ///< The supervisor's: all default but SIGPIPE ignored, mask empty.
 };
 

@@ -1,14 +1,17 @@
-// Test and benchmark helpers that look at /proc: our zombie children, our
-// open fds, the session and parent of a process, processes by their
-// arguments, the machine's busy time.
+// Test and benchmark helpers that look at /proc: a process's files read
+// safely, every pid, our zombie children, our open fds, the session and
+// parent of a process, processes by their arguments, the machine's busy time.
 #pragma once
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <vector>
 
 #include <fcntl.h>
@@ -16,6 +19,48 @@
 #include <unistd.h>
 
 namespace proc_util {
+
+// The whole of /proc/<pid>/<name>; empty when it cannot be read (the
+// process is gone). read(2), not a stream: libstdc++'s filebuf throws when
+// the process goes between open and read (ESRCH).
+inline std::string proc_file(pid_t pid, const char* name) {
+    const std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+    std::string text;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return text;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+        text.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+    return text;
+}
+
+// Every process's pid, in /proc's order (those that go meanwhile may be
+// among them).
+inline std::vector<pid_t> pids() {
+    std::vector<pid_t> found;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end;
+         it.increment(ec)) {
+        const auto name = it->path().filename().string();
+        if (!name.empty() && name.find_first_not_of("0123456789") == std::string::npos)
+            found.push_back(static_cast<pid_t>(std::stol(name)));
+    }
+    return found;
+}
+
+// The lines of `text` that start with one of `keys` (as "SigBlk:" in
+// /proc/<pid>/status), each with its newline, in their order in `text`.
+inline std::string lines_starting(const std::string& text,
+                                  std::initializer_list<std::string_view> keys) {
+    std::istringstream in(text);
+    std::string out;
+    for (std::string line; std::getline(in, line);)
+        if (std::any_of(keys.begin(), keys.end(), [&](auto k) { return line.starts_with(k); }))
+            out += line + "\n";
+    return out;
+}
 
 struct stat_fields {
     char state = '?';
@@ -25,10 +70,7 @@ struct stat_fields {
 
 // Fields of /proc/<pid>/stat; nullopt when the process is gone.
 inline std::optional<stat_fields> read_stat(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string text;
-    if (!std::getline(in, text))
-        return std::nullopt;
+    const std::string text = proc_file(pid, "stat");
     auto close = text.rfind(')');
     if (close == std::string::npos)
         return std::nullopt;
@@ -42,13 +84,10 @@ inline std::optional<stat_fields> read_stat(pid_t pid) {
 // Our children in state Z (zombies we failed to reap).
 inline std::vector<pid_t> zombie_children() {
     std::vector<pid_t> found;
-    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-        const auto name = e.path().filename().string();
-        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos)
-            continue;
-        auto f = read_stat(static_cast<pid_t>(std::stol(name)));
+    for (pid_t pid : pids()) {
+        auto f = read_stat(pid);
         if (f && f->ppid == ::getpid() && f->state == 'Z')
-            found.push_back(static_cast<pid_t>(std::stol(name)));
+            found.push_back(pid);
     }
     return found;
 }
@@ -60,25 +99,13 @@ inline std::vector<pid_t> processes_with_args(const std::vector<std::string>& ar
     for (const auto& a : args)
         wanted += a + '\0';
     std::vector<pid_t> found;
-    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-        const auto name = e.path().filename().string();
-        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos)
-            continue;
-        // read(2), not a stream: libstdc++'s filebuf throws when the
-        // process goes between open and read (ESRCH).
-        std::string cmdline;
-        const int fd = ::open((e.path() / "cmdline").c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        char buf[4096];
-        for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
-            cmdline.append(buf, static_cast<std::size_t>(n));
-        ::close(fd);
+    for (pid_t pid : pids()) {
+        const std::string cmdline = proc_file(pid, "cmdline");
         // Whole arguments only: the match starts the line or follows a NUL.
         for (auto at = cmdline.find(wanted); at != std::string::npos;
              at = cmdline.find(wanted, at + 1))
             if (at == 0 || cmdline[at - 1] == '\0') {
-                found.push_back(static_cast<pid_t>(std::stol(name)));
+                found.push_back(pid);
                 break;
             }
     }

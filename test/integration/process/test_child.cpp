@@ -662,10 +662,7 @@ BOOST_AUTO_TEST_CASE(the_starters_signal_state_stays_and_the_child_has_the_defau
     run_coroutine([&]() -> asio::awaitable<void> {
         // cat's own state, read by itself (sh execs it).
         auto r = co_await lp::run_checked(sh("exec cat /proc/self/status"));
-        std::istringstream lines(r.out);
-        for (std::string l; std::getline(lines, l);)
-            if (l.starts_with("SigBlk:") || l.starts_with("SigIgn:") || l.starts_with("SigCgt:"))
-                status += l + "\n";
+        status = proc_util::lines_starting(r.out, {"SigBlk:", "SigIgn:", "SigCgt:"});
     }, 30s);
     BOOST_REQUIRE(::pthread_sigmask(SIG_SETMASK, &before, &after) == 0);
     BOOST_TEST(::sigismember(&after, SIGUSR2) == 1);

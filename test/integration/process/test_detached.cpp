@@ -71,10 +71,15 @@ std::string slurp(const fs::path& p) {
 }
 
 std::string comm(pid_t pid) {
-    std::string c = slurp("/proc/" + std::to_string(pid) + "/comm");
+    std::string c = proc_util::proc_file(pid, "comm");
     if (!c.empty() && c.back() == '\n')
         c.pop_back();
     return c;
+}
+
+// The SigBlk and SigIgn lines of /proc/<pid>/status (signal masks in hex).
+std::string masks(pid_t pid) {
+    return proc_util::lines_starting(proc_util::proc_file(pid, "status"), {"SigBlk:", "SigIgn:"});
 }
 
 // Runs the helper (which exits at once) and returns the detached pid.
@@ -371,9 +376,7 @@ BOOST_AUTO_TEST_CASE(in_process_spawn_without_supervisor_leaves_no_zombie) {
                        "fd " << fd << ": " << target);
         }
         // Nothing ignored or blocked, glibc's internal signals (32, 33) included.
-        const std::string status = slurp("/proc/" + std::to_string(pid) + "/status");
-        BOOST_TEST(status.find("SigBlk:\t0000000000000000\n") != std::string::npos, status);
-        BOOST_TEST(status.find("SigIgn:\t0000000000000000\n") != std::string::npos, status);
+        BOOST_TEST(masks(pid) == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
         check_no_zombies(); // the intermediate process is reaped already
         ::kill(pid, SIGKILL);
         bool exited6 = co_await lp::wait_exit(pid, 10s);
@@ -756,14 +759,6 @@ BOOST_AUTO_TEST_CASE(a_supervised_program_starts_with_default_signals) {
     ::sigaddset(&block, SIGTERM);
     ::sigaddset(&block, SIGUSR1);
     ::pthread_sigmask(SIG_BLOCK, &block, &old_mask);
-    auto masks = [](pid_t pid) {
-        std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/status"));
-        std::string line, out;
-        for (; std::getline(in, line);)
-            if (line.starts_with("SigIgn:") || line.starts_with("SigBlk:"))
-                out += line + "\n";
-        return out;
-    };
     std::string program, supervisor;
     {
         lp::detached_options o;

@@ -97,7 +97,8 @@ struct drained {
 // The supervisor of the program that `d` started: the process given its
 // status file. Found by its arguments, not as the program's parent, so that
 // it is found also when the program has already ended (and was reaped). Call
-// before commit, or while the program runs: until then the supervisor lives.
+// while the program runs: the supervisor lives until it has recorded the
+// program's end (before commit too, if the program ends first).
 pid_t supervisor_of(const drained& d) {
     const auto found = proc_util::processes_with_args({"--status", d.status.string()});
     BOOST_REQUIRE_EQUAL(found.size(), 1u);
