@@ -24,7 +24,8 @@
 // Issue #20's goals end the first mode's output as `goal NAME met|MISSED`
 // lines: start() within 1.1x of by hand, ready within 1.05x.
 // A third mode (issue #20, point 2 with the real QEMU): K start() at once
-// against the same K command lines by hand at once (see start_many).
+// against the same K command lines by hand at once (see start_many); it
+// ends with that point's start goal as `goal` lines.
 // usage: bench_ready [RUNS]                (the guest: test/guests/build tiny)
 //        bench_ready --concurrent K...     (e.g. --concurrent 1 4 8)
 //        bench_ready --start-many K [ROUNDS]  (e.g. --start-many 16 5)
@@ -454,7 +455,8 @@ struct side_cost {
 // guests' start() at once through localvm against the same K command lines
 // by hand at once (all spawned, then each connected, greeted and sent
 // `cont` in turn by a blocking client, as bench_scale's bare stand-ins), in
-// `rounds` rounds that alternate which side goes first. Each side's figure
+// `rounds` rounds that alternate which side goes first, after one untimed
+// round of both. Each side's figure
 // is the time until every `cont` is answered, with what it cost (side_cost);
 // the guests are then ended (`quit`) before the other side runs.
 // BENCH_VERBOSE=1: each round's per-VM times on stderr.
@@ -541,7 +543,13 @@ int start_many(int k, int rounds) {
             for (pid_t p : pids)
                 ::waitpid(p, nullptr, 0);
         };
-        for (int r = 0; r < rounds; ++r) {
+        // Round -1 warms up, untimed. This machine may be a VM that gives
+        // its free memory back to its host (virtio-balloon free page
+        // reporting): the first burst of QEMUs after a quiet spell waits
+        // on the host's page faults, whichever side it is (with a 5 s pause
+        // before each side, by hand took 1.7-1.8 s instead of about 1 s),
+        // and round 0's first side would always pay it.
+        for (int r = -1; r < rounds; ++r) {
             if (r % 2 == 0) {
                 lib();
                 hand();
@@ -550,11 +558,21 @@ int start_many(int k, int rounds) {
                 lib();
             }
             std::fprintf(stderr,
-                         "round %d: %d starts at once: localvm %.1f ms (its thread ran %.1f ms,"
+                         "round %d%s: %d starts at once: localvm %.1f ms (its thread ran %.1f ms,"
                          " waited for a CPU %.1f ms), by hand %.1f ms (%.1f, %.1f)\n",
-                         r, k, lib_ms.back(), lib_cost.back().thread_cpu_ms,
-                         lib_cost.back().thread_wait_ms, hand_ms.back(),
-                         hand_cost.back().thread_cpu_ms, hand_cost.back().thread_wait_ms);
+                         r, r < 0 ? " (warm-up, not counted)" : "", k, lib_ms.back(),
+                         lib_cost.back().thread_cpu_ms, lib_cost.back().thread_wait_ms,
+                         hand_ms.back(), hand_cost.back().thread_cpu_ms,
+                         hand_cost.back().thread_wait_ms);
+            if (r < 0) {
+                lib_ms.clear();
+                hand_ms.clear();
+                lib_cost.clear();
+                hand_cost.clear();
+                hand_greeted.clear();
+                hand_running.clear();
+                stages.clear();
+            }
         }
         std::vector<double> ratio;
         for (std::size_t i = 0; i < lib_ms.size(); ++i)
@@ -565,6 +583,10 @@ int start_many(int k, int rounds) {
         pr("lib_p50_ms", median(lib_ms), "ms");
         pr("hand_p50_ms", median(hand_ms), "ms");
         pr("lib_over_hand_per_round_p50", median(ratio), "ratio");
+        // The worst round, beside the median the goal is judged on: with
+        // K QEMUs setting up at once on a small machine, a round's last VM
+        // waits on the scheduler, on either side.
+        pr("lib_over_hand_per_round_max", *std::max_element(ratio.begin(), ratio.end()), "ratio");
         // When the median VM got there, on each side.
         for (auto& [name, v] : stages)
             pr("lib_stage_" + name + "_p50_ms", median(v), "ms");
@@ -582,6 +604,24 @@ int start_many(int k, int rounds) {
             pr(std::string(side) + "_machine_cpu_p50_ms", median(machine), "ms");
         }
         std::printf("metric tiny_start_many_rounds %d count\n", rounds);
+        // Issue #20, point 2's start goal, judged on the real QEMU: starting
+        // many at once is limited by QEMU's own start, not by localvm. All K
+        // running within 1.5x of by hand (per-round median, robust against
+        // load that changes between rounds), and localvm's thread a small
+        // share of the machine's CPU in its rounds: under 10%, so that it
+        // cannot be what the others wait for.
+        std::vector<double> share;
+        for (const auto& c : lib_cost)
+            if (c.machine_ms > 0)
+                share.push_back(100 * c.thread_cpu_ms / c.machine_ms);
+        const double r = median(ratio), s = share.empty() ? 100 : median(share);
+        pr("lib_thread_share_of_machine_cpu_p50", s, "%");
+        std::printf("goal tiny_start_many_k%d_vs_hand %s (%.3fx of by hand, per-round median;"
+                    " goal: within 1.50x)\n",
+                    k, r <= 1.5 ? "met" : "MISSED", r);
+        std::printf("goal tiny_start_many_k%d_thread_share %s (localvm's thread ran %.1f%% of"
+                    " the machine's CPU time, per-round median; goal: under 10%%)\n",
+                    k, s < 10 ? "met" : "MISSED", s);
         all([&](int i) -> asio::awaitable<void> { co_await vm(i).remove(); });
     } catch (const std::exception& e) {
         std::cerr << "bench_ready --start-many: " << e.what() << "\n";

@@ -12,7 +12,9 @@
 //   time per VM (/proc/stat), which the wall ratio follows: both are
 //   CPU-bound on a small machine.
 // Prints `metric NAME VALUE UNIT` lines, and at the end the goals
-// judged from the smallest and largest N (`goal NAME met|MISSED (...)`).
+// judged from the smallest and largest N (`goal NAME met|MISSED (...)`),
+// with start against the bare stand-ins as a `report` line (no verdict; see
+// print_goals).
 // A failed phase tears down what the run made (VMs stopped and removed,
 // left-over processes killed, files removed) before it exits 1.
 // Where files go is as for a user: the VMs' data (disk images, host keys) in
@@ -284,7 +286,8 @@ serial_result serial_calls(asio::io_context& ctx, int n, int calls,
 // What the goals (#20) are judged on, per N.
 struct goal_figures {
     double query_p99_ms = 0, query_cpu_p99_ms = 0, start_wall_ms = 0, start_again_wall_ms = 0,
-           bare_wall_ms = 0, idle_pct = 0;
+           bare_wall_ms = 0;
+    std::optional<double> idle_pct; // none when IDLE_SECONDS=0
     double start_again_busy_ms = 0, bare_busy_ms = 0; // the machine's CPU per VM
 };
 
@@ -316,9 +319,17 @@ void print_goals(const std::map<int, goal_figures>& g) {
          qc <= 2.0, "p99 of one query's CPU time at the largest N within 2x of the smallest");
     // Start against the stand-ins' own start, spawned by hand at once: the
     // second start (host keys exist; the first also runs ssh-keygen per VM).
+    // Reported without a verdict: the stand-in starts in about 1.5 ms of
+    // CPU, as little as localvm's own part of a start (its thread, and the
+    // supervisor each VM has for its whole life), so this ratio measures
+    // the stand-in's cheapness as much as localvm. The goal that starting
+    // many is limited by QEMU's own start, not by localvm, is judged on the
+    // real QEMU: bench_ready --start-many (benchmark tiny_start_many_vs_hand).
     const double st = last.bare_wall_ms > 0 ? last.start_again_wall_ms / last.bare_wall_ms : 0;
-    line("start_wall_n" + std::to_string(nmax) + "_over_bare", st, "x", st <= 1.5,
-         "starting all is limited by the stand-in's own start: within 1.5x of it by hand");
+    std::printf("metric scale_start_wall_n%d_over_bare %.3f x\n", nmax, st);
+    std::printf("report start_wall_n%d_over_bare %.3fx (no verdict on the stand-in: the start"
+                " goal is judged on real QEMUs by bench_ready --start-many)\n",
+                nmax, st);
     // Why, beside it: starting all is CPU-bound on both sides, so the wall
     // ratio follows the ratio of all the CPU time spent per VM (this
     // process, the supervisors with their short-lived first process, the
@@ -326,11 +337,15 @@ void print_goals(const std::map<int, goal_figures>& g) {
     if (nmax >= busy_min_n && last.bare_busy_ms > 0)
         std::printf("metric scale_start_cpu_all_n%d_over_bare %.3f x\n", nmax,
                     last.start_again_busy_ms / last.bare_busy_ms);
-    double idle = 0;
+    std::optional<double> idle;
     for (const auto& [n, f] : done)
-        idle = std::max(idle, f.idle_pct);
-    line("idle_cpu_pct_of_core_max", idle, "%", idle < 0.1,
-         "the managing process idle: under 0.1% of a core at every N");
+        if (f.idle_pct)
+            idle = std::max(idle.value_or(0), *f.idle_pct);
+    if (!idle)
+        std::printf("goal idle_cpu_pct_of_core_max not_measured (IDLE_SECONDS=0)\n");
+    else
+        line("idle_cpu_pct_of_core_max", *idle, "%", *idle < 0.1,
+             "the managing process idle: under 0.1% of a core at every N");
 }
 
 void report(int n, const std::string& name, const phase_result& r) {
@@ -668,8 +683,10 @@ int main(int argc, char** argv) {
                 const double self_idle = self_cpu_ms() - c0;
                 const double h1 = helpers_cpu_ms({home, run_home});
                 metric(n, "idle_cpu_self_ms", self_idle, "ms");
-                gf.idle_pct = self_idle / (idle_s * 10.0);
-                metric(n, "idle_cpu_self_pct_of_core", gf.idle_pct, "%");
+                if (idle_s > 0) {
+                    gf.idle_pct = self_idle / (idle_s * 10.0);
+                    metric(n, "idle_cpu_self_pct_of_core", *gf.idle_pct, "%");
+                }
                 metric(n, "idle_cpu_helpers_ms", h1 - h0, "ms");
                 // Every process of the run but this one: the stand-in and its supervisor.
                 metric(n, "helper_processes_per_vm", static_cast<double>(helper_pids.size()) / n,
