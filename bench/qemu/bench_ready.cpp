@@ -545,10 +545,12 @@ int start_many(int k, int rounds) {
         };
         // Round -1 warms up, untimed. This machine may be a VM that gives
         // its free memory back to its host (virtio-balloon free page
-        // reporting): the first burst of QEMUs after a quiet spell waits
-        // on the host's page faults, whichever side it is (with a 5 s pause
-        // before each side, by hand took 1.7-1.8 s instead of about 1 s),
-        // and round 0's first side would always pay it.
+        // reporting): the first burst of QEMUs after the setup, or after a
+        // quiet spell, is slow whichever side it is, and round 0's first
+        // side paid it every time (localvm in round 0: 1.6-2.2 s in 12 of
+        // 12 runs, by hand after it about 1 s; by hand first in the
+        // warm-up: 1.45-1.57 s; with a 5 s pause before every side, 3 of 4
+        // rounds of localvm and 2 of 4 by hand took 1.7-1.9 s).
         for (int r = -1; r < rounds; ++r) {
             if (r % 2 == 0) {
                 lib();
@@ -608,8 +610,8 @@ int start_many(int k, int rounds) {
         // many at once is limited by QEMU's own start, not by localvm. All K
         // running within 1.5x of by hand (per-round median, robust against
         // load that changes between rounds), and localvm's thread a small
-        // share of the machine's CPU in its rounds: under 10%, so that it
-        // cannot be what the others wait for.
+        // share of the machine's CPU in its rounds: under 10% (it is the
+        // QEMUs' own setup that fills the machine).
         std::vector<double> share;
         for (const auto& c : lib_cost)
             if (c.machine_ms > 0)
