@@ -548,9 +548,9 @@ int start_many(int k, int rounds) {
         // reporting): the first burst of QEMUs after the setup, or after a
         // quiet spell, is slow whichever side it is, and round 0's first
         // side paid it every time (localvm in round 0: 1.6-2.2 s in 12 of
-        // 12 runs, by hand after it about 1 s; by hand first in the
-        // warm-up: 1.45-1.57 s; with a 5 s pause before every side, 3 of 4
-        // rounds of localvm and 2 of 4 by hand took 1.7-1.9 s).
+        // 12 runs, by hand after it about 1 s; with a 5 s pause before
+        // every side, 3 of 4 rounds of localvm and 2 of 4 by hand took
+        // 1.7-1.9 s instead of 1.0-1.3 s).
         for (int r = -1; r < rounds; ++r) {
             if (r % 2 == 0) {
                 lib();
