@@ -547,10 +547,10 @@ int start_many(int k, int rounds) {
         // its free memory back to its host (virtio-balloon free page
         // reporting): the first burst of QEMUs after the setup, or after a
         // quiet spell, is slow whichever side it is, and round 0's first
-        // side paid it every time (localvm in round 0: 1.6-2.2 s in 12 of
-        // 12 runs, by hand after it about 1 s; with a 5 s pause before
-        // every side, 3 of 4 rounds of localvm and 2 of 4 by hand took
-        // 1.7-1.9 s instead of 1.0-1.3 s).
+        // side paid it nearly every time (localvm in round 0: 1.4-2.4 s in
+        // all but one of about 20 runs, by hand after it 0.8-1.2 s; with a
+        // 5 s pause before every side, 3 of 4 rounds of localvm and 2 of 4
+        // by hand took 1.7-1.9 s instead of 1.0-1.3 s).
         for (int r = -1; r < rounds; ++r) {
             if (r % 2 == 0) {
                 lib();
