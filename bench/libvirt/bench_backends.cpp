@@ -26,6 +26,7 @@
 #include "../../test/e2e/qemu/guest.hpp"
 #include "daemon_fixture.hpp"
 #include "../common/args.hpp"
+#include "../common/stats.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -41,10 +42,7 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
+using bench_stats::median;
 
 // One boot: start, wait_ready, stop, timed; `m` was created before.
 asio::awaitable<void> boot_once(localvm::manager& m, const localvm::start_options& s,

@@ -22,6 +22,7 @@
 
 #include "../../test/e2e/qemu/guest.hpp"
 #include "../common/args.hpp"
+#include "../common/stats.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -30,10 +31,7 @@ using clk = std::chrono::steady_clock;
 
 namespace {
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
+using bench_stats::median;
 
 double ms_since(clk::time_point t) {
     return std::chrono::duration<double, std::milli>(clk::now() - t).count();

@@ -16,6 +16,7 @@
 #include <iostream>
 #include <vector>
 #include "../common/args.hpp"
+#include "../common/stats.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -62,10 +63,7 @@ int main(int argc, char** argv) {
     ctx.run();
     if (status != 0 || ready_ms.empty())
         return 1;
-    auto median = [](std::vector<double> v) {
-        std::sort(v.begin(), v.end());
-        return v[v.size() / 2];
-    };
+    using bench_stats::median;
     std::printf("metric tiny_start_to_qemu_running_p50_ms %.1f ms\n", median(start_ms));
     std::printf("metric tiny_boot_to_ready_p50_ms %.1f ms\n", median(ready_ms));
     std::printf("metric tiny_boot_to_ready_max_ms %.1f ms\n",

@@ -66,6 +66,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "../common/args.hpp"
+#include "../common/stats.hpp"
 
 extern char** environ;
 
@@ -353,10 +354,7 @@ hand_result hand_boot(const std::vector<std::string>& argv, const fs::path& key,
     return r;
 }
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
+using bench_stats::median;
 
 // The empty base image every VM of a run is an overlay of.
 asio::awaitable<void> make_base(const lve2e::home& h) {

@@ -32,6 +32,7 @@
 
 #include "../../test/e2e/qemu/guest.hpp"
 #include "../common/args.hpp"
+#include "../common/stats.hpp"
 
 namespace asio = boost::asio;
 namespace qemu = localvm::qemu;
@@ -44,10 +45,7 @@ double ms_since(clock_type::time_point t0) {
     return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
 }
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
+using bench_stats::median;
 
 asio::awaitable<void> shell_true(qemu::manager& m) {
     auto r = co_await m.shell("true", {});
