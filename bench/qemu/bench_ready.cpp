@@ -490,15 +490,19 @@ int start_many(int k, int rounds) {
                 hand_command_line(*pid, h.root / ("hand-seed-" + std::to_string(i) + ".iso"));
             co_await vm(i).stop();
         });
-        std::vector<double> lib_ms, hand_ms;
-        std::vector<side_cost> lib_cost, hand_cost;
-        std::vector<double> hand_greeted, hand_running; // per VM, every round
-        // Each stage of each library start, in ms since its round began.
-        std::map<std::string, std::vector<double>> stages;
+        // What the rounds measured; the warm-up's is dropped.
+        struct {
+            std::vector<double> lib_ms, hand_ms;
+            std::vector<side_cost> lib_cost, hand_cost;
+            std::vector<double> hand_greeted, hand_running; // per VM, every round
+            // Each stage of each library start, in ms since its round began.
+            std::map<std::string, std::vector<double>> stages;
+        } m;
         clk::time_point t0;
         for (int i = 0; i < k; ++i)
             vm(i).set_stage_sink([&](localvm::qemu::boot_stage st, std::string_view) {
-                stages[std::string(localvm::qemu::to_string(st))].push_back(ms_since(t0, clk::now()));
+                m.stages[std::string(localvm::qemu::to_string(st))].push_back(
+                    ms_since(t0, clk::now()));
             });
         auto lib = [&] {
             const auto c0 = side_cost::now();
@@ -506,10 +510,10 @@ int start_many(int k, int rounds) {
             all([&](int i) -> asio::awaitable<void> {
                 co_await vm(i).start(lve2e::tiny_start(g, h));
             });
-            lib_ms.push_back(ms_since(t0, clk::now()));
-            lib_cost.push_back(side_cost::now() - c0);
+            m.lib_ms.push_back(ms_since(t0, clk::now()));
+            m.lib_cost.push_back(side_cost::now() - c0);
             if (verbose)
-                for (auto& [name, v] : stages)
+                for (auto& [name, v] : m.stages)
                     dump(("localvm " + name).c_str(), {v.end() - k, v.end()});
             all([&](int i) -> asio::awaitable<void> { co_await vm(i).stop(); });
         };
@@ -527,10 +531,10 @@ int start_many(int k, int rounds) {
                 monitors.back()->command(R"({"execute":"cont"})");
                 running.push_back(ms_since(t0, clk::now()));
             }
-            hand_ms.push_back(ms_since(t0, clk::now()));
-            hand_cost.push_back(side_cost::now() - c0);
-            hand_greeted.insert(hand_greeted.end(), greeted.begin(), greeted.end());
-            hand_running.insert(hand_running.end(), running.begin(), running.end());
+            m.hand_ms.push_back(ms_since(t0, clk::now()));
+            m.hand_cost.push_back(side_cost::now() - c0);
+            m.hand_greeted.insert(m.hand_greeted.end(), greeted.begin(), greeted.end());
+            m.hand_running.insert(m.hand_running.end(), running.begin(), running.end());
             if (verbose) {
                 dump("by hand qmp-ready", greeted);
                 dump("by hand guest-running", running);
@@ -560,39 +564,33 @@ int start_many(int k, int rounds) {
             std::fprintf(stderr,
                          "round %d%s: %d starts at once: localvm %.1f ms (its thread ran %.1f ms,"
                          " waited for a CPU %.1f ms), by hand %.1f ms (%.1f, %.1f)\n",
-                         r, r < 0 ? " (warm-up, not counted)" : "", k, lib_ms.back(),
-                         lib_cost.back().thread_cpu_ms, lib_cost.back().thread_wait_ms,
-                         hand_ms.back(), hand_cost.back().thread_cpu_ms,
-                         hand_cost.back().thread_wait_ms);
-            if (r < 0) {
-                lib_ms.clear();
-                hand_ms.clear();
-                lib_cost.clear();
-                hand_cost.clear();
-                hand_greeted.clear();
-                hand_running.clear();
-                stages.clear();
-            }
+                         r, r < 0 ? " (warm-up, not counted)" : "", k, m.lib_ms.back(),
+                         m.lib_cost.back().thread_cpu_ms, m.lib_cost.back().thread_wait_ms,
+                         m.hand_ms.back(), m.hand_cost.back().thread_cpu_ms,
+                         m.hand_cost.back().thread_wait_ms);
+            if (r < 0)
+                m = {};
         }
         std::vector<double> ratio;
-        for (std::size_t i = 0; i < lib_ms.size(); ++i)
-            ratio.push_back(lib_ms[i] / hand_ms[i]);
+        for (std::size_t i = 0; i < m.lib_ms.size(); ++i)
+            ratio.push_back(m.lib_ms[i] / m.hand_ms[i]);
         auto pr = [k](const std::string& name, double v, const char* unit) {
             std::printf("metric tiny_start_many_k%d_%s %.3f %s\n", k, name.c_str(), v, unit);
         };
-        pr("lib_p50_ms", median(lib_ms), "ms");
-        pr("hand_p50_ms", median(hand_ms), "ms");
+        pr("lib_p50_ms", median(m.lib_ms), "ms");
+        pr("hand_p50_ms", median(m.hand_ms), "ms");
         pr("lib_over_hand_per_round_p50", median(ratio), "ratio");
         // The worst round, beside the median the goal is judged on: with
         // K QEMUs setting up at once on a small machine, a round's last VM
         // waits on the scheduler, on either side.
         pr("lib_over_hand_per_round_max", *std::max_element(ratio.begin(), ratio.end()), "ratio");
         // When the median VM got there, on each side.
-        for (auto& [name, v] : stages)
+        for (auto& [name, v] : m.stages)
             pr("lib_stage_" + name + "_p50_ms", median(v), "ms");
-        pr("hand_stage_qmp-ready_p50_ms", median(hand_greeted), "ms");
-        pr("hand_stage_guest-running_p50_ms", median(hand_running), "ms");
-        for (auto [side, costs] : {std::pair{"lib", &lib_cost}, std::pair{"hand", &hand_cost}}) {
+        pr("hand_stage_qmp-ready_p50_ms", median(m.hand_greeted), "ms");
+        pr("hand_stage_guest-running_p50_ms", median(m.hand_running), "ms");
+        for (auto [side, costs] :
+             {std::pair{"lib", &m.lib_cost}, std::pair{"hand", &m.hand_cost}}) {
             std::vector<double> cpu, wait, machine;
             for (const auto& c : *costs) {
                 cpu.push_back(c.thread_cpu_ms);
@@ -611,7 +609,7 @@ int start_many(int k, int rounds) {
         // share of the machine's CPU in its rounds: under 10% (it is the
         // QEMUs' own setup that fills the machine).
         std::vector<double> share;
-        for (const auto& c : lib_cost)
+        for (const auto& c : m.lib_cost)
             if (c.machine_ms > 0)
                 share.push_back(100 * c.thread_cpu_ms / c.machine_ms);
         const double r = median(ratio), s = share.empty() ? 100 : median(share);

@@ -135,20 +135,12 @@ double helpers_cpu_ms(const std::vector<fs::path>& roots, std::set<int>* pids = 
     for (const pid_t pid : proc_util::pids()) {
         if (pid == ::getpid())
             continue;
-        const fs::path dir = "/proc/" + std::to_string(pid);
-        bool ours = false;
-        std::error_code ec;
-        for (auto it = fs::directory_iterator(dir / "fd", ec); !ec && it != fs::end(it);
-             it.increment(ec)) {
-            std::error_code lec;
-            auto target = fs::read_symlink(it->path(), lec).string();
-            if (!lec && std::any_of(roots.begin(), roots.end(), [&](const fs::path& r) {
-                    return target.starts_with(r.string() + "/");
-                })) {
-                ours = true;
-                break;
-            }
-        }
+        const auto fds = proc_util::fd_targets(pid);
+        const bool ours = std::any_of(fds.begin(), fds.end(), [&](const auto& fd) {
+            return std::any_of(roots.begin(), roots.end(), [&](const fs::path& r) {
+                return fd.second.starts_with(r.string() + "/");
+            });
+        });
         if (!ours)
             continue;
         const std::string stat = proc_util::proc_file(pid, "stat");

@@ -1,12 +1,14 @@
 // Test and benchmark helpers that look at /proc: a process's files read
-// safely, every pid, our zombie children, our open fds, the session and
-// parent of a process, processes by their arguments, the machine's busy time.
+// safely, every pid, our zombie children, open fds and what they refer to,
+// the session and parent of a process, processes by their arguments, the
+// machine's busy time.
 #pragma once
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -119,6 +121,23 @@ inline std::vector<int> open_fds(pid_t pid) {
         fds.push_back(std::stoi(e.path().filename().string()));
     std::sort(fds.begin(), fds.end());
     return fds;
+}
+
+// What each fd open in process `pid` refers to, by fd number, as /proc
+// shows it ("/dev/null", "pipe:[123]", "anon_inode:inotify"); empty when
+// the process is gone. An fd closed while this reads is left out (a
+// program's loader opens and closes files right after its exec).
+inline std::map<int, std::string> fd_targets(pid_t pid) {
+    std::map<int, std::string> found;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end;
+         !ec && it != end; it.increment(ec)) {
+        std::error_code lec;
+        auto target = std::filesystem::read_symlink(it->path(), lec);
+        if (!lec)
+            found.emplace(std::stoi(it->path().filename().string()), target.string());
+    }
+    return found;
 }
 
 // CPU time (ms) the whole machine has spent busy since boot (/proc/stat:

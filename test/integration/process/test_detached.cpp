@@ -84,14 +84,9 @@ std::string comm(pid_t pid) {
 void check_holds_nothing_of_ours(pid_t pid) {
     const auto fds = proc_util::open_fds(pid);
     BOOST_TEST((fds.size() >= 3 && fds[0] == 0 && fds[1] == 1 && fds[2] == 2));
-    for (int fd : fds) {
-        std::error_code ec;
-        const auto target =
-            fs::read_symlink("/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd), ec)
-                .string();
+    for (const auto& [fd, target] : proc_util::fd_targets(pid))
         BOOST_TEST(!(target.starts_with("pipe:") || target.starts_with("socket:")),
                    "fd " << fd << ": " << target);
-    }
 }
 
 // The SigBlk and SigIgn lines of /proc/<pid>/status (signal masks in hex).
@@ -147,11 +142,7 @@ BOOST_AUTO_TEST_CASE(outlives_its_starter_and_records_the_killing_signal) {
         // does not wait for) it also holds its commit channel (a socket)
         // and the program's pidfd; nothing else.
         std::vector<int> super_fds;
-        for (int fd : proc_util::open_fds(super)) {
-            std::error_code ec;
-            auto what =
-                fs::read_symlink("/proc/" + std::to_string(super) + "/fd/" + std::to_string(fd), ec)
-                    .string();
+        for (const auto& [fd, what] : proc_util::fd_targets(super)) {
             if (fd > 2 && (what.starts_with("socket:") || what == "anon_inode:[pidfd]"))
                 continue;
             super_fds.push_back(fd);

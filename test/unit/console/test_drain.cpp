@@ -410,11 +410,9 @@ BOOST_AUTO_TEST_CASE(the_program_holds_none_of_the_drain_fds) {
     // Ends of the FIFO and logs that `pid` holds.
     auto held = [&](pid_t pid) {
         std::pair<int, int> n{0, 0};
-        for (auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
-            std::error_code ec; // (the loader's fds come and go right after exec)
-            auto target = fs::read_symlink(e.path(), ec);
-            n.first += target == drain_fifo(d.log);
-            n.second += target == d.log;
+        for (const auto& [fd, target] : proc_util::fd_targets(pid)) {
+            n.first += fs::path(target) == drain_fifo(d.log);
+            n.second += fs::path(target) == d.log;
         }
         return n;
     };
