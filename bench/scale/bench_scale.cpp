@@ -99,14 +99,7 @@ long rss_kib() {
     return 0;
 }
 
-int open_fds() {
-    int n = 0;
-    for (auto& e : fs::directory_iterator("/proc/self/fd")) {
-        (void)e;
-        ++n;
-    }
-    return n;
-}
+int open_fds() { return static_cast<int>(proc_util::fd_targets(::getpid()).size()); }
 
 // CPU time (ms) of this process (RUSAGE_SELF) or of its reaped children
 // (RUSAGE_CHILDREN).

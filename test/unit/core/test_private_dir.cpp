@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "sys/secure_dir.hpp"
+#include "../../common/proc_util.hpp"
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -194,12 +195,9 @@ BOOST_AUTO_TEST_CASE(atomic_write_keeps_its_temp_fd_from_children) {
     localvm::write_file_atomic(target, [&](const localvm::byte_writer& write) {
         write("x");
         // Find the temporary file's fd: a child exec'd now must not inherit it.
-        for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
-            std::error_code ec;
-            auto link = fs::read_symlink(e.path(), ec);
-            if (ec || !link.filename().string().starts_with("seed.iso.tmp-"))
+        for (const auto& [fd, link] : proc_util::fd_targets(::getpid())) {
+            if (!fs::path(link).filename().string().starts_with("seed.iso.tmp-"))
                 continue;
-            int fd = std::stoi(e.path().filename().string());
             BOOST_TEST((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0, link << " is inheritable");
             ++checked;
         }

@@ -5,6 +5,8 @@
 #define BOOST_TEST_MODULE qemu_watch
 #include "watch.hpp"
 
+#include "../../common/proc_util.hpp"
+
 #include <localvm/testing/run.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -20,6 +22,7 @@
 #include <string>
 
 #include <stdlib.h>
+#include <unistd.h>
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -42,11 +45,9 @@ struct temp_dir {
 
 int inotify_fds() {
     int n = 0;
-    for (auto& e : fs::directory_iterator("/proc/self/fd")) {
-        std::error_code ec;
-        if (fs::read_symlink(e.path(), ec).string() == "anon_inode:inotify")
+    for (const auto& [fd, target] : proc_util::fd_targets(::getpid()))
+        if (target == "anon_inode:inotify")
             ++n;
-    }
     return n;
 }
 
