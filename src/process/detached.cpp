@@ -21,6 +21,7 @@
 #include <localvm/process/detached.hpp>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -159,15 +160,18 @@ struct detached_access {
 
 namespace {
 
-// A launch whose helper is spawned and whose reports are still to come.
+// A launch, prepared and then spawned, whose reports are still to come.
 // Owns the report pipe's read end, our end of the commit channel, and the
-// helper's first process (reaped on destruction: it exits at once).
+// helper's first process (reaped on destruction: it exits at once); until
+// the helper is spawned, a drained log's FIFO (removed on destruction:
+// no supervisor took it over).
 struct launch {
     detail::exec_plan plan;
     prepared p;
     int report_fd = -1;
     int commit_fd = -1;
     pid_t first = -1;
+    bool spawned = false;
 
     explicit launch(const detached_options& opts)
         : plan(opts.argv, opts.environment, {}, opts.working_directory) {}
@@ -179,6 +183,8 @@ struct launch {
         if (commit_fd >= 0)
             ::close(commit_fd); // EOF: the supervisor kills the program
         reap();
+        if (!spawned && p.drain)
+            p.drain->remove_fifo();
     }
     void reap() {
         int st = 0;
@@ -222,14 +228,20 @@ void start_first(launch& l) {
                                   std::span<const int>(helper_fds, n_fds)))
         detail::throw_exec_failure(l.plan, {'E', static_cast<int>(exec_stage::helper), e},
                                    p.helper);
+    l.spawned = true;
     l.first = helper;
     l.report_fd = report.fd[0].release();
     l.commit_fd = commit.fd[0].release();
+    if (p.drain) { // the supervisor has its own copies of the fds now
+        p.drain->in.reset();
+        p.drain->hold.reset();
+        p.drain->out.reset();
+    }
 }
 
-// Everything up to the helper started (synchronous: a spawn takes a
-// moment).
-std::unique_ptr<launch> begin_launch(const detached_options& opts) {
+// Everything up to the helper's spawn: checks, paths, the helper's
+// command line, a drained log's files.
+std::unique_ptr<launch> prepare_launch(const detached_options& opts) {
     auto l = std::make_unique<launch>(opts);
     prepared& p = l->p;
     // Relative output paths mean relative to our directory, not the program's.
@@ -250,18 +262,6 @@ std::unique_ptr<launch> begin_launch(const detached_options& opts) {
                     "detached_options::drain_log needs exit_status_file (a supervisor), for " +
                         l->plan.command());
     prepare_exec(p, l->plan, opts);
-    try {
-        start_first(*l);
-    } catch (...) {
-        if (p.drain) // no supervisor took it over
-            p.drain->remove_fifo();
-        throw;
-    }
-    if (p.drain) { // the supervisor has its own copies of the fds now
-        p.drain->in.reset();
-        p.drain->hold.reset();
-        p.drain->out.reset();
-    }
     return l;
 }
 
@@ -289,12 +289,20 @@ detached_process end_launch(launch& l, const detail::exec_outcome& outcome) {
 } // namespace
 
 detached_process spawn_detached(const detached_options& opts) {
-    auto l = begin_launch(opts);
+    auto l = prepare_launch(opts);
+    start_first(*l);
     return end_launch(*l, detail::read_reports(l->report_fd));
 }
 
 asio::awaitable<detached_process> launch_detached(detached_options opts) {
-    auto l = begin_launch(opts);
+    auto l = prepare_launch(opts);
+    // Prepared: let the io_context's other ready work run before the spawn.
+    // Many launches started at once then all prepare first, while the
+    // machine is still idle, and spawn back to back; otherwise each
+    // program spawned (a QEMU: a busy first second) competes for the CPU
+    // with the preparing of the next ones.
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    start_first(*l);
     // The reports, read on the io_context until EOF (the program exec'd or
     // failed), then taken apart as read_reports does.
     asio::posix::stream_descriptor pipe(co_await asio::this_coro::executor,

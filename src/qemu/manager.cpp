@@ -16,7 +16,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -249,13 +248,8 @@ asio::awaitable<std::optional<detail::pending_clock>> manager::impl::start(start
     vm.clean_runtime(runtime_logs::remove);
     if (!restore)
         cloudinit::write_seed_file(vm.files.seed, plan.seed);
-    // Everything QEMU needs is in place: let the io_context's other ready
-    // work run before we spawn. With many VMs started at once, every start
-    // prepares first, while the machine is still idle, and then all spawn
-    // back to back: otherwise each QEMU spawned slows the preparing of the
-    // next ones, and the last QEMUs start their own setup late, while the
-    // first guests already run (bench_ready --start-many).
-    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    // launch_detached yields once before it spawns: with many VMs started
+    // at once, all prepare first and then spawn back to back.
     co_return co_await vm.launch(std::move(plan.launch), std::move(joined.state), previous);
 }
 

@@ -148,9 +148,13 @@ private:
 /// As `spawn_detached`, but the wait until the program has exec'd (three
 /// processes and two execs, each to be scheduled: milliseconds on a loaded
 /// machine) happens on the caller's io_context instead of blocking the
-/// thread, so that many starts overlap. Same errors. Cancellation completes
-/// with operation_aborted; a supervised program that was started is then
-/// killed by its supervisor (never committed).
+/// thread, so that many starts overlap. It yields once (a post to the
+/// caller's executor) between preparing and spawning, so that launches
+/// started at once all prepare first and then spawn back to back; a launch
+/// destroyed there leaves nothing behind (its drained log's FIFO goes).
+/// Same errors. Cancellation completes with operation_aborted; a
+/// supervised program that was started is then killed by its supervisor
+/// (never committed).
 boost::asio::awaitable<detached_process> launch_detached(detached_options opts);
 
 /// How a supervised process ended, as its supervisor recorded it.

@@ -8,6 +8,9 @@
 #include <localvm/process/detached.hpp>
 #include <localvm/testing/run.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -336,6 +339,23 @@ BOOST_AUTO_TEST_CASE(an_uncommitted_program_takes_its_fifo_along) {
             }
         },
         60s);
+}
+
+// A launch whose io_context goes while it waits to spawn (its one yield,
+// after preparing): nothing was spawned, and its FIFO goes with it.
+BOOST_AUTO_TEST_CASE(a_launch_ended_before_its_spawn_leaves_no_fifo) {
+    temp_dir dir;
+    drained d(dir, {"sleep", "600"});
+    {
+        asio::io_context ctx;
+        asio::co_spawn(ctx, lp::launch_detached(d.options), asio::detached);
+        BOOST_TEST(ctx.run_one() == 1u); // prepared, up to its yield
+        BOOST_TEST(fs::is_fifo(drain_fifo(d.log)));
+        BOOST_TEST(!ctx.stopped()); // the spawn is still to run
+    } // the io_context goes, and the launch waiting in it
+    BOOST_TEST(!fs::exists(drain_fifo(d.log)));
+    BOOST_TEST(proc_util::processes_with_args({"--status", d.status.string()}).empty());
+    BOOST_TEST(!fs::exists(d.status));
 }
 
 // A starter killed before commit (its QEMU dies with it): the supervisor
