@@ -100,7 +100,7 @@ long rss_kib() {
     return 0;
 }
 
-int open_fds() { return static_cast<int>(proc_util::fd_targets(::getpid()).size()); }
+int open_fds() { return static_cast<int>(proc_util::open_fds(::getpid()).size()); }
 
 // CPU time (ms) of this process (RUSAGE_SELF) or of its reaped children
 // (RUSAGE_CHILDREN).

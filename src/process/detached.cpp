@@ -163,15 +163,14 @@ namespace {
 // A launch, prepared and then spawned, whose reports are still to come.
 // Owns the report pipe's read end, our end of the commit channel, and the
 // helper's first process (reaped on destruction: it exits at once); until
-// the helper is spawned, a drained log's FIFO (removed on destruction:
-// no supervisor took it over).
+// the helper is spawned (while the FIFO's ends are still ours), a drained
+// log's FIFO (removed on destruction: no supervisor took it over).
 struct launch {
     detail::exec_plan plan;
     prepared p;
     int report_fd = -1;
     int commit_fd = -1;
     pid_t first = -1;
-    bool spawned = false;
 
     explicit launch(const detached_options& opts)
         : plan(opts.argv, opts.environment, {}, opts.working_directory) {}
@@ -183,7 +182,7 @@ struct launch {
         if (commit_fd >= 0)
             ::close(commit_fd); // EOF: the supervisor kills the program
         reap();
-        if (!spawned && p.drain)
+        if (p.drain && p.drain->in)
             p.drain->remove_fifo();
     }
     void reap() {
@@ -228,7 +227,6 @@ void start_first(launch& l) {
                                   std::span<const int>(helper_fds, n_fds)))
         detail::throw_exec_failure(l.plan, {'E', static_cast<int>(exec_stage::helper), e},
                                    p.helper);
-    l.spawned = true;
     l.first = helper;
     l.report_fd = report.fd[0].release();
     l.commit_fd = commit.fd[0].release();

@@ -82,9 +82,9 @@ std::string comm(pid_t pid) {
 // 0 to 2": the program's own start (the dynamic loader, setlocale) opens
 // and closes files on 3 in the moment after its exec.
 void check_holds_nothing_of_ours(pid_t pid) {
-    const auto fds = proc_util::open_fds(pid);
-    BOOST_TEST((fds.size() >= 3 && fds[0] == 0 && fds[1] == 1 && fds[2] == 2));
-    for (const auto& [fd, target] : proc_util::fd_targets(pid))
+    const auto fds = proc_util::fd_targets(pid);
+    BOOST_TEST((fds.size() >= 3 && fds.contains(0) && fds.contains(1) && fds.contains(2)));
+    for (const auto& [fd, target] : fds)
         BOOST_TEST(!(target.starts_with("pipe:") || target.starts_with("socket:")),
                    "fd " << fd << ": " << target);
 }
